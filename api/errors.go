@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+)
+
+// ErrorBody is the JSON shape of every error the API returns:
+// {"error": {"code", "message", "field"?, "request_id"}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail describes one error. Code is stable and machine-readable;
+// Message is for people; Field names the offending request field, when there
+// is one.
+type ErrorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Error codes shared by the handlers.
+const (
+	CodeInvalidJSON      = "invalid_json"
+	CodeInvalidField     = "invalid_field"
+	CodeUnknownField     = "unknown_field"
+	CodeBodyTooLarge     = "body_too_large"
+	CodeUnsupportedMedia = "unsupported_media_type"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeConflict         = "conflict"
+	CodeNotReady         = "not_ready"
+	CodeUnavailable      = "unavailable"
+	CodeTimeout          = "timeout"
+	CodeInternal         = "internal"
+)
+
+// fieldError is a validation failure of one request field.
+type fieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *fieldError) Error() string { return e.Field + ": " + e.Message }
+
+// invalid returns a validation failure of field.
+func invalid(field, message string) *fieldError {
+	return &fieldError{Field: field, Message: message}
+}
+
+// abortWithError writes the error body and stops the handler chain.
+func abortWithError(c *gin.Context, status int, code, message, field string) {
+	c.AbortWithStatusJSON(status, ErrorBody{Error: ErrorDetail{
+		Code:      code,
+		Message:   message,
+		Field:     field,
+		RequestID: requestID(c),
+	}})
+}
+
+// abortInvalid answers 400 naming the field.
+func abortInvalid(c *gin.Context, fe *fieldError) {
+	abortWithError(c, http.StatusBadRequest, CodeInvalidField, fe.Message, fe.Field)
+}
+
+// abortInternal logs err with the request's context and answers a 500 that
+// says nothing of the internals.
+func (s *Server) abortInternal(c *gin.Context, what string, err error) {
+	s.logger.ErrorContext(c.Request.Context(), what, "err", err, "request_id", requestID(c))
+	abortWithError(c, http.StatusInternalServerError, CodeInternal, "internal error; quote the request id when reporting it", "")
+}
+
+// abortTemporal maps a Temporal client error to an HTTP answer.
+func (s *Server) abortTemporal(c *gin.Context, what string, err error) {
+	var notFound *serviceerror.NotFound
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	var unavailable *serviceerror.Unavailable
+	switch {
+	case errors.As(err, &notFound):
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "not found", "")
+	case errors.As(err, &started):
+		abortWithError(c, http.StatusConflict, CodeConflict, "already exists", "")
+	case errors.As(err, &unavailable):
+		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "the workflow service is unavailable; retry shortly", "")
+	case errors.Is(err, context.DeadlineExceeded):
+		abortWithError(c, http.StatusGatewayTimeout, CodeTimeout, "the workflow service did not answer in time", "")
+	default:
+		s.abortInternal(c, what, err)
+	}
+}

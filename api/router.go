@@ -1,0 +1,111 @@
+// Package api is Vigil's REST API: a Gin router whose handlers start
+// workflows, send them updates and signals, and read the Postgres query
+// model. It imports package workflows for their contracts and never package
+// activities.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jmoiron/sqlx"
+	"go.temporal.io/sdk/client"
+
+	"github.com/vigil-health/vigil/internal/metrics"
+)
+
+// Deps are the API's dependencies, shared by every handler.
+type Deps struct {
+	DB        *sqlx.DB
+	Temporal  client.Client
+	Logger    *slog.Logger
+	Metrics   *metrics.Registry
+	Namespace string
+	TaskQueue string
+	// TemporalUIURL is the Web UI's base URL, for links to workflow runs.
+	TemporalUIURL string
+}
+
+// Server holds the dependencies; its methods are the handlers.
+type Server struct {
+	db        *sqlx.DB
+	temporal  client.Client
+	logger    *slog.Logger
+	metrics   *metrics.Registry
+	namespace string
+	taskQueue string
+	uiURL     string
+}
+
+func newServer(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New()
+	}
+	return &Server{
+		db:        d.DB,
+		temporal:  d.Temporal,
+		logger:    d.Logger,
+		metrics:   d.Metrics,
+		namespace: d.Namespace,
+		taskQueue: d.TaskQueue,
+		uiURL:     d.TemporalUIURL,
+	}
+}
+
+// NewRouter returns the full API.
+func NewRouter(d Deps) *gin.Engine {
+	s := newServer(d)
+	r := s.engine()
+	s.operationsRoutes(r)
+	r.GET("/openapi.json", s.openAPI)
+
+	v1 := r.Group("/v1")
+	v1.POST("/system/check", s.startSystemCheck)
+	v1.GET("/system/checks/:id", s.getSystemCheck)
+	return r
+}
+
+// NewOperationsRouter returns only the health and metrics endpoints, for the
+// worker process.
+func NewOperationsRouter(d Deps) *gin.Engine {
+	s := newServer(d)
+	r := s.engine()
+	s.operationsRoutes(r)
+	return r
+}
+
+func (s *Server) engine() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	// Vigil is reached directly or through a proxy that sets X-Forwarded-For;
+	// trusting no proxies by default keeps client_ip honest.
+	_ = r.SetTrustedProxies(nil)
+	r.Use(requestIDMiddleware(), s.accessLogMiddleware(), s.recoveryMiddleware())
+	r.NoRoute(func(c *gin.Context) {
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no such route: "+c.Request.Method+" "+c.Request.URL.Path, "")
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abortWithError(c, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+c.Request.Method+" is not allowed here", "")
+	})
+	return r
+}
+
+func (s *Server) operationsRoutes(r *gin.Engine) {
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+}
+
+// workflowURL links to a workflow's page in the Temporal Web UI.
+func (s *Server) workflowURL(workflowID string) string {
+	if s.uiURL == "" {
+		return ""
+	}
+	return s.uiURL + "/namespaces/" + url.PathEscape(s.namespace) + "/workflows/" + url.PathEscape(workflowID)
+}

@@ -1,0 +1,153 @@
+//go:build integration
+
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	sdkworker "go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/worker"
+	"github.com/vigil-health/vigil/workflows"
+)
+
+// startStack runs a worker on its own task queue and the API in front of it.
+func startStack(t *testing.T) *httptest.Server {
+	t.Helper()
+	taskQueue := "test-" + uuid.NewString()
+	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	srv := httptest.NewServer(api.NewRouter(api.Deps{
+		DB:            env.DB,
+		Temporal:      env.Client,
+		Logger:        env.Logger,
+		Metrics:       metrics.New(),
+		Namespace:     env.Temporal.Namespace(),
+		TaskQueue:     taskQueue,
+		TemporalUIURL: "http://localhost:8233",
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func httpJSON(t *testing.T, method, url, body string, out any) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	if out != nil {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+	}
+	return resp
+}
+
+func TestSystemCheck_EndToEndThroughHTTP(t *testing.T) {
+	srv := startStack(t)
+
+	var ready map[string]any
+	resp := httpJSON(t, "GET", srv.URL+"/readyz", "", &ready)
+	require.Equal(t, http.StatusOK, resp.StatusCode, ready)
+
+	var started api.SystemCheck
+	resp = httpJSON(t, "POST", srv.URL+"/v1/system/check", `{"note":"integration"}`, &started)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Equal(t, "/v1/system/checks/"+started.CheckID, resp.Header.Get("Location"))
+	require.Equal(t, workflows.SystemCheckWorkflowID(started.CheckID), started.WorkflowID)
+	require.Equal(t, "http://localhost:8233/namespaces/default/workflows/system-check:"+started.CheckID, started.WebUIURL)
+
+	var done api.SystemCheck
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		r := httpJSON(t, "GET", srv.URL+resp.Header.Get("Location"), "", &done)
+		assert.Equal(c, http.StatusOK, r.StatusCode)
+		assert.Equal(c, "COMPLETED", done.Status)
+	}, 20*time.Second, 50*time.Millisecond)
+	require.Equal(t, "integration", done.Note)
+	require.NotNil(t, done.RecordedAt)
+	require.NotEmpty(t, done.WorkerIdentity)
+
+	// The activity's row is in Postgres.
+	var note string
+	require.NoError(t, env.DB.Get(&note, `SELECT note FROM system_checks WHERE id = $1`, started.CheckID))
+	require.Equal(t, "integration", note)
+
+	// The run is visible to the Web UI's list, filtered by Vigil's typed
+	// search attribute.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		list, err := env.Client.ListWorkflow(context.Background(), listRequest(
+			`VigilKind = "system-check" AND WorkflowId = "`+started.WorkflowID+`"`))
+		if !assert.NoError(c, err) {
+			return
+		}
+		assert.Len(c, list.GetExecutions(), 1)
+	}, 20*time.Second, 100*time.Millisecond)
+
+	replayAndRecord(t, started.WorkflowID, "system_check.json")
+}
+
+func TestSystemCheck_WaitReturnsTheFinishedCheck(t *testing.T) {
+	srv := startStack(t)
+	var done api.SystemCheck
+	resp := httpJSON(t, "POST", srv.URL+"/v1/system/check?wait=true", "", &done)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "COMPLETED", done.Status)
+	require.NotNil(t, done.RecordedAt)
+}
+
+func TestSystemCheck_UnknownIDIs404(t *testing.T) {
+	srv := startStack(t)
+	var body api.ErrorBody
+	resp := httpJSON(t, "GET", srv.URL+"/v1/system/checks/"+uuid.NewString(), "", &body)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	require.Equal(t, api.CodeNotFound, body.Error.Code)
+}
+
+// replayAndRecord replays a finished run's real history against today's code
+// and, with VIGIL_RECORD_HISTORIES=1, stores it under workflows/testdata for
+// the replay unit test.
+func replayAndRecord(t *testing.T, workflowID, file string) {
+	t.Helper()
+	ctx := context.Background()
+	hist := &historypb.History{}
+	it := env.Client.GetWorkflowHistory(ctx, workflowID, "", false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		hist.Events = append(hist.Events, ev)
+	}
+	r := sdkworker.NewWorkflowReplayer()
+	worker.RegisterWorkflows(r)
+	require.NoError(t, r.ReplayWorkflowHistory(nil, hist))
+
+	if os.Getenv("VIGIL_RECORD_HISTORIES") != "1" {
+		return
+	}
+	data, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", file), append(data, '\n'), 0o644))
+}
+
+func listRequest(query string) *workflowservice.ListWorkflowExecutionsRequest {
+	return &workflowservice.ListWorkflowExecutionsRequest{Namespace: env.Temporal.Namespace(), Query: query}
+}

@@ -1,0 +1,259 @@
+// Package app is the lifecycle of Vigil's processes: `vigil api`,
+// `vigil worker`, `vigil migrate` and the all-in-one `vigil dev`. It is
+// separate from package main so tests can run a whole process in-process.
+//
+// Every entry point blocks until its context is cancelled (Ctrl-C or SIGTERM
+// in main), then stops its parts in reverse order of start.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"go.temporal.io/sdk/client"
+
+	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/config"
+	"github.com/vigil-health/vigil/internal/database"
+	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/temporalclient"
+	"github.com/vigil-health/vigil/worker"
+	"github.com/vigil-health/vigil/workflows"
+)
+
+// NewLogger returns the process's root logger writing to w.
+func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// API runs the REST API until ctx ends.
+func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	var parts lifecycle
+	defer parts.stopAll(cfg.ShutdownTimeout, logger)
+
+	db, err := openDatabase(ctx, cfg, logger, false, cfg.AutoMigrate)
+	if err != nil {
+		return err
+	}
+	parts.add("postgres", func(context.Context) error { return db.Close() })
+
+	tc, err := temporalclient.Dial(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	if err != nil {
+		return err
+	}
+	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
+
+	srv, err := startHTTP(cfg.HTTPAddr, api.NewRouter(apiDeps(cfg, db, tc, logger, cfg.TemporalUIURL)))
+	if err != nil {
+		return err
+	}
+	parts.add("http server", srv.shutdown)
+	logger.InfoContext(ctx, "vigil api started", "url", srv.url(), "config", cfg)
+	return waitForStop(ctx, srv.errc)
+}
+
+// Worker runs the Temporal worker, plus health and metrics endpoints, until
+// ctx ends.
+func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	var parts lifecycle
+	defer parts.stopAll(cfg.ShutdownTimeout, logger)
+
+	db, err := openDatabase(ctx, cfg, logger, false, cfg.AutoMigrate)
+	if err != nil {
+		return err
+	}
+	parts.add("postgres", func(context.Context) error { return db.Close() })
+
+	tc, err := temporalclient.Dial(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	if err != nil {
+		return err
+	}
+	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
+
+	if err := startWorker(ctx, cfg, db, tc, &parts); err != nil {
+		return err
+	}
+	srv, err := startHTTP(cfg.HTTPAddr, api.NewOperationsRouter(apiDeps(cfg, db, tc, logger, cfg.TemporalUIURL)))
+	if err != nil {
+		return err
+	}
+	parts.add("http server", srv.shutdown)
+	logger.InfoContext(ctx, "vigil worker started", "task_queue", cfg.TaskQueue, "health_url", srv.url(), "config", cfg)
+	return waitForStop(ctx, srv.errc)
+}
+
+// Migrate applies pending migrations, or with args ["status"] prints which
+// are applied.
+func Migrate(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string, out io.Writer) error {
+	if len(args) > 1 || (len(args) == 1 && args[0] != "up" && args[0] != "status") {
+		return errors.New("usage: vigil migrate [up|status]")
+	}
+	db, err := openDatabase(ctx, cfg, logger, true, false)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	if len(args) == 1 && args[0] == "status" {
+		st, err := database.Status(ctx, db.DB)
+		if err != nil {
+			return err
+		}
+		for _, s := range st {
+			state := "pending"
+			if s.Applied {
+				state = "applied"
+			}
+			_, _ = fmt.Fprintf(out, "%05d  %-8s %s\n", s.Version, state, s.File)
+		}
+		return nil
+	}
+	return database.Migrate(ctx, db.DB, logger)
+}
+
+// openDatabase optionally creates the database, opens it and optionally
+// migrates it.
+func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, ensure, migrate bool) (*sqlx.DB, error) {
+	dsn := cfg.DatabaseURL.Reveal()
+	if ensure {
+		created, err := database.EnsureExists(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			logger.InfoContext(ctx, "database created", "database_url", cfg.DatabaseURL)
+		}
+	}
+	db, err := database.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if err := database.Migrate(ctx, db.DB, logger); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// startWorker registers search attributes when configured and starts the
+// Temporal worker.
+func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.Client, parts *lifecycle) error {
+	if cfg.RegisterSearchAttributes {
+		if err := temporalclient.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
+			return err
+		}
+	}
+	w := worker.New(tc, cfg.TaskQueue, worker.Dependencies{DB: db})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start temporal worker: %w", err)
+	}
+	parts.add("temporal worker", func(context.Context) error { w.Stop(); return nil })
+	return nil
+}
+
+func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, logger *slog.Logger, uiURL string) api.Deps {
+	return api.Deps{
+		DB:            db,
+		Temporal:      tc,
+		Logger:        logger,
+		Metrics:       metrics.New(),
+		Namespace:     cfg.TemporalNamespace,
+		TaskQueue:     cfg.TaskQueue,
+		TemporalUIURL: uiURL,
+	}
+}
+
+// waitForStop blocks until ctx ends (a clean stop) or a server fails.
+func waitForStop(ctx context.Context, errc <-chan error) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// lifecycle stops what was started, in reverse order.
+type lifecycle struct {
+	parts []part
+}
+
+type part struct {
+	name string
+	stop func(context.Context) error
+}
+
+func (l *lifecycle) add(name string, stop func(context.Context) error) {
+	l.parts = append(l.parts, part{name: name, stop: stop})
+}
+
+func (l *lifecycle) stopAll(timeout time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for i := len(l.parts) - 1; i >= 0; i-- {
+		p := l.parts[i]
+		if err := p.stop(ctx); err != nil {
+			logger.Warn("stop failed", "part", p.name, "err", err)
+		} else {
+			logger.Debug("stopped", "part", p.name)
+		}
+	}
+	l.parts = nil
+}
+
+// httpServer is a started HTTP server.
+type httpServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	errc chan error
+}
+
+// startHTTP listens at once, so a taken port fails the start, then serves in
+// the background.
+func startHTTP(addr string, h http.Handler) (*httpServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s := &httpServer{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		},
+		ln:   ln,
+		errc: make(chan error, 1),
+	}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	return s, nil
+}
+
+// url is the server's base URL, with an unspecified host shown as localhost.
+func (s *httpServer) url() string {
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+func (s *httpServer) shutdown(ctx context.Context) error {
+	return s.srv.Shutdown(ctx)
+}

@@ -1,0 +1,115 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/config"
+	"github.com/vigil-health/vigil/internal/embeddedtemporal"
+	"github.com/vigil-health/vigil/internal/temporalclient"
+)
+
+// DevStack is a running `vigil dev`: an embedded Temporal server and Web UI,
+// the worker and the API in one process, on a migrated Postgres database.
+type DevStack struct {
+	// APIURL is the REST API's base URL.
+	APIURL string
+	// TemporalAddress is the embedded frontend's host:port.
+	TemporalAddress string
+	// TemporalUIURL is the Web UI's base URL.
+	TemporalUIURL string
+	// Namespace is the Temporal namespace.
+	Namespace string
+
+	parts   lifecycle
+	errc    <-chan error
+	timeout func() // stops the stack with the configured timeout
+}
+
+// StartDev starts the development stack and returns once every part answers.
+// The Temporal frontend binds to the port of cfg.TemporalAddress (a free one
+// when it is 0) on cfg.Dev.BindIP.
+func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *DevStack, err error) {
+	d := &DevStack{}
+	d.timeout = func() { d.parts.stopAll(cfg.ShutdownTimeout, logger) }
+	defer func() {
+		if err != nil {
+			d.timeout()
+		}
+	}()
+
+	srv, err := embeddedtemporal.Start(ctx, embeddedtemporal.Options{
+		DataDir:      cfg.Dev.DataDir,
+		IP:           cfg.Dev.BindIP,
+		FrontendPort: cfg.TemporalPort(),
+		UIPort:       cfg.Dev.UIPort,
+		Namespace:    cfg.TemporalNamespace,
+		Logger:       logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.parts.add("temporal server", func(context.Context) error { return srv.Stop() })
+	d.TemporalAddress, d.TemporalUIURL, d.Namespace = srv.FrontendAddress(), srv.UIURL(), srv.Namespace()
+	logger.InfoContext(ctx, "embedded temporal server started", "address", d.TemporalAddress, "ui", d.TemporalUIURL)
+
+	db, err := openDatabase(ctx, cfg, logger, true, true)
+	if err != nil {
+		return nil, err
+	}
+	d.parts.add("postgres", func(context.Context) error { return db.Close() })
+
+	tc, err := temporalclient.Dial(ctx, d.TemporalAddress, d.Namespace, logger)
+	if err != nil {
+		return nil, err
+	}
+	d.parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
+
+	cfg.RegisterSearchAttributes = true
+	if err := startWorker(ctx, cfg, db, tc, &d.parts); err != nil {
+		return nil, err
+	}
+
+	h, err := startHTTP(cfg.HTTPAddr, api.NewRouter(apiDeps(cfg, db, tc, logger, d.TemporalUIURL)))
+	if err != nil {
+		return nil, err
+	}
+	d.parts.add("http server", h.shutdown)
+	d.APIURL = h.url()
+	d.errc = h.errc
+	return d, nil
+}
+
+// Err reports a part that failed after start.
+func (d *DevStack) Err() <-chan error { return d.errc }
+
+// Stop stops every part in reverse order of start.
+func (d *DevStack) Stop() { d.timeout() }
+
+// Dev runs the development stack until ctx ends, printing where to find it.
+func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) error {
+	d, err := StartDev(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer d.Stop()
+	_, _ = fmt.Fprintf(out, `
+Vigil dev stack is up.
+  API             %[1]s
+  Temporal Web UI %[2]s/namespaces/%[4]s/workflows
+  Temporal gRPC   %[3]s (namespace %[4]s)
+  Postgres        %[5]s
+
+Try:  curl -s -XPOST '%[1]s/v1/system/check?wait=true'
+Press Ctrl-C to stop.
+
+`, d.APIURL, d.TemporalUIURL, d.TemporalAddress, d.Namespace, cfg.DatabaseURL)
+	if err := waitForStop(ctx, d.Err()); err != nil {
+		return err
+	}
+	_, _ = fmt.Fprintln(out, "Stopping Vigil dev stack...")
+	return nil
+}

@@ -1,0 +1,323 @@
+// Package config loads Vigil's one configuration struct from the environment.
+//
+// Every setting has a default that suits `vigil dev` on a laptop; production
+// deployments override them with environment variables. Load validates every
+// value up front, so a bad value stops the process at start with one line that
+// names the variable, instead of failing later in the middle of a request.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole of Vigil's configuration.
+type Config struct {
+	// HTTPAddr is the listen address of the REST API.
+	HTTPAddr string
+	// DatabaseURL is the Postgres connection URL (the query model).
+	DatabaseURL DSN
+	// TemporalAddress is the host:port of the Temporal frontend.
+	TemporalAddress string
+	// TemporalNamespace is the Temporal namespace every workflow runs in.
+	TemporalNamespace string
+	// TaskQueue is the task queue the worker polls and the API starts workflows on.
+	TaskQueue string
+	// RegisterSearchAttributes makes the worker add Vigil's search attributes
+	// to the namespace at start (idempotent). Turn it off where the worker has
+	// no operator rights and an administrator registers them instead.
+	RegisterSearchAttributes bool
+	// AutoMigrate makes `vigil api` and `vigil worker` apply pending
+	// migrations at start (under an advisory lock); `vigil migrate` does it
+	// on its own.
+	AutoMigrate bool
+	// TemporalUIURL is the Temporal Web UI's base URL, used for links from
+	// API answers to workflow runs.
+	TemporalUIURL string
+	// LogLevel is the minimum level written to the log.
+	LogLevel slog.Level
+	// LogFormat is "json" (one object a line) or "text" (logfmt-like).
+	LogFormat string
+	// ShutdownTimeout bounds how long a stopping process waits for in-flight
+	// requests and activities.
+	ShutdownTimeout time.Duration
+	// Dev holds the settings only `vigil dev` reads.
+	Dev DevConfig
+}
+
+// DevConfig configures the embedded development stack started by `vigil dev`.
+type DevConfig struct {
+	// DataDir holds the embedded Temporal server's SQLite file.
+	DataDir string
+	// BindIP is the address the embedded Temporal frontend and Web UI listen on.
+	BindIP string
+	// UIPort is the Temporal Web UI port.
+	UIPort int
+}
+
+// Defaults of the settings, exported so the README and tests can name them.
+const (
+	DefaultHTTPAddr          = ":8080"
+	DefaultDatabaseURL       = "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable"
+	DefaultTemporalAddress   = "127.0.0.1:7233"
+	DefaultTemporalNamespace = "default"
+	DefaultTaskQueue         = "vigil"
+	DefaultShutdownTimeout   = 20 * time.Second
+	DefaultTemporalUIURL     = "http://localhost:8233"
+	DefaultDevDataDir        = ".vigil"
+	DefaultDevBindIP         = "127.0.0.1"
+	DefaultDevUIPort         = 8233
+)
+
+// FromEnv loads the configuration from the process environment.
+func FromEnv() (Config, error) {
+	return Load(os.LookupEnv)
+}
+
+// Load builds the configuration from lookup (os.LookupEnv in production, a map
+// in tests) and validates it. The error names every offending variable, on one
+// line.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	r := reader{lookup: lookup}
+	cfg := Config{
+		HTTPAddr:                 r.listenAddr("VIGIL_HTTP_ADDR", DefaultHTTPAddr),
+		DatabaseURL:              r.postgresURL("DATABASE_URL", DefaultDatabaseURL),
+		TemporalAddress:          r.hostPort("TEMPORAL_ADDRESS", DefaultTemporalAddress),
+		TemporalNamespace:        r.name("TEMPORAL_NAMESPACE", DefaultTemporalNamespace),
+		TaskQueue:                r.name("VIGIL_TASK_QUEUE", DefaultTaskQueue),
+		RegisterSearchAttributes: r.boolean("VIGIL_REGISTER_SEARCH_ATTRIBUTES", true),
+		AutoMigrate:              r.boolean("VIGIL_AUTO_MIGRATE", true),
+		TemporalUIURL:            r.httpURL("VIGIL_TEMPORAL_UI_URL", DefaultTemporalUIURL),
+		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
+		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
+		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
+		Dev: DevConfig{
+			DataDir: r.nonEmpty("VIGIL_DEV_DATA_DIR", DefaultDevDataDir),
+			BindIP:  r.ip("VIGIL_DEV_BIND_IP", DefaultDevBindIP),
+			UIPort:  r.port("VIGIL_DEV_UI_PORT", DefaultDevUIPort),
+		},
+	}
+	if len(r.errs) > 0 {
+		return Config{}, &Error{Problems: r.errs}
+	}
+	return cfg, nil
+}
+
+// LogValue implements slog.LogValuer: the configuration as it is safe to log,
+// with the database password redacted.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("http_addr", c.HTTPAddr),
+		slog.Any("database_url", c.DatabaseURL),
+		slog.String("temporal_address", c.TemporalAddress),
+		slog.String("temporal_namespace", c.TemporalNamespace),
+		slog.String("task_queue", c.TaskQueue),
+		slog.Bool("auto_migrate", c.AutoMigrate),
+		slog.String("temporal_ui_url", c.TemporalUIURL),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("log_format", c.LogFormat),
+	)
+}
+
+// TemporalPort is the port of TemporalAddress; `vigil dev` binds its embedded
+// frontend there.
+func (c Config) TemporalPort() int {
+	_, port, _ := net.SplitHostPort(c.TemporalAddress)
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// DSN is a Postgres connection URL. It logs and prints with its password
+// redacted; call Reveal to get the usable value.
+type DSN string
+
+// Reveal returns the URL with its password, for opening a connection.
+func (d DSN) Reveal() string { return string(d) }
+
+// String returns the URL with any password replaced by "xxxxx".
+func (d DSN) String() string {
+	u, err := url.Parse(string(d))
+	if err != nil {
+		return "[unparseable url]"
+	}
+	return u.Redacted()
+}
+
+// LogValue implements slog.LogValuer.
+func (d DSN) LogValue() slog.Value { return slog.StringValue(d.String()) }
+
+// MarshalText keeps the password out of any JSON or YAML rendering.
+func (d DSN) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Error lists every invalid variable. Its message is a single line, so a
+// process that fails to start says exactly what to fix.
+type Error struct {
+	Problems []error
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Error()
+	}
+	return "invalid configuration: " + strings.Join(parts, "; ")
+}
+
+// Unwrap exposes the individual problems to errors.Is and errors.As.
+func (e *Error) Unwrap() []error { return e.Problems }
+
+// reader reads and checks variables, collecting one error per bad variable.
+type reader struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (r *reader) raw(name, def string) string {
+	v, ok := r.lookup(name)
+	if !ok || strings.TrimSpace(v) == "" {
+		return def
+	}
+	return strings.TrimSpace(v)
+}
+
+func (r *reader) fail(name, value, why string) {
+	r.errs = append(r.errs, fmt.Errorf("%s=%q: %s", name, value, why))
+}
+
+func (r *reader) nonEmpty(name, def string) string {
+	return r.raw(name, def)
+}
+
+func (r *reader) name(name, def string) string {
+	v := r.raw(name, def)
+	for _, ch := range v {
+		if ch <= ' ' || ch == 0x7f {
+			r.fail(name, v, "must not contain spaces or control characters")
+			return def
+		}
+	}
+	return v
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(r.raw(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, v, "must be one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := r.raw(name, strconv.FormatBool(def))
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, v, "must be true or false")
+		return def
+	}
+	return b
+}
+
+func (r *reader) duration(name string, def, minimum time.Duration) time.Duration {
+	v := r.raw(name, def.String())
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.fail(name, v, "must be a duration such as 30s or 5m")
+		return def
+	}
+	if d < minimum {
+		r.fail(name, v, "must be at least "+minimum.String())
+		return def
+	}
+	return d
+}
+
+func (r *reader) port(name string, def int) int {
+	v := r.raw(name, strconv.Itoa(def))
+	p, err := strconv.Atoi(v)
+	if err != nil || p < 1 || p > 65535 {
+		r.fail(name, v, "must be a port number from 1 to 65535")
+		return def
+	}
+	return p
+}
+
+func (r *reader) ip(name, def string) string {
+	v := r.raw(name, def)
+	if net.ParseIP(v) == nil {
+		r.fail(name, v, "must be an IP address such as 127.0.0.1 or 0.0.0.0")
+		return def
+	}
+	return v
+}
+
+func (r *reader) listenAddr(name, def string) string {
+	v := r.raw(name, def)
+	if _, port, err := net.SplitHostPort(v); err != nil || !validPort(port) {
+		r.fail(name, v, "must be a listen address such as :8080 or 127.0.0.1:8080")
+		return def
+	}
+	return v
+}
+
+func (r *reader) hostPort(name, def string) string {
+	v := r.raw(name, def)
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" || !validPort(port) {
+		r.fail(name, v, "must be host:port such as 127.0.0.1:7233")
+		return def
+	}
+	return v
+}
+
+func (r *reader) postgresURL(name, def string) DSN {
+	v := r.raw(name, def)
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		r.errs = append(r.errs, fmt.Errorf("%s: not a URL", name))
+	case u.Scheme != "postgres" && u.Scheme != "postgresql":
+		r.errs = append(r.errs, fmt.Errorf("%s: must start with postgres:// (got scheme %q)", name, u.Scheme))
+	case u.Host == "":
+		r.errs = append(r.errs, fmt.Errorf("%s: must name a host", name))
+	case strings.Trim(u.Path, "/") == "":
+		r.errs = append(r.errs, fmt.Errorf("%s: must name a database, as in postgres://host:5432/vigil", name))
+	default:
+		return DSN(v)
+	}
+	return DSN(def)
+}
+
+func (r *reader) httpURL(name, def string) string {
+	v := strings.TrimRight(r.raw(name, def), "/")
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, v, "must be an http(s) URL such as http://localhost:8233")
+		return def
+	}
+	return v
+}
+
+func (r *reader) logLevel(name string, def slog.Level) slog.Level {
+	v := r.raw(name, def.String())
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(v)); err != nil {
+		r.fail(name, v, "must be debug, info, warn or error")
+		return def
+	}
+	return lvl
+}
+
+func validPort(s string) bool {
+	p, err := strconv.Atoi(s)
+	return err == nil && p >= 1 && p <= 65535
+}

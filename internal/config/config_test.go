@@ -1,0 +1,123 @@
+package config_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-health/vigil/internal/config"
+)
+
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := kv[k]
+		return v, ok
+	}
+}
+
+func TestLoad_Defaults(t *testing.T) {
+	cfg, err := config.Load(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, config.DefaultHTTPAddr, cfg.HTTPAddr)
+	require.Equal(t, config.DefaultDatabaseURL, cfg.DatabaseURL.Reveal())
+	require.Equal(t, config.DefaultTemporalAddress, cfg.TemporalAddress)
+	require.Equal(t, 7233, cfg.TemporalPort())
+	require.Equal(t, "default", cfg.TemporalNamespace)
+	require.Equal(t, "vigil", cfg.TaskQueue)
+	require.True(t, cfg.AutoMigrate)
+	require.True(t, cfg.RegisterSearchAttributes)
+	require.Equal(t, slog.LevelInfo, cfg.LogLevel)
+	require.Equal(t, "json", cfg.LogFormat)
+	require.Equal(t, 20*time.Second, cfg.ShutdownTimeout)
+	require.Equal(t, ".vigil", cfg.Dev.DataDir)
+	require.Equal(t, 8233, cfg.Dev.UIPort)
+}
+
+func TestLoad_Overrides(t *testing.T) {
+	cfg, err := config.Load(env(map[string]string{
+		"VIGIL_HTTP_ADDR":        "127.0.0.1:9090",
+		"DATABASE_URL":           "postgres://u:p@db:5432/other?sslmode=disable",
+		"TEMPORAL_ADDRESS":       "temporal:7233",
+		"TEMPORAL_NAMESPACE":     "vigil-prod",
+		"VIGIL_LOG_LEVEL":        "debug",
+		"VIGIL_LOG_FORMAT":       "TEXT",
+		"VIGIL_SHUTDOWN_TIMEOUT": "45s",
+		"VIGIL_AUTO_MIGRATE":     "false",
+		"VIGIL_DEV_UI_PORT":      "18233",
+		"VIGIL_TEMPORAL_UI_URL":  "https://temporal.example.org/",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9090", cfg.HTTPAddr)
+	require.Equal(t, "temporal:7233", cfg.TemporalAddress)
+	require.Equal(t, "vigil-prod", cfg.TemporalNamespace)
+	require.Equal(t, slog.LevelDebug, cfg.LogLevel)
+	require.Equal(t, "text", cfg.LogFormat)
+	require.Equal(t, 45*time.Second, cfg.ShutdownTimeout)
+	require.False(t, cfg.AutoMigrate)
+	require.Equal(t, 18233, cfg.Dev.UIPort)
+	require.Equal(t, "https://temporal.example.org", cfg.TemporalUIURL)
+}
+
+func TestLoad_BadValueNamesTheVariable(t *testing.T) {
+	tests := []struct {
+		name     string
+		variable string
+		value    string
+	}{
+		{"listen address without port", "VIGIL_HTTP_ADDR", "localhost"},
+		{"port out of range", "VIGIL_HTTP_ADDR", ":70000"},
+		{"database url with other scheme", "DATABASE_URL", "mysql://db/vigil"},
+		{"database url without database", "DATABASE_URL", "postgres://db:5432"},
+		{"temporal address without host", "TEMPORAL_ADDRESS", ":7233"},
+		{"namespace with a space", "TEMPORAL_NAMESPACE", "my namespace"},
+		{"unknown log level", "VIGIL_LOG_LEVEL", "loud"},
+		{"unknown log format", "VIGIL_LOG_FORMAT", "xml"},
+		{"duration without unit", "VIGIL_SHUTDOWN_TIMEOUT", "20"},
+		{"duration below minimum", "VIGIL_SHUTDOWN_TIMEOUT", "10ms"},
+		{"not a boolean", "VIGIL_AUTO_MIGRATE", "sometimes"},
+		{"not an ip", "VIGIL_DEV_BIND_IP", "localhost"},
+		{"ui port zero", "VIGIL_DEV_UI_PORT", "0"},
+		{"ui url without scheme", "VIGIL_TEMPORAL_UI_URL", "localhost:8233"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load(env(map[string]string{tt.variable: tt.value}))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tt.variable)
+			require.NotContains(t, err.Error(), "\n", "the error must fit on one line")
+		})
+	}
+}
+
+func TestLoad_ReportsEveryBadVariableOnOneLine(t *testing.T) {
+	_, err := config.Load(env(map[string]string{"VIGIL_HTTP_ADDR": "x", "VIGIL_LOG_LEVEL": "y"}))
+	require.Error(t, err)
+	msg := err.Error()
+	require.Contains(t, msg, "VIGIL_HTTP_ADDR")
+	require.Contains(t, msg, "VIGIL_LOG_LEVEL")
+	require.Equal(t, 1, len(strings.Split(msg, "\n")))
+	var cfgErr *config.Error
+	require.ErrorAs(t, err, &cfgErr)
+	require.Len(t, cfgErr.Problems, 2)
+}
+
+func TestDatabaseURL_NeverLogsThePassword(t *testing.T) {
+	cfg, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://vigil:s3cret-pw@db:5432/vigil"}))
+	require.NoError(t, err)
+	require.Equal(t, "postgres://vigil:s3cret-pw@db:5432/vigil", cfg.DatabaseURL.Reveal())
+
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", cfg, "dsn", cfg.DatabaseURL)
+	require.NotContains(t, buf.String(), "s3cret-pw")
+	require.Contains(t, buf.String(), "db:5432")
+	require.NotContains(t, cfg.DatabaseURL.String(), "s3cret-pw")
+
+	// A bad URL's error must not echo it either.
+	_, err = config.Load(env(map[string]string{"DATABASE_URL": "mysql://vigil:s3cret-pw@db/vigil"}))
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cret-pw")
+}

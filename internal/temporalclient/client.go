@@ -1,0 +1,70 @@
+// Package temporalclient dials the one Temporal client a Vigil process shares
+// between its API and its worker, and registers Vigil's search attributes.
+package temporalclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Dial connects to the Temporal frontend at address, retrying until ctx ends
+// or 30 seconds pass, so processes started together (compose, `vigil dev`)
+// tolerate the server coming up a little later.
+func Dial(ctx context.Context, address, namespace string, logger *slog.Logger) (client.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	opts := client.Options{
+		HostPort:  address,
+		Namespace: namespace,
+		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-client")),
+	}
+	for {
+		c, err := client.DialContext(ctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("dial temporal at %s: %w", address, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// EnsureSearchAttributes adds the keys that the namespace does not have yet.
+// It is idempotent: existing attributes of the same name are left alone, and
+// one of another type is reported as an error.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string, keys []temporal.SearchAttributeKey) error {
+	existing, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, k := range keys {
+		if t, ok := existing.GetCustomAttributes()[k.GetName()]; ok {
+			if t != k.GetValueType() {
+				return fmt.Errorf("search attribute %s exists with type %s, want %s", k.GetName(), t, k.GetValueType())
+			}
+			continue
+		}
+		missing[k.GetName()] = k.GetValueType()
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        namespace,
+		SearchAttributes: missing,
+	}); err != nil {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	return nil
+}
