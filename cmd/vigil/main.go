@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -33,27 +34,34 @@ commands:
 `
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+// run is main with its environment and output passed in, for tests.
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(stderr, usage)
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
 	if args[0] == "healthcheck" {
-		return healthcheck(args[1:])
+		return healthcheck(args[1:], stderr)
 	}
-
-	cfg, err := config.FromEnv()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vigil:", err)
+	switch args[0] {
+	case "dev", "api", "worker", "migrate":
+	default:
+		fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	logger := app.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+
+	cfg, err := config.Load(lookupEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil:", err)
+		return 2
+	}
+	logger := app.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 
 	// SIGINT and SIGTERM cancel the context; every command then stops its
 	// parts in order. A second signal kills the process the default way.
@@ -66,20 +74,16 @@ func run(args []string) int {
 
 	switch args[0] {
 	case "dev":
-		err = app.Dev(ctx, cfg, logger, os.Stdout)
+		err = app.Dev(ctx, cfg, logger, stdout)
 	case "api":
 		err = app.API(ctx, cfg, logger)
 	case "worker":
 		err = app.Worker(ctx, cfg, logger)
 	case "migrate":
-		err = app.Migrate(ctx, cfg, logger, args[1:], os.Stdout)
-	default:
-		fmt.Fprintf(os.Stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		err = app.Migrate(ctx, cfg, logger, args[1:], stdout)
 	}
 	if err != nil {
 		logger.Error("vigil "+args[0]+" failed", "err", err)
-		fmt.Fprintln(os.Stderr, "vigil:", err)
 		return 1
 	}
 	return 0
@@ -87,26 +91,26 @@ func run(args []string) int {
 
 // healthcheck GETs a URL and succeeds on 2xx: container images built FROM
 // scratch have no curl.
-func healthcheck(args []string) int {
+func healthcheck(args []string, stderr io.Writer) int {
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: vigil healthcheck URL")
+		fmt.Fprintln(stderr, "usage: vigil healthcheck URL")
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "vigil healthcheck:", err)
+		fmt.Fprintln(stderr, "vigil healthcheck:", err)
 		return 2
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "vigil healthcheck:", err)
+		fmt.Fprintln(stderr, "vigil healthcheck:", err)
 		return 1
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		fmt.Fprintln(os.Stderr, "vigil healthcheck:", resp.Status)
+		fmt.Fprintln(stderr, "vigil healthcheck:", resp.Status)
 		return 1
 	}
 	return 0

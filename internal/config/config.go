@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -74,11 +73,6 @@ const (
 	DefaultDevBindIP         = "127.0.0.1"
 	DefaultDevUIPort         = 8233
 )
-
-// FromEnv loads the configuration from the process environment.
-func FromEnv() (Config, error) {
-	return Load(os.LookupEnv)
-}
 
 // Load builds the configuration from lookup (os.LookupEnv in production, a map
 // in tests) and validates it. The error names every offending variable, on one
@@ -262,7 +256,8 @@ func (r *reader) ip(name, def string) string {
 
 func (r *reader) listenAddr(name, def string) string {
 	v := r.raw(name, def)
-	if _, port, err := net.SplitHostPort(v); err != nil || !validPort(port) {
+	// Port 0 asks the kernel for a free port (tests use it).
+	if _, port, err := net.SplitHostPort(v); err != nil || (port != "0" && !validPort(port)) {
 		r.fail(name, v, "must be a listen address such as :8080 or 127.0.0.1:8080")
 		return def
 	}

@@ -1,0 +1,127 @@
+//go:build integration
+
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-health/vigil/internal/app"
+	"github.com/vigil-health/vigil/internal/config"
+	"github.com/vigil-health/vigil/internal/database"
+	"github.com/vigil-health/vigil/internal/testenv"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func get(t *testing.T, rawURL string, out any) int {
+	t.Helper()
+	resp, err := http.Get(rawURL) //nolint:noctx // test helper
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	if out != nil {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+	} else {
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+	return resp.StatusCode
+}
+
+// TestDev_WholeStackInOneProcess starts `vigil dev` as main does (embedded
+// Temporal with SQLite on disk and the Web UI, a database it must create,
+// migrations, worker and API), runs a system check through HTTP, finds it
+// through the Web UI's own API, and stops everything.
+func TestDev_WholeStackInOneProcess(t *testing.T) {
+	ctx := context.Background()
+	dsn, err := testenv.NewDatabase(ctx, "dev")
+	require.NoError(t, err)
+	// StartDev must create the database itself.
+	require.NoError(t, database.Drop(ctx, dsn))
+	t.Cleanup(func() { _ = database.Drop(context.Background(), dsn) })
+
+	cfg, err := config.Load(func(k string) (string, bool) {
+		v, ok := map[string]string{
+			"DATABASE_URL":       dsn,
+			"VIGIL_HTTP_ADDR":    "127.0.0.1:0",
+			"TEMPORAL_ADDRESS":   "127.0.0.1:" + strconv.Itoa(freePort(t)),
+			"VIGIL_DEV_UI_PORT":  strconv.Itoa(freePort(t)),
+			"VIGIL_DEV_DATA_DIR": t.TempDir(),
+		}[k]
+		return v, ok
+	})
+	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	stack, err := app.StartDev(ctx, cfg, logger)
+	require.NoError(t, err)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			stack.Stop()
+		}
+	})
+
+	var ready struct{ Status string }
+	require.Equal(t, http.StatusOK, get(t, stack.APIURL+"/readyz", &ready))
+	require.Equal(t, "ready", ready.Status)
+
+	resp, err := http.Post(stack.APIURL+"/v1/system/check?wait=true", "application/json", strings.NewReader(`{"note":"dev"}`)) //nolint:noctx // test
+	require.NoError(t, err)
+	var check struct {
+		CheckID    string `json:"check_id"`
+		WorkflowID string `json:"workflow_id"`
+		Status     string `json:"status"`
+		WebUIURL   string `json:"web_ui_url"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&check))
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "COMPLETED", check.Status)
+	require.True(t, strings.HasPrefix(check.WebUIURL, stack.TemporalUIURL+"/namespaces/default/workflows/"), check.WebUIURL)
+
+	// The Web UI serves its pages, and its API lists the run, filtered by
+	// Vigil's search attribute, exactly as the UI's workflow list does.
+	require.Equal(t, http.StatusOK, get(t, check.WebUIURL, nil))
+	query := url.Values{"query": {`VigilKind="system-check"`}}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var list struct {
+			Executions []struct {
+				Execution struct {
+					WorkflowID string `json:"workflowId"`
+				} `json:"execution"`
+				Status string `json:"status"`
+			} `json:"executions"`
+		}
+		if !assert.Equal(c, http.StatusOK, get(t, stack.TemporalUIURL+"/api/v1/namespaces/default/workflows?"+query.Encode(), &list)) {
+			return
+		}
+		if assert.Len(c, list.Executions, 1) {
+			assert.Equal(c, check.WorkflowID, list.Executions[0].Execution.WorkflowID)
+			assert.Equal(c, "WORKFLOW_EXECUTION_STATUS_COMPLETED", list.Executions[0].Status)
+		}
+	}, 15*time.Second, 100*time.Millisecond)
+
+	stack.Stop()
+	stopped = true
+	_, err = net.DialTimeout("tcp", strings.TrimPrefix(stack.APIURL, "http://"), time.Second)
+	require.Error(t, err, "the API port is released on stop")
+}
