@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
-	sdkworker "go.temporal.io/sdk/worker"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/metrics"
@@ -103,7 +98,7 @@ func TestSystemCheck_EndToEndThroughHTTP(t *testing.T) {
 		assert.Len(c, list.GetExecutions(), 1)
 	}, 20*time.Second, 100*time.Millisecond)
 
-	replayAndRecord(t, started.WorkflowID, "system_check.json")
+	env.ReplayAndRecord(t, started.WorkflowID, "", "system_check.json")
 }
 
 func TestSystemCheck_WaitReturnsTheFinishedCheck(t *testing.T) {
@@ -121,31 +116,6 @@ func TestSystemCheck_UnknownIDIs404(t *testing.T) {
 	resp := httpJSON(t, "GET", srv.URL+"/v1/system/checks/"+uuid.NewString(), "", &body)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	require.Equal(t, api.CodeNotFound, body.Error.Code)
-}
-
-// replayAndRecord replays a finished run's real history against today's code
-// and, with VIGIL_RECORD_HISTORIES=1, stores it under workflows/testdata for
-// the replay unit test.
-func replayAndRecord(t *testing.T, workflowID, file string) {
-	t.Helper()
-	ctx := context.Background()
-	hist := &historypb.History{}
-	it := env.Client.GetWorkflowHistory(ctx, workflowID, "", false, 0)
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		hist.Events = append(hist.Events, ev)
-	}
-	r := sdkworker.NewWorkflowReplayer()
-	worker.RegisterWorkflows(r)
-	require.NoError(t, r.ReplayWorkflowHistory(nil, hist))
-
-	if os.Getenv("VIGIL_RECORD_HISTORIES") != "1" {
-		return
-	}
-	data, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", file), append(data, '\n'), 0o644))
 }
 
 func listRequest(query string) *workflowservice.ListWorkflowExecutionsRequest {

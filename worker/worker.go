@@ -12,12 +12,15 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/oncall"
 	"github.com/vigil-health/vigil/workflows"
 )
 
 // Dependencies are what the activities need to reach the world.
 type Dependencies struct {
 	DB *sqlx.DB
+	// HospitalTZ is the zone of on-call shifts; nil means UTC.
+	HospitalTZ *time.Location
 }
 
 // New returns a worker for taskQueue with everything registered. The caller
@@ -35,11 +38,17 @@ func New(c client.Client, taskQueue string, deps Dependencies) sdkworker.Worker 
 // RegisterWorkflows registers every workflow; replay tests use it too.
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.SystemCheck)
+	r.RegisterWorkflow(workflows.Incident)
 }
 
 // RegisterActivities registers every activity struct.
 func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	r.RegisterActivity(&activities.Database{DB: deps.DB, Identity: identity()})
+	loc := deps.HospitalTZ
+	if loc == nil {
+		loc = time.UTC
+	}
+	r.RegisterActivity(&activities.Incidents{DB: deps.DB, Schedule: &oncall.Schedule{DB: deps.DB, Location: loc}})
 }
 
 // identity is the SDK's default worker identity, pid@host.

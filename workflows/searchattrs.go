@@ -44,4 +44,5 @@ var SearchAttributes = []temporal.SearchAttributeKey{
 // Values of VigilKindKey.
 const (
 	KindSystemCheck = "system-check"
+	KindIncident    = "incident"
 )

@@ -155,7 +155,7 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 			return err
 		}
 	}
-	w := worker.New(tc, cfg.TaskQueue, worker.Dependencies{DB: db})
+	w := worker.New(tc, cfg.TaskQueue, worker.Dependencies{DB: db, HospitalTZ: cfg.HospitalTZ})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	// TemporalUIURL is the Temporal Web UI's base URL, used for links from
 	// API answers to workflow runs.
 	TemporalUIURL string
+	// HospitalTZ is the hospital's time zone: on-call shifts (day 08-16,
+	// evening 16-24, night 00-08) are in this zone.
+	HospitalTZ *time.Location
 	// LogLevel is the minimum level written to the log.
 	LogLevel slog.Level
 	// LogFormat is "json" (one object a line) or "text" (logfmt-like).
@@ -69,6 +72,7 @@ const (
 	DefaultTaskQueue         = "vigil"
 	DefaultShutdownTimeout   = 20 * time.Second
 	DefaultTemporalUIURL     = "http://localhost:8233"
+	DefaultHospitalTZ        = "Europe/London"
 	DefaultDevDataDir        = ".vigil"
 	DefaultDevBindIP         = "127.0.0.1"
 	DefaultDevUIPort         = 8233
@@ -88,6 +92,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		RegisterSearchAttributes: r.boolean("VIGIL_REGISTER_SEARCH_ATTRIBUTES", true),
 		AutoMigrate:              r.boolean("VIGIL_AUTO_MIGRATE", true),
 		TemporalUIURL:            r.httpURL("VIGIL_TEMPORAL_UI_URL", DefaultTemporalUIURL),
+		HospitalTZ:               r.location("VIGIL_HOSPITAL_TZ", DefaultHospitalTZ),
 		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
 		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
 		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
@@ -114,6 +119,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("task_queue", c.TaskQueue),
 		slog.Bool("auto_migrate", c.AutoMigrate),
 		slog.String("temporal_ui_url", c.TemporalUIURL),
+		slog.String("hospital_tz", c.HospitalTZ.String()),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)
@@ -300,6 +306,16 @@ func (r *reader) httpURL(name, def string) string {
 		return def
 	}
 	return v
+}
+
+func (r *reader) location(name, def string) *time.Location {
+	v := r.raw(name, def)
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		r.fail(name, v, "must be an IANA time zone such as Europe/London")
+		loc, _ = time.LoadLocation(def)
+	}
+	return loc
 }
 
 func (r *reader) logLevel(name string, def slog.Level) slog.Level {

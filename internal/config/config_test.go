@@ -35,6 +35,7 @@ func TestLoad_Defaults(t *testing.T) {
 	require.Equal(t, 20*time.Second, cfg.ShutdownTimeout)
 	require.Equal(t, ".vigil", cfg.Dev.DataDir)
 	require.Equal(t, 8233, cfg.Dev.UIPort)
+	require.Equal(t, "Europe/London", cfg.HospitalTZ.String())
 }
 
 func TestLoad_Overrides(t *testing.T) {
@@ -82,6 +83,7 @@ func TestLoad_BadValueNamesTheVariable(t *testing.T) {
 		{"not an ip", "VIGIL_DEV_BIND_IP", "localhost"},
 		{"ui port zero", "VIGIL_DEV_UI_PORT", "0"},
 		{"ui url without scheme", "VIGIL_TEMPORAL_UI_URL", "localhost:8233"},
+		{"unknown time zone", "VIGIL_HOSPITAL_TZ", "Mars/Olympus"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

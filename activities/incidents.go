@@ -1,0 +1,297 @@
+package activities
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vigil-health/vigil/internal/oncall"
+)
+
+// Incidents holds the activities of the incident workflow: loading its plan,
+// projecting its state to Postgres, picking on-call staff and paging them.
+type Incidents struct {
+	DB       *sqlx.DB
+	Schedule *oncall.Schedule
+}
+
+// LoadPlanInput names the alert type whose plan to load.
+type LoadPlanInput struct {
+	AlertType string
+	Severity  string
+}
+
+// PlanStep is one escalation step as loaded from Postgres.
+type PlanStep struct {
+	WaitSeconds int    `json:"wait_seconds"`
+	Target      string `json:"target"`
+	Role        string `json:"role,omitempty"`
+}
+
+// Plan is an alert type's roles and escalation policy.
+type Plan struct {
+	PolicyID             string
+	Roles                []string
+	Steps                []PlanStep
+	StartReminderSeconds int
+	FailsafeRole         string
+}
+
+// LoadPlan reads the alert type's ordered roles and its escalation policy:
+// the alert type's own policy when one exists, else its severity's.
+func (a *Incidents) LoadPlan(ctx context.Context, in *LoadPlanInput) (*Plan, error) {
+	var t struct {
+		Roles    pq.StringArray `db:"roles"`
+		Severity string         `db:"severity"`
+	}
+	err := a.DB.GetContext(ctx, &t, `SELECT roles, severity FROM alert_types WHERE alert_type = $1`, in.AlertType)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, temporal.NewNonRetryableApplicationError("unknown alert type "+in.AlertType, "UnknownAlertType", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load alert type %s: %w", in.AlertType, err)
+	}
+	var p struct {
+		ID       string `db:"id"`
+		Steps    []byte `db:"steps"`
+		Reminder int    `db:"start_reminder_seconds"`
+	}
+	// The alert type's own policy wins over its severity's.
+	err = a.DB.GetContext(ctx, &p, `
+		SELECT id, steps, start_reminder_seconds FROM escalation_policies
+		WHERE alert_type = $1 OR severity = $2
+		ORDER BY alert_type IS NULL LIMIT 1`, in.AlertType, t.Severity)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, temporal.NewNonRetryableApplicationError("no escalation policy for "+in.AlertType, "NoPolicy", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load escalation policy for %s: %w", in.AlertType, err)
+	}
+	plan := &Plan{PolicyID: p.ID, Roles: t.Roles, StartReminderSeconds: p.Reminder}
+	if err := json.Unmarshal(p.Steps, &plan.Steps); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError("escalation policy "+p.ID+" is malformed", "BadPolicy", err)
+	}
+	if plan.FailsafeRole, err = a.Schedule.FailsafeRole(ctx); err != nil {
+		return nil, fmt.Errorf("load failsafe role: %w", err)
+	}
+	return plan, nil
+}
+
+// IncidentRow is the incident's projection, written on every change.
+type IncidentRow struct {
+	ID              string     `db:"id"`
+	WorkflowID      string     `db:"workflow_id"`
+	DedupKeyHash    string     `db:"dedup_key_hash"`
+	AlertType       string     `db:"alert_type"`
+	Severity        string     `db:"severity"`
+	PatientID       string     `db:"patient_id"`
+	Room            string     `db:"room"`
+	Source          string     `db:"source"`
+	Status          string     `db:"status"`
+	AssignedTo      *string    `db:"assigned_to"`
+	AssignedRole    string     `db:"assigned_role"`
+	AlertCount      int        `db:"alert_count"`
+	EscalationStep  int        `db:"escalation_step"`
+	OpenedAt        time.Time  `db:"opened_at"`
+	AssignedAt      *time.Time `db:"assigned_at"`
+	FirstPagedAt    *time.Time `db:"first_paged_at"`
+	AcknowledgedAt  *time.Time `db:"acknowledged_at"`
+	InProgressAt    *time.Time `db:"in_progress_at"`
+	ResolvedAt      *time.Time `db:"resolved_at"`
+	ResolvedBy      string     `db:"resolved_by"`
+	ResolutionNotes string     `db:"resolution_notes"`
+	LastAlertAt     time.Time  `db:"last_alert_at"`
+	LastSeq         int        `db:"last_seq"`
+}
+
+// AuditEvent is one entry of an incident's audit trail.
+type AuditEvent struct {
+	Seq        int
+	Action     string
+	ActorType  string
+	ActorID    string
+	FromStatus string
+	ToStatus   string
+	At         time.Time
+	Detail     map[string]string
+}
+
+// RecordInput is a projection and the audit events that led to it.
+type RecordInput struct {
+	Row    IncidentRow
+	Events []AuditEvent
+}
+
+// Record upserts the incident row, unless a newer projection is already
+// there, and inserts the audit events; replays of the same input are no-ops.
+func (a *Incidents) Record(ctx context.Context, in *RecordInput) error {
+	tx, err := a.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	_, err = tx.NamedExecContext(ctx, `
+		INSERT INTO incidents (id, workflow_id, dedup_key_hash, alert_type, severity, patient_id, room, source,
+			status, assigned_to, assigned_role, alert_count, escalation_step, opened_at, assigned_at,
+			first_paged_at, acknowledged_at, in_progress_at, resolved_at, resolved_by, resolution_notes,
+			last_alert_at, last_seq, updated_at)
+		VALUES (:id, :workflow_id, :dedup_key_hash, :alert_type, :severity, :patient_id, :room, :source,
+			:status, :assigned_to, :assigned_role, :alert_count, :escalation_step, :opened_at, :assigned_at,
+			:first_paged_at, :acknowledged_at, :in_progress_at, :resolved_at, :resolved_by, :resolution_notes,
+			:last_alert_at, :last_seq, now())
+		ON CONFLICT (id) DO UPDATE SET
+			status = EXCLUDED.status, assigned_to = EXCLUDED.assigned_to, assigned_role = EXCLUDED.assigned_role,
+			alert_count = EXCLUDED.alert_count, escalation_step = EXCLUDED.escalation_step,
+			assigned_at = EXCLUDED.assigned_at, first_paged_at = EXCLUDED.first_paged_at,
+			acknowledged_at = EXCLUDED.acknowledged_at, in_progress_at = EXCLUDED.in_progress_at,
+			resolved_at = EXCLUDED.resolved_at, resolved_by = EXCLUDED.resolved_by,
+			resolution_notes = EXCLUDED.resolution_notes, last_alert_at = EXCLUDED.last_alert_at,
+			last_seq = EXCLUDED.last_seq, updated_at = now()
+		WHERE incidents.last_seq < EXCLUDED.last_seq`, in.Row)
+	if err != nil {
+		return fmt.Errorf("upsert incident %s: %w", in.Row.ID, err)
+	}
+	for _, ev := range in.Events {
+		detail, err := json.Marshal(ev.Detail)
+		if err != nil {
+			return fmt.Errorf("encode event detail: %w", err)
+		}
+		if ev.Detail == nil {
+			detail = []byte("{}")
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO incident_events (incident_id, seq, action, actor_type, actor_id, from_status, to_status, at, detail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (incident_id, seq) DO NOTHING`,
+			in.Row.ID, ev.Seq, ev.Action, ev.ActorType, ev.ActorID, ev.FromStatus, ev.ToStatus, ev.At, detail); err != nil {
+			return fmt.Errorf("insert incident event %d: %w", ev.Seq, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit incident %s: %w", in.Row.ID, err)
+	}
+	return nil
+}
+
+// PickInput asks for an on-call person.
+type PickInput struct {
+	Roles   []string
+	At      time.Time
+	Exclude []string
+	// FailsafeOnly picks from the failsafe role only.
+	FailsafeOnly bool
+}
+
+// PickResult is the person picked, or Found=false when nobody is on call.
+type PickResult struct {
+	Found      bool
+	StaffID    string
+	Role       string
+	Fallback   bool
+	InProgress int
+	Open       int
+	Candidates int
+	Reason     string
+}
+
+// Pick chooses the least-busy on-call person for the first role that has
+// anyone; nobody on call is an answer (Found=false), not an error.
+func (a *Incidents) Pick(ctx context.Context, in *PickInput) (*PickResult, error) {
+	var (
+		p   *oncall.Pick
+		err error
+	)
+	if in.FailsafeOnly {
+		p, err = a.Schedule.PickFailsafe(ctx, in.At, in.Exclude)
+	} else {
+		p, err = a.Schedule.PickAssignee(ctx, in.Roles, in.At, in.Exclude)
+	}
+	if errors.Is(err, oncall.ErrNobodyOnCall) {
+		return &PickResult{Found: false, Reason: "nobody on call for " + strings.Join(in.Roles, ", ")}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pick on-call staff: %w", err)
+	}
+	return &PickResult{
+		Found:      true,
+		StaffID:    p.ID,
+		Role:       p.Role,
+		Fallback:   p.Fallback,
+		InProgress: p.Load.InProgress,
+		Open:       p.Load.Open,
+		Candidates: p.Candidates,
+		Reason:     p.Reason(),
+	}, nil
+}
+
+// PageInput is one page to one person.
+type PageInput struct {
+	IncidentID string
+	// Step names the page within the incident ("assign", "escalation-1",
+	// "reminder-2", ...); with the recipient and channel it is the outbox's
+	// unique key, so a retried page is never sent twice.
+	Step      string
+	Recipient string
+	Kind      string
+	Title     string
+	Body      string
+}
+
+// PageResult says whether the page reached at least one channel.
+type PageResult struct {
+	Delivered   bool
+	DeliveredAt time.Time
+}
+
+// Page delivers a page through the outbox. The in-app channel stores the
+// notification, which the SSE stream pushes to the person at once.
+func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error) {
+	tx, err := a.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var outboxID int64
+	var status string
+	var sentAt *time.Time
+	err = tx.QueryRowxContext(ctx, `
+		INSERT INTO notification_outbox (incident_id, step, recipient, channel)
+		VALUES ($1, $2, $3, 'inapp')
+		ON CONFLICT (incident_id, step, recipient, channel) DO UPDATE SET attempts = notification_outbox.attempts
+		RETURNING id, status, sent_at`, in.IncidentID, in.Step, in.Recipient).Scan(&outboxID, &status, &sentAt)
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox row: %w", err)
+	}
+	if status == "sent" && sentAt != nil {
+		return &PageResult{Delivered: true, DeliveredAt: *sentAt}, nil
+	}
+	var at time.Time
+	if err := tx.QueryRowxContext(ctx, `
+		WITH n AS (
+			INSERT INTO staff_notifications (staff_id, incident_id, outbox_id, kind, title, body)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (outbox_id) DO NOTHING
+			RETURNING id, created_at
+		)
+		UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1, sent_at = now()
+		WHERE id = $3
+		RETURNING sent_at`, in.Recipient, in.IncidentID, outboxID, in.Kind, in.Title, in.Body).Scan(&at); err != nil {
+		return nil, fmt.Errorf("deliver in-app page: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', $1)`, in.Recipient); err != nil {
+		return nil, fmt.Errorf("notify listeners: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit page: %w", err)
+	}
+	return &PageResult{Delivered: true, DeliveredAt: at}, nil
+}

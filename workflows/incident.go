@@ -1,0 +1,875 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-health/vigil/activities"
+)
+
+// Timing rules of the incident workflow.
+const (
+	// LateTimerGrace is how late a step timer may fire before it counts as
+	// delayed (the system was down): then one consolidated page goes out
+	// instead of a burst of stale steps.
+	LateTimerGrace = time.Minute
+	// AssignRetryInterval is how often an unassigned incident retries
+	// finding someone on call.
+	AssignRetryInterval = time.Minute
+	// MinResolutionNotes is the shortest accepted resolution note.
+	MinResolutionNotes = 10
+	// MaxNoteLength bounds notes.
+	MaxNoteLength = 2000
+)
+
+// Audit actions.
+const (
+	ActionCreated        = "CREATED"
+	ActionAlertMerged    = "ALERT_MERGED"
+	ActionAssigned       = "ASSIGNED"
+	ActionNobodyOnCall   = "NOBODY_ON_CALL"
+	ActionPaged          = "PAGED"
+	ActionEscalated      = "ESCALATED"
+	ActionDelayedPage    = "DELAYED_PAGE"
+	ActionAcknowledged   = "ACKNOWLEDGED"
+	ActionClaimed        = "CLAIMED"
+	ActionStarted        = "STARTED_PROGRESS"
+	ActionStartReminder  = "START_REMINDER"
+	ActionReassigned     = "REASSIGNED"
+	ActionNoteAdded      = "NOTE_ADDED"
+	ActionSourceResolved = "SOURCE_RESOLVED"
+	ActionAutoResolved   = "AUTO_RESOLVED"
+	ActionResolved       = "RESOLVED"
+)
+
+// Types of the application errors that reject a transition; the API maps
+// them to HTTP status codes.
+const (
+	// RejectIllegal is a transition the incident's state does not allow (409).
+	RejectIllegal = "IllegalTransition"
+	// RejectForbidden is a transition the actor may not make (403).
+	RejectForbidden = "Forbidden"
+	// RejectClosed is any update to a resolved incident, or to an older
+	// incident of the same dedup key (409).
+	RejectClosed = "IncidentClosed"
+	// RejectInvalid is a malformed request (400).
+	RejectInvalid = "InvalidRequest"
+)
+
+// ErrIncidentClosed rejects updates to a resolved or replaced incident.
+var ErrIncidentClosed = temporal.NewApplicationError("incident is closed", RejectClosed)
+
+func illegal(format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), RejectIllegal)
+}
+
+func forbidden(msg string) error { return temporal.NewApplicationError(msg, RejectForbidden) }
+
+func invalidRequest(msg string) error { return temporal.NewApplicationError(msg, RejectInvalid) }
+
+// Incident is the durable lifecycle of one clinical incident, from the first
+// alert of a dedup key to its resolution: assignment to the least-busy
+// on-call person, escalation with one durable timer per step, start
+// reminders, auto-resolve from the source, and an audit event for every
+// change, projected to Postgres.
+func Incident(ctx workflow.Context, in *IncidentInput) error {
+	w := &incident{in: in}
+	if err := w.setup(ctx); err != nil {
+		return err
+	}
+	return w.run(ctx)
+}
+
+type incident struct {
+	in    *IncidentInput
+	st    IncidentState
+	dirty []activities.AuditEvent
+	// changes counts handled messages, so waits can wake on any of them.
+	changes int
+	// recording serialises projections: events reach Postgres in order.
+	recording workflow.Mutex
+	// runStartSeq is the audit sequence when this run started.
+	runStartSeq int
+}
+
+var (
+	dbActivities *activities.Incidents
+)
+
+func (w *incident) setup(ctx workflow.Context) error {
+	if w.in == nil || w.in.IncidentID == "" || w.in.AlertType == "" {
+		return temporal.NewNonRetryableApplicationError("incident id and alert type are required", "InvalidInput", nil)
+	}
+	if w.in.StableOKWait <= 0 {
+		w.in.StableOKWait = DefaultStableOKWait
+	}
+	if w.in.Carry != nil {
+		w.st = *w.in.Carry
+	} else {
+		w.st = IncidentState{
+			IncidentID:  w.in.IncidentID,
+			AlertType:   w.in.AlertType,
+			Severity:    w.in.Severity,
+			Status:      StatusOpen,
+			OpenedAt:    w.in.OpenedAt,
+			LastAlertAt: w.in.OpenedAt,
+		}
+	}
+	w.recording = workflow.NewMutex(ctx)
+	if w.in.Carry == nil {
+		// First, before any handler can run, so CREATED is always event 1.
+		w.event(ctx, ActionCreated, "system", "", "", StatusOpen, map[string]string{
+			"alert_type": w.st.AlertType, "severity": w.st.Severity, "source": w.in.Source,
+		})
+	}
+	w.runStartSeq = w.st.Seq
+
+	if err := workflow.SetQueryHandler(ctx, IncidentQueryState, func() (IncidentState, error) {
+		return w.st, nil
+	}); err != nil {
+		return fmt.Errorf("register query: %w", err)
+	}
+	for _, h := range []struct {
+		name     string
+		validate func(*TransitionRequest) error
+		apply    func(workflow.Context, *TransitionRequest)
+	}{
+		{IncidentUpdateAcknowledge, w.validateAcknowledge, w.applyAcknowledge},
+		{IncidentUpdateClaim, w.validateClaim, w.applyClaim},
+		{IncidentUpdateStart, w.validateStart, w.applyStart},
+		{IncidentUpdateResolve, w.validateResolve, w.applyResolve},
+		{IncidentUpdateReassign, w.validateReassign, w.applyReassign},
+		{IncidentUpdateNote, w.validateNote, w.applyNote},
+	} {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name,
+			func(ctx workflow.Context, req *TransitionRequest) (*TransitionResult, error) {
+				prev := w.st.Status
+				h.apply(ctx, req)
+				w.changes++
+				if err := w.record(ctx); err != nil {
+					return nil, err
+				}
+				return &TransitionResult{
+					IncidentID: w.st.IncidentID, PreviousStatus: prev, Status: w.st.Status,
+					AssignedTo: w.st.AssignedTo, At: workflow.Now(ctx),
+				}, nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req *TransitionRequest) error {
+				if req == nil {
+					return invalidRequest("empty request")
+				}
+				if err := w.validateOpen(req.IncidentID); err != nil {
+					return err
+				}
+				return h.validate(req)
+			}},
+		); err != nil {
+			return fmt.Errorf("register update %s: %w", h.name, err)
+		}
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, IncidentUpdateAlert, w.handleAlert,
+		workflow.UpdateHandlerOptions{Validator: w.validateAlert}); err != nil {
+		return fmt.Errorf("register update %s: %w", IncidentUpdateAlert, err)
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		ch := workflow.GetSignalChannel(ctx, IncidentSignalSourceResolved)
+		for {
+			var ignored struct{}
+			ch.Receive(ctx, &ignored)
+			if w.onSourceResolved(ctx) {
+				_ = w.record(ctx)
+			}
+		}
+	})
+	return w.upsertSearchAttributes(ctx)
+}
+
+func (w *incident) run(ctx workflow.Context) error {
+	if w.in.Carry == nil {
+		var plan activities.Plan
+		if err := workflow.ExecuteActivity(dbCtx(ctx), dbActivities.LoadPlan,
+			&activities.LoadPlanInput{AlertType: w.in.AlertType, Severity: w.in.Severity}).Get(ctx, &plan); err != nil {
+			return err
+		}
+		w.st.Plan = toIncidentPlan(plan)
+		if err := w.record(ctx); err != nil {
+			return err
+		}
+	}
+	for w.st.Status != StatusResolved {
+		var err error
+		switch w.st.Status {
+		case StatusOpen:
+			err = w.assign(ctx)
+		case StatusAssigned:
+			err = w.escalate(ctx)
+		case StatusAcknowledged:
+			err = w.remindToStart(ctx)
+		case StatusInProgress:
+			err = w.waitForChange(ctx, time.Time{})
+		}
+		if err != nil {
+			return err
+		}
+		if w.st.Status != StatusResolved && w.shouldContinueAsNew(ctx) {
+			return w.continueAsNew(ctx)
+		}
+	}
+	// Let any update still writing its projection finish before closing.
+	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+}
+
+// assign picks the least-busy on-call person of the type's roles. With
+// nobody on call it pages the failsafe role once and retries every
+// AssignRetryInterval, so the incident never sits OPEN silently.
+func (w *incident) assign(ctx workflow.Context) error {
+	pick, err := w.pick(ctx, w.st.Plan.Roles, nil, false)
+	if err != nil {
+		return err
+	}
+	if w.st.Status != StatusOpen {
+		return nil // claimed or resolved while we looked
+	}
+	if !pick.Found {
+		if !w.st.FailsafePaged {
+			w.st.FailsafePaged = true
+			w.event(ctx, ActionNobodyOnCall, "system", "", StatusOpen, StatusOpen, map[string]string{
+				"roles": strings.Join(w.st.Plan.Roles, ","), "reason": pick.Reason,
+			})
+			if err := w.pageTarget(ctx, EscalationStep{Target: TargetFailsafe}, "failsafe-unassigned", false); err != nil {
+				return err
+			}
+			if err := w.record(ctx); err != nil {
+				return err
+			}
+		}
+		return w.waitForChange(ctx, workflow.Now(ctx).Add(AssignRetryInterval))
+	}
+	now := workflow.Now(ctx)
+	prev := w.st.Status
+	w.st.Status = StatusAssigned
+	w.st.AssignedTo, w.st.AssignedRole, w.st.AssignedAt = pick.StaffID, pick.Role, now
+	w.event(ctx, ActionAssigned, "system", "", prev, StatusAssigned, map[string]string{
+		"staff_id": pick.StaffID, "role": pick.Role, "reason": pick.Reason,
+		"in_progress": strconv.Itoa(pick.InProgress), "open": strconv.Itoa(pick.Open),
+		"candidates": strconv.Itoa(pick.Candidates), "fallback": strconv.FormatBool(pick.Fallback),
+		"policy": w.st.Plan.PolicyID, "roles": strings.Join(w.st.Plan.Roles, ","),
+	})
+	if err := w.page(ctx, pick.StaffID, "assign", "INCIDENT_ASSIGNED", "New incident assigned", false); err != nil {
+		return err
+	}
+	w.st.EscalationStep = 0
+	w.scheduleNextStep(now)
+	if err := w.upsertSearchAttributes(ctx); err != nil {
+		return err
+	}
+	return w.record(ctx)
+}
+
+// escalate waits for an acknowledgement until the next step is due, then
+// pages that step's target. A step that fires far later than planned pages
+// once, marked delayed, for the latest overdue step.
+func (w *incident) escalate(ctx workflow.Context) error {
+	if err := w.waitForChange(ctx, w.st.NextPageDue); err != nil {
+		return err
+	}
+	now := workflow.Now(ctx)
+	if w.st.Status != StatusAssigned || now.Before(w.st.NextPageDue) {
+		return nil
+	}
+	fire, skipped, delayed := PlanEscalation(w.st.Plan.Steps, w.st.EscalationStep, w.st.NextPageDue, now)
+	step := w.st.Plan.Steps[fire]
+	label := "escalation-" + strconv.Itoa(w.st.EscalationStep+1)
+	if w.st.EscalationStep >= len(w.st.Plan.Steps) {
+		label = "escalation-repeat-" + strconv.Itoa(w.st.EscalationStep+1)
+	}
+	if delayed {
+		w.event(ctx, ActionDelayedPage, "system", "", StatusAssigned, StatusAssigned, map[string]string{
+			"due": w.st.NextPageDue.UTC().Format(time.RFC3339), "late_by": now.Sub(w.st.NextPageDue).String(),
+			"skipped_steps": strconv.Itoa(skipped), "paging_step": strconv.Itoa(fire + 1),
+		})
+		label = "delayed-" + strconv.Itoa(w.st.EscalationStep+1)
+	}
+	if err := w.pageTarget(ctx, step, label, delayed); err != nil {
+		return err
+	}
+	w.st.EscalationStep += 1 + skipped
+	w.scheduleNextStep(now)
+	if err := w.upsertSearchAttributes(ctx); err != nil {
+		return err
+	}
+	return w.record(ctx)
+}
+
+// PlanEscalation decides which step fires when the timer for step next (due
+// at due) wakes at now: normally next itself. When the wake-up is more than
+// LateTimerGrace late, every further step already overdue is skipped and only
+// the latest fires (delayed). Past the last step, the last step repeats.
+func PlanEscalation(steps []EscalationStep, next int, due, now time.Time) (fire, skipped int, delayed bool) {
+	last := len(steps) - 1
+	fire = min(next, last)
+	if now.Sub(due) <= LateTimerGrace {
+		return fire, 0, false
+	}
+	for fire < last && !due.Add(steps[fire+1].Wait).After(now) {
+		due = due.Add(steps[fire+1].Wait)
+		fire++
+		skipped++
+	}
+	return fire, skipped, true
+}
+
+// scheduleNextStep sets when the next escalation step is due; past the last
+// step, the last step's wait repeats.
+func (w *incident) scheduleNextStep(from time.Time) {
+	steps := w.st.Plan.Steps
+	if len(steps) == 0 {
+		w.st.NextPageDue = time.Time{}
+		return
+	}
+	i := min(w.st.EscalationStep, len(steps)-1)
+	w.st.NextPageDue = from.Add(steps[i].Wait)
+}
+
+// remindToStart re-pages the assignee of an acknowledged incident nobody has
+// started within the plan's start reminder.
+func (w *incident) remindToStart(ctx workflow.Context) error {
+	if w.st.Plan.StartReminder <= 0 {
+		return w.waitForChange(ctx, time.Time{})
+	}
+	due := w.st.AcknowledgedAt.Add(time.Duration(w.st.Reminders+1) * w.st.Plan.StartReminder)
+	if err := w.waitForChange(ctx, due); err != nil {
+		return err
+	}
+	if w.st.Status != StatusAcknowledged || workflow.Now(ctx).Before(due) {
+		return nil
+	}
+	w.st.Reminders++
+	w.event(ctx, ActionStartReminder, "system", "", StatusAcknowledged, StatusAcknowledged, map[string]string{
+		"staff_id": w.st.AssignedTo, "reminder": strconv.Itoa(w.st.Reminders),
+	})
+	if err := w.page(ctx, w.st.AssignedTo, "reminder-"+strconv.Itoa(w.st.Reminders),
+		"START_REMINDER", "Acknowledged incident not started", false); err != nil {
+		return err
+	}
+	return w.record(ctx)
+}
+
+// waitForChange blocks until a message changes the incident, the deadline
+// passes (zero: no deadline), or a pending auto-resolve comes due, which it
+// then carries out.
+func (w *incident) waitForChange(ctx workflow.Context, deadline time.Time) error {
+	seen := w.changes
+	for {
+		wake := deadline
+		if !w.st.SourceOKSince.IsZero() {
+			okAt := w.st.SourceOKSince.Add(w.in.StableOKWait)
+			if wake.IsZero() || okAt.Before(wake) {
+				wake = okAt
+			}
+		}
+		cond := func() bool { return w.changes != seen }
+		if wake.IsZero() {
+			if err := workflow.Await(ctx, cond); err != nil {
+				return err
+			}
+			return nil
+		}
+		d := wake.Sub(workflow.Now(ctx))
+		if d > 0 {
+			changed, err := workflow.AwaitWithTimeout(ctx, d, cond)
+			if err != nil {
+				return err
+			}
+			if changed {
+				return nil
+			}
+		}
+		now := workflow.Now(ctx)
+		if !w.st.SourceOKSince.IsZero() && !now.Before(w.st.SourceOKSince.Add(w.in.StableOKWait)) {
+			return w.autoResolve(ctx)
+		}
+		if !deadline.IsZero() && !now.Before(deadline) {
+			return nil
+		}
+	}
+}
+
+// onSourceResolved starts the stable-OK wait; it reports whether anything
+// changed.
+func (w *incident) onSourceResolved(ctx workflow.Context) bool {
+	if w.st.Status == StatusResolved || !w.st.SourceOKSince.IsZero() {
+		return false
+	}
+	w.st.SourceOKSince = workflow.Now(ctx)
+	w.event(ctx, ActionSourceResolved, "source", "", w.st.Status, w.st.Status, map[string]string{
+		"stable_ok_wait": w.in.StableOKWait.String(),
+	})
+	w.changes++
+	return true
+}
+
+func (w *incident) autoResolve(ctx workflow.Context) error {
+	prev := w.st.Status
+	w.st.Status = StatusResolved
+	w.st.ResolvedAt = workflow.Now(ctx)
+	w.st.ResolvedBy = "source"
+	w.st.Resolution = "Auto-resolved: the source reported the condition cleared and it stayed clear for " + w.in.StableOKWait.String() + "."
+	w.st.SourceOKSince = time.Time{}
+	w.event(ctx, ActionAutoResolved, "source", "", prev, StatusResolved, nil)
+	if err := w.upsertSearchAttributes(ctx); err != nil {
+		return err
+	}
+	return w.record(ctx)
+}
+
+// --- alerts -----------------------------------------------------------------
+
+func (w *incident) validateAlert(_ workflow.Context, u *AlertUpdate) error {
+	if u == nil || u.Count < 1 {
+		return invalidRequest("alert count must be at least 1")
+	}
+	if w.st.Status == StatusResolved {
+		return ErrIncidentClosed
+	}
+	return nil
+}
+
+func (w *incident) handleAlert(ctx workflow.Context, u *AlertUpdate) (*AlertResult, error) {
+	created := !w.st.AlertSeen
+	w.st.AlertSeen = true
+	w.st.AlertCount += u.Count
+	if !u.ObservedAt.IsZero() && u.ObservedAt.After(w.st.LastAlertAt) {
+		w.st.LastAlertAt = u.ObservedAt
+	}
+	// A new firing cancels a pending auto-resolve.
+	w.st.SourceOKSince = time.Time{}
+	if !created {
+		w.event(ctx, ActionAlertMerged, "source", "", w.st.Status, w.st.Status, map[string]string{
+			"count": strconv.Itoa(u.Count), "total": strconv.Itoa(w.st.AlertCount),
+		})
+		w.changes++
+		if err := w.record(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return &AlertResult{IncidentID: w.st.IncidentID, Created: created, AlertCount: w.st.AlertCount, Status: w.st.Status}, nil
+}
+
+// --- transitions --------------------------------------------------------------
+
+func (w *incident) validateOpen(incidentID string) error {
+	if incidentID != "" && incidentID != w.st.IncidentID {
+		return ErrIncidentClosed
+	}
+	if w.st.Status == StatusResolved {
+		return ErrIncidentClosed
+	}
+	return nil
+}
+
+func isCharge(a Actor) bool { return a.Access == AccessCharge || a.Access == AccessAdmin }
+
+func (w *incident) isResponder(staffID string) bool {
+	return staffID != "" && (staffID == w.st.AssignedTo || slices.Contains(w.st.Responders, staffID))
+}
+
+func requireActor(a Actor) error {
+	if a.StaffID == "" {
+		return forbidden("the acting staff member is unknown")
+	}
+	return nil
+}
+
+func (w *incident) validateAcknowledge(req *TransitionRequest) error {
+	if err := requireActor(req.Actor); err != nil {
+		return err
+	}
+	if w.st.Status != StatusOpen && w.st.Status != StatusAssigned {
+		return illegal("cannot acknowledge an incident that is %s", w.st.Status)
+	}
+	if !w.isResponder(req.Actor.StaffID) && !isCharge(req.Actor) {
+		return forbidden("only a paged responder or a charge nurse may acknowledge this incident")
+	}
+	return nil
+}
+
+func (w *incident) applyAcknowledge(ctx workflow.Context, req *TransitionRequest) {
+	w.acknowledge(ctx, req.Actor.StaffID, ActionAcknowledged)
+}
+
+func (w *incident) acknowledge(ctx workflow.Context, staffID, action string) {
+	prev := w.st.Status
+	now := workflow.Now(ctx)
+	if w.st.AssignedTo != staffID {
+		w.st.AssignedTo = staffID
+		if w.st.AssignedAt.IsZero() {
+			w.st.AssignedAt = now
+		}
+	}
+	w.st.Status = StatusAcknowledged
+	if w.st.AcknowledgedAt.IsZero() {
+		w.st.AcknowledgedAt = now
+	}
+	w.st.Reminders = 0
+	w.event(ctx, action, "staff", staffID, prev, StatusAcknowledged, nil)
+	_ = w.upsertSearchAttributes(ctx)
+}
+
+func (w *incident) validateClaim(req *TransitionRequest) error {
+	if err := requireActor(req.Actor); err != nil {
+		return err
+	}
+	switch w.st.Status {
+	case StatusOpen, StatusAssigned:
+		return nil
+	case StatusAcknowledged:
+		if w.st.AssignedTo == req.Actor.StaffID {
+			return illegal("the incident is already yours")
+		}
+		if !isCharge(req.Actor) {
+			return forbidden("only a charge nurse may take over an acknowledged incident")
+		}
+		return nil
+	default:
+		return illegal("cannot claim an incident that is %s", w.st.Status)
+	}
+}
+
+func (w *incident) applyClaim(ctx workflow.Context, req *TransitionRequest) {
+	w.acknowledge(ctx, req.Actor.StaffID, ActionClaimed)
+}
+
+func (w *incident) validateStart(req *TransitionRequest) error {
+	if err := requireActor(req.Actor); err != nil {
+		return err
+	}
+	if w.st.Status != StatusAcknowledged {
+		return illegal("cannot start an incident that is %s; acknowledge it first", w.st.Status)
+	}
+	if w.st.AssignedTo != req.Actor.StaffID && !isCharge(req.Actor) {
+		return forbidden("only the assignee or a charge nurse may start this incident")
+	}
+	return nil
+}
+
+func (w *incident) applyStart(ctx workflow.Context, req *TransitionRequest) {
+	prev := w.st.Status
+	w.st.Status = StatusInProgress
+	w.st.InProgressAt = workflow.Now(ctx)
+	w.event(ctx, ActionStarted, "staff", req.Actor.StaffID, prev, StatusInProgress, nil)
+	_ = w.upsertSearchAttributes(ctx)
+}
+
+func (w *incident) validateResolve(req *TransitionRequest) error {
+	if err := requireActor(req.Actor); err != nil {
+		return err
+	}
+	if n := len([]rune(strings.TrimSpace(req.Notes))); n < MinResolutionNotes || n > MaxNoteLength {
+		return invalidRequest(fmt.Sprintf("resolution notes must be %d to %d characters", MinResolutionNotes, MaxNoteLength))
+	}
+	if isCharge(req.Actor) {
+		return nil
+	}
+	if w.st.Status != StatusAcknowledged && w.st.Status != StatusInProgress {
+		return illegal("cannot resolve an incident that is %s; acknowledge it first", w.st.Status)
+	}
+	if w.st.AssignedTo != req.Actor.StaffID {
+		return forbidden("only the assignee or a charge nurse may resolve this incident")
+	}
+	return nil
+}
+
+func (w *incident) applyResolve(ctx workflow.Context, req *TransitionRequest) {
+	prev := w.st.Status
+	w.st.Status = StatusResolved
+	w.st.ResolvedAt = workflow.Now(ctx)
+	w.st.ResolvedBy = req.Actor.StaffID
+	w.st.Resolution = strings.TrimSpace(req.Notes)
+	w.st.SourceOKSince = time.Time{}
+	w.event(ctx, ActionResolved, "staff", req.Actor.StaffID, prev, StatusResolved, nil)
+	_ = w.upsertSearchAttributes(ctx)
+}
+
+func (w *incident) validateReassign(req *TransitionRequest) error {
+	if err := requireActor(req.Actor); err != nil {
+		return err
+	}
+	if !isCharge(req.Actor) {
+		return forbidden("only a charge nurse may reassign an incident")
+	}
+	if req.ToStaffID == "" {
+		return invalidRequest("the new assignee is required")
+	}
+	if req.ToStaffID == w.st.AssignedTo {
+		return illegal("the incident is already assigned to %s", req.ToStaffID)
+	}
+	return nil
+}
+
+func (w *incident) applyReassign(ctx workflow.Context, req *TransitionRequest) {
+	prev := w.st.Status
+	from := w.st.AssignedTo
+	now := workflow.Now(ctx)
+	w.st.AssignedTo = req.ToStaffID
+	if w.st.AssignedAt.IsZero() {
+		w.st.AssignedAt = now
+	}
+	// The new assignee must acknowledge for themselves; escalation restarts.
+	w.st.Status = StatusAssigned
+	w.st.EscalationStep = 0
+	w.scheduleNextStep(now)
+	w.event(ctx, ActionReassigned, "staff", req.Actor.StaffID, prev, StatusAssigned, map[string]string{
+		"from": from, "to": req.ToStaffID,
+	})
+	_ = w.upsertSearchAttributes(ctx)
+	// Page the new assignee from the update handler: the caller's answer
+	// waits for it, so a successful reassign means they were paged.
+	w.st.Reassignments++
+	_ = w.page(ctx, req.ToStaffID, "reassign-"+strconv.Itoa(w.st.Reassignments), "INCIDENT_REASSIGNED", "Incident reassigned to you", false)
+}
+
+func (w *incident) validateNote(req *TransitionRequest) error {
+	if err := requireActor(req.Actor); err != nil {
+		return err
+	}
+	if n := len([]rune(strings.TrimSpace(req.Notes))); n < 1 || n > MaxNoteLength {
+		return invalidRequest(fmt.Sprintf("a note must be 1 to %d characters", MaxNoteLength))
+	}
+	return nil
+}
+
+func (w *incident) applyNote(ctx workflow.Context, req *TransitionRequest) {
+	w.event(ctx, ActionNoteAdded, "staff", req.Actor.StaffID, w.st.Status, w.st.Status, map[string]string{
+		"note": strings.TrimSpace(req.Notes),
+	})
+}
+
+// --- side effects through activities ----------------------------------------
+
+// pick asks for an on-call person.
+func (w *incident) pick(ctx workflow.Context, roles, exclude []string, failsafe bool) (*activities.PickResult, error) {
+	var res activities.PickResult
+	err := workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Pick, &activities.PickInput{
+		Roles: roles, At: workflow.Now(ctx), Exclude: exclude, FailsafeOnly: failsafe,
+	}).Get(ctx, &res)
+	return &res, err
+}
+
+// pageTarget resolves an escalation target to a person at fire time, pages
+// them and makes them the assignee.
+func (w *incident) pageTarget(ctx workflow.Context, step EscalationStep, label string, delayed bool) error {
+	var (
+		pick *activities.PickResult
+		err  error
+	)
+	switch step.Target {
+	case TargetRole:
+		pick, err = w.pick(ctx, []string{step.Role}, w.st.Responders, false)
+	case TargetNextInRole:
+		role := w.st.AssignedRole
+		if role == "" && len(w.st.Plan.Roles) > 0 {
+			role = w.st.Plan.Roles[0]
+		}
+		pick, err = w.pick(ctx, []string{role}, w.st.Responders, false)
+		if err == nil && pick.Found && pick.Fallback {
+			pick.Found = false // another role's person is not "next in role"
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if pick == nil || !pick.Found {
+		// Nobody (new) for the step's target: the failsafe role is paged.
+		if pick, err = w.pick(ctx, nil, nil, true); err != nil {
+			return err
+		}
+	}
+	if !pick.Found {
+		w.event(ctx, ActionNobodyOnCall, "system", "", w.st.Status, w.st.Status, map[string]string{
+			"step": label, "target": step.Target, "reason": "not even the failsafe role has anyone on call",
+		})
+		return nil
+	}
+	if w.st.Status == StatusAssigned && w.st.AssignedTo != pick.StaffID {
+		from := w.st.AssignedTo
+		w.st.AssignedTo, w.st.AssignedRole = pick.StaffID, pick.Role
+		w.event(ctx, ActionEscalated, "system", "", StatusAssigned, StatusAssigned, map[string]string{
+			"from": from, "to": pick.StaffID, "role": pick.Role, "step": label, "reason": pick.Reason,
+		})
+	}
+	title := "Escalated incident: no acknowledgement"
+	if delayed {
+		title = "Delayed page: incident still unacknowledged"
+	}
+	if label == "failsafe-unassigned" {
+		title = "Unassigned incident: nobody on call for " + strings.Join(w.st.Plan.Roles, ", ")
+	}
+	return w.page(ctx, pick.StaffID, label, "INCIDENT_ESCALATED", title, delayed)
+}
+
+// page sends one page and records it.
+func (w *incident) page(ctx workflow.Context, staffID, step, kind, title string, delayed bool) error {
+	body := fmt.Sprintf("%s %s incident (%s). Alerts: %d.", w.st.Severity, w.st.AlertType, w.in.Room, w.st.AlertCount)
+	var res activities.PageResult
+	err := workflow.ExecuteActivity(pageCtx(ctx), dbActivities.Page, &activities.PageInput{
+		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Kind: kind, Title: title, Body: body,
+	}).Get(ctx, &res)
+	if err != nil {
+		return err
+	}
+	now := workflow.Now(ctx)
+	w.st.LastPageAt = now
+	if res.Delivered && w.st.FirstPagedAt.IsZero() {
+		w.st.FirstPagedAt = res.DeliveredAt
+	}
+	if !slices.Contains(w.st.Responders, staffID) {
+		w.st.Responders = append(w.st.Responders, staffID)
+	}
+	w.event(ctx, ActionPaged, "system", "", w.st.Status, w.st.Status, map[string]string{
+		"staff_id": staffID, "step": step, "kind": kind, "delayed": strconv.FormatBool(delayed),
+	})
+	return nil
+}
+
+// event appends an audit event to be written by the next record.
+func (w *incident) event(ctx workflow.Context, action, actorType, actorID, from, to string, detail map[string]string) {
+	w.st.Seq++
+	w.dirty = append(w.dirty, activities.AuditEvent{
+		Seq: w.st.Seq, Action: action, ActorType: actorType, ActorID: actorID,
+		FromStatus: from, ToStatus: to, At: workflow.Now(ctx), Detail: detail,
+	})
+}
+
+// record writes the projection and the pending audit events. The mutex keeps
+// concurrent handlers' writes in order.
+func (w *incident) record(ctx workflow.Context) error {
+	if err := w.recording.Lock(ctx); err != nil {
+		return err
+	}
+	defer w.recording.Unlock()
+	events := w.dirty
+	w.dirty = nil
+	return workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Record, &activities.RecordInput{
+		Row: w.row(ctx), Events: events,
+	}).Get(ctx, nil)
+}
+
+func (w *incident) row(ctx workflow.Context) activities.IncidentRow {
+	opt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	var assigned *string
+	if w.st.AssignedTo != "" {
+		a := w.st.AssignedTo
+		assigned = &a
+	}
+	return activities.IncidentRow{
+		ID: w.st.IncidentID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		DedupKeyHash: w.in.DedupKeyHash, AlertType: w.st.AlertType, Severity: w.st.Severity,
+		PatientID: w.in.PatientID, Room: w.in.Room, Source: w.in.Source, Status: w.st.Status,
+		AssignedTo: assigned, AssignedRole: w.st.AssignedRole, AlertCount: max(w.st.AlertCount, 1),
+		EscalationStep: w.st.EscalationStep, OpenedAt: w.st.OpenedAt, AssignedAt: opt(w.st.AssignedAt),
+		FirstPagedAt: opt(w.st.FirstPagedAt), AcknowledgedAt: opt(w.st.AcknowledgedAt),
+		InProgressAt: opt(w.st.InProgressAt), ResolvedAt: opt(w.st.ResolvedAt), ResolvedBy: w.st.ResolvedBy,
+		ResolutionNotes: w.st.Resolution, LastAlertAt: w.st.LastAlertAt, LastSeq: w.st.Seq,
+	}
+}
+
+func (w *incident) upsertSearchAttributes(ctx workflow.Context) error {
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		VigilKindKey.ValueSet(KindIncident),
+		IncidentStatusKey.ValueSet(w.st.Status),
+		SeverityKey.ValueSet(w.st.Severity),
+		AlertTypeKey.ValueSet(w.st.AlertType),
+		AssignedRoleKey.ValueSet(w.st.AssignedRole),
+	)
+}
+
+// maxHistoryLength continues a run as new well before Temporal's limits
+// (50,000 events) even if the server has not suggested it yet.
+const maxHistoryLength = 10_000
+
+func (w *incident) shouldContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	if w.in.ContinueAsNewAfterEvents > 0 && w.st.Seq-w.runStartSeq >= w.in.ContinueAsNewAfterEvents {
+		return true
+	}
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
+}
+
+func (w *incident) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	// Drain source-resolved signals so none is lost across the new run.
+	ch := workflow.GetSignalChannel(ctx, IncidentSignalSourceResolved)
+	for {
+		var ignored struct{}
+		if !ch.ReceiveAsync(&ignored) {
+			break
+		}
+		w.onSourceResolved(ctx)
+	}
+	if len(w.dirty) > 0 {
+		if err := w.record(ctx); err != nil {
+			return err
+		}
+	}
+	next := *w.in
+	carry := w.st
+	next.Carry = &carry
+	return workflow.NewContinueAsNewError(ctx, Incident, &next)
+}
+
+func toIncidentPlan(p activities.Plan) IncidentPlan {
+	plan := IncidentPlan{
+		PolicyID:      p.PolicyID,
+		Roles:         p.Roles,
+		StartReminder: time.Duration(p.StartReminderSeconds) * time.Second,
+		FailsafeRole:  p.FailsafeRole,
+	}
+	for _, s := range p.Steps {
+		plan.Steps = append(plan.Steps, EscalationStep{Wait: time.Duration(s.WaitSeconds) * time.Second, Target: s.Target, Role: s.Role})
+	}
+	return plan
+}
+
+// dbCtx is for quick Postgres activities: a stuck query is abandoned after
+// 15 s and retried with backoff; the workflow keeps trying for up to an hour
+// rather than losing the incident's trail.
+func dbCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        500 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{"UnknownAlertType", "NoPolicy", "BadPolicy"},
+		},
+	})
+}
+
+// pageCtx is for pages: each attempt may take a provider round trip, and a
+// page is retried for as long as it could still matter (30 minutes).
+func pageCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	})
+}

@@ -1,0 +1,207 @@
+package workflows
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// Incident lifecycle states.
+const (
+	StatusOpen         = "OPEN"
+	StatusAssigned     = "ASSIGNED"
+	StatusAcknowledged = "ACKNOWLEDGED"
+	StatusInProgress   = "IN_PROGRESS"
+	StatusResolved     = "RESOLVED"
+)
+
+// Names of the incident workflow's updates, signal and query.
+const (
+	// IncidentUpdateAlert merges one or more alerts into the incident. The
+	// API sends it with Update-With-Start, so the first alert of a dedup key
+	// starts the workflow and later ones join it.
+	IncidentUpdateAlert = "alert"
+	// IncidentUpdateAcknowledge acknowledges: OPEN/ASSIGNED -> ACKNOWLEDGED.
+	IncidentUpdateAcknowledge = "acknowledge"
+	// IncidentUpdateStart starts work: ACKNOWLEDGED -> IN_PROGRESS.
+	IncidentUpdateStart = "start"
+	// IncidentUpdateResolve resolves with notes of at least 10 characters.
+	IncidentUpdateResolve = "resolve"
+	// IncidentUpdateClaim takes the incident and acknowledges it at once.
+	IncidentUpdateClaim = "claim"
+	// IncidentUpdateReassign hands the incident to someone else (charge only).
+	IncidentUpdateReassign = "reassign"
+	// IncidentUpdateNote adds a note.
+	IncidentUpdateNote = "note"
+	// IncidentSignalSourceResolved reports that the source says the
+	// condition cleared; the incident resolves after a stable-OK wait unless
+	// the alert fires again.
+	IncidentSignalSourceResolved = "source-resolved"
+	// IncidentQueryState returns the IncidentState.
+	IncidentQueryState = "state"
+)
+
+// Access levels of staff acting on incidents (from their token, never from a
+// request body).
+const (
+	AccessStaff  = "staff"
+	AccessCharge = "charge"
+	AccessAdmin  = "admin"
+)
+
+// DedupKeyHash is the pseudonymous form of a dedup key (which may hold a
+// patient id): it keys the workflow ID and the open-incident index, so no
+// personal data reaches workflow IDs or search attributes.
+func DedupKeyHash(dedupKey string) string {
+	sum := sha256.Sum256([]byte(dedupKey))
+	return hex.EncodeToString(sum[:16])
+}
+
+// IncidentWorkflowID returns the workflow ID of the incident for a dedup key
+// hash. One dedup key has at most one open incident; after it resolves, the
+// next alert starts a new run, with a new incident id, under the same ID.
+func IncidentWorkflowID(dedupKeyHash string) string {
+	return "incident:" + dedupKeyHash
+}
+
+// IncidentInput starts an incident workflow.
+type IncidentInput struct {
+	// IncidentID is the new incident's UUID, chosen by the API.
+	IncidentID   string
+	DedupKeyHash string
+	AlertType    string
+	Severity     string
+	PatientID    string
+	Room         string
+	Source       string
+	// OpenedAt is when the first alert was accepted.
+	OpenedAt time.Time
+	// StableOKWait is how long a source must keep reporting OK before the
+	// incident auto-resolves. Zero means DefaultStableOKWait.
+	StableOKWait time.Duration
+	// ContinueAsNewAfterEvents continues the run as new after this many
+	// audit events (a test hook); zero leaves the decision to the server's
+	// suggestion and a 10,000-event cap.
+	ContinueAsNewAfterEvents int
+	// Carry is the state carried over by continue-as-new; nil on the first run.
+	Carry *IncidentState
+}
+
+// DefaultStableOKWait is the auto-resolve wait when IncidentInput sets none.
+const DefaultStableOKWait = 2 * time.Minute
+
+// Actor is who performs a transition, taken from the caller's token.
+type Actor struct {
+	StaffID string
+	Access  string
+}
+
+// AlertUpdate merges alerts into an incident.
+type AlertUpdate struct {
+	// Count is how many raw alerts this update carries (the API coalesces a
+	// storm into few updates).
+	Count      int
+	Value      string
+	ObservedAt time.Time
+}
+
+// AlertResult answers an AlertUpdate.
+type AlertResult struct {
+	IncidentID string
+	// Created is true when this update opened the incident.
+	Created    bool
+	AlertCount int
+	Status     string
+}
+
+// TransitionRequest asks for a state change.
+type TransitionRequest struct {
+	// IncidentID guards against acting on a later incident of the same dedup
+	// key: it must be the run's incident.
+	IncidentID string
+	Actor      Actor
+	// Notes are the resolution notes (resolve) or the note text (note).
+	Notes string
+	// ToStaffID is the new assignee (reassign).
+	ToStaffID string
+}
+
+// TransitionResult answers a state change.
+type TransitionResult struct {
+	IncidentID     string
+	PreviousStatus string
+	Status         string
+	AssignedTo     string
+	At             time.Time
+}
+
+// EscalationStep is one step of an escalation policy: wait this long for an
+// acknowledgement, then page the target.
+type EscalationStep struct {
+	Wait time.Duration
+	// Target is "next_in_role", "role" (with Role) or "failsafe".
+	Target string
+	Role   string
+}
+
+// Escalation targets.
+const (
+	TargetNextInRole = "next_in_role"
+	TargetRole       = "role"
+	TargetFailsafe   = "failsafe"
+)
+
+// IncidentPlan is the policy snapshot an incident follows: the roles to try,
+// the escalation steps and the start reminder. It is loaded once and kept for
+// the incident's life; people are resolved when each step fires.
+type IncidentPlan struct {
+	PolicyID      string
+	Roles         []string
+	Steps         []EscalationStep
+	StartReminder time.Duration
+	FailsafeRole  string
+}
+
+// IncidentState is the incident as the workflow knows it; the state query
+// returns it and continue-as-new carries it.
+type IncidentState struct {
+	IncidentID     string
+	AlertType      string
+	Severity       string
+	Status         string
+	AssignedTo     string
+	AssignedRole   string
+	AlertCount     int
+	OpenedAt       time.Time
+	LastAlertAt    time.Time
+	AssignedAt     time.Time
+	FirstPagedAt   time.Time
+	AcknowledgedAt time.Time
+	InProgressAt   time.Time
+	ResolvedAt     time.Time
+	ResolvedBy     string
+	Resolution     string
+	Plan           IncidentPlan
+	// Responders are everyone paged so far; any of them may acknowledge.
+	Responders []string
+	// EscalationStep is the index of the next step to fire.
+	EscalationStep int
+	// NextPageDue is when the next escalation step or reminder is due.
+	NextPageDue time.Time
+	// LastPageAt is when the latest page went out.
+	LastPageAt time.Time
+	// Reminders counts start reminders sent since acknowledgement.
+	Reminders int
+	// Reassignments counts reassignments (it labels their pages).
+	Reassignments int
+	// AlertSeen is set by the first alert update, which opened the incident.
+	AlertSeen bool
+	// FailsafePaged is set once nobody was on call and the failsafe role was
+	// paged for the unassigned incident.
+	FailsafePaged bool
+	// SourceOKSince is when the source last reported the condition cleared;
+	// zero when it has not (or fired again since).
+	SourceOKSince time.Time
+	// Seq numbers the audit events.
+	Seq int
+}

@@ -1,0 +1,454 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/workflows"
+)
+
+var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+// criticalPlan is the default CRITICAL policy: 2 min then the next nurse,
+// 5 min then the failsafe role; start reminder after 5 min.
+var criticalPlan = activities.Plan{
+	PolicyID: "severity:CRITICAL",
+	Roles:    []string{"NURSE", "EMERGENCY_DOCTOR"},
+	Steps: []activities.PlanStep{
+		{WaitSeconds: 120, Target: workflows.TargetNextInRole},
+		{WaitSeconds: 300, Target: workflows.TargetFailsafe},
+	},
+	StartReminderSeconds: 300,
+	FailsafeRole:         "CHARGE_NURSE",
+}
+
+type page struct {
+	at time.Time
+	activities.PageInput
+}
+
+// harness runs the incident workflow with its activities replaced by
+// recorders; pick decides who is on call.
+type harness struct {
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	pages   []page
+	picks   []activities.PickInput
+	records []activities.RecordInput
+	pick    func(in *activities.PickInput) *activities.PickResult
+	results map[string]error
+}
+
+func newHarness(t *testing.T) *harness {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), results: map[string]error{}}
+	h.env.SetStartTime(t0)
+	h.env.SetTestTimeout(30 * time.Second)
+	h.pick = func(in *activities.PickInput) *activities.PickResult {
+		if in.FailsafeOnly {
+			return &activities.PickResult{Found: true, StaffID: "C01", Role: "CHARGE_NURSE", Reason: "failsafe"}
+		}
+		for _, id := range []string{"N01", "N02", "N03"} {
+			if !slices.Contains(in.Exclude, id) {
+				return &activities.PickResult{Found: true, StaffID: id, Role: in.Roles[0], Candidates: 3, Reason: "least busy"}
+			}
+		}
+		return &activities.PickResult{Found: false}
+	}
+	var a *activities.Incidents
+	h.env.RegisterActivity(a)
+	h.env.OnActivity(a.LoadPlan, mock.Anything, mock.Anything).Return(&criticalPlan, nil)
+	h.env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.RecordInput) error {
+		h.records = append(h.records, *in)
+		return nil
+	})
+	h.env.OnActivity(a.Pick, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.PickInput) (*activities.PickResult, error) {
+		h.picks = append(h.picks, *in)
+		return h.pick(in), nil
+	})
+	h.env.OnActivity(a.Page, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.PageInput) (*activities.PageResult, error) {
+		h.pages = append(h.pages, page{at: h.env.Now(), PageInput: *in})
+		return &activities.PageResult{Delivered: true, DeliveredAt: h.env.Now()}, nil
+	})
+	return h
+}
+
+func input() *workflows.IncidentInput {
+	return &workflows.IncidentInput{
+		IncidentID: "inc-1", DedupKeyHash: "k1", AlertType: "CARDIAC_ARREST", Severity: "CRITICAL",
+		PatientID: "P001", Room: "ICU-1", Source: "monitor", OpenedAt: t0,
+	}
+}
+
+// at schedules fn at offset d from the start.
+func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
+
+// update sends an update at offset d and stores its outcome under key.
+func (h *harness) update(d time.Duration, key, name string, req any) {
+	h.at(d, func() {
+		h.env.UpdateWorkflow(name, key, &testsuite.TestUpdateCallback{
+			OnAccept:   func() {},
+			OnReject:   func(err error) { h.results[key] = err },
+			OnComplete: func(_ any, err error) { h.results[key] = err },
+		}, req)
+	})
+}
+
+func tr(staff, access, notes string) *workflows.TransitionRequest {
+	return &workflows.TransitionRequest{IncidentID: "inc-1", Actor: workflows.Actor{StaffID: staff, Access: access}, Notes: notes}
+}
+
+func (h *harness) run(in *workflows.IncidentInput) {
+	h.env.ExecuteWorkflow(workflows.Incident, in)
+	require.True(h.t, h.env.IsWorkflowCompleted())
+}
+
+func (h *harness) state() workflows.IncidentState {
+	v, err := h.env.QueryWorkflow(workflows.IncidentQueryState)
+	require.NoError(h.t, err)
+	var st workflows.IncidentState
+	require.NoError(h.t, v.Get(&st))
+	return st
+}
+
+func (h *harness) pageSteps() []string {
+	var out []string
+	for _, p := range h.pages {
+		out = append(out, p.Step+"@"+p.Recipient+"+"+p.at.Sub(t0).String())
+	}
+	return out
+}
+
+func (h *harness) actions() []string {
+	var out []string
+	for _, r := range h.records {
+		for _, e := range r.Events {
+			out = append(out, e.Action)
+		}
+	}
+	return out
+}
+
+func rejectType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+const resolution = "Patient stabilised, monitoring continues."
+
+func TestIncident_HappyPathThroughEveryState(t *testing.T) {
+	h := newHarness(t)
+	h.update(30*time.Second, "ack", workflows.IncidentUpdateAcknowledge, tr("N01", "staff", ""))
+	h.update(time.Minute, "start", workflows.IncidentUpdateStart, tr("N01", "staff", ""))
+	h.update(90*time.Second, "note", workflows.IncidentUpdateNote, tr("N01", "staff", "Doctor on the way"))
+	h.update(10*time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("N01", "staff", resolution))
+	h.run(input())
+
+	require.NoError(t, h.env.GetWorkflowError())
+	for _, k := range []string{"ack", "start", "note", "resolve"} {
+		require.NoError(t, h.results[k], k)
+	}
+	require.Equal(t, []string{"assign@N01+0s"}, h.pageSteps(), "an acknowledgement stops the escalation")
+	require.Equal(t, []string{"CREATED", "ASSIGNED", "PAGED", "ACKNOWLEDGED", "STARTED_PROGRESS", "NOTE_ADDED", "RESOLVED"}, h.actions())
+
+	last := h.records[len(h.records)-1].Row
+	require.Equal(t, workflows.StatusResolved, last.Status)
+	require.Equal(t, t0.Add(30*time.Second), *last.AcknowledgedAt)
+	require.Equal(t, t0.Add(time.Minute), *last.InProgressAt)
+	require.Equal(t, t0.Add(10*time.Minute), *last.ResolvedAt)
+	require.Equal(t, t0, *last.FirstPagedAt)
+	require.Equal(t, resolution, last.ResolutionNotes)
+	require.Equal(t, "N01", last.ResolvedBy)
+	// Every event records the actor, workflow time and both states.
+	for _, r := range h.records {
+		for _, e := range r.Events {
+			require.False(t, e.At.IsZero())
+			require.NotEmpty(t, e.ActorType)
+		}
+	}
+	var ack activities.AuditEvent
+	for _, r := range h.records {
+		for _, e := range r.Events {
+			if e.Action == workflows.ActionAcknowledged {
+				ack = e
+			}
+		}
+	}
+	require.Equal(t, "N01", ack.ActorID)
+	require.Equal(t, workflows.StatusAssigned, ack.FromStatus)
+	require.Equal(t, workflows.StatusAcknowledged, ack.ToStatus)
+}
+
+func TestIncident_IllegalAndForbiddenTransitionsAreRejected(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   []func(h *harness)
+		update  string
+		req     *workflows.TransitionRequest
+		reject  string
+		message string
+	}{
+		{name: "start before acknowledging", update: workflows.IncidentUpdateStart, req: tr("N01", "staff", ""), reject: workflows.RejectIllegal, message: "acknowledge it first"},
+		{name: "acknowledge someone else's incident", update: workflows.IncidentUpdateAcknowledge, req: tr("N09", "staff", ""), reject: workflows.RejectForbidden},
+		{name: "resolve with short notes", update: workflows.IncidentUpdateResolve, req: tr("N01", "charge", "done"), reject: workflows.RejectInvalid},
+		{name: "resolve before acknowledging", update: workflows.IncidentUpdateResolve, req: tr("N01", "staff", resolution), reject: workflows.RejectIllegal},
+		{name: "reassign without charge", update: workflows.IncidentUpdateReassign, req: &workflows.TransitionRequest{IncidentID: "inc-1", Actor: workflows.Actor{StaffID: "N01", Access: "staff"}, ToStaffID: "N02"}, reject: workflows.RejectForbidden},
+		{name: "act on another incident of the same key", update: workflows.IncidentUpdateAcknowledge, req: &workflows.TransitionRequest{IncidentID: "inc-0", Actor: workflows.Actor{StaffID: "N01"}}, reject: workflows.RejectClosed},
+		{name: "empty note", update: workflows.IncidentUpdateNote, req: tr("N01", "staff", "   "), reject: workflows.RejectInvalid},
+		{name: "acknowledge twice", setup: []func(h *harness){func(h *harness) {
+			h.update(5*time.Second, "first", workflows.IncidentUpdateAcknowledge, tr("N01", "staff", ""))
+		}}, update: workflows.IncidentUpdateAcknowledge, req: tr("N01", "staff", ""), reject: workflows.RejectIllegal, message: "ACKNOWLEDGED"},
+		{name: "claim an acknowledged incident without charge", setup: []func(h *harness){func(h *harness) {
+			h.update(5*time.Second, "first", workflows.IncidentUpdateAcknowledge, tr("N01", "staff", ""))
+		}}, update: workflows.IncidentUpdateClaim, req: tr("N02", "staff", ""), reject: workflows.RejectForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			for _, s := range tt.setup {
+				s(h)
+			}
+			h.update(10*time.Second, "under-test", tt.update, tt.req)
+			h.update(20*time.Second, "cleanup", workflows.IncidentUpdateResolve, tr("C01", "charge", resolution))
+			h.run(input())
+			require.NoError(t, h.env.GetWorkflowError())
+			err := h.results["under-test"]
+			require.Error(t, err)
+			require.Equal(t, tt.reject, rejectType(err), err.Error())
+			require.Contains(t, err.Error(), tt.message)
+			require.NoError(t, h.results["cleanup"], "a charge nurse may resolve from any open state")
+		})
+	}
+}
+
+func TestIncident_EscalatesStepByStepUntilAcknowledged(t *testing.T) {
+	h := newHarness(t)
+	// Nobody acknowledges for 9 minutes: step 1 at 2 min pages the next
+	// nurse, step 2 at 7 min pages the failsafe; the charge nurse acks.
+	h.update(9*time.Minute, "ack", workflows.IncidentUpdateAcknowledge, tr("C01", "staff", ""))
+	h.update(20*time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "staff", resolution))
+	h.run(input())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, h.results["ack"], "a paged responder may acknowledge")
+	require.Equal(t, []string{
+		"assign@N01+0s",
+		"escalation-1@N02+2m0s",
+		"escalation-2@C01+7m0s",
+		// acknowledged at 9 min, not started: a start reminder every 5 min
+		"reminder-1@C01+14m0s",
+		"reminder-2@C01+19m0s",
+	}, h.pageSteps())
+	require.Contains(t, h.actions(), workflows.ActionEscalated)
+	require.Equal(t, []string{"N01"}, h.picks[1].Exclude, "next in role excludes who was already paged")
+}
+
+func TestIncident_LastStepRepeatsUntilSomeoneAnswers(t *testing.T) {
+	h := newHarness(t)
+	h.update(13*time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "charge", resolution))
+	h.run(input())
+	require.Equal(t, []string{
+		"assign@N01+0s", "escalation-1@N02+2m0s", "escalation-2@C01+7m0s", "escalation-repeat-3@C01+12m0s",
+	}, h.pageSteps())
+}
+
+func TestIncident_NobodyOnCallPagesFailsafeAndRetries(t *testing.T) {
+	h := newHarness(t)
+	onShift := false
+	h.pick = func(in *activities.PickInput) *activities.PickResult {
+		switch {
+		case in.FailsafeOnly:
+			return &activities.PickResult{Found: true, StaffID: "C01", Role: "CHARGE_NURSE"}
+		case onShift:
+			return &activities.PickResult{Found: true, StaffID: "N05", Role: "NURSE"}
+		default:
+			return &activities.PickResult{Found: false, Reason: "nobody on call"}
+		}
+	}
+	h.at(150*time.Second, func() { onShift = true })
+	h.update(4*time.Minute, "ack", workflows.IncidentUpdateAcknowledge, tr("N05", "staff", ""))
+	h.update(5*time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("N05", "staff", resolution))
+	h.run(input())
+	require.NoError(t, h.results["ack"])
+	require.Equal(t, []string{"failsafe-unassigned@C01+0s", "assign@N05+3m0s"}, h.pageSteps(),
+		"the failsafe is paged once, and assignment retries every minute until someone is on shift")
+	acts := h.actions()
+	require.Equal(t, 1, countOf(acts, workflows.ActionNobodyOnCall))
+	require.Contains(t, acts, workflows.ActionAssigned)
+}
+
+func TestIncident_FailsafeMayAcknowledgeAnUnassignedIncident(t *testing.T) {
+	h := newHarness(t)
+	h.pick = func(in *activities.PickInput) *activities.PickResult {
+		if in.FailsafeOnly {
+			return &activities.PickResult{Found: true, StaffID: "C01", Role: "CHARGE_NURSE"}
+		}
+		return &activities.PickResult{Found: false}
+	}
+	h.update(30*time.Second, "ack", workflows.IncidentUpdateAcknowledge, tr("C01", "staff", ""))
+	h.update(time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "staff", resolution))
+	h.run(input())
+	require.NoError(t, h.results["ack"])
+	require.NoError(t, h.results["resolve"])
+}
+
+func TestIncident_AutoResolveWaitsForStableOKAndFlappingCancelsIt(t *testing.T) {
+	h := newHarness(t)
+	h.update(10*time.Second, "ack", workflows.IncidentUpdateAcknowledge, tr("N01", "staff", ""))
+	h.update(20*time.Second, "start", workflows.IncidentUpdateStart, tr("N01", "staff", ""))
+	signal := func(d time.Duration) {
+		h.at(d, func() { h.env.SignalWorkflow(workflows.IncidentSignalSourceResolved, struct{}{}) })
+	}
+	h.update(time.Millisecond, "first", workflows.IncidentUpdateAlert, &workflows.AlertUpdate{Count: 1})
+	signal(time.Minute)                                                                                // OK at 1:00 ...
+	h.update(2*time.Minute, "refire", workflows.IncidentUpdateAlert, &workflows.AlertUpdate{Count: 1}) // ... fires again at 2:00
+	signal(3 * time.Minute)                                                                            // OK again at 3:00
+	h.run(input())
+	require.NoError(t, h.env.GetWorkflowError())
+	last := h.records[len(h.records)-1].Row
+	require.Equal(t, workflows.StatusResolved, last.Status)
+	require.Equal(t, t0.Add(5*time.Minute), *last.ResolvedAt, "resolved 2 min after the last OK, not after the first")
+	require.Equal(t, "source", last.ResolvedBy)
+	acts := h.actions()
+	require.NoError(t, h.results["first"])
+	require.NoError(t, h.results["refire"])
+	require.Equal(t, 2, countOf(acts, workflows.ActionSourceResolved))
+	require.Contains(t, acts, workflows.ActionAlertMerged)
+	require.Equal(t, workflows.ActionAutoResolved, acts[len(acts)-1])
+}
+
+func TestIncident_AlertsMergeIntoOneIncident(t *testing.T) {
+	h := newHarness(t)
+	var first, second workflows.AlertResult
+	h.at(time.Millisecond, func() {
+		h.env.UpdateWorkflow(workflows.IncidentUpdateAlert, "a1", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Error(err) },
+			OnComplete: func(v any, err error) { require.NoError(t, err); first = *v.(*workflows.AlertResult) },
+		}, &workflows.AlertUpdate{Count: 1})
+	})
+	h.at(time.Second, func() {
+		h.env.UpdateWorkflow(workflows.IncidentUpdateAlert, "a2", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Error(err) },
+			OnComplete: func(v any, err error) { require.NoError(t, err); second = *v.(*workflows.AlertResult) },
+		}, &workflows.AlertUpdate{Count: 25})
+	})
+	h.update(time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "charge", resolution))
+	h.run(input())
+	require.True(t, first.Created)
+	require.False(t, second.Created)
+	require.Equal(t, "inc-1", second.IncidentID)
+	require.Equal(t, 26, second.AlertCount, "a coalesced storm counts every alert with one update")
+	require.Equal(t, 26, h.records[len(h.records)-1].Row.AlertCount)
+}
+
+func TestIncident_ClaimAndReassign(t *testing.T) {
+	h := newHarness(t)
+	h.update(10*time.Second, "claim", workflows.IncidentUpdateClaim, tr("N07", "staff", ""))
+	h.update(20*time.Second, "reassign", workflows.IncidentUpdateReassign, &workflows.TransitionRequest{
+		IncidentID: "inc-1", Actor: workflows.Actor{StaffID: "C01", Access: "charge"}, ToStaffID: "N03",
+	})
+	h.update(30*time.Second, "ack", workflows.IncidentUpdateAcknowledge, tr("N03", "staff", ""))
+	h.update(40*time.Second, "resolve", workflows.IncidentUpdateResolve, tr("N03", "staff", resolution))
+	h.run(input())
+	for _, k := range []string{"claim", "reassign", "ack", "resolve"} {
+		require.NoError(t, h.results[k], k)
+	}
+	require.Equal(t, []string{"assign@N01+0s", "reassign-1@N03+20s"}, h.pageSteps())
+	var claimed *activities.IncidentRow
+	for i, r := range h.records {
+		if len(r.Events) > 0 && r.Events[0].Action == workflows.ActionClaimed {
+			claimed = &h.records[i].Row
+		}
+	}
+	require.NotNil(t, claimed)
+	require.Equal(t, "N07", *claimed.AssignedTo)
+	require.Equal(t, t0.Add(10*time.Second), *claimed.AcknowledgedAt, "a claim records the acknowledgement time")
+}
+
+func TestIncident_ContinueAsNewKeepsState(t *testing.T) {
+	h := newHarness(t)
+	in := input()
+	in.ContinueAsNewAfterEvents = 6
+	h.update(10*time.Second, "note1", workflows.IncidentUpdateNote, tr("N01", "staff", "one"))
+	h.update(20*time.Second, "note2", workflows.IncidentUpdateNote, tr("N01", "staff", "two"))
+	h.update(30*time.Second, "ack", workflows.IncidentUpdateAcknowledge, tr("N01", "staff", ""))
+	h.run(in)
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, h.env.GetWorkflowError(), &can)
+
+	// Run the next generation from the carried input: it picks up where the
+	// first left off without reloading its plan or re-paging.
+	var next workflows.IncidentInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.NotNil(t, next.Carry)
+	require.Equal(t, workflows.StatusAcknowledged, next.Carry.Status)
+	require.Equal(t, "N01", next.Carry.AssignedTo)
+	require.Equal(t, criticalPlan.PolicyID, next.Carry.Plan.PolicyID)
+
+	h2 := newHarness(t)
+	next.ContinueAsNewAfterEvents = 0
+	h2.update(time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("N01", "staff", resolution))
+	h2.run(&next)
+	require.NoError(t, h2.env.GetWorkflowError())
+	require.NoError(t, h2.results["resolve"])
+	require.Empty(t, h2.pages, "no page is repeated after continue-as-new")
+	require.Greater(t, h2.records[0].Events[0].Seq, 6, "audit sequence continues")
+}
+
+func TestPlanEscalation(t *testing.T) {
+	steps := []workflows.EscalationStep{
+		{Wait: 2 * time.Minute, Target: workflows.TargetNextInRole},
+		{Wait: 5 * time.Minute, Target: workflows.TargetRole, Role: "EMERGENCY_DOCTOR"},
+		{Wait: 5 * time.Minute, Target: workflows.TargetFailsafe},
+	}
+	due := t0.Add(2 * time.Minute)
+	tests := []struct {
+		name    string
+		next    int
+		now     time.Time
+		fire    int
+		skipped int
+		delayed bool
+	}{
+		{"on time fires the due step", 0, due, 0, 0, false},
+		{"within the grace fires the due step", 0, due.Add(59 * time.Second), 0, 0, false},
+		{"late but no other step overdue", 0, due.Add(3 * time.Minute), 0, 0, true},
+		{"late past the next step: one consolidated page", 0, due.Add(6 * time.Minute), 1, 1, true},
+		{"down for an hour: only the last step", 0, due.Add(time.Hour), 2, 2, true},
+		{"past the last step repeats it", 3, due, 2, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fire, skipped, delayed := workflows.PlanEscalation(steps, tt.next, due, tt.now)
+			require.Equal(t, tt.fire, fire)
+			require.Equal(t, tt.skipped, skipped)
+			require.Equal(t, tt.delayed, delayed)
+		})
+	}
+}
+
+func countOf(xs []string, x string) int {
+	n := 0
+	for _, v := range xs {
+		if v == x {
+			n++
+		}
+	}
+	return n
+}
