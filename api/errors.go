@@ -33,6 +33,8 @@ const (
 	CodeBodyTooLarge     = "body_too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeNotFound         = "not_found"
+	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeConflict         = "conflict"
 	CodeNotReady         = "not_ready"

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 
+	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/metrics"
 )
 
@@ -26,6 +28,12 @@ type Deps struct {
 	TaskQueue string
 	// TemporalUIURL is the Web UI's base URL, for links to workflow runs.
 	TemporalUIURL string
+	// Signer issues and verifies staff tokens.
+	Signer *auth.Signer
+	// AccessTTL and RefreshTTL bound the tokens login issues.
+	AccessTTL, RefreshTTL time.Duration
+	// HospitalTZ is the zone of on-call shifts.
+	HospitalTZ *time.Location
 }
 
 // Server holds the dependencies; its methods are the handlers.
@@ -37,6 +45,11 @@ type Server struct {
 	namespace string
 	taskQueue string
 	uiURL     string
+	signer    *auth.Signer
+	accessTTL time.Duration
+	// refreshTTL bounds refresh tokens.
+	refreshTTL time.Duration
+	hospitalTZ *time.Location
 }
 
 func newServer(d Deps) *Server {
@@ -46,14 +59,27 @@ func newServer(d Deps) *Server {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New()
 	}
+	if d.AccessTTL <= 0 {
+		d.AccessTTL = 15 * time.Minute
+	}
+	if d.RefreshTTL <= 0 {
+		d.RefreshTTL = 12 * time.Hour
+	}
+	if d.HospitalTZ == nil {
+		d.HospitalTZ = time.UTC
+	}
 	return &Server{
-		db:        d.DB,
-		temporal:  d.Temporal,
-		logger:    d.Logger,
-		metrics:   d.Metrics,
-		namespace: d.Namespace,
-		taskQueue: d.TaskQueue,
-		uiURL:     d.TemporalUIURL,
+		db:         d.DB,
+		temporal:   d.Temporal,
+		logger:     d.Logger,
+		metrics:    d.Metrics,
+		namespace:  d.Namespace,
+		taskQueue:  d.TaskQueue,
+		uiURL:      d.TemporalUIURL,
+		signer:     d.Signer,
+		accessTTL:  d.AccessTTL,
+		refreshTTL: d.RefreshTTL,
+		hospitalTZ: d.HospitalTZ,
 	}
 }
 
@@ -67,6 +93,13 @@ func NewRouter(d Deps) *gin.Engine {
 	v1 := r.Group("/v1")
 	v1.POST("/system/check", s.startSystemCheck)
 	v1.GET("/system/checks/:id", s.getSystemCheck)
+
+	v1.POST("/auth/login", s.login)
+	v1.POST("/auth/refresh", s.refresh)
+	v1.GET("/me", s.requireStaff(), s.me)
+	s.referenceRoutes(v1)
+	s.incidentReadRoutes(v1)
+	s.slackRoutes(v1)
 	return r
 }
 

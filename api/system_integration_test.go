@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,30 +16,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/worker"
 	"github.com/vigil-health/vigil/workflows"
 )
-
-// startStack runs a worker on its own task queue and the API in front of it.
-func startStack(t *testing.T) *httptest.Server {
-	t.Helper()
-	taskQueue := "test-" + uuid.NewString()
-	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	srv := httptest.NewServer(api.NewRouter(api.Deps{
-		DB:            env.DB,
-		Temporal:      env.Client,
-		Logger:        env.Logger,
-		Metrics:       metrics.New(),
-		Namespace:     env.Temporal.Namespace(),
-		TaskQueue:     taskQueue,
-		TemporalUIURL: "http://localhost:8233",
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 func httpJSON(t *testing.T, method, url, body string, out any) *http.Response {
 	t.Helper()

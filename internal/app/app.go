@@ -8,18 +8,21 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/metrics"
@@ -54,7 +57,13 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
-	srv, err := startHTTP(cfg.HTTPAddr, api.NewRouter(apiDeps(cfg, db, tc, logger, cfg.TemporalUIURL)))
+	signer, err := newSigner(cfg, false, logger)
+	if err != nil {
+		return err
+	}
+	deps := apiDeps(cfg, db, tc, logger, cfg.TemporalUIURL)
+	deps.Signer = signer
+	srv, err := startHTTP(cfg.HTTPAddr, api.NewRouter(deps))
 	if err != nil {
 		return err
 	}
@@ -163,6 +172,35 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 	return nil
 }
 
+// newSigner builds the token signer: RS256 with the configured key file,
+// else HS512 with the configured secret. Without either, `vigil dev` makes a
+// random secret (tokens do not survive a restart) and `vigil api` refuses to
+// start.
+func newSigner(cfg config.Config, dev bool, logger *slog.Logger) (*auth.Signer, error) {
+	sc := auth.SignerConfig{Issuer: "vigil", HMACSecret: []byte(cfg.JWTSecret.Reveal())}
+	if cfg.JWTRSAKeyFile != "" {
+		pem, err := os.ReadFile(cfg.JWTRSAKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("VIGIL_JWT_RSA_KEY_FILE: %w", err)
+		}
+		sc.RSAPrivateKeyPEM = pem
+	} else if len(sc.HMACSecret) == 0 {
+		if !dev {
+			return nil, errors.New("VIGIL_JWT_SECRET (32+ bytes) or VIGIL_JWT_RSA_KEY_FILE must be set")
+		}
+		sc.HMACSecret = make([]byte, 64)
+		if _, err := rand.Read(sc.HMACSecret); err != nil {
+			return nil, fmt.Errorf("make a dev token secret: %w", err)
+		}
+		logger.Info("no VIGIL_JWT_SECRET: using a random one; tokens will not survive a restart")
+	}
+	s, err := auth.NewSigner(sc)
+	if err != nil {
+		return nil, fmt.Errorf("token signer: %w", err)
+	}
+	return s, nil
+}
+
 func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, logger *slog.Logger, uiURL string) api.Deps {
 	return api.Deps{
 		DB:            db,
@@ -172,6 +210,9 @@ func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, logger *slog.Logg
 		Namespace:     cfg.TemporalNamespace,
 		TaskQueue:     cfg.TaskQueue,
 		TemporalUIURL: uiURL,
+		AccessTTL:     cfg.AccessTokenTTL,
+		RefreshTTL:    cfg.RefreshTokenTTL,
+		HospitalTZ:    cfg.HospitalTZ,
 	}
 }
 

@@ -73,7 +73,13 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		return nil, err
 	}
 
-	h, err := startHTTP(cfg.HTTPAddr, api.NewRouter(apiDeps(cfg, db, tc, logger, d.TemporalUIURL)))
+	signer, err := newSigner(cfg, true, logger)
+	if err != nil {
+		return nil, err
+	}
+	deps := apiDeps(cfg, db, tc, logger, d.TemporalUIURL)
+	deps.Signer = signer
+	h, err := startHTTP(cfg.HTTPAddr, api.NewRouter(deps))
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,15 @@ type Config struct {
 	// HospitalTZ is the hospital's time zone: on-call shifts (day 08-16,
 	// evening 16-24, night 00-08) are in this zone.
 	HospitalTZ *time.Location
+	// JWTSecret signs staff tokens with HS512 (at least 32 bytes). `vigil
+	// api` requires it unless JWTRSAKeyFile is set; `vigil dev` makes a random
+	// one when it is empty.
+	JWTSecret Secret
+	// JWTRSAKeyFile is a PEM RSA private key; when set, tokens are RS256.
+	JWTRSAKeyFile string
+	// AccessTokenTTL and RefreshTokenTTL bound staff tokens.
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
 	// LogLevel is the minimum level written to the log.
 	LogLevel slog.Level
 	// LogFormat is "json" (one object a line) or "text" (logfmt-like).
@@ -73,6 +82,8 @@ const (
 	DefaultShutdownTimeout   = 20 * time.Second
 	DefaultTemporalUIURL     = "http://localhost:8233"
 	DefaultHospitalTZ        = "Europe/London"
+	DefaultAccessTokenTTL    = 15 * time.Minute
+	DefaultRefreshTokenTTL   = 12 * time.Hour
 	DefaultDevDataDir        = ".vigil"
 	DefaultDevBindIP         = "127.0.0.1"
 	DefaultDevUIPort         = 8233
@@ -93,6 +104,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		AutoMigrate:              r.boolean("VIGIL_AUTO_MIGRATE", true),
 		TemporalUIURL:            r.httpURL("VIGIL_TEMPORAL_UI_URL", DefaultTemporalUIURL),
 		HospitalTZ:               r.location("VIGIL_HOSPITAL_TZ", DefaultHospitalTZ),
+		JWTSecret:                r.secret("VIGIL_JWT_SECRET", 32),
+		JWTRSAKeyFile:            r.raw("VIGIL_JWT_RSA_KEY_FILE", ""),
+		AccessTokenTTL:           r.duration("VIGIL_ACCESS_TOKEN_TTL", DefaultAccessTokenTTL, time.Minute),
+		RefreshTokenTTL:          r.duration("VIGIL_REFRESH_TOKEN_TTL", DefaultRefreshTokenTTL, time.Minute),
 		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
 		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
 		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
@@ -120,6 +135,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("auto_migrate", c.AutoMigrate),
 		slog.String("temporal_ui_url", c.TemporalUIURL),
 		slog.String("hospital_tz", c.HospitalTZ.String()),
+		slog.Any("jwt_secret", c.JWTSecret),
+		slog.String("jwt_rsa_key_file", c.JWTRSAKeyFile),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)
@@ -172,6 +189,26 @@ func (e *Error) Error() string {
 
 // Unwrap exposes the individual problems to errors.Is and errors.As.
 func (e *Error) Unwrap() []error { return e.Problems }
+
+// Secret is a configuration value that must never be printed or logged.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText keeps the secret out of any JSON or YAML rendering.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // reader reads and checks variables, collecting one error per bad variable.
 type reader struct {
@@ -306,6 +343,17 @@ func (r *reader) httpURL(name, def string) string {
 		return def
 	}
 	return v
+}
+
+// secret reads an optional secret of at least minLen bytes; the error never
+// echoes the value.
+func (r *reader) secret(name string, minLen int) Secret {
+	v := r.raw(name, "")
+	if v != "" && len(v) < minLen {
+		r.errs = append(r.errs, fmt.Errorf("%s: must be at least %d bytes", name, minLen))
+		return ""
+	}
+	return Secret(v)
 }
 
 func (r *reader) location(name, def string) *time.Location {

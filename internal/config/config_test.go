@@ -84,6 +84,7 @@ func TestLoad_BadValueNamesTheVariable(t *testing.T) {
 		{"ui port zero", "VIGIL_DEV_UI_PORT", "0"},
 		{"ui url without scheme", "VIGIL_TEMPORAL_UI_URL", "localhost:8233"},
 		{"unknown time zone", "VIGIL_HOSPITAL_TZ", "Mars/Olympus"},
+		{"short jwt secret", "VIGIL_JWT_SECRET", "too-short"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +118,15 @@ func TestDatabaseURL_NeverLogsThePassword(t *testing.T) {
 	require.NotContains(t, buf.String(), "s3cret-pw")
 	require.Contains(t, buf.String(), "db:5432")
 	require.NotContains(t, cfg.DatabaseURL.String(), "s3cret-pw")
+
+	// Nor the JWT secret.
+	cfg, err = config.Load(env(map[string]string{"VIGIL_JWT_SECRET": "0123456789abcdef0123456789abcdef-jwt"}))
+	require.NoError(t, err)
+	buf.Reset()
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", cfg)
+	require.NotContains(t, buf.String(), "0123456789abcdef")
+	_, err = config.Load(env(map[string]string{"VIGIL_JWT_SECRET": "short-secret"}))
+	require.NotContains(t, err.Error(), "short-secret")
 
 	// A bad URL's error must not echo it either.
 	_, err = config.Load(env(map[string]string{"DATABASE_URL": "mysql://vigil:s3cret-pw@db/vigil"}))

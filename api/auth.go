@@ -1,0 +1,197 @@
+package api
+
+import (
+	"database/sql"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-health/vigil/internal/auth"
+)
+
+const principalKey = "vigil.principal"
+
+// principal is the authenticated caller of a request, from its token; it is
+// the only source of "who" for every handler (no endpoint trusts an id sent
+// in a body).
+func principal(c *gin.Context) *auth.Claims {
+	v, _ := c.Get(principalKey)
+	p, _ := v.(*auth.Claims)
+	return p
+}
+
+// requireStaff authenticates a staff access token and, when levels are given,
+// requires one of those access levels (admin always passes).
+func (s *Server) requireStaff(levels ...string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		token, ok := auth.ParseBearer(c.GetHeader("Authorization"))
+		if !ok {
+			s.abortUnauthorized(c, "a bearer token is required")
+			return
+		}
+		if s.signer == nil {
+			abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "authentication is not configured", "")
+			return
+		}
+		claims, err := s.signer.Verify(token, auth.TokenAccess)
+		if err != nil {
+			msg := "the token is invalid"
+			if errors.Is(err, auth.ErrTokenExpired) {
+				msg = "the token has expired; refresh it"
+			}
+			s.abortUnauthorized(c, msg)
+			return
+		}
+		if claims.SubjectType != auth.SubjectStaff {
+			abortWithError(c, http.StatusForbidden, CodeForbidden, "a staff token is required", "")
+			return
+		}
+		if len(levels) > 0 && claims.Access != auth.AccessAdmin && !slices.Contains(levels, claims.Access) {
+			abortWithError(c, http.StatusForbidden, CodeForbidden, "requires "+strings.Join(levels, " or ")+" access", "")
+			return
+		}
+		c.Set(principalKey, claims)
+		c.Next()
+	}
+}
+
+func (s *Server) abortUnauthorized(c *gin.Context, msg string) {
+	c.Header("WWW-Authenticate", `Bearer realm="vigil"`)
+	abortWithError(c, http.StatusUnauthorized, CodeUnauthorized, msg, "")
+}
+
+type loginRequest struct {
+	Login    string `json:"login"`
+	Password string `json:"password"`
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// TokenResponse answers a login or refresh.
+type TokenResponse struct {
+	AccessToken      string    `json:"access_token"`
+	TokenType        string    `json:"token_type"`
+	ExpiresIn        int       `json:"expires_in"`
+	RefreshToken     string    `json:"refresh_token"`
+	RefreshExpiresIn int       `json:"refresh_expires_in"`
+	Staff            StaffInfo `json:"staff"`
+}
+
+// StaffInfo is the public view of a staff member.
+type StaffInfo struct {
+	ID     string `json:"id" db:"id"`
+	Login  string `json:"login" db:"login"`
+	Name   string `json:"name" db:"name"`
+	Role   string `json:"role" db:"role"`
+	Access string `json:"access" db:"access"`
+}
+
+type staffCredentials struct {
+	StaffInfo
+	PasswordHash string `db:"password_hash"`
+}
+
+// login checks a login and password and issues an access and a refresh
+// token. Unknown logins and wrong passwords get the same answer, in the same
+// time.
+func (s *Server) login(c *gin.Context) {
+	var req loginRequest
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	switch {
+	case strings.TrimSpace(req.Login) == "":
+		abortInvalid(c, invalid("login", "is required"))
+		return
+	case req.Password == "":
+		abortInvalid(c, invalid("password", "is required"))
+		return
+	}
+	var cred staffCredentials
+	err := s.db.GetContext(c.Request.Context(), &cred,
+		`SELECT id, login, name, role, access, password_hash FROM staff WHERE login = $1`, strings.TrimSpace(req.Login))
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		s.abortInternal(c, "look up staff login", err)
+		return
+	}
+	// CheckPassword("") costs as much as a real check, so timing does not
+	// reveal which logins exist.
+	if !auth.CheckPassword(cred.PasswordHash, req.Password) || cred.ID == "" {
+		s.logger.WarnContext(c.Request.Context(), "login refused", "request_id", requestID(c))
+		abortWithError(c, http.StatusUnauthorized, CodeUnauthorized, "unknown login or wrong password", "")
+		return
+	}
+	s.issueTokens(c, cred.StaffInfo)
+}
+
+// refresh exchanges a refresh token for new tokens, re-reading the staff
+// member so a changed access level or a removed account takes effect.
+func (s *Server) refresh(c *gin.Context) {
+	var req refreshRequest
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	if req.RefreshToken == "" {
+		abortInvalid(c, invalid("refresh_token", "is required"))
+		return
+	}
+	claims, err := s.signer.Verify(req.RefreshToken, auth.TokenRefresh)
+	if err != nil || claims.SubjectType != auth.SubjectStaff {
+		s.abortUnauthorized(c, "the refresh token is invalid or expired")
+		return
+	}
+	var info StaffInfo
+	err = s.db.GetContext(c.Request.Context(), &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, claims.Subject)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.abortUnauthorized(c, "the account no longer exists")
+		return
+	}
+	if err != nil {
+		s.abortInternal(c, "look up staff", err)
+		return
+	}
+	s.issueTokens(c, info)
+}
+
+func (s *Server) issueTokens(c *gin.Context, info StaffInfo) {
+	base := auth.Claims{Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access, Role: info.Role}
+	access := base
+	access.TokenType = auth.TokenAccess
+	accessToken, _, err := s.signer.Issue(access, s.accessTTL)
+	if err != nil {
+		s.abortInternal(c, "issue access token", err)
+		return
+	}
+	refresh := base
+	refresh.TokenType = auth.TokenRefresh
+	refreshToken, _, err := s.signer.Issue(refresh, s.refreshTTL)
+	if err != nil {
+		s.abortInternal(c, "issue refresh token", err)
+		return
+	}
+	c.JSON(http.StatusOK, TokenResponse{
+		AccessToken: accessToken, TokenType: "Bearer", ExpiresIn: int(s.accessTTL / time.Second),
+		RefreshToken: refreshToken, RefreshExpiresIn: int(s.refreshTTL / time.Second), Staff: info,
+	})
+}
+
+// me returns the caller's staff record.
+func (s *Server) me(c *gin.Context) {
+	var info StaffInfo
+	err := s.db.GetContext(c.Request.Context(), &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, principal(c).Subject)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.abortUnauthorized(c, "the account no longer exists")
+		return
+	}
+	if err != nil {
+		s.abortInternal(c, "look up staff", err)
+		return
+	}
+	c.JSON(http.StatusOK, info)
+}
