@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/workflows"
 )
 
 // Deps are the API's dependencies, shared by every handler.
@@ -34,6 +36,15 @@ type Deps struct {
 	AccessTTL, RefreshTTL time.Duration
 	// HospitalTZ is the zone of on-call shifts.
 	HospitalTZ *time.Location
+	// SlackSigningSecret verifies Slack's interaction callbacks; empty
+	// disables them (503).
+	SlackSigningSecret string
+	// DatabaseURL lets the notification stream LISTEN for new pages; empty
+	// makes it poll.
+	DatabaseURL string
+	// AutoResolveWait is how long a source must report OK before its
+	// incident auto-resolves; zero means the workflow's default (2 min).
+	AutoResolveWait time.Duration
 }
 
 // Server holds the dependencies; its methods are the handlers.
@@ -50,9 +61,28 @@ type Server struct {
 	// refreshTTL bounds refresh tokens.
 	refreshTTL time.Duration
 	hospitalTZ *time.Location
+	// slackSigningSecret verifies Slack's interaction callbacks.
+	slackSigningSecret string
+	// alerts coalesces alert storms per dedup key.
+	alerts *coalescer[*alert, workflows.AlertResult]
+	// catalogue caches alert type severities.
+	catalogue *alertCatalogue
+	// databaseURL, busOnce and notifyBus serve the notification streams.
+	databaseURL string
+	busOnce     sync.Once
+	notifyBus   *notificationBus
+	// autoResolveWait is passed to new incidents.
+	autoResolveWait time.Duration
 }
 
 func newServer(d Deps) *Server {
+	s := buildServer(d)
+	s.alerts = newCoalescer(s.sendAlerts)
+	s.catalogue = &alertCatalogue{}
+	return s
+}
+
+func buildServer(d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -80,6 +110,10 @@ func newServer(d Deps) *Server {
 		accessTTL:  d.AccessTTL,
 		refreshTTL: d.RefreshTTL,
 		hospitalTZ: d.HospitalTZ,
+
+		slackSigningSecret: d.SlackSigningSecret,
+		databaseURL:        d.DatabaseURL,
+		autoResolveWait:    d.AutoResolveWait,
 	}
 }
 
@@ -97,6 +131,12 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/auth/login", s.login)
 	v1.POST("/auth/refresh", s.refresh)
 	v1.GET("/me", s.requireStaff(), s.me)
+
+	v1.POST("/alerts", s.requireAlertSource(false), s.postAlert)
+	v1.POST("/alerts/alertmanager", s.requireAlertSource(false), s.postAlertmanager)
+	v1.POST("/alerts/pagerduty", s.requireAlertSource(true), s.postPagerDuty)
+	s.incidentActionRoutes(v1)
+	s.notificationRoutes(v1)
 	s.referenceRoutes(v1)
 	s.incidentReadRoutes(v1)
 	s.slackRoutes(v1)

@@ -66,6 +66,9 @@ func startStack(t *testing.T) *stack {
 		TemporalUIURL: "http://localhost:8233",
 		Signer:        signer,
 		HospitalTZ:    london,
+		DatabaseURL:   env.DatabaseURL,
+		// Tests wait seconds, not the production two minutes.
+		AutoResolveWait: 2 * time.Second,
 	}))
 	t.Cleanup(srv.Close)
 	return &stack{Server: srv, TaskQueue: taskQueue, Signer: signer}
@@ -92,6 +95,16 @@ func (s *stack) call(t *testing.T, method, path, token, body string, out any) *h
 		require.NoError(t, jsonUnmarshal(raw, out), string(raw))
 	}
 	return resp
+}
+
+// apiKey makes an alert-source API key and returns its plaintext.
+func (s *stack) apiKey(t *testing.T, name string) string {
+	t.Helper()
+	k, err := auth.NewAPIKey()
+	require.NoError(t, err)
+	_, err = env.DB.Exec(`INSERT INTO api_keys (name, prefix, key_hash) VALUES ($1, $2, $3)`, name, k.Prefix, k.Hash)
+	require.NoError(t, err)
+	return k.Plaintext.Reveal()
 }
 
 // login logs a demo staff member in and returns the access token.

@@ -354,8 +354,16 @@ func (w *incident) remindToStart(ctx workflow.Context) error {
 	w.event(ctx, ActionStartReminder, "system", "", StatusAcknowledged, StatusAcknowledged, map[string]string{
 		"staff_id": w.st.AssignedTo, "reminder": strconv.Itoa(w.st.Reminders),
 	})
-	if err := w.page(ctx, w.st.AssignedTo, "reminder-"+strconv.Itoa(w.st.Reminders),
-		"START_REMINDER", "Acknowledged incident not started", false); err != nil {
+	label := "reminder-" + strconv.Itoa(w.st.Reminders)
+	var err error
+	if w.st.AssignedTo == "" {
+		// Acknowledged at the source with nobody assigned: the failsafe
+		// role is reminded instead.
+		err = w.pageTarget(ctx, EscalationStep{Target: TargetFailsafe}, label, false)
+	} else {
+		err = w.page(ctx, w.st.AssignedTo, label, "START_REMINDER", "Acknowledged incident not started", false)
+	}
+	if err != nil {
 		return err
 	}
 	return w.record(ctx)
@@ -488,11 +496,17 @@ func requireActor(a Actor) error {
 }
 
 func (w *incident) validateAcknowledge(req *TransitionRequest) error {
-	if err := requireActor(req.Actor); err != nil {
-		return err
-	}
 	if w.st.Status != StatusOpen && w.st.Status != StatusAssigned {
 		return illegal("cannot acknowledge an incident that is %s", w.st.Status)
+	}
+	if req.Actor.Access == AccessSource {
+		if req.Actor.Source == "" {
+			return forbidden("the acknowledging source is unknown")
+		}
+		return nil
+	}
+	if err := requireActor(req.Actor); err != nil {
+		return err
 	}
 	if !w.isResponder(req.Actor.StaffID) && !isCharge(req.Actor) {
 		return forbidden("only a paged responder or a charge nurse may acknowledge this incident")
@@ -501,6 +515,19 @@ func (w *incident) validateAcknowledge(req *TransitionRequest) error {
 }
 
 func (w *incident) applyAcknowledge(ctx workflow.Context, req *TransitionRequest) {
+	if req.Actor.Access == AccessSource {
+		// The source acknowledged (e.g. at the bedside monitor): the
+		// escalation stops, the assignee stays.
+		prev := w.st.Status
+		w.st.Status = StatusAcknowledged
+		if w.st.AcknowledgedAt.IsZero() {
+			w.st.AcknowledgedAt = workflow.Now(ctx)
+		}
+		w.st.Reminders = 0
+		w.event(ctx, ActionAcknowledged, "source", req.Actor.Source, prev, StatusAcknowledged, nil)
+		_ = w.upsertSearchAttributes(ctx)
+		return
+	}
 	w.acknowledge(ctx, req.Actor.StaffID, ActionAcknowledged)
 }
 

@@ -90,10 +90,18 @@ type IncidentInput struct {
 // DefaultStableOKWait is the auto-resolve wait when IncidentInput sets none.
 const DefaultStableOKWait = 2 * time.Minute
 
-// Actor is who performs a transition, taken from the caller's token.
+// AccessSource marks an acknowledgement relayed by an alert source (a
+// PagerDuty "acknowledge" event): it acknowledges without changing the
+// assignee.
+const AccessSource = "source"
+
+// Actor is who performs a transition, taken from the caller's token or API
+// key, never from a request body.
 type Actor struct {
 	StaffID string
 	Access  string
+	// Source names the alert source when Access is AccessSource.
+	Source string
 }
 
 // AlertUpdate merges alerts into an incident.

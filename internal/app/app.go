@@ -203,16 +203,18 @@ func newSigner(cfg config.Config, dev bool, logger *slog.Logger) (*auth.Signer, 
 
 func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, logger *slog.Logger, uiURL string) api.Deps {
 	return api.Deps{
-		DB:            db,
-		Temporal:      tc,
-		Logger:        logger,
-		Metrics:       metrics.New(),
-		Namespace:     cfg.TemporalNamespace,
-		TaskQueue:     cfg.TaskQueue,
-		TemporalUIURL: uiURL,
-		AccessTTL:     cfg.AccessTokenTTL,
-		RefreshTTL:    cfg.RefreshTokenTTL,
-		HospitalTZ:    cfg.HospitalTZ,
+		DB:              db,
+		Temporal:        tc,
+		Logger:          logger,
+		Metrics:         metrics.New(),
+		Namespace:       cfg.TemporalNamespace,
+		TaskQueue:       cfg.TaskQueue,
+		TemporalUIURL:   uiURL,
+		AccessTTL:       cfg.AccessTokenTTL,
+		RefreshTTL:      cfg.RefreshTokenTTL,
+		HospitalTZ:      cfg.HospitalTZ,
+		DatabaseURL:     cfg.DatabaseURL.Reveal(),
+		AutoResolveWait: cfg.AutoResolveWait,
 	}
 }
 

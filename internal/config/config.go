@@ -51,6 +51,9 @@ type Config struct {
 	// AccessTokenTTL and RefreshTokenTTL bound staff tokens.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
+	// AutoResolveWait is how long an alert source must report OK before its
+	// incident auto-resolves (a new firing cancels it).
+	AutoResolveWait time.Duration
 	// LogLevel is the minimum level written to the log.
 	LogLevel slog.Level
 	// LogFormat is "json" (one object a line) or "text" (logfmt-like).
@@ -83,6 +86,7 @@ const (
 	DefaultTemporalUIURL     = "http://localhost:8233"
 	DefaultHospitalTZ        = "Europe/London"
 	DefaultAccessTokenTTL    = 15 * time.Minute
+	DefaultAutoResolveWait   = 2 * time.Minute
 	DefaultRefreshTokenTTL   = 12 * time.Hour
 	DefaultDevDataDir        = ".vigil"
 	DefaultDevBindIP         = "127.0.0.1"
@@ -108,6 +112,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		JWTRSAKeyFile:            r.raw("VIGIL_JWT_RSA_KEY_FILE", ""),
 		AccessTokenTTL:           r.duration("VIGIL_ACCESS_TOKEN_TTL", DefaultAccessTokenTTL, time.Minute),
 		RefreshTokenTTL:          r.duration("VIGIL_REFRESH_TOKEN_TTL", DefaultRefreshTokenTTL, time.Minute),
+		AutoResolveWait:          r.duration("VIGIL_AUTO_RESOLVE_WAIT", DefaultAutoResolveWait, time.Second),
 		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
 		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
 		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),

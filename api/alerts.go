@@ -1,0 +1,368 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/workflows"
+)
+
+const sourceKey = "vigil.source"
+
+// requireAlertSource authenticates an alert source: an API key
+// (`Authorization: Bearer vk_...`, stored hashed) or a staff access token (a
+// person raising an alert by hand). PagerDuty-style callers may instead put
+// the key in the body's routing_key; that handler checks it itself.
+func (s *Server) requireAlertSource(allowRoutingKey bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		token, ok := auth.ParseBearer(c.GetHeader("Authorization"))
+		if !ok {
+			if allowRoutingKey {
+				c.Next() // the handler authenticates routing_key
+				return
+			}
+			s.abortUnauthorized(c, "an API key or staff token is required")
+			return
+		}
+		name, err := s.sourceFor(c.Request.Context(), token)
+		if err != nil {
+			s.abortInternal(c, "authenticate alert source", err)
+			return
+		}
+		if name == "" {
+			s.abortUnauthorized(c, "the API key or token is invalid")
+			return
+		}
+		c.Set(sourceKey, name)
+		c.Next()
+	}
+}
+
+// sourceFor names the caller holding token: "apikey:<name>" or
+// "staff:<id>", or "" when the token is not valid.
+func (s *Server) sourceFor(ctx context.Context, token string) (string, error) {
+	if strings.HasPrefix(token, auth.APIKeyPrefix) {
+		var name string
+		err := s.db.GetContext(ctx, &name,
+			`SELECT name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, auth.HashAPIKey(token))
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("look up api key: %w", err)
+		}
+		return "apikey:" + name, nil
+	}
+	if s.signer == nil {
+		return "", nil
+	}
+	claims, err := s.signer.Verify(token, auth.TokenAccess)
+	if err != nil || claims.SubjectType != auth.SubjectStaff {
+		return "", nil //nolint:nilerr // an invalid token is an answer, not a failure
+	}
+	return "staff:" + claims.Subject, nil
+}
+
+// alertRequest is the body of POST /v1/alerts.
+type alertRequest struct {
+	AlertType  string     `json:"alert_type"`
+	PatientID  string     `json:"patient_id"`
+	Room       string     `json:"room"`
+	Value      jsonScalar `json:"value"`
+	Source     string     `json:"source"`
+	ObservedAt string     `json:"observed_at"`
+	DedupKey   string     `json:"dedup_key"`
+}
+
+// jsonScalar accepts a JSON string or number (monitors send either) and keeps
+// its text.
+type jsonScalar struct {
+	set  bool
+	text string
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (j *jsonScalar) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		if err := json.Unmarshal(b, &j.text); err != nil {
+			return err
+		}
+	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return err
+		}
+		j.text = n.String()
+	default:
+		return &json.UnmarshalTypeError{Value: string(b), Type: reflectString}
+	}
+	j.set = true
+	return nil
+}
+
+var (
+	idPattern       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+	maxFutureSkew   = 5 * time.Minute
+	maxAlertAge     = 7 * 24 * time.Hour
+	reflectString   = reflect.TypeOf("")
+	alertTypeMaxAge = 10 * time.Second
+)
+
+// alert is a validated alert, ready for its incident workflow.
+type alert struct {
+	AlertType  string
+	Severity   string
+	PatientID  string
+	Room       string
+	Value      string
+	Source     string
+	ObservedAt time.Time
+	DedupKey   string
+	ReceivedAt time.Time
+}
+
+// validateAlert checks a request against the catalogue; prefix is prepended
+// to field names (for batch payloads).
+func (s *Server) validateAlert(ctx context.Context, r *alertRequest, prefix string, now time.Time) (*alert, *fieldError, error) {
+	f := func(name string) string { return prefix + name }
+	a := &alert{ReceivedAt: now}
+	r.AlertType = strings.ToUpper(strings.TrimSpace(r.AlertType))
+	if r.AlertType == "" {
+		return nil, invalid(f("alert_type"), "is required"), nil
+	}
+	sev, ok, err := s.catalogue.severity(ctx, s, r.AlertType)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, invalid(f("alert_type"), "is not in the alert catalogue (GET /v1/alert-types)"), nil
+	}
+	a.AlertType, a.Severity = r.AlertType, sev
+	if a.PatientID = strings.TrimSpace(r.PatientID); a.PatientID == "" {
+		return nil, invalid(f("patient_id"), "is required"), nil
+	}
+	if !idPattern.MatchString(a.PatientID) {
+		return nil, invalid(f("patient_id"), "must be 1-64 letters, digits, '_', '-', '.', ':'"), nil
+	}
+	if a.Room = strings.TrimSpace(r.Room); a.Room == "" {
+		return nil, invalid(f("room"), "is required"), nil
+	}
+	if utf8.RuneCountInString(a.Room) > 64 {
+		return nil, invalid(f("room"), "must be at most 64 characters"), nil
+	}
+	if !r.Value.set {
+		return nil, invalid(f("value"), "is required (a string or a number)"), nil
+	}
+	if a.Value = r.Value.text; utf8.RuneCountInString(a.Value) > 128 {
+		return nil, invalid(f("value"), "must be at most 128 characters"), nil
+	}
+	if a.Source = strings.TrimSpace(r.Source); a.Source == "" {
+		return nil, invalid(f("source"), "is required"), nil
+	}
+	if utf8.RuneCountInString(a.Source) > 128 {
+		return nil, invalid(f("source"), "must be at most 128 characters"), nil
+	}
+	if r.ObservedAt == "" {
+		return nil, invalid(f("observed_at"), "is required (RFC 3339, e.g. 2026-11-22T09:00:00Z)"), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, r.ObservedAt)
+	if err != nil {
+		return nil, invalid(f("observed_at"), "must be an RFC 3339 time, e.g. 2026-11-22T09:00:00Z"), nil
+	}
+	switch {
+	case t.After(now.Add(maxFutureSkew)):
+		return nil, invalid(f("observed_at"), "is in the future"), nil
+	case t.Before(now.Add(-maxAlertAge)):
+		return nil, invalid(f("observed_at"), "is more than 7 days old"), nil
+	}
+	a.ObservedAt = t.UTC()
+	a.DedupKey = strings.TrimSpace(r.DedupKey)
+	if utf8.RuneCountInString(a.DedupKey) > 255 {
+		return nil, invalid(f("dedup_key"), "must be at most 255 characters"), nil
+	}
+	if a.DedupKey == "" {
+		a.DedupKey = a.PatientID + ":" + a.AlertType
+	}
+	return a, nil, nil
+}
+
+// AlertResponse answers an accepted alert.
+type AlertResponse struct {
+	// Result is "created" (a new incident, 201) or "merged" (into the open
+	// incident of the dedup key, 200).
+	Result         string `json:"result"`
+	IncidentID     string `json:"incident_id"`
+	IncidentStatus string `json:"incident_status"`
+	AlertCount     int    `json:"alert_count"`
+	WorkflowID     string `json:"workflow_id"`
+	WebUIURL       string `json:"web_ui_url,omitempty"`
+}
+
+// postAlert ingests one alert.
+func (s *Server) postAlert(c *gin.Context) {
+	var req alertRequest
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	a, fe, err := s.validateAlert(c.Request.Context(), &req, "", time.Now().UTC())
+	if err != nil {
+		s.abortInternal(c, "validate alert", err)
+		return
+	}
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	res, err := s.ingest(c.Request.Context(), a)
+	if err != nil {
+		s.abortTemporal(c, "ingest alert", err)
+		return
+	}
+	status := http.StatusOK
+	if res.Result == "created" {
+		status = http.StatusCreated
+		c.Header("Location", "/v1/incidents/"+res.IncidentID)
+	}
+	c.JSON(status, res)
+}
+
+// ingest hands an alert to its incident workflow through the coalescer.
+func (s *Server) ingest(ctx context.Context, a *alert) (*AlertResponse, error) {
+	s.incidentMetrics().AlertReceived(a.Severity)
+	key := workflows.DedupKeyHash(a.DedupKey)
+	res, first, err := s.alerts.submit(ctx, key, a)
+	if err != nil {
+		return nil, err
+	}
+	out := &AlertResponse{
+		Result: "merged", IncidentID: res.IncidentID, IncidentStatus: res.Status, AlertCount: res.AlertCount,
+		WorkflowID: workflows.IncidentWorkflowID(key), WebUIURL: s.workflowURL(workflows.IncidentWorkflowID(key)),
+	}
+	if res.Created && first {
+		out.Result = "created"
+		s.incidentMetrics().IncidentOpened(a.Severity)
+	}
+	return out, nil
+}
+
+// sendAlerts delivers one coalesced batch with Update-With-Start: the first
+// alert of a dedup key starts its incident workflow, later ones join it.
+func (s *Server) sendAlerts(ctx context.Context, key string, batch []*alert) (workflows.AlertResult, error) {
+	first, last := batch[0], batch[len(batch)-1]
+	update := &workflows.AlertUpdate{Count: len(batch), Value: last.Value, ObservedAt: last.ObservedAt}
+	for _, a := range batch {
+		if a.ObservedAt.After(update.ObservedAt) {
+			update.ObservedAt = a.ObservedAt
+		}
+	}
+	var res workflows.AlertResult
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		res, err = s.updateWithStart(ctx, key, first, update)
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != workflows.RejectClosed {
+			return res, err
+		}
+		// The incident was just resolved and its run is finishing; the next
+		// attempt starts a new incident once it has.
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+	}
+	return res, err
+}
+
+func (s *Server) updateWithStart(ctx context.Context, key string, first *alert, u *workflows.AlertUpdate) (workflows.AlertResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := s.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       workflows.IncidentWorkflowID(key),
+		TaskQueue:                s.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.VigilKindKey.ValueSet(workflows.KindIncident),
+			workflows.IncidentStatusKey.ValueSet(workflows.StatusOpen),
+			workflows.SeverityKey.ValueSet(first.Severity),
+			workflows.AlertTypeKey.ValueSet(first.AlertType),
+		),
+	}, workflows.Incident, &workflows.IncidentInput{
+		IncidentID: uuid.NewString(), DedupKeyHash: key, AlertType: first.AlertType, Severity: first.Severity,
+		PatientID: first.PatientID, Room: first.Room, Source: first.Source, OpenedAt: first.ReceivedAt,
+		StableOKWait: s.autoResolveWait,
+	})
+	h, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.IncidentUpdateAlert,
+			Args:         []any{u},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var res workflows.AlertResult
+	if err != nil {
+		return res, err
+	}
+	err = h.Get(ctx, &res)
+	return res, err
+}
+
+// sourceResolved tells the open incident of a dedup key that its source
+// reports the condition cleared. No open incident is not an error.
+func (s *Server) sourceResolved(ctx context.Context, dedupKey string) (bool, error) {
+	err := s.temporal.SignalWorkflow(ctx, workflows.IncidentWorkflowID(workflows.DedupKeyHash(dedupKey)), "",
+		workflows.IncidentSignalSourceResolved, struct{}{})
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// alertCatalogue caches alert type severities for a few seconds: every alert
+// is checked against the catalogue, and the catalogue rarely changes.
+type alertCatalogue struct {
+	mu       sync.Mutex
+	loadedAt time.Time
+	types    map[string]string
+}
+
+func (ac *alertCatalogue) severity(ctx context.Context, s *Server, alertType string) (string, bool, error) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if ac.types == nil || time.Since(ac.loadedAt) > alertTypeMaxAge {
+		var rows []struct {
+			AlertType string `db:"alert_type"`
+			Severity  string `db:"severity"`
+		}
+		if err := s.db.SelectContext(ctx, &rows, `SELECT alert_type, severity FROM alert_types`); err != nil {
+			return "", false, fmt.Errorf("load alert catalogue: %w", err)
+		}
+		ac.types = make(map[string]string, len(rows))
+		for _, r := range rows {
+			ac.types[r.AlertType] = r.Severity
+		}
+		ac.loadedAt = time.Now()
+	}
+	sev, ok := ac.types[alertType]
+	return sev, ok, nil
+}

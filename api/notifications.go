@@ -1,0 +1,314 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/lib/pq"
+)
+
+// notificationChannel is the Postgres NOTIFY channel the Page activity
+// signals, with the recipient's staff id as payload.
+const notificationChannel = "staff_notifications"
+
+// streamHeartbeat keeps idle SSE connections (and the proxies on the way)
+// open.
+const streamHeartbeat = 15 * time.Second
+
+func (s *Server) notificationRoutes(v1 *gin.RouterGroup) {
+	v1.GET("/me/notifications", s.requireStaff(), s.listNotifications)
+	v1.POST("/me/notifications/:id/read", s.requireStaff(), s.markNotificationRead)
+	v1.POST("/me/notifications/read-all", s.requireStaff(), s.markAllNotificationsRead)
+	v1.GET("/me/notifications/stream", s.streamAuth(), s.streamNotifications)
+}
+
+// Notification is one in-app notification.
+type Notification struct {
+	ID         int64      `json:"id" db:"id"`
+	IncidentID *string    `json:"incident_id,omitempty" db:"incident_id"`
+	Kind       string     `json:"kind" db:"kind"`
+	Title      string     `json:"title" db:"title"`
+	Body       string     `json:"body" db:"body"`
+	CreatedAt  time.Time  `json:"created_at" db:"created_at"`
+	ReadAt     *time.Time `json:"read_at,omitempty" db:"read_at"`
+}
+
+// listNotifications lists the caller's notifications, newest first;
+// ?unread=true keeps the unread ones; ?before=<id> pages.
+func (s *Server) listNotifications(c *gin.Context) {
+	unread := false
+	if v, ok := c.GetQuery("unread"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			abortInvalid(c, invalid("unread", "must be true or false"))
+			return
+		}
+		unread = b
+	}
+	limit, fe := intParam(c, "limit", 50, 1, 200)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	before, fe := intParam(c, "before", 0, 0, 1<<62)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	items := []Notification{}
+	err := s.db.SelectContext(c.Request.Context(), &items, `
+		SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
+		WHERE staff_id = $1 AND ($2 = false OR read_at IS NULL) AND ($3 = 0 OR id < $3)
+		ORDER BY id DESC LIMIT $4`, principal(c).Subject, unread, before, limit)
+	if err != nil {
+		s.abortInternal(c, "list notifications", err)
+		return
+	}
+	resp := gin.H{"items": items}
+	if len(items) == limit {
+		resp["next_before"] = items[len(items)-1].ID
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) markNotificationRead(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		abortInvalid(c, invalid("id", "must be a positive integer"))
+		return
+	}
+	res, err := s.db.ExecContext(c.Request.Context(),
+		`UPDATE staff_notifications SET read_at = COALESCE(read_at, now()) WHERE id = $1 AND staff_id = $2`, id, principal(c).Subject)
+	if err != nil {
+		s.abortInternal(c, "mark notification read", err)
+		return
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		// Someone else's notification is as absent as a missing one.
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no such notification", "")
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) markAllNotificationsRead(c *gin.Context) {
+	res, err := s.db.ExecContext(c.Request.Context(),
+		`UPDATE staff_notifications SET read_at = now() WHERE staff_id = $1 AND read_at IS NULL`, principal(c).Subject)
+	if err != nil {
+		s.abortInternal(c, "mark notifications read", err)
+		return
+	}
+	n, _ := res.RowsAffected()
+	c.JSON(http.StatusOK, gin.H{"updated": n})
+}
+
+// streamAuth authenticates the stream like requireStaff, also accepting the
+// token as ?access_token= because browsers' EventSource cannot set headers.
+// (Query strings are never written to the access log.)
+func (s *Server) streamAuth() gin.HandlerFunc {
+	staff := s.requireStaff()
+	return func(c *gin.Context) {
+		if tok := c.Query("access_token"); tok != "" && c.GetHeader("Authorization") == "" {
+			c.Request.Header.Set("Authorization", "Bearer "+tok)
+		}
+		staff(c)
+	}
+}
+
+// streamNotifications pushes the caller's new notifications as Server-Sent
+// Events: first those after Last-Event-ID (or the unread ones), then each new
+// one the moment the Page activity stores it.
+func (s *Server) streamNotifications(c *gin.Context) {
+	staffID := principal(c).Subject
+	var lastID int64
+	if v := c.GetHeader("Last-Event-ID"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id < 0 {
+			abortInvalid(c, invalid("Last-Event-ID", "must be a notification id"))
+			return
+		}
+		lastID = id
+	}
+	ctx := c.Request.Context()
+	wake, unsubscribe := s.bus().subscribe(staffID)
+	defer unsubscribe()
+
+	c.Header("Content-Type", "text/event-stream")
+	c.Header("Cache-Control", "no-cache")
+	c.Header("Connection", "keep-alive")
+	c.Header("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	_, _ = fmt.Fprint(c.Writer, ": connected\n\n")
+	c.Writer.Flush()
+
+	heartbeat := time.NewTicker(streamHeartbeat)
+	defer heartbeat.Stop()
+	backlog := lastID == 0
+	for {
+		items, err := s.pendingNotifications(ctx, staffID, lastID, backlog)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger.WarnContext(ctx, "notification stream query failed", "err", err)
+			}
+			return
+		}
+		backlog = false
+		for _, n := range items {
+			data, _ := json.Marshal(n)
+			_, _ = fmt.Fprintf(c.Writer, "id: %d\nevent: notification\ndata: %s\n\n", n.ID, data)
+			lastID = n.ID
+		}
+		if len(items) > 0 {
+			c.Writer.Flush()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-heartbeat.C:
+			if _, err := fmt.Fprint(c.Writer, ": ping\n\n"); err != nil {
+				return
+			}
+			c.Writer.Flush()
+		}
+	}
+}
+
+func (s *Server) pendingNotifications(ctx context.Context, staffID string, after int64, unreadBacklog bool) ([]Notification, error) {
+	var items []Notification
+	q := `SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
+		WHERE staff_id = $1 AND id > $2 ORDER BY id LIMIT 100`
+	if unreadBacklog {
+		q = `SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
+			WHERE staff_id = $1 AND id > $2 AND read_at IS NULL ORDER BY id LIMIT 100`
+	}
+	err := s.db.SelectContext(ctx, &items, q, staffID, after)
+	return items, err
+}
+
+// bus returns the process's notification bus, starting it on first use.
+func (s *Server) bus() *notificationBus {
+	s.busOnce.Do(func() {
+		s.notifyBus = newNotificationBus(s.databaseURL, s.logger)
+	})
+	return s.notifyBus
+}
+
+// notificationBus fans Postgres NOTIFY events out to the SSE streams of this
+// process, so a page stored by any worker reaches the person's open stream at
+// once. Without a database URL (some tests) it falls back to polling.
+type notificationBus struct {
+	mu       sync.Mutex
+	subs     map[string]map[chan struct{}]struct{}
+	listener *pq.Listener
+	poll     time.Duration
+}
+
+func newNotificationBus(dsn string, logger *slog.Logger) *notificationBus {
+	b := &notificationBus{subs: map[string]map[chan struct{}]struct{}{}}
+	if dsn == "" {
+		b.poll = 2 * time.Second
+		return b
+	}
+	b.listener = pq.NewListener(dsn, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			logger.Warn("notification listener", "event", ev, "err", err)
+		}
+	})
+	if err := b.listener.Listen(notificationChannel); err != nil {
+		logger.Warn("notification listener: falling back to polling", "err", err)
+		b.poll = 2 * time.Second
+	}
+	go b.run()
+	return b
+}
+
+func (b *notificationBus) run() {
+	for n := range b.listener.Notify {
+		if n == nil {
+			b.wakeAll() // reconnected: notifications may have been missed
+			continue
+		}
+		b.wake(n.Extra)
+	}
+}
+
+func (b *notificationBus) subscribe(staffID string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	b.mu.Lock()
+	if b.subs[staffID] == nil {
+		b.subs[staffID] = map[chan struct{}]struct{}{}
+	}
+	b.subs[staffID][ch] = struct{}{}
+	b.mu.Unlock()
+	stop := make(chan struct{})
+	if b.poll > 0 {
+		go func() {
+			t := time.NewTicker(b.poll)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					signal(ch)
+				}
+			}
+		}()
+	}
+	return ch, func() {
+		close(stop)
+		b.mu.Lock()
+		delete(b.subs[staffID], ch)
+		if len(b.subs[staffID]) == 0 {
+			delete(b.subs, staffID)
+		}
+		b.mu.Unlock()
+	}
+}
+
+func (b *notificationBus) wake(staffID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.subs[staffID] {
+		signal(ch)
+	}
+}
+
+func (b *notificationBus) wakeAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, set := range b.subs {
+		for ch := range set {
+			signal(ch)
+		}
+	}
+}
+
+// signal wakes a subscriber without blocking; one pending wake is enough.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// intParam reads an optional integer query parameter within [lo, hi].
+func intParam(c *gin.Context, name string, def, lo, hi int) (int, *fieldError) {
+	v, ok := c.GetQuery(name)
+	if !ok || v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, invalid(name, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+	}
+	return n, nil
+}
