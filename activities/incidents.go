@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/oncall"
 )
 
@@ -21,6 +22,9 @@ import (
 type Incidents struct {
 	DB       *sqlx.DB
 	Schedule *oncall.Schedule
+	// Metrics, when set, counts escalations and pages and observes MTTA,
+	// MTTR and time to assign from the workflow's own timestamps.
+	Metrics *metrics.IncidentMetrics
 }
 
 // LoadPlanInput names the alert type whose plan to load.
@@ -178,7 +182,33 @@ func (a *Incidents) Record(ctx context.Context, in *RecordInput) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit incident %s: %w", in.Row.ID, err)
 	}
+	a.observe(in)
 	return nil
+}
+
+// observe exports the recorded events as metrics. The times come from the
+// workflow's state, so a restarted worker loses nothing; a retried Record
+// may observe twice, which histograms tolerate.
+func (a *Incidents) observe(in *RecordInput) {
+	if a.Metrics == nil {
+		return
+	}
+	r := in.Row
+	for _, ev := range in.Events {
+		switch ev.Action {
+		case "ESCALATED":
+			a.Metrics.Escalated()
+		case "RESOLVED", "AUTO_RESOLVED":
+			a.Metrics.ObserveResolved(r.Severity, r.OpenedAt, deref(r.AssignedAt), deref(r.AcknowledgedAt), deref(r.ResolvedAt))
+		}
+	}
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 // PickInput asks for an on-call person.
@@ -292,6 +322,9 @@ func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit page: %w", err)
+	}
+	if a.Metrics != nil {
+		a.Metrics.Notified("inapp", "sent")
 	}
 	return &PageResult{Delivered: true, DeliveredAt: at}, nil
 }

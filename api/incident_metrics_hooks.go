@@ -1,15 +1,6 @@
 package api
 
-// incidentCounters are the ingestion counters the API exports.
-type incidentCounters interface {
-	AlertReceived(severity string)
-	IncidentOpened(severity string)
-}
+import "github.com/vigil-health/vigil/internal/metrics"
 
-type noCounters struct{}
-
-func (noCounters) AlertReceived(string)  {}
-func (noCounters) IncidentOpened(string) {}
-
-// incidentMetrics returns the counters.
-func (s *Server) incidentMetrics() incidentCounters { return noCounters{} }
+// incidentMetrics returns the process's incident counters.
+func (s *Server) incidentMetrics() *metrics.IncidentMetrics { return s.metrics.Incidents() }

@@ -1,6 +1,100 @@
 package api
 
-import "github.com/gin-gonic/gin"
+import (
+	"errors"
+	"net/http"
 
-// referenceRoutes registers this area's routes (filled in by its owner).
-func (s *Server) referenceRoutes(_ *gin.RouterGroup) {}
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/reference"
+)
+
+// referenceRoutes registers the reference data: the alert catalogue, roles,
+// staff, rotations, on-call overrides and answers, escalation policies and
+// the API keys of alert sources. Reading needs any staff token; rotations
+// and overrides are written by charge nurses; everything else by admins.
+func (s *Server) referenceRoutes(v1 *gin.RouterGroup) {
+	anyStaff := s.requireStaff()
+	charge := s.requireStaff(auth.AccessCharge)
+	admin := s.requireStaff(auth.AccessAdmin)
+
+	v1.GET("/alert-types", anyStaff, s.listAlertTypes)
+	v1.GET("/alert-types/:type", anyStaff, s.getAlertType)
+	v1.PUT("/alert-types/:type", admin, s.putAlertType)
+
+	v1.GET("/roles", anyStaff, s.listRoles)
+
+	v1.GET("/staff", anyStaff, s.listStaffMembers)
+	v1.GET("/staff/:id", anyStaff, s.getStaffMember)
+	v1.POST("/staff", admin, s.createStaffMember)
+	// Who may change what is decided per field in the handler.
+	v1.PATCH("/staff/:id", anyStaff, s.patchStaffMember)
+	v1.DELETE("/staff/:id", admin, s.deleteStaffMember)
+
+	v1.GET("/rotations", anyStaff, s.listRotations)
+	v1.POST("/rotations", charge, s.createRotation)
+	v1.DELETE("/rotations/:id", charge, s.deleteRotation)
+
+	v1.GET("/oncall", anyStaff, s.whoIsOnCall)
+	v1.GET("/oncall/overrides", anyStaff, s.listOnCallOverrides)
+	v1.POST("/oncall/overrides", charge, s.createOnCallOverride)
+	v1.DELETE("/oncall/overrides/:id", charge, s.deleteOnCallOverride)
+
+	v1.GET("/escalation-policies", anyStaff, s.listEscalationPolicies)
+	v1.GET("/escalation-policies/:id", anyStaff, s.getEscalationPolicy)
+	v1.PUT("/escalation-policies/:id", admin, s.putEscalationPolicy)
+	v1.DELETE("/escalation-policies/:id", admin, s.deleteEscalationPolicy)
+
+	v1.GET("/api-keys", admin, s.listAPIKeys)
+	v1.POST("/api-keys", admin, s.createAPIKey)
+	v1.DELETE("/api-keys/:id", admin, s.revokeAPIKey)
+}
+
+// referenceStore is the store behind the reference handlers.
+func (s *Server) referenceStore() *reference.Store {
+	return &reference.Store{DB: s.db}
+}
+
+// abortReference answers a reference store error: 400 for a bad field, 403
+// for a refused change, 404 for a missing record, 409 for a clash, and 500
+// (logged) for anything else.
+func (s *Server) abortReference(c *gin.Context, what string, err error) {
+	var fieldErr *reference.FieldError
+	var conflictErr *reference.ConflictError
+	var forbiddenErr *reference.ForbiddenError
+	switch {
+	case errors.As(err, &fieldErr):
+		abortInvalid(c, invalid(fieldErr.Field, fieldErr.Message))
+	case errors.As(err, &forbiddenErr):
+		abortWithError(c, http.StatusForbidden, CodeForbidden, forbiddenErr.Message, forbiddenErr.Field)
+	case errors.As(err, &conflictErr):
+		abortWithError(c, http.StatusConflict, CodeConflict, conflictErr.Message, conflictErr.Field)
+	case errors.Is(err, reference.ErrNotFound):
+		abortWithError(c, http.StatusNotFound, CodeNotFound, err.Error(), "")
+	default:
+		s.abortInternal(c, what, err)
+	}
+}
+
+// referencePage reads the limit and offset query parameters, answering 400
+// when they are bad.
+func (s *Server) referencePage(c *gin.Context) (reference.Page, bool) {
+	p, err := reference.ParsePage(c.Query("limit"), c.Query("offset"))
+	if err != nil {
+		s.abortReference(c, "parse page", err)
+		return reference.Page{}, false
+	}
+	return p, true
+}
+
+// referenceNumericID reads the numeric :id path parameter, answering 400
+// when it is not a positive integer.
+func (s *Server) referenceNumericID(c *gin.Context) (int64, bool) {
+	id, err := reference.ParseID("id", c.Param("id"))
+	if err != nil {
+		s.abortReference(c, "parse id", err)
+		return 0, false
+	}
+	return id, true
+}

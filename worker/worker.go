@@ -12,7 +12,10 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/oncall"
+	"github.com/vigil-health/vigil/internal/slacknotify"
+	"github.com/vigil-health/vigil/internal/sms"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -21,6 +24,12 @@ type Dependencies struct {
 	DB *sqlx.DB
 	// HospitalTZ is the zone of on-call shifts; nil means UTC.
 	HospitalTZ *time.Location
+	// Metrics is the process's registry; nil exports nothing.
+	Metrics *metrics.Registry
+	// Slack and SMS are the optional notification channels; nil disables.
+	Slack        *slacknotify.Client
+	SlackChannel string
+	SMS          *sms.Client
 }
 
 // New returns a worker for taskQueue with everything registered. The caller
@@ -48,7 +57,12 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	if loc == nil {
 		loc = time.UTC
 	}
-	r.RegisterActivity(&activities.Incidents{DB: deps.DB, Schedule: &oncall.Schedule{DB: deps.DB, Location: loc}})
+	inc := &activities.Incidents{DB: deps.DB, Schedule: &oncall.Schedule{DB: deps.DB, Location: loc}}
+	if deps.Metrics != nil {
+		inc.Metrics = deps.Metrics.Incidents()
+	}
+	r.RegisterActivity(inc)
+	r.RegisterActivity(&activities.Notifier{DB: deps.DB, Slack: deps.Slack, SlackChannel: deps.SlackChannel, SMS: deps.SMS})
 }
 
 // identity is the SDK's default worker identity, pid@host.

@@ -96,10 +96,14 @@ type incident struct {
 	recording workflow.Mutex
 	// runStartSeq is the audit sequence when this run started.
 	runStartSeq int
+	// side are Slack and SMS deliveries in flight; they never hold up the
+	// incident, and the run waits for them before it closes.
+	side []workflow.Future
 }
 
 var (
-	dbActivities *activities.Incidents
+	dbActivities     *activities.Incidents
+	notifyActivities *activities.Notifier
 )
 
 func (w *incident) setup(ctx workflow.Context) error {
@@ -222,7 +226,11 @@ func (w *incident) run(ctx workflow.Context) error {
 		}
 	}
 	// Let any update still writing its projection finish before closing.
-	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	w.awaitSideEffects(ctx)
+	return nil
 }
 
 // assign picks the least-busy on-call person of the type's roles. With
@@ -751,6 +759,11 @@ func (w *incident) page(ctx workflow.Context, staffID, step, kind, title string,
 	if err != nil {
 		return err
 	}
+	// The same page by SMS, when the person has a number and SMS is set up;
+	// a bad number is recorded in the outbox and in-app remains the channel.
+	w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SendSMS, &activities.SMSInput{
+		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Body: title + ": " + body,
+	}))
 	now := workflow.Now(ctx)
 	w.st.LastPageAt = now
 	if res.Delivered && w.st.FirstPagedAt.IsZero() {
@@ -783,9 +796,28 @@ func (w *incident) record(ctx workflow.Context) error {
 	defer w.recording.Unlock()
 	events := w.dirty
 	w.dirty = nil
-	return workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Record, &activities.RecordInput{
-		Row: w.row(ctx), Events: events,
-	}).Get(ctx, nil)
+	row := w.row(ctx)
+	if err := workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Record, &activities.RecordInput{
+		Row: row, Events: events,
+	}).Get(ctx, nil); err != nil {
+		return err
+	}
+	// The incident's one Slack message follows every recorded change; a
+	// late, older sync is ignored by its sequence number.
+	w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SyncSlack, &activities.SlackSyncInput{
+		IncidentID: row.ID, Seq: row.LastSeq, Status: row.Status, Severity: row.Severity, AlertType: row.AlertType,
+		Room: row.Room, AssigneeID: w.st.AssignedTo, AlertCount: row.AlertCount, OpenedAt: row.OpenedAt,
+	}))
+	return nil
+}
+
+// awaitSideEffects waits for Slack and SMS deliveries; their failures are
+// recorded by the activities themselves and never fail the incident.
+func (w *incident) awaitSideEffects(ctx workflow.Context) {
+	for _, f := range w.side {
+		_ = f.Get(ctx, nil)
+	}
+	w.side = nil
 }
 
 func (w *incident) row(ctx workflow.Context) activities.IncidentRow {
@@ -852,6 +884,7 @@ func (w *incident) continueAsNew(ctx workflow.Context) error {
 			return err
 		}
 	}
+	w.awaitSideEffects(ctx)
 	next := *w.in
 	carry := w.st
 	next.Carry = &carry
@@ -883,6 +916,21 @@ func dbCtx(ctx workflow.Context) workflow.Context {
 			BackoffCoefficient:     2,
 			MaximumInterval:        30 * time.Second,
 			NonRetryableErrorTypes: []string{"UnknownAlertType", "NoPolicy", "BadPolicy"},
+		},
+	})
+}
+
+// sideCtx is for Slack and SMS: provider errors are classified by the
+// activities (permanent ones are not retried; 429 honours Retry-After), and
+// a delivery that cannot succeed within 10 minutes is abandoned.
+func sideCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
 		},
 	})
 }

@@ -50,6 +50,7 @@ type harness struct {
 	records []activities.RecordInput
 	pick    func(in *activities.PickInput) *activities.PickResult
 	results map[string]error
+	sms     []string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -79,6 +80,13 @@ func newHarness(t *testing.T) *harness {
 	h.env.OnActivity(a.Pick, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.PickInput) (*activities.PickResult, error) {
 		h.picks = append(h.picks, *in)
 		return h.pick(in), nil
+	})
+	var n *activities.Notifier
+	h.env.RegisterActivity(n)
+	h.env.OnActivity(n.SyncSlack, mock.Anything, mock.Anything).Return(&activities.SlackSyncResult{}, nil)
+	h.env.OnActivity(n.SendSMS, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.SMSInput) (*activities.SMSResult, error) {
+		h.sms = append(h.sms, in.Step+"@"+in.Recipient)
+		return &activities.SMSResult{Sent: true}, nil
 	})
 	h.env.OnActivity(a.Page, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.PageInput) (*activities.PageResult, error) {
 		h.pages = append(h.pages, page{at: h.env.Now(), PageInput: *in})
@@ -166,6 +174,7 @@ func TestIncident_HappyPathThroughEveryState(t *testing.T) {
 		require.NoError(t, h.results[k], k)
 	}
 	require.Equal(t, []string{"assign@N01+0s"}, h.pageSteps(), "an acknowledgement stops the escalation")
+	require.Equal(t, []string{"assign@N01"}, h.sms, "every page also goes by SMS")
 	require.Equal(t, []string{"CREATED", "ASSIGNED", "PAGED", "ACKNOWLEDGED", "STARTED_PROGRESS", "NOTE_ADDED", "RESOLVED"}, h.actions())
 
 	last := h.records[len(h.records)-1].Row

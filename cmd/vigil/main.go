@@ -5,12 +5,15 @@
 //	vigil worker              the Temporal worker
 //	vigil migrate [up|status] apply or list database migrations
 //	vigil healthcheck URL     exit 0 when URL answers 2xx (for container healthchecks)
+//	vigil bench incidents     load-test a running Vigil (see -h)
 //
 // Configuration comes from environment variables; see the README.
 package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/internal/app"
+	"github.com/vigil-health/vigil/internal/bench"
 	"github.com/vigil-health/vigil/internal/config"
 )
 
@@ -31,6 +35,7 @@ commands:
   worker               run the Temporal worker
   migrate [up|status]  apply or list database migrations
   healthcheck URL      exit 0 when URL answers 2xx
+  bench incidents      drive alerts through a running Vigil's API and report latencies (-h for flags)
 `
 
 func main() {
@@ -50,7 +55,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		return healthcheck(args[1:], stderr)
 	}
 	switch args[0] {
-	case "dev", "api", "worker", "migrate":
+	case "dev", "api", "worker", "migrate", "bench":
 	default:
 		fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -81,6 +86,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		err = app.Worker(ctx, cfg, logger)
 	case "migrate":
 		err = app.Migrate(ctx, cfg, logger, args[1:], stdout)
+	case "bench":
+		return benchCommand(ctx, cfg, args[1:], stdout, stderr)
 	}
 	if err != nil {
 		logger.Error("vigil "+args[0]+" failed", "err", err)
@@ -113,5 +120,63 @@ func healthcheck(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vigil healthcheck:", resp.Status)
 		return 1
 	}
+	return 0
+}
+
+// benchCommand runs `vigil bench incidents`.
+func benchCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "incidents" {
+		fmt.Fprintln(stderr, "usage: vigil bench incidents [flags]")
+		return 2
+	}
+	fs := flag.NewFlagSet("vigil bench incidents", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := bench.IncidentsOptions{DatabaseURL: cfg.DatabaseURL.Reveal()}
+	fs.StringVar(&o.BaseURL, "url", "http://localhost:8080", "the API under test")
+	fs.Float64Var(&o.Rate, "rate", 10, "alerts per second in the latency phase")
+	fs.Float64Var(&o.SustainRate, "sustain-rate", 25, "alerts per second in the throughput phase")
+	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "length of the latency and throughput phases")
+	fs.IntVar(&o.DupWorkers, "dup-workers", 32, "concurrent senders of duplicate alerts")
+	fs.IntVar(&o.DupKeys, "dup-keys", 4, "open incidents the duplicates merge into")
+	fs.DurationVar(&o.DupDuration, "dup-duration", 10*time.Second, "length of the duplicate phase")
+	fs.DurationVar(&o.Settle, "settle", 5*time.Second, "wait after a phase for workflows to catch up")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if o.Rate <= 0 || o.SustainRate <= 0 || o.DupWorkers < 1 || o.DupKeys < 1 {
+		fmt.Fprintln(stderr, "vigil bench: -rate, -sustain-rate, -dup-workers and -dup-keys must be positive")
+		return 2
+	}
+	rep, err := bench.Incidents(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil bench:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+		return 0
+	}
+	fmt.Fprintf(stdout, `
+                                    n      p50 ms    p99 ms    max ms
+alert accepted (HTTP) @%4.0f/s  %6d  %9.1f %9.1f %9.1f
+alert -> assigned              %6d  %9.1f %9.1f %9.1f
+alert -> first notification    %6d  %9.1f %9.1f %9.1f
+reference: SystemCheck (HTTP)  %6d  %9.1f %9.1f %9.1f
+duplicate merge (HTTP)         %6d  %9.1f %9.1f %9.1f
+
+sustained: offered %.0f/s, created %d, assigned %d -> %.1f incidents/s
+merged duplicates: %d in %s -> %.0f/s
+errors: %d
+`, rep.Rate,
+		rep.Accepted.N, rep.Accepted.P50, rep.Accepted.P99, rep.Accepted.Max,
+		rep.AlertToAssigned.N, rep.AlertToAssigned.P50, rep.AlertToAssigned.P99, rep.AlertToAssigned.Max,
+		rep.AlertToFirstNotify.N, rep.AlertToFirstNotify.P50, rep.AlertToFirstNotify.P99, rep.AlertToFirstNotify.Max,
+		rep.Reference.N, rep.Reference.P50, rep.Reference.P99, rep.Reference.Max,
+		rep.MergeLatency.N, rep.MergeLatency.P50, rep.MergeLatency.P99, rep.MergeLatency.Max,
+		rep.SustainRate, rep.SustainCreated, rep.SustainAssigned, rep.SustainPerSecond,
+		rep.Merged, o.DupDuration, rep.MergedPerSecond, rep.Errors)
 	return 0
 }

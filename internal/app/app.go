@@ -26,6 +26,8 @@ import (
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/slacknotify"
+	"github.com/vigil-health/vigil/internal/sms"
 	"github.com/vigil-health/vigil/internal/temporalclient"
 	"github.com/vigil-health/vigil/worker"
 	"github.com/vigil-health/vigil/workflows"
@@ -61,7 +63,7 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	deps := apiDeps(cfg, db, tc, logger, cfg.TemporalUIURL)
+	deps := apiDeps(cfg, db, tc, metrics.New(), logger, cfg.TemporalUIURL)
 	deps.Signer = signer
 	srv, err := startHTTP(cfg.HTTPAddr, api.NewRouter(deps))
 	if err != nil {
@@ -90,10 +92,11 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
-	if err := startWorker(ctx, cfg, db, tc, &parts); err != nil {
+	reg := metrics.New()
+	if err := startWorker(ctx, cfg, db, tc, reg, &parts); err != nil {
 		return err
 	}
-	srv, err := startHTTP(cfg.HTTPAddr, api.NewOperationsRouter(apiDeps(cfg, db, tc, logger, cfg.TemporalUIURL)))
+	srv, err := startHTTP(cfg.HTTPAddr, api.NewOperationsRouter(apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)))
 	if err != nil {
 		return err
 	}
@@ -158,13 +161,20 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, e
 
 // startWorker registers search attributes when configured and starts the
 // Temporal worker.
-func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.Client, parts *lifecycle) error {
+func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Registry, parts *lifecycle) error {
 	if cfg.RegisterSearchAttributes {
 		if err := temporalclient.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
 			return err
 		}
 	}
-	w := worker.New(tc, cfg.TaskQueue, worker.Dependencies{DB: db, HospitalTZ: cfg.HospitalTZ})
+	deps := worker.Dependencies{DB: db, HospitalTZ: cfg.HospitalTZ, Metrics: reg, SlackChannel: cfg.SlackChannel}
+	if cfg.SlackBotToken != "" {
+		deps.Slack = slacknotify.New(slacknotify.Config{Token: cfg.SlackBotToken.Reveal(), APIURL: cfg.SlackAPIURL, DefaultChannel: cfg.SlackChannel})
+	}
+	if cfg.SMSAccountSID != "" {
+		deps.SMS = &sms.Client{BaseURL: cfg.SMSURL, AccountSID: cfg.SMSAccountSID, AuthToken: cfg.SMSAuthToken.Reveal(), From: cfg.SMSFrom}
+	}
+	w := worker.New(tc, cfg.TaskQueue, deps)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}
@@ -201,20 +211,21 @@ func newSigner(cfg config.Config, dev bool, logger *slog.Logger) (*auth.Signer, 
 	return s, nil
 }
 
-func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, logger *slog.Logger, uiURL string) api.Deps {
+func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Registry, logger *slog.Logger, uiURL string) api.Deps {
 	return api.Deps{
-		DB:              db,
-		Temporal:        tc,
-		Logger:          logger,
-		Metrics:         metrics.New(),
-		Namespace:       cfg.TemporalNamespace,
-		TaskQueue:       cfg.TaskQueue,
-		TemporalUIURL:   uiURL,
-		AccessTTL:       cfg.AccessTokenTTL,
-		RefreshTTL:      cfg.RefreshTokenTTL,
-		HospitalTZ:      cfg.HospitalTZ,
-		DatabaseURL:     cfg.DatabaseURL.Reveal(),
-		AutoResolveWait: cfg.AutoResolveWait,
+		DB:                 db,
+		Temporal:           tc,
+		Logger:             logger,
+		Metrics:            metrics.New(),
+		Namespace:          cfg.TemporalNamespace,
+		TaskQueue:          cfg.TaskQueue,
+		TemporalUIURL:      uiURL,
+		AccessTTL:          cfg.AccessTokenTTL,
+		RefreshTTL:         cfg.RefreshTokenTTL,
+		HospitalTZ:         cfg.HospitalTZ,
+		DatabaseURL:        cfg.DatabaseURL.Reveal(),
+		AutoResolveWait:    cfg.AutoResolveWait,
+		SlackSigningSecret: cfg.SlackSigningSecret.Reveal(),
 	}
 }
 

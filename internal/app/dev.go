@@ -6,9 +6,14 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/config"
+	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/embeddedtemporal"
+	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/temporalclient"
 )
 
@@ -62,6 +67,16 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	}
 	d.parts.add("postgres", func(context.Context) error { return db.Close() })
 
+	if cfg.Dev.Demo {
+		n, err := demo.SeedStaff(ctx, db, cfg.Dev.DemoPassword.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("seed demo staff: %w", err)
+		}
+		if n > 0 {
+			logger.InfoContext(ctx, "demo staff seeded", "staff", n)
+		}
+	}
+
 	tc, err := temporalclient.Dial(ctx, d.TemporalAddress, d.Namespace, logger)
 	if err != nil {
 		return nil, err
@@ -69,7 +84,8 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	d.parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
 	cfg.RegisterSearchAttributes = true
-	if err := startWorker(ctx, cfg, db, tc, &d.parts); err != nil {
+	reg := metrics.New()
+	if err := startWorker(ctx, cfg, db, tc, reg, &d.parts); err != nil {
 		return nil, err
 	}
 
@@ -77,7 +93,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	if err != nil {
 		return nil, err
 	}
-	deps := apiDeps(cfg, db, tc, logger, d.TemporalUIURL)
+	deps := apiDeps(cfg, db, tc, reg, logger, d.TemporalUIURL)
 	deps.Signer = signer
 	h, err := startHTTP(cfg.HTTPAddr, api.NewRouter(deps))
 	if err != nil {
@@ -86,7 +102,35 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	d.parts.add("http server", h.shutdown)
 	d.APIURL = h.url()
 	d.errc = h.errc
+
+	if cfg.Dev.Demo && cfg.Dev.DemoAlertsPerMinute > 0 {
+		key, err := demoAPIKey(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		genCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		gen := &demo.AlertGenerator{BaseURL: d.APIURL, APIKey: key, PerMinute: cfg.Dev.DemoAlertsPerMinute, Logger: logger}
+		go func() { defer close(done); gen.Run(genCtx) }()
+		d.parts.add("demo alert generator", func(context.Context) error { cancel(); <-done; return nil })
+	}
 	return d, nil
+}
+
+// demoAPIKey makes a fresh API key for the demo generator, revoking the
+// previous run's.
+func demoAPIKey(ctx context.Context, db *sqlx.DB) (string, error) {
+	k, err := auth.NewAPIKey()
+	if err != nil {
+		return "", err
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now() WHERE name = 'demo-generator' AND revoked_at IS NULL`); err != nil {
+		return "", fmt.Errorf("revoke old demo key: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO api_keys (name, prefix, key_hash) VALUES ('demo-generator', $1, $2)`, k.Prefix, k.Hash); err != nil {
+		return "", fmt.Errorf("store demo key: %w", err)
+	}
+	return k.Plaintext.Reveal(), nil
 }
 
 // Err reports a part that failed after start.
@@ -110,12 +154,26 @@ Vigil dev stack is up.
   Postgres        %[5]s
 
 Try:  curl -s -XPOST '%[1]s/v1/system/check?wait=true'
-Press Ctrl-C to stop.
+%[6]sPress Ctrl-C to stop.
 
-`, d.APIURL, d.TemporalUIURL, d.TemporalAddress, d.Namespace, cfg.DatabaseURL)
+`, d.APIURL, d.TemporalUIURL, d.TemporalAddress, d.Namespace, cfg.DatabaseURL, demoBanner(cfg))
 	if err := waitForStop(ctx, d.Err()); err != nil {
 		return err
 	}
 	_, _ = fmt.Fprintln(out, "Stopping Vigil dev stack...")
 	return nil
+}
+
+func demoBanner(cfg config.Config) string {
+	if !cfg.Dev.Demo {
+		return ""
+	}
+	return fmt.Sprintf(`
+Demo hospital: %.0f alerts a minute from the demo generator. Staff logins:
+  n01..n06 nurses, d01..d04 emergency doctors, c01..c03 charge nurses, a01 admin
+  password: $VIGIL_DEMO_PASSWORD (default %q)
+  TOKEN=$(curl -s localhost:8080/v1/auth/login -H 'Content-Type: application/json' -d '{"login":"c01","password":"%s"}' | jq -r .access_token)
+  curl -s -H "Authorization: Bearer $TOKEN" 'localhost:8080/v1/incidents?status=ASSIGNED'
+
+`, cfg.Dev.DemoAlertsPerMinute, config.DefaultDemoPassword, config.DefaultDemoPassword)
 }

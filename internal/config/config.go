@@ -7,10 +7,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +56,18 @@ type Config struct {
 	// AutoResolveWait is how long an alert source must report OK before its
 	// incident auto-resolves (a new firing cancels it).
 	AutoResolveWait time.Duration
+	// Slack posts one message per incident, updated in place; empty token
+	// disables it. The channel must be an id (C...), the API URL is for
+	// tests and demos, the signing secret verifies button clicks.
+	SlackBotToken      Secret
+	SlackChannel       string
+	SlackAPIURL        string
+	SlackSigningSecret Secret
+	// SMS pages go to a Twilio-compatible API; empty SID disables them.
+	SMSURL        string
+	SMSAccountSID string
+	SMSAuthToken  Secret
+	SMSFrom       string
 	// LogLevel is the minimum level written to the log.
 	LogLevel slog.Level
 	// LogFormat is "json" (one object a line) or "text" (logfmt-like).
@@ -73,6 +87,13 @@ type DevConfig struct {
 	BindIP string
 	// UIPort is the Temporal Web UI port.
 	UIPort int
+	// Demo seeds the demo hospital's staff and rota and runs the alert
+	// generator, so the dev stack shows live incidents out of the box.
+	Demo bool
+	// DemoAlertsPerMinute is the generator's rate (0 stops it).
+	DemoAlertsPerMinute float64
+	// DemoPassword is every demo staff member's password.
+	DemoPassword Secret
 }
 
 // Defaults of the settings, exported so the README and tests can name them.
@@ -91,6 +112,7 @@ const (
 	DefaultDevDataDir        = ".vigil"
 	DefaultDevBindIP         = "127.0.0.1"
 	DefaultDevUIPort         = 8233
+	DefaultDemoPassword      = "vigil-demo"
 )
 
 // Load builds the configuration from lookup (os.LookupEnv in production, a map
@@ -113,6 +135,14 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		AccessTokenTTL:           r.duration("VIGIL_ACCESS_TOKEN_TTL", DefaultAccessTokenTTL, time.Minute),
 		RefreshTokenTTL:          r.duration("VIGIL_REFRESH_TOKEN_TTL", DefaultRefreshTokenTTL, time.Minute),
 		AutoResolveWait:          r.duration("VIGIL_AUTO_RESOLVE_WAIT", DefaultAutoResolveWait, time.Second),
+		SlackBotToken:            r.secret("VIGIL_SLACK_BOT_TOKEN", 1),
+		SlackChannel:             r.raw("VIGIL_SLACK_CHANNEL", ""),
+		SlackAPIURL:              r.raw("VIGIL_SLACK_API_URL", ""),
+		SlackSigningSecret:       r.secret("VIGIL_SLACK_SIGNING_SECRET", 1),
+		SMSURL:                   r.raw("VIGIL_SMS_URL", "https://api.twilio.com"),
+		SMSAccountSID:            r.raw("VIGIL_SMS_ACCOUNT_SID", ""),
+		SMSAuthToken:             r.secret("VIGIL_SMS_AUTH_TOKEN", 1),
+		SMSFrom:                  r.raw("VIGIL_SMS_FROM", ""),
 		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
 		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
 		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
@@ -120,7 +150,17 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			DataDir: r.nonEmpty("VIGIL_DEV_DATA_DIR", DefaultDevDataDir),
 			BindIP:  r.ip("VIGIL_DEV_BIND_IP", DefaultDevBindIP),
 			UIPort:  r.port("VIGIL_DEV_UI_PORT", DefaultDevUIPort),
+
+			Demo:                r.boolean("VIGIL_DEMO", true),
+			DemoAlertsPerMinute: r.rate("VIGIL_DEMO_ALERTS_PER_MINUTE", 4),
+			DemoPassword:        Secret(r.raw("VIGIL_DEMO_PASSWORD", DefaultDemoPassword)),
 		},
+	}
+	if cfg.SlackBotToken != "" && !strings.HasPrefix(cfg.SlackChannel, "C") && !strings.HasPrefix(cfg.SlackChannel, "G") {
+		r.fail("VIGIL_SLACK_CHANNEL", cfg.SlackChannel, "must be a channel id such as C0123456789 when VIGIL_SLACK_BOT_TOKEN is set")
+	}
+	if cfg.SMSAccountSID != "" && (cfg.SMSAuthToken == "" || !e164.MatchString(cfg.SMSFrom)) {
+		r.errs = append(r.errs, errors.New("VIGIL_SMS_AUTH_TOKEN and VIGIL_SMS_FROM (E.164, e.g. +447700900000) are required with VIGIL_SMS_ACCOUNT_SID"))
 	}
 	if len(r.errs) > 0 {
 		return Config{}, &Error{Problems: r.errs}
@@ -142,6 +182,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("hospital_tz", c.HospitalTZ.String()),
 		slog.Any("jwt_secret", c.JWTSecret),
 		slog.String("jwt_rsa_key_file", c.JWTRSAKeyFile),
+		slog.Bool("slack", c.SlackBotToken != ""),
+		slog.String("slack_channel", c.SlackChannel),
+		slog.Bool("sms", c.SMSAccountSID != ""),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)
@@ -176,6 +219,8 @@ func (d DSN) LogValue() slog.Value { return slog.StringValue(d.String()) }
 
 // MarshalText keeps the password out of any JSON or YAML rendering.
 func (d DSN) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
 
 // Error lists every invalid variable. Its message is a single line, so a
 // process that fails to start says exactly what to fix.
@@ -359,6 +404,16 @@ func (r *reader) secret(name string, minLen int) Secret {
 		return ""
 	}
 	return Secret(v)
+}
+
+func (r *reader) rate(name string, def float64) float64 {
+	v := r.raw(name, strconv.FormatFloat(def, 'f', -1, 64))
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 6000 {
+		r.fail(name, v, "must be a number from 0 to 6000")
+		return def
+	}
+	return f
 }
 
 func (r *reader) location(name, def string) *time.Location {

@@ -1,0 +1,391 @@
+package activities
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"go.temporal.io/sdk/activity"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vigil-health/vigil/internal/slacknotify"
+	"github.com/vigil-health/vigil/internal/sms"
+)
+
+// Error types of the notification activities, for workflows and retry
+// policies.
+const (
+	// ErrTypeSlackPermanent is a Slack failure retrying cannot fix (missing
+	// or archived channel, bot not in it, bad token); it is non-retryable.
+	ErrTypeSlackPermanent = "SlackPermanent"
+	// ErrTypeSlackRetryable is a rate limit or Slack-side failure; the
+	// activity is retried, after Slack's Retry-After when it sent one.
+	ErrTypeSlackRetryable = "SlackRetryable"
+	// ErrTypeSMSRetryable is a rate limit or provider-side SMS failure.
+	ErrTypeSMSRetryable = "SMSRetryable"
+	// ErrTypeInvalidInput is an activity input missing a required field.
+	ErrTypeInvalidInput = "InvalidInput"
+)
+
+// slackHistoryLimit is how many recent channel messages a retried post
+// searches for a message whose timestamp was never stored.
+const slackHistoryLimit = 50
+
+// Notifier holds the activities that notify people outside Vigil: the
+// incident's Slack message and SMS pages. Both channels are optional.
+type Notifier struct {
+	DB *sqlx.DB
+	// Slack posts incident messages; nil disables Slack (SyncSlack is a no-op).
+	Slack *slacknotify.Client
+	// SlackChannel is the channel ID incident messages go to; empty means
+	// the client's default channel.
+	SlackChannel string
+	// SMS sends text pages; nil disables SMS (SendSMS skips).
+	SMS *sms.Client
+	// WebURL is the base URL of Vigil's web UI; incident messages link to
+	// WebURL/incidents/<id>. Empty shows no link.
+	WebURL string
+}
+
+// SlackSyncInput is the incident as its Slack message should show it.
+type SlackSyncInput struct {
+	IncidentID string
+	// Seq is the audit sequence number of this state; a call older than
+	// the last one applied is ignored. Zero always applies.
+	Seq        int
+	Status     string
+	Severity   string
+	AlertType  string
+	Room       string
+	AssigneeID string
+	// AssigneeName, when empty, is looked up from AssigneeID.
+	AssigneeName string
+	AlertCount   int
+	OpenedAt     time.Time
+}
+
+// SlackSyncResult says what SyncSlack did.
+type SlackSyncResult struct {
+	// Enabled is false when Slack is not configured; nothing was done.
+	Enabled bool
+	// Posted: this call posted the incident's message. Updated: it edited
+	// the existing one. Stale: a newer state was already shown.
+	Posted  bool
+	Updated bool
+	Stale   bool
+	// Recovered: the message was posted by an earlier attempt whose
+	// timestamp was never stored, and was found in the channel's history.
+	Recovered bool
+	Channel   string
+	TS        string
+}
+
+// SyncSlack keeps the incident's one Slack message up to date: the first
+// call posts it, later calls edit it in place.
+//
+// A retried activity never posts twice: the row in incident_slack_messages
+// is reserved with an empty ts and committed before the post, then locked (FOR
+// UPDATE) for the rest of the call, so concurrent attempts take turns. An
+// attempt that finds a reservation it did not make itself, still without a
+// timestamp, knows an earlier attempt may have posted and died before
+// storing the timestamp: it searches the channel's latest 50 messages for
+// one carrying the incident's metadata (or block ids) and adopts it before
+// posting anew. The remaining window - that message scrolled out of the
+// last 50, or conversations.history refused with a permanent error (then
+// the post goes ahead, as a duplicate page is safer than none) - is accepted.
+func (n *Notifier) SyncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyncResult, error) {
+	if n.Slack == nil {
+		return &SlackSyncResult{Enabled: false}, nil
+	}
+	if in.IncidentID == "" {
+		return nil, temporal.NewNonRetryableApplicationError("incident id is required", ErrTypeInvalidInput, nil)
+	}
+	msg, err := n.slackMessage(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	channel := n.SlackChannel
+	if channel == "" {
+		channel = n.Slack.DefaultChannel()
+	}
+
+	// Reserve the incident's row, committed before anything is posted.
+	res, err := n.DB.ExecContext(ctx, `
+		INSERT INTO incident_slack_messages (incident_id, channel, ts) VALUES ($1, $2, '')
+		ON CONFLICT (incident_id) DO NOTHING`, in.IncidentID, channel)
+	if err != nil {
+		return nil, fmt.Errorf("reserve slack message of incident %s: %w", in.IncidentID, err)
+	}
+	affected, err := res.RowsAffected()
+	if err != nil {
+		return nil, fmt.Errorf("reserve slack message of incident %s: %w", in.IncidentID, err)
+	}
+	reservedNow := affected == 1
+
+	tx, err := n.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var row struct {
+		Channel string `db:"channel"`
+		TS      string `db:"ts"`
+		LastSeq int    `db:"last_seq"`
+	}
+	if err := tx.GetContext(ctx, &row, `
+		SELECT channel, ts, last_seq FROM incident_slack_messages WHERE incident_id = $1 FOR UPDATE`, in.IncidentID); err != nil {
+		return nil, fmt.Errorf("lock slack message of incident %s: %w", in.IncidentID, err)
+	}
+	out := &SlackSyncResult{Enabled: true, Channel: row.Channel, TS: row.TS}
+	if in.Seq > 0 && in.Seq < row.LastSeq {
+		out.Stale = true
+		return out, nil
+	}
+
+	if row.TS != "" {
+		err := n.Slack.Update(ctx, row.Channel, row.TS, msg)
+		switch {
+		case err == nil:
+			out.Updated = true
+			return out, n.storeSlackMessage(ctx, tx, in, row.Channel, row.TS)
+		case errors.Is(err, slacknotify.ErrMessageNotFound):
+			// Deleted in Slack: post a new one below.
+			logger(ctx).Warn("incident's slack message is gone; posting a new one", "incident_id", in.IncidentID)
+		default:
+			return nil, slackActivityError(err)
+		}
+	} else if !reservedNow {
+		ts, err := n.Slack.FindIncidentMessage(ctx, channel, in.IncidentID, slackHistoryLimit)
+		var se *slacknotify.Error
+		switch {
+		case err == nil && ts != "":
+			if err := n.Slack.Update(ctx, channel, ts, msg); err != nil && !errors.Is(err, slacknotify.ErrMessageNotFound) {
+				return nil, slackActivityError(err)
+			} else if err == nil {
+				out.Updated, out.Recovered, out.Channel, out.TS = true, true, channel, ts
+				return out, n.storeSlackMessage(ctx, tx, in, channel, ts)
+			}
+		case err == nil:
+		case errors.As(err, &se) && se.Permanent:
+			logger(ctx).Warn("cannot search slack history for an earlier post; posting", "incident_id", in.IncidentID, "error", err)
+		default:
+			return nil, slackActivityError(err)
+		}
+	}
+
+	postedChannel, ts, err := n.Slack.Post(ctx, channel, msg)
+	if err != nil {
+		return nil, slackActivityError(err)
+	}
+	out.Posted, out.Channel, out.TS = true, postedChannel, ts
+	return out, n.storeSlackMessage(ctx, tx, in, postedChannel, ts)
+}
+
+// storeSlackMessage records the message's channel and timestamp and commits.
+func (n *Notifier) storeSlackMessage(ctx context.Context, tx *sqlx.Tx, in *SlackSyncInput, channel, ts string) error {
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE incident_slack_messages
+		SET channel = $2, ts = $3, last_seq = GREATEST(last_seq, $4), updated_at = now()
+		WHERE incident_id = $1`, in.IncidentID, channel, ts, in.Seq); err != nil {
+		return fmt.Errorf("store slack message of incident %s: %w", in.IncidentID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit slack message of incident %s: %w", in.IncidentID, err)
+	}
+	return nil
+}
+
+// slackMessage builds the message, looking up the assignee's name.
+func (n *Notifier) slackMessage(ctx context.Context, in *SlackSyncInput) (slacknotify.IncidentMessage, error) {
+	m := slacknotify.IncidentMessage{
+		IncidentID: in.IncidentID, Status: in.Status, Severity: in.Severity, AlertType: in.AlertType,
+		Room: in.Room, AssigneeName: in.AssigneeName, AlertCount: in.AlertCount, OpenedAt: in.OpenedAt,
+	}
+	if m.AssigneeName == "" && in.AssigneeID != "" {
+		err := n.DB.GetContext(ctx, &m.AssigneeName, `SELECT name FROM staff WHERE id = $1`, in.AssigneeID)
+		if errors.Is(err, sql.ErrNoRows) {
+			m.AssigneeName = in.AssigneeID
+		} else if err != nil {
+			return m, fmt.Errorf("look up assignee %s: %w", in.AssigneeID, err)
+		}
+	}
+	if n.WebURL != "" {
+		m.Link = strings.TrimSuffix(n.WebURL, "/") + "/incidents/" + in.IncidentID
+	}
+	return m, nil
+}
+
+// slackActivityError turns a classified Slack error into the Temporal error
+// that makes the activity retry (after Retry-After) or stop.
+func slackActivityError(err error) error {
+	var se *slacknotify.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	if se.Permanent {
+		return temporal.NewNonRetryableApplicationError(se.Error(), ErrTypeSlackPermanent, err)
+	}
+	return temporal.NewApplicationErrorWithOptions(se.Error(), ErrTypeSlackRetryable, temporal.ApplicationErrorOptions{
+		NextRetryDelay: se.RetryAfter,
+		Cause:          err,
+	})
+}
+
+// SMSInput is one SMS page to one person.
+type SMSInput struct {
+	IncidentID string
+	// Step names the page within the incident, as in PageInput; with the
+	// recipient it keys the outbox row, so a retried page is sent once.
+	Step string
+	// Recipient is the staff id; the number is read from staff.phone.
+	Recipient string
+	Body      string
+}
+
+// SMSResult says whether the SMS went out; when it did not, Reason says why
+// and the caller falls back to another channel.
+type SMSResult struct {
+	Sent   bool
+	SID    string
+	SentAt time.Time
+	// Status is the outbox row's status: sent, skipped or failed.
+	Status string
+	Reason string
+}
+
+// SendSMS sends an SMS page through the outbox: it claims the row
+// (incident, step, recipient, 'sms'), returns the recorded outcome if the
+// row is already settled, and otherwise sends and records the outcome. A
+// missing or malformed number marks the row skipped and a number or account
+// the provider refuses marks it failed; both return Sent=false, not an
+// error. Rate limits and provider outages return a retryable error (the row
+// stays pending, its attempts counted), honouring Retry-After.
+//
+// The row stays locked while the provider is called, so concurrent attempts
+// cannot both send. A process that dies after the provider accepted the
+// message but before the commit leaves no trace, and its retry sends again:
+// SMS delivery is at least once, which for pages is the safe side.
+func (n *Notifier) SendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error) {
+	if in.IncidentID == "" || in.Step == "" || in.Recipient == "" {
+		return nil, temporal.NewNonRetryableApplicationError("incident id, step and recipient are required", ErrTypeInvalidInput, nil)
+	}
+	tx, err := n.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var row struct {
+		ID          int64      `db:"id"`
+		Status      string     `db:"status"`
+		ProviderRef string     `db:"provider_ref"`
+		LastError   string     `db:"last_error"`
+		SentAt      *time.Time `db:"sent_at"`
+	}
+	// ON CONFLICT DO UPDATE locks the row until the transaction ends.
+	if err := tx.GetContext(ctx, &row, `
+		INSERT INTO notification_outbox (incident_id, step, recipient, channel)
+		VALUES ($1, $2, $3, 'sms')
+		ON CONFLICT (incident_id, step, recipient, channel) DO UPDATE SET attempts = notification_outbox.attempts
+		RETURNING id, status, provider_ref, last_error, sent_at`, in.IncidentID, in.Step, in.Recipient); err != nil {
+		return nil, fmt.Errorf("claim sms outbox row: %w", err)
+	}
+	switch row.Status {
+	case "sent":
+		out := &SMSResult{Sent: true, SID: row.ProviderRef, Status: row.Status}
+		if row.SentAt != nil {
+			out.SentAt = *row.SentAt
+		}
+		return out, nil
+	case "skipped", "failed":
+		return &SMSResult{Sent: false, SID: row.ProviderRef, Status: row.Status, Reason: row.LastError}, nil
+	}
+
+	if n.SMS == nil {
+		return n.settleSMS(ctx, tx, row.ID, "skipped", "", "SMS is not configured")
+	}
+	var phone string
+	err = tx.GetContext(ctx, &phone, `SELECT phone FROM staff WHERE id = $1`, in.Recipient)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return n.settleSMS(ctx, tx, row.ID, "skipped", "", "unknown staff member")
+	case err != nil:
+		return nil, fmt.Errorf("look up phone of %s: %w", in.Recipient, err)
+	case strings.TrimSpace(phone) == "":
+		return n.settleSMS(ctx, tx, row.ID, "skipped", "", "no phone number on file")
+	case !sms.ValidE164(phone):
+		return n.settleSMS(ctx, tx, row.ID, "skipped", "", "the phone number on file is not in E.164 form")
+	}
+
+	sid, sendErr := n.SMS.Send(ctx, phone, in.Body)
+	if sendErr == nil {
+		var sentAt time.Time
+		if err := tx.GetContext(ctx, &sentAt, `
+			UPDATE notification_outbox
+			SET status = 'sent', attempts = attempts + 1, provider_ref = $2, last_error = '', sent_at = now()
+			WHERE id = $1 RETURNING sent_at`, row.ID, sid); err != nil {
+			return nil, fmt.Errorf("mark sms sent: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return nil, fmt.Errorf("commit sms: %w", err)
+		}
+		return &SMSResult{Sent: true, SID: sid, SentAt: sentAt, Status: "sent"}, nil
+	}
+
+	var se *sms.Error
+	if errors.As(sendErr, &se) && !se.Retryable {
+		logger(ctx).Warn("sms refused by the provider", "incident_id", in.IncidentID, "step", in.Step,
+			"recipient", in.Recipient, "error", sendErr)
+		return n.settleSMS(ctx, tx, row.ID, "failed", sid, sendErr.Error())
+	}
+	// Retryable: count the attempt and keep the row pending.
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE notification_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1`,
+		row.ID, sendErr.Error()); err != nil {
+		return nil, fmt.Errorf("record sms attempt: %w (send: %w)", err, sendErr)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit sms attempt: %w (send: %w)", err, sendErr)
+	}
+	var delay time.Duration
+	if se != nil {
+		delay = se.RetryAfter
+	}
+	return nil, temporal.NewApplicationErrorWithOptions(sendErr.Error(), ErrTypeSMSRetryable, temporal.ApplicationErrorOptions{
+		NextRetryDelay: delay,
+		Cause:          sendErr,
+	})
+}
+
+// settleSMS marks the outbox row skipped or failed, commits and answers
+// Sent=false with the reason.
+func (n *Notifier) settleSMS(ctx context.Context, tx *sqlx.Tx, id int64, status, sid, reason string) (*SMSResult, error) {
+	attempt := 0
+	if status == "failed" {
+		attempt = 1
+	}
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE notification_outbox SET status = $2, provider_ref = $3, last_error = $4, attempts = attempts + $5
+		WHERE id = $1`, id, status, sid, reason, attempt); err != nil {
+		return nil, fmt.Errorf("mark sms %s: %w", status, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit sms %s: %w", status, err)
+	}
+	return &SMSResult{Sent: false, SID: sid, Status: status, Reason: reason}, nil
+}
+
+// logger is the activity's logger, or a silent one when called outside an
+// activity (tests).
+func logger(ctx context.Context) sdklog.Logger {
+	if activity.IsActivity(ctx) {
+		return activity.GetLogger(ctx)
+	}
+	return sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+}

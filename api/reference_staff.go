@@ -1,0 +1,99 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-health/vigil/internal/reference"
+)
+
+// referenceStaffID reads the :id path parameter as a staff id, answering 400
+// when it is malformed.
+func referenceStaffID(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	if !reference.ValidStaffID(id) {
+		abortInvalid(c, invalid("id", "must be 1 to 32 letters, digits, '_' or '-'"))
+		return "", false
+	}
+	return id, true
+}
+
+// listStaffMembers returns a page of staff, optionally of one role.
+func (s *Server) listStaffMembers(c *gin.Context) {
+	page, ok := s.referencePage(c)
+	if !ok {
+		return
+	}
+	list, err := s.referenceStore().ListStaff(c.Request.Context(), reference.StaffFilter{Role: c.Query("role")}, page)
+	if err != nil {
+		s.abortReference(c, "list staff", err)
+		return
+	}
+	c.JSON(http.StatusOK, list)
+}
+
+// getStaffMember returns one staff member.
+func (s *Server) getStaffMember(c *gin.Context) {
+	id, ok := referenceStaffID(c)
+	if !ok {
+		return
+	}
+	m, err := s.referenceStore().GetStaff(c.Request.Context(), id)
+	if err != nil {
+		s.abortReference(c, "get staff", err)
+		return
+	}
+	c.JSON(http.StatusOK, m)
+}
+
+// createStaffMember creates a staff member with a password.
+func (s *Server) createStaffMember(c *gin.Context) {
+	var in reference.NewStaff
+	if !decodeJSON(c, &in, false) {
+		return
+	}
+	m, err := s.referenceStore().CreateStaff(c.Request.Context(), in)
+	if err != nil {
+		s.abortReference(c, "create staff", err)
+		return
+	}
+	c.Header("Location", "/v1/staff/"+m.ID)
+	c.JSON(http.StatusCreated, m)
+}
+
+// patchStaffMember changes some of a staff member's fields. An admin may
+// change everything; a charge nurse anyone's availability; everyone their
+// own availability, phone, Slack id and password.
+func (s *Server) patchStaffMember(c *gin.Context) {
+	id, ok := referenceStaffID(c)
+	if !ok {
+		return
+	}
+	var p reference.StaffPatch
+	if !decodeJSON(c, &p, false) {
+		return
+	}
+	caller := principal(c)
+	m, err := s.referenceStore().PatchStaff(c.Request.Context(),
+		reference.Caller{ID: caller.Subject, Access: caller.Access}, id, p)
+	if err != nil {
+		s.abortReference(c, "patch staff", err)
+		return
+	}
+	c.JSON(http.StatusOK, m)
+}
+
+// deleteStaffMember deletes a staff member with their rotations and
+// overrides.
+func (s *Server) deleteStaffMember(c *gin.Context) {
+	id, ok := referenceStaffID(c)
+	if !ok {
+		return
+	}
+	if err := s.referenceStore().DeleteStaff(c.Request.Context(), id); err != nil {
+		s.abortReference(c, "delete staff", err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

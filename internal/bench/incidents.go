@@ -1,0 +1,392 @@
+// Package bench holds Vigil's load commands. They drive a running Vigil (for
+// example `vigil dev`) through its HTTP API at a fixed arrival rate, like
+// real sources would, and read the resulting timestamps from Postgres.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
+)
+
+// IncidentsOptions configures `vigil bench incidents`.
+type IncidentsOptions struct {
+	// BaseURL is the API under test.
+	BaseURL string
+	// DatabaseURL is its Postgres (for an API key and the timestamps).
+	DatabaseURL string
+	// Rate is the alert arrival rate (per second) of the latency phase.
+	Rate float64
+	// SustainRate is the arrival rate of the throughput phase.
+	SustainRate float64
+	// Duration is the length of the latency and throughput phases.
+	Duration time.Duration
+	// DupWorkers send duplicate alerts for DupKeys keys, back to back, for
+	// DupDuration.
+	DupWorkers  int
+	DupKeys     int
+	DupDuration time.Duration
+	// Settle is how long to wait for workflows to catch up after a phase.
+	Settle time.Duration
+}
+
+// Latency is a distribution summary in milliseconds.
+type Latency struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+// IncidentsReport is what `vigil bench incidents` measured.
+type IncidentsReport struct {
+	Rate               float64 `json:"rate_per_s"`
+	Accepted           Latency `json:"alert_accepted_http"`
+	AlertToAssigned    Latency `json:"alert_to_assigned"`
+	AlertToFirstNotify Latency `json:"alert_to_first_notification"`
+	Errors             int     `json:"errors"`
+
+	SustainRate      float64 `json:"sustain_offered_per_s"`
+	SustainCreated   int     `json:"sustain_created"`
+	SustainAssigned  int     `json:"sustain_assigned"`
+	SustainPerSecond float64 `json:"sustained_incidents_per_s"`
+
+	Merged          int     `json:"merged"`
+	MergedPerSecond float64 `json:"merged_per_s"`
+	MergeLatency    Latency `json:"merge_http"`
+
+	Reference Latency `json:"reference_system_check_http"`
+}
+
+// Incidents runs the incident benchmark: a reference phase (the one-activity
+// SystemCheck workflow started through HTTP at Rate), a latency phase (new
+// incidents at Rate), a throughput phase (new incidents at SustainRate) and a
+// duplicate phase (merges into a few open incidents).
+func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*IncidentsReport, error) {
+	db, err := database.Open(ctx, o.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = db.Close() }()
+	key, err := benchKey(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{base: o.BaseURL, key: key, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
+	rep := &IncidentsReport{Rate: o.Rate, SustainRate: o.SustainRate}
+	run := uuid.NewString()[:8]
+
+	fmt.Fprintf(progress, "reference: SystemCheck workflows at %.0f/s for %s\n", o.Rate, o.Duration/2)
+	ref := openLoop(ctx, o.Rate, o.Duration/2, func(int) (time.Duration, error) {
+		start := time.Now()
+		_, err := c.post(ctx, "/v1/system/check?wait=true", nil, "")
+		return time.Since(start), err
+	})
+	rep.Reference = summarize(ref.durations)
+
+	fmt.Fprintf(progress, "latency: new incidents at %.0f/s for %s\n", o.Rate, o.Duration)
+	ids := newIDs()
+	lat := openLoop(ctx, o.Rate, o.Duration, func(i int) (time.Duration, error) {
+		start := time.Now()
+		id, err := c.alert(ctx, fmt.Sprintf("B-%s-L%d", run, i), "")
+		if err == nil {
+			ids.add(id)
+		}
+		return time.Since(start), err
+	})
+	rep.Accepted, rep.Errors = summarize(lat.durations), lat.errors
+	time.Sleep(o.Settle)
+	if rep.AlertToAssigned, rep.AlertToFirstNotify, _, err = incidentTimes(ctx, db, ids.all()); err != nil {
+		return nil, err
+	}
+
+	fmt.Fprintf(progress, "throughput: new incidents at %.0f/s for %s\n", o.SustainRate, o.Duration)
+	sids := newIDs()
+	phaseStart := time.Now()
+	sus := openLoop(ctx, o.SustainRate, o.Duration, func(i int) (time.Duration, error) {
+		start := time.Now()
+		id, err := c.alert(ctx, fmt.Sprintf("B-%s-S%d", run, i), "")
+		if err == nil {
+			sids.add(id)
+		}
+		return time.Since(start), err
+	})
+	rep.Errors += sus.errors
+	rep.SustainCreated = len(sids.all())
+	time.Sleep(o.Settle)
+	_, _, lastAssigned, err := incidentTimes(ctx, db, sids.all())
+	if err != nil {
+		return nil, err
+	}
+	rep.SustainAssigned = lastAssigned.n
+	if lastAssigned.n > 0 {
+		// Throughput counts an incident done when it is assigned: the rate is
+		// what the system completed over the span it needed to complete it.
+		span := max(lastAssigned.last.Sub(phaseStart), o.Duration)
+		rep.SustainPerSecond = float64(lastAssigned.n) / span.Seconds()
+	}
+
+	fmt.Fprintf(progress, "duplicates: %d workers on %d incidents for %s\n", o.DupWorkers, o.DupKeys, o.DupDuration)
+	for k := range o.DupKeys { // open them first
+		if _, err := c.alert(ctx, fmt.Sprintf("B-%s-D%d", run, k), ""); err != nil {
+			return nil, err
+		}
+	}
+	var merged atomic.Int64
+	var mu sync.Mutex
+	var mergeLat []time.Duration
+	deadline := time.Now().Add(o.DupDuration)
+	var wg sync.WaitGroup
+	for w := range o.DupWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for i := 0; time.Now().Before(deadline); i++ {
+				start := time.Now()
+				if _, err := c.alert(ctx, fmt.Sprintf("B-%s-D%d", run, (w+i)%o.DupKeys), ""); err == nil {
+					merged.Add(1)
+					local = append(local, time.Since(start))
+				}
+			}
+			mu.Lock()
+			mergeLat = append(mergeLat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	rep.Merged = int(merged.Load())
+	rep.MergedPerSecond = float64(rep.Merged) / o.DupDuration.Seconds()
+	rep.MergeLatency = summarize(mergeLat)
+
+	// Leave no open incident behind: the source clears every benchmark
+	// alert, and the incidents auto-resolve after the stable-OK wait.
+	var patients []string
+	for i := range len(lat.durations) + lat.errors {
+		patients = append(patients, fmt.Sprintf("B-%s-L%d", run, i))
+	}
+	for i := range len(sus.durations) + sus.errors {
+		patients = append(patients, fmt.Sprintf("B-%s-S%d", run, i))
+	}
+	for k := range o.DupKeys {
+		patients = append(patients, fmt.Sprintf("B-%s-D%d", run, k))
+	}
+	fmt.Fprintf(progress, "cleanup: clearing %d benchmark alerts at the source\n", len(patients))
+	if err := c.clear(ctx, patients); err != nil {
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now() WHERE name = 'bench'`); err != nil {
+		return nil, fmt.Errorf("revoke bench key: %w", err)
+	}
+	return rep, nil
+}
+
+// phase is one open-loop phase's outcome.
+type phase struct {
+	durations []time.Duration
+	errors    int
+}
+
+// openLoop starts fn at a fixed arrival rate for d, each call in its own
+// goroutine, so a slow answer never delays the next arrival (no coordinated
+// omission), and waits for every call.
+func openLoop(ctx context.Context, rate float64, d time.Duration, fn func(i int) (time.Duration, error)) phase {
+	var (
+		mu  sync.Mutex
+		out phase
+		wg  sync.WaitGroup
+	)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for i := 0; ; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if at.Sub(start) >= d || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Until(at))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dur, err := fn(i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				out.errors++
+				return
+			}
+			out.durations = append(out.durations, dur)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+type client struct {
+	base, key string
+	http      *http.Client
+}
+
+func (c *client) alert(ctx context.Context, patient, dedup string) (string, error) {
+	body := map[string]any{
+		"alert_type": "FALL_DETECTED", "patient_id": patient, "room": "BENCH-1", "value": "bench",
+		"source": "vigil-bench", "observed_at": time.Now().UTC().Format(time.RFC3339Nano),
+	}
+	if dedup != "" {
+		body["dedup_key"] = dedup
+	}
+	var res struct {
+		IncidentID string `json:"incident_id"`
+	}
+	raw, err := c.post(ctx, "/v1/alerts", body, c.key)
+	if err != nil {
+		return "", err
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return "", fmt.Errorf("decode alert answer: %w", err)
+	}
+	return res.IncidentID, nil
+}
+
+// clear reports the benchmark alerts cleared, 100 to an Alertmanager batch.
+func (c *client) clear(ctx context.Context, patients []string) error {
+	for len(patients) > 0 {
+		n := min(100, len(patients))
+		alerts := make([]map[string]any, 0, n)
+		for _, p := range patients[:n] {
+			alerts = append(alerts, map[string]any{
+				"status": "resolved", "labels": map[string]string{"alertname": "FALL_DETECTED", "patient_id": p},
+			})
+		}
+		if _, err := c.post(ctx, "/v1/alerts/alertmanager", map[string]any{"version": "4", "status": "resolved", "alerts": alerts}, c.key); err != nil {
+			return fmt.Errorf("clear benchmark alerts: %w", err)
+		}
+		patients = patients[n:]
+	}
+	return nil
+}
+
+func (c *client) post(ctx context.Context, path string, body any, token string) ([]byte, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, r)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		return nil, fmt.Errorf("%s %s: %s", path, resp.Status, bytes.TrimSpace(raw))
+	}
+	return raw, nil
+}
+
+// benchKey makes an API key named "bench" for the run.
+func benchKey(ctx context.Context, db *sqlx.DB) (string, error) {
+	k, err := auth.NewAPIKey()
+	if err != nil {
+		return "", err
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO api_keys (name, prefix, key_hash) VALUES ('bench', $1, $2)`, k.Prefix, k.Hash); err != nil {
+		return "", fmt.Errorf("store bench key: %w", err)
+	}
+	return k.Plaintext.Reveal(), nil
+}
+
+type assignedSummary struct {
+	n    int
+	last time.Time
+}
+
+// incidentTimes reads alert → assigned and alert → first delivered page from
+// the incidents' own timestamps (opened_at is when the API accepted the
+// first alert).
+func incidentTimes(ctx context.Context, db *sqlx.DB, ids []string) (assigned, paged Latency, done assignedSummary, err error) {
+	if len(ids) == 0 {
+		return
+	}
+	var rows []struct {
+		OpenedAt     time.Time  `db:"opened_at"`
+		AssignedAt   *time.Time `db:"assigned_at"`
+		FirstPagedAt *time.Time `db:"first_paged_at"`
+	}
+	if err = db.SelectContext(ctx, &rows, `SELECT opened_at, assigned_at, first_paged_at FROM incidents WHERE id = ANY($1)`, pq.Array(ids)); err != nil {
+		return assigned, paged, done, fmt.Errorf("read incident times: %w", err)
+	}
+	var a, p []time.Duration
+	for _, r := range rows {
+		if r.AssignedAt != nil {
+			a = append(a, r.AssignedAt.Sub(r.OpenedAt))
+			done.n++
+			if r.AssignedAt.After(done.last) {
+				done.last = *r.AssignedAt
+			}
+		}
+		if r.FirstPagedAt != nil {
+			p = append(p, r.FirstPagedAt.Sub(r.OpenedAt))
+		}
+	}
+	return summarize(a), summarize(p), done, nil
+}
+
+func summarize(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	return Latency{N: len(s), P50: ms(q(0.50)), P99: ms(q(0.99)), Max: ms(s[len(s)-1])}
+}
+
+type idSet struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func newIDs() *idSet { return &idSet{} }
+
+func (s *idSet) add(id string) {
+	s.mu.Lock()
+	s.ids = append(s.ids, id)
+	s.mu.Unlock()
+}
+
+func (s *idSet) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ids)
+}

@@ -1,0 +1,238 @@
+package incidentquery
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DurationStats summarises one duration over a set of incidents. Incidents
+// that have not reached the end point of the duration (say, were never
+// acknowledged) are left out of it, not counted as zero; the mean, median
+// and p90 are nil when no incident qualifies.
+type DurationStats struct {
+	// Count is how many incidents the statistics are over.
+	Count int `json:"count"`
+	// MeanSeconds is the arithmetic mean.
+	MeanSeconds *float64 `json:"mean_seconds"`
+	// MedianSeconds is the 50th percentile, interpolated between the two
+	// middle values (Postgres percentile_cont(0.5)).
+	MedianSeconds *float64 `json:"median_seconds"`
+	// P90Seconds is the 90th percentile, interpolated (percentile_cont(0.9)).
+	P90Seconds *float64 `json:"p90_seconds"`
+}
+
+// MetricsGroup is the response-time metrics of a set of incidents, all
+// measured from opened_at (when the first alert was accepted):
+//
+//   - MTTA: opened_at to acknowledged_at (the first acknowledgement or
+//     claim by a person); incidents never acknowledged are excluded.
+//   - MTTR: opened_at to resolved_at; only resolved incidents count.
+//   - TimeToAssign: opened_at to assigned_at (the first on-call pick).
+//   - TimeToFirstPage: opened_at to first_paged_at (the first page
+//     actually delivered).
+type MetricsGroup struct {
+	// Incidents is how many incidents opened in the window.
+	Incidents       int           `json:"incidents"`
+	MTTA            DurationStats `json:"mtta"`
+	MTTR            DurationStats `json:"mttr"`
+	TimeToAssign    DurationStats `json:"time_to_assign"`
+	TimeToFirstPage DurationStats `json:"time_to_first_page"`
+}
+
+// SeverityMetrics is the metrics of the incidents of one severity.
+type SeverityMetrics struct {
+	Severity string `json:"severity"`
+	MetricsGroup
+}
+
+// StaffMetrics is the metrics of the incidents assigned to one staff member
+// (the current assignee: whoever acknowledged, claimed or was reassigned the
+// incident last).
+type StaffMetrics struct {
+	StaffID   string `json:"staff_id"`
+	StaffName string `json:"staff_name"`
+	MetricsGroup
+}
+
+// Metrics is the response-time report of the incidents opened in a window.
+type Metrics struct {
+	// From (inclusive) and To (exclusive) bound opened_at.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Totals is over every incident of the window.
+	Totals MetricsGroup `json:"totals"`
+	// ByStatus counts the incidents by current status; every status is
+	// present.
+	ByStatus map[string]int `json:"by_status"`
+	// BySeverity has every severity, most severe first.
+	BySeverity []SeverityMetrics `json:"by_severity"`
+	// ByStaff has every staff member assigned at least one incident of the
+	// window, by staff id; unassigned incidents count in Totals only.
+	ByStaff []StaffMetrics `json:"by_staff"`
+}
+
+// metricsRow is one grouping set of the metrics query.
+type metricsRow struct {
+	GroupedBySeverity bool           `db:"by_severity"`
+	GroupedByStaff    bool           `db:"by_staff"`
+	Severity          sql.NullString `db:"severity"`
+	StaffID           sql.NullString `db:"assigned_to"`
+	StaffName         sql.NullString `db:"staff_name"`
+	Incidents         int            `db:"incidents"`
+
+	TTACount  int             `db:"tta_count"`
+	TTAMean   sql.NullFloat64 `db:"tta_mean"`
+	TTAMedian sql.NullFloat64 `db:"tta_median"`
+	TTAP90    sql.NullFloat64 `db:"tta_p90"`
+
+	TTRCount  int             `db:"ttr_count"`
+	TTRMean   sql.NullFloat64 `db:"ttr_mean"`
+	TTRMedian sql.NullFloat64 `db:"ttr_median"`
+	TTRP90    sql.NullFloat64 `db:"ttr_p90"`
+
+	AssignCount  int             `db:"assign_count"`
+	AssignMean   sql.NullFloat64 `db:"assign_mean"`
+	AssignMedian sql.NullFloat64 `db:"assign_median"`
+	AssignP90    sql.NullFloat64 `db:"assign_p90"`
+
+	PageCount  int             `db:"page_count"`
+	PageMean   sql.NullFloat64 `db:"page_mean"`
+	PageMedian sql.NullFloat64 `db:"page_median"`
+	PageP90    sql.NullFloat64 `db:"page_p90"`
+}
+
+// stats returns the four aggregates of one duration column.
+func stats(col, name string) string {
+	return `count(` + col + `) AS ` + name + `_count,
+		avg(` + col + `) AS ` + name + `_mean,
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY ` + col + `) AS ` + name + `_median,
+		percentile_cont(0.9) WITHIN GROUP (ORDER BY ` + col + `) AS ` + name + `_p90`
+}
+
+// metricsQuery computes every group in one pass with grouping sets: by
+// severity, by assignee, and the totals. Aggregates skip NULLs, so an
+// incident that has not reached a duration's end point is left out of that
+// duration's statistics.
+var metricsQuery = `
+	WITH d AS (
+		SELECT severity, assigned_to,
+			EXTRACT(EPOCH FROM acknowledged_at - opened_at)::float8 AS tta,
+			CASE WHEN status = 'RESOLVED' THEN EXTRACT(EPOCH FROM resolved_at - opened_at)::float8 END AS ttr,
+			EXTRACT(EPOCH FROM assigned_at - opened_at)::float8 AS assign,
+			EXTRACT(EPOCH FROM first_paged_at - opened_at)::float8 AS page
+		FROM incidents
+		WHERE opened_at >= $1 AND opened_at < $2
+	), g AS (
+		SELECT GROUPING(severity) = 0 AS by_severity, GROUPING(assigned_to) = 0 AS by_staff,
+			severity, assigned_to, count(*) AS incidents,
+			` + stats("tta", "tta") + `,
+			` + stats("ttr", "ttr") + `,
+			` + stats("assign", "assign") + `,
+			` + stats("page", "page") + `
+		FROM d
+		GROUP BY GROUPING SETS ((severity), (assigned_to), ())
+	)
+	SELECT g.*, s.name AS staff_name
+	FROM g LEFT JOIN staff s ON g.by_staff AND s.id = g.assigned_to`
+
+// Metrics computes the response-time metrics of the incidents opened in
+// [from, to), in one snapshot.
+func (s *Store) Metrics(ctx context.Context, from, to time.Time) (*Metrics, error) {
+	if from.IsZero() || to.IsZero() || from.After(to) {
+		return nil, fmt.Errorf("%w: window %v to %v", ErrInvalidFilter, from, to)
+	}
+	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("begin metrics read: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var rows []metricsRow
+	if err := tx.SelectContext(ctx, &rows, metricsQuery, from, to); err != nil {
+		return nil, fmt.Errorf("compute incident metrics: %w", err)
+	}
+	var statuses []struct {
+		Status string `db:"status"`
+		Count  int    `db:"n"`
+	}
+	if err := tx.SelectContext(ctx, &statuses, `
+		SELECT status, count(*) AS n FROM incidents
+		WHERE opened_at >= $1 AND opened_at < $2
+		GROUP BY status`, from, to); err != nil {
+		return nil, fmt.Errorf("count incidents by status: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("end metrics read: %w", err)
+	}
+
+	m := &Metrics{
+		From: from.UTC(), To: to.UTC(),
+		ByStatus:   make(map[string]int, len(Statuses)),
+		BySeverity: make([]SeverityMetrics, 0, len(Severities)),
+		ByStaff:    []StaffMetrics{},
+	}
+	for _, st := range Statuses {
+		m.ByStatus[st] = 0
+	}
+	for _, st := range statuses {
+		m.ByStatus[st.Status] = st.Count
+	}
+	bySeverity := map[string]MetricsGroup{}
+	for _, r := range rows {
+		switch {
+		case r.GroupedBySeverity:
+			bySeverity[r.Severity.String] = r.group()
+		case r.GroupedByStaff:
+			if r.StaffID.Valid {
+				m.ByStaff = append(m.ByStaff, StaffMetrics{StaffID: r.StaffID.String, StaffName: r.StaffName.String, MetricsGroup: r.group()})
+			}
+		default:
+			m.Totals = r.group()
+		}
+	}
+	for _, sev := range Severities {
+		m.BySeverity = append(m.BySeverity, SeverityMetrics{Severity: sev, MetricsGroup: bySeverity[sev]})
+		delete(bySeverity, sev)
+	}
+	// A severity outside the catalogue's four still shows, after them.
+	for _, sev := range sortedKeys(bySeverity) {
+		m.BySeverity = append(m.BySeverity, SeverityMetrics{Severity: sev, MetricsGroup: bySeverity[sev]})
+	}
+	slices.SortFunc(m.ByStaff, func(a, b StaffMetrics) int { return strings.Compare(a.StaffID, b.StaffID) })
+	return m, nil
+}
+
+func (r *metricsRow) group() MetricsGroup {
+	return MetricsGroup{
+		Incidents:       r.Incidents,
+		MTTA:            durationStats(r.TTACount, r.TTAMean, r.TTAMedian, r.TTAP90),
+		MTTR:            durationStats(r.TTRCount, r.TTRMean, r.TTRMedian, r.TTRP90),
+		TimeToAssign:    durationStats(r.AssignCount, r.AssignMean, r.AssignMedian, r.AssignP90),
+		TimeToFirstPage: durationStats(r.PageCount, r.PageMean, r.PageMedian, r.PageP90),
+	}
+}
+
+func durationStats(n int, mean, median, p90 sql.NullFloat64) DurationStats {
+	return DurationStats{Count: n, MeanSeconds: ptr(mean), MedianSeconds: ptr(median), P90Seconds: ptr(p90)}
+}
+
+func ptr(f sql.NullFloat64) *float64 {
+	if !f.Valid {
+		return nil
+	}
+	v := f.Float64
+	return &v
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

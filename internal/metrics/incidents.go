@@ -1,0 +1,199 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ResponseTimeBuckets are the histogram buckets, in seconds, of incident
+// response times: from seconds (a nurse at the bedside) to hours (an
+// incident left open overnight).
+var ResponseTimeBuckets = []float64{5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600}
+
+// knownSeverities bound the severity label: any other value is counted as
+// "UNKNOWN", so a bad input can never create unbounded series.
+var knownSeverities = map[string]bool{"CRITICAL": true, "HIGH": true, "MEDIUM": true, "LOW": true}
+
+// IncidentMetrics are the clinical-incident metrics of a Registry: alert and
+// incident counts, escalations, notifications, and the response-time
+// histograms observed when an incident resolves. Severity labels take the
+// values CRITICAL, HIGH, MEDIUM, LOW or UNKNOWN.
+type IncidentMetrics struct {
+	// AlertsReceived counts raw alerts accepted, by severity
+	// (vigil_alerts_received_total).
+	AlertsReceived *prometheus.CounterVec
+	// IncidentsOpened counts incidents opened, by severity
+	// (vigil_incidents_total).
+	IncidentsOpened *prometheus.CounterVec
+	// Escalations counts escalation steps fired (vigil_escalations_total).
+	Escalations prometheus.Counter
+	// Notifications counts notification attempts by channel (inapp, slack,
+	// sms) and outcome (sent, failed, skipped) (vigil_notifications_total).
+	Notifications *prometheus.CounterVec
+	// MTTA observes, per resolved incident, opened to first acknowledged, by
+	// severity (vigil_incident_mtta_seconds); never-acknowledged incidents
+	// are not observed.
+	MTTA *prometheus.HistogramVec
+	// MTTR observes opened to resolved, by severity
+	// (vigil_incident_mttr_seconds).
+	MTTR *prometheus.HistogramVec
+	// TimeToAssign observes opened to first assigned, by severity
+	// (vigil_incident_time_to_assign_seconds).
+	TimeToAssign *prometheus.HistogramVec
+}
+
+// NewIncidentMetrics creates the incident metrics and registers them on r.
+// It is idempotent: when r already has them, the returned IncidentMetrics
+// uses the registered collectors. It fails only when another metric of the
+// same name but a different shape is registered.
+func NewIncidentMetrics(r *Registry) (*IncidentMetrics, error) {
+	m := &IncidentMetrics{
+		AlertsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_alerts_received_total",
+			Help: "Raw alerts accepted, by severity.",
+		}, []string{"severity"}),
+		IncidentsOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_incidents_total",
+			Help: "Incidents opened, by severity.",
+		}, []string{"severity"}),
+		Escalations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_escalations_total",
+			Help: "Escalation steps fired for unacknowledged incidents.",
+		}),
+		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_notifications_total",
+			Help: "Notification attempts, by channel and outcome.",
+		}, []string{"channel", "outcome"}),
+		MTTA: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_incident_mtta_seconds",
+			Help:    "Time from an incident opening to its first acknowledgement, observed when it resolves; never-acknowledged incidents are not observed.",
+			Buckets: ResponseTimeBuckets,
+		}, []string{"severity"}),
+		MTTR: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_incident_mttr_seconds",
+			Help:    "Time from an incident opening to its resolution.",
+			Buckets: ResponseTimeBuckets,
+		}, []string{"severity"}),
+		TimeToAssign: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_incident_time_to_assign_seconds",
+			Help:    "Time from an incident opening to its first assignment, observed when it resolves.",
+			Buckets: ResponseTimeBuckets,
+		}, []string{"severity"}),
+	}
+	var err error
+	if m.AlertsReceived, err = register(r, m.AlertsReceived); err != nil {
+		return nil, err
+	}
+	if m.IncidentsOpened, err = register(r, m.IncidentsOpened); err != nil {
+		return nil, err
+	}
+	if m.Escalations, err = register(r, m.Escalations); err != nil {
+		return nil, err
+	}
+	if m.Notifications, err = register(r, m.Notifications); err != nil {
+		return nil, err
+	}
+	if m.MTTA, err = register(r, m.MTTA); err != nil {
+		return nil, err
+	}
+	if m.MTTR, err = register(r, m.MTTR); err != nil {
+		return nil, err
+	}
+	if m.TimeToAssign, err = register(r, m.TimeToAssign); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c on r, or returns the collector already registered
+// in its place.
+func register[C prometheus.Collector](r *Registry, c C) (C, error) {
+	err := r.reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var already prometheus.AlreadyRegisteredError
+	if errors.As(err, &already) {
+		if existing, ok := already.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, fmt.Errorf("register incident metric: %w", err)
+}
+
+// incidentsByRegistry caches each Registry's IncidentMetrics (a Registry
+// lives as long as its process, so entries are never removed).
+var incidentsByRegistry sync.Map // *Registry -> *IncidentMetrics
+
+// Incidents returns the registry's incident metrics, creating and
+// registering them on first use. It panics, like MustRegister, if a metric
+// of the same name but a different shape is already registered.
+func (r *Registry) Incidents() *IncidentMetrics {
+	if m, ok := incidentsByRegistry.Load(r); ok {
+		return m.(*IncidentMetrics)
+	}
+	m, err := NewIncidentMetrics(r)
+	if err != nil {
+		panic(err)
+	}
+	actual, _ := incidentsByRegistry.LoadOrStore(r, m)
+	return actual.(*IncidentMetrics)
+}
+
+// severityLabel bounds a severity to the known values.
+func severityLabel(severity string) string {
+	if knownSeverities[severity] {
+		return severity
+	}
+	return "UNKNOWN"
+}
+
+// AlertReceived counts one raw alert of a severity.
+func (m *IncidentMetrics) AlertReceived(severity string) { m.AlertsReceivedAdd(severity, 1) }
+
+// AlertsReceivedAdd counts n raw alerts of a severity; n < 1 counts nothing.
+func (m *IncidentMetrics) AlertsReceivedAdd(severity string, n int) {
+	if n < 1 {
+		return
+	}
+	m.AlertsReceived.WithLabelValues(severityLabel(severity)).Add(float64(n))
+}
+
+// IncidentOpened counts one incident opened with a severity.
+func (m *IncidentMetrics) IncidentOpened(severity string) {
+	m.IncidentsOpened.WithLabelValues(severityLabel(severity)).Inc()
+}
+
+// Escalated counts one escalation step fired.
+func (m *IncidentMetrics) Escalated() { m.Escalations.Inc() }
+
+// Notified counts one notification attempt on a channel with its outcome.
+func (m *IncidentMetrics) Notified(channel, outcome string) {
+	m.Notifications.WithLabelValues(channel, outcome).Inc()
+}
+
+// ObserveResolved observes a resolved incident's response times from its
+// workflow timestamps: time to assign (openedAt to assignedAt), MTTA
+// (openedAt to acknowledgedAt) and MTTR (openedAt to resolvedAt). A zero
+// timestamp (the incident never reached that point, e.g. it auto-resolved
+// unacknowledged) skips its histogram, as does a zero openedAt every one;
+// a timestamp before openedAt is skipped as inconsistent.
+func (m *IncidentMetrics) ObserveResolved(severity string, openedAt, assignedAt, acknowledgedAt, resolvedAt time.Time) {
+	if openedAt.IsZero() {
+		return
+	}
+	sev := severityLabel(severity)
+	observe := func(h *prometheus.HistogramVec, at time.Time) {
+		if at.IsZero() || at.Before(openedAt) {
+			return
+		}
+		h.WithLabelValues(sev).Observe(at.Sub(openedAt).Seconds())
+	}
+	observe(m.TimeToAssign, assignedAt)
+	observe(m.MTTA, acknowledgedAt)
+	observe(m.MTTR, resolvedAt)
+}

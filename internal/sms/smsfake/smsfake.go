@@ -1,0 +1,132 @@
+// Package smsfake is a small stand-in for Twilio's Messages API, for tests:
+// POST /2010-04-01/Accounts/{sid}/Messages.json with HTTP Basic auth and a
+// form body, answering with Twilio's JSON. Numbers can be marked unusable
+// and failures queued.
+package smsfake
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// Message is a message the fake accepted.
+type Message struct {
+	SID, To, From, Body string
+}
+
+// Failure is an answer to give instead of accepting the next message.
+type Failure struct {
+	Status int
+	// Code and Message go in Twilio's error JSON.
+	Code    int
+	Message string
+	// RetryAfter, when set, is sent verbatim as the Retry-After header.
+	RetryAfter string
+}
+
+// Server is the fake Messages API.
+type Server struct {
+	*httptest.Server
+	AccountSID, AuthToken string
+
+	mu       sync.Mutex
+	messages []Message
+	calls    int
+	bad      map[string]int
+	failures []Failure
+}
+
+// New starts a fake for the account and closes it when the test ends.
+func New(t testing.TB, accountSID, authToken string) *Server {
+	s := &Server{AccountSID: accountSID, AuthToken: authToken, bad: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// RejectNumber makes every message to number fail with Twilio error code
+// (21211, 21614, 21610, ...).
+func (s *Server) RejectNumber(number string, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bad[number] = code
+}
+
+// FailNext queues f as the answer to the next request.
+func (s *Server) FailNext(f Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, f)
+}
+
+// Messages returns the accepted messages, oldest first.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// Calls is how many requests the fake received.
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if r.Method != http.MethodPost || r.URL.Path != "/2010-04-01/Accounts/"+s.AccountSID+"/Messages.json" {
+		twilioError(w, http.StatusNotFound, 20404, "The requested resource was not found")
+		return
+	}
+	if user, pass, ok := r.BasicAuth(); !ok || user != s.AccountSID || pass != s.AuthToken {
+		twilioError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return
+	}
+	if len(s.failures) > 0 {
+		f := s.failures[0]
+		s.failures = s.failures[1:]
+		if f.RetryAfter != "" {
+			w.Header().Set("Retry-After", f.RetryAfter)
+		}
+		twilioError(w, f.Status, f.Code, f.Message)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		twilioError(w, http.StatusBadRequest, 20001, "unreadable form")
+		return
+	}
+	to := r.PostForm.Get("To")
+	if code, ok := s.bad[to]; ok {
+		twilioError(w, http.StatusBadRequest, code, "The 'To' number "+to+" cannot receive messages.")
+		return
+	}
+	if to == "" || r.PostForm.Get("From") == "" || r.PostForm.Get("Body") == "" {
+		twilioError(w, http.StatusBadRequest, 21604, "A 'To', 'From' and 'Body' are required.")
+		return
+	}
+	m := Message{SID: fmt.Sprintf("SM%032d", len(s.messages)+1), To: to, From: r.PostForm.Get("From"), Body: r.PostForm.Get("Body")}
+	s.messages = append(s.messages, m)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"sid": m.SID, "status": "queued", "to": m.To, "from": m.From, "body": m.Body,
+		"account_sid": s.AccountSID, "error_code": nil, "error_message": nil,
+	})
+}
+
+func twilioError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"code": code, "message": msg, "status": status,
+		"more_info": "https://www.twilio.com/docs/errors/" + strconv.Itoa(code),
+	})
+}
