@@ -99,6 +99,23 @@ type incident struct {
 	// side are Slack and SMS deliveries in flight; they never hold up the
 	// incident, and the run waits for them before it closes.
 	side []workflow.Future
+	// sideChannels is set when this run sends Slack and SMS (runs started
+	// before they existed keep their recorded command sequence).
+	sideChannels *bool
+}
+
+// versionSideChannels marks the change that added Slack and SMS deliveries.
+const versionSideChannels = "notify-slack-sms"
+
+// withSideChannels reports whether this run sends Slack and SMS. The first
+// call records the decision in history, so replays of older runs (which never
+// scheduled these activities) stay deterministic.
+func (w *incident) withSideChannels(ctx workflow.Context) bool {
+	if w.sideChannels == nil {
+		v := workflow.GetVersion(ctx, versionSideChannels, workflow.DefaultVersion, 1) >= 1
+		w.sideChannels = &v
+	}
+	return *w.sideChannels
 }
 
 var (
@@ -761,9 +778,11 @@ func (w *incident) page(ctx workflow.Context, staffID, step, kind, title string,
 	}
 	// The same page by SMS, when the person has a number and SMS is set up;
 	// a bad number is recorded in the outbox and in-app remains the channel.
-	w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SendSMS, &activities.SMSInput{
-		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Body: title + ": " + body,
-	}))
+	if w.withSideChannels(ctx) {
+		w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SendSMS, &activities.SMSInput{
+			IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Body: title + ": " + body,
+		}))
+	}
 	now := workflow.Now(ctx)
 	w.st.LastPageAt = now
 	if res.Delivered && w.st.FirstPagedAt.IsZero() {
@@ -804,6 +823,9 @@ func (w *incident) record(ctx workflow.Context) error {
 	}
 	// The incident's one Slack message follows every recorded change; a
 	// late, older sync is ignored by its sequence number.
+	if !w.withSideChannels(ctx) {
+		return nil
+	}
 	w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SyncSlack, &activities.SlackSyncInput{
 		IncidentID: row.ID, Seq: row.LastSeq, Status: row.Status, Severity: row.Severity, AlertType: row.AlertType,
 		Room: row.Room, AssigneeID: w.st.AssignedTo, AlertCount: row.AlertCount, OpenedAt: row.OpenedAt,
