@@ -14,6 +14,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
 )
@@ -51,6 +52,8 @@ type Notifier struct {
 	// WebURL is the base URL of Vigil's web UI; incident messages link to
 	// WebURL/incidents/<id>. Empty shows no link.
 	WebURL string
+	// Metrics, when set, counts outcomes per channel.
+	Metrics *metrics.IncidentMetrics
 }
 
 // SlackSyncInput is the incident as its Slack message should show it.
@@ -100,6 +103,21 @@ type SlackSyncResult struct {
 // last 50, or conversations.history refused with a permanent error (then
 // the post goes ahead, as a duplicate page is safer than none) - is accepted.
 func (n *Notifier) SyncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyncResult, error) {
+	res, err := n.syncSlack(ctx, in)
+	if n.Metrics != nil && n.Slack != nil {
+		switch {
+		case err != nil:
+			n.Metrics.Notified("slack", "error")
+		case res.Posted:
+			n.Metrics.Notified("slack", "posted")
+		case res.Updated:
+			n.Metrics.Notified("slack", "updated")
+		}
+	}
+	return res, err
+}
+
+func (n *Notifier) syncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyncResult, error) {
 	if n.Slack == nil {
 		return &SlackSyncResult{Enabled: false}, nil
 	}
@@ -272,6 +290,19 @@ type SMSResult struct {
 // message but before the commit leaves no trace, and its retry sends again:
 // SMS delivery is at least once, which for pages is the safe side.
 func (n *Notifier) SendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error) {
+	res, err := n.sendSMS(ctx, in)
+	if n.Metrics != nil && n.SMS != nil {
+		switch {
+		case err != nil:
+			n.Metrics.Notified("sms", "error")
+		default:
+			n.Metrics.Notified("sms", res.Status)
+		}
+	}
+	return res, err
+}
+
+func (n *Notifier) sendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error) {
 	if in.IncidentID == "" || in.Step == "" || in.Recipient == "" {
 		return nil, temporal.NewNonRetryableApplicationError("incident id, step and recipient are required", ErrTypeInvalidInput, nil)
 	}

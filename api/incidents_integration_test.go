@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,7 +133,12 @@ func TestIncidents_AlertToResolutionThroughHTTP(t *testing.T) {
 
 	var actions []string
 	require.NoError(t, env.DB.Select(&actions, `SELECT action FROM incident_events WHERE incident_id = $1 ORDER BY seq`, created.IncidentID))
-	require.Equal(t, []string{"CREATED", "ALERT_MERGED", "ASSIGNED", "PAGED", "ACKNOWLEDGED", "NOTE_ADDED", "STARTED_PROGRESS", "RESOLVED"}, actions)
+	// The second alert merges before or after the assignment, depending on
+	// timing; everything else has one order.
+	at := slices.Index(actions, "ALERT_MERGED")
+	require.Positive(t, at)
+	actions = slices.Delete(actions, at, at+1)
+	require.Equal(t, []string{"CREATED", "ASSIGNED", "PAGED", "ACKNOWLEDGED", "NOTE_ADDED", "STARTED_PROGRESS", "RESOLVED"}, actions)
 }
 
 func TestIncidents_ChargeMayActOnOthersIncidents(t *testing.T) {

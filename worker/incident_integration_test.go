@@ -4,6 +4,7 @@ package worker_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -142,7 +143,12 @@ func TestIncident_LifecycleOnRealServer(t *testing.T) {
 
 	var actions []string
 	require.NoError(t, env.DB.Select(&actions, `SELECT action FROM incident_events WHERE incident_id = $1 ORDER BY seq`, incidentID))
-	require.Equal(t, []string{"CREATED", "ALERT_MERGED", "ASSIGNED", "PAGED", "ACKNOWLEDGED", "STARTED_PROGRESS", "RESOLVED"}, actions)
+	// The second alert merges before or after the assignment, depending on
+	// timing; everything else has one order.
+	at := slices.Index(actions, "ALERT_MERGED")
+	require.Positive(t, at)
+	actions = slices.Delete(actions, at, at+1)
+	require.Equal(t, []string{"CREATED", "ASSIGNED", "PAGED", "ACKNOWLEDGED", "STARTED_PROGRESS", "RESOLVED"}, actions)
 
 	var pages, inbox int
 	require.NoError(t, env.DB.Get(&pages, `SELECT count(*) FROM notification_outbox WHERE incident_id = $1 AND status = 'sent'`, incidentID))

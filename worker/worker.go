@@ -62,7 +62,11 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 		inc.Metrics = deps.Metrics.Incidents()
 	}
 	r.RegisterActivity(inc)
-	r.RegisterActivity(&activities.Notifier{DB: deps.DB, Slack: deps.Slack, SlackChannel: deps.SlackChannel, SMS: deps.SMS})
+	notifier := &activities.Notifier{DB: deps.DB, Slack: deps.Slack, SlackChannel: deps.SlackChannel, SMS: deps.SMS}
+	if deps.Metrics != nil {
+		notifier.Metrics = deps.Metrics.Incidents()
+	}
+	r.RegisterActivity(notifier)
 }
 
 // identity is the SDK's default worker identity, pid@host.

@@ -53,7 +53,11 @@ type harness struct {
 	sms     []string
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, 0) }
+
+// newHarnessWith delays the first Page (the assignment's) by pageDelay of
+// workflow time, as if the worker had been down that long.
+func newHarnessWith(t *testing.T, pageDelay time.Duration) *harness {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), results: map[string]error{}}
@@ -77,10 +81,11 @@ func newHarness(t *testing.T) *harness {
 		h.records = append(h.records, *in)
 		return nil
 	})
-	h.env.OnActivity(a.Pick, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.PickInput) (*activities.PickResult, error) {
+	pick := func(_ context.Context, in *activities.PickInput) (*activities.PickResult, error) {
 		h.picks = append(h.picks, *in)
 		return h.pick(in), nil
-	})
+	}
+	h.env.OnActivity(a.Pick, mock.Anything, mock.Anything).Return(pick)
 	var n *activities.Notifier
 	h.env.RegisterActivity(n)
 	h.env.OnActivity(n.SyncSlack, mock.Anything, mock.Anything).Return(&activities.SlackSyncResult{}, nil)
@@ -88,10 +93,14 @@ func newHarness(t *testing.T) *harness {
 		h.sms = append(h.sms, in.Step+"@"+in.Recipient)
 		return &activities.SMSResult{Sent: true}, nil
 	})
-	h.env.OnActivity(a.Page, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.PageInput) (*activities.PageResult, error) {
+	pageFn := func(_ context.Context, in *activities.PageInput) (*activities.PageResult, error) {
 		h.pages = append(h.pages, page{at: h.env.Now(), PageInput: *in})
 		return &activities.PageResult{Delivered: true, DeliveredAt: h.env.Now()}, nil
-	})
+	}
+	if pageDelay > 0 {
+		h.env.OnActivity(a.Page, mock.Anything, mock.Anything).Return(pageFn).After(pageDelay).Once()
+	}
+	h.env.OnActivity(a.Page, mock.Anything, mock.Anything).Return(pageFn)
 	return h
 }
 
@@ -460,4 +469,31 @@ func countOf(xs []string, x string) int {
 		}
 	}
 	return n
+}
+
+func TestIncident_LateTimerSendsOneDelayedPage(t *testing.T) {
+	// The assignment page takes 10 minutes, as if the worker had been down:
+	// when the incident resumes, step 1 (due at 2 min) and step 2 (due at
+	// 7 min) are both overdue. One page marked delayed goes to step 2's
+	// target (the failsafe) instead of a burst of two stale pages.
+	h := newHarnessWith(t, 10*time.Minute)
+	h.update(30*time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "charge", resolution))
+	h.run(input())
+	require.NoError(t, h.env.GetWorkflowError())
+	steps := h.pageSteps()
+	require.GreaterOrEqual(t, len(steps), 2)
+	require.Equal(t, "delayed-1@C01+10m0s", steps[1], "one consolidated page for the latest overdue step: %v", steps)
+	var delayed map[string]string
+	for _, r := range h.records {
+		for _, e := range r.Events {
+			if e.Action == workflows.ActionDelayedPage {
+				delayed = e.Detail
+			}
+		}
+	}
+	require.Equal(t, "1", delayed["skipped_steps"])
+	require.Equal(t, "2", delayed["paging_step"])
+	// After the delayed page, the schedule resumes from now: the last step
+	// repeats 5 minutes later.
+	require.Equal(t, "escalation-repeat-3@C01+15m0s", steps[2])
 }
