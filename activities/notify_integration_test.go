@@ -5,8 +5,6 @@ package activities_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -18,7 +16,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/activities"
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
 	"github.com/vigil-health/vigil/internal/sms"
@@ -29,34 +26,7 @@ import (
 // db is this package's fresh, migrated database.
 var db *sqlx.DB
 
-func TestMain(m *testing.M) { os.Exit(runWithDatabase(m)) }
-
-func runWithDatabase(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dsn, err := testenv.NewDatabase(ctx, "activities")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := database.Drop(ctx, dsn); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}()
-	if db, err = database.Open(ctx, dsn); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = db.Close() }()
-	if err := database.Migrate(ctx, db.DB, slog.New(slog.DiscardHandler)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "activities", &db, nil)) }
 
 const (
 	slackToken = "xoxb-activities-test"

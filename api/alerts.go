@@ -17,9 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/auth"
@@ -294,30 +292,11 @@ func (s *Server) sendAlerts(ctx context.Context, key string, batch []*alert) (wo
 func (s *Server) updateWithStart(ctx context.Context, key string, first *alert, u *workflows.AlertUpdate) (workflows.AlertResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	start := s.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.IncidentWorkflowID(key),
-		TaskQueue:                s.taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.VigilKindKey.ValueSet(workflows.KindIncident),
-			workflows.IncidentStatusKey.ValueSet(workflows.StatusOpen),
-			workflows.SeverityKey.ValueSet(first.Severity),
-			workflows.AlertTypeKey.ValueSet(first.AlertType),
-		),
-	}, workflows.Incident, &workflows.IncidentInput{
+	h, err := s.temporal.UpdateWithStartWorkflow(ctx, workflows.AlertWithStart(s.temporal, s.taskQueue, &workflows.IncidentInput{
 		IncidentID: uuid.NewString(), DedupKeyHash: key, AlertType: first.AlertType, Severity: first.Severity,
 		PatientID: first.PatientID, Room: first.Room, Source: first.Source, OpenedAt: first.ReceivedAt,
 		StableOKWait: s.autoResolveWait,
-	})
-	h, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.IncidentUpdateAlert,
-			Args:         []any{u},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
+	}, u))
 	var res workflows.AlertResult
 	if err != nil {
 		return res, err

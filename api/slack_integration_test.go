@@ -12,9 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/metrics"
@@ -25,37 +23,10 @@ import (
 // (Update-With-Start) and returns its id and workflow id.
 func slackStartIncident(t *testing.T, taskQueue string) (incidentID, workflowID string) {
 	t.Helper()
-	ctx := context.Background()
-	hash := workflows.DedupKeyHash("slack-test:" + uuid.NewString())
-	incidentID, workflowID = uuid.NewString(), workflows.IncidentWorkflowID(hash)
-	start := env.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflowID,
-		TaskQueue:                taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.VigilKindKey.ValueSet(workflows.KindIncident),
-			workflows.IncidentStatusKey.ValueSet(workflows.StatusOpen),
-			workflows.SeverityKey.ValueSet("HIGH"),
-			workflows.AlertTypeKey.ValueSet("FALL_DETECTED"),
-		),
-	}, workflows.Incident, &workflows.IncidentInput{
-		IncidentID: incidentID, DedupKeyHash: hash, AlertType: "FALL_DETECTED", Severity: "HIGH",
-		PatientID: "P-SLACK", Room: "W2-07", Source: "bed-sensor", OpenedAt: time.Now().UTC(),
-	})
-	h, err := env.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.IncidentUpdateAlert,
-			Args:         []any{&workflows.AlertUpdate{Count: 1, ObservedAt: time.Now().UTC()}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	require.NoError(t, err)
-	var res workflows.AlertResult
-	require.NoError(t, h.Get(ctx, &res))
+	key := "slack-test:" + uuid.NewString()
+	res := env.Alert(t, taskQueue, key, "FALL_DETECTED", "HIGH", "P-SLACK", "W2-07")
 	require.True(t, res.Created)
-	return incidentID, workflowID
+	return res.IncidentID, workflows.IncidentWorkflowID(workflows.DedupKeyHash(key))
 }
 
 // slackAckPayload is the block_actions payload of a click on the

@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -20,39 +19,10 @@ import (
 	"github.com/vigil-health/vigil/workflows"
 )
 
-// alert sends one alert the way the API does: Update-With-Start on the
-// incident workflow of the dedup key.
-func alert(t *testing.T, taskQueue, dedupKey, incidentID string) workflows.AlertResult {
+// alert sends one FALL_DETECTED alert for patient P001 the way the API does.
+func alert(t *testing.T, taskQueue, dedupKey string) workflows.AlertResult {
 	t.Helper()
-	ctx := context.Background()
-	hash := workflows.DedupKeyHash(dedupKey)
-	start := env.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.IncidentWorkflowID(hash),
-		TaskQueue:                taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.VigilKindKey.ValueSet(workflows.KindIncident),
-			workflows.IncidentStatusKey.ValueSet(workflows.StatusOpen),
-			workflows.SeverityKey.ValueSet("HIGH"),
-			workflows.AlertTypeKey.ValueSet("FALL_DETECTED"),
-		),
-	}, workflows.Incident, &workflows.IncidentInput{
-		IncidentID: incidentID, DedupKeyHash: hash, AlertType: "FALL_DETECTED", Severity: "HIGH",
-		PatientID: "P001", Room: "W1-12", Source: "bed-sensor", OpenedAt: time.Now().UTC(),
-	})
-	h, err := env.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.IncidentUpdateAlert,
-			Args:         []any{&workflows.AlertUpdate{Count: 1, ObservedAt: time.Now().UTC()}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	require.NoError(t, err)
-	var res workflows.AlertResult
-	require.NoError(t, h.Get(ctx, &res))
-	return res
+	return env.Alert(t, taskQueue, dedupKey, "FALL_DETECTED", "HIGH", "P001", "W1-12")
 }
 
 func transition(t *testing.T, dedupKey, name string, req *workflows.TransitionRequest) (*workflows.TransitionResult, error) {
@@ -86,11 +56,10 @@ func TestIncident_LifecycleOnRealServer(t *testing.T) {
 	t.Cleanup(w.Stop)
 
 	dedupKey := "P001:FALL_DETECTED:" + uuid.NewString()
-	incidentID := uuid.NewString()
-	first := alert(t, taskQueue, dedupKey, incidentID)
+	first := alert(t, taskQueue, dedupKey)
 	require.True(t, first.Created)
-	require.Equal(t, incidentID, first.IncidentID)
-	second := alert(t, taskQueue, dedupKey, uuid.NewString())
+	incidentID := first.IncidentID
+	second := alert(t, taskQueue, dedupKey)
 	require.False(t, second.Created, "a second alert of the dedup key merges")
 	require.Equal(t, incidentID, second.IncidentID)
 	require.Equal(t, 2, second.AlertCount)
@@ -169,7 +138,7 @@ func TestIncident_LifecycleOnRealServer(t *testing.T) {
 	require.NotNil(t, row.ResolvedAt)
 
 	// A new alert of the same key after resolution opens a new incident.
-	third := alert(t, taskQueue, dedupKey, uuid.NewString())
+	third := alert(t, taskQueue, dedupKey)
 	require.True(t, third.Created)
 	require.NotEqual(t, incidentID, third.IncidentID)
 	_, err = transition(t, dedupKey, workflows.IncidentUpdateResolve, &workflows.TransitionRequest{

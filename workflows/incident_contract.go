@@ -4,6 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 )
 
 // Incident lifecycle states.
@@ -62,6 +66,34 @@ func DedupKeyHash(dedupKey string) string {
 // next alert starts a new run, with a new incident id, under the same ID.
 func IncidentWorkflowID(dedupKeyHash string) string {
 	return "incident:" + dedupKeyHash
+}
+
+// AlertWithStart builds the Update-With-Start that delivers alerts: the
+// incident workflow of the dedup key is started if none is open
+// (USE_EXISTING joins an open run; ALLOW_DUPLICATE lets a resolved key open a
+// new incident), with its typed search attributes, and the alert update is
+// sent to it. in is used only when a new run starts.
+func AlertWithStart(c client.Client, taskQueue string, in *IncidentInput, u *AlertUpdate) client.UpdateWithStartWorkflowOptions {
+	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       IncidentWorkflowID(in.DedupKeyHash),
+		TaskQueue:                taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			VigilKindKey.ValueSet(KindIncident),
+			IncidentStatusKey.ValueSet(StatusOpen),
+			SeverityKey.ValueSet(in.Severity),
+			AlertTypeKey.ValueSet(in.AlertType),
+		),
+	}, Incident, in)
+	return client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   IncidentUpdateAlert,
+			Args:         []any{u},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	}
 }
 
 // IncidentInput starts an incident workflow.

@@ -4,17 +4,13 @@ package demo_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/testenv"
 )
@@ -28,38 +24,11 @@ var (
 	firstSeed int
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dsn, err := testenv.NewDatabase(ctx, "demo")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "demo tests: %v\n", err)
-		return 1
-	}
-	defer func() {
-		dropCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := database.Drop(dropCtx, dsn); err != nil {
-			fmt.Fprintf(os.Stderr, "demo tests: %v\n", err)
-		}
-	}()
-	db, err = database.Open(ctx, dsn)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "demo tests: %v\n", err)
-		return 1
-	}
-	defer func() { _ = db.Close() }()
-	if err := database.Migrate(ctx, db.DB, slog.New(slog.DiscardHandler)); err != nil {
-		fmt.Fprintf(os.Stderr, "demo tests: %v\n", err)
-		return 1
-	}
-	if firstSeed, err = demo.SeedStaff(ctx, db, password); err != nil {
-		fmt.Fprintf(os.Stderr, "demo tests: %v\n", err)
-		return 1
-	}
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(testenv.RunDB(m, "demo", &db, func(ctx context.Context, db *sqlx.DB) (err error) {
+		firstSeed, err = demo.SeedStaff(ctx, db, password)
+		return err
+	}))
 }
 
 func count(t *testing.T, query string, args ...any) int {

@@ -5,8 +5,6 @@ package incidentquery_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"os"
 	"slices"
 	"testing"
@@ -16,7 +14,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/incidentquery"
 	"github.com/vigil-health/vigil/internal/testenv"
@@ -27,39 +24,7 @@ import (
 // not see each other's rows.
 var db *sqlx.DB
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dsn, err := testenv.NewDatabase(ctx, "incidentquery")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "incidentquery tests: %v\n", err)
-		return 1
-	}
-	defer func() {
-		dropCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := database.Drop(dropCtx, dsn); err != nil {
-			fmt.Fprintf(os.Stderr, "incidentquery tests: %v\n", err)
-		}
-	}()
-	db, err = database.Open(ctx, dsn)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "incidentquery tests: %v\n", err)
-		return 1
-	}
-	defer func() { _ = db.Close() }()
-	if err := database.Migrate(ctx, db.DB, slog.New(slog.DiscardHandler)); err != nil {
-		fmt.Fprintf(os.Stderr, "incidentquery tests: %v\n", err)
-		return 1
-	}
-	if _, err := demo.SeedStaff(ctx, db, "pw-12345678"); err != nil {
-		fmt.Fprintf(os.Stderr, "incidentquery tests: %v\n", err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "incidentquery", &db, seedDemo)) }
 
 func store() *incidentquery.Store { return &incidentquery.Store{DB: db} }
 
@@ -511,4 +476,9 @@ func TestMetrics(t *testing.T) {
 		_, err := store().Metrics(ctx, base.Add(time.Hour), base)
 		require.ErrorIs(t, err, incidentquery.ErrInvalidFilter)
 	})
+}
+
+func seedDemo(ctx context.Context, db *sqlx.DB) error {
+	_, err := demo.SeedStaff(ctx, db, "pw-12345678")
+	return err
 }

@@ -4,8 +4,6 @@ package oncall_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/oncall"
 	"github.com/vigil-health/vigil/internal/testenv"
@@ -23,39 +20,7 @@ import (
 // db is this package's fresh, migrated database with the demo staff seeded.
 var db *sqlx.DB
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dsn, err := testenv.NewDatabase(ctx, "oncall")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "oncall tests: %v\n", err)
-		return 1
-	}
-	defer func() {
-		dropCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := database.Drop(dropCtx, dsn); err != nil {
-			fmt.Fprintf(os.Stderr, "oncall tests: %v\n", err)
-		}
-	}()
-	db, err = database.Open(ctx, dsn)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "oncall tests: %v\n", err)
-		return 1
-	}
-	defer func() { _ = db.Close() }()
-	if err := database.Migrate(ctx, db.DB, slog.New(slog.DiscardHandler)); err != nil {
-		fmt.Fprintf(os.Stderr, "oncall tests: %v\n", err)
-		return 1
-	}
-	if _, err := demo.SeedStaff(ctx, db, "oncall-test-password"); err != nil {
-		fmt.Fprintf(os.Stderr, "oncall tests: %v\n", err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "oncall", &db, seedDemo)) }
 
 // london is the demo hospital's time zone.
 var london = func() *time.Location {
@@ -566,4 +531,9 @@ func TestFailsafe(t *testing.T) {
 			require.False(t, p.Fallback)
 		})
 	}
+}
+
+func seedDemo(ctx context.Context, db *sqlx.DB) error {
+	_, err := demo.SeedStaff(ctx, db, "oncall-test-password")
+	return err
 }

@@ -4,8 +4,6 @@ package reference_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/testenv"
@@ -23,39 +20,7 @@ import (
 // db is this package's fresh, migrated database with the demo staff seeded.
 var db *sqlx.DB
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dsn, err := testenv.NewDatabase(ctx, "reference")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "reference tests: %v\n", err)
-		return 1
-	}
-	defer func() {
-		dropCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := database.Drop(dropCtx, dsn); err != nil {
-			fmt.Fprintf(os.Stderr, "reference tests: %v\n", err)
-		}
-	}()
-	db, err = database.Open(ctx, dsn)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "reference tests: %v\n", err)
-		return 1
-	}
-	defer func() { _ = db.Close() }()
-	if err := database.Migrate(ctx, db.DB, slog.New(slog.DiscardHandler)); err != nil {
-		fmt.Fprintf(os.Stderr, "reference tests: %v\n", err)
-		return 1
-	}
-	if _, err := demo.SeedStaff(ctx, db, "reference-test-password"); err != nil {
-		fmt.Fprintf(os.Stderr, "reference tests: %v\n", err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "reference", &db, seedDemo)) }
 
 func store() *reference.Store { return &reference.Store{DB: db} }
 
@@ -358,4 +323,9 @@ func TestAPIKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, first, l.Items[len(l.Items)-1].RevokedAt, "the first revocation time is kept")
 	require.ErrorIs(t, store().RevokeAPIKey(ctx, 1<<40), reference.ErrNotFound)
+}
+
+func seedDemo(ctx context.Context, db *sqlx.DB) error {
+	_, err := demo.SeedStaff(ctx, db, "reference-test-password")
+	return err
 }

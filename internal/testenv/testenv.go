@@ -66,8 +66,32 @@ func Run(m *testing.M, name string, env **Env) int {
 	return code
 }
 
-// Start creates the database and starts the Temporal server.
-func Start(ctx context.Context, name string) (_ *Env, err error) {
+// RunDB is Run for packages that need only Postgres: a fresh, migrated
+// database (seeded by setup when it is not nil), dropped afterwards.
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "oncall", &db, seed)) }
+func RunDB(m *testing.M, name string, db **sqlx.DB, setup func(context.Context, *sqlx.DB) error) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	e, err := StartDB(ctx, name)
+	if err == nil && setup != nil {
+		if err = setup(ctx, e.DB); err != nil {
+			err = fmt.Errorf("set up test database: %w", err)
+			e.Close()
+		}
+	}
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		return 1
+	}
+	*db = e.DB
+	code := m.Run()
+	e.Close()
+	return code
+}
+
+// StartDB creates and migrates a fresh database, without a Temporal server.
+func StartDB(ctx context.Context, name string) (_ *Env, err error) {
 	e := &Env{Logger: testLogger()}
 	defer func() {
 		if err != nil {
@@ -83,6 +107,20 @@ func Start(ctx context.Context, name string) (_ *Env, err error) {
 	if err = database.Migrate(ctx, e.DB.DB, e.Logger); err != nil {
 		return nil, err
 	}
+	return e, nil
+}
+
+// Start creates the database and starts the Temporal server.
+func Start(ctx context.Context, name string) (_ *Env, err error) {
+	e, err := StartDB(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
 	if e.Temporal, err = embeddedtemporal.Start(ctx, embeddedtemporal.Options{Logger: e.Logger}); err != nil {
 		return nil, err
 	}
