@@ -146,17 +146,9 @@ func (s *Server) refresh(c *gin.Context) {
 		s.abortUnauthorized(c, "the refresh token is invalid or expired")
 		return
 	}
-	var info StaffInfo
-	err = s.db.GetContext(c.Request.Context(), &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, claims.Subject)
-	if errors.Is(err, sql.ErrNoRows) {
-		s.abortUnauthorized(c, "the account no longer exists")
-		return
+	if info, ok := s.currentStaff(c, claims.Subject); ok {
+		s.issueTokens(c, info)
 	}
-	if err != nil {
-		s.abortInternal(c, "look up staff", err)
-		return
-	}
-	s.issueTokens(c, info)
 }
 
 func (s *Server) issueTokens(c *gin.Context, info StaffInfo) {
@@ -183,15 +175,23 @@ func (s *Server) issueTokens(c *gin.Context, info StaffInfo) {
 
 // me returns the caller's staff record.
 func (s *Server) me(c *gin.Context) {
+	if info, ok := s.currentStaff(c, principal(c).Subject); ok {
+		c.JSON(http.StatusOK, info)
+	}
+}
+
+// currentStaff reads a token subject's staff record; a removed account
+// answers 401.
+func (s *Server) currentStaff(c *gin.Context, id string) (StaffInfo, bool) {
 	var info StaffInfo
-	err := s.db.GetContext(c.Request.Context(), &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, principal(c).Subject)
+	err := s.db.GetContext(c.Request.Context(), &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		s.abortUnauthorized(c, "the account no longer exists")
-		return
+		return info, false
 	}
 	if err != nil {
 		s.abortInternal(c, "look up staff", err)
-		return
+		return info, false
 	}
-	c.JSON(http.StatusOK, info)
+	return info, true
 }

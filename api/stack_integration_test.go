@@ -44,7 +44,10 @@ type stack struct {
 	Signer    *auth.Signer
 }
 
-func startStack(t *testing.T) *stack {
+func startStack(t *testing.T) *stack { return startStackWith(t, worker.Dependencies{}) }
+
+// startStackWith is startStack with extra worker dependencies (Slack, SMS).
+func startStackWith(t *testing.T, extra worker.Dependencies) *stack {
 	t.Helper()
 	seedOnce.Do(func() {
 		_, err := demo.SeedStaff(context.Background(), env.DB, demoPassword)
@@ -53,7 +56,9 @@ func startStack(t *testing.T) *stack {
 	signer, err := auth.NewSigner(auth.SignerConfig{Issuer: "vigil", HMACSecret: []byte("integration-test-secret-0123456789abcdef")})
 	require.NoError(t, err)
 	taskQueue := "test-" + uuid.NewString()
-	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB, HospitalTZ: london})
+	deps := extra
+	deps.DB, deps.HospitalTZ = env.DB, london
+	w := worker.New(env.Client, taskQueue, deps)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	srv := httptest.NewServer(api.NewRouter(api.Deps{
