@@ -137,6 +137,8 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/alerts/pagerduty", s.requireAlertSource(true), s.postPagerDuty)
 	s.incidentActionRoutes(v1)
 	s.notificationRoutes(v1)
+	s.watchReadRoutes(v1)
+	s.watchRoutes(v1)
 	s.referenceRoutes(v1)
 	s.incidentReadRoutes(v1)
 	s.slackRoutes(v1)

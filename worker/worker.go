@@ -1,5 +1,7 @@
-// Package worker builds Vigil's Temporal worker and registers every workflow
-// and activity on it.
+// Package worker builds Vigil's Temporal workers and registers every
+// workflow and activity on them: one worker on the main task queue, and one
+// on the directory task queue whose activity rate is capped for all workers
+// together (the directory's own limit).
 package worker
 
 import (
@@ -12,6 +14,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/oncall"
 	"github.com/vigil-health/vigil/internal/slacknotify"
@@ -30,24 +33,70 @@ type Dependencies struct {
 	Slack        *slacknotify.Client
 	SlackChannel string
 	SMS          *sms.Client
+	// Directory is the service directory capacity watches poll; nil runs
+	// no directory worker (polls then wait, and watches show degraded).
+	Directory directory.Directory
+	// DirectoryRate caps directory polls per second across every worker
+	// (a Temporal task-queue rate limit); zero means 2.
+	DirectoryRate float64
 }
 
-// New returns a worker for taskQueue with everything registered. The caller
-// starts and stops it.
-func New(c client.Client, taskQueue string, deps Dependencies) sdkworker.Worker {
-	w := sdkworker.New(c, taskQueue, sdkworker.Options{
-		// Let in-flight activities finish their current attempt on shutdown.
-		WorkerStopTimeout: 10 * time.Second,
-	})
-	RegisterWorkflows(w)
-	RegisterActivities(w, deps)
+// Workers are one process's Temporal workers.
+type Workers struct {
+	main      sdkworker.Worker
+	directory sdkworker.Worker
+}
+
+// New returns the workers for taskQueue with everything registered. The
+// caller starts and stops them.
+func New(c client.Client, taskQueue string, deps Dependencies) *Workers {
+	// Let in-flight activities finish their current attempt on shutdown.
+	const stopTimeout = 10 * time.Second
+	w := &Workers{main: sdkworker.New(c, taskQueue, sdkworker.Options{WorkerStopTimeout: stopTimeout})}
+	RegisterWorkflows(w.main)
+	RegisterActivities(w.main, deps)
+	if deps.Directory != nil {
+		rate := deps.DirectoryRate
+		if rate <= 0 {
+			rate = 2
+		}
+		w.directory = sdkworker.New(c, workflows.DirectoryTaskQueue(taskQueue), sdkworker.Options{
+			WorkerStopTimeout:            stopTimeout,
+			TaskQueueActivitiesPerSecond: rate,
+			DisableWorkflowWorker:        true,
+		})
+		w.directory.RegisterActivity(watchActivities(deps))
+	}
 	return w
+}
+
+// Start starts every worker.
+func (w *Workers) Start() error {
+	if err := w.main.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	if w.directory != nil {
+		if err := w.directory.Start(); err != nil {
+			w.main.Stop()
+			return fmt.Errorf("start directory worker: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stop stops every worker.
+func (w *Workers) Stop() {
+	if w.directory != nil {
+		w.directory.Stop()
+	}
+	w.main.Stop()
 }
 
 // RegisterWorkflows registers every workflow; replay tests use it too.
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.SystemCheck)
 	r.RegisterWorkflow(workflows.Incident)
+	r.RegisterWorkflow(workflows.Watch)
 }
 
 // RegisterActivities registers every activity struct.
@@ -67,6 +116,15 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 		notifier.Metrics = deps.Metrics.Incidents()
 	}
 	r.RegisterActivity(notifier)
+	r.RegisterActivity(watchActivities(deps))
+}
+
+func watchActivities(deps Dependencies) *activities.Watches {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		london = time.UTC
+	}
+	return &activities.Watches{DB: deps.DB, Directory: deps.Directory, Slack: deps.Slack, SMS: deps.SMS, London: london}
 }
 
 // identity is the SDK's default worker identity, pid@host.

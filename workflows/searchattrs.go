@@ -45,4 +45,5 @@ var SearchAttributes = []temporal.SearchAttributeKey{
 const (
 	KindSystemCheck = "system-check"
 	KindIncident    = "incident"
+	KindWatch       = "watch"
 )

@@ -114,6 +114,21 @@ func (c *Client) Post(ctx context.Context, channel string, msg IncidentMessage) 
 	return channelID, ts, nil
 }
 
+// PostAttachment posts one attachment (a coloured card with fields) to
+// channel ("" means the default channel), with text as its notification
+// fallback. Errors are classified like Post's.
+func (c *Client) PostAttachment(ctx context.Context, channel, text string, att slack.Attachment) (ts string, err error) {
+	ch := c.channel(channel)
+	if ch == "" {
+		return "", &Error{Op: "chat.postMessage", Code: "channel_not_found", Permanent: true, Err: ErrPermanent}
+	}
+	_, ts, err = c.api.PostMessageContext(ctx, ch, slack.MsgOptionText(text, false), slack.MsgOptionAttachments(att))
+	if err != nil {
+		return "", classify("chat.postMessage", err)
+	}
+	return ts, nil
+}
+
 // Update replaces the message at (channel, ts) with msg.
 func (c *Client) Update(ctx context.Context, channel, ts string, msg IncidentMessage) error {
 	if _, _, _, err := c.api.UpdateMessageContext(ctx, c.channel(channel), ts, msg.options()...); err != nil {

@@ -1,0 +1,245 @@
+package workflows
+
+import (
+	"slices"
+	"time"
+
+	"github.com/vigil-health/vigil/internal/directory"
+)
+
+// WatchWorkflowID returns the workflow ID of a capacity watch.
+func WatchWorkflowID(watchID string) string { return "watch:" + watchID }
+
+// DirectoryTaskQueue is the task queue of directory polls: its workers cap
+// the activity rate for every worker together, so the directory's limit
+// (2 requests a second by default) holds however many workers run.
+func DirectoryTaskQueue(taskQueue string) string { return taskQueue + "-directory" }
+
+// Names of the watch workflow's updates and query.
+const (
+	// WatchUpdateConfigure replaces the watch's configuration.
+	WatchUpdateConfigure = "configure"
+	// WatchUpdatePause stops polling until resumed.
+	WatchUpdatePause = "pause"
+	// WatchUpdateResume resumes polling at once.
+	WatchUpdateResume = "resume"
+	// WatchUpdateStop ends the watch (DELETE).
+	WatchUpdateStop = "stop"
+	// WatchQueryStatuses returns the WatchState.
+	WatchQueryStatuses = "statuses"
+)
+
+// Watch kinds.
+const (
+	WatchKindService = "service"
+	WatchKindSearch  = "search"
+)
+
+// Watch states (the WatchState search attribute).
+const (
+	WatchActive   = "active"
+	WatchPaused   = "paused"
+	WatchDegraded = "degraded"
+)
+
+// Kinds of recorded status changes.
+const (
+	ChangeFirstSighting = "first_sighting"
+	ChangeStatus        = "change"
+	ChangeRobotReset    = "robot_reset"
+	ChangeDisappeared   = "disappeared"
+	ChangeDegraded      = "degraded"
+	ChangeSourceBack    = "source_recovered"
+)
+
+// WatchConfig is what a watch polls, how often, and whom it tells.
+type WatchConfig struct {
+	Kind      string
+	ServiceID string
+	Search    directory.SearchQuery
+	// Description names the watch in notifications.
+	Description string
+	Interval    time.Duration
+	// SlackChannel and SMSNumbers receive change notifications.
+	SlackChannel string
+	SMSNumbers   []string
+	// RecoveryPolls is how many consecutive polls a better status must hold
+	// before it is announced (hysteresis); 1 announces at once.
+	RecoveryPolls int
+}
+
+// WatchInput starts (or continues) a watch.
+type WatchInput struct {
+	WatchID string
+	Config  WatchConfig
+	// Carry is the state continued from the previous run.
+	Carry *WatchState
+	// ContinueAsNewAfterPolls is a test hook; zero continues as new at the
+	// server's suggestion or every 500 polls.
+	ContinueAsNewAfterPolls int
+}
+
+// ServiceState is the last known status of one watched service.
+type ServiceState struct {
+	ServiceID string
+	Name      string
+	Region    string
+	Type      string
+	// Capacity and RAG are the last announced (or silently first seen)
+	// status.
+	Capacity string
+	RAG      string
+	// Pending is a better status seen but not yet announced, and Streak how
+	// many consecutive polls have shown it.
+	Pending string
+	Streak  int
+}
+
+// WatchState is what a watch knows; the statuses query returns it and
+// continue-as-new carries it. Services are sorted by id.
+type WatchState struct {
+	Config     WatchConfig
+	Services   []ServiceState
+	Paused     bool
+	Degraded   bool
+	LastError  string
+	Polls      int
+	LastPollAt time.Time
+}
+
+// Observation is one service as seen by a poll (the full snapshot row is
+// stored by the poll activity; the workflow keeps only this).
+type Observation struct {
+	ServiceID string
+	Name      string
+	Region    string
+	Type      string
+	Capacity  string
+	RAG       string
+	UpdatedBy string
+	UpdatedAt time.Time
+}
+
+// Change is one decided status change.
+type Change struct {
+	Kind      string
+	ServiceID string
+	Name      string
+	Region    string
+	Type      string
+	Previous  string
+	PrevRAG   string
+	Capacity  string
+	RAG       string
+	ChangedBy string
+	ChangedAt time.Time
+	// Announce is set for changes people are told about.
+	Announce bool
+}
+
+// rank orders capacities from best to worst; a move to a lower rank is a
+// recovery (subject to hysteresis), a move to a higher one is announced at
+// once.
+func rank(capacity string) int {
+	switch capacity {
+	case directory.CapacityHigh:
+		return 0
+	case directory.CapacityLow:
+		return 1
+	case directory.CapacityNone:
+		return 2
+	default:
+		return 1 // unknown capacities are treated as a warning, never as good
+	}
+}
+
+// DecideChanges applies the change rules to one poll:
+//   - a service seen for the first time is recorded silently;
+//   - HIGH -> "" is the directory's 24-hour ROBOT reset: recorded, not
+//     announced, and the known status stays HIGH;
+//   - a service that disappears from a search is reported as NONE;
+//   - a worse status is announced at once; a better one only after
+//     recoveryPolls consecutive polls show it (hysteresis);
+//   - any other change is announced.
+//
+// prev must be sorted by service id; the result is too.
+func DecideChanges(prev []ServiceState, obs []Observation, recoveryPolls int) ([]ServiceState, []Change) {
+	if recoveryPolls < 1 {
+		recoveryPolls = 1
+	}
+	seen := make([]Observation, len(obs))
+	copy(seen, obs)
+	slices.SortFunc(seen, func(a, b Observation) int { return compareStrings(a.ServiceID, b.ServiceID) })
+
+	var next []ServiceState
+	var changes []Change
+	i, j := 0, 0
+	for i < len(prev) || j < len(seen) {
+		switch {
+		case j >= len(seen) || (i < len(prev) && prev[i].ServiceID < seen[j].ServiceID):
+			// Gone from the results: reported as NONE (once).
+			p := prev[i]
+			if p.Capacity != directory.CapacityNone {
+				changes = append(changes, Change{
+					Kind: ChangeDisappeared, ServiceID: p.ServiceID, Name: p.Name, Region: p.Region, Type: p.Type,
+					Previous: p.Capacity, PrevRAG: p.RAG, Capacity: directory.CapacityNone, Announce: true,
+				})
+				p.Capacity, p.RAG = directory.CapacityNone, ""
+			}
+			p.Pending, p.Streak = "", 0
+			next = append(next, p)
+			i++
+		case i >= len(prev) || seen[j].ServiceID < prev[i].ServiceID:
+			o := seen[j]
+			changes = append(changes, change(ChangeFirstSighting, ServiceState{}, o, false))
+			next = append(next, ServiceState{ServiceID: o.ServiceID, Name: o.Name, Region: o.Region, Type: o.Type, Capacity: o.Capacity, RAG: o.RAG})
+			j++
+		default:
+			p, o := prev[i], seen[j]
+			p.Name, p.Region, p.Type = o.Name, o.Region, o.Type
+			switch {
+			case o.Capacity == p.Capacity:
+				p.Pending, p.Streak = "", 0
+			case p.Capacity == directory.CapacityHigh && o.Capacity == "":
+				changes = append(changes, change(ChangeRobotReset, p, o, false))
+				p.Pending, p.Streak = "", 0
+			case rank(o.Capacity) < rank(p.Capacity) && recoveryPolls > 1:
+				if p.Pending == o.Capacity {
+					p.Streak++
+				} else {
+					p.Pending, p.Streak = o.Capacity, 1
+				}
+				if p.Streak >= recoveryPolls {
+					changes = append(changes, change(ChangeStatus, p, o, true))
+					p.Capacity, p.RAG, p.Pending, p.Streak = o.Capacity, o.RAG, "", 0
+				}
+			default:
+				changes = append(changes, change(ChangeStatus, p, o, true))
+				p.Capacity, p.RAG, p.Pending, p.Streak = o.Capacity, o.RAG, "", 0
+			}
+			next = append(next, p)
+			i++
+			j++
+		}
+	}
+	return next, changes
+}
+
+func change(kind string, p ServiceState, o Observation, announce bool) Change {
+	return Change{
+		Kind: kind, ServiceID: o.ServiceID, Name: o.Name, Region: o.Region, Type: o.Type,
+		Previous: p.Capacity, PrevRAG: p.RAG, Capacity: o.Capacity, RAG: o.RAG,
+		ChangedBy: o.UpdatedBy, ChangedAt: o.UpdatedAt, Announce: announce,
+	}
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	default:
+		return 0
+	}
+}
