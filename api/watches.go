@@ -1,6 +1,497 @@
 package api
 
-import "github.com/gin-gonic/gin"
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
 
-// watchRoutes registers the capacity watch management routes.
-func (s *Server) watchRoutes(_ *gin.RouterGroup) {}
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/workflows"
+)
+
+// watchRoutes registers capacity watch management. Reading needs any staff
+// token; changing watches needs charge (or admin) access.
+func (s *Server) watchRoutes(v1 *gin.RouterGroup) {
+	read, manage := s.requireStaff(), s.requireStaff("charge")
+	v1.POST("/watches", manage, s.createWatch)
+	v1.GET("/watches", read, s.listWatches)
+	v1.GET("/watches/:id", read, s.getWatch)
+	v1.PATCH("/watches/:id", manage, s.patchWatch)
+	v1.DELETE("/watches/:id", manage, s.deleteWatch)
+	v1.POST("/watches/:id/pause", manage, s.watchLifecycle(workflows.WatchUpdatePause, "paused"))
+	v1.POST("/watches/:id/resume", manage, s.watchLifecycle(workflows.WatchUpdateResume, "active"))
+	v1.GET("/watches/:id/statuses", read, s.watchStatuses)
+}
+
+// watchRequest is the body of POST /v1/watches and PATCH /v1/watches/{id}
+// (where every field is optional and kind cannot change).
+type watchRequest struct {
+	Kind            *string        `json:"kind"`
+	ServiceID       *string        `json:"service_id"`
+	Search          *searchRequest `json:"search"`
+	Description     *string        `json:"description"`
+	IntervalSeconds *int           `json:"interval_seconds"`
+	SlackChannel    *string        `json:"slack_channel"`
+	SMSNumbers      *[]string      `json:"sms_numbers"`
+	RecoveryPolls   *int           `json:"recovery_polls"`
+}
+
+type searchRequest struct {
+	Postcode      string   `json:"postcode"`
+	DistanceMiles int      `json:"distance_miles"`
+	ServiceTypes  []string `json:"service_types"`
+	ResultsLimit  int      `json:"results_limit"`
+	GP            string   `json:"gp"`
+	SearchRole    string   `json:"search_role"`
+}
+
+// WatchView is the API's view of a watch.
+type WatchView struct {
+	ID              string                 `json:"id" db:"id"`
+	Kind            string                 `json:"kind" db:"kind"`
+	ServiceID       string                 `json:"service_id,omitempty" db:"service_id"`
+	Search          *directory.SearchQuery `json:"search,omitempty" db:"-"`
+	Description     string                 `json:"description" db:"description"`
+	IntervalSeconds int                    `json:"interval_seconds" db:"interval_seconds"`
+	SlackChannel    string                 `json:"slack_channel" db:"slack_channel"`
+	SMSNumbers      []string               `json:"sms_numbers" db:"-"`
+	RecoveryPolls   int                    `json:"recovery_polls" db:"recovery_polls"`
+	State           string                 `json:"state" db:"state"`
+	CreatedAt       time.Time              `json:"created_at" db:"created_at"`
+	UpdatedAt       time.Time              `json:"updated_at" db:"updated_at"`
+	WorkflowID      string                 `json:"workflow_id" db:"-"`
+	WebUIURL        string                 `json:"web_ui_url,omitempty" db:"-"`
+}
+
+var (
+	// ukPostcode is the UK postcode format (outward and inward code).
+	ukPostcode  = regexp.MustCompile(`^(GIR 0AA|[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2})$`)
+	e164        = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
+	slackID     = regexp.MustCompile(`^[CG][A-Z0-9]{6,20}$`)
+	directoryID = regexp.MustCompile(`^[0-9]{1,12}$`)
+)
+
+// config merges req into base and validates the result, naming the field.
+func (r *watchRequest) config(base workflows.WatchConfig) (workflows.WatchConfig, *fieldError) {
+	c := base
+	if r.Kind != nil {
+		c.Kind = *r.Kind
+	}
+	switch c.Kind {
+	case workflows.WatchKindService, workflows.WatchKindSearch:
+	default:
+		return c, invalid("kind", "must be service or search")
+	}
+	if r.ServiceID != nil {
+		c.ServiceID = strings.TrimSpace(*r.ServiceID)
+	}
+	if r.Search != nil {
+		sr := r.Search
+		pc := strings.ToUpper(strings.Join(strings.Fields(sr.Postcode), " "))
+		if !ukPostcode.MatchString(pc) {
+			return c, invalid("search.postcode", "must be a UK postcode such as LS1 4AP")
+		}
+		if sr.DistanceMiles < 1 || sr.DistanceMiles > 100 {
+			return c, invalid("search.distance_miles", "must be 1 to 100")
+		}
+		if len(sr.ServiceTypes) == 0 {
+			return c, invalid("search.service_types", "must name at least one service type")
+		}
+		for _, t := range sr.ServiceTypes {
+			if _, ok := directory.ServiceTypes[t]; !ok {
+				return c, invalid("search.service_types", "unknown service type "+t)
+			}
+		}
+		if sr.ResultsLimit == 0 {
+			sr.ResultsLimit = 10
+		}
+		if sr.ResultsLimit < 1 || sr.ResultsLimit > 100 {
+			return c, invalid("search.results_limit", "must be 1 to 100")
+		}
+		if sr.GP != "" && !directoryID.MatchString(sr.GP) {
+			return c, invalid("search.gp", "must be a directory id (digits)")
+		}
+		if sr.SearchRole == "" {
+			sr.SearchRole = "CAPMON" // the seed's search account
+		}
+		c.Search = directory.SearchQuery{Postcode: pc, DistanceMiles: sr.DistanceMiles, ServiceTypes: sr.ServiceTypes,
+			ResultsLimit: sr.ResultsLimit, GP: sr.GP, Role: sr.SearchRole}
+	}
+	switch c.Kind {
+	case workflows.WatchKindService:
+		if !directoryID.MatchString(c.ServiceID) {
+			return c, invalid("service_id", "must be a directory service id (digits)")
+		}
+	case workflows.WatchKindSearch:
+		if c.Search.Postcode == "" {
+			return c, invalid("search", "is required for a search watch")
+		}
+	}
+	if r.Description != nil {
+		if len(*r.Description) > 200 {
+			return c, invalid("description", "must be at most 200 characters")
+		}
+		c.Description = *r.Description
+	}
+	if r.IntervalSeconds != nil {
+		c.Interval = time.Duration(*r.IntervalSeconds) * time.Second
+	}
+	if c.Interval == 0 {
+		c.Interval = workflows.DefaultWatchInterval
+	}
+	if c.Interval < workflows.MinWatchInterval || c.Interval > 24*time.Hour {
+		return c, invalid("interval_seconds", "must be 60 to 86400")
+	}
+	if r.SlackChannel != nil {
+		if *r.SlackChannel != "" && !slackID.MatchString(*r.SlackChannel) {
+			return c, invalid("slack_channel", "must be a Slack channel id such as C0123456789")
+		}
+		c.SlackChannel = *r.SlackChannel
+	}
+	if r.SMSNumbers != nil {
+		for _, n := range *r.SMSNumbers {
+			if !e164.MatchString(n) {
+				return c, invalid("sms_numbers", "must be E.164 numbers such as +447700900001")
+			}
+		}
+		c.SMSNumbers = *r.SMSNumbers
+	}
+	if r.RecoveryPolls != nil {
+		c.RecoveryPolls = *r.RecoveryPolls
+	}
+	if c.RecoveryPolls == 0 {
+		c.RecoveryPolls = 1
+	}
+	if c.RecoveryPolls < 1 || c.RecoveryPolls > 20 {
+		return c, invalid("recovery_polls", "must be 1 to 20")
+	}
+	if c.Description == "" {
+		c.Description = describeWatch(c)
+	}
+	return c, nil
+}
+
+func describeWatch(c workflows.WatchConfig) string {
+	if c.Kind == workflows.WatchKindService {
+		return "service " + c.ServiceID
+	}
+	return fmt.Sprintf("types %s within %d miles of %s", strings.Join(c.Search.ServiceTypes, ","), c.Search.DistanceMiles, c.Search.Postcode)
+}
+
+// createWatch stores the watch and starts its workflow (watch:<id>) in one
+// step: if the workflow cannot start, nothing is stored.
+func (s *Server) createWatch(c *gin.Context) {
+	var req watchRequest
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	if req.Kind == nil {
+		abortInvalid(c, invalid("kind", "is required: service or search"))
+		return
+	}
+	cfg, fe := req.config(workflows.WatchConfig{})
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	ctx := c.Request.Context()
+	id := uuid.NewString()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		s.abortInternal(c, "begin", err)
+		return
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO watches (id, kind, service_id, postcode, distance_miles, service_types, results_limit, gp, search_role,
+			description, interval_seconds, slack_channel, sms_numbers, recovery_polls, created_by)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
+		id, cfg.Kind, cfg.ServiceID, cfg.Search.Postcode, cfg.Search.DistanceMiles, pq.Array(cfg.Search.ServiceTypes),
+		cfg.Search.ResultsLimit, cfg.Search.GP, cfg.Search.Role, cfg.Description, int(cfg.Interval/time.Second),
+		cfg.SlackChannel, pq.Array(nonNil(cfg.SMSNumbers)), cfg.RecoveryPolls, principal(c).Subject); err != nil {
+		s.abortInternal(c, "store watch", err)
+		return
+	}
+	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       workflows.WatchWorkflowID(id),
+		TaskQueue:                                s.taskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.VigilKindKey.ValueSet(workflows.KindWatch),
+			workflows.WatchIDKey.ValueSet(id),
+			workflows.WatchStateKey.ValueSet(workflows.WatchActive),
+		),
+	}, workflows.Watch, &workflows.WatchInput{WatchID: id, Config: cfg})
+	if err != nil {
+		s.abortTemporal(c, "start watch", err)
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		s.abortInternal(c, "commit watch", err)
+		return
+	}
+	view, err := s.loadWatch(c, id)
+	if err != nil {
+		s.abortInternal(c, "load watch", err)
+		return
+	}
+	c.Header("Location", "/v1/watches/"+id)
+	c.JSON(http.StatusCreated, view)
+}
+
+type watchRow struct {
+	WatchView
+	Postcode      string         `db:"postcode"`
+	DistanceMiles int            `db:"distance_miles"`
+	ServiceTypes  pq.StringArray `db:"service_types"`
+	ResultsLimit  int            `db:"results_limit"`
+	GP            string         `db:"gp"`
+	SearchRole    string         `db:"search_role"`
+	SMS           pq.StringArray `db:"sms_numbers"`
+}
+
+const watchColumns = `id, kind, service_id, postcode, distance_miles, service_types, results_limit, gp, search_role,
+	description, interval_seconds, slack_channel, sms_numbers, recovery_polls, state, created_at, updated_at`
+
+func (s *Server) view(r watchRow) WatchView {
+	v := r.WatchView
+	v.SMSNumbers = nonNil(r.SMS)
+	if v.Kind == workflows.WatchKindSearch {
+		v.Search = &directory.SearchQuery{Postcode: r.Postcode, DistanceMiles: r.DistanceMiles, ServiceTypes: r.ServiceTypes,
+			ResultsLimit: r.ResultsLimit, GP: r.GP, Role: r.SearchRole}
+	}
+	v.WorkflowID = workflows.WatchWorkflowID(v.ID)
+	v.WebUIURL = s.workflowURL(v.WorkflowID)
+	return v
+}
+
+func (v WatchView) config() workflows.WatchConfig {
+	c := workflows.WatchConfig{
+		Kind: v.Kind, ServiceID: v.ServiceID, Description: v.Description,
+		Interval: time.Duration(v.IntervalSeconds) * time.Second, SlackChannel: v.SlackChannel,
+		SMSNumbers: v.SMSNumbers, RecoveryPolls: v.RecoveryPolls,
+	}
+	if v.Search != nil {
+		c.Search = *v.Search
+	}
+	return c
+}
+
+// loadWatch reads a watch; sql.ErrNoRows when there is none (or it was
+// deleted).
+func (s *Server) loadWatch(c *gin.Context, id string) (WatchView, error) {
+	var r watchRow
+	err := s.db.GetContext(c.Request.Context(), &r, `SELECT `+watchColumns+` FROM watches WHERE id = $1 AND state <> 'deleted'`, id)
+	if err != nil {
+		return WatchView{}, err
+	}
+	return s.view(r), nil
+}
+
+func (s *Server) listWatches(c *gin.Context) {
+	limit, fe := intParam(c, "limit", 50, 1, 200)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	offset, fe := intParam(c, "offset", 0, 0, 1<<30)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	var rows []watchRow
+	if err := s.db.SelectContext(c.Request.Context(), &rows,
+		`SELECT `+watchColumns+` FROM watches WHERE state <> 'deleted' ORDER BY created_at, id LIMIT $1 OFFSET $2`, limit, offset); err != nil {
+		s.abortInternal(c, "list watches", err)
+		return
+	}
+	items := make([]WatchView, 0, len(rows))
+	for _, r := range rows {
+		items = append(items, s.view(r))
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
+}
+
+// watchID validates the path id and loads the watch, answering 400/404.
+func (s *Server) watchID(c *gin.Context) (WatchView, bool) {
+	id := c.Param("id")
+	if _, err := uuid.Parse(id); err != nil {
+		abortInvalid(c, invalid("id", "must be a UUID"))
+		return WatchView{}, false
+	}
+	v, err := s.loadWatch(c, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no watch "+id, "")
+		return WatchView{}, false
+	}
+	if err != nil {
+		s.abortInternal(c, "load watch", err)
+		return WatchView{}, false
+	}
+	return v, true
+}
+
+func (s *Server) getWatch(c *gin.Context) {
+	if v, ok := s.watchID(c); ok {
+		c.JSON(http.StatusOK, v)
+	}
+}
+
+// patchWatch changes a watch: the running workflow takes the new
+// configuration through an Update (whose validator has the last word), and
+// the row is changed in the same transaction.
+func (s *Server) patchWatch(c *gin.Context) {
+	v, ok := s.watchID(c)
+	if !ok {
+		return
+	}
+	var req watchRequest
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	if req.Kind != nil && *req.Kind != v.Kind {
+		abortInvalid(c, invalid("kind", "cannot change; create a new watch"))
+		return
+	}
+	cfg, fe := req.config(v.config())
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	ctx := c.Request.Context()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		s.abortInternal(c, "begin", err)
+		return
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE watches SET service_id = $2, postcode = $3, distance_miles = $4, service_types = $5, results_limit = $6,
+			gp = $7, search_role = $8, description = $9, interval_seconds = $10, slack_channel = $11, sms_numbers = $12,
+			recovery_polls = $13, updated_at = now()
+		WHERE id = $1`,
+		v.ID, cfg.ServiceID, cfg.Search.Postcode, cfg.Search.DistanceMiles, pq.Array(nonNil(cfg.Search.ServiceTypes)),
+		cfg.Search.ResultsLimit, cfg.Search.GP, cfg.Search.Role, cfg.Description, int(cfg.Interval/time.Second),
+		cfg.SlackChannel, pq.Array(nonNil(cfg.SMSNumbers)), cfg.RecoveryPolls); err != nil {
+		s.abortInternal(c, "update watch", err)
+		return
+	}
+	if err := s.updateWatch(c, v.ID, workflows.WatchUpdateConfigure, cfg); err != nil {
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		s.abortInternal(c, "commit watch", err)
+		return
+	}
+	s.getWatch(c)
+}
+
+// updateWatch sends an Update to the watch's workflow and answers the
+// request itself when it fails.
+func (s *Server) updateWatch(c *gin.Context, id, name string, args ...any) error {
+	h, err := s.temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+		WorkflowID: workflows.WatchWorkflowID(id), UpdateName: name, Args: args,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(c.Request.Context(), nil)
+	}
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			abortWithError(c, http.StatusConflict, CodeConflict, "the watch is not running", "")
+			return err
+		}
+		s.abortTransition(c, err)
+	}
+	return err
+}
+
+func (s *Server) watchLifecycle(update, state string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		v, ok := s.watchID(c)
+		if !ok {
+			return
+		}
+		if err := s.updateWatch(c, v.ID, update); err != nil {
+			return
+		}
+		if _, err := s.db.ExecContext(c.Request.Context(), `UPDATE watches SET state = $2, updated_at = now() WHERE id = $1`, v.ID, state); err != nil {
+			s.abortInternal(c, "update watch state", err)
+			return
+		}
+		s.getWatch(c)
+	}
+}
+
+// deleteWatch stops the watch's workflow and marks it deleted; its history
+// (snapshots, changes) stays.
+func (s *Server) deleteWatch(c *gin.Context) {
+	v, ok := s.watchID(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.WatchWorkflowID(v.ID), UpdateName: workflows.WatchUpdateStop,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	var notFound *serviceerror.NotFound
+	if err != nil && !errors.As(err, &notFound) { // already stopped: deleting still succeeds
+		s.abortTemporal(c, "stop watch", err)
+		return
+	}
+	if _, err := s.db.ExecContext(c.Request.Context(), `UPDATE watches SET state = 'deleted', updated_at = now() WHERE id = $1`, v.ID); err != nil {
+		s.abortInternal(c, "delete watch", err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// watchStatuses answers from the workflow itself (a Query): the live view.
+func (s *Server) watchStatuses(c *gin.Context) {
+	v, ok := s.watchID(c)
+	if !ok {
+		return
+	}
+	res, err := s.temporal.QueryWorkflow(c.Request.Context(), workflows.WatchWorkflowID(v.ID), "", workflows.WatchQueryStatuses)
+	if err != nil {
+		s.abortTemporal(c, "query watch", err)
+		return
+	}
+	var st workflows.WatchState
+	if err := res.Get(&st); err != nil {
+		s.abortInternal(c, "decode watch state", err)
+		return
+	}
+	services := make([]gin.H, 0, len(st.Services))
+	for _, sv := range st.Services {
+		services = append(services, gin.H{"service_id": sv.ServiceID, "name": sv.Name, "region": sv.Region, "type": sv.Type,
+			"capacity": sv.Capacity, "rag": sv.RAG, "pending": sv.Pending, "pending_polls": sv.Streak})
+	}
+	c.JSON(http.StatusOK, gin.H{"watch_id": v.ID, "paused": st.Paused, "degraded": st.Degraded, "last_error": st.LastError,
+		"polls": st.Polls, "last_poll_at": st.LastPollAt, "services": services})
+}
+
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}

@@ -1,6 +1,169 @@
 package api
 
-import "github.com/gin-gonic/gin"
+import (
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
 
-// watchReadRoutes registers the capacity read side (filled in by its owner).
-func (s *Server) watchReadRoutes(_ *gin.RouterGroup) {}
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/watchquery"
+)
+
+// watchReadRoutes registers the capacity read endpoints: the current status
+// of monitored services (by default those not at HIGH), the history of
+// status changes, and every service placed on a map. Any authenticated
+// staff member may read them.
+func (s *Server) watchReadRoutes(v1 *gin.RouterGroup) {
+	g := v1.Group("", s.requireStaff())
+	g.GET("/statuses", s.readWatchStatuses)
+	g.GET("/changes", s.readWatchChanges)
+	g.GET("/coverage", s.readWatchCoverage)
+}
+
+// StatusList answers GET /v1/statuses.
+type StatusList struct {
+	// Services are most urgent first: NONE, LOW, reset (""), HIGH; then by
+	// name.
+	Services []watchquery.Status `json:"services"`
+}
+
+// ChangeListPage answers GET /v1/changes.
+type ChangeListPage struct {
+	Items []watchquery.Change `json:"items"`
+	// NextCursor fetches the next page; nil on the last one.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// CoverageMap answers GET /v1/coverage.
+type CoverageMap struct {
+	Services []watchquery.CoverageService `json:"services"`
+}
+
+// capacityParamReset is the capacity query value meaning "reset" (stored
+// as "").
+const capacityParamReset = "RESET"
+
+// capacityParamValues are the values the capacity parameter accepts.
+var capacityParamValues = []string{directory.CapacityHigh, directory.CapacityLow, directory.CapacityNone, capacityParamReset}
+
+// defaultStatusCapacities is the "services not at HIGH" view: what
+// GET /v1/statuses lists without a capacity parameter.
+var defaultStatusCapacities = []string{directory.CapacityNone, directory.CapacityLow, watchquery.CapacityReset}
+
+// watchReadServiceIDPattern is what a directory service id looks like.
+var watchReadServiceIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// readWatchStore is the watches query model.
+func (s *Server) readWatchStore() *watchquery.Store {
+	return &watchquery.Store{DB: s.db}
+}
+
+// readWatchStatuses lists the current status of monitored services whose
+// capacity is in the capacity parameter (default LOW, NONE and RESET: every
+// service not at HIGH).
+func (s *Server) readWatchStatuses(c *gin.Context) {
+	values, fe := parseIncidentEnumList(c, "capacity", capacityParamValues)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	capacities := defaultStatusCapacities
+	if values != nil {
+		capacities = make([]string, 0, len(values))
+		for _, v := range values {
+			if v == capacityParamReset {
+				v = watchquery.CapacityReset
+			}
+			if !slices.Contains(capacities, v) {
+				capacities = append(capacities, v)
+			}
+		}
+	}
+	statuses, err := s.readWatchStore().Statuses(c.Request.Context(), capacities)
+	if err != nil {
+		s.abortInternal(c, "list service statuses", err)
+		return
+	}
+	c.JSON(http.StatusOK, StatusList{Services: statuses})
+}
+
+// readWatchChanges lists status changes, newest first, with filters and
+// keyset pagination.
+func (s *Server) readWatchChanges(c *gin.Context) {
+	f, fe := parseWatchChangeFilter(c)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	page, err := s.readWatchStore().Changes(c.Request.Context(), f)
+	if err != nil {
+		s.abortInternal(c, "list status changes", err)
+		return
+	}
+	out := ChangeListPage{Items: page.Items}
+	if page.Next != nil {
+		next := page.Next.Encode()
+		out.NextCursor = &next
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// parseWatchChangeFilter reads the change list's query parameters.
+func parseWatchChangeFilter(c *gin.Context) (watchquery.Filter, *fieldError) {
+	var (
+		f   watchquery.Filter
+		fe  *fieldError
+		err error
+	)
+	if v, ok := c.GetQuery("service_id"); ok {
+		if !watchReadServiceIDPattern.MatchString(v) {
+			return f, invalid("service_id", "must be a service id (1 to 64 letters, digits, '.', '_', ':' or '-')")
+		}
+		f.ServiceID = v
+	}
+	if v, ok := c.GetQuery("watch_id"); ok {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			return f, invalid("watch_id", "must be a UUID")
+		}
+		f.WatchID = id.String()
+	}
+	if f.From, fe = parseIncidentTime(c, "from"); fe != nil {
+		return f, fe
+	}
+	if f.To, fe = parseIncidentTime(c, "to"); fe != nil {
+		return f, fe
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
+		return f, invalid("from", "must not be after to")
+	}
+	f.Limit = watchquery.DefaultLimit
+	if v, ok := c.GetQuery("limit"); ok {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > watchquery.MaxLimit {
+			return f, invalid("limit", "must be an integer from 1 to "+strconv.Itoa(watchquery.MaxLimit))
+		}
+	}
+	if v, ok := c.GetQuery("cursor"); ok {
+		cur, err := watchquery.DecodeCursor(v)
+		if err != nil {
+			return f, invalid("cursor", "must be a next_cursor returned by this endpoint")
+		}
+		f.Cursor = &cur
+	}
+	return f, nil
+}
+
+// readWatchCoverage returns every monitored service with its WGS84 position
+// (when it has one), ready for a map.
+func (s *Server) readWatchCoverage(c *gin.Context) {
+	services, err := s.readWatchStore().Coverage(c.Request.Context())
+	if err != nil {
+		s.abortInternal(c, "list service coverage", err)
+		return
+	}
+	c.JSON(http.StatusOK, CoverageMap{Services: services})
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
+	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
@@ -174,6 +175,13 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 	if cfg.SMSAccountSID != "" {
 		deps.SMS = &sms.Client{BaseURL: cfg.SMSURL, AccountSID: cfg.SMSAccountSID, AuthToken: cfg.SMSAuthToken.Reveal(), From: cfg.SMSFrom}
 	}
+	if cfg.DirectoryURL != "" {
+		dir, err := newDirectory(cfg)
+		if err != nil {
+			return err
+		}
+		deps.Directory, deps.DirectoryRate = dir, cfg.DirectoryRate
+	}
 	w := worker.New(tc, cfg.TaskQueue, deps)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
@@ -209,6 +217,29 @@ func newSigner(cfg config.Config, dev bool, logger *slog.Logger) (*auth.Signer, 
 		return nil, fmt.Errorf("token signer: %w", err)
 	}
 	return s, nil
+}
+
+// newDirectory builds the DoS REST client from the configuration.
+func newDirectory(cfg config.Config) (directory.Directory, error) {
+	accounts, err := config.ParseAccounts(cfg.DirectoryAccounts.Reveal())
+	if err != nil {
+		return nil, err
+	}
+	dos := directory.DoSConfig{
+		BaseURL: cfg.DirectoryURL, Accounts: map[string]directory.Account{},
+		DefaultRole: cfg.DirectoryDefaultRole, FallbackRole: cfg.DirectoryFallbackRole,
+		// Each process also limits itself; the task-queue limit holds the
+		// total across processes.
+		RatePerSecond: cfg.DirectoryRate,
+	}
+	for role, a := range accounts {
+		dos.Accounts[role] = directory.Account{Username: a.Username, Password: a.Password}
+	}
+	c, err := directory.NewDoSClient(dos)
+	if err != nil {
+		return nil, fmt.Errorf("directory client: %w", err)
+	}
+	return c, nil
 }
 
 func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Registry, logger *slog.Logger, uiURL string) api.Deps {

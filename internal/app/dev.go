@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/demo"
+	"github.com/vigil-health/vigil/internal/directorysim"
 	"github.com/vigil-health/vigil/internal/embeddedtemporal"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/temporalclient"
@@ -28,6 +31,9 @@ type DevStack struct {
 	TemporalUIURL string
 	// Namespace is the Temporal namespace.
 	Namespace string
+	// DirectoryURL is the service directory (the simulator unless
+	// VIGIL_DIRECTORY_URL is set).
+	DirectoryURL string
 
 	parts   lifecycle
 	errc    <-chan error
@@ -75,6 +81,24 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		if n > 0 {
 			logger.InfoContext(ctx, "demo staff seeded", "staff", n)
 		}
+	}
+
+	if cfg.DirectoryURL == "" {
+		// No directory configured: run the simulator, with the demo's
+		// services changing now and then.
+		sim := directorysim.New(directorysim.Options{Accounts: directorysim.DefaultAccounts(), RatePerSecond: 20})
+		url, stopSim, err := sim.Start(net.JoinHostPort(cfg.Dev.BindIP, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("start directory simulator: %w", err)
+		}
+		d.parts.add("directory simulator", func(context.Context) error { stopSim(); return nil })
+		simCtx, cancelSim := context.WithCancel(context.WithoutCancel(ctx))
+		go sim.RandomChanges(simCtx, time.Minute, 0.05)
+		d.parts.add("directory simulator changes", func(context.Context) error { cancelSim(); return nil })
+		cfg.DirectoryURL = url
+		cfg.DirectoryAccounts = config.Secret("CAPMON=capmon:capmon-demo,PATHWAYS_REFERRAL=pathways:pathways-demo,DIGITAL_REFERRAL=digital:digital-demo")
+		d.DirectoryURL = url
+		logger.InfoContext(ctx, "directory simulator started", "url", url)
 	}
 
 	tc, err := temporalclient.Dial(ctx, d.TemporalAddress, d.Namespace, logger)
@@ -152,11 +176,12 @@ Vigil dev stack is up.
   Temporal Web UI %[2]s/namespaces/%[4]s/workflows
   Temporal gRPC   %[3]s (namespace %[4]s)
   Postgres        %[5]s
+  Directory       %[7]s
 
 Try:  curl -s -XPOST '%[1]s/v1/system/check?wait=true'
 %[6]sPress Ctrl-C to stop.
 
-`, d.APIURL, d.TemporalUIURL, d.TemporalAddress, d.Namespace, cfg.DatabaseURL, demoBanner(cfg))
+`, d.APIURL, d.TemporalUIURL, d.TemporalAddress, d.Namespace, cfg.DatabaseURL, demoBanner(cfg), d.DirectoryURL)
 	if err := waitForStop(ctx, d.Err()); err != nil {
 		return err
 	}

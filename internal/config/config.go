@@ -68,6 +68,20 @@ type Config struct {
 	SMSAccountSID string
 	SMSAuthToken  Secret
 	SMSFrom       string
+	// DirectoryURL is the service directory capacity watches poll; empty
+	// runs no directory worker (`vigil dev` then starts its simulator).
+	DirectoryURL string
+	// DirectoryAccounts are the directory logins by role, from
+	// "ROLE=user:password,ROLE=user:password".
+	DirectoryAccounts Secret
+	// DirectoryDefaultRole looks services up by id; DirectoryFallbackRole is
+	// tried when it finds nothing; DirectorySearchRole is the default role of
+	// search watches.
+	DirectoryDefaultRole  string
+	DirectoryFallbackRole string
+	DirectorySearchRole   string
+	// DirectoryRate caps directory requests per second across all workers.
+	DirectoryRate float64
 	// LogLevel is the minimum level written to the log.
 	LogLevel slog.Level
 	// LogFormat is "json" (one object a line) or "text" (logfmt-like).
@@ -143,6 +157,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		SMSAccountSID:            r.raw("VIGIL_SMS_ACCOUNT_SID", ""),
 		SMSAuthToken:             r.secret("VIGIL_SMS_AUTH_TOKEN", 1),
 		SMSFrom:                  r.raw("VIGIL_SMS_FROM", ""),
+		DirectoryURL:             strings.TrimRight(r.raw("VIGIL_DIRECTORY_URL", ""), "/"),
+		DirectoryAccounts:        r.secret("VIGIL_DIRECTORY_ACCOUNTS", 1),
+		DirectoryDefaultRole:     r.name("VIGIL_DIRECTORY_DEFAULT_ROLE", "PATHWAYS_REFERRAL"),
+		DirectoryFallbackRole:    r.name("VIGIL_DIRECTORY_FALLBACK_ROLE", "DIGITAL_REFERRAL"),
+		DirectorySearchRole:      r.name("VIGIL_DIRECTORY_SEARCH_ROLE", "CAPMON"),
+		DirectoryRate:            r.rate("VIGIL_DIRECTORY_RATE", 2),
 		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
 		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
 		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
@@ -161,6 +181,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if cfg.SMSAccountSID != "" && (cfg.SMSAuthToken == "" || !e164.MatchString(cfg.SMSFrom)) {
 		r.errs = append(r.errs, errors.New("VIGIL_SMS_AUTH_TOKEN and VIGIL_SMS_FROM (E.164, e.g. +447700900000) are required with VIGIL_SMS_ACCOUNT_SID"))
+	}
+	if _, err := ParseAccounts(cfg.DirectoryAccounts.Reveal()); err != nil {
+		r.errs = append(r.errs, fmt.Errorf("VIGIL_DIRECTORY_ACCOUNTS: %w", err))
+	}
+	if cfg.DirectoryRate <= 0 {
+		r.fail("VIGIL_DIRECTORY_RATE", "0", "must be above 0")
 	}
 	if len(r.errs) > 0 {
 		return Config{}, &Error{Problems: r.errs}
@@ -185,6 +211,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("slack", c.SlackBotToken != ""),
 		slog.String("slack_channel", c.SlackChannel),
 		slog.Bool("sms", c.SMSAccountSID != ""),
+		slog.String("directory_url", c.DirectoryURL),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)
@@ -221,6 +248,30 @@ func (d DSN) LogValue() slog.Value { return slog.StringValue(d.String()) }
 func (d DSN) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
+
+// Account is one directory login.
+type Account struct {
+	Username string
+	Password string
+}
+
+// ParseAccounts reads "ROLE=user:password,ROLE=user:password". Errors never
+// repeat a password.
+func ParseAccounts(v string) (map[string]Account, error) {
+	out := map[string]Account{}
+	if strings.TrimSpace(v) == "" {
+		return out, nil
+	}
+	for i, part := range strings.Split(v, ",") {
+		role, cred, ok := strings.Cut(strings.TrimSpace(part), "=")
+		user, pass, ok2 := strings.Cut(cred, ":")
+		if !ok || !ok2 || role == "" || user == "" || pass == "" {
+			return nil, fmt.Errorf("entry %d must look like ROLE=user:password", i+1)
+		}
+		out[role] = Account{Username: user, Password: pass}
+	}
+	return out, nil
+}
 
 // Error lists every invalid variable. Its message is a single line, so a
 // process that fails to start says exactly what to fix.

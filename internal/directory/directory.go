@@ -22,6 +22,18 @@ const (
 // RobotUser is the "updated by" of the directory's automatic 24-hour reset.
 const RobotUser = "ROBOT"
 
+// ServiceTypes are the directory service types Vigil accepts in searches, by
+// id (the directory's numeric type ids), with their names. The simulator
+// serves these; a watch naming another type is refused.
+var ServiceTypes = map[string]string{
+	"40":  "Emergency Department",
+	"100": "Urgent Treatment Centre",
+	"28":  "GP Access Hub",
+	"20":  "Minor Injuries Unit",
+	"13":  "Walk-in Centre",
+	"130": "Same Day Emergency Care",
+}
+
 // Service is one service as the directory describes it.
 type Service struct {
 	ID       string `json:"id"`

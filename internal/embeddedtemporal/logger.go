@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/log/tag"
@@ -75,4 +77,14 @@ func (quietSDKLogger) Error(string, ...any) {}
 
 func describeNamespaceRequest(ns string) *workflowservice.DescribeNamespaceRequest {
 	return &workflowservice.DescribeNamespaceRequest{Namespace: ns}
+}
+
+// describeTaskQueueRequest asks matching about a probe queue; it fails until
+// matching serves.
+func describeTaskQueueRequest(ns string) *workflowservice.DescribeTaskQueueRequest {
+	return &workflowservice.DescribeTaskQueueRequest{
+		Namespace:     ns,
+		TaskQueue:     &taskqueuepb.TaskQueue{Name: "vigil-readiness-probe", Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+		TaskQueueType: enumspb.TASK_QUEUE_TYPE_WORKFLOW,
+	}
 }

@@ -8,6 +8,7 @@ package embeddedtemporal
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -206,7 +207,7 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) waitHealthy(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	var lastErr error
 	for {
@@ -221,6 +222,13 @@ func (s *Server) waitHealthy(ctx context.Context) error {
 				// A namespace written straight into SQLite is visible to the
 				// frontend once its namespace cache has loaded it.
 				_, err = c.WorkflowService().DescribeNamespace(ctx, describeNamespaceRequest(s.namespace))
+			}
+			if err == nil {
+				// The frontend answers before matching does: after a restart
+				// on an existing file, matching waits out the previous
+				// process's membership (measured: about 20-30 s), and a
+				// workflow started meanwhile sits unpolled.
+				_, err = c.WorkflowService().DescribeTaskQueue(ctx, describeTaskQueueRequest(s.namespace))
 			}
 			c.Close()
 			if err == nil {
@@ -307,8 +315,27 @@ func sqliteConfig(dataDir string) (*config.SQL, error) {
 		if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
 			return nil, fmt.Errorf("create temporal schema: %w", err)
 		}
+	} else if err := forgetPreviousMembers(sqlCfg.DatabaseName); err != nil {
+		return nil, err
 	}
 	return sqlCfg, nil
+}
+
+// forgetPreviousMembers removes the cluster membership rows a previous
+// process left in the file. Only one process uses it (the frontend port is
+// checked first), so every row is stale; left in place, matching waits for
+// them to expire and a restarted `vigil dev` took 50 s to be ready instead
+// of a few.
+func forgetPreviousMembers(path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return fmt.Errorf("open temporal database: %w", err)
+	}
+	defer func() { _ = db.Close() }()
+	if _, err := db.Exec(`DELETE FROM cluster_membership`); err != nil {
+		return fmt.Errorf("clear stale temporal membership: %w", err)
+	}
+	return nil
 }
 
 func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {

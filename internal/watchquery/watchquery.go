@@ -1,0 +1,338 @@
+// Package watchquery reads the capacity watches' query model: the current
+// status of every monitored service (service_statuses) and the history of
+// status changes (status_changes) that the watch workflows write to
+// Postgres. It lists statuses by capacity, pages through changes newest
+// first with a keyset cursor, and places services on a map (WGS84 latitude
+// and longitude from their National Grid easting and northing).
+//
+// It only reads; the watch workflows are the only writers.
+package watchquery
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/osgb"
+)
+
+// CapacityReset is the stored capacity of a service whose status was reset
+// (the directory's 24-hour ROBOT reset) or never set.
+const CapacityReset = ""
+
+// Capacities are every stored capacity, most urgent first: the order
+// Statuses lists them in.
+var Capacities = []string{directory.CapacityNone, directory.CapacityLow, CapacityReset, directory.CapacityHigh}
+
+// Page sizes of Changes.
+const (
+	// DefaultLimit is the page size when Filter.Limit is zero.
+	DefaultLimit = 50
+	// MaxLimit is the largest page size Changes accepts.
+	MaxLimit = 200
+)
+
+// ErrInvalidCursor is returned by DecodeCursor for a cursor it did not make.
+var ErrInvalidCursor = errors.New("invalid cursor")
+
+// ErrInvalidFilter is returned by Changes for a filter it cannot run (a
+// limit out of range, an inverted time window); the API validates its input
+// first, so this is a programming error.
+var ErrInvalidFilter = errors.New("invalid change filter")
+
+// Store reads the watches' query model.
+type Store struct {
+	// DB is the Vigil query-model database.
+	DB *sqlx.DB
+}
+
+// Status is the current status of one monitored service.
+type Status struct {
+	ServiceID string `json:"service_id" db:"service_id"`
+	Name      string `json:"name" db:"name"`
+	Type      string `json:"type" db:"type"`
+	Postcode  string `json:"postcode" db:"postcode"`
+	Region    string `json:"region" db:"region"`
+	// Easting and Northing are National Grid coordinates in metres; nil
+	// when the directory gave none.
+	Easting  *int `json:"easting" db:"easting"`
+	Northing *int `json:"northing" db:"northing"`
+	// Capacity is HIGH, LOW, NONE or "" (reset or never set).
+	Capacity string `json:"capacity" db:"capacity"`
+	// RAG is the directory's colour for the capacity.
+	RAG string `json:"rag" db:"rag"`
+	// UpdatedBy and UpdatedAt say who last changed the capacity in the
+	// directory, and when; UpdatedAt is nil when the directory gave none.
+	UpdatedBy string     `json:"updated_by" db:"updated_by"`
+	UpdatedAt *time.Time `json:"updated_at" db:"updated_at"`
+	// LastSeenAt is the last poll that saw the service.
+	LastSeenAt time.Time `json:"last_seen_at" db:"last_seen_at"`
+	// WatchID is the watch that last saw the service.
+	WatchID *string `json:"watch_id" db:"watch_id"`
+}
+
+// Change is one recorded status change.
+type Change struct {
+	ID               int64  `json:"id" db:"id"`
+	WatchID          string `json:"watch_id" db:"watch_id"`
+	ServiceID        string `json:"service_id" db:"service_id"`
+	Name             string `json:"name" db:"name"`
+	Type             string `json:"type" db:"type"`
+	Region           string `json:"region" db:"region"`
+	PreviousCapacity string `json:"previous_capacity" db:"previous_capacity"`
+	PreviousRAG      string `json:"previous_rag" db:"previous_rag"`
+	Capacity         string `json:"capacity" db:"capacity"`
+	RAG              string `json:"rag" db:"rag"`
+	// Kind is change, robot_reset, disappeared, first_sighting, degraded or
+	// recovered_source.
+	Kind string `json:"kind" db:"kind"`
+	// ChangedBy and ChangedAt are the directory's "updated by" and "updated
+	// at" of the new status; ChangedAt is nil when it gave none.
+	ChangedBy string     `json:"changed_by" db:"changed_by"`
+	ChangedAt *time.Time `json:"changed_at" db:"changed_at"`
+	// DetectedAt is when the poll noticed the change.
+	DetectedAt time.Time `json:"detected_at" db:"detected_at"`
+	PollID     string    `json:"poll_id" db:"poll_id"`
+	// Notified says whether the change was announced.
+	Notified bool `json:"notified" db:"notified"`
+}
+
+// CoverageService is one monitored service placed on a map.
+type CoverageService struct {
+	ServiceID string `json:"service_id" db:"service_id"`
+	Name      string `json:"name" db:"name"`
+	Type      string `json:"type" db:"type"`
+	Region    string `json:"region" db:"region"`
+	Postcode  string `json:"postcode" db:"postcode"`
+	Capacity  string `json:"capacity" db:"capacity"`
+	RAG       string `json:"rag" db:"rag"`
+	Easting   *int   `json:"easting" db:"easting"`
+	Northing  *int   `json:"northing" db:"northing"`
+	// Lat and Lon are WGS84 decimal degrees (6 places, about 0.1 m),
+	// converted from Easting and Northing; nil when those are missing or
+	// outside the National Grid.
+	Lat        *float64  `json:"lat" db:"-"`
+	Lon        *float64  `json:"lon" db:"-"`
+	LastSeenAt time.Time `json:"last_seen_at" db:"last_seen_at"`
+}
+
+// Cursor is a position in the newest-first order of Changes: the last change
+// of a page.
+type Cursor struct {
+	DetectedAt time.Time
+	ID         int64
+}
+
+// cursorVersion prefixes encoded cursors so their format can change.
+const cursorVersion = "c1"
+
+// Encode returns the cursor as an opaque, URL-safe string.
+func (c Cursor) Encode() string {
+	raw := cursorVersion + ":" + strconv.FormatInt(c.DetectedAt.UnixMicro(), 10) + ":" + strconv.FormatInt(c.ID, 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// DecodeCursor parses a string made by Cursor.Encode; anything else is
+// ErrInvalidCursor.
+func DecodeCursor(s string) (Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
+	}
+	parts := strings.Split(string(raw), ":")
+	if len(parts) != 3 || parts[0] != cursorVersion {
+		return Cursor{}, ErrInvalidCursor
+	}
+	micros, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
+	}
+	id, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
+	}
+	if id < 1 {
+		return Cursor{}, fmt.Errorf("%w: id %d", ErrInvalidCursor, id)
+	}
+	return Cursor{DetectedAt: time.UnixMicro(micros).UTC(), ID: id}, nil
+}
+
+// Filter selects the changes Changes returns. Zero fields do not filter.
+type Filter struct {
+	// ServiceID keeps the changes of one service.
+	ServiceID string
+	// WatchID keeps the changes one watch recorded (a UUID).
+	WatchID string
+	// From (inclusive) and To (exclusive) bound detected_at.
+	From, To time.Time
+	// Limit is the page size: 1 to MaxLimit, zero meaning DefaultLimit.
+	Limit int
+	// Cursor continues after this position (the previous page's Next).
+	Cursor *Cursor
+}
+
+// ChangePage is one page of Changes.
+type ChangePage struct {
+	Items []Change
+	// Next continues the listing; nil on the last page.
+	Next *Cursor
+}
+
+// capacityOrder is a SQL expression ranking capacities as Capacities does;
+// unknown values rank last.
+const capacityOrder = `CASE capacity WHEN 'NONE' THEN 0 WHEN 'LOW' THEN 1 WHEN '' THEN 2 WHEN 'HIGH' THEN 3 ELSE 4 END`
+
+// statusColumns are the columns of Status.
+const statusColumns = `service_id, name, type, postcode, region, easting, northing, capacity, rag,
+	updated_by, updated_at, last_seen_at, watch_id`
+
+// Statuses returns the current status of the monitored services whose
+// capacity is one of capacities ("" being CapacityReset), or of every
+// service when capacities is empty; most urgent capacity first (NONE, LOW,
+// reset, HIGH), then by name and service id.
+func (s *Store) Statuses(ctx context.Context, capacities []string) ([]Status, error) {
+	q := `SELECT ` + statusColumns + ` FROM service_statuses`
+	var args []any
+	if len(capacities) > 0 {
+		q += ` WHERE capacity = ANY($1)`
+		args = append(args, pq.StringArray(capacities))
+	}
+	q += ` ORDER BY ` + capacityOrder + `, name, service_id`
+	out := []Status{}
+	if err := s.DB.SelectContext(ctx, &out, q, args...); err != nil {
+		return nil, fmt.Errorf("list service statuses: %w", err)
+	}
+	for i := range out {
+		out[i].normalize()
+	}
+	return out, nil
+}
+
+// Changes returns the status changes matching f, newest first (by
+// detected_at, then id), one page at a time. Pages neither repeat nor skip
+// changes while new ones are recorded: those sort before the first page.
+func (s *Store) Changes(ctx context.Context, f Filter) (*ChangePage, error) {
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	if limit < 1 || limit > MaxLimit {
+		return nil, fmt.Errorf("%w: limit %d is not between 1 and %d", ErrInvalidFilter, limit, MaxLimit)
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
+		return nil, fmt.Errorf("%w: from %s is after to %s", ErrInvalidFilter, f.From, f.To)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.ServiceID != "" {
+		where = append(where, "service_id = "+arg(f.ServiceID))
+	}
+	if f.WatchID != "" {
+		where = append(where, "watch_id = "+arg(f.WatchID)+"::uuid")
+	}
+	if !f.From.IsZero() {
+		where = append(where, "detected_at >= "+arg(f.From))
+	}
+	if !f.To.IsZero() {
+		where = append(where, "detected_at < "+arg(f.To))
+	}
+	if f.Cursor != nil {
+		where = append(where, "(detected_at, id) < ("+arg(f.Cursor.DetectedAt)+", "+arg(f.Cursor.ID)+")")
+	}
+	q := `SELECT id, watch_id, service_id, name, type, region, previous_capacity, previous_rag,
+			capacity, rag, kind, changed_by, changed_at, detected_at, poll_id, notified
+		FROM status_changes`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	// One row more than the page tells whether another page follows.
+	q += ` ORDER BY detected_at DESC, id DESC LIMIT ` + arg(limit+1)
+
+	items := []Change{}
+	if err := s.DB.SelectContext(ctx, &items, q, args...); err != nil {
+		return nil, fmt.Errorf("list status changes: %w", err)
+	}
+	page := &ChangePage{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := page.Items[limit-1]
+		page.Next = &Cursor{DetectedAt: last.DetectedAt.UTC(), ID: last.ID}
+	}
+	for i := range page.Items {
+		c := &page.Items[i]
+		c.DetectedAt = c.DetectedAt.UTC()
+		c.ChangedAt = utcPtr(c.ChangedAt)
+	}
+	return page, nil
+}
+
+// Coverage returns every monitored service with its position: WGS84
+// latitude and longitude when it has an easting and northing inside the
+// National Grid, nil otherwise. Services are ordered by region, name and
+// service id.
+func (s *Store) Coverage(ctx context.Context) ([]CoverageService, error) {
+	out := []CoverageService{}
+	if err := s.DB.SelectContext(ctx, &out, `
+		SELECT service_id, name, type, region, postcode, capacity, rag, easting, northing, last_seen_at
+		FROM service_statuses
+		ORDER BY region, name, service_id`); err != nil {
+		return nil, fmt.Errorf("list service coverage: %w", err)
+	}
+	for i := range out {
+		c := &out[i]
+		c.LastSeenAt = c.LastSeenAt.UTC()
+		c.Lat, c.Lon = Position(c.Easting, c.Northing)
+	}
+	return out, nil
+}
+
+// Position converts a service's National Grid easting and northing to WGS84
+// latitude and longitude rounded to 6 decimal places; nil, nil when either
+// is missing or the point is outside the grid. A service at 0, 0 (the
+// grid's corner, in the sea off the Scilly Isles) is taken to have no
+// position: directories use it for "unknown".
+func Position(easting, northing *int) (lat, lon *float64) {
+	if easting == nil || northing == nil || (*easting == 0 && *northing == 0) {
+		return nil, nil
+	}
+	e, n := float64(*easting), float64(*northing)
+	if !osgb.InGreatBritain(e, n) {
+		return nil, nil
+	}
+	la, lo := osgb.ToWGS84(e, n)
+	la, lo = round6(la), round6(lo)
+	return &la, &lo
+}
+
+// round6 rounds to 6 decimal places.
+func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+// normalize puts the status's timestamps in UTC.
+func (st *Status) normalize() {
+	st.LastSeenAt = st.LastSeenAt.UTC()
+	st.UpdatedAt = utcPtr(st.UpdatedAt)
+}
+
+// utcPtr returns t in UTC, or nil.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
