@@ -39,6 +39,9 @@ type PollInput struct {
 	Kind      string
 	ServiceID string
 	Search    directory.SearchQuery
+	// ScheduledAt is when the workflow meant the poll to happen; with the
+	// poll's own time it gives the poll lag.
+	ScheduledAt time.Time
 }
 
 // PollResult is the compact view of the poll the workflow decides on.
@@ -91,6 +94,12 @@ func (a *Watches) Poll(ctx context.Context, in *PollInput) (*PollResult, error) 
 	now := time.Now().UTC()
 	if err := a.storeSnapshot(ctx, in, now, services); err != nil {
 		return nil, err
+	}
+	if !in.ScheduledAt.IsZero() {
+		if _, err := a.DB.ExecContext(ctx, `INSERT INTO watch_polls (poll_id, watch_id, scheduled_at, polled_at, services)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (poll_id) DO NOTHING`, in.PollID, in.WatchID, in.ScheduledAt, now, len(services)); err != nil {
+			return nil, fmt.Errorf("record poll: %w", err)
+		}
 	}
 	out := &PollResult{PolledAt: now, Observations: make([]Observation, 0, len(services))}
 	for _, s := range services {

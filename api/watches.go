@@ -218,7 +218,7 @@ func (s *Server) createWatch(c *gin.Context) {
 		INSERT INTO watches (id, kind, service_id, postcode, distance_miles, service_types, results_limit, gp, search_role,
 			description, interval_seconds, slack_channel, sms_numbers, recovery_polls, created_by)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
-		id, cfg.Kind, cfg.ServiceID, cfg.Search.Postcode, cfg.Search.DistanceMiles, pq.Array(cfg.Search.ServiceTypes),
+		id, cfg.Kind, cfg.ServiceID, cfg.Search.Postcode, cfg.Search.DistanceMiles, pq.Array(nonNil(cfg.Search.ServiceTypes)),
 		cfg.Search.ResultsLimit, cfg.Search.GP, cfg.Search.Role, cfg.Description, int(cfg.Interval/time.Second),
 		cfg.SlackChannel, pq.Array(nonNil(cfg.SMSNumbers)), cfg.RecoveryPolls, principal(c).Subject); err != nil {
 		s.abortInternal(c, "store watch", err)

@@ -97,6 +97,8 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.SystemCheck)
 	r.RegisterWorkflow(workflows.Incident)
 	r.RegisterWorkflow(workflows.Watch)
+	r.RegisterWorkflow(workflows.SnapshotRetention)
+	r.RegisterWorkflow(workflows.CapacitySummary)
 }
 
 // RegisterActivities registers every activity struct.
@@ -116,7 +118,9 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 		notifier.Metrics = deps.Metrics.Incidents()
 	}
 	r.RegisterActivity(notifier)
-	r.RegisterActivity(watchActivities(deps))
+	watch := watchActivities(deps)
+	r.RegisterActivity(watch)
+	r.RegisterActivity(&activities.CapacityMaintenance{DB: deps.DB, Slack: deps.Slack, London: watch.London})
 }
 
 func watchActivities(deps Dependencies) *activities.Watches {

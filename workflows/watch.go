@@ -40,6 +40,8 @@ type watch struct {
 	changes int
 	stopped bool
 	polls   int
+	// due is when the next poll is meant to happen.
+	due time.Time
 }
 
 var watchActivities *activities.Watches
@@ -153,8 +155,14 @@ func (w *watch) run(ctx workflow.Context) error {
 		// spreads many watches' polls over time.
 		seen := w.changes
 		wait := w.st.Config.Interval + w.jitter(ctx)
-		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return w.changes != seen }); err != nil {
+		w.due = workflow.Now(ctx).Add(wait)
+		// A stop that arrived during the poll must not wait out the interval.
+		woken, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return w.changes != seen || w.stopped })
+		if err != nil {
 			return err
+		}
+		if woken {
+			w.due = workflow.Now(ctx) // an update (resume, configure) polls at once
 		}
 	}
 	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
@@ -181,8 +189,13 @@ func (w *watch) poll(ctx workflow.Context) error {
 	pollID := info.WorkflowExecution.ID + ":" + info.WorkflowExecution.RunID + ":" + strconv.Itoa(w.polls)
 	cfg := w.st.Config
 	var res activities.PollResult
+	scheduled := w.due
+	if scheduled.IsZero() {
+		scheduled = workflow.Now(ctx)
+	}
 	err := workflow.ExecuteActivity(pollCtx(ctx, info.TaskQueueName), watchActivities.Poll, &activities.PollInput{
 		WatchID: w.in.WatchID, PollID: pollID, Kind: cfg.Kind, ServiceID: cfg.ServiceID, Search: cfg.Search,
+		ScheduledAt: scheduled,
 	}).Get(ctx, &res)
 	now := workflow.Now(ctx)
 	w.st.LastPollAt = now

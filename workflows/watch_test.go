@@ -95,7 +95,10 @@ type watchHarness struct {
 	notified []activities.ChangeRecord
 }
 
-func newWatchHarness(t *testing.T) *watchHarness {
+func newWatchHarness(t *testing.T) *watchHarness { return newWatchHarnessWith(t, 0) }
+
+// newWatchHarnessWith makes the first poll take firstPoll of workflow time.
+func newWatchHarnessWith(t *testing.T, firstPoll time.Duration) *watchHarness {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	h := &watchHarness{t: t, env: s.NewTestWorkflowEnvironment()}
@@ -103,7 +106,7 @@ func newWatchHarness(t *testing.T) *watchHarness {
 	h.env.SetTestTimeout(30 * time.Second)
 	var a *activities.Watches
 	h.env.RegisterActivity(a)
-	h.env.OnActivity(a.Poll, mock.Anything, mock.Anything).Return(func(context.Context, *activities.PollInput) (*activities.PollResult, error) {
+	poll := func(context.Context, *activities.PollInput) (*activities.PollResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		i := min(h.polls, len(h.answers)-1)
@@ -113,7 +116,11 @@ func newWatchHarness(t *testing.T) *watchHarness {
 			return nil, err
 		}
 		return &activities.PollResult{Observations: o, PolledAt: h.env.Now()}, nil
-	})
+	}
+	if firstPoll > 0 {
+		h.env.OnActivity(a.Poll, mock.Anything, mock.Anything).Return(poll).After(firstPoll).Once()
+	}
+	h.env.OnActivity(a.Poll, mock.Anything, mock.Anything).Return(poll)
 	h.env.OnActivity(a.RecordChanges, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.RecordChangesInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -270,4 +277,16 @@ func TestWatch_ContinueAsNewKeepsState(t *testing.T) {
 	h2.env.ExecuteWorkflow(workflows.Watch, &next)
 	require.NoError(t, h2.env.GetWorkflowError())
 	require.Equal(t, []string{"change:1:LOW>NONE"}, h2.kindsNotified())
+}
+
+func TestWatch_StopDuringAPollEndsAtOnce(t *testing.T) {
+	// The stop lands while the first poll is still running (the poll takes
+	// a minute of workflow time); the watch must end then, not after the
+	// 5-minute interval.
+	h := newWatchHarnessWith(t, time.Minute)
+	h.script(see("1", "HIGH"))
+	h.stopAt(30 * time.Second)
+	h.env.ExecuteWorkflow(workflows.Watch, watchInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Less(t, h.env.Now().Sub(t0), 2*time.Minute)
 }

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/internal/bench"
 	"github.com/vigil-health/vigil/internal/config"
+	"github.com/vigil-health/vigil/internal/temporalclient"
 )
 
 const usage = `usage: vigil <command>
@@ -125,8 +127,11 @@ func healthcheck(args []string, stderr io.Writer) int {
 
 // benchCommand runs `vigil bench incidents`.
 func benchCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "watches" {
+		return benchWatches(ctx, cfg, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "incidents" {
-		fmt.Fprintln(stderr, "usage: vigil bench incidents [flags]")
+		fmt.Fprintln(stderr, "usage: vigil bench incidents|watches [flags]")
 		return 2
 	}
 	fs := flag.NewFlagSet("vigil bench incidents", flag.ContinueOnError)
@@ -178,5 +183,52 @@ errors: %d
 		rep.MergeLatency.N, rep.MergeLatency.P50, rep.MergeLatency.P99, rep.MergeLatency.Max,
 		rep.SustainRate, rep.SustainCreated, rep.SustainAssigned, rep.SustainPerSecond,
 		rep.Merged, o.DupDuration, rep.MergedPerSecond, rep.Errors)
+	return 0
+}
+
+// benchWatches runs `vigil bench watches`.
+func benchWatches(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil bench watches", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := bench.WatchesOptions{DatabaseURL: cfg.DatabaseURL.Reveal()}
+	fs.StringVar(&o.BaseURL, "url", "http://localhost:8080", "the API under test")
+	fs.StringVar(&o.Login, "login", "c01", "a charge nurse's login")
+	fs.StringVar(&o.Password, "password", config.DefaultDemoPassword, "their password")
+	fs.IntVar(&o.Watches, "watches", 1000, "how many watches")
+	fs.DurationVar(&o.Interval, "interval", time.Minute, "each watch's interval")
+	fs.Float64Var(&o.CreateRate, "create-rate", 50, "watches created per second")
+	fs.DurationVar(&o.Measure, "measure", 2*time.Minute, "measurement window after one interval of settling")
+	fs.IntVar(&o.PID, "pid", 0, "the vigil process to sample (0: find `vigil dev`)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	tc, err := temporalclient.Dial(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, app.NewLogger(io.Discard, "text", slog.LevelError))
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil bench:", err)
+		return 1
+	}
+	defer tc.Close()
+	o.Temporal = tc
+	rep, err := bench.Watches(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil bench:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+		return 0
+	}
+	fmt.Fprintf(stdout, `
+watches %d at %s: created in %.1f s (%d errors)
+polls measured %d (%.1f/s): lag p50 %.1f ms, p99 %.1f ms, max %.1f ms
+snapshot rows %.1f/s
+vigil process: %.0f%% of one core, RSS %.0f MiB
+history: %.1f events per poll -> about %d events when a watch continues as new (every 500 polls)
+`, rep.Watches, rep.Interval, rep.CreateSeconds, rep.CreateErrors, rep.Polls, rep.PollsPerSecond,
+		rep.PollLag.P50, rep.PollLag.P99, rep.PollLag.Max, rep.SnapshotRowsPerS, rep.CPUPercent, rep.RSSMiB,
+		rep.EventsPerPoll, rep.HistoryAtCAN)
 	return 0
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/schedules"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
 	"github.com/vigil-health/vigil/internal/temporalclient"
@@ -187,6 +188,19 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 		return fmt.Errorf("start temporal worker: %w", err)
 	}
 	parts.add("temporal worker", func(context.Context) error { w.Stop(); return nil })
+	// The capacity schedules (snapshot retention, Slack summary) are created
+	// or brought up to date; an operator's pause is kept.
+	summaryChannel := ""
+	if cfg.SlackBotToken != "" {
+		summaryChannel = cfg.CapacitySummaryChannel
+	}
+	if err := schedules.Ensure(ctx, tc, cfg.TaskQueue, schedules.Options{
+		Retention:           cfg.SnapshotRetention,
+		SummaryEvery:        cfg.CapacitySummaryEvery,
+		SummarySlackChannel: summaryChannel,
+	}); err != nil {
+		return fmt.Errorf("ensure capacity schedules: %w", err)
+	}
 	return nil
 }
 

@@ -86,7 +86,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	if cfg.DirectoryURL == "" {
 		// No directory configured: run the simulator, with the demo's
 		// services changing now and then.
-		sim := directorysim.New(directorysim.Options{Accounts: directorysim.DefaultAccounts(), RatePerSecond: 20})
+		sim := directorysim.New(directorysim.Options{Accounts: directorysim.DefaultAccounts(), RatePerSecond: 200})
 		url, stopSim, err := sim.Start(net.JoinHostPort(cfg.Dev.BindIP, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("start directory simulator: %w", err)

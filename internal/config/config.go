@@ -82,6 +82,14 @@ type Config struct {
 	DirectorySearchRole   string
 	// DirectoryRate caps directory requests per second across all workers.
 	DirectoryRate float64
+	// SnapshotRetention is how long capacity snapshots are kept; a daily
+	// Temporal Schedule (03:30 London) deletes older ones.
+	SnapshotRetention time.Duration
+	// CapacitySummaryChannel receives the periodic Slack summary of services
+	// below HIGH; empty (or no Slack token) disables it.
+	CapacitySummaryChannel string
+	// CapacitySummaryEvery is the summary's period.
+	CapacitySummaryEvery time.Duration
 	// LogLevel is the minimum level written to the log.
 	LogLevel slog.Level
 	// LogFormat is "json" (one object a line) or "text" (logfmt-like).
@@ -112,21 +120,23 @@ type DevConfig struct {
 
 // Defaults of the settings, exported so the README and tests can name them.
 const (
-	DefaultHTTPAddr          = ":8080"
-	DefaultDatabaseURL       = "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable"
-	DefaultTemporalAddress   = "127.0.0.1:7233"
-	DefaultTemporalNamespace = "default"
-	DefaultTaskQueue         = "vigil"
-	DefaultShutdownTimeout   = 20 * time.Second
-	DefaultTemporalUIURL     = "http://localhost:8233"
-	DefaultHospitalTZ        = "Europe/London"
-	DefaultAccessTokenTTL    = 15 * time.Minute
-	DefaultAutoResolveWait   = 2 * time.Minute
-	DefaultRefreshTokenTTL   = 12 * time.Hour
-	DefaultDevDataDir        = ".vigil"
-	DefaultDevBindIP         = "127.0.0.1"
-	DefaultDevUIPort         = 8233
-	DefaultDemoPassword      = "vigil-demo"
+	DefaultHTTPAddr             = ":8080"
+	DefaultDatabaseURL          = "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable"
+	DefaultTemporalAddress      = "127.0.0.1:7233"
+	DefaultTemporalNamespace    = "default"
+	DefaultTaskQueue            = "vigil"
+	DefaultShutdownTimeout      = 20 * time.Second
+	DefaultTemporalUIURL        = "http://localhost:8233"
+	DefaultHospitalTZ           = "Europe/London"
+	DefaultAccessTokenTTL       = 15 * time.Minute
+	DefaultAutoResolveWait      = 2 * time.Minute
+	DefaultSnapshotRetention    = 30 * 24 * time.Hour
+	DefaultCapacitySummaryEvery = time.Hour
+	DefaultRefreshTokenTTL      = 12 * time.Hour
+	DefaultDevDataDir           = ".vigil"
+	DefaultDevBindIP            = "127.0.0.1"
+	DefaultDevUIPort            = 8233
+	DefaultDemoPassword         = "vigil-demo"
 )
 
 // Load builds the configuration from lookup (os.LookupEnv in production, a map
@@ -163,6 +173,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		DirectoryFallbackRole:    r.name("VIGIL_DIRECTORY_FALLBACK_ROLE", "DIGITAL_REFERRAL"),
 		DirectorySearchRole:      r.name("VIGIL_DIRECTORY_SEARCH_ROLE", "CAPMON"),
 		DirectoryRate:            r.rate("VIGIL_DIRECTORY_RATE", 2),
+		SnapshotRetention:        r.duration("VIGIL_SNAPSHOT_RETENTION", DefaultSnapshotRetention, time.Hour),
+		CapacitySummaryChannel:   r.raw("VIGIL_CAPACITY_SUMMARY_CHANNEL", ""),
+		CapacitySummaryEvery:     r.duration("VIGIL_CAPACITY_SUMMARY_EVERY", DefaultCapacitySummaryEvery, time.Minute),
 		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
 		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
 		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
@@ -178,6 +191,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if cfg.SlackBotToken != "" && !strings.HasPrefix(cfg.SlackChannel, "C") && !strings.HasPrefix(cfg.SlackChannel, "G") {
 		r.fail("VIGIL_SLACK_CHANNEL", cfg.SlackChannel, "must be a channel id such as C0123456789 when VIGIL_SLACK_BOT_TOKEN is set")
+	}
+	if cfg.CapacitySummaryChannel != "" && !strings.HasPrefix(cfg.CapacitySummaryChannel, "C") && !strings.HasPrefix(cfg.CapacitySummaryChannel, "G") {
+		r.fail("VIGIL_CAPACITY_SUMMARY_CHANNEL", cfg.CapacitySummaryChannel, "must be a channel id such as C0123456789")
 	}
 	if cfg.SMSAccountSID != "" && (cfg.SMSAuthToken == "" || !e164.MatchString(cfg.SMSFrom)) {
 		r.errs = append(r.errs, errors.New("VIGIL_SMS_AUTH_TOKEN and VIGIL_SMS_FROM (E.164, e.g. +447700900000) are required with VIGIL_SMS_ACCOUNT_SID"))
@@ -212,6 +228,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("slack_channel", c.SlackChannel),
 		slog.Bool("sms", c.SMSAccountSID != ""),
 		slog.String("directory_url", c.DirectoryURL),
+		slog.String("snapshot_retention", c.SnapshotRetention.String()),
+		slog.String("capacity_summary_channel", c.CapacitySummaryChannel),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)
