@@ -117,20 +117,10 @@ func CapacitySummary(ctx workflow.Context, in *SummaryInput) (*SummaryResult, er
 	if in == nil || in.SlackChannel == "" {
 		return &SummaryResult{At: at}, nil
 	}
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// One query and one Slack post.
-		StartToCloseTimeout: 30 * time.Second,
-		// A summary more than ten minutes late is stale: the next one is
-		// coming. Permanent Slack errors (bad channel) are non-retryable by
-		// the activity; rate limits retry after Slack's Retry-After.
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeSlackPermanent},
-		},
-	})
+	// One query and one Slack post, under the Slack policy (permanent
+	// errors such as a bad channel are not retried; rate limits honour
+	// Retry-After; a summary more than ten minutes late is stale).
+	ctx = sideCtx(ctx)
 	var res activities.PostSummaryResult
 	if err := workflow.ExecuteActivity(ctx, capacityActivities.PostCapacitySummary, &activities.PostSummaryInput{
 		Channel: in.SlackChannel, At: at,

@@ -159,10 +159,7 @@ func benchCommand(ctx context.Context, cfg config.Config, args []string, stdout,
 		return 1
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-		return 0
+		return printJSON(stdout, rep)
 	}
 	fmt.Fprintf(stdout, `
                                     n      p50 ms    p99 ms    max ms
@@ -216,10 +213,7 @@ func benchWatches(ctx context.Context, cfg config.Config, args []string, stdout,
 		return 1
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-		return 0
+		return printJSON(stdout, rep)
 	}
 	fmt.Fprintf(stdout, `
 watches %d at %s: created in %.1f s (%d errors)
@@ -230,5 +224,15 @@ history: %.1f events per poll -> about %d events when a watch continues as new (
 `, rep.Watches, rep.Interval, rep.CreateSeconds, rep.CreateErrors, rep.Polls, rep.PollsPerSecond,
 		rep.PollLag.P50, rep.PollLag.P99, rep.PollLag.Max, rep.SnapshotRowsPerS, rep.CPUPercent, rep.RSSMiB,
 		rep.EventsPerPoll, rep.HistoryAtCAN)
+	return 0
+}
+
+// printJSON prints a benchmark report as indented JSON.
+func printJSON(w io.Writer, v any) int {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return 1
+	}
 	return 0
 }
