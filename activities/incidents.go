@@ -161,7 +161,7 @@ func (a *Incidents) Record(ctx context.Context, in *RecordInput) error {
 			last_seq = EXCLUDED.last_seq, updated_at = now()
 		WHERE incidents.last_seq < EXCLUDED.last_seq`, in.Row)
 	if err != nil {
-		return fmt.Errorf("upsert incident %s: %w", in.Row.ID, err)
+		return classifySQL(fmt.Errorf("upsert incident %s: %w", in.Row.ID, err))
 	}
 	for _, ev := range in.Events {
 		detail, err := json.Marshal(ev.Detail)
@@ -176,7 +176,7 @@ func (a *Incidents) Record(ctx context.Context, in *RecordInput) error {
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (incident_id, seq) DO NOTHING`,
 			in.Row.ID, ev.Seq, ev.Action, ev.ActorType, ev.ActorID, ev.FromStatus, ev.ToStatus, ev.At, detail); err != nil {
-			return fmt.Errorf("insert incident event %d: %w", ev.Seq, err)
+			return classifySQL(fmt.Errorf("insert incident event %d: %w", ev.Seq, err))
 		}
 	}
 	if err := tx.Commit(); err != nil {

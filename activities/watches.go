@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/slack-go/slack"
 	"go.temporal.io/sdk/temporal"
 
@@ -132,7 +134,7 @@ func (a *Watches) storeSnapshot(ctx context.Context, in *PollInput, at time.Time
 	}
 	b.WriteString(" ON CONFLICT (poll_id, service_id) DO NOTHING")
 	if _, err := a.DB.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("store snapshot of %d services: %w", len(services), err)
+		return classifySQL(fmt.Errorf("store snapshot of %d services: %w", len(services), err))
 	}
 	return nil
 }
@@ -173,7 +175,7 @@ func (a *Watches) RecordChanges(ctx context.Context, in *RecordChangesInput) err
 			ON CONFLICT (poll_id, service_id, kind) DO NOTHING`,
 			in.WatchID, c.ServiceID, c.Name, c.Type, c.Region, c.Previous, c.PrevRAG, c.Capacity, c.RAG,
 			c.Kind, c.ChangedBy, nullTime(c.ChangedAt), in.At, in.PollID); err != nil {
-			return fmt.Errorf("record change of %s: %w", c.ServiceID, err)
+			return classifySQL(fmt.Errorf("record change of %s: %w", c.ServiceID, err))
 		}
 	}
 	for _, o := range in.Current {
@@ -191,7 +193,7 @@ func (a *Watches) RecordChanges(ctx context.Context, in *RecordChangesInput) err
 				northing = COALESCE(EXCLUDED.northing, service_statuses.northing)
 			WHERE service_statuses.last_seen_at <= EXCLUDED.last_seen_at`,
 			o.ServiceID, o.Name, o.Type, o.Region, o.Capacity, o.RAG, o.UpdatedBy, nullTime(o.UpdatedAt), in.At, in.WatchID, in.PollID); err != nil {
-			return fmt.Errorf("update status of %s: %w", o.ServiceID, err)
+			return classifySQL(fmt.Errorf("update status of %s: %w", o.ServiceID, err))
 		}
 	}
 	if in.State != "" {
@@ -216,51 +218,64 @@ type NotifyChangeInput struct {
 }
 
 // NotifyChange tells the watch's Slack channel and SMS numbers about a
-// change. The change's row is claimed (notified = true) in the same
-// transaction as the sends, so a retry after a completed notification sends
-// nothing; a crash between a send and the commit can repeat it (at least
-// once).
+// change. Each target that is reached is recorded on the change's row at
+// once, so a retry (after, say, the second SMS failed) skips the targets
+// already told; a crash between one send and its record can repeat that one
+// send (at least once, per target).
 func (a *Watches) NotifyChange(ctx context.Context, in *NotifyChangeInput) error {
-	tx, err := a.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	var notified bool
-	err = tx.QueryRowxContext(ctx, `SELECT notified FROM status_changes WHERE poll_id = $1 AND service_id = $2 AND kind = $3 FOR UPDATE`,
-		in.PollID, in.Change.ServiceID, in.Change.Kind).Scan(&notified)
+	var done pq.StringArray
+	err := a.DB.GetContext(ctx, &done, `SELECT notified_targets FROM status_changes WHERE poll_id = $1 AND service_id = $2 AND kind = $3`,
+		in.PollID, in.Change.ServiceID, in.Change.Kind)
 	if errors.Is(err, sql.ErrNoRows) {
 		return temporal.NewNonRetryableApplicationError("change not recorded", "NotRecorded", err)
 	}
 	if err != nil {
-		return fmt.Errorf("claim change: %w", err)
+		return fmt.Errorf("read change targets: %w", err)
 	}
-	if notified {
+	sent := func(target string) bool { return slices.Contains(done, target) }
+	mark := func(target string) error {
+		_, err := a.DB.ExecContext(ctx, `UPDATE status_changes SET notified_targets = array_append(notified_targets, $4)
+			WHERE poll_id = $1 AND service_id = $2 AND kind = $3 AND NOT ($4 = ANY(notified_targets))`,
+			in.PollID, in.Change.ServiceID, in.Change.Kind, target)
+		if err != nil {
+			return fmt.Errorf("record notified target: %w", err)
+		}
 		return nil
 	}
-	if a.Slack != nil && in.SlackChannel != "" {
+	if a.Slack != nil && in.SlackChannel != "" && !sent("slack:"+in.SlackChannel) {
 		text, att := SlackChangeMessage(in.Change, a.London)
 		if _, err := a.Slack.PostAttachment(ctx, in.SlackChannel, text, att); err != nil {
 			var se *slacknotify.Error
 			if !errors.As(err, &se) || !se.Permanent {
 				return fmt.Errorf("post change to slack: %w", err)
 			}
-			// A bad channel is recorded by the log and skipped: SMS still goes.
+			// A bad channel is not retried; SMS still goes.
+		} else if err := mark("slack:" + in.SlackChannel); err != nil {
+			return err
 		}
 	}
 	if a.SMS != nil {
 		body := SMSChangeText(in.Change, a.London)
 		for _, to := range in.SMSNumbers {
-			if _, err := a.SMS.Send(ctx, to, body); err != nil && !errors.Is(err, sms.ErrBadNumber) {
+			if sent("sms:" + to) {
+				continue
+			}
+			if _, err := a.SMS.Send(ctx, to, body); err != nil {
+				if errors.Is(err, sms.ErrBadNumber) {
+					continue // recorded by the provider's answer; not retried
+				}
 				return fmt.Errorf("send change by sms: %w", err)
+			}
+			if err := mark("sms:" + to); err != nil {
+				return err
 			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE status_changes SET notified = true WHERE poll_id = $1 AND service_id = $2 AND kind = $3`,
+	if _, err := a.DB.ExecContext(ctx, `UPDATE status_changes SET notified = true WHERE poll_id = $1 AND service_id = $2 AND kind = $3`,
 		in.PollID, in.Change.ServiceID, in.Change.Kind); err != nil {
 		return fmt.Errorf("mark change notified: %w", err)
 	}
-	return tx.Commit()
+	return nil
 }
 
 // SlackChangeMessage renders a change as the seed did: a colour by status

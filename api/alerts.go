@@ -163,6 +163,13 @@ func (s *Server) validateAlert(ctx context.Context, r *alertRequest, prefix stri
 	if !idPattern.MatchString(a.PatientID) {
 		return nil, invalid(f("patient_id"), "must be 1-64 letters, digits, '_', '-', '.', ':'"), nil
 	}
+	for _, t := range []struct{ field, value string }{
+		{"room", r.Room}, {"value", r.Value.text}, {"source", r.Source}, {"dedup_key", r.DedupKey},
+	} {
+		if !validText(t.value, false) {
+			return nil, invalid(f(t.field), "must be text without control characters"), nil
+		}
+	}
 	if a.Room = strings.TrimSpace(r.Room); a.Room == "" {
 		return nil, invalid(f("room"), "is required"), nil
 	}

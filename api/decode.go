@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 )
@@ -93,4 +94,22 @@ func jsonKind(kind string) string {
 	default:
 		return "number"
 	}
+}
+
+// validText reports whether s is valid UTF-8 free of NUL and other control
+// characters (tab and newlines are allowed where multiline is set). Postgres
+// refuses NUL in text, and control characters have no place in clinical
+// fields, so they are a 400 at the edge rather than a failure further in.
+func validText(s string, multiline bool) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '\t' || ((r == '\n' || r == '\r') && multiline):
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return false
+		}
+	}
+	return true
 }

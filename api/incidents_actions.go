@@ -64,6 +64,18 @@ func (s *Server) transition(update string, needsBody bool) gin.HandlerFunc {
 			Actor:      workflows.Actor{StaffID: p.Subject, Access: p.Access},
 		}
 		ctx := c.Request.Context()
+		if !validText(body.ResolutionNotes, true) {
+			abortInvalid(c, invalid("resolution_notes", "must be text without control characters"))
+			return
+		}
+		if !validText(body.Note, true) {
+			abortInvalid(c, invalid("note", "must be text without control characters"))
+			return
+		}
+		if !validText(body.StaffID, false) {
+			abortInvalid(c, invalid("staff_id", "must be text without control characters"))
+			return
+		}
 		switch update {
 		case workflows.IncidentUpdateResolve:
 			if strings.TrimSpace(body.ResolutionNotes) == "" {

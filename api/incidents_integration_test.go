@@ -127,6 +127,9 @@ func TestIncidents_AlertToResolutionThroughHTTP(t *testing.T) {
 	require.Equal(t, "IN_PROGRESS", tr.Status)
 	require.Equal(t, http.StatusBadRequest, s.call(t, "POST", path+"/resolve", token, `{"resolution_notes":"ok"}`, &e).StatusCode)
 	require.Equal(t, "resolution_notes", e.Error.Field)
+	require.Equal(t, http.StatusBadRequest, s.call(t, "POST", path+"/resolve", token, `{"resolution_notes":"fixed it, all fine\u0000"}`, &e).StatusCode,
+		"a NUL never reaches the workflow or Postgres")
+	require.Equal(t, "resolution_notes", e.Error.Field)
 	require.Equal(t, http.StatusOK, s.call(t, "POST", path+"/resolve", token, `{"resolution_notes":"Helped back to bed, no injury."}`, &tr).StatusCode)
 	require.Equal(t, "RESOLVED", tr.Status)
 	require.Equal(t, http.StatusConflict, s.call(t, "POST", path+"/acknowledge", token, "", &e).StatusCode)
@@ -191,6 +194,8 @@ func TestAlerts_BadInputNamesTheField(t *testing.T) {
 		{"bad time", body(func(m map[string]any) { m["observed_at"] = "yesterday" }), api.CodeInvalidField, "observed_at"},
 		{"future time", body(func(m map[string]any) { m["observed_at"] = now.Add(time.Hour).Format(time.RFC3339) }), api.CodeInvalidField, "observed_at"},
 		{"unknown field", body(func(m map[string]any) { m["employee_id"] = "N01" }), api.CodeUnknownField, "employee_id"},
+		{"NUL in room", body(func(m map[string]any) { m["room"] = "W1\u0000" }), api.CodeInvalidField, "room"},
+		{"control character in source", body(func(m map[string]any) { m["source"] = "bed\u0007" }), api.CodeInvalidField, "source"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -81,6 +83,7 @@ var (
 	e164        = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
 	slackID     = regexp.MustCompile(`^[CG][A-Z0-9]{6,20}$`)
 	directoryID = regexp.MustCompile(`^[0-9]{1,12}$`)
+	searchRole  = regexp.MustCompile(`^[A-Z][A-Z_]{1,39}$`)
 )
 
 // config merges req into base and validates the result, naming the field.
@@ -126,6 +129,9 @@ func (r *watchRequest) config(base workflows.WatchConfig) (workflows.WatchConfig
 		if sr.SearchRole == "" {
 			sr.SearchRole = "CAPMON" // the seed's search account
 		}
+		if !searchRole.MatchString(sr.SearchRole) {
+			return c, invalid("search.search_role", "must be a directory role such as CAPMON")
+		}
 		c.Search = directory.SearchQuery{Postcode: pc, DistanceMiles: sr.DistanceMiles, ServiceTypes: sr.ServiceTypes,
 			ResultsLimit: sr.ResultsLimit, GP: sr.GP, Role: sr.SearchRole}
 	}
@@ -140,12 +146,16 @@ func (r *watchRequest) config(base workflows.WatchConfig) (workflows.WatchConfig
 		}
 	}
 	if r.Description != nil {
-		if len(*r.Description) > 200 {
-			return c, invalid("description", "must be at most 200 characters")
+		if !validText(*r.Description, false) || utf8.RuneCountInString(*r.Description) > 200 {
+			return c, invalid("description", "must be at most 200 characters of text without control characters")
 		}
 		c.Description = *r.Description
 	}
 	if r.IntervalSeconds != nil {
+		// Checked before multiplying: a huge value would wrap around.
+		if *r.IntervalSeconds < 60 || *r.IntervalSeconds > 86400 {
+			return c, invalid("interval_seconds", "must be 60 to 86400")
+		}
 		c.Interval = time.Duration(*r.IntervalSeconds) * time.Second
 	}
 	if c.Interval == 0 {
@@ -240,6 +250,9 @@ func (s *Server) createWatch(c *gin.Context) {
 		return
 	}
 	if err := tx.Commit(); err != nil {
+		// The workflow started but its row did not land: stop the workflow
+		// so no watch polls and notifies with nothing behind it.
+		_ = s.temporal.TerminateWorkflow(context.WithoutCancel(ctx), workflows.WatchWorkflowID(id), "", "watch row not stored")
 		s.abortInternal(c, "commit watch", err)
 		return
 	}
@@ -366,11 +379,6 @@ func (s *Server) patchWatch(c *gin.Context) {
 		abortInvalid(c, invalid("kind", "cannot change; create a new watch"))
 		return
 	}
-	cfg, fe := req.config(v.config())
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
 	ctx := c.Request.Context()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
@@ -378,6 +386,18 @@ func (s *Server) patchWatch(c *gin.Context) {
 		return
 	}
 	defer func() { _ = tx.Rollback() }()
+	// Merge onto the row as it is now, locked, so two concurrent PATCHes of
+	// different fields do not undo each other.
+	var locked watchRow
+	if err := tx.GetContext(ctx, &locked, `SELECT `+watchColumns+` FROM watches WHERE id = $1 FOR UPDATE`, v.ID); err != nil {
+		s.abortInternal(c, "lock watch", err)
+		return
+	}
+	cfg, fe := req.config(s.view(locked).config())
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
 	if _, err := tx.ExecContext(ctx, `
 		UPDATE watches SET service_id = $2, postcode = $3, distance_miles = $4, service_types = $5, results_limit = $6,
 			gp = $7, search_role = $8, description = $9, interval_seconds = $10, slack_channel = $11, sms_numbers = $12,

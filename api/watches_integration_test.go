@@ -161,6 +161,9 @@ func TestWatches_BadInputNamesTheField(t *testing.T) {
 		{"bad slack channel", search(func(m map[string]any) { m["slack_channel"] = "#ops" }), "slack_channel"},
 		{"recovery polls too many", search(func(m map[string]any) { m["recovery_polls"] = 50 }), "recovery_polls"},
 		{"unknown field", search(func(m map[string]any) { m["owner"] = "me" }), "owner"},
+		{"interval that would wrap around", search(func(m map[string]any) { m["interval_seconds"] = int64(36028797018964268) }), "interval_seconds"},
+		{"NUL in description", search(func(m map[string]any) { m["description"] = "ward\u0000" }), "description"},
+		{"bad search role", search(func(m map[string]any) { m["search"].(map[string]any)["search_role"] = "any role" }), "search.search_role"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -623,8 +623,8 @@ func (w *incident) validateResolve(req *TransitionRequest) error {
 	if err := requireActor(req.Actor); err != nil {
 		return err
 	}
-	if n := len([]rune(strings.TrimSpace(req.Notes))); n < MinResolutionNotes || n > MaxNoteLength {
-		return invalidRequest(fmt.Sprintf("resolution notes must be %d to %d characters", MinResolutionNotes, MaxNoteLength))
+	if n := len([]rune(strings.TrimSpace(req.Notes))); n < MinResolutionNotes || n > MaxNoteLength || strings.ContainsRune(req.Notes, 0) {
+		return invalidRequest(fmt.Sprintf("resolution notes must be %d to %d characters of text", MinResolutionNotes, MaxNoteLength))
 	}
 	if isCharge(req.Actor) {
 		return nil
@@ -691,8 +691,8 @@ func (w *incident) validateNote(req *TransitionRequest) error {
 	if err := requireActor(req.Actor); err != nil {
 		return err
 	}
-	if n := len([]rune(strings.TrimSpace(req.Notes))); n < 1 || n > MaxNoteLength {
-		return invalidRequest(fmt.Sprintf("a note must be 1 to %d characters", MaxNoteLength))
+	if n := len([]rune(strings.TrimSpace(req.Notes))); n < 1 || n > MaxNoteLength || strings.ContainsRune(req.Notes, 0) {
+		return invalidRequest(fmt.Sprintf("a note must be 1 to %d characters of text", MaxNoteLength))
 	}
 	return nil
 }
