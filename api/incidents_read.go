@@ -4,9 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -90,14 +87,13 @@ func (s *Server) readIncidentList(c *gin.Context) {
 // parseIncidentFilter reads the list's query parameters.
 func parseIncidentFilter(c *gin.Context) (incidentquery.Filter, *fieldError) {
 	var (
-		f   incidentquery.Filter
-		fe  *fieldError
-		err error
+		f  incidentquery.Filter
+		fe *fieldError
 	)
-	if f.Statuses, fe = parseIncidentEnumList(c, "status", incidentquery.Statuses); fe != nil {
+	if f.Statuses, fe = enumListParam(c, "status", incidentquery.Statuses); fe != nil {
 		return f, fe
 	}
-	if f.Severities, fe = parseIncidentEnumList(c, "severity", incidentquery.Severities); fe != nil {
+	if f.Severities, fe = enumListParam(c, "severity", incidentquery.Severities); fe != nil {
 		return f, fe
 	}
 	if v, ok := c.GetQuery("assignee"); ok {
@@ -116,20 +112,11 @@ func parseIncidentFilter(c *gin.Context) (incidentquery.Filter, *fieldError) {
 		}
 		f.AlertType = v
 	}
-	if f.From, fe = parseIncidentTime(c, "from"); fe != nil {
+	if f.From, f.To, fe = timeWindow(c); fe != nil {
 		return f, fe
 	}
-	if f.To, fe = parseIncidentTime(c, "to"); fe != nil {
+	if f.Limit, fe = intParam(c, "limit", incidentquery.DefaultLimit, 1, incidentquery.MaxLimit); fe != nil {
 		return f, fe
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
-		return f, invalid("from", "must not be after to")
-	}
-	f.Limit = incidentquery.DefaultLimit
-	if v, ok := c.GetQuery("limit"); ok {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > incidentquery.MaxLimit {
-			return f, invalid("limit", "must be an integer from 1 to "+strconv.Itoa(incidentquery.MaxLimit))
-		}
 	}
 	if v, ok := c.GetQuery("cursor"); ok {
 		cur, err := incidentquery.DecodeCursor(v)
@@ -139,45 +126,6 @@ func parseIncidentFilter(c *gin.Context) (incidentquery.Filter, *fieldError) {
 		f.After = &cur
 	}
 	return f, nil
-}
-
-// parseIncidentEnumList reads a comma-separated (or repeated) query
-// parameter whose values must all be in allowed.
-func parseIncidentEnumList(c *gin.Context, name string, allowed []string) ([]string, *fieldError) {
-	raw, ok := c.GetQueryArray(name)
-	if !ok {
-		return nil, nil
-	}
-	var out []string
-	for _, r := range raw {
-		for v := range strings.SplitSeq(r, ",") {
-			v = strings.TrimSpace(v)
-			if !slices.Contains(allowed, v) {
-				return nil, invalid(name, "must be a comma-separated list of "+strings.Join(allowed, ", "))
-			}
-			if !slices.Contains(out, v) {
-				out = append(out, v)
-			}
-		}
-	}
-	return out, nil
-}
-
-// parseIncidentTime reads an optional RFC 3339 time; zero when absent.
-func parseIncidentTime(c *gin.Context, name string) (time.Time, *fieldError) {
-	v, ok := c.GetQuery(name)
-	if !ok {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		msg := "must be an RFC 3339 time such as 2026-07-15T10:00:00Z"
-		if strings.Contains(v, " ") {
-			msg += " (encode + in an offset as %2B)"
-		}
-		return time.Time{}, invalid(name, msg)
-	}
-	return t.UTC(), nil
 }
 
 // readIncident returns one incident with its full audit timeline.
@@ -203,12 +151,7 @@ func (s *Server) readIncident(c *gin.Context) {
 // assign, time to first page) of the incidents opened in [from, to), by
 // severity and by assignee; the window defaults to the last seven days.
 func (s *Server) readIncidentMetrics(c *gin.Context) {
-	from, fe := parseIncidentTime(c, "from")
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	to, fe := parseIncidentTime(c, "to")
+	from, to, fe := timeWindow(c)
 	if fe != nil {
 		abortInvalid(c, fe)
 		return

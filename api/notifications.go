@@ -299,16 +299,3 @@ func signal(ch chan struct{}) {
 	default:
 	}
 }
-
-// intParam reads an optional integer query parameter within [lo, hi].
-func intParam(c *gin.Context, name string, def, lo, hi int) (int, *fieldError) {
-	v, ok := c.GetQuery(name)
-	if !ok || v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, invalid(name, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
-	}
-	return n, nil
-}

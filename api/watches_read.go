@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -66,7 +65,7 @@ func (s *Server) readWatchStore() *watchquery.Store {
 // capacity is in the capacity parameter (default LOW, NONE and RESET: every
 // service not at HIGH).
 func (s *Server) readWatchStatuses(c *gin.Context) {
-	values, fe := parseIncidentEnumList(c, "capacity", capacityParamValues)
+	values, fe := enumListParam(c, "capacity", capacityParamValues)
 	if fe != nil {
 		abortInvalid(c, fe)
 		return
@@ -115,9 +114,8 @@ func (s *Server) readWatchChanges(c *gin.Context) {
 // parseWatchChangeFilter reads the change list's query parameters.
 func parseWatchChangeFilter(c *gin.Context) (watchquery.Filter, *fieldError) {
 	var (
-		f   watchquery.Filter
-		fe  *fieldError
-		err error
+		f  watchquery.Filter
+		fe *fieldError
 	)
 	if v, ok := c.GetQuery("service_id"); ok {
 		if !watchReadServiceIDPattern.MatchString(v) {
@@ -132,20 +130,11 @@ func parseWatchChangeFilter(c *gin.Context) (watchquery.Filter, *fieldError) {
 		}
 		f.WatchID = id.String()
 	}
-	if f.From, fe = parseIncidentTime(c, "from"); fe != nil {
+	if f.From, f.To, fe = timeWindow(c); fe != nil {
 		return f, fe
 	}
-	if f.To, fe = parseIncidentTime(c, "to"); fe != nil {
+	if f.Limit, fe = intParam(c, "limit", watchquery.DefaultLimit, 1, watchquery.MaxLimit); fe != nil {
 		return f, fe
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
-		return f, invalid("from", "must not be after to")
-	}
-	f.Limit = watchquery.DefaultLimit
-	if v, ok := c.GetQuery("limit"); ok {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > watchquery.MaxLimit {
-			return f, invalid("limit", "must be an integer from 1 to "+strconv.Itoa(watchquery.MaxLimit))
-		}
 	}
 	if v, ok := c.GetQuery("cursor"); ok {
 		cur, err := watchquery.DecodeCursor(v)

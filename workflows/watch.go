@@ -208,11 +208,7 @@ func (w *watch) poll(ctx workflow.Context) error {
 		changes = append(changes, Change{Kind: ChangeSourceBack, ServiceID: "-", Name: cfg.Description, Announce: false})
 		_ = w.upsertState(ctx)
 	}
-	obs := make([]Observation, 0, len(res.Observations))
-	for _, o := range res.Observations {
-		obs = append(obs, Observation(o))
-	}
-	next, decided := DecideChanges(w.st.Services, obs, cfg.RecoveryPolls)
+	next, decided := DecideChanges(w.st.Services, res.Observations, cfg.RecoveryPolls)
 	w.st.Services = next
 	changes = append(changes, decided...)
 	if err := w.record(ctx, pollID, now, changes, res.Observations); err != nil {

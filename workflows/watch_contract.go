@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/directory"
 )
 
@@ -107,18 +108,9 @@ type WatchState struct {
 	LastPollAt time.Time
 }
 
-// Observation is one service as seen by a poll (the full snapshot row is
-// stored by the poll activity; the workflow keeps only this).
-type Observation struct {
-	ServiceID string
-	Name      string
-	Region    string
-	Type      string
-	Capacity  string
-	RAG       string
-	UpdatedBy string
-	UpdatedAt time.Time
-}
+// Observation is one service as seen by a poll: the activity's compact
+// view (the full snapshot row stays in Postgres).
+type Observation = activities.Observation
 
 // Change is one decided status change.
 type Change struct {

@@ -10,7 +10,6 @@ package incidentquery
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +18,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/keyset"
 )
 
 // Incident statuses, as stored in incidents.status.
@@ -124,35 +126,24 @@ type Cursor struct {
 	ID       string
 }
 
-// cursorVersion prefixes encoded cursors so their format can change.
-const cursorVersion = "v1"
+// cursorTag marks incident-list cursors (see package keyset).
+const cursorTag = "v1"
 
 // Encode returns the cursor as an opaque, URL-safe string.
-func (c Cursor) Encode() string {
-	raw := cursorVersion + ":" + strconv.FormatInt(c.OpenedAt.UnixMicro(), 10) + ":" + c.ID
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
-}
+func (c Cursor) Encode() string { return keyset.Encode(cursorTag, c.OpenedAt, c.ID) }
 
 // DecodeCursor parses a string made by Cursor.Encode; anything else is
 // ErrInvalidCursor.
 func DecodeCursor(s string) (Cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	at, raw, err := keyset.Decode(cursorTag, s)
 	if err != nil {
 		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
 	}
-	parts := strings.Split(string(raw), ":")
-	if len(parts) != 3 || parts[0] != cursorVersion {
-		return Cursor{}, ErrInvalidCursor
-	}
-	micros, err := strconv.ParseInt(parts[1], 10, 64)
+	id, err := uuid.Parse(raw)
 	if err != nil {
 		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
 	}
-	id, err := uuid.Parse(parts[2])
-	if err != nil {
-		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
-	}
-	return Cursor{OpenedAt: time.UnixMicro(micros).UTC(), ID: id.String()}, nil
+	return Cursor{OpenedAt: at, ID: id.String()}, nil
 }
 
 // Filter selects the incidents List returns. Zero fields do not filter.

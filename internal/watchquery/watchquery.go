@@ -10,7 +10,6 @@ package watchquery
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -22,6 +21,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/keyset"
 	"github.com/vigil-health/vigil/internal/osgb"
 )
 
@@ -132,38 +132,29 @@ type Cursor struct {
 	ID         int64
 }
 
-// cursorVersion prefixes encoded cursors so their format can change.
-const cursorVersion = "c1"
+// cursorTag marks change-list cursors (see package keyset).
+const cursorTag = "c1"
 
 // Encode returns the cursor as an opaque, URL-safe string.
 func (c Cursor) Encode() string {
-	raw := cursorVersion + ":" + strconv.FormatInt(c.DetectedAt.UnixMicro(), 10) + ":" + strconv.FormatInt(c.ID, 10)
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+	return keyset.Encode(cursorTag, c.DetectedAt, strconv.FormatInt(c.ID, 10))
 }
 
 // DecodeCursor parses a string made by Cursor.Encode; anything else is
 // ErrInvalidCursor.
 func DecodeCursor(s string) (Cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	at, raw, err := keyset.Decode(cursorTag, s)
 	if err != nil {
 		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
 	}
-	parts := strings.Split(string(raw), ":")
-	if len(parts) != 3 || parts[0] != cursorVersion {
-		return Cursor{}, ErrInvalidCursor
-	}
-	micros, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
-		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
-	}
-	id, err := strconv.ParseInt(parts[2], 10, 64)
+	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil {
 		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
 	}
 	if id < 1 {
 		return Cursor{}, fmt.Errorf("%w: id %d", ErrInvalidCursor, id)
 	}
-	return Cursor{DetectedAt: time.UnixMicro(micros).UTC(), ID: id}, nil
+	return Cursor{DetectedAt: at, ID: id}, nil
 }
 
 // Filter selects the changes Changes returns. Zero fields do not filter.

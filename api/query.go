@@ -1,0 +1,82 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Query-parameter parsing shared by the list endpoints. Each helper answers a
+// bad value with the field error naming the parameter.
+
+// intParam reads an optional integer query parameter within [lo, hi]; a
+// parameter given empty is refused.
+func intParam(c *gin.Context, name string, def, lo, hi int) (int, *fieldError) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, invalid(name, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+	}
+	return n, nil
+}
+
+// enumListParam reads a comma-separated (or repeated) query
+// parameter whose values must all be in allowed.
+func enumListParam(c *gin.Context, name string, allowed []string) ([]string, *fieldError) {
+	raw, ok := c.GetQueryArray(name)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, r := range raw {
+		for v := range strings.SplitSeq(r, ",") {
+			v = strings.TrimSpace(v)
+			if !slices.Contains(allowed, v) {
+				return nil, invalid(name, "must be a comma-separated list of "+strings.Join(allowed, ", "))
+			}
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out, nil
+}
+
+// timeParam reads an optional RFC 3339 time; zero when absent.
+func timeParam(c *gin.Context, name string) (time.Time, *fieldError) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		msg := "must be an RFC 3339 time such as 2026-07-15T10:00:00Z"
+		if strings.Contains(v, " ") {
+			msg += " (encode + in an offset as %2B)"
+		}
+		return time.Time{}, invalid(name, msg)
+	}
+	return t.UTC(), nil
+}
+
+// timeWindow reads the optional from (inclusive) and to (exclusive) RFC 3339
+// bounds of a list; from after to is refused, naming from.
+func timeWindow(c *gin.Context) (from, to time.Time, fe *fieldError) {
+	if from, fe = timeParam(c, "from"); fe != nil {
+		return from, to, fe
+	}
+	if to, fe = timeParam(c, "to"); fe != nil {
+		return from, to, fe
+	}
+	if !from.IsZero() && !to.IsZero() && from.After(to) {
+		return from, to, invalid("from", "must not be after to")
+	}
+	return from, to, nil
+}

@@ -1,0 +1,37 @@
+package keyset_test
+
+import (
+	"encoding/base64"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-health/vigil/internal/keyset"
+)
+
+func TestRoundTrip(t *testing.T) {
+	at := time.Date(2026, 11, 22, 9, 30, 1, 123456000, time.UTC)
+	at2, id, err := keyset.Decode("v1", keyset.Encode("v1", at, "abc:def"))
+	require.NoError(t, err)
+	require.True(t, at.Equal(at2))
+	require.Equal(t, "abc:def", id, "ids may contain the separator")
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	tests := []struct{ name, cursor string }{
+		{"not base64", "!!!"},
+		{"another list's tag", keyset.Encode("c1", time.Now(), "1")},
+		{"too few parts", b64("v1:123")},
+		{"time not a number", b64("v1:soon:1")},
+		{"empty id", b64("v1:123:")},
+		{"empty", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := keyset.Decode("v1", tt.cursor)
+			require.ErrorIs(t, err, keyset.ErrInvalid)
+		})
+	}
+}
