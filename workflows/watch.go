@@ -137,6 +137,10 @@ func (w *watch) setup(ctx workflow.Context) error {
 
 func (w *watch) run(ctx workflow.Context) error {
 	for !w.stopped {
+		// Updates are counted from the start of the iteration, so one that
+		// lands during a poll (resume, configure, stop) wakes the wait
+		// below at once instead of being absorbed into it.
+		seen := w.changes
 		if !w.st.Paused {
 			if err := w.poll(ctx); err != nil {
 				return err
@@ -153,10 +157,8 @@ func (w *watch) run(ctx workflow.Context) error {
 		}
 		// Sleep until the next poll, waking early on any update. Jitter
 		// spreads many watches' polls over time.
-		seen := w.changes
 		wait := w.st.Config.Interval + w.jitter(ctx)
 		w.due = workflow.Now(ctx).Add(wait)
-		// A stop that arrived during the poll must not wait out the interval.
 		woken, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return w.changes != seen || w.stopped })
 		if err != nil {
 			return err

@@ -290,3 +290,31 @@ func TestWatch_StopDuringAPollEndsAtOnce(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	require.Less(t, h.env.Now().Sub(t0), 2*time.Minute)
 }
+
+func TestWatch_ResumeDuringAPollPollsAgainAtOnce(t *testing.T) {
+	// Pause and resume both land while the first poll is running (it takes
+	// a minute): the resume must still poll at once when that poll ends,
+	// not after the 5-minute interval.
+	h := newWatchHarnessWith(t, time.Minute)
+	h.script(see("1", "HIGH"), see("1", "LOW"))
+	noop := func(error) {}
+	for _, u := range []struct {
+		at   time.Duration
+		name string
+	}{{10 * time.Second, workflows.WatchUpdatePause}, {20 * time.Second, workflows.WatchUpdateResume}} {
+		h.env.RegisterDelayedCallback(func() {
+			h.env.UpdateWorkflow(u.name, u.name, &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: noop, OnComplete: func(any, error) {}})
+		}, u.at)
+	}
+	var pollsBy2Min int
+	h.env.RegisterDelayedCallback(func() {
+		h.mu.Lock()
+		pollsBy2Min = h.polls
+		h.mu.Unlock()
+	}, 2*time.Minute)
+	h.stopAt(3 * time.Minute)
+	h.env.ExecuteWorkflow(workflows.Watch, watchInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, 2, pollsBy2Min, "the resume polled right after the running poll")
+	require.Equal(t, []string{"change:1:HIGH>LOW"}, h.kindsNotified())
+}
