@@ -103,29 +103,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.LogLevel == 0 {
 		opts.LogLevel = slog.LevelWarn
 	}
-	var err error
-	if opts.FrontendPort == 0 {
-		if opts.FrontendPort, err = freePort(opts.IP); err != nil {
-			return nil, err
+	pickFrontend := opts.FrontendPort == 0
+	if !pickFrontend {
+		if err := checkPortFree(opts.IP, opts.FrontendPort); err != nil {
+			return nil, fmt.Errorf("temporal frontend: %w", err)
 		}
-	} else if err := checkPortFree(opts.IP, opts.FrontendPort); err != nil {
-		return nil, fmt.Errorf("temporal frontend: %w", err)
 	}
 	if opts.UIPort > 0 {
 		if err := checkPortFree(opts.IP, opts.UIPort); err != nil {
 			return nil, fmt.Errorf("temporal web ui: %w", err)
 		}
 	}
-
 	sqlCfg, err := sqliteConfig(opts.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := serverConfig(opts, sqlCfg)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := sqliteschema.NewNamespaceConfig(cfg.ClusterMetadata.CurrentClusterName, opts.Namespace, false, nil)
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("build namespace %q: %w", opts.Namespace, err)
 	}
@@ -133,31 +126,28 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("create namespace %q: %w", opts.Namespace, err)
 	}
 
-	logger := newServerLogger(opts.Logger.With("component", "temporal-server"), opts.LogLevel)
-	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
-	if err != nil {
-		return nil, fmt.Errorf("temporal authorizer: %w", err)
-	}
-	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
-	if err != nil {
-		return nil, fmt.Errorf("temporal claim mapper: %w", err)
-	}
-	srv, err := temporal.NewServer(
-		temporal.WithConfig(cfg),
-		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithLogger(logger),
-		temporal.WithAuthorizer(authorizer),
-		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dynamicConfig()),
-		// Vigil exports its own metrics; the embedded server's would need
-		// another port and add nothing for development.
-		temporal.WithCustomMetricsHandler(metrics.NoopMetricsHandler),
+	// The internal services' ports (and the frontend's, when asked for any)
+	// are chosen free just before the server binds them; another process can
+	// take one in between (parallel test packages do), so a failed bind is
+	// retried with new ports.
+	var (
+		srv    temporal.Server
+		logger serverLogger
 	)
-	if err != nil {
-		return nil, fmt.Errorf("create temporal server: %w", err)
-	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("start temporal server: %w", err)
+	for attempt := 1; ; attempt++ {
+		if pickFrontend {
+			if opts.FrontendPort, err = freePort(opts.IP); err != nil {
+				return nil, err
+			}
+		}
+		srv, logger, err = launch(opts, sqlCfg)
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			return nil, err
+		}
+		opts.Logger.Warn("temporal server did not start; retrying with other ports", "attempt", attempt, "err", err)
 	}
 	s := &Server{
 		server:       srv,
@@ -176,6 +166,53 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// launch builds and starts one server. The server reports a failed bind
+// through its logger's Fatal, which panics; that panic is returned as an
+// error (after stopping what did start).
+func launch(opts Options, sqlCfg *config.SQL) (srv temporal.Server, logger serverLogger, err error) {
+	cfg, err := serverConfig(opts, sqlCfg)
+	if err != nil {
+		return nil, logger, err
+	}
+	logger = newServerLogger(opts.Logger.With("component", "temporal-server"), opts.LogLevel)
+	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
+	if err != nil {
+		return nil, logger, fmt.Errorf("temporal authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
+	if err != nil {
+		return nil, logger, fmt.Errorf("temporal claim mapper: %w", err)
+	}
+	srv, err = temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dynamicConfig()),
+		// Vigil exports its own metrics; the embedded server's would need
+		// another port and add nothing for development.
+		temporal.WithCustomMetricsHandler(metrics.NoopMetricsHandler),
+	)
+	if err != nil {
+		return nil, logger, fmt.Errorf("create temporal server: %w", err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			logger.stopping.Store(true)
+			func() {
+				defer func() { _ = recover() }()
+				_ = srv.Stop()
+			}()
+			srv, err = nil, fmt.Errorf("start temporal server: %v", r)
+		}
+	}()
+	if err := srv.Start(); err != nil {
+		return nil, logger, fmt.Errorf("start temporal server: %w", err)
+	}
+	return srv, logger, nil
 }
 
 // FrontendAddress is the host:port Temporal clients dial.
@@ -338,8 +375,10 @@ func forgetPreviousMembers(path string) error {
 	return nil
 }
 
+// clusterName is the embedded server's one cluster.
+const clusterName = "active"
+
 func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {
-	const clusterName = "active"
 	services := map[string]config.Service{}
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
 		grpcPort := opts.FrontendPort
