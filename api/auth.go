@@ -28,22 +28,8 @@ func principal(c *gin.Context) *auth.Claims {
 // requires one of those access levels (admin always passes).
 func (s *Server) requireStaff(levels ...string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		token, ok := auth.ParseBearer(c.GetHeader("Authorization"))
+		claims, ok := s.verifyAccess(c)
 		if !ok {
-			s.abortUnauthorized(c, "a bearer token is required")
-			return
-		}
-		if s.signer == nil {
-			abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "authentication is not configured", "")
-			return
-		}
-		claims, err := s.signer.Verify(token, auth.TokenAccess)
-		if err != nil {
-			msg := "the token is invalid"
-			if errors.Is(err, auth.ErrTokenExpired) {
-				msg = "the token has expired; refresh it"
-			}
-			s.abortUnauthorized(c, msg)
 			return
 		}
 		if claims.SubjectType != auth.SubjectStaff {
@@ -57,6 +43,60 @@ func (s *Server) requireStaff(levels ...string) gin.HandlerFunc {
 		c.Set(principalKey, claims)
 		c.Next()
 	}
+}
+
+// ScopeAll is the scope of system tokens: it grants every other scope.
+const ScopeAll = "*"
+
+// requireSubject authenticates an access token whose subject type is one of
+// types (patient, clinician, device, system; staff tokens are refused unless
+// listed) and that carries every scope in scopes. A token with ScopeAll has
+// every scope. The claims become the request's principal.
+func (s *Server) requireSubject(types []string, scopes ...string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		claims, ok := s.verifyAccess(c)
+		if !ok {
+			return
+		}
+		if !slices.Contains(types, claims.SubjectType) {
+			abortWithError(c, http.StatusForbidden, CodeForbidden, "requires a "+strings.Join(types, " or ")+" token", "")
+			return
+		}
+		if !slices.Contains(claims.Scopes, ScopeAll) {
+			for _, scope := range scopes {
+				if !slices.Contains(claims.Scopes, scope) {
+					abortWithError(c, http.StatusForbidden, CodeForbidden, "the token lacks scope "+scope, "")
+					return
+				}
+			}
+		}
+		c.Set(principalKey, claims)
+		c.Next()
+	}
+}
+
+// verifyAccess checks the request's bearer access token; on failure it
+// aborts with 401 (or 503 without a signer) and returns false.
+func (s *Server) verifyAccess(c *gin.Context) (*auth.Claims, bool) {
+	token, ok := auth.ParseBearer(c.GetHeader("Authorization"))
+	if !ok {
+		s.abortUnauthorized(c, "a bearer token is required")
+		return nil, false
+	}
+	if s.signer == nil {
+		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "authentication is not configured", "")
+		return nil, false
+	}
+	claims, err := s.signer.Verify(token, auth.TokenAccess)
+	if err != nil {
+		msg := "the token is invalid"
+		if errors.Is(err, auth.ErrTokenExpired) {
+			msg = "the token has expired; refresh it"
+		}
+		s.abortUnauthorized(c, msg)
+		return nil, false
+	}
+	return claims, true
 }
 
 func (s *Server) abortUnauthorized(c *gin.Context, msg string) {

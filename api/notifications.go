@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/lib/pq"
 )
 
 // notificationChannel is the Postgres NOTIFY channel the Page activity
@@ -137,7 +134,7 @@ func (s *Server) streamNotifications(c *gin.Context) {
 		lastID = id
 	}
 	ctx := c.Request.Context()
-	wake, unsubscribe := s.bus().subscribe(staffID)
+	wake, unsubscribe := s.bus().subscribe(notificationChannel, staffID)
 	defer unsubscribe()
 
 	c.Header("Content-Type", "text/event-stream")
@@ -191,111 +188,4 @@ func (s *Server) pendingNotifications(ctx context.Context, staffID string, after
 	}
 	err := s.db.SelectContext(ctx, &items, q, staffID, after)
 	return items, err
-}
-
-// bus returns the process's notification bus, starting it on first use.
-func (s *Server) bus() *notificationBus {
-	s.busOnce.Do(func() {
-		s.notifyBus = newNotificationBus(s.databaseURL, s.logger)
-	})
-	return s.notifyBus
-}
-
-// notificationBus fans Postgres NOTIFY events out to the SSE streams of this
-// process, so a page stored by any worker reaches the person's open stream at
-// once. Without a database URL (some tests) it falls back to polling.
-type notificationBus struct {
-	mu       sync.Mutex
-	subs     map[string]map[chan struct{}]struct{}
-	listener *pq.Listener
-	poll     time.Duration
-}
-
-func newNotificationBus(dsn string, logger *slog.Logger) *notificationBus {
-	b := &notificationBus{subs: map[string]map[chan struct{}]struct{}{}}
-	if dsn == "" {
-		b.poll = 2 * time.Second
-		return b
-	}
-	b.listener = pq.NewListener(dsn, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
-		if err != nil {
-			logger.Warn("notification listener", "event", ev, "err", err)
-		}
-	})
-	if err := b.listener.Listen(notificationChannel); err != nil {
-		logger.Warn("notification listener: falling back to polling", "err", err)
-		b.poll = 2 * time.Second
-	}
-	go b.run()
-	return b
-}
-
-func (b *notificationBus) run() {
-	for n := range b.listener.Notify {
-		if n == nil {
-			b.wakeAll() // reconnected: notifications may have been missed
-			continue
-		}
-		b.wake(n.Extra)
-	}
-}
-
-func (b *notificationBus) subscribe(staffID string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	b.mu.Lock()
-	if b.subs[staffID] == nil {
-		b.subs[staffID] = map[chan struct{}]struct{}{}
-	}
-	b.subs[staffID][ch] = struct{}{}
-	b.mu.Unlock()
-	stop := make(chan struct{})
-	if b.poll > 0 {
-		go func() {
-			t := time.NewTicker(b.poll)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					signal(ch)
-				}
-			}
-		}()
-	}
-	return ch, func() {
-		close(stop)
-		b.mu.Lock()
-		delete(b.subs[staffID], ch)
-		if len(b.subs[staffID]) == 0 {
-			delete(b.subs, staffID)
-		}
-		b.mu.Unlock()
-	}
-}
-
-func (b *notificationBus) wake(staffID string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for ch := range b.subs[staffID] {
-		signal(ch)
-	}
-}
-
-func (b *notificationBus) wakeAll() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, set := range b.subs {
-		for ch := range set {
-			signal(ch)
-		}
-	}
-}
-
-// signal wakes a subscriber without blocking; one pending wake is enough.
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
 }

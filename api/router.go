@@ -45,6 +45,27 @@ type Deps struct {
 	// AutoResolveWait is how long a source must report OK before its
 	// incident auto-resolves; zero means the workflow's default (2 min).
 	AutoResolveWait time.Duration
+	// ActivationSecret (32+ bytes) derives patient activation codes and keys
+	// the lookup of activation codes; empty makes the activation endpoints
+	// answer 503.
+	ActivationSecret []byte
+	// ActivationPINLength (default 4), ActivationExpiryDays (5: to the end
+	// of the 5th day in HospitalTZ) and ActivationMaxAttempts (10 wrong PINs
+	// lock) shape activations.
+	ActivationPINLength   int
+	ActivationExpiryDays  int
+	ActivationMaxAttempts int
+	// PatientTokenTTL (default 15m), DeviceTokenTTL (24h) and
+	// ClinicianTokenTTL (15m) bound the tokens minted for those subjects.
+	PatientTokenTTL   time.Duration
+	DeviceTokenTTL    time.Duration
+	ClinicianTokenTTL time.Duration
+	// ClinicianLoginGroups may log in through a device (case-insensitive);
+	// empty means "send clinician" and "send superclinician".
+	ClinicianLoginGroups []string
+	// ActivationRatePerMinute bounds activation-code and token requests per
+	// client IP (burst the same); zero means 10.
+	ActivationRatePerMinute int
 }
 
 // Server holds the dependencies; its methods are the handlers.
@@ -73,6 +94,8 @@ type Server struct {
 	notifyBus   *notificationBus
 	// autoResolveWait is passed to new incidents.
 	autoResolveWait time.Duration
+	// act holds the activation and subject-token settings.
+	act *activationSettings
 }
 
 func newServer(d Deps) *Server {
@@ -114,6 +137,7 @@ func buildServer(d Deps) *Server {
 		slackSigningSecret: d.SlackSigningSecret,
 		databaseURL:        d.DatabaseURL,
 		autoResolveWait:    d.AutoResolveWait,
+		act:                newActivationSettings(d),
 	}
 }
 
@@ -142,6 +166,9 @@ func NewRouter(d Deps) *gin.Engine {
 	s.referenceRoutes(v1)
 	s.incidentReadRoutes(v1)
 	s.slackRoutes(v1)
+	s.activationRoutes(v1)
+	s.messageRoutes(v1)
+	s.nodeRoutes(r)
 	return r
 }
 

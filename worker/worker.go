@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/oncall"
 	"github.com/vigil-health/vigil/internal/slacknotify"
@@ -39,6 +40,25 @@ type Dependencies struct {
 	// DirectoryRate caps directory polls per second across every worker
 	// (a Temporal task-queue rate limit); zero means 2.
 	DirectoryRate float64
+	// Broker is the data broker's admin API fleet scans read; nil makes a
+	// scan fail (non-retryable) while node workflows keep recording and
+	// mailing.
+	Broker activities.BrokerSource
+	// BrokerConcurrency bounds the nodes a scan fetches at once; zero
+	// means activities.DefaultBrokerConcurrency.
+	BrokerConcurrency int
+	// Temporal and NodeTaskQueue are where fleet scans start node
+	// workflows; New fills them with its client and task queue.
+	Temporal      client.Client
+	NodeTaskQueue string
+	// Mailer sends node e-mails; nil records them as failed ("no SMTP
+	// configured"). MailCC are copied (Cc) on every node e-mail.
+	Mailer *mail.Sender
+	MailCC []string
+	// CurrentDWHVersion and CurrentI2B2Version are the current releases
+	// nodes are compared with ("" disables DWH OUTDATED).
+	CurrentDWHVersion  string
+	CurrentI2B2Version string
 }
 
 // Workers are one process's Temporal workers.
@@ -53,6 +73,12 @@ func New(c client.Client, taskQueue string, deps Dependencies) *Workers {
 	// Let in-flight activities finish their current attempt on shutdown.
 	const stopTimeout = 10 * time.Second
 	w := &Workers{main: sdkworker.New(c, taskQueue, sdkworker.Options{WorkerStopTimeout: stopTimeout})}
+	if deps.Temporal == nil {
+		deps.Temporal = c
+	}
+	if deps.NodeTaskQueue == "" {
+		deps.NodeTaskQueue = taskQueue
+	}
 	RegisterWorkflows(w.main)
 	RegisterActivities(w.main, deps)
 	if deps.Directory != nil {
@@ -99,6 +125,9 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.Watch)
 	r.RegisterWorkflow(workflows.SnapshotRetention)
 	r.RegisterWorkflow(workflows.CapacitySummary)
+	r.RegisterWorkflow(workflows.Activation)
+	r.RegisterWorkflow(workflows.NodeMonitor)
+	r.RegisterWorkflow(workflows.FleetScan)
 }
 
 // RegisterActivities registers every activity struct.
@@ -121,6 +150,8 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	watch := watchActivities(deps)
 	r.RegisterActivity(watch)
 	r.RegisterActivity(&activities.CapacityMaintenance{DB: deps.DB, Slack: deps.Slack, London: watch.London})
+	r.RegisterActivity(&activities.Activations{DB: deps.DB})
+	r.RegisterActivity(nodeActivities(deps))
 }
 
 func watchActivities(deps Dependencies) *activities.Watches {
@@ -138,4 +169,16 @@ func identity() string {
 		host = "unknown"
 	}
 	return fmt.Sprintf("%d@%s", os.Getpid(), host)
+}
+
+func nodeActivities(deps Dependencies) *activities.Nodes {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		berlin = time.UTC
+	}
+	return &activities.Nodes{
+		DB: deps.DB, Broker: deps.Broker, Temporal: deps.Temporal, TaskQueue: deps.NodeTaskQueue,
+		CurrentDWHVersion: deps.CurrentDWHVersion, CurrentI2B2Version: deps.CurrentI2B2Version,
+		Concurrency: deps.BrokerConcurrency, Mailer: deps.Mailer, MailCC: deps.MailCC, Zone: berlin,
+	}
 }

@@ -46,4 +46,7 @@ const (
 	KindSystemCheck = "system-check"
 	KindIncident    = "incident"
 	KindWatch       = "watch"
+	KindActivation  = "activation"
+	// KindNode is a broker node's monitor (NodeMonitor).
+	KindNode = "node"
 )

@@ -6,6 +6,7 @@
 //	vigil migrate [up|status] apply or list database migrations
 //	vigil healthcheck URL     exit 0 when URL answers 2xx (for container healthchecks)
 //	vigil bench incidents     load-test a running Vigil (see -h)
+//	vigil bench messages      load-test the messages API of a running Vigil (see -h)
 //
 // Configuration comes from environment variables; see the README.
 package main
@@ -13,6 +14,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,10 +22,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/vigil-health/vigil/internal/app"
+	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/bench"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/temporalclient"
@@ -38,6 +42,7 @@ commands:
   migrate [up|status]  apply or list database migrations
   healthcheck URL      exit 0 when URL answers 2xx
   bench incidents      drive alerts through a running Vigil's API and report latencies (-h for flags)
+  bench messages       create and list messages through a running Vigil's API (-h for flags)
 `
 
 func main() {
@@ -127,11 +132,17 @@ func healthcheck(args []string, stderr io.Writer) int {
 
 // benchCommand runs `vigil bench incidents`.
 func benchCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "nodes" {
+		return benchNodes(ctx, cfg, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "watches" {
 		return benchWatches(ctx, cfg, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "messages" {
+		return benchMessages(ctx, cfg, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "incidents" {
-		fmt.Fprintln(stderr, "usage: vigil bench incidents|watches [flags]")
+		fmt.Fprintln(stderr, "usage: vigil bench incidents|watches|messages|nodes [flags]")
 		return 2
 	}
 	fs := flag.NewFlagSet("vigil bench incidents", flag.ContinueOnError)
@@ -225,6 +236,95 @@ history: %.1f events per poll -> about %d events when a watch continues as new (
 		rep.PollLag.P50, rep.PollLag.P99, rep.PollLag.Max, rep.SnapshotRowsPerS, rep.CPUPercent, rep.RSSMiB,
 		rep.EventsPerPoll, rep.HistoryAtCAN)
 	return 0
+}
+
+// benchMessages runs `vigil bench messages`. Its tokens come from -token,
+// else are minted with the configured signing secret (VIGIL_JWT_SECRET or
+// VIGIL_JWT_RSA_KEY_FILE, the same as the running Vigil's), else from an
+// administrator's login and POST /v1/auth/system-token.
+func benchMessages(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil bench messages", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := bench.MessagesOptions{DatabaseURL: cfg.DatabaseURL.Reveal()}
+	fs.StringVar(&o.BaseURL, "url", "http://localhost:8080", "the API under test")
+	fs.StringVar(&o.Token, "token", "", "a system token (default: minted with VIGIL_JWT_SECRET, else from -login)")
+	login := fs.String("login", "a01", "an administrator's login, when there is neither -token nor a signing secret")
+	password := fs.String("password", config.DefaultDemoPassword, "their password")
+	fs.Float64Var(&o.Rate, "rate", 500, "messages created per second")
+	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "length of the create phase")
+	fs.IntVar(&o.Messages, "messages", 10000, "messages of the listed party")
+	fs.IntVar(&o.Reads, "reads", 200, "first-page reads")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the run's messages")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.Rate <= 0 || o.Messages < 1 || o.Reads < 1 {
+		fmt.Fprintln(stderr, "vigil bench: -rate, -messages and -reads must be positive")
+		return 2
+	}
+	if o.Token == "" {
+		signer, err := benchSigner(cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "vigil bench:", err)
+			return 1
+		}
+		if signer != nil {
+			o.PatientID = "BENCH-PATIENT-" + strconv.FormatInt(time.Now().Unix(), 36)
+			sys, _, err1 := signer.Issue(auth.Claims{Subject: "vigil-bench", SubjectType: auth.SubjectSystem, Scopes: []string{"*"}, TokenType: auth.TokenAccess}, time.Hour)
+			pat, _, err2 := signer.Issue(auth.Claims{Subject: o.PatientID, SubjectType: auth.SubjectPatient,
+				Scopes: []string{"read:message", "write:message"}, TokenType: auth.TokenAccess}, time.Hour)
+			if err := errors.Join(err1, err2); err != nil {
+				fmt.Fprintln(stderr, "vigil bench:", err)
+				return 1
+			}
+			o.Token, o.PatientToken = sys, pat
+		} else if o.Token, err = bench.SystemToken(ctx, o.BaseURL, *login, *password); err != nil {
+			fmt.Fprintln(stderr, "vigil bench:", err)
+			return 1
+		}
+	}
+	rep, err := bench.Messages(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil bench:", err)
+		return 1
+	}
+	if *asJSON {
+		return printJSON(stdout, rep)
+	}
+	fmt.Fprintf(stdout, `
+                                          n      p50 ms    p99 ms    max ms
+create message (HTTP) @%4.0f/s       %6d  %9.1f %9.1f %9.1f
+party first page (system)            %6d  %9.1f %9.1f %9.1f
+party first page (the patient)       %6d  %9.1f %9.1f %9.1f
+party active first page (system)     %6d  %9.1f %9.1f %9.1f
+
+create: offered %.0f/s, achieved %.1f/s, errors %d
+party of %d messages: every page at 500/page %.0f ms (%d pages, %d messages), at 50/page %.0f ms (%d pages); list errors %d
+`, rep.CreateOffered,
+		rep.Create.N, rep.Create.P50, rep.Create.P99, rep.Create.Max,
+		rep.FirstPage.N, rep.FirstPage.P50, rep.FirstPage.P99, rep.FirstPage.Max,
+		rep.FirstPagePatient.N, rep.FirstPagePatient.P50, rep.FirstPagePatient.P99, rep.FirstPagePatient.Max,
+		rep.ActiveFirstPage.N, rep.ActiveFirstPage.P50, rep.ActiveFirstPage.P99, rep.ActiveFirstPage.Max,
+		rep.CreateOffered, rep.CreateAchieved, rep.CreateErrors,
+		rep.Messages, rep.AllPages500Ms, rep.AllPages500Count, rep.AllPagesListed, rep.AllPages50Ms, rep.AllPages50Count, rep.ListErrors)
+	return 0
+}
+
+// benchSigner is the running Vigil's token signer when the configuration
+// holds its key (nil otherwise).
+func benchSigner(cfg config.Config) (*auth.Signer, error) {
+	sc := auth.SignerConfig{Issuer: "vigil", HMACSecret: []byte(cfg.JWTSecret.Reveal())}
+	if cfg.JWTRSAKeyFile != "" {
+		pem, err := os.ReadFile(cfg.JWTRSAKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("VIGIL_JWT_RSA_KEY_FILE: %w", err)
+		}
+		sc.RSAPrivateKeyPEM = pem
+	} else if len(sc.HMACSecret) == 0 {
+		return nil, nil
+	}
+	return auth.NewSigner(sc)
 }
 
 // printJSON prints a benchmark report as indented JSON.

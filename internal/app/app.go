@@ -23,9 +23,11 @@ import (
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/schedules"
 	"github.com/vigil-health/vigil/internal/slacknotify"
@@ -61,12 +63,10 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
-	signer, err := newSigner(cfg, false, logger)
-	if err != nil {
+	deps := apiDeps(cfg, db, tc, metrics.New(), logger, cfg.TemporalUIURL)
+	if err := addSecrets(&deps, cfg, false, logger); err != nil {
 		return err
 	}
-	deps := apiDeps(cfg, db, tc, metrics.New(), logger, cfg.TemporalUIURL)
-	deps.Signer = signer
 	srv, err := startHTTP(cfg.HTTPAddr, api.NewRouter(deps))
 	if err != nil {
 		return err
@@ -183,6 +183,21 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 		}
 		deps.Directory, deps.DirectoryRate = dir, cfg.DirectoryRate
 	}
+	if cfg.BrokerURL != "" {
+		bc, err := broker.NewClient(broker.Options{BaseURL: cfg.BrokerURL, APIKey: cfg.BrokerAPIKey.Reveal()})
+		if err != nil {
+			return fmt.Errorf("broker client: %w", err)
+		}
+		deps.Broker, deps.BrokerConcurrency = bc, cfg.BrokerConcurrency
+	}
+	deps.CurrentDWHVersion, deps.CurrentI2B2Version, deps.MailCC = cfg.CurrentDWHVersion, cfg.CurrentI2B2Version, cfg.MailCC
+	if cfg.SMTPHost != "" {
+		m, err := mail.NewSender(mailConfig(cfg))
+		if err != nil {
+			return fmt.Errorf("smtp: %w", err)
+		}
+		deps.Mailer = m
+	}
 	w := worker.New(tc, cfg.TaskQueue, deps)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
@@ -198,10 +213,28 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 		Retention:           cfg.SnapshotRetention,
 		SummaryEvery:        cfg.CapacitySummaryEvery,
 		SummarySlackChannel: summaryChannel,
+		BrokerScanEvery:     brokerScanEvery(cfg),
 	}); err != nil {
 		return fmt.Errorf("ensure capacity schedules: %w", err)
 	}
 	return nil
+}
+
+// brokerScanEvery is the fleet scan period, or zero (no schedule) when no
+// broker is configured.
+func brokerScanEvery(cfg config.Config) time.Duration {
+	if cfg.BrokerURL == "" {
+		return 0
+	}
+	return cfg.BrokerScanEvery
+}
+
+// mailConfig is the SMTP sender's configuration.
+func mailConfig(cfg config.Config) mail.Config {
+	return mail.Config{
+		Host: cfg.SMTPHost, Port: cfg.SMTPPort, TLS: mail.TLSMode(cfg.SMTPTLS),
+		Username: cfg.SMTPUsername, Password: cfg.SMTPPassword.Reveal(), From: cfg.MailFrom,
+	}
 }
 
 // newSigner builds the token signer: RS256 with the configured key file,
@@ -261,7 +294,7 @@ func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Regi
 		DB:                 db,
 		Temporal:           tc,
 		Logger:             logger,
-		Metrics:            metrics.New(),
+		Metrics:            reg,
 		Namespace:          cfg.TemporalNamespace,
 		TaskQueue:          cfg.TaskQueue,
 		TemporalUIURL:      uiURL,
@@ -271,7 +304,48 @@ func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Regi
 		DatabaseURL:        cfg.DatabaseURL.Reveal(),
 		AutoResolveWait:    cfg.AutoResolveWait,
 		SlackSigningSecret: cfg.SlackSigningSecret.Reveal(),
+
+		ActivationPINLength:   cfg.ActivationPINLength,
+		ActivationExpiryDays:  cfg.ActivationExpiryDays,
+		ActivationMaxAttempts: cfg.ActivationMaxAttempts,
+		PatientTokenTTL:       cfg.PatientTokenTTL,
+		DeviceTokenTTL:        cfg.DeviceTokenTTL,
+		ClinicianTokenTTL:     cfg.ClinicianTokenTTL,
+		ClinicianLoginGroups:  cfg.ClinicianLoginGroups,
 	}
+}
+
+// addSecrets gives the API its token signer and activation-code secret.
+func addSecrets(deps *api.Deps, cfg config.Config, dev bool, logger *slog.Logger) error {
+	signer, err := newSigner(cfg, dev, logger)
+	if err != nil {
+		return err
+	}
+	secret, err := activationSecret(cfg, dev, logger)
+	if err != nil {
+		return err
+	}
+	deps.Signer, deps.ActivationSecret = signer, secret
+	return nil
+}
+
+// activationSecret keys activation codes (their lookup digests and the
+// derivation of patient codes). Without VIGIL_ACTIVATION_SECRET, `vigil dev`
+// makes a random one (codes do not survive a restart) and `vigil api`
+// refuses to start.
+func activationSecret(cfg config.Config, dev bool, logger *slog.Logger) ([]byte, error) {
+	if cfg.ActivationSecret != "" {
+		return []byte(cfg.ActivationSecret.Reveal()), nil
+	}
+	if !dev {
+		return nil, errors.New("VIGIL_ACTIVATION_SECRET (32+ bytes) must be set")
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("make a dev activation secret: %w", err)
+	}
+	logger.Info("no VIGIL_ACTIVATION_SECRET: using a random one; activation codes will not survive a restart")
+	return b, nil
 }
 
 // waitForStop blocks until ctx ends (a clean stop) or a server fails.

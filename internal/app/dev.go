@@ -9,15 +9,20 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/brokersim"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/directorysim"
 	"github.com/vigil-health/vigil/internal/embeddedtemporal"
+	"github.com/vigil-health/vigil/internal/mail"
+	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/temporalclient"
+	"github.com/vigil-health/vigil/workflows"
 )
 
 // DevStack is a running `vigil dev`: an embedded Temporal server and Web UI,
@@ -34,6 +39,10 @@ type DevStack struct {
 	// DirectoryURL is the service directory (the simulator unless
 	// VIGIL_DIRECTORY_URL is set).
 	DirectoryURL string
+	// BrokerURL is the data broker (the simulator unless VIGIL_BROKER_URL is
+	// set); Mail is the local mail catcher, nil when VIGIL_SMTP_HOST is set.
+	BrokerURL string
+	Mail      *mailsink.Sink
 
 	parts   lifecycle
 	errc    <-chan error
@@ -101,6 +110,10 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		logger.InfoContext(ctx, "directory simulator started", "url", url)
 	}
 
+	if err := d.startBrokerAndMail(ctx, &cfg, db, logger); err != nil {
+		return nil, err
+	}
+
 	tc, err := temporalclient.Dial(ctx, d.TemporalAddress, d.Namespace, logger)
 	if err != nil {
 		return nil, err
@@ -112,13 +125,18 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	if err := startWorker(ctx, cfg, db, tc, reg, &d.parts); err != nil {
 		return nil, err
 	}
+	// The demo scans the broker fleet once now rather than a scan period
+	// from now.
+	if cfg.Dev.Demo {
+		if err := tc.ScheduleClient().GetHandle(ctx, workflows.FleetScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+			logger.WarnContext(ctx, "first fleet scan not triggered", "error", err)
+		}
+	}
 
-	signer, err := newSigner(cfg, true, logger)
-	if err != nil {
+	deps := apiDeps(cfg, db, tc, reg, logger, d.TemporalUIURL)
+	if err := addSecrets(&deps, cfg, true, logger); err != nil {
 		return nil, err
 	}
-	deps := apiDeps(cfg, db, tc, reg, logger, d.TemporalUIURL)
-	deps.Signer = signer
 	h, err := startHTTP(cfg.HTTPAddr, api.NewRouter(deps))
 	if err != nil {
 		return nil, err
@@ -139,6 +157,54 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		d.parts.add("demo alert generator", func(context.Context) error { cancel(); <-done; return nil })
 	}
 	return d, nil
+}
+
+// startBrokerAndMail starts the broker simulator (its demo fleet, moving
+// with the wall clock) when no broker is configured, and a local mail
+// catcher that logs every node e-mail when no SMTP server is configured. With
+// the demo on, the demo fleet gets names and contacts.
+func (d *DevStack) startBrokerAndMail(ctx context.Context, cfg *config.Config, db *sqlx.DB, logger *slog.Logger) error {
+	if cfg.BrokerURL == "" {
+		sim := brokersim.New(brokersim.Options{})
+		if _, err := sim.AddDemoFleet(); err != nil {
+			return fmt.Errorf("broker simulator fleet: %w", err)
+		}
+		url, stop, err := sim.Start(net.JoinHostPort(cfg.Dev.BindIP, "0"))
+		if err != nil {
+			return fmt.Errorf("start broker simulator: %w", err)
+		}
+		d.parts.add("broker simulator", func(context.Context) error { stop(); return nil })
+		simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		go sim.Run(simCtx, 10*time.Second)
+		d.parts.add("broker simulator clock", func(context.Context) error { cancel(); return nil })
+		cfg.BrokerURL, cfg.BrokerAPIKey = url, config.Secret(brokersim.DefaultAdminKey)
+		if cfg.CurrentDWHVersion == "" {
+			cfg.CurrentDWHVersion = brokersim.CurrentDWHVersion
+		}
+		d.BrokerURL = url
+		logger.InfoContext(ctx, "broker simulator started", "url", url, "nodes", len(sim.NodeIDs()))
+		if cfg.Dev.Demo {
+			if err := demo.SeedNodes(ctx, db, brokersim.DemoFleet(time.Now())); err != nil {
+				return fmt.Errorf("seed demo nodes: %w", err)
+			}
+		}
+	} else {
+		d.BrokerURL = cfg.BrokerURL
+	}
+	if cfg.SMTPHost == "" {
+		sink, err := mailsink.Start(mailsink.Options{Addr: net.JoinHostPort(cfg.Dev.BindIP, "0"), TLS: "none", Logger: logger})
+		if err != nil {
+			return fmt.Errorf("start mail catcher: %w", err)
+		}
+		d.parts.add("mail catcher", func(context.Context) error { return sink.Close() })
+		cfg.SMTPHost, cfg.SMTPPort, cfg.SMTPTLS = sink.Host(), sink.Port(), string(mail.TLSNone)
+		if cfg.MailFrom == "" {
+			cfg.MailFrom = "vigil@localhost"
+		}
+		d.Mail = sink
+		logger.InfoContext(ctx, "mail catcher started (node e-mails are logged, not delivered)", "addr", sink.Addr())
+	}
+	return nil
 }
 
 // demoAPIKey makes a fresh API key for the demo generator, revoking the

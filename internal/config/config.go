@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -53,6 +54,26 @@ type Config struct {
 	// AccessTokenTTL and RefreshTokenTTL bound staff tokens.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
+	// ActivationSecret (32+ bytes) derives patient activation codes and keys
+	// the lookup digests of activation codes. `vigil api` requires it; `vigil
+	// dev` makes a random one (codes then die with the process). Changing it
+	// invalidates every pending activation.
+	ActivationSecret Secret
+	// ActivationPINLength is the length of patient PINs (4 to 16).
+	ActivationPINLength int
+	// ActivationExpiryDays: an activation lasts to the end (in HospitalTZ) of
+	// the Nth day after it was (re-)created.
+	ActivationExpiryDays int
+	// ActivationMaxAttempts wrong PINs lock an activation.
+	ActivationMaxAttempts int
+	// PatientTokenTTL, DeviceTokenTTL and ClinicianTokenTTL bound the tokens
+	// minted for patients, ward devices and clinicians (via a device).
+	PatientTokenTTL   time.Duration
+	DeviceTokenTTL    time.Duration
+	ClinicianTokenTTL time.Duration
+	// ClinicianLoginGroups are the groups (case-insensitive) whose members
+	// may log in through a ward device.
+	ClinicianLoginGroups []string
 	// AutoResolveWait is how long an alert source must report OK before its
 	// incident auto-resolves (a new firing cancels it).
 	AutoResolveWait time.Duration
@@ -90,6 +111,32 @@ type Config struct {
 	CapacitySummaryChannel string
 	// CapacitySummaryEvery is the summary's period.
 	CapacitySummaryEvery time.Duration
+	// BrokerURL is the data broker whose nodes are monitored; empty runs no
+	// fleet scan (`vigil dev` then starts its simulator). BrokerAPIKey is
+	// its admin key, sent as a bearer token.
+	BrokerURL    string
+	BrokerAPIKey Secret
+	// BrokerScanEvery is the period of the fleet-scan Schedule.
+	BrokerScanEvery time.Duration
+	// BrokerConcurrency bounds parallel node fetches during a scan.
+	BrokerConcurrency int
+	// CurrentDWHVersion is the released DWH version nodes are compared with
+	// (empty turns the DWH OUTDATED check off); CurrentI2B2Version is quoted
+	// in the upgrade mail.
+	CurrentDWHVersion  string
+	CurrentI2B2Version string
+	// SMTP delivers node e-mails; empty host disables e-mail (sends are
+	// recorded as failed). SMTPTLS is starttls (required, never downgraded),
+	// tls (implicit) or none.
+	SMTPHost     string
+	SMTPPort     int
+	SMTPUsername string
+	SMTPPassword Secret
+	SMTPTLS      string
+	// MailFrom is the sender address; MailCC are static addresses copied
+	// (CC, not To) on every node e-mail.
+	MailFrom string
+	MailCC   []string
 	// LogLevel is the minimum level written to the log.
 	LogLevel slog.Level
 	// LogFormat is "json" (one object a line) or "text" (logfmt-like).
@@ -133,6 +180,16 @@ const (
 	DefaultSnapshotRetention    = 30 * 24 * time.Hour
 	DefaultCapacitySummaryEvery = time.Hour
 	DefaultRefreshTokenTTL      = 12 * time.Hour
+	DefaultActivationPINLength  = 4
+	DefaultActivationExpiryDays = 5
+	DefaultActivationAttempts   = 10
+	DefaultPatientTokenTTL      = 15 * time.Minute
+	DefaultDeviceTokenTTL       = 24 * time.Hour
+	DefaultClinicianTokenTTL    = 15 * time.Minute
+	DefaultClinicianGroups      = "send clinician,send superclinician"
+	DefaultBrokerScanEvery      = 15 * time.Minute
+	DefaultBrokerConcurrency    = 16
+	DefaultSMTPPort             = 587
 	DefaultDevDataDir           = ".vigil"
 	DefaultDevBindIP            = "127.0.0.1"
 	DefaultDevUIPort            = 8233
@@ -158,6 +215,14 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		JWTRSAKeyFile:            r.raw("VIGIL_JWT_RSA_KEY_FILE", ""),
 		AccessTokenTTL:           r.duration("VIGIL_ACCESS_TOKEN_TTL", DefaultAccessTokenTTL, time.Minute),
 		RefreshTokenTTL:          r.duration("VIGIL_REFRESH_TOKEN_TTL", DefaultRefreshTokenTTL, time.Minute),
+		ActivationSecret:         r.secret("VIGIL_ACTIVATION_SECRET", 32),
+		ActivationPINLength:      r.intRange("VIGIL_ACTIVATION_PIN_LENGTH", DefaultActivationPINLength, 4, 16),
+		ActivationExpiryDays:     r.intRange("VIGIL_ACTIVATION_EXPIRY_DAYS", DefaultActivationExpiryDays, 1, 30),
+		ActivationMaxAttempts:    r.intRange("VIGIL_ACTIVATION_MAX_ATTEMPTS", DefaultActivationAttempts, 1, 100),
+		PatientTokenTTL:          r.duration("VIGIL_PATIENT_TOKEN_TTL", DefaultPatientTokenTTL, time.Minute),
+		DeviceTokenTTL:           r.duration("VIGIL_DEVICE_TOKEN_TTL", DefaultDeviceTokenTTL, time.Minute),
+		ClinicianTokenTTL:        r.duration("VIGIL_CLINICIAN_TOKEN_TTL", DefaultClinicianTokenTTL, time.Minute),
+		ClinicianLoginGroups:     groupList(r.raw("VIGIL_CLINICIAN_LOGIN_GROUPS", DefaultClinicianGroups)),
 		AutoResolveWait:          r.duration("VIGIL_AUTO_RESOLVE_WAIT", DefaultAutoResolveWait, time.Second),
 		SlackBotToken:            r.secret("VIGIL_SLACK_BOT_TOKEN", 1),
 		SlackChannel:             r.raw("VIGIL_SLACK_CHANNEL", ""),
@@ -176,6 +241,19 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		SnapshotRetention:        r.duration("VIGIL_SNAPSHOT_RETENTION", DefaultSnapshotRetention, time.Hour),
 		CapacitySummaryChannel:   r.raw("VIGIL_CAPACITY_SUMMARY_CHANNEL", ""),
 		CapacitySummaryEvery:     r.duration("VIGIL_CAPACITY_SUMMARY_EVERY", DefaultCapacitySummaryEvery, time.Minute),
+		BrokerURL:                strings.TrimRight(r.raw("VIGIL_BROKER_URL", ""), "/"),
+		BrokerAPIKey:             r.secret("VIGIL_BROKER_API_KEY", 1),
+		BrokerScanEvery:          r.duration("VIGIL_BROKER_SCAN_EVERY", DefaultBrokerScanEvery, time.Minute),
+		BrokerConcurrency:        r.intRange("VIGIL_BROKER_CONCURRENCY", DefaultBrokerConcurrency, 1, 256),
+		CurrentDWHVersion:        r.raw("VIGIL_DWH_CURRENT_VERSION", ""),
+		CurrentI2B2Version:       r.raw("VIGIL_I2B2_CURRENT_VERSION", ""),
+		SMTPHost:                 r.raw("VIGIL_SMTP_HOST", ""),
+		SMTPPort:                 r.port("VIGIL_SMTP_PORT", DefaultSMTPPort),
+		SMTPUsername:             r.raw("VIGIL_SMTP_USERNAME", ""),
+		SMTPPassword:             r.secret("VIGIL_SMTP_PASSWORD", 1),
+		SMTPTLS:                  r.oneOf("VIGIL_SMTP_TLS", "starttls", "starttls", "tls", "none"),
+		MailFrom:                 r.raw("VIGIL_MAIL_FROM", ""),
+		MailCC:                   r.addressList("VIGIL_MAIL_CC"),
 		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
 		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
 		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
@@ -201,6 +279,31 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if _, err := ParseAccounts(cfg.DirectoryAccounts.Reveal()); err != nil {
 		r.errs = append(r.errs, fmt.Errorf("VIGIL_DIRECTORY_ACCOUNTS: %w", err))
 	}
+	if cfg.BrokerURL != "" {
+		if u, err := url.Parse(cfg.BrokerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("VIGIL_BROKER_URL", cfg.BrokerURL, "must be an http(s) URL")
+		}
+		if cfg.BrokerAPIKey == "" {
+			r.errs = append(r.errs, errors.New("VIGIL_BROKER_API_KEY is required with VIGIL_BROKER_URL"))
+		}
+	}
+	if cfg.SMTPHost != "" {
+		if _, err := mail.ParseAddress(cfg.MailFrom); err != nil {
+			r.fail("VIGIL_MAIL_FROM", cfg.MailFrom, "must be an e-mail address when VIGIL_SMTP_HOST is set")
+		}
+		if (cfg.SMTPUsername == "") != (cfg.SMTPPassword == "") {
+			r.errs = append(r.errs, errors.New("VIGIL_SMTP_USERNAME and VIGIL_SMTP_PASSWORD go together"))
+		}
+	}
+	if cfg.PatientTokenTTL > time.Hour || cfg.ClinicianTokenTTL > time.Hour {
+		r.errs = append(r.errs, errors.New("VIGIL_PATIENT_TOKEN_TTL and VIGIL_CLINICIAN_TOKEN_TTL must be at most 1h"))
+	}
+	if cfg.DeviceTokenTTL > 7*24*time.Hour {
+		r.fail("VIGIL_DEVICE_TOKEN_TTL", cfg.DeviceTokenTTL.String(), "must be at most 168h")
+	}
+	if len(cfg.ClinicianLoginGroups) == 0 {
+		r.fail("VIGIL_CLINICIAN_LOGIN_GROUPS", "", "must name at least one group")
+	}
 	if cfg.DirectoryRate <= 0 {
 		r.fail("VIGIL_DIRECTORY_RATE", "0", "must be above 0")
 	}
@@ -223,6 +326,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("temporal_ui_url", c.TemporalUIURL),
 		slog.String("hospital_tz", c.HospitalTZ.String()),
 		slog.Any("jwt_secret", c.JWTSecret),
+		slog.Any("activation_secret", c.ActivationSecret),
 		slog.String("jwt_rsa_key_file", c.JWTRSAKeyFile),
 		slog.Bool("slack", c.SlackBotToken != ""),
 		slog.String("slack_channel", c.SlackChannel),
@@ -230,6 +334,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("directory_url", c.DirectoryURL),
 		slog.String("snapshot_retention", c.SnapshotRetention.String()),
 		slog.String("capacity_summary_channel", c.CapacitySummaryChannel),
+		slog.String("broker_url", c.BrokerURL),
+		slog.Any("broker_api_key", c.BrokerAPIKey),
+		slog.String("broker_scan_every", c.BrokerScanEvery.String()),
+		slog.String("smtp_host", c.SMTPHost),
+		slog.Any("smtp_password", c.SMTPPassword),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 	)
@@ -397,6 +506,39 @@ func (r *reader) duration(name string, def, minimum time.Duration) time.Duration
 	return d
 }
 
+// intRange reads an integer in [lo, hi].
+func (r *reader) intRange(name string, def, lo, hi int) int {
+	v, ok := r.lookup(name)
+	if !ok || v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.fail(name, v, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+// addressList reads comma-separated e-mail addresses.
+func (r *reader) addressList(name string) []string {
+	v, _ := r.lookup(name)
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		a, err := mail.ParseAddress(part)
+		if err != nil {
+			r.fail(name, part, "must be comma-separated e-mail addresses")
+			continue
+		}
+		out = append(out, a.Address)
+	}
+	return out
+}
+
 func (r *reader) port(name string, def int) int {
 	v := r.raw(name, strconv.Itoa(def))
 	p, err := strconv.Atoi(v)
@@ -508,4 +650,15 @@ func (r *reader) logLevel(name string, def slog.Level) slog.Level {
 func validPort(s string) bool {
 	p, err := strconv.Atoi(s)
 	return err == nil && p >= 1 && p <= 65535
+}
+
+// groupList splits a comma-separated list of group names, lower-cased.
+func groupList(v string) []string {
+	var out []string
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.ToLower(strings.TrimSpace(part)); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

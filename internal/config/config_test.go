@@ -36,6 +36,13 @@ func TestLoad_Defaults(t *testing.T) {
 	require.Equal(t, ".vigil", cfg.Dev.DataDir)
 	require.Equal(t, 8233, cfg.Dev.UIPort)
 	require.Equal(t, "Europe/London", cfg.HospitalTZ.String())
+	require.Equal(t, 4, cfg.ActivationPINLength)
+	require.Equal(t, 5, cfg.ActivationExpiryDays)
+	require.Equal(t, 10, cfg.ActivationMaxAttempts)
+	require.Equal(t, 15*time.Minute, cfg.PatientTokenTTL)
+	require.Equal(t, 24*time.Hour, cfg.DeviceTokenTTL)
+	require.Equal(t, 15*time.Minute, cfg.ClinicianTokenTTL)
+	require.Equal(t, []string{"send clinician", "send superclinician"}, cfg.ClinicianLoginGroups)
 }
 
 func TestLoad_Overrides(t *testing.T) {
@@ -85,6 +92,12 @@ func TestLoad_BadValueNamesTheVariable(t *testing.T) {
 		{"ui url without scheme", "VIGIL_TEMPORAL_UI_URL", "localhost:8233"},
 		{"unknown time zone", "VIGIL_HOSPITAL_TZ", "Mars/Olympus"},
 		{"short jwt secret", "VIGIL_JWT_SECRET", "too-short"},
+		{"short activation secret", "VIGIL_ACTIVATION_SECRET", "too-short"},
+		{"pin shorter than 4", "VIGIL_ACTIVATION_PIN_LENGTH", "3"},
+		{"max attempts zero", "VIGIL_ACTIVATION_MAX_ATTEMPTS", "0"},
+		{"patient token over an hour", "VIGIL_PATIENT_TOKEN_TTL", "2h"},
+		{"device token over a week", "VIGIL_DEVICE_TOKEN_TTL", "200h"},
+		{"no clinician login group", "VIGIL_CLINICIAN_LOGIN_GROUPS", " , "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package schedules creates Vigil's Temporal Schedules at worker start: the
-// daily snapshot retention and the periodic Slack capacity summary. Ensure
+// daily snapshot retention, the periodic Slack capacity summary and the
+// broker fleet scan. Ensure
 // is idempotent, so every worker may call it: a schedule that exists is
 // updated to the wanted spec, one no longer wanted is deleted.
 package schedules
@@ -39,6 +40,11 @@ const (
 	// SummaryTimeout bounds one summary run, so a run stuck without a
 	// worker never posts a stale summary.
 	SummaryTimeout = 15 * time.Minute
+	// FleetScanCatchup drops scans more than five minutes late: the next
+	// one is coming.
+	FleetScanCatchup = 5 * time.Minute
+	// FleetScanTimeout bounds one fleet scan run.
+	FleetScanTimeout = 15 * time.Minute
 )
 
 // Options configure the schedules.
@@ -51,6 +57,10 @@ type Options struct {
 	// SummarySlackChannel receives the summary; empty deletes the summary
 	// schedule.
 	SummarySlackChannel string
+	// BrokerScanEvery is the broker fleet scan's period
+	// (workflows.DefaultFleetScanEvery is the usual value); zero means no
+	// broker is configured and deletes the fleet scan schedule.
+	BrokerScanEvery time.Duration
 }
 
 // Ensure creates or updates the schedules for taskQueue, and deletes the
@@ -69,7 +79,17 @@ func Ensure(ctx context.Context, c client.Client, taskQueue string, o Options) e
 	if o.SummaryEvery < time.Minute {
 		return fmt.Errorf("summary period %s is below a minute", o.SummaryEvery)
 	}
+	if o.BrokerScanEvery != 0 && o.BrokerScanEvery < time.Minute {
+		return fmt.Errorf("broker scan period %s is below a minute", o.BrokerScanEvery)
+	}
 	if err := ensure(ctx, c, RetentionSchedule(taskQueue, o)); err != nil {
+		return err
+	}
+	if o.BrokerScanEvery == 0 {
+		if err := remove(ctx, c, workflows.FleetScanScheduleID); err != nil {
+			return err
+		}
+	} else if err := ensure(ctx, c, FleetScanSchedule(taskQueue, o)); err != nil {
 		return err
 	}
 	if o.SummarySlackChannel == "" {
@@ -126,6 +146,32 @@ func SummarySchedule(taskQueue string, o Options) client.ScheduleOptions {
 		},
 		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: SummaryCatchup,
+	}
+}
+
+// FleetScanSchedule is the wanted broker fleet scan schedule: every
+// o.BrokerScanEvery (DefaultFleetScanEvery when zero), skipping while the
+// previous scan still runs.
+func FleetScanSchedule(taskQueue string, o Options) client.ScheduleOptions {
+	every := o.BrokerScanEvery
+	if every == 0 {
+		every = workflows.DefaultFleetScanEvery
+	}
+	return client.ScheduleOptions{
+		ID: workflows.FleetScanScheduleID,
+		Spec: client.ScheduleSpec{
+			Intervals: []client.ScheduleIntervalSpec{{Every: every}},
+		},
+		Action: &client.ScheduleWorkflowAction{
+			ID:                       workflows.FleetScanScheduleID,
+			Workflow:                 workflows.FleetScan,
+			Args:                     []any{&workflows.FleetScanInput{}},
+			TaskQueue:                taskQueue,
+			WorkflowExecutionTimeout: FleetScanTimeout,
+			TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindSchedule)),
+		},
+		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: FleetScanCatchup,
 	}
 }
 

@@ -41,7 +41,7 @@ const (
 func reset(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	for _, id := range []string{workflows.RetentionScheduleID, workflows.SummaryScheduleID} {
+	for _, id := range []string{workflows.RetentionScheduleID, workflows.SummaryScheduleID, workflows.FleetScanScheduleID} {
 		err := env.Client.ScheduleClient().GetHandle(ctx, id).Delete(ctx)
 		var nf *serviceerror.NotFound
 		if err != nil && !errors.As(err, &nf) {
@@ -167,6 +167,43 @@ func TestEnsure_UpdatesAndRemoves(t *testing.T) {
 		require.ErrorContains(t, schedules.Ensure(ctx, env.Client, taskQueue, schedules.Options{Retention: time.Minute}), "below the minimum")
 		require.ErrorContains(t, schedules.Ensure(ctx, env.Client, taskQueue, schedules.Options{SummaryEvery: time.Second, SummarySlackChannel: channel}), "below a minute")
 	})
+}
+
+func TestEnsure_FleetScan(t *testing.T) {
+	ctx := context.Background()
+	reset(t)
+	fleetScan := func() (*client.ScheduleDescription, error) {
+		return env.Client.ScheduleClient().GetHandle(ctx, workflows.FleetScanScheduleID).Describe(ctx)
+	}
+	// No broker: no schedule.
+	require.NoError(t, schedules.Ensure(ctx, env.Client, taskQueue, schedules.Options{}))
+	_, err := fleetScan()
+	var nf *serviceerror.NotFound
+	require.True(t, errors.As(err, &nf), "no fleet scan without a broker: %v", err)
+
+	for _, every := range []time.Duration{workflows.DefaultFleetScanEvery, 5 * time.Minute} {
+		require.NoError(t, schedules.Ensure(ctx, env.Client, taskQueue, schedules.Options{BrokerScanEvery: every}))
+		d, err := fleetScan()
+		require.NoError(t, err)
+		require.Len(t, d.Schedule.Spec.Intervals, 1)
+		require.Equal(t, every, d.Schedule.Spec.Intervals[0].Every)
+		require.Equal(t, enums.SCHEDULE_OVERLAP_POLICY_SKIP, d.Schedule.Policy.Overlap)
+		act, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction)
+		require.True(t, ok)
+		require.Equal(t, "FleetScan", act.Workflow)
+		require.Equal(t, workflows.FleetScanScheduleID, act.ID)
+		require.Equal(t, taskQueue, act.TaskQueue)
+		require.Equal(t, schedules.FleetScanTimeout, act.WorkflowExecutionTimeout)
+		kind, ok := act.TypedSearchAttributes.GetKeyword(workflows.VigilKindKey)
+		require.True(t, ok)
+		require.Equal(t, workflows.KindSchedule, kind)
+	}
+
+	// The broker is removed from the configuration: the schedule goes.
+	require.NoError(t, schedules.Ensure(ctx, env.Client, taskQueue, schedules.Options{}))
+	_, err = fleetScan()
+	require.True(t, errors.As(err, &nf), "fleet scan schedule should be gone: %v", err)
+	require.ErrorContains(t, schedules.Ensure(ctx, env.Client, taskQueue, schedules.Options{BrokerScanEvery: time.Second}), "below a minute")
 }
 
 // startWorker runs the capacity workflows and activities on taskQueue until

@@ -1,0 +1,902 @@
+package api
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"golang.org/x/time/rate"
+
+	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/credential"
+	"github.com/vigil-health/vigil/workflows"
+)
+
+// Activations: a patient or a ward device is activated once with a short
+// code, exchanges it for a single-use authorisation code, and that for a
+// token. Each activation is a workflow (activation:<kind>:<id>) that holds
+// only hashes; Postgres holds the code's lookup digest so the API can find
+// it, and the auth_audit trail.
+
+// AuthorisationCodeHeader carries the authorisation code on token requests.
+const AuthorisationCodeHeader = "X-Authorisation-Code"
+
+// Scopes of subject tokens (message scopes are in messages.go).
+const (
+	// ScopeWriteActivation lets clinician and system tokens create patient
+	// activations.
+	ScopeWriteActivation = "write:activation"
+	// ScopeClinicianLogin lets a device token mint clinician tokens.
+	ScopeClinicianLogin = "login:clinician"
+)
+
+// Error codes of the activation and token endpoints.
+const (
+	CodeActivationExpired = "activation_expired"
+	CodeActivationLocked  = "activation_locked"
+	CodeActivationUsed    = "activation_used"
+	CodeActivationChanged = "activation_changed"
+	CodeWrongPIN          = "wrong_pin"
+	CodeRateLimited       = "rate_limited"
+	CodeDeviceInactive    = "device_inactive"
+	CodeContractExpired   = "contract_expired"
+	CodeLoginInactive     = "login_inactive"
+	CodeNotInGroup        = "not_in_group"
+)
+
+// Audit events (auth_audit.event).
+const (
+	auditActivationCreated = "activation_created"
+	auditTokenIssued       = "token_issued"
+	auditDeviceUpdated     = "device_updated"
+	auditLoginRefused      = "login_refused"
+	auditSystemToken       = "system_token_issued"
+)
+
+var (
+	patientTokenScopes   = []string{ScopeReadMessage, ScopeWriteMessage}
+	clinicianTokenScopes = []string{ScopeReadMessage, ScopeWriteMessage, ScopeWriteActivation}
+	deviceTokenScopes    = []string{ScopeClinicianLogin}
+)
+
+// activationSettings are the activation and subject-token settings.
+type activationSettings struct {
+	// keys is nil when no activation secret is configured: the activation
+	// endpoints then answer 503.
+	keys            *credential.Keys
+	pinLength       int
+	expiryDays      int
+	maxAttempts     int
+	patientTTL      time.Duration
+	deviceTTL       time.Duration
+	clinicianTTL    time.Duration
+	clinicianGroups []string
+	// limiter bounds unauthenticated code and token requests per client IP.
+	limiter *ipLimiter
+}
+
+func newActivationSettings(d Deps) *activationSettings {
+	a := &activationSettings{
+		pinLength: d.ActivationPINLength, expiryDays: d.ActivationExpiryDays, maxAttempts: d.ActivationMaxAttempts,
+		patientTTL: d.PatientTokenTTL, deviceTTL: d.DeviceTokenTTL, clinicianTTL: d.ClinicianTokenTTL,
+	}
+	if len(d.ActivationSecret) > 0 {
+		// A short secret leaves activations off (503) rather than weak;
+		// config.Load refuses it before it gets here.
+		a.keys, _ = credential.NewKeys(d.ActivationSecret)
+	}
+	if a.pinLength < credential.MinPINLength || a.pinLength > credential.MaxPINLength {
+		a.pinLength = credential.DefaultPINLength
+	}
+	if a.expiryDays <= 0 {
+		a.expiryDays = workflows.DefaultActivationExpiryDays
+	}
+	if a.maxAttempts <= 0 {
+		a.maxAttempts = workflows.DefaultActivationMaxAttempts
+	}
+	if a.patientTTL <= 0 {
+		a.patientTTL = 15 * time.Minute
+	}
+	if a.deviceTTL <= 0 {
+		a.deviceTTL = 24 * time.Hour
+	}
+	if a.clinicianTTL <= 0 {
+		a.clinicianTTL = 15 * time.Minute
+	}
+	for _, g := range d.ClinicianLoginGroups {
+		if g = strings.ToLower(strings.TrimSpace(g)); g != "" {
+			a.clinicianGroups = append(a.clinicianGroups, g)
+		}
+	}
+	if len(a.clinicianGroups) == 0 {
+		a.clinicianGroups = []string{"send clinician", "send superclinician"}
+	}
+	perMinute := d.ActivationRatePerMinute
+	if perMinute <= 0 {
+		perMinute = 10
+	}
+	a.limiter = newIPLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+	return a
+}
+
+// activationRoutes registers activations, subject tokens, devices,
+// clinicians and the auth audit.
+func (s *Server) activationRoutes(v1 *gin.RouterGroup) {
+	staff, admin := s.requireStaff(), s.requireStaff(auth.AccessAdmin)
+	limited := s.rateLimitByIP()
+	v1.POST("/patients/:id/activation", s.requireActivationWriter(), s.createPatientActivation)
+	v1.GET("/patients/:id/activations", s.requireActivationWriter(), s.listPatientActivations)
+	v1.GET("/patients/:id/token", limited, s.patientToken)
+	v1.POST("/activations/:code", redactCodePath, limited, s.completeActivation)
+
+	v1.POST("/devices", admin, s.createDevice)
+	v1.GET("/devices", staff, s.listDevices)
+	v1.GET("/devices/:id", staff, s.getDevice)
+	v1.PATCH("/devices/:id", admin, s.patchDevice)
+	v1.POST("/devices/:id/activation", admin, s.createDeviceActivation)
+	v1.GET("/devices/:id/token", limited, s.deviceToken)
+
+	v1.POST("/clinicians", admin, s.createClinician)
+	v1.GET("/clinicians", staff, s.listClinicians)
+	v1.GET("/clinicians/token", s.requireSubject([]string{auth.SubjectDevice}, ScopeClinicianLogin), s.activeDevice, s.clinicianToken)
+	v1.GET("/clinicians/:id", staff, s.getClinician)
+	v1.PATCH("/clinicians/:id", admin, s.patchClinician)
+
+	v1.POST("/auth/system-token", admin, s.systemToken)
+	v1.GET("/auth/audit", admin, s.listAuthAudit)
+}
+
+// redactCodePath keeps activation codes out of the access log: the logged
+// path becomes the route template.
+func redactCodePath(c *gin.Context) {
+	c.Request.URL.Path = "/v1/activations/{code}"
+	c.Request.URL.RawPath = ""
+	c.Next()
+}
+
+// requireActivationWriter lets staff (any level), and clinician or system
+// tokens with ScopeWriteActivation, manage patient activations.
+func (s *Server) requireActivationWriter() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		claims, ok := s.verifyAccess(c)
+		if !ok {
+			return
+		}
+		switch claims.SubjectType {
+		case auth.SubjectStaff:
+		case auth.SubjectClinician, auth.SubjectSystem:
+			if !hasScope(claims, ScopeWriteActivation) {
+				abortWithError(c, http.StatusForbidden, CodeForbidden, "the token lacks scope "+ScopeWriteActivation, "")
+				return
+			}
+		default:
+			abortWithError(c, http.StatusForbidden, CodeForbidden, "requires a staff, clinician or system token", "")
+			return
+		}
+		c.Set(principalKey, claims)
+		c.Next()
+	}
+}
+
+func hasScope(claims *auth.Claims, scope string) bool {
+	return slices.Contains(claims.Scopes, ScopeAll) || slices.Contains(claims.Scopes, scope)
+}
+
+// ipLimiter is a token bucket per client IP; idle buckets are dropped.
+type ipLimiter struct {
+	mu      sync.Mutex
+	limit   rate.Limit
+	burst   int
+	buckets map[string]*ipBucket
+}
+
+type ipBucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// maxIPBuckets bounds the limiter's memory; beyond it idle buckets are swept.
+const maxIPBuckets = 10000
+
+func newIPLimiter(limit rate.Limit, burst int) *ipLimiter {
+	return &ipLimiter{limit: limit, burst: burst, buckets: map[string]*ipBucket{}}
+}
+
+// allow reports whether ip may make a request now, and otherwise how long
+// it should wait.
+func (l *ipLimiter) allow(ip string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buckets) >= maxIPBuckets {
+		for k, b := range l.buckets {
+			if now.Sub(b.seen) > 10*time.Minute {
+				delete(l.buckets, k)
+			}
+		}
+	}
+	b, ok := l.buckets[ip]
+	if !ok {
+		b = &ipBucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[ip] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// rateLimitByIP answers 429 with Retry-After when the client IP has used up
+// its budget of unauthenticated code and token requests.
+func (s *Server) rateLimitByIP() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ok, wait := s.act.limiter.allow(c.ClientIP(), time.Now())
+		if !ok {
+			c.Header("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+			abortWithError(c, http.StatusTooManyRequests, CodeRateLimited, "too many attempts from this address; retry later", "")
+			return
+		}
+		c.Next()
+	}
+}
+
+// activationsReady answers 503 when no activation secret is configured.
+func (s *Server) activationsReady(c *gin.Context) bool {
+	if s.act.keys == nil {
+		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "activations are not configured (VIGIL_ACTIVATION_SECRET)", "")
+		return false
+	}
+	return true
+}
+
+// audit writes one auth_audit row. It never receives a secret.
+func (s *Server) audit(ctx context.Context, c *gin.Context, event, subjectType, subjectID, actor, reason string) error {
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO auth_audit (event, subject_type, subject_id, actor, reason, request_id, client_ip)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		event, subjectType, subjectID, actor, reason, requestID(c), c.ClientIP())
+	return err
+}
+
+// auditRefusal records a refused login or token request; a failed write is
+// logged, and the refusal stands.
+func (s *Server) auditRefusal(c *gin.Context, subjectType, subjectID, actor, reason string) {
+	if err := s.audit(context.WithoutCancel(c.Request.Context()), c, auditLoginRefused, subjectType, subjectID, actor, reason); err != nil {
+		s.logger.ErrorContext(c.Request.Context(), "audit login refusal", "err", err, "request_id", requestID(c))
+	}
+}
+
+func actor(c *gin.Context) string {
+	if p := principal(c); p != nil {
+		return p.Subject
+	}
+	return ""
+}
+
+func requestMeta(c *gin.Context) workflows.RequestMeta {
+	return workflows.RequestMeta{RequestID: requestID(c), ClientIP: c.ClientIP(), Actor: actor(c)}
+}
+
+// noStore marks a response that carries a secret as uncacheable.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+}
+
+// PatientActivationCreated answers POST /v1/patients/{id}/activation: the
+// PIN and the code are shown this once and never stored in clear.
+type PatientActivationCreated struct {
+	PIN            string    `json:"pin"`
+	ActivationCode string    `json:"activation_code"`
+	ExpiresAt      time.Time `json:"expires_at"`
+}
+
+// DeviceActivationCreated answers POST /v1/devices/{id}/activation.
+type DeviceActivationCreated struct {
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func patientIDParam(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	if !workflows.ValidSubjectID(id) {
+		abortInvalid(c, invalid("id", "must be 1 to 64 letters, digits, '_' or '-'"))
+		return "", false
+	}
+	return id, true
+}
+
+// createPatientActivation issues a new PIN for the patient: a new
+// activation (201), or the pending one re-created with the same code, its
+// attempts reset and its expiry pushed (200).
+func (s *Server) createPatientActivation(c *gin.Context) {
+	if !s.activationsReady(c) {
+		return
+	}
+	pid, ok := patientIDParam(c)
+	if !ok {
+		return
+	}
+	pin, err := credential.NewPIN(s.act.pinLength)
+	if err != nil {
+		s.abortInternal(c, "new pin", err)
+		return
+	}
+	pinHash, pinSalt, err := credential.Hash(pin)
+	if err != nil {
+		s.abortInternal(c, "hash pin", err)
+		return
+	}
+	res, created, ok := s.openActivation(c, workflows.ActivationKindPatient, pid, pinHash, pinSalt)
+	if !ok {
+		return
+	}
+	noStore(c)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	c.JSON(status, PatientActivationCreated{PIN: pin, ActivationCode: res.code, ExpiresAt: res.expiresAt})
+}
+
+type openedActivation struct {
+	code      string
+	expiresAt time.Time
+}
+
+// errActivationRace means another request changed the subject's activation
+// meanwhile: look again.
+var errActivationRace = errors.New("activation changed concurrently")
+
+// openActivation creates the subject's activation, or re-creates its
+// pending one. It answers the request itself when it fails.
+func (s *Server) openActivation(c *gin.Context, kind, subjectID, pinHash, pinSalt string) (openedActivation, bool, bool) {
+	ctx := c.Request.Context()
+	for range 5 {
+		var live struct {
+			ID    string `db:"id"`
+			State string `db:"state"`
+		}
+		err := s.db.GetContext(ctx, &live, `SELECT id, state FROM activations
+			WHERE kind = $1 AND subject_id = $2 AND state IN ('pending', 'activated')`, kind, subjectID)
+		var res openedActivation
+		created := false
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			res, err = s.startActivation(c, kind, subjectID, pinHash, pinSalt)
+			created = true
+		case err != nil:
+			s.abortInternal(c, "look up activation", err)
+			return res, false, false
+		case live.State == workflows.ActivationActivated:
+			abortWithError(c, http.StatusConflict, CodeActivationUsed, "the current activation was completed and its authorisation code "+
+				"has not been exchanged yet; try again in "+workflows.AuthorisationCodeTTL.String(), "")
+			return res, false, false
+		default:
+			res, err = s.recreateActivation(c, kind, subjectID, live.ID, pinHash, pinSalt)
+		}
+		if errors.Is(err, errActivationRace) {
+			select {
+			case <-ctx.Done():
+				abortWithError(c, http.StatusGatewayTimeout, CodeTimeout, "the request ended", "")
+				return res, false, false
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return res, false, false // answered
+		}
+		return res, created, true
+	}
+	abortWithError(c, http.StatusConflict, CodeActivationChanged, "the activation is changing; retry", "")
+	return openedActivation{}, false, false
+}
+
+// codeMaterial makes the code of an activation: derived from its id for a
+// patient (so it survives re-creation without being stored), random for a
+// device.
+func (s *Server) codeMaterial(kind, activationID string) (code, digest, hash, salt string, err error) {
+	if kind == workflows.ActivationKindPatient {
+		code = s.act.keys.PatientActivationCode(activationID)
+	} else if code, err = credential.NewDeviceCode(); err != nil {
+		return "", "", "", "", err
+	}
+	hash, salt, err = credential.Hash(code)
+	return code, s.act.keys.Digest(code), hash, salt, err
+}
+
+// startActivation stores a new activation and starts its workflow; if the
+// workflow cannot start, the row is removed again.
+func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSalt string) (openedActivation, error) {
+	ctx := c.Request.Context()
+	id := uuid.NewString()
+	code, digest, codeHash, codeSalt, err := s.codeMaterial(kind, id)
+	if err != nil {
+		s.abortInternal(c, "activation code", err)
+		return openedActivation{}, err
+	}
+	expires := workflows.ActivationExpiry(time.Now(), s.hospitalTZ, s.act.expiryDays)
+	wfID := workflows.ActivationWorkflowID(kind, subjectID)
+	_, err = s.db.ExecContext(ctx, `
+		INSERT INTO activations (id, kind, subject_id, workflow_id, code_digest, code_hash, code_salt, pin_salt, expires_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		id, kind, subjectID, wfID, digest, codeHash, codeSalt, pinSalt, expires, actor(c))
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+		return openedActivation{}, errActivationRace // a concurrent creation, or a device code collision
+	}
+	if err != nil {
+		s.abortInternal(c, "store activation", err)
+		return openedActivation{}, err
+	}
+	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       wfID,
+		TaskQueue:                                s.taskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindActivation)),
+	}, workflows.Activation, &workflows.ActivationInput{
+		ActivationID: id, Kind: kind, SubjectID: subjectID, ExpiresAt: expires, MaxAttempts: s.act.maxAttempts,
+		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},
+	})
+	if err != nil {
+		if _, derr := s.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM activations WHERE id = $1`, id); derr != nil {
+			s.logger.ErrorContext(ctx, "remove unstarted activation", "err", derr, "request_id", requestID(c))
+		}
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return openedActivation{}, errActivationRace // the previous run is still finishing
+		}
+		s.abortTemporal(c, "start activation", err)
+		return openedActivation{}, err
+	}
+	if err := s.audit(ctx, c, auditActivationCreated, kind, subjectID, actor(c), "created"); err != nil {
+		s.logger.ErrorContext(ctx, "audit activation", "err", err, "request_id", requestID(c))
+	}
+	return openedActivation{code: code, expiresAt: expires}, nil
+}
+
+// recreateActivation sends the pending activation a new PIN (patient) or
+// code (device) and a later expiry.
+func (s *Server) recreateActivation(c *gin.Context, kind, subjectID, activationID, pinHash, pinSalt string) (openedActivation, error) {
+	ctx := c.Request.Context()
+	code, digest, codeHash, codeSalt, err := s.codeMaterial(kind, activationID)
+	if err != nil {
+		s.abortInternal(c, "activation code", err)
+		return openedActivation{}, err
+	}
+	expires := workflows.ActivationExpiry(time.Now(), s.hospitalTZ, s.act.expiryDays)
+	err = s.updateActivation(ctx, workflows.ActivationWorkflowID(kind, subjectID), workflows.ActivationUpdateRecreate, &workflows.RecreateRequest{
+		ActivationID: activationID, CodeDigest: digest, ExpiresAt: expires, Meta: requestMeta(c),
+		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},
+	}, nil)
+	var notFound *serviceerror.NotFound
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return openedActivation{code: code, expiresAt: expires}, nil
+	case errors.As(err, &notFound):
+		// No workflow behind the row (a crash between insert and start):
+		// retire the row and start afresh.
+		if _, err := s.db.ExecContext(ctx, `UPDATE activations SET state = 'expired', finished_at = now(), updated_at = now()
+			WHERE id = $1 AND state IN ('pending', 'activated')`, activationID); err != nil {
+			s.abortInternal(c, "retire orphan activation", err)
+			return openedActivation{}, err
+		}
+		return openedActivation{}, errActivationRace
+	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationUsed:
+		s.abortActivation(c, err)
+		return openedActivation{}, err
+	case errors.As(err, &appErr) && slices.Contains([]string{workflows.RejectActivationExpired, workflows.RejectActivationLocked,
+		workflows.RejectActivationStale, activities.ErrTypeCodeCollision}, appErr.Type()):
+		// Ending (its final state is being recorded), replaced, or a code
+		// collision: look again.
+		return openedActivation{}, errActivationRace
+	default:
+		s.abortActivation(c, err)
+		return openedActivation{}, err
+	}
+}
+
+// updateActivation sends an Update and waits for its result.
+func (s *Server) updateActivation(ctx context.Context, workflowID, name string, arg, out any) error {
+	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return h.Get(ctx, out)
+}
+
+// abortActivation answers an activation workflow's rejection.
+func (s *Server) abortActivation(c *gin.Context, err error) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		s.abortTemporal(c, "activation update", err)
+		return
+	}
+	switch appErr.Type() {
+	case workflows.RejectActivationExpired:
+		abortWithError(c, http.StatusGone, CodeActivationExpired, "the activation has expired; ask for a new one", "")
+	case workflows.RejectActivationLocked:
+		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "the activation is locked after too many wrong PINs; ask for a new one", "")
+	case workflows.RejectActivationUsed:
+		abortWithError(c, http.StatusConflict, CodeActivationUsed, appErr.Message(), "")
+	case workflows.RejectActivationStale, activities.ErrTypeCodeCollision:
+		abortWithError(c, http.StatusConflict, CodeActivationChanged, "the activation changed meanwhile; retry", "")
+	case workflows.RejectInvalid:
+		abortWithError(c, http.StatusBadRequest, CodeInvalidField, appErr.Message(), "")
+	default:
+		s.abortInternal(c, "activation update", err)
+	}
+}
+
+// abortActivationState answers for an activation that is no longer pending.
+func abortActivationState(c *gin.Context, state string) {
+	switch state {
+	case workflows.ActivationExpired:
+		abortWithError(c, http.StatusGone, CodeActivationExpired, "the activation has expired; ask for a new one", "")
+	case workflows.ActivationLocked:
+		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "the activation is locked after too many wrong PINs; ask for a new one", "")
+	default:
+		abortWithError(c, http.StatusConflict, CodeActivationUsed, "the activation has already been used", "")
+	}
+}
+
+// activationAttempt is the body of POST /v1/activations/{code}.
+type activationAttempt struct {
+	PIN *string `json:"pin"`
+}
+
+// activationKind reads ?type: patient (the default) or device.
+func activationKind(c *gin.Context) (string, *fieldError) {
+	switch t := c.Query("type"); t {
+	case "", workflows.ActivationKindPatient:
+		return workflows.ActivationKindPatient, nil
+	case workflows.ActivationKindDevice:
+		return workflows.ActivationKindDevice, nil
+	default:
+		return "", invalid("type", "must be patient or device")
+	}
+}
+
+// decodeActivationAttempt reads ?type, the path's code and the body, and
+// answers 4xx naming the field when one is bad. It touches no store.
+func decodeActivationAttempt(c *gin.Context, pinLength int) (kind, code, pin string, ok bool) {
+	kind, fe := activationKind(c)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return "", "", "", false
+	}
+	var req activationAttempt
+	if !decodeJSON(c, &req, true) {
+		return "", "", "", false
+	}
+	code, pin, fe = checkActivationAttempt(kind, c.Param("code"), req, pinLength)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return "", "", "", false
+	}
+	return kind, code, pin, true
+}
+
+// checkActivationAttempt validates an attempt's code and PIN (already
+// decoded); it never touches a store, so fuzz tests drive it directly.
+func checkActivationAttempt(kind, rawCode string, req activationAttempt, pinLength int) (code, pin string, fe *fieldError) {
+	code = credential.NormalizeCode(rawCode)
+	switch kind {
+	case workflows.ActivationKindDevice:
+		if !credential.Valid(code, credential.Digits, credential.DeviceCodeLength) {
+			return "", "", invalid("code", "must be the 9-digit device code")
+		}
+		if req.PIN != nil {
+			return "", "", invalid("pin", "devices are activated without a PIN")
+		}
+		return code, "", nil
+	default:
+		if !credential.Valid(code, credential.CodeAlphabet, credential.ActivationCodeLength) {
+			return "", "", invalid("code", "must be the 30-character activation code")
+		}
+		if req.PIN == nil || *req.PIN == "" {
+			return "", "", invalid("pin", "is required")
+		}
+		pin = credential.NormalizeCode(*req.PIN)
+		if !credential.Valid(pin, credential.PINAlphabet, pinLength) {
+			return "", "", invalid("pin", "must be the "+strconv.Itoa(pinLength)+"-character PIN")
+		}
+		return code, pin, nil
+	}
+}
+
+type activationRow struct {
+	ID           string    `db:"id"`
+	SubjectID    string    `db:"subject_id"`
+	State        string    `db:"state"`
+	CodeHash     string    `db:"code_hash"`
+	CodeSalt     string    `db:"code_salt"`
+	PinSalt      string    `db:"pin_salt"`
+	AuthCodeHash string    `db:"auth_code_hash"`
+	AuthCodeSalt string    `db:"auth_code_salt"`
+	ExpiresAt    time.Time `db:"expires_at"`
+}
+
+const activationRowColumns = `id, subject_id, state, code_hash, code_salt, pin_salt, auth_code_hash, auth_code_salt, expires_at`
+
+// ActivationCompleted answers a successful POST /v1/activations/{code}: the
+// authorisation code is shown this once.
+type ActivationCompleted struct {
+	AuthorisationCode string `json:"authorisation_code"`
+	PatientID         string `json:"patient_id,omitempty"`
+	DeviceID          string `json:"device_id,omitempty"`
+}
+
+// completeActivation checks an activation code (and a patient's PIN) and
+// answers a single-use authorisation code. An unknown code gets 404; a
+// known one that can no longer be used says why (410 expired, 403 locked,
+// 409 used); a wrong PIN is 403 with the attempts left.
+func (s *Server) completeActivation(c *gin.Context) {
+	if !s.activationsReady(c) {
+		return
+	}
+	kind, code, pin, ok := decodeActivationAttempt(c, s.act.pinLength)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	var row activationRow
+	err := s.db.GetContext(ctx, &row, `SELECT `+activationRowColumns+` FROM activations
+		WHERE code_digest = $1 AND kind = $2 ORDER BY created_at DESC LIMIT 1`, s.act.keys.Digest(code), kind)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !credential.Verify(code, row.CodeHash, row.CodeSalt)) {
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown activation code", "")
+		return
+	}
+	if err != nil {
+		s.abortInternal(c, "look up activation", err)
+		return
+	}
+	if row.State != workflows.ActivationPending {
+		abortActivationState(c, row.State)
+		return
+	}
+	if time.Now().After(row.ExpiresAt) {
+		abortActivationState(c, workflows.ActivationExpired)
+		return
+	}
+	authCode, err := credential.NewAuthorisationCode()
+	if err != nil {
+		s.abortInternal(c, "new authorisation code", err)
+		return
+	}
+	authHash, authSalt, err := credential.Hash(authCode)
+	if err != nil {
+		s.abortInternal(c, "hash authorisation code", err)
+		return
+	}
+	att := &workflows.AttemptRequest{AuthCodeHash: authHash, AuthCodeSalt: authSalt, Meta: requestMeta(c), PinSalt: row.PinSalt}
+	// Verify succeeded with this salt, so these cannot fail.
+	att.CodeHash, _ = credential.HashWithSalt(code, row.CodeSalt)
+	if kind == workflows.ActivationKindPatient {
+		if att.PinHash, err = credential.HashWithSalt(pin, row.PinSalt); err != nil {
+			s.abortInternal(c, "hash pin", err)
+			return
+		}
+	}
+	var res workflows.AttemptResult
+	err = s.updateActivation(ctx, workflows.ActivationWorkflowID(kind, row.SubjectID), workflows.ActivationUpdateAttempt, att, &res)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		// The workflow ended since the row was read: say how.
+		var state string
+		if err := s.db.GetContext(ctx, &state, `SELECT state FROM activations WHERE id = $1`, row.ID); err != nil {
+			s.abortInternal(c, "re-read activation", err)
+			return
+		}
+		abortActivationState(c, state)
+		return
+	}
+	if err != nil {
+		s.abortActivation(c, err)
+		return
+	}
+	switch res.Outcome {
+	case workflows.AttemptActivated:
+		noStore(c)
+		out := ActivationCompleted{AuthorisationCode: authCode}
+		if kind == workflows.ActivationKindPatient {
+			out.PatientID = row.SubjectID
+		} else {
+			out.DeviceID = row.SubjectID
+		}
+		c.JSON(http.StatusOK, out)
+	case workflows.AttemptLocked:
+		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "wrong PIN; the activation is now locked; ask for a new one", "pin")
+	default:
+		abortWithError(c, http.StatusForbidden, CodeWrongPIN, "wrong PIN; "+strconv.Itoa(res.AttemptsLeft)+" attempts left", "pin")
+	}
+}
+
+// SubjectToken answers a patient, device, clinician or system token request.
+type SubjectToken struct {
+	Token       string    `json:"token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	ExpiresIn   int       `json:"expires_in"`
+	Subject     string    `json:"sub"`
+	SubjectType string    `json:"sub_type"`
+}
+
+// authorisationCodeHeader reads and checks X-Authorisation-Code.
+func authorisationCodeHeader(c *gin.Context) (string, *fieldError) {
+	raw := c.GetHeader(AuthorisationCodeHeader)
+	if raw == "" {
+		return "", invalid(AuthorisationCodeHeader, "the header is required")
+	}
+	code := credential.NormalizeCode(raw)
+	if !credential.Valid(code, credential.CodeAlphabet, credential.AuthorisationCodeLength) {
+		return "", invalid(AuthorisationCodeHeader, "must be the 32-character authorisation code")
+	}
+	return code, nil
+}
+
+// redeemAuthorisationCode exchanges the subject's authorisation code, once.
+// It answers the request itself when it refuses.
+func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code string) bool {
+	ctx := c.Request.Context()
+	var row activationRow
+	err := s.db.GetContext(ctx, &row, `SELECT `+activationRowColumns+` FROM activations
+		WHERE kind = $1 AND subject_id = $2 AND auth_code_salt <> '' ORDER BY created_at DESC LIMIT 1`, kind, subjectID)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !credential.Verify(code, row.AuthCodeHash, row.AuthCodeSalt)) {
+		s.auditRefusal(c, kind, subjectID, "", "unknown or wrong authorisation code")
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown "+kind+" or authorisation code", "")
+		return false
+	}
+	if err != nil {
+		s.abortInternal(c, "look up authorisation code", err)
+		return false
+	}
+	refuse := func(state string) bool {
+		reason := "authorisation code " + state
+		if state == workflows.ActivationRedeemed {
+			reason = "authorisation code already used"
+		}
+		s.auditRefusal(c, kind, subjectID, "", reason)
+		if state == workflows.ActivationRedeemed {
+			abortWithError(c, http.StatusConflict, CodeActivationUsed, "the authorisation code has already been used", "")
+		} else {
+			abortActivationState(c, state)
+		}
+		return false
+	}
+	if row.State != workflows.ActivationActivated {
+		return refuse(row.State)
+	}
+	hash, _ := credential.HashWithSalt(code, row.AuthCodeSalt)
+	var res workflows.RedeemResult
+	err = s.updateActivation(ctx, workflows.ActivationWorkflowID(kind, subjectID), workflows.ActivationUpdateRedeem,
+		&workflows.RedeemRequest{AuthCodeHash: hash, Meta: requestMeta(c)}, &res)
+	var notFound *serviceerror.NotFound
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &notFound):
+		var state string
+		if err := s.db.GetContext(ctx, &state, `SELECT state FROM activations WHERE id = $1`, row.ID); err != nil {
+			s.abortInternal(c, "re-read activation", err)
+			return false
+		}
+		return refuse(state)
+	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationUsed:
+		return refuse(workflows.ActivationRedeemed)
+	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationExpired:
+		return refuse(workflows.ActivationExpired)
+	case err != nil:
+		s.abortActivation(c, err)
+		return false
+	case !res.Redeemed:
+		s.auditRefusal(c, kind, subjectID, "", "wrong authorisation code")
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown "+kind+" or authorisation code", "")
+		return false
+	}
+	return true
+}
+
+// issueSubjectToken signs a token, audits it first (no audit, no token) and
+// answers it.
+func (s *Server) issueSubjectToken(c *gin.Context, claims auth.Claims, ttl time.Duration, auditActor, reason string) {
+	if s.signer == nil {
+		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "authentication is not configured", "")
+		return
+	}
+	claims.TokenType = auth.TokenAccess
+	event := auditTokenIssued
+	if claims.SubjectType == auth.SubjectSystem {
+		event = auditSystemToken
+	}
+	if err := s.audit(c.Request.Context(), c, event, claims.SubjectType, claims.Subject, auditActor, reason); err != nil {
+		s.abortInternal(c, "audit token", err)
+		return
+	}
+	token, exp, err := s.signer.Issue(claims, ttl)
+	if err != nil {
+		s.abortInternal(c, "issue token", err)
+		return
+	}
+	noStore(c)
+	c.JSON(http.StatusOK, SubjectToken{Token: token, TokenType: "Bearer", ExpiresAt: exp, ExpiresIn: int(time.Until(exp) / time.Second),
+		Subject: claims.Subject, SubjectType: claims.SubjectType})
+}
+
+// patientToken exchanges the patient's authorisation code for a patient
+// token, once.
+func (s *Server) patientToken(c *gin.Context) {
+	if !s.activationsReady(c) {
+		return
+	}
+	pid, ok := patientIDParam(c)
+	if !ok {
+		return
+	}
+	code, fe := authorisationCodeHeader(c)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	if !s.redeemAuthorisationCode(c, workflows.ActivationKindPatient, pid, code) {
+		return
+	}
+	s.issueSubjectToken(c, auth.Claims{Subject: pid, SubjectType: auth.SubjectPatient, Scopes: patientTokenScopes},
+		s.act.patientTTL, "", "activation")
+}
+
+// ActivationView is an activation without its secrets.
+type ActivationView struct {
+	ID          string     `json:"id" db:"id"`
+	State       string     `json:"state" db:"state"`
+	Attempts    int        `json:"attempts" db:"attempts"`
+	ExpiresAt   time.Time  `json:"expires_at" db:"expires_at"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty" db:"activated_at"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty" db:"finished_at"`
+	CreatedBy   string     `json:"created_by" db:"created_by"`
+	CreatedAt   time.Time  `json:"created_at" db:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at" db:"updated_at"`
+	WorkflowID  string     `json:"workflow_id" db:"workflow_id"`
+}
+
+// listPatientActivations lists a patient's activations, newest first.
+func (s *Server) listPatientActivations(c *gin.Context) {
+	pid, ok := patientIDParam(c)
+	if !ok {
+		return
+	}
+	limit, fe := intParam(c, "limit", 20, 1, 100)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	items := []ActivationView{}
+	if err := s.db.SelectContext(c.Request.Context(), &items, `
+		SELECT id, state, attempts, expires_at, activated_at, finished_at, created_by, created_at, updated_at, workflow_id
+		FROM activations WHERE kind = 'patient' AND subject_id = $1 ORDER BY created_at DESC LIMIT $2`, pid, limit); err != nil {
+		s.abortInternal(c, "list activations", err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items})
+}

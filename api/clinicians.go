@@ -1,0 +1,467 @@
+package api
+
+import (
+	"database/sql"
+	"errors"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/workflows"
+)
+
+// ClinicianView is an external clinician who logs in through ward devices.
+type ClinicianView struct {
+	ClinicianID           string    `json:"clinician_id"`
+	SendEntryIdentifier   *string   `json:"send_entry_identifier"`
+	LoginActive           bool      `json:"login_active"`
+	Groups                []string  `json:"groups"`
+	LocationIDs           []string  `json:"location_ids"`
+	ContractExpiryEODDate *string   `json:"contract_expiry_eod_date"`
+	CreatedBy             string    `json:"created_by"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+}
+
+type clinicianRow struct {
+	ClinicianID         string         `db:"clinician_id"`
+	SendEntryIdentifier sql.NullString `db:"send_entry_identifier"`
+	LoginActive         bool           `db:"login_active"`
+	Groups              pq.StringArray `db:"groups"`
+	LocationIDs         pq.StringArray `db:"location_ids"`
+	ContractExpiry      sql.NullTime   `db:"contract_expiry_eod_date"`
+	CreatedBy           string         `db:"created_by"`
+	CreatedAt           time.Time      `db:"created_at"`
+	UpdatedAt           time.Time      `db:"updated_at"`
+}
+
+const clinicianColumns = `clinician_id, send_entry_identifier, login_active, groups, location_ids, contract_expiry_eod_date,
+	created_by, created_at, updated_at`
+
+func (r clinicianRow) view() ClinicianView {
+	v := ClinicianView{ClinicianID: r.ClinicianID, LoginActive: r.LoginActive, Groups: nonNil(r.Groups),
+		LocationIDs: nonNil(r.LocationIDs), CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if r.SendEntryIdentifier.Valid {
+		v.SendEntryIdentifier = &r.SendEntryIdentifier.String
+	}
+	if r.ContractExpiry.Valid {
+		d := r.ContractExpiry.Time.Format(time.DateOnly)
+		v.ContractExpiryEODDate = &d
+	}
+	return v
+}
+
+// clinicianRequest is the body of POST /v1/clinicians and PATCH
+// /v1/clinicians/{id}. An empty send_entry_identifier or
+// contract_expiry_eod_date clears it.
+type clinicianRequest struct {
+	ClinicianID           *string   `json:"clinician_id"`
+	SendEntryIdentifier   *string   `json:"send_entry_identifier"`
+	LoginActive           *bool     `json:"login_active"`
+	Groups                *[]string `json:"groups"`
+	LocationIDs           *[]string `json:"location_ids"`
+	ContractExpiryEODDate *string   `json:"contract_expiry_eod_date"`
+}
+
+var sendEntryIdentifierPattern = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+// clinicianFields are a validated request's values.
+type clinicianFields struct {
+	identifier *string // nil: unchanged; "" clears
+	expiry     *string // nil: unchanged; "" clears
+	groups     []string
+	locations  []string
+}
+
+// check validates the fields present; create requires clinician_id and
+// login_active. Groups are lower-cased.
+func (r *clinicianRequest) check(create bool) (clinicianFields, *fieldError) {
+	var f clinicianFields
+	switch {
+	case create && r.ClinicianID == nil:
+		return f, invalid("clinician_id", "is required")
+	case create && !workflows.ValidSubjectID(*r.ClinicianID):
+		return f, invalid("clinician_id", "must be 1 to 64 letters, digits, '_' or '-'")
+	case !create && r.ClinicianID != nil:
+		return f, invalid("clinician_id", "cannot change")
+	case create && r.LoginActive == nil:
+		return f, invalid("login_active", "is required")
+	}
+	if r.SendEntryIdentifier != nil {
+		if *r.SendEntryIdentifier != "" && !sendEntryIdentifierPattern.MatchString(*r.SendEntryIdentifier) {
+			return f, invalid("send_entry_identifier", "must be 1 to 64 letters, digits, '_', '.', '@' or '-'")
+		}
+		f.identifier = r.SendEntryIdentifier
+	}
+	if r.Groups != nil {
+		if len(*r.Groups) > 20 {
+			return f, invalid("groups", "at most 20 groups")
+		}
+		for _, g := range *r.Groups {
+			g = strings.ToLower(strings.TrimSpace(g))
+			if g == "" || !validText(g, false) || utf8.RuneCountInString(g) > 64 {
+				return f, invalid("groups", "each group must be 1 to 64 characters of text")
+			}
+			if !slices.Contains(f.groups, g) {
+				f.groups = append(f.groups, g)
+			}
+		}
+		if f.groups == nil {
+			f.groups = []string{}
+		}
+	}
+	if r.LocationIDs != nil {
+		if len(*r.LocationIDs) > 100 {
+			return f, invalid("location_ids", "at most 100 locations")
+		}
+		for _, l := range *r.LocationIDs {
+			if !locationIDPattern.MatchString(l) {
+				return f, invalid("location_ids", "must be location ids (1 to 64 letters, digits, '_', '.', ':' or '-')")
+			}
+			if !slices.Contains(f.locations, l) {
+				f.locations = append(f.locations, l)
+			}
+		}
+		if f.locations == nil {
+			f.locations = []string{}
+		}
+	}
+	if r.ContractExpiryEODDate != nil {
+		if d := *r.ContractExpiryEODDate; d != "" {
+			if _, err := time.Parse(time.DateOnly, d); err != nil {
+				return f, invalid("contract_expiry_eod_date", "must be a date such as 2027-03-31")
+			}
+		}
+		f.expiry = r.ContractExpiryEODDate
+	}
+	if !create && r.SendEntryIdentifier == nil && r.LoginActive == nil && r.Groups == nil && r.LocationIDs == nil && r.ContractExpiryEODDate == nil {
+		return f, invalid("body", "give at least one field to change")
+	}
+	return f, nil
+}
+
+// decodeClinician reads and checks a clinician body, answering 4xx naming
+// the field when it is bad.
+func decodeClinician(c *gin.Context, create bool) (clinicianRequest, clinicianFields, bool) {
+	var req clinicianRequest
+	if !decodeJSON(c, &req, false) {
+		return req, clinicianFields{}, false
+	}
+	f, fe := req.check(create)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return req, f, false
+	}
+	return req, f, true
+}
+
+func emptyToNil(p *string) any {
+	if p == nil || *p == "" {
+		return nil
+	}
+	return *p
+}
+
+// createClinician registers a clinician (admin); a clinician id or send
+// entry identifier already in use is 409.
+func (s *Server) createClinician(c *gin.Context) {
+	req, f, ok := decodeClinician(c, true)
+	if !ok {
+		return
+	}
+	var row clinicianRow
+	err := s.db.GetContext(c.Request.Context(), &row, `
+		INSERT INTO clinicians (clinician_id, send_entry_identifier, login_active, groups, location_ids, contract_expiry_eod_date, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+clinicianColumns,
+		*req.ClinicianID, emptyToNil(f.identifier), *req.LoginActive, pq.Array(nonNil(f.groups)), pq.Array(nonNil(f.locations)),
+		emptyToNil(f.expiry), actor(c))
+	if s.abortClinicianConflict(c, err) {
+		return
+	}
+	c.Header("Location", "/v1/clinicians/"+row.ClinicianID)
+	c.JSON(http.StatusCreated, row.view())
+}
+
+// abortClinicianConflict answers a failed clinician write.
+func (s *Server) abortClinicianConflict(c *gin.Context, err error) bool {
+	if err == nil {
+		return false
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+		field := "clinician_id"
+		if strings.Contains(pqErr.Constraint, "send_entry") {
+			field = "send_entry_identifier"
+		}
+		abortWithError(c, http.StatusConflict, CodeConflict, field+" is already in use", field)
+		return true
+	}
+	s.abortInternal(c, "store clinician", err)
+	return true
+}
+
+func clinicianIDParam(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	if !workflows.ValidSubjectID(id) {
+		abortInvalid(c, invalid("id", "must be 1 to 64 letters, digits, '_' or '-'"))
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) getClinician(c *gin.Context) {
+	id, ok := clinicianIDParam(c)
+	if !ok {
+		return
+	}
+	var row clinicianRow
+	err := s.db.GetContext(c.Request.Context(), &row, `SELECT `+clinicianColumns+` FROM clinicians WHERE clinician_id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no clinician "+id, "")
+		return
+	}
+	if err != nil {
+		s.abortInternal(c, "load clinician", err)
+		return
+	}
+	c.JSON(http.StatusOK, row.view())
+}
+
+func (s *Server) listClinicians(c *gin.Context) {
+	limit, fe := intParam(c, "limit", 50, 1, 200)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	offset, fe := intParam(c, "offset", 0, 0, 1<<30)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	var rows []clinicianRow
+	if err := s.db.SelectContext(c.Request.Context(), &rows, `SELECT `+clinicianColumns+` FROM clinicians
+		ORDER BY clinician_id LIMIT $1 OFFSET $2`, limit, offset); err != nil {
+		s.abortInternal(c, "list clinicians", err)
+		return
+	}
+	items := make([]ClinicianView, 0, len(rows))
+	for _, r := range rows {
+		items = append(items, r.view())
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
+}
+
+// patchClinician changes the fields given (admin).
+func (s *Server) patchClinician(c *gin.Context) {
+	id, ok := clinicianIDParam(c)
+	if !ok {
+		return
+	}
+	req, f, ok := decodeClinician(c, false)
+	if !ok {
+		return
+	}
+	var row clinicianRow
+	err := s.db.GetContext(c.Request.Context(), &row, `
+		UPDATE clinicians SET
+			send_entry_identifier = CASE WHEN $2 THEN $3 ELSE send_entry_identifier END,
+			login_active = COALESCE($4, login_active),
+			groups = CASE WHEN $5 THEN $6::text[] ELSE groups END,
+			location_ids = CASE WHEN $7 THEN $8::text[] ELSE location_ids END,
+			contract_expiry_eod_date = CASE WHEN $9 THEN $10::date ELSE contract_expiry_eod_date END,
+			updated_at = now()
+		WHERE clinician_id = $1 RETURNING `+clinicianColumns,
+		id, f.identifier != nil, emptyToNil(f.identifier), req.LoginActive,
+		f.groups != nil, pq.Array(nonNil(f.groups)), f.locations != nil, pq.Array(nonNil(f.locations)),
+		f.expiry != nil, emptyToNil(f.expiry))
+	if errors.Is(err, sql.ErrNoRows) {
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no clinician "+id, "")
+		return
+	}
+	if s.abortClinicianConflict(c, err) {
+		return
+	}
+	c.JSON(http.StatusOK, row.view())
+}
+
+// clinicianToken mints a clinician token for a device's user, found by the
+// send entry identifier: only when the clinician is login-active, in an
+// allowed group, and their contract has not ended (an ended contract also
+// turns login_active off). Locations come from the clinician's record.
+// Every refusal is audited with its reason.
+func (s *Server) clinicianToken(c *gin.Context) {
+	ident, ok := c.GetQuery("send_entry_identifier")
+	if !ok || ident == "" {
+		abortInvalid(c, invalid("send_entry_identifier", "is required"))
+		return
+	}
+	if !sendEntryIdentifierPattern.MatchString(ident) {
+		abortInvalid(c, invalid("send_entry_identifier", "must be 1 to 64 letters, digits, '_', '.', '@' or '-'"))
+		return
+	}
+	deviceID := principal(c).Subject
+	ctx := c.Request.Context()
+	var row clinicianRow
+	err := s.db.GetContext(ctx, &row, `SELECT `+clinicianColumns+` FROM clinicians WHERE send_entry_identifier = $1`, ident)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.auditRefusal(c, auth.SubjectClinician, "send_entry_identifier:"+ident, deviceID, "unknown send_entry_identifier")
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no clinician with that send_entry_identifier", "send_entry_identifier")
+		return
+	}
+	if err != nil {
+		s.abortInternal(c, "load clinician", err)
+		return
+	}
+	refuse := func(code, reason string) {
+		s.auditRefusal(c, auth.SubjectClinician, row.ClinicianID, deviceID, reason)
+		abortWithError(c, http.StatusForbidden, code, "login refused: "+reason, "")
+	}
+	if row.ContractExpiry.Valid && time.Now().After(endOfDay(row.ContractExpiry.Time, s.hospitalTZ)) {
+		if row.LoginActive {
+			if _, err := s.db.ExecContext(ctx, `UPDATE clinicians SET login_active = false, updated_at = now()
+				WHERE clinician_id = $1`, row.ClinicianID); err != nil {
+				s.abortInternal(c, "deactivate clinician", err)
+				return
+			}
+		}
+		refuse(CodeContractExpired, "contract expired on "+row.ContractExpiry.Time.Format(time.DateOnly))
+		return
+	}
+	if !row.LoginActive {
+		refuse(CodeLoginInactive, "login inactive")
+		return
+	}
+	if !slices.ContainsFunc(row.Groups, func(g string) bool { return slices.Contains(s.act.clinicianGroups, strings.ToLower(g)) }) {
+		refuse(CodeNotInGroup, "not in an allowed group ("+strings.Join(s.act.clinicianGroups, ", ")+")")
+		return
+	}
+	s.issueSubjectToken(c, auth.Claims{Subject: row.ClinicianID, SubjectType: auth.SubjectClinician, Scopes: clinicianTokenScopes,
+		LocationIDs: nonNil(row.LocationIDs)}, s.act.clinicianTTL, deviceID, "via device "+deviceID)
+}
+
+// endOfDay is the last instant of a calendar date in loc.
+func endOfDay(date time.Time, loc *time.Location) time.Time {
+	return time.Date(date.Year(), date.Month(), date.Day(), 23, 59, 59, int(999*time.Millisecond), loc)
+}
+
+// systemTokenRequest is the body of POST /v1/auth/system-token.
+type systemTokenRequest struct {
+	SystemID   string `json:"system_id"`
+	TTLSeconds *int   `json:"ttl_seconds"`
+}
+
+var systemIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// Bounds of system tokens' lifetime.
+const (
+	defaultSystemTokenTTL = 15 * time.Minute
+	maxSystemTokenTTL     = time.Hour
+)
+
+// check validates a system token request and returns the TTL.
+func (r *systemTokenRequest) check() (time.Duration, *fieldError) {
+	if !systemIDPattern.MatchString(r.SystemID) {
+		return 0, invalid("system_id", "must be 1 to 64 letters, digits, '_', '.' or '-'")
+	}
+	if r.TTLSeconds == nil {
+		return defaultSystemTokenTTL, nil
+	}
+	if *r.TTLSeconds < 60 || *r.TTLSeconds > int(maxSystemTokenTTL/time.Second) {
+		return 0, invalid("ttl_seconds", "must be 60 to 3600")
+	}
+	return time.Duration(*r.TTLSeconds) * time.Second, nil
+}
+
+// decodeSystemToken reads and checks a system token request, answering 4xx
+// naming the field when it is bad.
+func decodeSystemToken(c *gin.Context) (systemTokenRequest, time.Duration, bool) {
+	var req systemTokenRequest
+	if !decodeJSON(c, &req, false) {
+		return req, 0, false
+	}
+	ttl, fe := req.check()
+	if fe != nil {
+		abortInvalid(c, fe)
+		return req, 0, false
+	}
+	return req, ttl, true
+}
+
+// systemToken mints a short-lived token with every scope for an internal
+// service (admin), audited.
+func (s *Server) systemToken(c *gin.Context) {
+	req, ttl, ok := decodeSystemToken(c)
+	if !ok {
+		return
+	}
+	s.issueSubjectToken(c, auth.Claims{Subject: req.SystemID, SubjectType: auth.SubjectSystem, Scopes: []string{ScopeAll}},
+		ttl, actor(c), "ttl "+strconv.Itoa(int(ttl/time.Second))+"s")
+}
+
+// AuthAuditEntry is one auth_audit row.
+type AuthAuditEntry struct {
+	ID          int64     `json:"id" db:"id"`
+	At          time.Time `json:"at" db:"at"`
+	Event       string    `json:"event" db:"event"`
+	SubjectType string    `json:"subject_type" db:"subject_type"`
+	SubjectID   string    `json:"subject_id" db:"subject_id"`
+	Actor       string    `json:"actor" db:"actor"`
+	Reason      string    `json:"reason" db:"reason"`
+	RequestID   string    `json:"request_id" db:"request_id"`
+	ClientIP    string    `json:"client_ip" db:"client_ip"`
+}
+
+var authAuditEvents = []string{auditActivationCreated, "attempt_failed", "locked", "completed", "expired",
+	auditTokenIssued, auditDeviceUpdated, auditLoginRefused, auditSystemToken}
+
+// listAuthAudit pages through the auth audit, newest first (admin); before
+// is the id cursor from the previous page.
+func (s *Server) listAuthAudit(c *gin.Context) {
+	limit, fe := intParam(c, "limit", 50, 1, 200)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	before, fe := intParam(c, "before", 0, 0, 1<<62)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	events, fe := enumListParam(c, "event", authAuditEvents)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	subjectType := c.Query("subject_type")
+	if subjectType != "" && !slices.Contains([]string{auth.SubjectPatient, auth.SubjectDevice, auth.SubjectClinician, auth.SubjectSystem}, subjectType) {
+		abortInvalid(c, invalid("subject_type", "must be patient, device, clinician or system"))
+		return
+	}
+	subjectID := c.Query("subject_id")
+	if !validText(subjectID, false) || len(subjectID) > 200 {
+		abortInvalid(c, invalid("subject_id", "must be at most 200 characters of text"))
+		return
+	}
+	items := []AuthAuditEntry{}
+	if err := s.db.SelectContext(c.Request.Context(), &items, `
+		SELECT id, at, event, subject_type, subject_id, actor, reason, request_id, client_ip FROM auth_audit
+		WHERE ($1 = 0 OR id < $1) AND (cardinality($2::text[]) = 0 OR event = ANY($2))
+			AND ($3 = '' OR subject_type = $3) AND ($4 = '' OR subject_id = $4)
+		ORDER BY id DESC LIMIT $5`, before, pq.Array(nonNil(events)), subjectType, subjectID, limit); err != nil {
+		s.abortInternal(c, "list auth audit", err)
+		return
+	}
+	out := gin.H{"items": items}
+	if len(items) == limit {
+		out["next_before"] = items[len(items)-1].ID
+	}
+	c.JSON(http.StatusOK, out)
+}

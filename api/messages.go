@@ -1,0 +1,523 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/messagestore"
+)
+
+// Scopes of the message endpoints. System tokens carry ScopeAll instead.
+const (
+	// ScopeReadMessage allows reading messages (lists, by id, streams,
+	// active callbacks).
+	ScopeReadMessage = "read:message"
+	// ScopeWriteMessage allows creating messages and changing their state.
+	ScopeWriteMessage = "write:message"
+)
+
+// maxMessageBodyBytes bounds a message request body: room for the largest
+// content (10 KiB) even when every character is \u-escaped.
+const maxMessageBodyBytes = 128 << 10
+
+// messageSubjects are the token subjects that use the message endpoints;
+// device and staff tokens are refused (403).
+var messageSubjects = []string{auth.SubjectPatient, auth.SubjectClinician, auth.SubjectSystem}
+
+// messageRoutes registers the messages API. Who may do what is decided by
+// package messagestore from the token's claims alone.
+func (s *Server) messageRoutes(v1 *gin.RouterGroup) {
+	read := s.requireSubject(messageSubjects, ScopeReadMessage)
+	write := s.requireSubject(messageSubjects, ScopeWriteMessage)
+	v1.POST("/messages", write, s.createMessage)
+	v1.GET("/messages/:id", read, s.getMessage)
+	v1.PATCH("/messages/:id", write, s.patchMessage)
+	v1.GET("/senders/:id/messages", read, s.listMessages(listBySender))
+	v1.GET("/senders/:id/receivers/:receiver_id/messages", read, s.listMessages(listByPair))
+	v1.GET("/receivers/:id/messages", read, s.listMessages(listByReceiver))
+	v1.GET("/receivers/:id/callbacks", read, s.listMessages(listCallbacks))
+	v1.GET("/parties/:id/messages", read, s.listMessages(listByParty))
+	v1.POST("/callbacks/active", read, s.activeCallbacks)
+	v1.GET("/receivers/:id/messages/stream", s.messageStreamAuth(read), s.streamMessages)
+}
+
+func (s *Server) messageStore() *messagestore.Store { return &messagestore.Store{DB: s.db} }
+
+// MessagePage answers the message lists.
+type MessagePage struct {
+	Items []messagestore.Message `json:"items"`
+	// NextCursor fetches the next page; nil on the last one.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// requestError is a refusal of a request: status, error code, message and
+// the field it names.
+type requestError struct {
+	Status        int
+	Code, Message string
+	Field         string
+}
+
+func (e *requestError) Error() string { return e.Field + ": " + e.Message }
+
+func (e *requestError) abort(c *gin.Context) { abortWithError(c, e.Status, e.Code, e.Message, e.Field) }
+
+func badField(field, message string) *requestError {
+	return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidField, Message: message, Field: field}
+}
+
+// readMessageBody reads a JSON request body of at most maxMessageBodyBytes.
+func readMessageBody(c *gin.Context) ([]byte, bool) {
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			abortWithError(c, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json", "")
+			return nil, false
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxMessageBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		abortWithError(c, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxMessageBodyBytes), "")
+		return nil, false
+	case err != nil:
+		abortWithError(c, http.StatusBadRequest, CodeInvalidJSON, "the body could not be read", "")
+		return nil, false
+	}
+	return body, true
+}
+
+// strictDecode decodes exactly one JSON value from body into dst, refusing
+// unknown fields.
+func strictDecode(body []byte, dst any) *requestError {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "a JSON body is required"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		status, code, msg, field := describeDecodeError(err)
+		if code == CodeUnknownField && field == "" {
+			return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "a field name is empty"}
+		}
+		return &requestError{Status: status, Code: code, Message: msg, Field: field}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "the body must hold exactly one JSON value"}
+	}
+	return nil
+}
+
+// messageCreateRequest is the body of POST /v1/messages.
+type messageCreateRequest struct {
+	SenderID     *string `json:"sender_id"`
+	SenderType   *string `json:"sender_type"`
+	ReceiverID   *string `json:"receiver_id"`
+	ReceiverType *string `json:"receiver_type"`
+	MessageType  *struct {
+		Value *int `json:"value"`
+	} `json:"message_type"`
+	Content        *string `json:"content"`
+	RelatedMessage *string `json:"related_message"`
+	Internal       *bool   `json:"internal"`
+}
+
+// decodeMessageCreate parses and validates a create body. It never panics;
+// every refusal is a 4xx naming the field where there is one.
+func decodeMessageCreate(body []byte) (messagestore.NewMessage, *requestError) {
+	var req messageCreateRequest
+	var m messagestore.NewMessage
+	if re := strictDecode(body, &req); re != nil {
+		return m, re
+	}
+	required := []struct {
+		name string
+		v    *string
+	}{{"sender_id", req.SenderID}, {"sender_type", req.SenderType}, {"receiver_id", req.ReceiverID}, {"receiver_type", req.ReceiverType}}
+	for _, f := range required {
+		if f.v == nil {
+			return m, badField(f.name, "is required")
+		}
+	}
+	if req.MessageType == nil || req.MessageType.Value == nil {
+		return m, badField("message_type.value", "is required")
+	}
+	if req.Content == nil {
+		return m, badField("content", "is required")
+	}
+	m = messagestore.NewMessage{
+		SenderID: *req.SenderID, SenderType: *req.SenderType,
+		ReceiverID: *req.ReceiverID, ReceiverType: *req.ReceiverType,
+		Type: messagestore.Type(*req.MessageType.Value), Content: *req.Content,
+	}
+	if req.RelatedMessage != nil {
+		id, err := uuid.Parse(*req.RelatedMessage)
+		if err != nil {
+			return m, badField("related_message", "must be a message id (UUID)")
+		}
+		related := id.String()
+		m.Related = &related
+	}
+	if req.Internal != nil {
+		m.Internal = *req.Internal
+	}
+	if err := m.Validate(); err != nil {
+		var ie *messagestore.InvalidError
+		if errors.As(err, &ie) {
+			return m, badField(ie.Field, ie.Reason)
+		}
+		return m, badField("", err.Error())
+	}
+	return m, nil
+}
+
+// patchFields are the fields PATCH changes; immutableFields are the
+// message's other fields, refused by name.
+var (
+	patchFields     = []string{"retrieved", "confirmed", "confirmed_by", "cancelled", "cancelled_by", "related_message"}
+	immutableFields = []string{"id", "created_at", "created_by", "created_by_type", "sender_id", "sender_type",
+		"receiver_id", "receiver_type", "message_type", "content", "internal", "modified_at"}
+)
+
+// Bounds of the state times a PATCH sets.
+var (
+	minStateTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxStateTime = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// decodeMessagePatch parses and validates a PATCH body: a non-empty object
+// of patchFields only, none null. It never panics; every refusal is a 4xx
+// naming the field where there is one.
+func decodeMessagePatch(body []byte) (messagestore.Patch, *requestError) {
+	var p messagestore.Patch
+	var raw map[string]json.RawMessage
+	if re := strictDecode(body, &raw); re != nil {
+		return p, re
+	}
+	if len(raw) == 0 {
+		return p, &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON,
+			Message: "the body must set at least one of " + strings.Join(patchFields, ", ")}
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // the same field is named for the same body
+	for _, k := range keys {
+		if slices.Contains(immutableFields, k) {
+			return p, badField(k, "cannot be changed; only "+strings.Join(patchFields, ", ")+" can")
+		}
+		if k == "" {
+			return p, &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "a field name is empty"}
+		}
+		if !slices.Contains(patchFields, k) {
+			return p, &requestError{Status: http.StatusBadRequest, Code: CodeUnknownField, Message: "unknown field", Field: k}
+		}
+	}
+	for _, k := range keys {
+		var v *string
+		if err := json.Unmarshal(raw[k], &v); err != nil {
+			return p, badField(k, "must be a JSON string")
+		}
+		if v == nil {
+			return p, badField(k, "must not be null; message state is never cleared")
+		}
+		switch k {
+		case "retrieved", "confirmed", "cancelled":
+			t, err := time.Parse(time.RFC3339Nano, *v)
+			if err != nil || t.Before(minStateTime) || !t.Before(maxStateTime) {
+				return p, badField(k, "must be an RFC 3339 time such as 2026-07-15T10:00:00Z")
+			}
+			t = t.UTC()
+			switch k {
+			case "retrieved":
+				p.Retrieved = &t
+			case "confirmed":
+				p.Confirmed = &t
+			default:
+				p.Cancelled = &t
+			}
+		case "confirmed_by", "cancelled_by":
+			if !messagestore.ValidPartyID(*v) {
+				return p, badField(k, "must be a party id (1 to 128 letters, digits, '.', '_', ':', '@' or '-')")
+			}
+			if k == "confirmed_by" {
+				p.ConfirmedBy = v
+			} else {
+				p.CancelledBy = v
+			}
+		case "related_message":
+			id, err := uuid.Parse(*v)
+			if err != nil {
+				return p, badField(k, "must be a message id (UUID)")
+			}
+			related := id.String()
+			p.Related = &related
+		}
+	}
+	return p, nil
+}
+
+// decodeCallbackPatients parses the body of POST /v1/callbacks/active: a
+// JSON array of at most 500 patient ids. Duplicates are dropped.
+func decodeCallbackPatients(body []byte) ([]string, *requestError) {
+	notArray := &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "the body must be a JSON array of patient ids"}
+	var raw []json.RawMessage
+	if re := strictDecode(body, &raw); re != nil {
+		if re.Code == CodeInvalidJSON && strings.Contains(re.Message, "JSON object") {
+			return nil, notArray
+		}
+		return nil, re
+	}
+	if raw == nil {
+		return nil, notArray
+	}
+	if len(raw) > messagestore.MaxActiveCallbackPatients {
+		return nil, badField("[]", fmt.Sprintf("must hold at most %d patient ids", messagestore.MaxActiveCallbackPatients))
+	}
+	out := make([]string, 0, len(raw))
+	for i, r := range raw {
+		var id string
+		if err := json.Unmarshal(r, &id); err != nil || !messagestore.ValidPartyID(id) {
+			return nil, badField("["+strconv.Itoa(i)+"]", "must be a patient id (1 to 128 letters, digits, '.', '_', ':', '@' or '-')")
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// abortMessageError answers a store error: not found (or not visible) 404,
+// refused by the policy 403, refused by the data 400, anything else 500.
+func (s *Server) abortMessageError(c *gin.Context, what string, err error) {
+	var fe *messagestore.ForbiddenError
+	var ie *messagestore.InvalidError
+	switch {
+	case errors.Is(err, messagestore.ErrNotFound):
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no such message", "")
+	case errors.As(err, &fe):
+		abortWithError(c, http.StatusForbidden, CodeForbidden, fe.Reason, fe.Field)
+	case errors.As(err, &ie):
+		abortWithError(c, http.StatusBadRequest, CodeInvalidField, ie.Reason, ie.Field)
+	case errors.Is(err, context.Canceled):
+		c.Abort() // the client left
+	default:
+		s.abortInternal(c, what, err)
+	}
+}
+
+// createMessage stores a new message from the caller (201).
+func (s *Server) createMessage(c *gin.Context) {
+	body, ok := readMessageBody(c)
+	if !ok {
+		return
+	}
+	m, re := decodeMessageCreate(body)
+	if re != nil {
+		re.abort(c)
+		return
+	}
+	msg, err := s.messageStore().Create(c.Request.Context(), principal(c), m)
+	if err != nil {
+		s.abortMessageError(c, "create message", err)
+		return
+	}
+	// Wake the receiver's streams (after the insert committed).
+	s.bus().announce(messagestore.NotifyChannel, msg.ReceiverID)
+	c.Header("Location", "/v1/messages/"+msg.ID)
+	c.JSON(http.StatusCreated, msg)
+}
+
+// messageID reads the :id path parameter as a message id.
+func messageID(c *gin.Context) (string, bool) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		abortInvalid(c, invalid("id", "must be a message id (UUID)"))
+		return "", false
+	}
+	return id.String(), true
+}
+
+// getMessage returns one message the caller may see; others are 404.
+func (s *Server) getMessage(c *gin.Context) {
+	id, ok := messageID(c)
+	if !ok {
+		return
+	}
+	msg, err := s.messageStore().Get(c.Request.Context(), principal(c), id)
+	if err != nil {
+		s.abortMessageError(c, "get message", err)
+		return
+	}
+	c.JSON(http.StatusOK, msg)
+}
+
+// patchMessage changes a message's state.
+func (s *Server) patchMessage(c *gin.Context) {
+	id, ok := messageID(c)
+	if !ok {
+		return
+	}
+	body, ok := readMessageBody(c)
+	if !ok {
+		return
+	}
+	p, re := decodeMessagePatch(body)
+	if re != nil {
+		re.abort(c)
+		return
+	}
+	msg, err := s.messageStore().Update(c.Request.Context(), principal(c), id, p)
+	if err != nil {
+		s.abortMessageError(c, "update message", err)
+		return
+	}
+	c.JSON(http.StatusOK, msg)
+}
+
+// listKind is which list an endpoint serves.
+type listKind int
+
+const (
+	listBySender listKind = iota
+	listByReceiver
+	listByPair
+	listByParty
+	listCallbacks
+)
+
+// partyParam reads a path parameter holding a party id.
+func partyParam(c *gin.Context, name string) (string, *fieldError) {
+	id := c.Param(name)
+	if !messagestore.ValidPartyID(id) {
+		return "", invalid(name, "must be a party id (1 to 128 letters, digits, '.', '_', ':', '@' or '-')")
+	}
+	return id, nil
+}
+
+// partyTypeParam reads an optional party-type query parameter.
+func partyTypeParam(c *gin.Context, name string) (string, *fieldError) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return "", nil
+	}
+	if !slices.Contains(messagestore.PartyTypes, v) {
+		return "", invalid(name, "must be one of "+strings.Join(messagestore.PartyTypes, ", "))
+	}
+	return v, nil
+}
+
+// parseMessageList reads a list endpoint's path and query parameters.
+func parseMessageList(c *gin.Context, kind listKind) (messagestore.ListQuery, *fieldError) {
+	var (
+		q  messagestore.ListQuery
+		fe *fieldError
+	)
+	id, fe := partyParam(c, "id")
+	if fe != nil {
+		return q, fe
+	}
+	switch kind {
+	case listBySender:
+		q.SenderID = id
+		q.SenderType, fe = partyTypeParam(c, "type")
+	case listByReceiver, listCallbacks:
+		q.ReceiverID = id
+		q.ReceiverType, fe = partyTypeParam(c, "type")
+		q.ActiveCallbacks = kind == listCallbacks
+	case listByParty:
+		q.PartyID = id
+		q.PartyType, fe = partyTypeParam(c, "type")
+	case listByPair:
+		q.SenderID = id
+		if q.ReceiverID, fe = partyParam(c, "receiver_id"); fe != nil {
+			return q, fe
+		}
+		if q.SenderType, fe = partyTypeParam(c, "sender_type"); fe != nil {
+			return q, fe
+		}
+		q.ReceiverType, fe = partyTypeParam(c, "receiver_type")
+	}
+	if fe != nil {
+		return q, fe
+	}
+	if kind != listCallbacks {
+		if v, ok := c.GetQuery("active"); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return q, invalid("active", "must be true or false")
+			}
+			q.Active = b
+		}
+	}
+	if q.Limit, fe = intParam(c, "limit", messagestore.DefaultLimit, 1, messagestore.MaxLimit); fe != nil {
+		return q, fe
+	}
+	if v, ok := c.GetQuery("cursor"); ok {
+		cur, err := messagestore.DecodeCursor(v)
+		if err != nil {
+			return q, invalid("cursor", "must be a next_cursor returned by this endpoint")
+		}
+		q.Cursor = &cur
+	}
+	return q, nil
+}
+
+// listMessages serves one of the message lists: newest first, paginated
+// with a keyset cursor, filtered to what the caller may see.
+func (s *Server) listMessages(kind listKind) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		q, fe := parseMessageList(c, kind)
+		if fe != nil {
+			abortInvalid(c, fe)
+			return
+		}
+		page, err := s.messageStore().List(c.Request.Context(), principal(c), q)
+		if err != nil {
+			s.abortMessageError(c, "list messages", err)
+			return
+		}
+		out := MessagePage{Items: page.Items}
+		if page.Next != nil {
+			next := page.Next.Encode()
+			out.NextCursor = &next
+		}
+		c.JSON(http.StatusOK, out)
+	}
+}
+
+// activeCallbacks answers, for each patient id of the body, the newest
+// active callback that patient sent (patients without one are absent).
+func (s *Server) activeCallbacks(c *gin.Context) {
+	body, ok := readMessageBody(c)
+	if !ok {
+		return
+	}
+	ids, re := decodeCallbackPatients(body)
+	if re != nil {
+		re.abort(c)
+		return
+	}
+	out, err := s.messageStore().ActiveCallbacks(c.Request.Context(), principal(c), ids)
+	if err != nil {
+		s.abortMessageError(c, "list active callbacks", err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}

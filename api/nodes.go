@@ -1,0 +1,444 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/heatmap"
+	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/nodesettings"
+)
+
+// FleetScanScheduleID is the Temporal Schedule that scans the broker's
+// fleet; POST /v1/nodes/scan triggers it.
+const FleetScanScheduleID = "broker-fleet-scan"
+
+// nodeRoutes registers broker node monitoring: the reports (any staff
+// token), the settings, contacts, mapping import and scan trigger (admin
+// access), and the HTML pages under /ui (see nodePageRoutes).
+//
+// /v1/nodes/heatmap.png, /v1/nodes/scan and /v1/nodes/settings/import are
+// static siblings of /v1/nodes/:id; node ids cannot contain '.', so no node
+// is hidden behind the heatmap.
+func (s *Server) nodeRoutes(r *gin.Engine) {
+	v1 := r.Group("/v1")
+	read, admin := s.requireStaff(), s.requireStaff(auth.AccessAdmin)
+	v1.GET("/nodes", read, s.listNodes)
+	v1.GET("/nodes/heatmap.png", read, s.nodeHeatmap(heatmap.PNG))
+	v1.GET("/nodes/heatmap.svg", read, s.nodeHeatmap(heatmap.SVG))
+	v1.POST("/nodes/scan", admin, s.triggerNodeScan)
+	v1.POST("/nodes/settings/import", admin, s.importNodeSettings)
+	v1.GET("/nodes/:id", read, s.getNode)
+	v1.GET("/nodes/:id/export", read, s.exportNode)
+	v1.GET("/nodes/:id/settings", read, s.getNodeSettings)
+	v1.PUT("/nodes/:id/settings", admin, s.putNodeSettings)
+	v1.PATCH("/nodes/:id/settings", admin, s.patchNodeSettings)
+	v1.DELETE("/nodes/:id/settings", admin, s.deleteNodeSettings)
+	v1.GET("/nodes/:id/contacts", read, s.listNodeContacts)
+	v1.POST("/nodes/:id/contacts", admin, s.createNodeContact)
+	v1.PUT("/nodes/:id/contacts/:contact_id", admin, s.changeNodeContact(true))
+	v1.PATCH("/nodes/:id/contacts/:contact_id", admin, s.changeNodeContact(false))
+	v1.DELETE("/nodes/:id/contacts/:contact_id", admin, s.deleteNodeContact)
+	s.nodePageRoutes(r)
+}
+
+func (s *Server) nodeQuery() *nodequery.Store       { return &nodequery.Store{DB: s.db} }
+func (s *Server) nodeSettings() *nodesettings.Store { return &nodesettings.Store{DB: s.db} }
+
+// nodeIDParam validates the path's node id, answering 400 when it is not
+// one.
+func nodeIDParam(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	if !nodesettings.NodeIDPattern.MatchString(id) {
+		abortInvalid(c, invalid("id", "must be a node id (1 to 64 letters, digits, '_' or '-')"))
+		return "", false
+	}
+	return id, true
+}
+
+// knownNodeParam is nodeIDParam for a node that must be known (listed by
+// the broker or with settings), answering 404 otherwise.
+func (s *Server) knownNodeParam(c *gin.Context) (string, bool) {
+	id, ok := nodeIDParam(c)
+	if !ok {
+		return "", false
+	}
+	exists, err := s.nodeQuery().Exists(c.Request.Context(), id)
+	if err != nil {
+		s.abortInternal(c, "look up node", err)
+		return "", false
+	}
+	if !exists {
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no node "+id, "")
+		return "", false
+	}
+	return id, true
+}
+
+// abortNodeStore answers a nodesettings error: a field error is 400 naming
+// the field, a duplicate 409, not found 404, anything else 500.
+func (s *Server) abortNodeStore(c *gin.Context, what string, err error) {
+	var fe *nodesettings.FieldError
+	switch {
+	case errors.As(err, &fe):
+		abortInvalid(c, invalid(fe.Field, fe.Message))
+	case errors.Is(err, nodesettings.ErrDuplicate):
+		abortWithError(c, http.StatusConflict, CodeConflict, "the node already has a contact with this role and e-mail address", "email")
+	case errors.Is(err, nodesettings.ErrNotFound):
+		abortWithError(c, http.StatusNotFound, CodeNotFound, what+": not found", "")
+	default:
+		s.abortInternal(c, what, err)
+	}
+}
+
+// nodeSettingsRequest is the body of PUT and PATCH
+// /v1/nodes/{id}/settings. PUT fills absent fields with the defaults,
+// PATCH keeps them; root_ids and format_ids are replaced as a whole.
+type nodeSettingsRequest struct {
+	CommonName                *string           `json:"common_name"`
+	LongName                  *string           `json:"long_name"`
+	HospitalInformationSystem *string           `json:"hospital_information_system"`
+	ImportInterface           *string           `json:"import_interface"`
+	RootIDs                   *nodesettings.IDs `json:"root_ids"`
+	FormatIDs                 *nodesettings.IDs `json:"format_ids"`
+	ThresholdHoursFailure     *int              `json:"threshold_hours_failure"`
+	NotificationIntervalWeeks *int              `json:"notification_interval_weeks"`
+	ConsecutiveImportDays     *int              `json:"consecutive_import_days"`
+	Labels                    *[]string         `json:"labels"`
+	MailLanguage              *string           `json:"mail_language"`
+}
+
+// apply copies the request's fields onto st.
+func (r *nodeSettingsRequest) apply(st *nodesettings.Settings) {
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&st.CommonName, r.CommonName)
+	set(&st.LongName, r.LongName)
+	set(&st.HospitalInformationSystem, r.HospitalInformationSystem)
+	set(&st.ImportInterface, r.ImportInterface)
+	set(&st.MailLanguage, r.MailLanguage)
+	if r.RootIDs != nil {
+		st.RootIDs = *r.RootIDs
+	}
+	if r.FormatIDs != nil {
+		st.FormatIDs = *r.FormatIDs
+	}
+	for _, n := range []struct {
+		dst *int
+		v   *int
+	}{
+		{&st.ThresholdHoursFailure, r.ThresholdHoursFailure},
+		{&st.NotificationIntervalWeeks, r.NotificationIntervalWeeks},
+		{&st.ConsecutiveImportDays, r.ConsecutiveImportDays},
+	} {
+		if n.v != nil {
+			*n.dst = *n.v
+		}
+	}
+	if r.Labels != nil {
+		st.Labels = append(st.Labels[:0:0], *r.Labels...)
+	}
+}
+
+func (s *Server) getNodeSettings(c *gin.Context) {
+	id, ok := nodeIDParam(c)
+	if !ok {
+		return
+	}
+	st, err := s.nodeSettings().Get(c.Request.Context(), id)
+	if errors.Is(err, nodesettings.ErrNotFound) {
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "node "+id+" has no settings; the defaults apply", "")
+		return
+	}
+	if err != nil {
+		s.abortInternal(c, "get node settings", err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// putNodeSettings stores a node's settings whole: 201 when it had none,
+// 200 when they are replaced. A node the broker has not listed yet may get
+// settings (as the mapping import does).
+func (s *Server) putNodeSettings(c *gin.Context) {
+	id, ok := nodeIDParam(c)
+	if !ok {
+		return
+	}
+	var req nodeSettingsRequest
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	if req.CommonName == nil {
+		abortInvalid(c, invalid("common_name", "is required"))
+		return
+	}
+	st := nodesettings.Defaults(id)
+	req.apply(&st)
+	out, created, err := s.nodeSettings().Put(c.Request.Context(), st)
+	if err != nil {
+		s.abortNodeStore(c, "store node settings", err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		c.Header("Location", "/v1/nodes/"+id+"/settings")
+	}
+	c.JSON(status, out)
+}
+
+func (s *Server) patchNodeSettings(c *gin.Context) {
+	id, ok := nodeIDParam(c)
+	if !ok {
+		return
+	}
+	var req nodeSettingsRequest
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	out, err := s.nodeSettings().Update(c.Request.Context(), id, func(st *nodesettings.Settings) error {
+		req.apply(st)
+		return nil
+	})
+	if errors.Is(err, nodesettings.ErrNotFound) {
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "node "+id+" has no settings; PUT them first", "")
+		return
+	}
+	if err != nil {
+		s.abortNodeStore(c, "update node settings", err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) deleteNodeSettings(c *gin.Context) {
+	id, ok := nodeIDParam(c)
+	if !ok {
+		return
+	}
+	if err := s.nodeSettings().Delete(c.Request.Context(), id); err != nil {
+		s.abortNodeStore(c, "node "+id+" settings", err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// NodeImportResult answers POST /v1/nodes/settings/import.
+type NodeImportResult struct {
+	// Created counts nodes that had no settings, Updated those whose
+	// settings were replaced.
+	Created int `json:"created"`
+	Updated int `json:"updated"`
+}
+
+// importNodeSettings stores the seed's mapping JSON in one transaction: a
+// bad entry stores nothing and is answered 400 naming "<node id>.<KEY>".
+func (s *Server) importNodeSettings(c *gin.Context) {
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			abortWithError(c, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json", "")
+			return
+		}
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
+	if err != nil {
+		status, code, msg, field := describeDecodeError(err)
+		abortWithError(c, status, code, msg, field)
+		return
+	}
+	nodes, err := nodesettings.ParseMapping(raw)
+	if err != nil {
+		var fe *nodesettings.FieldError
+		if errors.As(err, &fe) && fe.Field == "" {
+			abortWithError(c, http.StatusBadRequest, CodeInvalidJSON, fe.Message, "")
+			return
+		}
+		s.abortNodeStore(c, "parse mapping", err)
+		return
+	}
+	created, updated, err := s.nodeSettings().Import(c.Request.Context(), nodes)
+	if err != nil {
+		s.abortNodeStore(c, "import node settings", err)
+		return
+	}
+	c.JSON(http.StatusOK, NodeImportResult{Created: created, Updated: updated})
+}
+
+// nodeContactRequest is the body of the contact endpoints; POST and PUT
+// need role and email, PATCH changes only the fields given.
+type nodeContactRequest struct {
+	Role         *string `json:"role"`
+	Title        *string `json:"title"`
+	FirstName    *string `json:"first_name"`
+	LastName     *string `json:"last_name"`
+	Email        *string `json:"email"`
+	MainContact  *bool   `json:"main_contact"`
+	Unsubscribed *bool   `json:"unsubscribed"`
+}
+
+func (r *nodeContactRequest) required() *fieldError {
+	if r.Role == nil {
+		return invalid("role", "is required: ED or IT")
+	}
+	if r.Email == nil {
+		return invalid("email", "is required")
+	}
+	return nil
+}
+
+func (r *nodeContactRequest) apply(ct *nodesettings.Contact) {
+	for _, f := range []struct {
+		dst *string
+		v   *string
+	}{{&ct.Role, r.Role}, {&ct.Title, r.Title}, {&ct.FirstName, r.FirstName}, {&ct.LastName, r.LastName}, {&ct.Email, r.Email}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	if r.MainContact != nil {
+		ct.MainContact = *r.MainContact
+	}
+	if r.Unsubscribed != nil {
+		ct.Unsubscribed = *r.Unsubscribed
+	}
+}
+
+// NodeContactList answers GET /v1/nodes/{id}/contacts.
+type NodeContactList struct {
+	Items []nodesettings.Contact `json:"items"`
+}
+
+// listNodeContacts lists a node's contacts. E-mail addresses are the
+// sites' operational contacts, visible to all staff.
+func (s *Server) listNodeContacts(c *gin.Context) {
+	id, ok := s.knownNodeParam(c)
+	if !ok {
+		return
+	}
+	items, err := s.nodeSettings().Contacts(c.Request.Context(), id)
+	if err != nil {
+		s.abortInternal(c, "list node contacts", err)
+		return
+	}
+	c.JSON(http.StatusOK, NodeContactList{Items: items})
+}
+
+func (s *Server) createNodeContact(c *gin.Context) {
+	id, ok := s.knownNodeParam(c)
+	if !ok {
+		return
+	}
+	var req nodeContactRequest
+	if !decodeJSON(c, &req, false) {
+		return
+	}
+	if fe := req.required(); fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	ct := nodesettings.Contact{NodeID: id}
+	req.apply(&ct)
+	out, err := s.nodeSettings().CreateContact(c.Request.Context(), ct)
+	if err != nil {
+		s.abortNodeStore(c, "create node contact", err)
+		return
+	}
+	c.Header("Location", "/v1/nodes/"+id+"/contacts/"+strconv.FormatInt(out.ID, 10))
+	c.JSON(http.StatusCreated, out)
+}
+
+// contactIDParam validates the path's contact id.
+func contactIDParam(c *gin.Context) (int64, bool) {
+	n, err := strconv.ParseInt(c.Param("contact_id"), 10, 64)
+	if err != nil || n < 1 {
+		abortInvalid(c, invalid("contact_id", "must be a positive whole number"))
+		return 0, false
+	}
+	return n, true
+}
+
+// changeNodeContact is PUT (whole, replace) or PATCH (merge) of a contact.
+func (s *Server) changeNodeContact(replace bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := nodeIDParam(c)
+		if !ok {
+			return
+		}
+		cid, ok := contactIDParam(c)
+		if !ok {
+			return
+		}
+		var req nodeContactRequest
+		if !decodeJSON(c, &req, false) {
+			return
+		}
+		if replace {
+			if fe := req.required(); fe != nil {
+				abortInvalid(c, fe)
+				return
+			}
+		}
+		out, err := s.nodeSettings().UpdateContact(c.Request.Context(), id, cid, func(ct *nodesettings.Contact) error {
+			if replace {
+				*ct = nodesettings.Contact{CreatedAt: ct.CreatedAt}
+			}
+			req.apply(ct)
+			return nil
+		})
+		if err != nil {
+			s.abortNodeStore(c, "node "+id+" contact "+strconv.FormatInt(cid, 10), err)
+			return
+		}
+		c.JSON(http.StatusOK, out)
+	}
+}
+
+func (s *Server) deleteNodeContact(c *gin.Context) {
+	id, ok := nodeIDParam(c)
+	if !ok {
+		return
+	}
+	cid, ok := contactIDParam(c)
+	if !ok {
+		return
+	}
+	if err := s.nodeSettings().DeleteContact(c.Request.Context(), id, cid); err != nil {
+		s.abortNodeStore(c, "node "+id+" contact "+strconv.FormatInt(cid, 10), err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// triggerNodeScan runs the fleet scan schedule now (outside its cadence);
+// the scan itself runs asynchronously: 202.
+func (s *Server) triggerNodeScan(c *gin.Context) {
+	ctx := c.Request.Context()
+	err := s.temporal.ScheduleClient().GetHandle(ctx, FleetScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{})
+	var notFound *serviceerror.NotFound
+	switch {
+	case err == nil:
+		c.JSON(http.StatusAccepted, gin.H{"schedule_id": FleetScanScheduleID, "triggered": true})
+	case errors.As(err, &notFound):
+		abortWithError(c, http.StatusNotFound, CodeNotFound,
+			"the fleet scan schedule "+FleetScanScheduleID+" does not exist: no broker is configured", "")
+	case errors.Is(err, context.DeadlineExceeded):
+		abortWithError(c, http.StatusGatewayTimeout, CodeTimeout, "the workflow service did not answer in time", "")
+	default:
+		s.abortTemporal(c, "trigger fleet scan", err)
+	}
+}

@@ -1,0 +1,364 @@
+package api
+
+import (
+	"bytes"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/heatmap"
+	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/nodesettings"
+)
+
+// The broker node pages: server-rendered HTML, no JavaScript. Browsers
+// cannot send bearer tokens, so the pages (and the heatmap and exports they
+// link to, mirrored under /ui) accept a session cookie set by the sign-in
+// form at /ui/login: vigil_token holds a short-lived staff access token and
+// vigil_refresh a refresh token that renews it (re-reading the staff
+// record). Both are HttpOnly, SameSite=Strict, limited to /ui, and Secure
+// when the request came over TLS. The cookies are never accepted by /v1,
+// so a cross-site request cannot use them against the API. A bearer token
+// in the Authorization header works on the pages too (for tools and tests).
+
+// Session cookie names.
+const (
+	pageAccessCookie  = "vigil_token"
+	pageRefreshCookie = "vigil_refresh"
+	pageCookiePath    = "/ui"
+	pageHome          = "/ui/nodes"
+)
+
+//go:embed templates/nodes_*.html
+var nodeTemplateFS embed.FS
+
+// nodeTemplates are the page templates, by page file name.
+var nodeTemplates = func() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"badge": conditionColour,
+		"ts":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+		"tsp": func(t *time.Time) string {
+			if t == nil {
+				return nodequery.Null
+			}
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
+		"num": func(n *int64) string {
+			if n == nil {
+				return nodequery.Null
+			}
+			return fmt.Sprint(*n)
+		},
+		"rate": func(f *float64) string {
+			if f == nil {
+				return nodequery.Null
+			}
+			return fmt.Sprintf("%.2f %%", *f)
+		},
+		"deref": func(s *string) string {
+			if s == nil {
+				return ""
+			}
+			return *s
+		},
+	}
+	out := map[string]*template.Template{}
+	for _, page := range []string{"nodes_list.html", "nodes_detail.html", "nodes_login.html", "nodes_error.html"} {
+		out[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(nodeTemplateFS, "templates/nodes_layout.html", "templates/"+page))
+	}
+	return out
+}()
+
+// conditionColour is the seed's status colour of a condition: red for the
+// failures, blue for TESTING, yellow for error rates and an outdated DWH,
+// green for ONLINE.
+func conditionColour(condition string) string {
+	switch condition {
+	case "GAP IN MONITORING", "OFFLINE", "NO IMPORTS", "EXTREME ERROR RATE":
+		return "red"
+	case "TESTING":
+		return "blue"
+	case "HIGH ERROR RATE", "LOW ERROR RATE", "DWH OUTDATED":
+		return "yellow"
+	case "ONLINE":
+		return "green"
+	}
+	return "grey"
+}
+
+// nodePageRoutes registers the HTML pages and the sign-in form.
+func (s *Server) nodePageRoutes(r *gin.Engine) {
+	ui := r.Group("/ui", pageHeaders)
+	ui.GET("/login", s.nodeLoginPage)
+	ui.POST("/login", s.nodeLogin)
+	ui.POST("/logout", s.nodeLogout)
+	page := ui.Group("", s.requireStaffPage())
+	page.GET("/nodes", s.nodesPage)
+	page.GET("/nodes/heatmap.png", s.nodeHeatmap(heatmap.PNG))
+	page.GET("/nodes/heatmap.svg", s.nodeHeatmap(heatmap.SVG))
+	page.GET("/nodes/:id", s.nodePage)
+	page.GET("/nodes/:id/export", s.exportNode)
+}
+
+// pageHeaders keeps the pages out of frames and caches and forbids scripts.
+func pageHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	c.Next()
+}
+
+// pageData is what every page template gets.
+type pageData struct {
+	Title    string
+	SignedIn bool
+	Message  string
+	// Login page.
+	Next, Login string
+	// List page.
+	Items       []nodequery.Summary
+	GeneratedAt time.Time
+	// Detail page.
+	Detail *nodequery.Detail
+	Year   int
+}
+
+// renderPage executes a page into memory first, so a template failure is a
+// clean 500 and not half a page.
+func (s *Server) renderPage(c *gin.Context, status int, page string, data pageData) {
+	var buf bytes.Buffer
+	if err := nodeTemplates[page].Execute(&buf, data); err != nil {
+		s.abortInternal(c, "render "+page, err)
+		return
+	}
+	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
+}
+
+func (s *Server) pageError(c *gin.Context, status int, title, message string) {
+	s.renderPage(c, status, "nodes_error.html", pageData{Title: title, Message: message, SignedIn: principal(c) != nil})
+	c.Abort()
+}
+
+// requireStaffPage authenticates a page request: a bearer header as on
+// /v1, else the session cookies (renewing the access cookie from the
+// refresh cookie), else a redirect to the sign-in form.
+func (s *Server) requireStaffPage() gin.HandlerFunc {
+	bearer := s.requireStaff()
+	return func(c *gin.Context) {
+		if c.GetHeader("Authorization") != "" {
+			bearer(c)
+			return
+		}
+		if s.signer == nil {
+			s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Authentication is not configured.")
+			return
+		}
+		if tok, err := c.Cookie(pageAccessCookie); err == nil {
+			if claims, err := s.signer.Verify(tok, auth.TokenAccess); err == nil && claims.SubjectType == auth.SubjectStaff {
+				c.Set(principalKey, claims)
+				c.Next()
+				return
+			}
+		}
+		if tok, err := c.Cookie(pageRefreshCookie); err == nil {
+			if claims, ok := s.renewPageSession(c, tok); ok {
+				c.Set(principalKey, claims)
+				c.Next()
+				return
+			}
+		}
+		c.Redirect(http.StatusSeeOther, "/ui/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+		c.Abort()
+	}
+}
+
+// renewPageSession exchanges a valid refresh cookie for a new access
+// cookie, re-reading the staff record so a changed access level or a
+// removed account takes effect.
+func (s *Server) renewPageSession(c *gin.Context, refresh string) (*auth.Claims, bool) {
+	claims, err := s.signer.Verify(refresh, auth.TokenRefresh)
+	if err != nil || claims.SubjectType != auth.SubjectStaff {
+		return nil, false
+	}
+	info, err := s.staffByID(c, claims.Subject)
+	if err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
+			s.logger.ErrorContext(c.Request.Context(), "renew page session", "err", err, "request_id", requestID(c))
+		}
+		return nil, false
+	}
+	access, _, err := s.signer.Issue(auth.Claims{Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access,
+		Role: info.Role, TokenType: auth.TokenAccess}, s.accessTTL)
+	if err != nil {
+		s.logger.ErrorContext(c.Request.Context(), "issue page token", "err", err, "request_id", requestID(c))
+		return nil, false
+	}
+	out, err := s.signer.Verify(access, auth.TokenAccess)
+	if err != nil {
+		return nil, false
+	}
+	s.setPageCookie(c, pageAccessCookie, access, s.accessTTL)
+	return out, true
+}
+
+func (s *Server) staffByID(c *gin.Context, id string) (StaffInfo, error) {
+	var info StaffInfo
+	err := s.db.GetContext(c.Request.Context(), &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, id)
+	return info, err
+}
+
+// setPageCookie sets (ttl > 0) or clears (ttl 0) a session cookie.
+func (s *Server) setPageCookie(c *gin.Context, name, value string, ttl time.Duration) {
+	maxAge := int(ttl / time.Second)
+	if ttl <= 0 {
+		value, maxAge = "", -1
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: name, Value: value, Path: pageCookiePath, MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil,
+	})
+}
+
+// safeNext returns next when it is a path under /ui (no scheme, no host,
+// no protocol-relative or backslash tricks), else the node list.
+func safeNext(next string) string {
+	u, err := url.Parse(next)
+	if err != nil || next == "" || u.Scheme != "" || u.Host != "" || u.User != nil ||
+		!strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") ||
+		strings.HasPrefix(u.Path, "/ui/login") {
+		return pageHome
+	}
+	return next
+}
+
+// sameOrigin refuses a cross-site form post (login CSRF): a present Origin
+// header must name this host.
+func sameOrigin(c *gin.Context) bool {
+	origin := c.GetHeader("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == c.Request.Host
+}
+
+func (s *Server) nodeLoginPage(c *gin.Context) {
+	s.renderPage(c, http.StatusOK, "nodes_login.html", pageData{Title: "Sign in", Next: safeNext(c.Query("next"))})
+}
+
+// nodeLogin checks the form's login and password like POST /v1/auth/login
+// and sets the session cookies.
+func (s *Server) nodeLogin(c *gin.Context) {
+	if !sameOrigin(c) {
+		s.pageError(c, http.StatusForbidden, "Forbidden", "Cross-site sign-in is refused.")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		s.pageError(c, http.StatusUnsupportedMediaType, "Unsupported form", "Send the sign-in form.")
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)
+	login, password := strings.TrimSpace(c.PostForm("login")), c.PostForm("password")
+	next := safeNext(c.PostForm("next"))
+	retry := func(status int, msg string) {
+		s.renderPage(c, status, "nodes_login.html", pageData{Title: "Sign in", Next: next, Login: login, Message: msg})
+	}
+	if login == "" || password == "" {
+		retry(http.StatusBadRequest, "Enter your login and password.")
+		return
+	}
+	if s.signer == nil {
+		s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Authentication is not configured.")
+		return
+	}
+	var cred staffCredentials
+	err := s.db.GetContext(c.Request.Context(), &cred,
+		`SELECT id, login, name, role, access, password_hash FROM staff WHERE login = $1`, login)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		s.abortInternal(c, "look up staff login", err)
+		return
+	}
+	// As in login: the same answer, in the same time, for unknown logins.
+	if !auth.CheckPassword(cred.PasswordHash, password) || cred.ID == "" {
+		s.logger.WarnContext(c.Request.Context(), "page login refused", "request_id", requestID(c))
+		retry(http.StatusUnauthorized, "Unknown login or wrong password.")
+		return
+	}
+	base := auth.Claims{Subject: cred.ID, SubjectType: auth.SubjectStaff, Access: cred.Access, Role: cred.Role}
+	access, refresh := base, base
+	access.TokenType, refresh.TokenType = auth.TokenAccess, auth.TokenRefresh
+	accessToken, _, err := s.signer.Issue(access, s.accessTTL)
+	if err != nil {
+		s.abortInternal(c, "issue page token", err)
+		return
+	}
+	refreshToken, _, err := s.signer.Issue(refresh, s.refreshTTL)
+	if err != nil {
+		s.abortInternal(c, "issue page refresh token", err)
+		return
+	}
+	s.setPageCookie(c, pageAccessCookie, accessToken, s.accessTTL)
+	s.setPageCookie(c, pageRefreshCookie, refreshToken, s.refreshTTL)
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+// nodeLogout clears the session cookies. (The tokens stay valid until they
+// expire; the cookies were their only copy.)
+func (s *Server) nodeLogout(c *gin.Context) {
+	if !sameOrigin(c) {
+		s.pageError(c, http.StatusForbidden, "Forbidden", "Cross-site sign-out is refused.")
+		return
+	}
+	s.setPageCookie(c, pageAccessCookie, "", 0)
+	s.setPageCookie(c, pageRefreshCookie, "", 0)
+	c.Redirect(http.StatusSeeOther, "/ui/login")
+}
+
+// nodesPage is the fleet summary with the heatmap.
+func (s *Server) nodesPage(c *gin.Context) {
+	f, fe := nodeSummaryFilter(c)
+	if fe != nil {
+		s.pageError(c, http.StatusBadRequest, "Bad request", fe.Field+": "+fe.Message)
+		return
+	}
+	now := time.Now().UTC()
+	items, err := s.nodeQuery().Summary(c.Request.Context(), now, f)
+	if err != nil {
+		s.abortInternal(c, "node summary", err)
+		return
+	}
+	s.renderPage(c, http.StatusOK, "nodes_list.html", pageData{Title: "Broker nodes", SignedIn: true, Items: items, GeneratedAt: now})
+}
+
+// nodePage is one node's details.
+func (s *Server) nodePage(c *gin.Context) {
+	id := c.Param("id")
+	if !nodesettings.NodeIDPattern.MatchString(id) {
+		s.pageError(c, http.StatusBadRequest, "Bad request", "That is not a node id.")
+		return
+	}
+	now := time.Now().UTC()
+	d, err := s.nodeQuery().Detail(c.Request.Context(), id, now)
+	if errors.Is(err, nodequery.ErrNotFound) {
+		s.pageError(c, http.StatusNotFound, "Not found", "There is no node "+id+".")
+		return
+	}
+	if err != nil {
+		s.abortInternal(c, "node detail", err)
+		return
+	}
+	s.renderPage(c, http.StatusOK, "nodes_detail.html", pageData{Title: d.Name, SignedIn: true, Detail: d, Year: now.Year()})
+}

@@ -1,0 +1,426 @@
+package messagestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/auth"
+)
+
+// Store reads and writes messages. Every method takes the caller's verified
+// token claims and applies the policy to them.
+type Store struct {
+	// DB is the Vigil database.
+	DB *sqlx.DB
+}
+
+// columns are the columns of Message.
+const columns = `id, created_at, created_by, created_by_type, sender_id, sender_type, receiver_id, receiver_type,
+	type, content, related_message, internal, retrieved, confirmed, confirmed_by, cancelled, cancelled_by, modified_at`
+
+// args builds a query's positional arguments.
+type args []any
+
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+// Validate checks m's fields (not who may send it) and returns an
+// *InvalidError naming the first bad field, or nil.
+func (m NewMessage) Validate() error {
+	checkParty := func(prefix, id, typ string) error {
+		if !slices.Contains(PartyTypes, typ) {
+			return &InvalidError{Field: prefix + "_type", Reason: "must be one of " + strings.Join(PartyTypes, ", ")}
+		}
+		if !ValidPartyID(id) {
+			return &InvalidError{Field: prefix + "_id", Reason: "must be 1 to 128 letters, digits, '.', '_', ':', '@' or '-'"}
+		}
+		return nil
+	}
+	if err := checkParty("sender", m.SenderID, m.SenderType); err != nil {
+		return err
+	}
+	if err := checkParty("receiver", m.ReceiverID, m.ReceiverType); err != nil {
+		return err
+	}
+	if !m.Type.Valid() {
+		return &InvalidError{Field: "message_type.value", Reason: "must be one of 0, 1, 2, 3, 5, 6, 7, 8, 9, 10 (4 is retired)"}
+	}
+	if reason := ValidContent(m.Content); reason != "" {
+		return &InvalidError{Field: "content", Reason: reason}
+	}
+	if m.Related != nil && !uuidPattern.MatchString(*m.Related) {
+		return &InvalidError{Field: "related_message", Reason: "must be a message id (a lower-case UUID)"}
+	}
+	return nil
+}
+
+// Create stores a new message sent by the caller. It returns an
+// *InvalidError for a bad field (including a related message that does not
+// exist or that the caller may not see) and a *ForbiddenError when the
+// policy refuses.
+func (s *Store) Create(ctx context.Context, c *auth.Claims, m NewMessage) (*Message, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if err := CanCreate(c, m); err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("create message: new id: %w", err)
+	}
+	var a args
+	q := `INSERT INTO messages (id, created_by, created_by_type, sender_id, sender_type, receiver_id, receiver_type,
+			type, content, related_message, internal)
+		SELECT ` + a.add(id.String()) + `, ` + a.add(c.Subject) + `, ` + a.add(c.SubjectType) + `, ` +
+		a.add(m.SenderID) + `, ` + a.add(m.SenderType) + `, ` + a.add(m.ReceiverID) + `, ` + a.add(m.ReceiverType) + `, ` +
+		a.add(int(m.Type)) + `, ` + a.add(m.Content) + `, ` + a.add(m.Related) + `::uuid, ` + a.add(m.Internal)
+	if m.Related != nil {
+		// The related message must exist and be visible to the caller; the
+		// check and the insert are one statement (messages are never
+		// deleted, so it cannot vanish in between).
+		q += ` WHERE EXISTS (SELECT 1 FROM messages WHERE id = ` + a.add(*m.Related) + `::uuid AND ` + visibilitySQL(c, a.add) + `)`
+	}
+	q += ` RETURNING ` + columns
+	var out Message
+	if err := s.DB.GetContext(ctx, &out, q, a...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, &InvalidError{Field: "related_message", Reason: "no such message"}
+		}
+		return nil, fmt.Errorf("create message: %w", err)
+	}
+	out.fill()
+	return &out, nil
+}
+
+// Get returns the message with id, or ErrNotFound when it does not exist or
+// the caller may not see it.
+func (s *Store) Get(ctx context.Context, c *auth.Claims, id string) (*Message, error) {
+	if !uuidPattern.MatchString(id) {
+		return nil, ErrNotFound
+	}
+	var a args
+	q := `SELECT ` + columns + ` FROM messages WHERE id = ` + a.add(id) + ` AND ` + visibilitySQL(c, a.add)
+	var m Message
+	if err := s.DB.GetContext(ctx, &m, q, a...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("get message: %w", err)
+	}
+	m.fill()
+	return &m, nil
+}
+
+// Update applies p to the message with id and returns it. Retrieved,
+// confirmed and cancelled are set once: a later value leaves the first one
+// (and its "by") in place. confirmed_by and cancelled_by default to the
+// caller's subject. It returns ErrNotFound for a message the caller may not
+// see, a *ForbiddenError when the policy refuses and an *InvalidError for a
+// bad related message or a "by" without its time.
+func (s *Store) Update(ctx context.Context, c *auth.Claims, id string, p Patch) (*Message, error) {
+	if p.Empty() {
+		return nil, &InvalidError{Field: "", Reason: "the patch changes nothing"}
+	}
+	if !uuidPattern.MatchString(id) {
+		return nil, ErrNotFound
+	}
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("update message: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var m Message
+	if err := tx.GetContext(ctx, &m, `SELECT `+columns+` FROM messages WHERE id = $1 FOR UPDATE`, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("update message: read: %w", err)
+	}
+	if !Visible(c, &m) {
+		return nil, ErrNotFound
+	}
+	if err := CanPatch(c, &m, p); err != nil {
+		return nil, err
+	}
+	if p.Related != nil {
+		if *p.Related == id {
+			return nil, &InvalidError{Field: "related_message", Reason: "must not be the message itself"}
+		}
+		if _, err := s.visibleID(ctx, tx, c, *p.Related); err != nil {
+			return nil, err
+		}
+		m.Related = p.Related
+	}
+	if p.Retrieved != nil && m.Retrieved == nil {
+		m.Retrieved = p.Retrieved
+	}
+	if p.ConfirmedBy != nil && p.Confirmed == nil && m.Confirmed == nil {
+		return nil, &InvalidError{Field: "confirmed_by", Reason: "needs confirmed"}
+	}
+	if p.CancelledBy != nil && p.Cancelled == nil && m.Cancelled == nil {
+		return nil, &InvalidError{Field: "cancelled_by", Reason: "needs cancelled"}
+	}
+	if p.Confirmed != nil && m.Confirmed == nil {
+		m.Confirmed, m.ConfirmedBy = p.Confirmed, byOrCaller(p.ConfirmedBy, c)
+	}
+	if p.Cancelled != nil && m.Cancelled == nil {
+		m.Cancelled, m.CancelledBy = p.Cancelled, byOrCaller(p.CancelledBy, c)
+	}
+	var out Message
+	err = tx.GetContext(ctx, &out, `UPDATE messages SET retrieved = $2, confirmed = $3, confirmed_by = $4,
+			cancelled = $5, cancelled_by = $6, related_message = $7
+		WHERE id = $1 RETURNING `+columns,
+		id, m.Retrieved, m.Confirmed, m.ConfirmedBy, m.Cancelled, m.CancelledBy, m.Related)
+	if err != nil {
+		return nil, fmt.Errorf("update message: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("update message: commit: %w", err)
+	}
+	out.fill()
+	return &out, nil
+}
+
+func byOrCaller(by *string, c *auth.Claims) *string {
+	if by != nil {
+		return by
+	}
+	sub := c.Subject
+	return &sub
+}
+
+// visibleID checks that message id exists and the caller sees it; else it
+// returns an *InvalidError for related_message.
+func (s *Store) visibleID(ctx context.Context, q sqlx.QueryerContext, c *auth.Claims, id string) (string, error) {
+	if !uuidPattern.MatchString(id) {
+		return "", &InvalidError{Field: "related_message", Reason: "must be a message id (a lower-case UUID)"}
+	}
+	var a args
+	var got string
+	err := sqlx.GetContext(ctx, q, &got, `SELECT id FROM messages WHERE id = `+a.add(id)+` AND `+visibilitySQL(c, a.add), a...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", &InvalidError{Field: "related_message", Reason: "no such message"}
+	}
+	if err != nil {
+		return "", fmt.Errorf("check related message: %w", err)
+	}
+	return got, nil
+}
+
+// ListQuery selects the messages List returns. Exactly one of SenderID,
+// ReceiverID, both of them (a pair) or PartyID is set.
+type ListQuery struct {
+	// SenderID keeps messages sent by this party; SenderType, when set,
+	// also requires its type.
+	SenderID, SenderType string
+	// ReceiverID keeps messages received by this party; ReceiverType,
+	// when set, also requires its type.
+	ReceiverID, ReceiverType string
+	// PartyID keeps messages this party sent or received; PartyType, when
+	// set, requires the type of the side PartyID is on.
+	PartyID, PartyType string
+	// Active keeps unconfirmed messages and callbacks.
+	Active bool
+	// ActiveCallbacks keeps callbacks neither confirmed nor cancelled.
+	ActiveCallbacks bool
+	// Limit is the page size: 1 to MaxLimit, zero meaning DefaultLimit.
+	Limit int
+	// Cursor continues after this position (the previous page's Next).
+	Cursor *Cursor
+}
+
+// Page is one page of a list.
+type Page struct {
+	Items []Message
+	// Next continues the listing; nil on the last page.
+	Next *Cursor
+}
+
+func (q ListQuery) check() error {
+	if q.Limit < 0 || q.Limit > MaxLimit {
+		return fmt.Errorf("%w: limit %d is not between 1 and %d", ErrInvalidQuery, q.Limit, MaxLimit)
+	}
+	party := q.PartyID != ""
+	if party == (q.SenderID != "" || q.ReceiverID != "") {
+		return fmt.Errorf("%w: set a party, or a sender and/or a receiver", ErrInvalidQuery)
+	}
+	for _, id := range []string{q.SenderID, q.ReceiverID, q.PartyID} {
+		if id != "" && !ValidPartyID(id) {
+			return fmt.Errorf("%w: party id %q", ErrInvalidQuery, id)
+		}
+	}
+	for _, t := range []string{q.SenderType, q.ReceiverType, q.PartyType} {
+		if t != "" && !slices.Contains(PartyTypes, t) {
+			return fmt.Errorf("%w: party type %q", ErrInvalidQuery, t)
+		}
+	}
+	return nil
+}
+
+// List returns the messages matching q that the caller may see, newest
+// first (by created_at, then id), one page at a time. Messages created while
+// paging sort before the first page, so pages neither repeat nor skip.
+// A patient listing by an id other than its own gets a *ForbiddenError.
+func (s *Store) List(ctx context.Context, c *auth.Claims, q ListQuery) (*Page, error) {
+	if err := q.check(); err != nil {
+		return nil, err
+	}
+	if err := CanList(c, slices.DeleteFunc([]string{q.SenderID, q.ReceiverID, q.PartyID}, func(s string) bool { return s == "" })...); err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	var a args
+	// common are the conditions of every branch; the arguments are shared
+	// by both branches of a party list.
+	common := []string{visibilitySQL(c, a.add)}
+	if q.Active {
+		common = append(common, "(confirmed IS NULL OR type = 5)")
+	}
+	if q.ActiveCallbacks {
+		common = append(common, "type = 5 AND confirmed IS NULL AND cancelled IS NULL")
+	}
+	if q.Cursor != nil {
+		common = append(common, "(created_at, id) < ("+a.add(q.Cursor.CreatedAt)+", "+a.add(q.Cursor.ID)+"::uuid)")
+	}
+	lim := a.add(limit + 1) // one row more tells whether another page follows
+	branch := func(conds []string) string {
+		return `SELECT ` + columns + ` FROM messages WHERE ` + strings.Join(append(slices.Clone(common), conds...), " AND ") +
+			` ORDER BY created_at DESC, id DESC LIMIT ` + lim
+	}
+	var sqlText string
+	if q.PartyID != "" {
+		p := a.add(q.PartyID)
+		asSender := []string{"sender_id = " + p}
+		asReceiver := []string{"receiver_id = " + p}
+		if q.PartyType != "" {
+			t := a.add(q.PartyType)
+			asSender = append(asSender, "sender_type = "+t)
+			asReceiver = append(asReceiver, "receiver_type = "+t, "NOT (sender_id = "+p+" AND sender_type = "+t+")")
+		} else {
+			asReceiver = append(asReceiver, "sender_id <> "+p)
+		}
+		// Two ordered index scans (by sender, by receiver), each stopping
+		// after one page, merged: far cheaper than one scan of an OR.
+		sqlText = `SELECT * FROM ((` + branch(asSender) + `) UNION ALL (` + branch(asReceiver) + `)) m
+			ORDER BY created_at DESC, id DESC LIMIT ` + lim
+	} else {
+		var conds []string
+		if q.SenderID != "" {
+			conds = append(conds, "sender_id = "+a.add(q.SenderID))
+		}
+		if q.SenderType != "" {
+			conds = append(conds, "sender_type = "+a.add(q.SenderType))
+		}
+		if q.ReceiverID != "" {
+			conds = append(conds, "receiver_id = "+a.add(q.ReceiverID))
+		}
+		if q.ReceiverType != "" {
+			conds = append(conds, "receiver_type = "+a.add(q.ReceiverType))
+		}
+		sqlText = branch(conds)
+	}
+	items := []Message{}
+	if err := s.DB.SelectContext(ctx, &items, sqlText, a...); err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	page := &Page{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := page.Items[limit-1]
+		page.Next = &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	for i := range page.Items {
+		page.Items[i].fill()
+	}
+	return page, nil
+}
+
+// ActiveCallbacks returns, for each patient id, the newest callback that
+// patient sent which is neither confirmed nor cancelled; patients without
+// one are absent from the map. A patient may ask only about itself.
+func (s *Store) ActiveCallbacks(ctx context.Context, c *auth.Claims, patientIDs []string) (map[string]Message, error) {
+	if len(patientIDs) > MaxActiveCallbackPatients {
+		return nil, fmt.Errorf("%w: %d patients, at most %d", ErrInvalidQuery, len(patientIDs), MaxActiveCallbackPatients)
+	}
+	for _, id := range patientIDs {
+		if !ValidPartyID(id) {
+			return nil, fmt.Errorf("%w: patient id %q", ErrInvalidQuery, id)
+		}
+		if err := CanList(c, id); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string]Message{}
+	if len(patientIDs) == 0 {
+		return out, nil
+	}
+	var a args
+	q := `SELECT DISTINCT ON (sender_id) ` + columns + ` FROM messages
+		WHERE sender_type = 'patient' AND sender_id = ANY(` + a.add(pq.StringArray(patientIDs)) + `)
+			AND type = 5 AND confirmed IS NULL AND cancelled IS NULL AND ` + visibilitySQL(c, a.add) + `
+		ORDER BY sender_id, created_at DESC, id DESC`
+	var rows []Message
+	if err := s.DB.SelectContext(ctx, &rows, q, a...); err != nil {
+		return nil, fmt.Errorf("list active callbacks: %w", err)
+	}
+	for _, m := range rows {
+		m.fill()
+		out[m.SenderID] = m
+	}
+	return out, nil
+}
+
+// Received returns up to limit messages to receiverID (of receiverType,
+// when set) after position after, oldest first, that the caller may see:
+// what a receiver's stream sends next. A patient may follow only itself.
+func (s *Store) Received(ctx context.Context, c *auth.Claims, receiverID, receiverType string, after Cursor, limit int) ([]Message, error) {
+	if !ValidPartyID(receiverID) || (receiverType != "" && !slices.Contains(PartyTypes, receiverType)) || limit < 1 || limit > MaxLimit {
+		return nil, fmt.Errorf("%w: receiver %q of type %q, limit %d", ErrInvalidQuery, receiverID, receiverType, limit)
+	}
+	if err := CanList(c, receiverID); err != nil {
+		return nil, err
+	}
+	if after.ID == "" {
+		after.ID = uuid.Nil.String()
+	}
+	var a args
+	q := `SELECT ` + columns + ` FROM messages WHERE receiver_id = ` + a.add(receiverID)
+	if receiverType != "" {
+		q += ` AND receiver_type = ` + a.add(receiverType)
+	}
+	q += ` AND (created_at, id) > (` + a.add(after.CreatedAt) + `, ` + a.add(after.ID) + `::uuid) AND ` + visibilitySQL(c, a.add) +
+		` ORDER BY created_at, id LIMIT ` + a.add(limit)
+	items := []Message{}
+	if err := s.DB.SelectContext(ctx, &items, q, a...); err != nil {
+		return nil, fmt.Errorf("list received messages: %w", err)
+	}
+	for i := range items {
+		items[i].fill()
+	}
+	return items, nil
+}
+
+// Now is the database's clock, where message times come from.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := s.DB.GetContext(ctx, &now, `SELECT now()`); err != nil {
+		return time.Time{}, fmt.Errorf("read database clock: %w", err)
+	}
+	return now.UTC(), nil
+}

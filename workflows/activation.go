@@ -1,0 +1,308 @@
+package workflows
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-health/vigil/activities"
+)
+
+var activationActivities *activities.Activations
+
+// Activation is one patient or device activation, from its creation to its
+// end: a durable timer expires it at the end of its last day; attempts
+// (Updates) check the code and PIN hashes, and the MaxAttempts-th wrong PIN
+// locks it; success stores a single-use authorisation code's hash, which a
+// redeem Update exchanges once within AuthorisationCodeTTL. Every change is
+// recorded in Postgres with an audit event. The workflow only ever holds
+// hashes, salts and digests.
+func Activation(ctx workflow.Context, in *ActivationInput) (*ActivationResult, error) {
+	if in == nil || in.ActivationID == "" || in.SubjectID == "" || in.Hashes.CodeHash == "" || in.ExpiresAt.IsZero() ||
+		(in.Kind != ActivationKindPatient && in.Kind != ActivationKindDevice) ||
+		(in.Kind == ActivationKindPatient && in.Hashes.PinHash == "") {
+		return nil, temporal.NewNonRetryableApplicationError("activation id, kind, subject, hashes and expiry are required", "InvalidInput", nil)
+	}
+	a := &activation{in: in, hashes: in.Hashes, st: ActivationState{
+		ActivationID: in.ActivationID, Kind: in.Kind, SubjectID: in.SubjectID, State: ActivationPending,
+		MaxAttempts: in.MaxAttempts, ExpiresAt: in.ExpiresAt,
+	}}
+	if a.st.MaxAttempts <= 0 {
+		a.st.MaxAttempts = DefaultActivationMaxAttempts
+	}
+	a.mu = workflow.NewMutex(ctx)
+	if err := a.setup(ctx); err != nil {
+		return nil, err
+	}
+	return a.run(ctx)
+}
+
+type activation struct {
+	in       *ActivationInput
+	st       ActivationState
+	hashes   ActivationHashes
+	authHash string
+	// changes counts handled updates, to wake the main loop's timer.
+	changes int
+	// seq numbers recorded events, for their idempotency keys.
+	seq int
+	// mu serialises the handlers: each records its change before it applies
+	// it, and two attempts must not both count from the same number.
+	mu workflow.Mutex
+}
+
+func (a *activation) final() bool {
+	switch a.st.State {
+	case ActivationRedeemed, ActivationExpired, ActivationLocked:
+		return true
+	}
+	return false
+}
+
+// deadline is when the current stage ends: the activation's expiry while
+// pending, the authorisation code's once activated.
+func (a *activation) deadline() time.Time {
+	if a.st.State == ActivationActivated {
+		return a.st.ActivatedAt.Add(AuthorisationCodeTTL)
+	}
+	return a.st.ExpiresAt
+}
+
+func (a *activation) expired(ctx workflow.Context) bool {
+	return workflow.Now(ctx).After(a.deadline())
+}
+
+func rejectActivation(kind, msg string) error { return temporal.NewApplicationError(msg, kind) }
+
+// usable rejects any update once the activation has ended.
+func (a *activation) usable(ctx workflow.Context) error {
+	switch {
+	case a.st.State == ActivationLocked:
+		return rejectActivation(RejectActivationLocked, "the activation is locked after too many wrong PINs")
+	case a.st.State == ActivationExpired || (!a.final() && a.expired(ctx)):
+		return rejectActivation(RejectActivationExpired, "the activation has expired")
+	case a.st.State == ActivationRedeemed:
+		return rejectActivation(RejectActivationUsed, "the authorisation code has been used")
+	}
+	return nil
+}
+
+func (a *activation) setup(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, ActivationQueryState, func() (ActivationState, error) { return a.st, nil }); err != nil {
+		return fmt.Errorf("register query: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateRecreate, a.recreate,
+		workflow.UpdateHandlerOptions{Validator: a.validateRecreate}); err != nil {
+		return fmt.Errorf("register update: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateAttempt, a.attempt,
+		workflow.UpdateHandlerOptions{Validator: a.validateAttempt}); err != nil {
+		return fmt.Errorf("register update: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateRedeem, a.redeem,
+		workflow.UpdateHandlerOptions{Validator: a.validateRedeem}); err != nil {
+		return fmt.Errorf("register update: %w", err)
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, VigilKindKey.ValueSet(KindActivation))
+}
+
+func (a *activation) run(ctx workflow.Context) (*ActivationResult, error) {
+	for !a.final() {
+		seen := a.changes
+		wait := a.deadline().Sub(workflow.Now(ctx)) + time.Millisecond
+		if wait > 0 {
+			if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return a.changes != seen || a.final() }); err != nil {
+				return nil, err
+			}
+		}
+		// A handler may be recording a change; decide only when none is.
+		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+			return nil, err
+		}
+		if !a.final() && a.expired(ctx) {
+			a.st.State = ActivationExpired
+			reason := "not completed in time"
+			if !a.st.ActivatedAt.IsZero() {
+				reason = "authorisation code not used in time"
+			}
+			if err := a.record(ctx, &activities.RecordActivationInput{FinishedAt: workflow.Now(ctx)},
+				activities.AuthAuditEvent{Event: "expired", Reason: reason}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return nil, err
+	}
+	return &ActivationResult{State: a.st.State}, nil
+}
+
+func (a *activation) validateRecreate(ctx workflow.Context, r *RecreateRequest) error {
+	if err := a.usable(ctx); err != nil {
+		return err
+	}
+	switch {
+	case r == nil || r.CodeDigest == "" || r.ExpiresAt.IsZero() ||
+		(a.st.Kind == ActivationKindDevice && (r.Hashes.CodeHash == "" || r.Hashes.CodeSalt == "")) ||
+		(a.st.Kind == ActivationKindPatient && (r.Hashes.PinHash == "" || r.Hashes.PinSalt == "")):
+		return invalidRequest("the code's digest, the new code (device) or PIN (patient) hashes and an expiry are required")
+	case r.ActivationID != a.st.ActivationID:
+		return rejectActivation(RejectActivationStale, "another activation is running")
+	case a.st.State != ActivationPending:
+		return rejectActivation(RejectActivationUsed, "the activation has been completed; its authorisation code is waiting to be used")
+	}
+	return nil
+}
+
+func (a *activation) recreate(ctx workflow.Context, r *RecreateRequest) (ActivationState, error) {
+	if err := a.lock(ctx, func() error { return a.validateRecreate(ctx, r) }); err != nil {
+		return a.st, err
+	}
+	defer a.mu.Unlock()
+	next := r.Hashes
+	if a.st.Kind == ActivationKindPatient {
+		// The patient's code never changes: it is derived from the id.
+		next.CodeHash, next.CodeSalt = a.hashes.CodeHash, a.hashes.CodeSalt
+	}
+	err := a.recordWith(ctx, &activities.RecordActivationInput{Material: &activities.ActivationMaterial{
+		CodeDigest: r.CodeDigest, CodeHash: next.CodeHash, CodeSalt: next.CodeSalt, PinSalt: next.PinSalt, ExpiresAt: r.ExpiresAt,
+	}}, ActivationPending, 0, activities.AuthAuditEvent{Event: "activation_created", Reason: "re-created", Actor: r.Meta.Actor,
+		RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP})
+	if err != nil {
+		return a.st, err
+	}
+	a.hashes = next
+	a.st.Attempts = 0
+	a.st.ExpiresAt = r.ExpiresAt
+	a.changes++
+	return a.st, nil
+}
+
+func (a *activation) validateAttempt(ctx workflow.Context, r *AttemptRequest) error {
+	if err := a.usable(ctx); err != nil {
+		return err
+	}
+	switch {
+	case r == nil || r.AuthCodeHash == "" || r.AuthCodeSalt == "":
+		return invalidRequest("the authorisation code's hash is required")
+	case a.st.State != ActivationPending:
+		return rejectActivation(RejectActivationUsed, "the activation has already been completed")
+	case !hashEqual(r.CodeHash, a.hashes.CodeHash):
+		// Not a PIN attempt: the code changed (device re-created) after the
+		// API looked it up.
+		return rejectActivation(RejectActivationStale, "the activation changed; try again")
+	case a.st.Kind == ActivationKindPatient && r.PinSalt != a.hashes.PinSalt:
+		return rejectActivation(RejectActivationStale, "the activation changed; try again")
+	}
+	return nil
+}
+
+func (a *activation) attempt(ctx workflow.Context, r *AttemptRequest) (AttemptResult, error) {
+	if err := a.lock(ctx, func() error { return a.validateAttempt(ctx, r) }); err != nil {
+		return AttemptResult{}, err
+	}
+	defer a.mu.Unlock()
+	meta := activities.AuthAuditEvent{Actor: r.Meta.Actor, RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP}
+	if a.st.Kind == ActivationKindDevice || hashEqual(r.PinHash, a.hashes.PinHash) {
+		now := workflow.Now(ctx)
+		meta.Event = "completed"
+		if err := a.recordWith(ctx, &activities.RecordActivationInput{
+			AuthCodeHash: r.AuthCodeHash, AuthCodeSalt: r.AuthCodeSalt, ActivatedAt: now,
+		}, ActivationActivated, a.st.Attempts, meta); err != nil {
+			return AttemptResult{}, err
+		}
+		a.authHash = r.AuthCodeHash
+		a.st.State, a.st.ActivatedAt = ActivationActivated, now
+		a.changes++
+		return AttemptResult{Outcome: AttemptActivated}, nil
+	}
+	attempts := a.st.Attempts + 1
+	state, in := ActivationPending, &activities.RecordActivationInput{}
+	meta.Event, meta.Reason = "attempt_failed", "wrong PIN ("+strconv.Itoa(attempts)+" of "+strconv.Itoa(a.st.MaxAttempts)+")"
+	if attempts >= a.st.MaxAttempts {
+		state, in.FinishedAt = ActivationLocked, workflow.Now(ctx)
+		meta.Event = "locked"
+	}
+	if err := a.recordWith(ctx, in, state, attempts, meta); err != nil {
+		return AttemptResult{}, err
+	}
+	a.st.Attempts, a.st.State = attempts, state
+	a.changes++
+	if state == ActivationLocked {
+		return AttemptResult{Outcome: AttemptLocked}, nil
+	}
+	return AttemptResult{Outcome: AttemptWrongPIN, AttemptsLeft: a.st.MaxAttempts - attempts}, nil
+}
+
+func (a *activation) validateRedeem(ctx workflow.Context, r *RedeemRequest) error {
+	if err := a.usable(ctx); err != nil {
+		return err
+	}
+	switch {
+	case r == nil || r.AuthCodeHash == "":
+		return invalidRequest("the authorisation code's hash is required")
+	case a.st.State != ActivationActivated:
+		return rejectActivation(RejectActivationStale, "the activation has not been completed")
+	}
+	return nil
+}
+
+func (a *activation) redeem(ctx workflow.Context, r *RedeemRequest) (RedeemResult, error) {
+	if err := a.lock(ctx, func() error { return a.validateRedeem(ctx, r) }); err != nil {
+		return RedeemResult{}, err
+	}
+	defer a.mu.Unlock()
+	if !hashEqual(r.AuthCodeHash, a.authHash) {
+		return RedeemResult{}, nil
+	}
+	if err := a.recordWith(ctx, &activities.RecordActivationInput{FinishedAt: workflow.Now(ctx)},
+		ActivationRedeemed, a.st.Attempts, activities.AuthAuditEvent{}); err != nil {
+		return RedeemResult{}, err
+	}
+	a.st.State = ActivationRedeemed
+	a.changes++
+	return RedeemResult{Redeemed: true}, nil
+}
+
+// lock takes the handlers' mutex and checks the update again, since another
+// handler may have changed the activation after its validator ran; on error
+// the mutex is released.
+func (a *activation) lock(ctx workflow.Context, check func() error) error {
+	if err := a.mu.Lock(ctx); err != nil {
+		return err
+	}
+	if err := check(); err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// record writes the current state with an audit event.
+func (a *activation) record(ctx workflow.Context, in *activities.RecordActivationInput, ev activities.AuthAuditEvent) error {
+	return a.recordWith(ctx, in, a.st.State, a.st.Attempts, ev)
+}
+
+// recordWith writes state and attempts (not yet applied to a.st: a handler
+// changes its state only once the write succeeded) and, when ev names an
+// event, the audit row.
+func (a *activation) recordWith(ctx workflow.Context, in *activities.RecordActivationInput, state string, attempts int, ev activities.AuthAuditEvent) error {
+	a.seq++
+	info := workflow.GetInfo(ctx)
+	in.ActivationID = a.st.ActivationID
+	in.EventKey = info.WorkflowExecution.ID + ":" + info.WorkflowExecution.RunID + ":" + strconv.Itoa(a.seq)
+	in.State, in.Attempts = state, attempts
+	if ev.Event != "" {
+		ev.SubjectType, ev.SubjectID = a.st.Kind, a.st.SubjectID
+		in.Audit = &ev
+	}
+	return workflow.ExecuteActivity(dbCtx(ctx), activationActivities.RecordActivation, in).Get(ctx, nil)
+}
+
+func hashEqual(a, b string) bool {
+	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

@@ -1,0 +1,47 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-health/vigil/activities"
+)
+
+// FleetScan scans the broker's fleet once (run by the broker-fleet-scan
+// Schedule): one heartbeating activity lists the nodes, fetches each and
+// stores its observation and signals its node workflow the reference
+// (Signal-With-Start), so the history stays a few events long however many
+// nodes there are. The scan id is the run's nominal time and run id: stable
+// across the activity's retries, unique per run. (The whole run id: run ids
+// are UUIDv7, whose leading digits are a timestamp shared by every run
+// started within about a minute.)
+func FleetScan(ctx workflow.Context, _ *FleetScanInput) (*FleetScanResult, error) {
+	info := workflow.GetInfo(ctx)
+	scanID := "scan-" + nominalTime(ctx).Format("20060102T150405Z") + "-" + info.WorkflowExecution.RunID
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// 500 nodes at 16 at a time, six requests each, take well under a
+		// minute against a healthy broker; the bound allows a slow one
+		// (each request has its own client timeout).
+		StartToCloseTimeout: 10 * time.Minute,
+		// Every node done heartbeats; a lost worker is noticed in a minute.
+		HeartbeatTimeout: time.Minute,
+		// Give up before the next scan is due; it starts over anyway.
+		ScheduleToCloseTimeout: 14 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    10 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    2 * time.Minute,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeBrokerAuth, activities.ErrTypeNoBroker, activities.ErrTypeInvalidInput,
+			},
+		},
+	})
+	var res activities.ScanFleetResult
+	if err := workflow.ExecuteActivity(ctx, nodeActivities.ScanFleet, &activities.ScanFleetInput{ScanID: scanID}).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	workflow.GetLogger(ctx).Info("fleet scanned", "scan", scanID, "nodes", res.Nodes, "failed", res.Failed)
+	return &res, nil
+}

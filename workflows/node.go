@@ -1,0 +1,391 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/nodehealth"
+)
+
+// Limits of a node's monitor.
+const (
+	// maxObservationsPerRun continues a node's monitor as new long before
+	// its history grows large (an observation is about 10 events).
+	maxObservationsPerRun = 500
+	// recentScans is how many scan ids a monitor remembers to ignore
+	// repeated observations of a retried scan.
+	recentScans = 8
+	// nodeStaleAfter holds reminders back while the node has not been
+	// observed for this long (the broker or the scan is down): the
+	// condition may have cleared unseen. A reminder that fell due meanwhile
+	// goes out with the next observation that still has the condition.
+	nodeStaleAfter = 24 * time.Hour
+	week           = 7 * 24 * time.Hour
+)
+
+// NodeMonitor is one broker node's durable monitor (workflow id
+// node:<id>). Fleet scans store an observation each in Postgres and signal
+// it the reference; it has the observation recorded and evaluated
+// (RecordNodeObservation, which reads it by the reference), keeps the
+// NodeStatus search attribute on the headline, and runs the e-mail rules
+// for every mailed condition:
+//   - a condition becoming active is mailed at once ("alert");
+//   - while it stays active a durable timer re-sends it ("reminder") the
+//     node's notification interval after the last mail;
+//   - when it clears, a "recovered" mail goes to those told, and the next
+//     occurrence is mailed at once again.
+//
+// Each mail has an idempotency key node:<id>:<condition>:<episode>:<seq>;
+// a mail that found no recipients is retried under the same key with the
+// next observation, so contacts added later are told.
+func NodeMonitor(ctx workflow.Context, in *NodeMonitorInput) error {
+	m := &nodeMonitor{in: in}
+	if err := m.setup(ctx); err != nil {
+		return err
+	}
+	return m.run(ctx)
+}
+
+type nodeMonitor struct {
+	in *NodeMonitorInput
+	st NodeMonitorState
+	// observations counts this run's observations.
+	observations int
+	timer        workflow.Future
+	timerDue     time.Time
+	cancelTimer  workflow.CancelFunc
+}
+
+var nodeActivities *activities.Nodes
+
+func (m *nodeMonitor) setup(ctx workflow.Context) error {
+	if m.in == nil || m.in.NodeID == "" {
+		return temporal.NewNonRetryableApplicationError("node id is required", "InvalidInput", nil)
+	}
+	if m.in.Carry != nil {
+		m.st = *m.in.Carry
+	}
+	m.st.NodeID = m.in.NodeID
+	// One entry per mailed condition, in the fixed order; carried entries
+	// keep their state.
+	mails := make([]NodeMailState, 0, len(nodehealth.MailConditions))
+	for _, c := range nodehealth.MailConditions {
+		s := NodeMailState{Condition: string(c)}
+		if i := slices.IndexFunc(m.st.Mails, func(x NodeMailState) bool { return x.Condition == string(c) }); i >= 0 {
+			s = m.st.Mails[i]
+		}
+		mails = append(mails, s)
+	}
+	m.st.Mails = mails
+	if err := workflow.SetQueryHandler(ctx, NodeQueryStatus, func() (NodeMonitorState, error) { return m.st, nil }); err != nil {
+		return fmt.Errorf("register query: %w", err)
+	}
+	// A scan starts the workflow with its kind and node id; a run started
+	// otherwise (a test, an operator) gets them here, and a continued run
+	// its carried headline if it lost it.
+	attrs := workflow.GetTypedSearchAttributes(ctx)
+	var updates []temporal.SearchAttributeUpdate
+	if _, ok := attrs.GetKeyword(NodeIDKey); !ok {
+		updates = append(updates, VigilKindKey.ValueSet(KindNode), NodeIDKey.ValueSet(m.in.NodeID))
+	}
+	if status, _ := attrs.GetKeyword(NodeStatusKey); m.st.Headline != "" && status != m.st.Headline {
+		updates = append(updates, NodeStatusKey.ValueSet(m.st.Headline))
+	}
+	if len(updates) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+			return fmt.Errorf("upsert search attributes: %w", err)
+		}
+	}
+	return nil
+}
+
+func (m *nodeMonitor) run(ctx workflow.Context) error {
+	ch := workflow.GetSignalChannel(ctx, SignalNodeObservation)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if m.shouldContinueAsNew(ctx) {
+			return m.continueAsNew(ctx, ch)
+		}
+		now := workflow.Now(ctx)
+		due := m.nextDue()
+		if !due.IsZero() && !due.After(now) {
+			if m.fresh(now) {
+				m.remind(ctx, now)
+				continue
+			}
+			due = time.Time{} // wait for the next observation
+		}
+		m.armTimer(ctx, due)
+
+		var obs *NodeObservationRef
+		fired, cancelled := false, false
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+			var o NodeObservationRef
+			c.Receive(ctx, &o)
+			obs = &o
+		})
+		if m.timer != nil {
+			sel.AddFuture(m.timer, func(workflow.Future) { fired = true })
+		}
+		sel.Select(ctx)
+		if cancelled {
+			// An operator cancelled the monitor (say, the node left the
+			// broker); a later scan starts it afresh.
+			return ctx.Err()
+		}
+		if fired {
+			// The loop's next pass finds the reminder due.
+			m.timer, m.timerDue, m.cancelTimer = nil, time.Time{}, nil
+		}
+		if obs != nil {
+			m.observe(ctx, *obs)
+		}
+	}
+}
+
+// armTimer makes the pending timer fire at due (zero: no timer), keeping
+// the current one when it already does.
+func (m *nodeMonitor) armTimer(ctx workflow.Context, due time.Time) {
+	if m.timer != nil && due.Equal(m.timerDue) {
+		return
+	}
+	if m.cancelTimer != nil {
+		m.cancelTimer()
+	}
+	m.timer, m.timerDue, m.cancelTimer = nil, time.Time{}, nil
+	if due.IsZero() {
+		return
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	m.timer = workflow.NewTimer(tctx, due.Sub(workflow.Now(ctx)))
+	m.timerDue, m.cancelTimer = due, cancel
+}
+
+// observe has one observation recorded and evaluated and runs the mail
+// rules. A failed recording is logged and skipped: the next scan comes
+// soon.
+func (m *nodeMonitor) observe(ctx workflow.Context, obs NodeObservationRef) {
+	logger := workflow.GetLogger(ctx)
+	if obs.ScanID == "" {
+		// Nothing to read the observation by.
+		logger.Warn("observation without a scan id ignored")
+		return
+	}
+	if slices.Contains(m.st.RecentScans, obs.ScanID) {
+		logger.Info("repeated observation ignored", "scan", obs.ScanID)
+		return
+	}
+	m.st.RecentScans = append(m.st.RecentScans, obs.ScanID)
+	if n := len(m.st.RecentScans); n > recentScans {
+		m.st.RecentScans = slices.Clone(m.st.RecentScans[n-recentScans:])
+	}
+	m.observations++
+	m.st.Observations++
+	obs.NodeID = m.in.NodeID
+	if obs.ObservedAt.IsZero() {
+		obs.ObservedAt = workflow.Now(ctx)
+	}
+	var ev NodeEvaluation
+	if err := workflow.ExecuteActivity(nodeDBCtx(ctx), nodeActivities.RecordNodeObservation, &obs).Get(ctx, &ev); err != nil {
+		logger.Warn("node observation not recorded", "scan", obs.ScanID, "err", err)
+		return
+	}
+	m.st.Last = &ev
+	m.st.LastObservedAt = obs.ObservedAt
+	if ev.Headline != m.st.Headline {
+		m.st.Headline = ev.Headline
+		if err := workflow.UpsertTypedSearchAttributes(ctx, NodeStatusKey.ValueSet(ev.Headline)); err != nil {
+			logger.Warn("node status search attribute not updated", "err", err)
+		}
+	}
+	now := workflow.Now(ctx)
+	for i := range m.st.Mails {
+		s := &m.st.Mails[i]
+		active := slices.Contains(ev.Conditions, s.Condition)
+		switch {
+		case active && !s.Active:
+			s.Active, s.Episodes, s.Seq = true, s.Episodes+1, 0
+			s.Since, s.LastSent, s.Told = now, time.Time{}, false
+			s.Pending = NodeMailAlert
+		case !active && s.Active:
+			s.Active = false
+			s.Pending = ""
+			if s.Told {
+				s.Pending = NodeMailRecovered
+			}
+		}
+	}
+	m.sendPending(ctx)
+}
+
+// remind queues a reminder for every condition whose interval is up.
+func (m *nodeMonitor) remind(ctx workflow.Context, now time.Time) {
+	every := m.interval()
+	for i := range m.st.Mails {
+		s := &m.st.Mails[i]
+		if s.Active && s.Pending == "" && !s.LastSent.IsZero() && !now.Before(s.LastSent.Add(every)) {
+			s.Pending = NodeMailReminder
+		}
+	}
+	m.sendPending(ctx)
+}
+
+// sendPending sends every pending mail, one at a time in condition order.
+func (m *nodeMonitor) sendPending(ctx workflow.Context) {
+	for i := range m.st.Mails {
+		if m.st.Mails[i].Pending != "" {
+			m.send(ctx, &m.st.Mails[i])
+		}
+	}
+}
+
+func (m *nodeMonitor) send(ctx workflow.Context, s *NodeMailState) {
+	logger := workflow.GetLogger(ctx)
+	req := &activities.NodeMailRequest{
+		Key:    NodeMailKey(m.in.NodeID, s.Condition, s.Episodes, s.Seq),
+		NodeID: m.in.NodeID, Condition: s.Condition, Kind: s.Pending, Since: s.Since,
+	}
+	if ev := m.st.Last; ev != nil {
+		req.Facts = ev.Facts
+	}
+	var res activities.NodeMailResult
+	err := workflow.ExecuteActivity(nodeMailCtx(ctx), nodeActivities.SendNodeMail, req).Get(ctx, &res)
+	now := workflow.Now(ctx)
+	kind := s.Pending
+	switch {
+	case err != nil && !isPermanentMailError(err):
+		// Out of time (SMTP down for long): the same mail is tried again
+		// with the next observation.
+		s.LastResult = "failed"
+		logger.Warn("node mail not sent; retried with the next observation", "key", req.Key, "err", err)
+		return
+	case err != nil:
+		// Retrying cannot help (a refused address, no SMTP): given up,
+		// counted as sent for the cadence, so the next reminder is the
+		// next attempt.
+		s.LastResult = "failed"
+		logger.Error("node mail failed permanently", "key", req.Key, "err", err)
+	case res.Status == NodeMailNoRecipients:
+		s.LastResult = res.Status
+		// The activity warns once per mail; this repeats with every scan.
+		logger.Debug("node mail has no recipients; retried with the next observation", "key", req.Key)
+		return
+	default:
+		s.LastResult = res.Status
+		s.Told = true
+	}
+	s.Seq++
+	s.Pending = ""
+	if kind == NodeMailRecovered {
+		s.LastSent, s.Told = time.Time{}, false
+		return
+	}
+	s.LastSent = now
+}
+
+// NodeMailKey is the idempotency key of one node mail.
+func NodeMailKey(nodeID, condition string, episode, seq int) string {
+	return fmt.Sprintf("node:%s:%s:%d:%d", nodeID, condition, episode, seq)
+}
+
+func isPermanentMailError(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && ae.Type() == activities.ErrTypeMailPermanent
+}
+
+// nextDue is when the earliest reminder is due; zero when none is.
+func (m *nodeMonitor) nextDue() time.Time {
+	var due time.Time
+	every := m.interval()
+	for _, s := range m.st.Mails {
+		if !s.Active || s.Pending != "" || s.LastSent.IsZero() {
+			continue
+		}
+		if d := s.LastSent.Add(every); due.IsZero() || d.Before(due) {
+			due = d
+		}
+	}
+	return due
+}
+
+// interval is the node's notification interval (one week by default).
+func (m *nodeMonitor) interval() time.Duration {
+	if m.st.Last != nil && m.st.Last.IntervalWeeks > 0 {
+		return time.Duration(m.st.Last.IntervalWeeks) * week
+	}
+	return week
+}
+
+// fresh reports whether the node was observed recently enough for its
+// last evaluation to be trusted for a reminder.
+func (m *nodeMonitor) fresh(now time.Time) bool {
+	return !m.st.LastObservedAt.IsZero() && now.Sub(m.st.LastObservedAt) <= nodeStaleAfter
+}
+
+func (m *nodeMonitor) shouldContinueAsNew(ctx workflow.Context) bool {
+	if m.in.ContinueAsNewAfter > 0 {
+		return m.observations >= m.in.ContinueAsNewAfter
+	}
+	info := workflow.GetInfo(ctx)
+	return m.observations >= maxObservationsPerRun || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
+}
+
+// continueAsNew processes the observations already delivered, so none is
+// lost, and continues with the state.
+func (m *nodeMonitor) continueAsNew(ctx workflow.Context, ch workflow.ReceiveChannel) error {
+	for {
+		var o NodeObservationRef
+		if !ch.ReceiveAsync(&o) {
+			break
+		}
+		m.observe(ctx, o)
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	carry := m.st
+	return workflow.NewContinueAsNewError(ctx, NodeMonitor, &NodeMonitorInput{
+		NodeID: m.in.NodeID, Carry: &carry, ContinueAsNewAfter: m.in.ContinueAsNewAfter,
+	})
+}
+
+// nodeDBCtx records an observation: one Postgres transaction, retried for
+// up to ten minutes (the next scan brings a newer observation anyway).
+func nodeDBCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeInvalidData, activities.ErrTypeInvalidInput},
+		},
+	})
+}
+
+// nodeMailCtx sends a node mail: transient SMTP failures are retried with
+// backoff up to 30 minutes apart for two hours (observations wait
+// meanwhile; none is lost); permanent ones fail at once.
+func nodeMailCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: 2 * time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Minute,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeMailPermanent, activities.ErrTypeInvalidInput},
+		},
+	})
+}

@@ -1,0 +1,444 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/workflows"
+)
+
+const (
+	nodeDay  = 24 * time.Hour
+	nodeWeek = 7 * nodeDay
+	// nodeEvery is how often the tests' scans observe the node (the real
+	// schedule's 15 minutes would only make the tests slower).
+	nodeEvery = 6 * time.Hour
+)
+
+var nodeStart = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+
+// nodeMail is one SendNodeMail call as the harness saw it.
+type nodeMail struct {
+	At   time.Duration // since nodeStart
+	Key  string
+	Kind string
+}
+
+func (m nodeMail) String() string { return fmt.Sprintf("%s %s @%s", m.Kind, m.Key, m.At) }
+
+// nodeHarness runs NodeMonitor for node "7" with a scripted evaluation and
+// scripted mail outcomes.
+type nodeHarness struct {
+	mu  sync.Mutex
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+	// conditions returns the active conditions at a time since nodeStart.
+	conditions func(at time.Duration) []string
+	interval   func(at time.Duration) int
+	// mailOutcome decides each SendNodeMail call (nil: sent).
+	mailOutcome func(call int, req *activities.NodeMailRequest) (string, error)
+	recorded    []activities.NodeObservationRef
+	mails       []nodeMail
+}
+
+func newNodeHarness(t *testing.T, conditions func(time.Duration) []string) *nodeHarness {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	h := &nodeHarness{t: t, env: s.NewTestWorkflowEnvironment(), conditions: conditions}
+	h.env.SetStartTime(nodeStart)
+	h.env.SetTestTimeout(time.Minute)
+	var a *activities.Nodes
+	h.env.RegisterActivity(a)
+	h.env.OnActivity(a.RecordNodeObservation, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, obs *activities.NodeObservationRef) (*activities.NodeEvaluation, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.recorded = append(h.recorded, *obs)
+			at := obs.ObservedAt.Sub(nodeStart)
+			conds := h.conditions(at)
+			headline := "ONLINE"
+			if len(conds) > 0 {
+				headline = conds[0]
+			}
+			weeks := 1
+			if h.interval != nil {
+				weeks = h.interval(at)
+			}
+			return &activities.NodeEvaluation{Headline: headline, Conditions: conds, IntervalWeeks: weeks}, nil
+		})
+	h.env.OnActivity(a.SendNodeMail, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req *activities.NodeMailRequest) (*activities.NodeMailResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.mails = append(h.mails, nodeMail{At: h.env.Now().Sub(nodeStart).Truncate(time.Second), Key: req.Key, Kind: req.Kind})
+			status := workflows.NodeMailSent
+			if h.mailOutcome != nil {
+				var err error
+				if status, err = h.mailOutcome(len(h.mails), req); err != nil {
+					return nil, err
+				}
+			}
+			return &activities.NodeMailResult{Status: status}, nil
+		})
+	return h
+}
+
+// observeEvery signals an observation every period from the start until
+// end (exclusive), then cancels the workflow at end.
+func (h *nodeHarness) observeEvery(period, end time.Duration) {
+	n := 0
+	for at := time.Duration(0); at < end; at += period {
+		h.observeAt(at, fmt.Sprintf("scan-%d", n))
+		n++
+	}
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, end)
+}
+
+func (h *nodeHarness) observeAt(at time.Duration, scanID string) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(workflows.SignalNodeObservation, &workflows.NodeObservationRef{
+			ScanID: scanID, NodeID: "7", ObservedAt: h.env.Now().Truncate(time.Second),
+		})
+	}, max(at, time.Millisecond))
+}
+
+func (h *nodeHarness) run(in *workflows.NodeMonitorInput) error {
+	if in == nil {
+		in = &workflows.NodeMonitorInput{NodeID: "7"}
+	}
+	h.env.ExecuteWorkflow(workflows.NodeMonitor, in)
+	require.True(h.t, h.env.IsWorkflowCompleted())
+	return h.env.GetWorkflowError()
+}
+
+func (h *nodeHarness) runCancelled() {
+	err := h.run(nil)
+	var canceled *temporal.CanceledError
+	require.ErrorAs(h.t, err, &canceled, "the monitor ends only when cancelled")
+}
+
+func (h *nodeHarness) sent() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, len(h.mails))
+	for i, m := range h.mails {
+		out[i] = m.String()
+	}
+	return out
+}
+
+func always(conds ...string) func(time.Duration) []string {
+	return func(time.Duration) []string { return conds }
+}
+
+// between is active in [from, to).
+func between(cond string, from, to time.Duration) func(time.Duration) []string {
+	return func(at time.Duration) []string {
+		if at >= from && at < to {
+			return []string{cond}
+		}
+		return []string{"ONLINE"}
+	}
+}
+
+func TestNodeMonitor_AlertThenRemindersEveryNWeeks(t *testing.T) {
+	for _, weeks := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d weeks", weeks), func(t *testing.T) {
+			h := newNodeHarness(t, always("OFFLINE"))
+			h.interval = func(time.Duration) int { return weeks }
+			every := time.Duration(weeks) * nodeWeek
+			// Observed from 8:00 every 6 hours for two intervals and a day.
+			h.observeEvery(nodeEvery, 2*every+nodeDay)
+			h.runCancelled()
+			require.Equal(t, []string{
+				"alert node:7:OFFLINE:1:0 @0s",
+				fmt.Sprintf("reminder node:7:OFFLINE:1:1 @%s", every),
+				fmt.Sprintf("reminder node:7:OFFLINE:1:2 @%s", 2*every),
+			}, h.sent(), "nothing before the interval, a reminder exactly at it")
+		})
+	}
+}
+
+func TestNodeMonitor_ReminderExactlyAfterIntervalFromLastSend(t *testing.T) {
+	// The condition first shows with the second scan (14:00): the
+	// reminder is due exactly a week after that send, fired by the timer
+	// rather than by a later scan.
+	h := newNodeHarness(t, between("OFFLINE", 6*time.Hour, 100*nodeDay))
+	h.observeEvery(nodeEvery, nodeWeek+nodeDay)
+	h.runCancelled()
+	require.Equal(t, []string{
+		"alert node:7:OFFLINE:1:0 @6h0m0s",
+		"reminder node:7:OFFLINE:1:1 @174h0m0s",
+	}, h.sent())
+}
+
+func TestNodeMonitor_RecoveredThenImmediateAlertOnRecurrence(t *testing.T) {
+	h := newNodeHarness(t, func(at time.Duration) []string {
+		switch {
+		case at < 2*nodeDay:
+			return []string{"NO IMPORTS"}
+		case at < 3*nodeDay:
+			return []string{"ONLINE"}
+		default:
+			return []string{"NO IMPORTS"}
+		}
+	})
+	h.observeEvery(nodeEvery, 4*nodeDay)
+	h.runCancelled()
+	require.Equal(t, []string{
+		"alert node:7:NO IMPORTS:1:0 @0s",
+		"recovered node:7:NO IMPORTS:1:1 @48h0m0s",
+		"alert node:7:NO IMPORTS:2:0 @72h0m0s",
+	}, h.sent())
+}
+
+func TestNodeMonitor_RecoveryResetsTheReminderCadence(t *testing.T) {
+	// Cleared after 5 days, back after 6: the reminder is due a week after
+	// the second alert, not a week after the first.
+	h := newNodeHarness(t, func(at time.Duration) []string {
+		if at >= 5*nodeDay && at < 6*nodeDay {
+			return []string{"ONLINE"}
+		}
+		return []string{"OFFLINE"}
+	})
+	h.observeEvery(nodeEvery, 6*nodeDay+nodeWeek+nodeDay)
+	h.runCancelled()
+	require.Equal(t, []string{
+		"alert node:7:OFFLINE:1:0 @0s",
+		"recovered node:7:OFFLINE:1:1 @120h0m0s",
+		"alert node:7:OFFLINE:2:0 @144h0m0s",
+		"reminder node:7:OFFLINE:2:1 @312h0m0s",
+	}, h.sent())
+}
+
+func TestNodeMonitor_WhichConditionsMail(t *testing.T) {
+	tests := []struct {
+		name  string
+		conds []string
+		want  []string
+	}{
+		{"extreme error rate mails", []string{"EXTREME ERROR RATE"}, []string{"alert node:7:EXTREME ERROR RATE:1:0 @0s"}},
+		{"DWH outdated mails", []string{"ONLINE", "DWH OUTDATED"}, []string{"alert node:7:DWH OUTDATED:1:0 @0s"}},
+		{"testing and high error rate do not", []string{"TESTING", "HIGH ERROR RATE"}, []string{}},
+		{"concurrent conditions mail each, in a fixed order", []string{"GAP IN MONITORING", "OFFLINE", "NO IMPORTS", "DWH OUTDATED"}, []string{
+			"alert node:7:OFFLINE:1:0 @0s", "alert node:7:NO IMPORTS:1:0 @0s", "alert node:7:DWH OUTDATED:1:0 @0s",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newNodeHarness(t, always(tt.conds...))
+			h.observeEvery(nodeEvery, 2*nodeDay)
+			h.runCancelled()
+			require.Equal(t, tt.want, h.sent())
+		})
+	}
+}
+
+func TestNodeMonitor_NoRecipientsRetriedWithTheSameKey(t *testing.T) {
+	h := newNodeHarness(t, always("OFFLINE"))
+	h.mailOutcome = func(call int, _ *activities.NodeMailRequest) (string, error) {
+		if call <= 2 {
+			return workflows.NodeMailNoRecipients, nil
+		}
+		return workflows.NodeMailSent, nil
+	}
+	h.observeEvery(nodeEvery, 12*time.Hour+nodeWeek+time.Hour)
+	h.runCancelled()
+	require.Equal(t, []string{
+		"alert node:7:OFFLINE:1:0 @0s",
+		"alert node:7:OFFLINE:1:0 @6h0m0s",
+		"alert node:7:OFFLINE:1:0 @12h0m0s",
+		"reminder node:7:OFFLINE:1:1 @180h0m0s",
+	}, h.sent(), "retried once per observation until a contact exists; the cadence counts from the real send")
+}
+
+func TestNodeMonitor_PermanentMailFailureWaitsForTheReminder(t *testing.T) {
+	h := newNodeHarness(t, always("OFFLINE"))
+	h.mailOutcome = func(call int, _ *activities.NodeMailRequest) (string, error) {
+		if call == 1 {
+			return "", temporal.NewNonRetryableApplicationError("550 no such user", activities.ErrTypeMailPermanent, nil)
+		}
+		return workflows.NodeMailSent, nil
+	}
+	h.observeEvery(nodeEvery, nodeWeek+nodeDay)
+	h.runCancelled()
+	require.Equal(t, []string{
+		"alert node:7:OFFLINE:1:0 @0s",
+		"reminder node:7:OFFLINE:1:1 @168h0m0s",
+	}, h.sent(), "a permanent failure is not retried every scan")
+}
+
+func TestNodeMonitor_RemindersWaitWhileTheNodeIsNotObserved(t *testing.T) {
+	h := newNodeHarness(t, always("OFFLINE"))
+	// Observed for the first day, then nothing until day 9 (the scan was
+	// down): the reminder due on day 7 goes with the day-9 observation.
+	for at := time.Duration(0); at < nodeDay; at += nodeEvery {
+		h.observeAt(at, fmt.Sprintf("scan-a%d", at/nodeEvery))
+	}
+	h.observeAt(9*nodeDay, "scan-b")
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 10*nodeDay)
+	h.runCancelled()
+	require.Equal(t, []string{
+		"alert node:7:OFFLINE:1:0 @0s",
+		"reminder node:7:OFFLINE:1:1 @216h0m0s",
+	}, h.sent())
+}
+
+func TestNodeMonitor_IntervalChangeRearmsTheTimer(t *testing.T) {
+	h := newNodeHarness(t, always("OFFLINE"))
+	// The operator sets two weeks on day 3.
+	h.interval = func(at time.Duration) int {
+		if at >= 3*nodeDay {
+			return 2
+		}
+		return 1
+	}
+	h.observeEvery(nodeEvery, 2*nodeWeek+nodeDay)
+	h.runCancelled()
+	require.Equal(t, []string{
+		"alert node:7:OFFLINE:1:0 @0s",
+		"reminder node:7:OFFLINE:1:1 @336h0m0s",
+	}, h.sent())
+}
+
+func TestNodeMonitor_DuplicateScanIgnored(t *testing.T) {
+	h := newNodeHarness(t, always("OFFLINE"))
+	h.observeAt(0, "scan-1")
+	h.observeAt(time.Minute, "scan-1") // a retried scan
+	h.observeAt(2*time.Minute, "scan-2")
+	h.observeAt(3*time.Minute, "") // nothing to read it by
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+	h.runCancelled()
+	var scans []string
+	for _, o := range h.recorded {
+		scans = append(scans, o.ScanID)
+		require.Equal(t, "7", o.NodeID)
+	}
+	require.Equal(t, []string{"scan-1", "scan-2"}, scans)
+	require.Equal(t, []string{"alert node:7:OFFLINE:1:0 @0s"}, h.sent())
+}
+
+func TestNodeMonitor_StatusQuery(t *testing.T) {
+	h := newNodeHarness(t, always("OFFLINE", "DWH OUTDATED"))
+	h.observeAt(0, "scan-1")
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(workflows.NodeQueryStatus)
+		require.NoError(t, err)
+		var st workflows.NodeMonitorState
+		require.NoError(t, v.Get(&st))
+		require.Equal(t, "7", st.NodeID)
+		require.Equal(t, "OFFLINE", st.Headline)
+		require.Equal(t, []string{"OFFLINE", "DWH OUTDATED"}, st.Last.Conditions)
+		var conds []string
+		for _, m := range st.Mails {
+			conds = append(conds, m.Condition)
+		}
+		require.Equal(t, []string{"OFFLINE", "NO IMPORTS", "DWH OUTDATED", "EXTREME ERROR RATE"}, conds)
+		require.True(t, st.Mails[0].Active)
+		require.False(t, st.Mails[1].Active)
+		require.Equal(t, 1, st.Mails[0].Seq)
+		h.env.CancelWorkflow()
+	}, time.Hour)
+	h.runCancelled()
+}
+
+func TestNodeMonitor_ContinueAsNewCarriesState(t *testing.T) {
+	h := newNodeHarness(t, always("OFFLINE"))
+	h.observeAt(0, "scan-1")
+	h.observeAt(nodeEvery, "scan-2")
+	err := h.run(&workflows.NodeMonitorInput{NodeID: "7", ContinueAsNewAfter: 2})
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, err, &can)
+	var next workflows.NodeMonitorInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.NotNil(t, next.Carry)
+	require.Equal(t, []string{"scan-1", "scan-2"}, next.Carry.RecentScans)
+	require.Equal(t, 2, next.Carry.Observations)
+	off := next.Carry.Mails[0]
+	require.Equal(t, "OFFLINE", off.Condition)
+	require.True(t, off.Active)
+	require.Equal(t, 1, off.Episodes)
+	require.Equal(t, 1, off.Seq)
+	require.WithinDuration(t, nodeStart, off.LastSent, time.Second)
+	require.Equal(t, []string{"alert node:7:OFFLINE:1:0 @0s"}, h.sent())
+
+	// The next run knows the alert went out: no second alert, the
+	// reminder a week after the first send, a repeated scan ignored.
+	h2 := newNodeHarness(t, always("OFFLINE"))
+	h2.env.SetStartTime(nodeStart.Add(nodeEvery))
+	h2.observeAt(time.Minute, "scan-2")
+	for at := nodeEvery; at < nodeWeek+nodeDay; at += nodeEvery {
+		h2.observeAt(at-nodeEvery, fmt.Sprintf("scan-next-%d", at/nodeEvery))
+	}
+	h2.env.RegisterDelayedCallback(h2.env.CancelWorkflow, nodeWeek+nodeDay)
+	next.ContinueAsNewAfter = 0
+	h2.env.ExecuteWorkflow(workflows.NodeMonitor, &next)
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, h2.env.GetWorkflowError(), &canceled)
+	require.Equal(t, []string{"reminder node:7:OFFLINE:1:1 @168h0m0s"}, h2.sent())
+	require.False(t, slices.ContainsFunc(h2.recorded, func(o activities.NodeObservationRef) bool { return o.ScanID == "scan-2" }))
+}
+
+func TestNodeMonitor_RecordFailureSkipsTheObservation(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartTime(nodeStart)
+	var a *activities.Nodes
+	env.RegisterActivity(a)
+	calls := 0
+	env.OnActivity(a.RecordNodeObservation, mock.Anything, mock.Anything).Return(
+		func(context.Context, *activities.NodeObservationRef) (*activities.NodeEvaluation, error) {
+			calls++
+			if calls == 1 {
+				return nil, temporal.NewNonRetryableApplicationError("bad data", activities.ErrTypeInvalidData, nil)
+			}
+			return &activities.NodeEvaluation{Headline: "ONLINE", Conditions: []string{"ONLINE"}}, nil
+		})
+	for i, at := range []time.Duration{time.Millisecond, time.Hour} {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(workflows.SignalNodeObservation, &workflows.NodeObservationRef{ScanID: fmt.Sprint(i), NodeID: "7", ObservedAt: env.Now()})
+		}, at)
+	}
+	env.RegisterDelayedCallback(env.CancelWorkflow, 2*time.Hour)
+	env.ExecuteWorkflow(workflows.NodeMonitor, &workflows.NodeMonitorInput{NodeID: "7"})
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, env.GetWorkflowError(), &canceled, "a failed recording does not end the monitor")
+	require.Equal(t, 2, calls)
+}
+
+func TestNodeMonitor_InvalidInput(t *testing.T) {
+	h := newNodeHarness(t, always("ONLINE"))
+	err := h.run(&workflows.NodeMonitorInput{})
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae))
+	require.Equal(t, "InvalidInput", ae.Type())
+}
+
+func TestNodeMonitor_RegisteredNameMatchesTheScan(t *testing.T) {
+	// The fleet scan starts node workflows by name.
+	h := newNodeHarness(t, always("OFFLINE"))
+	h.env.RegisterWorkflow(workflows.NodeMonitor)
+	h.observeAt(0, "scan-1")
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+	h.env.ExecuteWorkflow(activities.NodeMonitorWorkflow, &activities.NodeMonitorStart{NodeID: "7"})
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, h.env.GetWorkflowError(), &canceled)
+	require.Equal(t, []string{"alert node:7:OFFLINE:1:0 @0s"}, h.sent())
+	require.Equal(t, "node:7", workflows.NodeWorkflowID("7"))
+}
