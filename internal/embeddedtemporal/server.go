@@ -185,19 +185,19 @@ func launch(opts Options, sqlCfg *config.SQL) (srv temporal.Server, logger serve
 	if err != nil {
 		return nil, logger, fmt.Errorf("temporal claim mapper: %w", err)
 	}
-	srv, err = temporal.NewServer(
-		temporal.WithConfig(cfg),
-		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithLogger(logger),
-		temporal.WithAuthorizer(authorizer),
-		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dynamicConfig()),
-		// Vigil exports its own metrics; the embedded server's would need
-		// another port and add nothing for development.
-		temporal.WithCustomMetricsHandler(metrics.NoopMetricsHandler),
-	)
+	// Some listeners are bound while the server is built: a lost bind race
+	// panics there too.
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				logger.stopping.Store(true)
+				srv, err = nil, fmt.Errorf("create temporal server: %v", r)
+			}
+		}()
+		srv, err = newServer(cfg, logger, authorizer, claimMapper)
+	}()
 	if err != nil {
-		return nil, logger, fmt.Errorf("create temporal server: %w", err)
+		return nil, logger, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -213,6 +213,25 @@ func launch(opts Options, sqlCfg *config.SQL) (srv temporal.Server, logger serve
 		return nil, logger, fmt.Errorf("start temporal server: %w", err)
 	}
 	return srv, logger, nil
+}
+
+// newServer builds the server with Vigil's options.
+func newServer(cfg *config.Config, logger serverLogger, authorizer authorization.Authorizer, claimMapper authorization.ClaimMapper) (temporal.Server, error) {
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dynamicConfig()),
+		// Vigil exports its own metrics; the embedded server's would need
+		// another port and add nothing for development.
+		temporal.WithCustomMetricsHandler(metrics.NoopMetricsHandler),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create temporal server: %w", err)
+	}
+	return srv, nil
 }
 
 // FrontendAddress is the host:port Temporal clients dial.
