@@ -55,7 +55,9 @@ func (s *Server) messageRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/receivers/:id/messages/stream", s.messageStreamAuth(read), s.streamMessages)
 }
 
-func (s *Server) messageStore() *messagestore.Store { return &messagestore.Store{DB: s.db} }
+func (s *Server) messageStore() *messagestore.Store {
+	return &messagestore.Store{DB: s.db, Batcher: s.messageBatcher}
+}
 
 // MessagePage answers the message lists.
 type MessagePage struct {

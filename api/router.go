@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/messagestore"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -92,6 +93,8 @@ type Server struct {
 	databaseURL string
 	busOnce     sync.Once
 	notifyBus   *notificationBus
+	// messageBatcher groups concurrent message creates into shared commits.
+	messageBatcher *messagestore.Batcher
 	// autoResolveWait is passed to new incidents.
 	autoResolveWait time.Duration
 	// act holds the activation and subject-token settings.
@@ -122,17 +125,18 @@ func buildServer(d Deps) *Server {
 		d.HospitalTZ = time.UTC
 	}
 	return &Server{
-		db:         d.DB,
-		temporal:   d.Temporal,
-		logger:     d.Logger,
-		metrics:    d.Metrics,
-		namespace:  d.Namespace,
-		taskQueue:  d.TaskQueue,
-		uiURL:      d.TemporalUIURL,
-		signer:     d.Signer,
-		accessTTL:  d.AccessTTL,
-		refreshTTL: d.RefreshTTL,
-		hospitalTZ: d.HospitalTZ,
+		db:             d.DB,
+		messageBatcher: &messagestore.Batcher{DB: d.DB},
+		temporal:       d.Temporal,
+		logger:         d.Logger,
+		metrics:        d.Metrics,
+		namespace:      d.Namespace,
+		taskQueue:      d.TaskQueue,
+		uiURL:          d.TemporalUIURL,
+		signer:         d.Signer,
+		accessTTL:      d.AccessTTL,
+		refreshTTL:     d.RefreshTTL,
+		hospitalTZ:     d.HospitalTZ,
 
 		slackSigningSecret: d.SlackSigningSecret,
 		databaseURL:        d.DatabaseURL,

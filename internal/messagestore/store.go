@@ -22,6 +22,9 @@ import (
 type Store struct {
 	// DB is the Vigil database.
 	DB *sqlx.DB
+	// Batcher, when set, groups concurrent creates into shared commits;
+	// it must be long-lived (one per process).
+	Batcher *Batcher
 }
 
 // columns are the columns of Message.
@@ -80,6 +83,13 @@ func (s *Store) Create(ctx context.Context, c *auth.Claims, m NewMessage) (*Mess
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("create message: new id: %w", err)
+	}
+	if s.Batcher != nil && m.Related == nil {
+		return s.Batcher.insert(ctx, insertRow{
+			ID: id.String(), CreatedBy: c.Subject, CreatedByType: c.SubjectType,
+			SenderID: m.SenderID, SenderType: m.SenderType, ReceiverID: m.ReceiverID, ReceiverType: m.ReceiverType,
+			Type: int64(m.Type), Content: m.Content, Internal: m.Internal,
+		})
 	}
 	var a args
 	q := `INSERT INTO messages (id, created_by, created_by_type, sender_id, sender_type, receiver_id, receiver_type,
