@@ -469,27 +469,6 @@ type NodeEvaluation struct {
 	Facts         NodeMailFacts
 }
 
-// nodeDailyRow is a node_daily_stats row; it converts to and from
-// nodehealth.DailyRow (same fields, with column tags).
-type nodeDailyRow struct {
-	Day            time.Time  `db:"day"`
-	CheckedAt      time.Time  `db:"checked_at"`
-	LastContact    *time.Time `db:"last_contact"`
-	LastStart      *time.Time `db:"last_start"`
-	LastWrite      *time.Time `db:"last_write"`
-	LastReject     *time.Time `db:"last_reject"`
-	Imported       *int64     `db:"imported"`
-	Updated        *int64     `db:"updated"`
-	Invalid        *int64     `db:"invalid"`
-	Failed         *int64     `db:"failed"`
-	ErrorRate      *float64   `db:"error_rate"`
-	DailyImported  *int64     `db:"daily_imported"`
-	DailyUpdated   *int64     `db:"daily_updated"`
-	DailyInvalid   *int64     `db:"daily_invalid"`
-	DailyFailed    *int64     `db:"daily_failed"`
-	DailyErrorRate *float64   `db:"daily_error_rate"`
-}
-
 // evaluationDays is how many days of rows an evaluation reads (TESTING
 // looks for a run of consecutive import days in them).
 const evaluationDays = 60
@@ -547,7 +526,7 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 
 	// Today's row and the days before it.
 	today := nodehealth.DayOf(at)
-	var stored []nodeDailyRow
+	var stored []nodehealth.DailyRow
 	if err := tx.SelectContext(ctx, &stored, `SELECT day, checked_at, last_contact, last_start, last_write, last_reject,
 			imported, updated, invalid, failed, error_rate, daily_imported, daily_updated, daily_invalid, daily_failed, daily_error_rate
 		FROM node_daily_stats WHERE node_id = $1 AND day >= $2::date AND day <= $3::date ORDER BY day`,
@@ -556,8 +535,7 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 	}
 	rows := make([]nodehealth.DailyRow, 0, len(stored)+1)
 	var todays *nodehealth.DailyRow
-	for _, r := range stored {
-		row := nodehealth.DailyRow(r)
+	for _, row := range stored {
 		if row.Day.Equal(today) {
 			todays = &row
 			continue

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -265,9 +266,10 @@ func (s *Server) activationsReady(c *gin.Context) bool {
 	return true
 }
 
-// audit writes one auth_audit row. It never receives a secret.
-func (s *Server) audit(ctx context.Context, c *gin.Context, event, subjectType, subjectID, actor, reason string) error {
-	_, err := s.db.ExecContext(ctx, `
+// audit writes one auth_audit row with db (the database or the caller's
+// transaction). It never receives a secret.
+func audit(ctx context.Context, db sqlx.ExecerContext, c *gin.Context, event, subjectType, subjectID, actor, reason string) error {
+	_, err := db.ExecContext(ctx, `
 		INSERT INTO auth_audit (event, subject_type, subject_id, actor, reason, request_id, client_ip)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		event, subjectType, subjectID, actor, reason, requestID(c), c.ClientIP())
@@ -277,7 +279,7 @@ func (s *Server) audit(ctx context.Context, c *gin.Context, event, subjectType, 
 // auditRefusal records a refused login or token request; a failed write is
 // logged, and the refusal stands.
 func (s *Server) auditRefusal(c *gin.Context, subjectType, subjectID, actor, reason string) {
-	if err := s.audit(context.WithoutCancel(c.Request.Context()), c, auditLoginRefused, subjectType, subjectID, actor, reason); err != nil {
+	if err := audit(context.WithoutCancel(c.Request.Context()), s.db, c, auditLoginRefused, subjectType, subjectID, actor, reason); err != nil {
 		s.logger.ErrorContext(c.Request.Context(), "audit login refusal", "err", err, "request_id", requestID(c))
 	}
 }
@@ -468,7 +470,7 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		s.abortTemporal(c, "start activation", err)
 		return openedActivation{}, err
 	}
-	if err := s.audit(ctx, c, auditActivationCreated, kind, subjectID, actor(c), "created"); err != nil {
+	if err := audit(ctx, s.db, c, auditActivationCreated, kind, subjectID, actor(c), "created"); err != nil {
 		s.logger.ErrorContext(ctx, "audit activation", "err", err, "request_id", requestID(c))
 	}
 	return openedActivation{code: code, expiresAt: expires}, nil
@@ -830,7 +832,7 @@ func (s *Server) issueSubjectToken(c *gin.Context, claims auth.Claims, ttl time.
 	if claims.SubjectType == auth.SubjectSystem {
 		event = auditSystemToken
 	}
-	if err := s.audit(c.Request.Context(), c, event, claims.SubjectType, claims.Subject, auditActor, reason); err != nil {
+	if err := audit(c.Request.Context(), s.db, c, event, claims.SubjectType, claims.Subject, auditActor, reason); err != nil {
 		s.abortInternal(c, "audit token", err)
 		return
 	}

@@ -93,6 +93,8 @@ func TestBadInputGetsA4xxNamingTheField(t *testing.T) {
 		{"not an object", "POST", "/v1/system/check", "application/json", `[1,2]`, 400, api.CodeInvalidJSON, ""},
 		{"two objects", "POST", "/v1/system/check", "application/json", `{} {}`, 400, api.CodeInvalidJSON, ""},
 		{"unknown field", "POST", "/v1/system/check", "application/json", `{"bogus":1}`, 400, api.CodeUnknownField, "bogus"},
+		{"empty field name", "POST", "/v1/system/check", "application/json", `{"":1}`, 400, api.CodeInvalidJSON, ""},
+		{"field name with a quote", "POST", "/v1/system/check", "application/json", `{"a\"b":1}`, 400, api.CodeUnknownField, `a"b`},
 		{"wrong type", "POST", "/v1/system/check", "application/json", `{"note":5}`, 400, api.CodeInvalidField, "note"},
 		{"too long", "POST", "/v1/system/check", "application/json", `{"note":"` + strings.Repeat("x", 501) + `"}`, 400, api.CodeInvalidField, "note"},
 		{"wrong media type", "POST", "/v1/system/check", "text/plain", `note`, 415, api.CodeUnsupportedMedia, ""},

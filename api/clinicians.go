@@ -236,12 +236,7 @@ func (s *Server) getClinician(c *gin.Context) {
 }
 
 func (s *Server) listClinicians(c *gin.Context) {
-	limit, fe := intParam(c, "limit", 50, 1, 200)
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	offset, fe := intParam(c, "offset", 0, 0, 1<<30)
+	limit, offset, fe := offsetPage(c)
 	if fe != nil {
 		abortInvalid(c, fe)
 		return

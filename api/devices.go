@@ -97,24 +97,19 @@ func (s *Server) createDevice(c *gin.Context) {
 // listDevices lists devices, optionally only active (or inactive) ones, or
 // those of some locations.
 func (s *Server) listDevices(c *gin.Context) {
-	limit, fe := intParam(c, "limit", 50, 1, 200)
+	var active *bool
+	var locations []string
+	limit, offset, fe := offsetPage(c)
 	if fe == nil {
-		var offset int
-		if offset, fe = intParam(c, "offset", 0, 0, 1<<30); fe == nil {
-			var active *bool
-			if active, fe = boolQuery(c, "active"); fe == nil {
-				var locations []string
-				if locations, fe = locationListQuery(c, "location_id"); fe == nil {
-					s.queryDevices(c, active, locations, limit, offset)
-					return
-				}
-			}
-		}
+		active, fe = boolQuery(c, "active")
 	}
-	abortInvalid(c, fe)
-}
-
-func (s *Server) queryDevices(c *gin.Context, active *bool, locations []string, limit, offset int) {
+	if fe == nil {
+		locations, fe = locationListQuery(c, "location_id")
+	}
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
 	items := []DeviceView{}
 	if err := s.db.SelectContext(c.Request.Context(), &items, `SELECT `+deviceColumns+` FROM devices
 		WHERE ($1::boolean IS NULL OR active = $1) AND (cardinality($2::text[]) = 0 OR location_id = ANY($2))
@@ -257,10 +252,7 @@ func (s *Server) patchDevice(c *gin.Context) {
 	if revoke {
 		reason += "; tokens revoked"
 	}
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO auth_audit (event, subject_type, subject_id, actor, reason, request_id, client_ip)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		auditDeviceUpdated, auth.SubjectDevice, v.ID, actor(c), reason, requestID(c), c.ClientIP()); err != nil {
+	if err := audit(ctx, tx, c, auditDeviceUpdated, auth.SubjectDevice, v.ID, actor(c), reason); err != nil {
 		s.abortInternal(c, "audit device update", err)
 		return
 	}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -52,7 +50,7 @@ func (s *Server) messageRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/receivers/:id/callbacks", read, s.listMessages(listCallbacks))
 	v1.GET("/parties/:id/messages", read, s.listMessages(listByParty))
 	v1.POST("/callbacks/active", read, s.activeCallbacks)
-	v1.GET("/receivers/:id/messages/stream", s.messageStreamAuth(read), s.streamMessages)
+	v1.GET("/receivers/:id/messages/stream", queryTokenAuth(read), s.streamMessages)
 }
 
 func (s *Server) messageStore() *messagestore.Store {
@@ -66,63 +64,14 @@ type MessagePage struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-// requestError is a refusal of a request: status, error code, message and
-// the field it names.
-type requestError struct {
-	Status        int
-	Code, Message string
-	Field         string
-}
-
-func (e *requestError) Error() string { return e.Field + ": " + e.Message }
-
-func (e *requestError) abort(c *gin.Context) { abortWithError(c, e.Status, e.Code, e.Message, e.Field) }
-
 func badField(field, message string) *requestError {
 	return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidField, Message: message, Field: field}
-}
-
-// readMessageBody reads a JSON request body of at most maxMessageBodyBytes.
-func readMessageBody(c *gin.Context) ([]byte, bool) {
-	if ct := c.GetHeader("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			abortWithError(c, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json", "")
-			return nil, false
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxMessageBodyBytes))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		abortWithError(c, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxMessageBodyBytes), "")
-		return nil, false
-	case err != nil:
-		abortWithError(c, http.StatusBadRequest, CodeInvalidJSON, "the body could not be read", "")
-		return nil, false
-	}
-	return body, true
 }
 
 // strictDecode decodes exactly one JSON value from body into dst, refusing
 // unknown fields.
 func strictDecode(body []byte, dst any) *requestError {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "a JSON body is required"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		status, code, msg, field := describeDecodeError(err)
-		if code == CodeUnknownField && field == "" {
-			return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "a field name is empty"}
-		}
-		return &requestError{Status: status, Code: code, Message: msg, Field: field}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "the body must hold exactly one JSON value"}
-	}
-	return nil
+	return decodeStrict(bytes.NewReader(body), dst, false)
 }
 
 // messageCreateRequest is the body of POST /v1/messages.
@@ -224,11 +173,8 @@ func decodeMessagePatch(body []byte) (messagestore.Patch, *requestError) {
 		if slices.Contains(immutableFields, k) {
 			return p, badField(k, "cannot be changed; only "+strings.Join(patchFields, ", ")+" can")
 		}
-		if k == "" {
-			return p, &requestError{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "a field name is empty"}
-		}
 		if !slices.Contains(patchFields, k) {
-			return p, &requestError{Status: http.StatusBadRequest, Code: CodeUnknownField, Message: "unknown field", Field: k}
+			return p, unknownField(k)
 		}
 	}
 	for _, k := range keys {
@@ -326,7 +272,7 @@ func (s *Server) abortMessageError(c *gin.Context, what string, err error) {
 
 // createMessage stores a new message from the caller (201).
 func (s *Server) createMessage(c *gin.Context) {
-	body, ok := readMessageBody(c)
+	body, ok := readJSONBody(c, maxMessageBodyBytes)
 	if !ok {
 		return
 	}
@@ -376,7 +322,7 @@ func (s *Server) patchMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, ok := readMessageBody(c)
+	body, ok := readJSONBody(c, maxMessageBodyBytes)
 	if !ok {
 		return
 	}
@@ -507,7 +453,7 @@ func (s *Server) listMessages(kind listKind) gin.HandlerFunc {
 // activeCallbacks answers, for each patient id of the body, the newest
 // active callback that patient sent (patients without one are absent).
 func (s *Server) activeCallbacks(c *gin.Context) {
-	body, ok := readMessageBody(c)
+	body, ok := readJSONBody(c, maxMessageBodyBytes)
 	if !ok {
 		return
 	}

@@ -105,6 +105,7 @@ func TestDecodeMessagePatchNamesTheField(t *testing.T) {
 		{`{"content":"x"}`, "content", CodeInvalidField},
 		{`{"sender_id":"x","confirmed":"2026-01-01T00:00:00Z"}`, "sender_id", CodeInvalidField},
 		{`{"colour":"red"}`, "colour", CodeUnknownField},
+		{`{"":"red"}`, "", CodeInvalidJSON},
 		{`{"confirmed":null}`, "confirmed", CodeInvalidField},
 		{`{"retrieved":"1999-12-31T23:59:59Z"}`, "retrieved", CodeInvalidField},
 		{`{"related_message":"abc"}`, "related_message", CodeInvalidField},

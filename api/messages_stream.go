@@ -1,10 +1,7 @@
 package api
 
 import (
-	"encoding/json"
-	"fmt"
 	"maps"
-	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,18 +17,6 @@ const streamLookback = 10 * time.Second
 
 // streamBatch is how many messages one stream query reads.
 const streamBatch = 200
-
-// messageStreamAuth is auth (requireSubject) that also accepts the token as
-// ?access_token=, because browsers' EventSource cannot set headers. (Query
-// strings are never written to the access log.)
-func (s *Server) messageStreamAuth(auth gin.HandlerFunc) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if tok := c.Query("access_token"); tok != "" && c.GetHeader("Authorization") == "" {
-			c.Request.Header.Set("Authorization", "Bearer "+tok)
-		}
-		auth(c)
-	}
-}
 
 // streamMessages pushes the messages a receiver gets, as Server-Sent Events
 // (event "message", id the message id, data the message), from the moment
@@ -68,21 +53,11 @@ func (s *Server) streamMessages(c *gin.Context) {
 		return
 	}
 
-	c.Header("Content-Type", "text/event-stream")
-	c.Header("Cache-Control", "no-cache")
-	c.Header("Connection", "keep-alive")
-	c.Header("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	_, _ = fmt.Fprint(c.Writer, ": connected\n\n")
-	c.Writer.Flush()
-
-	heartbeat := time.NewTicker(streamHeartbeat)
-	defer heartbeat.Stop()
 	// sent holds what was sent within the lookback, by id; high is the
 	// newest created_at sent.
 	sent := map[string]time.Time{}
 	high := start
-	for {
+	serveSSE(c, wake, func(w *sseWriter) bool {
 		pos := messagestore.Cursor{CreatedAt: high.Add(-streamLookback)}
 		if pos.CreatedAt.Before(start) {
 			pos.CreatedAt = start
@@ -93,25 +68,20 @@ func (s *Server) streamMessages(c *gin.Context) {
 				if ctx.Err() == nil {
 					s.logger.WarnContext(ctx, "message stream query failed", "err", err)
 				}
-				return
+				return false
 			}
-			wrote := false
 			for i := range items {
 				m := &items[i]
 				if _, dup := sent[m.ID]; dup {
 					continue
 				}
-				data, _ := json.Marshal(m)
-				_, _ = fmt.Fprintf(c.Writer, "id: %s\nevent: message\ndata: %s\n\n", m.ID, data)
+				w.event(m.ID, "message", m)
 				sent[m.ID] = m.CreatedAt
 				if m.CreatedAt.After(high) {
 					high = m.CreatedAt
 				}
-				wrote = true
 			}
-			if wrote {
-				c.Writer.Flush()
-			}
+			w.flush()
 			if len(items) < streamBatch {
 				break
 			}
@@ -119,15 +89,6 @@ func (s *Server) streamMessages(c *gin.Context) {
 			pos = messagestore.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 		}
 		maps.DeleteFunc(sent, func(_ string, at time.Time) bool { return at.Before(high.Add(-streamLookback)) })
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-heartbeat.C:
-			if _, err := fmt.Fprint(c.Writer, ": ping\n\n"); err != nil {
-				return
-			}
-			c.Writer.Flush()
-		}
-	}
+		return true
+	})
 }

@@ -3,11 +3,8 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -17,11 +14,8 @@ import (
 	"github.com/vigil-health/vigil/internal/heatmap"
 	"github.com/vigil-health/vigil/internal/nodequery"
 	"github.com/vigil-health/vigil/internal/nodesettings"
+	"github.com/vigil-health/vigil/workflows"
 )
-
-// FleetScanScheduleID is the Temporal Schedule that scans the broker's
-// fleet; POST /v1/nodes/scan triggers it.
-const FleetScanScheduleID = "broker-fleet-scan"
 
 // nodeRoutes registers broker node monitoring: the reports (any staff
 // token), the settings, contacts, mapping import and scan trigger (admin
@@ -153,33 +147,43 @@ func (r *nodeSettingsRequest) apply(st *nodesettings.Settings) {
 	}
 }
 
+// nodeRequest reads the path's node id and the JSON body into req,
+// answering 400 when either is bad.
+func nodeRequest(c *gin.Context, req any) (string, bool) {
+	id, ok := nodeIDParam(c)
+	return id, ok && decodeJSON(c, req, false)
+}
+
+// answerNodeSettings answers a read or change of a node's settings: 404
+// with noSettings when the node has none, a store error as
+// abortNodeStore does, else 200 with st.
+func (s *Server) answerNodeSettings(c *gin.Context, st nodesettings.Settings, err error, noSettings, what string) {
+	switch {
+	case errors.Is(err, nodesettings.ErrNotFound):
+		abortWithError(c, http.StatusNotFound, CodeNotFound, noSettings, "")
+	case err != nil:
+		s.abortNodeStore(c, what, err)
+	default:
+		c.JSON(http.StatusOK, st)
+	}
+}
+
 func (s *Server) getNodeSettings(c *gin.Context) {
 	id, ok := nodeIDParam(c)
 	if !ok {
 		return
 	}
 	st, err := s.nodeSettings().Get(c.Request.Context(), id)
-	if errors.Is(err, nodesettings.ErrNotFound) {
-		abortWithError(c, http.StatusNotFound, CodeNotFound, "node "+id+" has no settings; the defaults apply", "")
-		return
-	}
-	if err != nil {
-		s.abortInternal(c, "get node settings", err)
-		return
-	}
-	c.JSON(http.StatusOK, st)
+	s.answerNodeSettings(c, st, err, "node "+id+" has no settings; the defaults apply", "get node settings")
 }
 
 // putNodeSettings stores a node's settings whole: 201 when it had none,
 // 200 when they are replaced. A node the broker has not listed yet may get
 // settings (as the mapping import does).
 func (s *Server) putNodeSettings(c *gin.Context) {
-	id, ok := nodeIDParam(c)
-	if !ok {
-		return
-	}
 	var req nodeSettingsRequest
-	if !decodeJSON(c, &req, false) {
+	id, ok := nodeRequest(c, &req)
+	if !ok {
 		return
 	}
 	if req.CommonName == nil {
@@ -202,27 +206,16 @@ func (s *Server) putNodeSettings(c *gin.Context) {
 }
 
 func (s *Server) patchNodeSettings(c *gin.Context) {
-	id, ok := nodeIDParam(c)
-	if !ok {
-		return
-	}
 	var req nodeSettingsRequest
-	if !decodeJSON(c, &req, false) {
+	id, ok := nodeRequest(c, &req)
+	if !ok {
 		return
 	}
 	out, err := s.nodeSettings().Update(c.Request.Context(), id, func(st *nodesettings.Settings) error {
 		req.apply(st)
 		return nil
 	})
-	if errors.Is(err, nodesettings.ErrNotFound) {
-		abortWithError(c, http.StatusNotFound, CodeNotFound, "node "+id+" has no settings; PUT them first", "")
-		return
-	}
-	if err != nil {
-		s.abortNodeStore(c, "update node settings", err)
-		return
-	}
-	c.JSON(http.StatusOK, out)
+	s.answerNodeSettings(c, out, err, "node "+id+" has no settings; PUT them first", "update node settings")
 }
 
 func (s *Server) deleteNodeSettings(c *gin.Context) {
@@ -248,17 +241,8 @@ type NodeImportResult struct {
 // importNodeSettings stores the seed's mapping JSON in one transaction: a
 // bad entry stores nothing and is answered 400 naming "<node id>.<KEY>".
 func (s *Server) importNodeSettings(c *gin.Context) {
-	if ct := c.GetHeader("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			abortWithError(c, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json", "")
-			return
-		}
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
-	if err != nil {
-		status, code, msg, field := describeDecodeError(err)
-		abortWithError(c, status, code, msg, field)
+	raw, ok := readJSONBody(c, maxBodyBytes)
+	if !ok {
 		return
 	}
 	nodes, err := nodesettings.ParseMapping(raw)
@@ -362,24 +346,24 @@ func (s *Server) createNodeContact(c *gin.Context) {
 	c.JSON(http.StatusCreated, out)
 }
 
-// contactIDParam validates the path's contact id.
-func contactIDParam(c *gin.Context) (int64, bool) {
-	n, err := strconv.ParseInt(c.Param("contact_id"), 10, 64)
-	if err != nil || n < 1 {
-		abortInvalid(c, invalid("contact_id", "must be a positive whole number"))
-		return 0, false
+// contactParams validates the path's node and contact ids; what names the
+// contact in errors.
+func contactParams(c *gin.Context) (id string, cid int64, what string, ok bool) {
+	if id, ok = nodeIDParam(c); !ok {
+		return "", 0, "", false
 	}
-	return n, true
+	cid, err := strconv.ParseInt(c.Param("contact_id"), 10, 64)
+	if err != nil || cid < 1 {
+		abortInvalid(c, invalid("contact_id", "must be a positive whole number"))
+		return "", 0, "", false
+	}
+	return id, cid, "node " + id + " contact " + strconv.FormatInt(cid, 10), true
 }
 
 // changeNodeContact is PUT (whole, replace) or PATCH (merge) of a contact.
 func (s *Server) changeNodeContact(replace bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id, ok := nodeIDParam(c)
-		if !ok {
-			return
-		}
-		cid, ok := contactIDParam(c)
+		id, cid, what, ok := contactParams(c)
 		if !ok {
 			return
 		}
@@ -401,7 +385,7 @@ func (s *Server) changeNodeContact(replace bool) gin.HandlerFunc {
 			return nil
 		})
 		if err != nil {
-			s.abortNodeStore(c, "node "+id+" contact "+strconv.FormatInt(cid, 10), err)
+			s.abortNodeStore(c, what, err)
 			return
 		}
 		c.JSON(http.StatusOK, out)
@@ -409,16 +393,12 @@ func (s *Server) changeNodeContact(replace bool) gin.HandlerFunc {
 }
 
 func (s *Server) deleteNodeContact(c *gin.Context) {
-	id, ok := nodeIDParam(c)
-	if !ok {
-		return
-	}
-	cid, ok := contactIDParam(c)
+	id, cid, what, ok := contactParams(c)
 	if !ok {
 		return
 	}
 	if err := s.nodeSettings().DeleteContact(c.Request.Context(), id, cid); err != nil {
-		s.abortNodeStore(c, "node "+id+" contact "+strconv.FormatInt(cid, 10), err)
+		s.abortNodeStore(c, what, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
@@ -428,14 +408,14 @@ func (s *Server) deleteNodeContact(c *gin.Context) {
 // the scan itself runs asynchronously: 202.
 func (s *Server) triggerNodeScan(c *gin.Context) {
 	ctx := c.Request.Context()
-	err := s.temporal.ScheduleClient().GetHandle(ctx, FleetScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{})
+	err := s.temporal.ScheduleClient().GetHandle(ctx, workflows.FleetScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{})
 	var notFound *serviceerror.NotFound
 	switch {
 	case err == nil:
-		c.JSON(http.StatusAccepted, gin.H{"schedule_id": FleetScanScheduleID, "triggered": true})
+		c.JSON(http.StatusAccepted, gin.H{"schedule_id": workflows.FleetScanScheduleID, "triggered": true})
 	case errors.As(err, &notFound):
 		abortWithError(c, http.StatusNotFound, CodeNotFound,
-			"the fleet scan schedule "+FleetScanScheduleID+" does not exist: no broker is configured", "")
+			"the fleet scan schedule "+workflows.FleetScanScheduleID+" does not exist: no broker is configured", "")
 	case errors.Is(err, context.DeadlineExceeded):
 		abortWithError(c, http.StatusGatewayTimeout, CodeTimeout, "the workflow service did not answer in time", "")
 	default:

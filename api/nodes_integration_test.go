@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/workflows"
 )
 
 // The package's database is shared with other tests. These tests seed the
@@ -592,7 +593,7 @@ func TestNodeScanTrigger(t *testing.T) {
 	admin := s.login(t, "a01")
 	ctx := context.Background()
 	sc := env.Client.ScheduleClient()
-	if _, err := sc.GetHandle(ctx, api.FleetScanScheduleID).Describe(ctx); err == nil {
+	if _, err := sc.GetHandle(ctx, workflows.FleetScanScheduleID).Describe(ctx); err == nil {
 		t.Skip("another test owns the fleet scan schedule")
 	}
 	e := ndError(t, s, "POST", "/v1/nodes/scan", admin, "", http.StatusNotFound, "")
@@ -601,7 +602,7 @@ func TestNodeScanTrigger(t *testing.T) {
 	// A paused schedule whose workflow no worker polls: triggering it only
 	// records the action.
 	h, err := sc.Create(ctx, client.ScheduleOptions{
-		ID:     api.FleetScanScheduleID,
+		ID:     workflows.FleetScanScheduleID,
 		Spec:   client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
 		Paused: true,
 		Action: &client.ScheduleWorkflowAction{ID: "node-scan-test", Workflow: "NodeScanTestNoSuchWorkflow", TaskQueue: "node-scan-test-idle"},
@@ -611,7 +612,7 @@ func TestNodeScanTrigger(t *testing.T) {
 	var out map[string]any
 	resp := s.call(t, "POST", "/v1/nodes/scan", admin, "", &out)
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, out)
-	require.Equal(t, api.FleetScanScheduleID, out["schedule_id"])
+	require.Equal(t, workflows.FleetScanScheduleID, out["schedule_id"])
 }
 
 func TestNodePages(t *testing.T) {

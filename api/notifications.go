@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -15,15 +13,11 @@ import (
 // signals, with the recipient's staff id as payload.
 const notificationChannel = "staff_notifications"
 
-// streamHeartbeat keeps idle SSE connections (and the proxies on the way)
-// open.
-const streamHeartbeat = 15 * time.Second
-
 func (s *Server) notificationRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/me/notifications", s.requireStaff(), s.listNotifications)
 	v1.POST("/me/notifications/:id/read", s.requireStaff(), s.markNotificationRead)
 	v1.POST("/me/notifications/read-all", s.requireStaff(), s.markAllNotificationsRead)
-	v1.GET("/me/notifications/stream", s.streamAuth(), s.streamNotifications)
+	v1.GET("/me/notifications/stream", queryTokenAuth(s.requireStaff()), s.streamNotifications)
 }
 
 // Notification is one in-app notification.
@@ -106,19 +100,6 @@ func (s *Server) markAllNotificationsRead(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"updated": n})
 }
 
-// streamAuth authenticates the stream like requireStaff, also accepting the
-// token as ?access_token= because browsers' EventSource cannot set headers.
-// (Query strings are never written to the access log.)
-func (s *Server) streamAuth() gin.HandlerFunc {
-	staff := s.requireStaff()
-	return func(c *gin.Context) {
-		if tok := c.Query("access_token"); tok != "" && c.GetHeader("Authorization") == "" {
-			c.Request.Header.Set("Authorization", "Bearer "+tok)
-		}
-		staff(c)
-	}
-}
-
 // streamNotifications pushes the caller's new notifications as Server-Sent
 // Events: first those after Last-Event-ID (or the unread ones), then each new
 // one the moment the Page activity stores it.
@@ -137,45 +118,22 @@ func (s *Server) streamNotifications(c *gin.Context) {
 	wake, unsubscribe := s.bus().subscribe(notificationChannel, staffID)
 	defer unsubscribe()
 
-	c.Header("Content-Type", "text/event-stream")
-	c.Header("Cache-Control", "no-cache")
-	c.Header("Connection", "keep-alive")
-	c.Header("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	_, _ = fmt.Fprint(c.Writer, ": connected\n\n")
-	c.Writer.Flush()
-
-	heartbeat := time.NewTicker(streamHeartbeat)
-	defer heartbeat.Stop()
 	backlog := lastID == 0
-	for {
+	serveSSE(c, wake, func(w *sseWriter) bool {
 		items, err := s.pendingNotifications(ctx, staffID, lastID, backlog)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.logger.WarnContext(ctx, "notification stream query failed", "err", err)
 			}
-			return
+			return false
 		}
 		backlog = false
 		for _, n := range items {
-			data, _ := json.Marshal(n)
-			_, _ = fmt.Fprintf(c.Writer, "id: %d\nevent: notification\ndata: %s\n\n", n.ID, data)
+			w.event(strconv.FormatInt(n.ID, 10), "notification", n)
 			lastID = n.ID
 		}
-		if len(items) > 0 {
-			c.Writer.Flush()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-heartbeat.C:
-			if _, err := fmt.Fprint(c.Writer, ": ping\n\n"); err != nil {
-				return
-			}
-			c.Writer.Flush()
-		}
-	}
+		return true
+	})
 }
 
 func (s *Server) pendingNotifications(ctx context.Context, staffID string, after int64, unreadBacklog bool) ([]Notification, error) {

@@ -27,6 +27,18 @@ func intParam(c *gin.Context, name string, def, lo, hi int) (int, *fieldError) {
 	return n, nil
 }
 
+// offsetPage reads the limit (1 to 200, default 50) and offset (default 0)
+// of a list paged by offset.
+func offsetPage(c *gin.Context) (limit, offset int, fe *fieldError) {
+	if limit, fe = intParam(c, "limit", 50, 1, 200); fe != nil {
+		return 0, 0, fe
+	}
+	if offset, fe = intParam(c, "offset", 0, 0, 1<<30); fe != nil {
+		return 0, 0, fe
+	}
+	return limit, offset, nil
+}
+
 // enumListParam reads a comma-separated (or repeated) query
 // parameter whose values must all be in allowed.
 func enumListParam(c *gin.Context, name string, allowed []string) ([]string, *fieldError) {

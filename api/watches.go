@@ -315,12 +315,7 @@ func (s *Server) loadWatch(c *gin.Context, id string) (WatchView, error) {
 }
 
 func (s *Server) listWatches(c *gin.Context) {
-	limit, fe := intParam(c, "limit", 50, 1, 200)
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	offset, fe := intParam(c, "offset", 0, 0, 1<<30)
+	limit, offset, fe := offsetPage(c)
 	if fe != nil {
 		abortInvalid(c, fe)
 		return

@@ -237,19 +237,31 @@ func mailConfig(cfg config.Config) mail.Config {
 	}
 }
 
+// SignerConfig is the configured token signer's: RS256 with
+// VIGIL_JWT_RSA_KEY_FILE, else HS512 with VIGIL_JWT_SECRET; ok is false
+// when neither is set.
+func SignerConfig(cfg config.Config) (sc auth.SignerConfig, ok bool, err error) {
+	sc = auth.SignerConfig{Issuer: "vigil", HMACSecret: []byte(cfg.JWTSecret.Reveal())}
+	if cfg.JWTRSAKeyFile != "" {
+		pem, err := os.ReadFile(cfg.JWTRSAKeyFile)
+		if err != nil {
+			return sc, false, fmt.Errorf("VIGIL_JWT_RSA_KEY_FILE: %w", err)
+		}
+		sc.RSAPrivateKeyPEM = pem
+	}
+	return sc, cfg.JWTRSAKeyFile != "" || len(sc.HMACSecret) > 0, nil
+}
+
 // newSigner builds the token signer: RS256 with the configured key file,
 // else HS512 with the configured secret. Without either, `vigil dev` makes a
 // random secret (tokens do not survive a restart) and `vigil api` refuses to
 // start.
 func newSigner(cfg config.Config, dev bool, logger *slog.Logger) (*auth.Signer, error) {
-	sc := auth.SignerConfig{Issuer: "vigil", HMACSecret: []byte(cfg.JWTSecret.Reveal())}
-	if cfg.JWTRSAKeyFile != "" {
-		pem, err := os.ReadFile(cfg.JWTRSAKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("VIGIL_JWT_RSA_KEY_FILE: %w", err)
-		}
-		sc.RSAPrivateKeyPEM = pem
-	} else if len(sc.HMACSecret) == 0 {
+	sc, ok, err := SignerConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		if !dev {
 			return nil, errors.New("VIGIL_JWT_SECRET (32+ bytes) or VIGIL_JWT_RSA_KEY_FILE must be set")
 		}

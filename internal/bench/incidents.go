@@ -4,12 +4,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,7 +84,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	if err != nil {
 		return nil, err
 	}
-	c := &client{base: o.BaseURL, key: key, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
+	c := newClient(o.BaseURL, key, 512)
 	rep := &IncidentsReport{Rate: o.Rate, SustainRate: o.SustainRate}
 	run := uuid.NewString()[:8]
 
@@ -235,11 +233,6 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, fn func(i int)
 	return out
 }
 
-type client struct {
-	base, key string
-	http      *http.Client
-}
-
 func (c *client) alert(ctx context.Context, patient, dedup string) (string, error) {
 	body := map[string]any{
 		"alert_type": "FALL_DETECTED", "patient_id": patient, "room": "BENCH-1", "value": "bench",
@@ -277,40 +270,6 @@ func (c *client) clear(ctx context.Context, patients []string) error {
 		patients = patients[n:]
 	}
 	return nil
-}
-
-func (c *client) post(ctx context.Context, path string, body any, token string) ([]byte, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, r)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("%s %s: %s", path, resp.Status, bytes.TrimSpace(raw))
-	}
-	return raw, nil
 }
 
 // benchKey makes an API key named "bench" for the run.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -68,7 +67,7 @@ func Messages(ctx context.Context, o MessagesOptions, progress io.Writer) (*Mess
 		return nil, err
 	}
 	defer func() { _ = db.Close() }()
-	c := &client{base: o.BaseURL, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512}}}
+	c := newClient(o.BaseURL, "", 512)
 	run := "BENCH-" + uuid.NewString()[:8]
 	rep := &MessagesReport{CreateOffered: o.Rate, Messages: o.Messages}
 
@@ -182,45 +181,16 @@ func (c *client) walk(ctx context.Context, path string, limit int, token string)
 	}
 }
 
-func (c *client) get(ctx context.Context, path, token string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, raw)
-	}
-	return raw, nil
-}
-
 // SystemToken logs a staff administrator in and exchanges the session for a
 // one-hour system token (POST /v1/auth/system-token), for runs without the
 // signing secret.
 func SystemToken(ctx context.Context, baseURL, login, password string) (string, error) {
-	c := &client{base: baseURL, http: &http.Client{Timeout: 30 * time.Second}}
-	raw, err := c.post(ctx, "/v1/auth/login", map[string]string{"login": login, "password": password}, "")
+	c := newClient(baseURL, "", 0)
+	staff, err := c.login(ctx, login, password)
 	if err != nil {
-		return "", fmt.Errorf("log in as %s: %w", login, err)
+		return "", err
 	}
-	var staff struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(raw, &staff); err != nil {
-		return "", fmt.Errorf("decode login: %w", err)
-	}
-	raw, err = c.post(ctx, "/v1/auth/system-token", map[string]any{"system_id": "vigil-bench", "ttl_seconds": 3600}, staff.AccessToken)
+	raw, err := c.post(ctx, "/v1/auth/system-token", map[string]any{"system_id": "vigil-bench", "ttl_seconds": 3600}, staff)
 	if err != nil {
 		return "", fmt.Errorf("get a system token: %w", err)
 	}

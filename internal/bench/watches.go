@@ -64,16 +64,10 @@ func Watches(ctx context.Context, o WatchesOptions, progress io.Writer) (*Watche
 		return nil, err
 	}
 	defer func() { _ = db.Close() }()
-	c := &client{base: o.BaseURL, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
-	raw, err := c.post(ctx, "/v1/auth/login", map[string]string{"login": o.Login, "password": o.Password}, "")
+	c := newClient(o.BaseURL, "", 256)
+	token, err := c.login(ctx, o.Login, o.Password)
 	if err != nil {
-		return nil, fmt.Errorf("log in as %s: %w", o.Login, err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(raw, &tok); err != nil {
-		return nil, fmt.Errorf("decode login: %w", err)
+		return nil, err
 	}
 	rep := &WatchesReport{Watches: o.Watches, Interval: o.Interval.String()}
 	services := directorysim.DemoServices()
@@ -88,7 +82,7 @@ func Watches(ctx context.Context, o WatchesOptions, progress io.Writer) (*Watche
 			"kind": "service", "service_id": services[i%len(services)].ID,
 			"interval_seconds": int(o.Interval / time.Second), "description": "bench " + strconv.Itoa(i),
 		}
-		raw, err := c.post(ctx, "/v1/watches", body, tok.AccessToken)
+		raw, err := c.post(ctx, "/v1/watches", body, token)
 		if err != nil {
 			createErrors.Add(1)
 			return 0, err
@@ -106,7 +100,7 @@ func Watches(ctx context.Context, o WatchesOptions, progress io.Writer) (*Watche
 	})
 	rep.CreateSeconds = time.Since(start).Seconds()
 	rep.CreateErrors = ph.errors
-	defer deleteWatches(context.WithoutCancel(ctx), c, tok.AccessToken, ids, progress)
+	defer deleteWatches(context.WithoutCancel(ctx), c, token, ids, progress)
 
 	fmt.Fprintf(progress, "settling for one interval (%s)\n", o.Interval)
 	sleepCtx(ctx, o.Interval)
@@ -167,14 +161,7 @@ func deleteWatches(ctx context.Context, c *client, token string, ids []string, p
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.base+"/v1/watches/"+id, nil)
-			if err != nil {
-				return
-			}
-			req.Header.Set("Authorization", "Bearer "+token)
-			if resp, err := c.http.Do(req); err == nil {
-				_ = resp.Body.Close()
-			}
+			_, _, _ = c.send(ctx, http.MethodDelete, "/v1/watches/"+id, nil, token)
 		}()
 	}
 	wg.Wait()

@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -43,6 +42,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/internal/broker"
+	"github.com/vigil-health/vigil/internal/httpserve"
 )
 
 // Defaults and limits.
@@ -608,26 +608,9 @@ func notModified(r *http.Request, resp *response) bool {
 // Start serves the simulator on addr (e.g. "127.0.0.1:0") and returns its
 // base URL and a function that shuts the server down.
 func (s *Simulator) Start(addr string) (url string, stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+	url, stop, err = httpserve.Start(addr, s.Handler())
 	if err != nil {
-		return "", nil, fmt.Errorf("brokersim: listen %s: %w", addr, err)
+		return "", nil, fmt.Errorf("brokersim: %w", err)
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				_ = srv.Close()
-			}
-			<-done
-		})
-	}
-	return "http://" + ln.Addr().String(), stop, nil
+	return url, stop, nil
 }

@@ -25,7 +25,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/httpserve"
 )
 
 // Request paths, as ServeMux patterns.
@@ -482,28 +482,11 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // Start serves the simulator on addr (e.g. "127.0.0.1:0") and returns its
 // base URL and a function that shuts the server down.
 func (s *Simulator) Start(addr string) (url string, stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+	url, stop, err = httpserve.Start(addr, s.Handler())
 	if err != nil {
-		return "", nil, fmt.Errorf("directorysim: listen %s: %w", addr, err)
+		return "", nil, fmt.Errorf("directorysim: %w", err)
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				_ = srv.Close()
-			}
-			<-done
-		})
-	}
-	return "http://" + ln.Addr().String(), stop, nil
+	return url, stop, nil
 }
 
 // Requests returns how many requests the handler has received.

@@ -228,10 +228,9 @@ func (s *Store) List(ctx context.Context, f Filter) (*Page, error) {
 	if err := s.DB.SelectContext(ctx, &items, q, args...); err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
+	items, last := keyset.Cut(items, limit)
 	page := &Page{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		last := page.Items[limit-1]
+	if last != nil {
 		page.Next = &Cursor{OpenedAt: last.OpenedAt, ID: last.ID}
 	}
 	for i := range page.Items {

@@ -39,3 +39,13 @@ func Decode(tag, s string) (time.Time, string, error) {
 	}
 	return time.UnixMicro(micros).UTC(), parts[2], nil
 }
+
+// Cut cuts rows, read with a LIMIT of one more than the page size, to the
+// page. last is the page's last row (where the next page's cursor points)
+// when another page follows, else nil.
+func Cut[T any](rows []T, limit int) (page []T, last *T) {
+	if len(rows) <= limit {
+		return rows, nil
+	}
+	return rows[:limit], &rows[limit-1]
+}

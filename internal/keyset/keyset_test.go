@@ -35,3 +35,30 @@ func TestDecodeRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestCut(t *testing.T) {
+	tests := []struct {
+		name  string
+		rows  []int
+		limit int
+		page  []int
+		last  int // 0: no next page
+	}{
+		{"empty", nil, 2, nil, 0},
+		{"short page", []int{1}, 2, []int{1}, 0},
+		{"full page, no more", []int{1, 2}, 2, []int{1, 2}, 0},
+		{"one more than the page", []int{1, 2, 3}, 2, []int{1, 2}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page, last := keyset.Cut(tt.rows, tt.limit)
+			require.Equal(t, tt.page, page)
+			if tt.last == 0 {
+				require.Nil(t, last)
+				return
+			}
+			require.NotNil(t, last)
+			require.Equal(t, tt.last, *last)
+		})
+	}
+}

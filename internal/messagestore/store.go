@@ -15,6 +15,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/keyset"
 )
 
 // Store reads and writes messages. Every method takes the caller's verified
@@ -349,10 +350,9 @@ func (s *Store) List(ctx context.Context, c *auth.Claims, q ListQuery) (*Page, e
 	if err := s.DB.SelectContext(ctx, &items, sqlText, a...); err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
+	items, last := keyset.Cut(items, limit)
 	page := &Page{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		last := page.Items[limit-1]
+	if last != nil {
 		page.Next = &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 	}
 	for i := range page.Items {

@@ -106,31 +106,32 @@ func (s Settings) NotificationInterval() time.Duration {
 	return time.Duration(s.WithDefaults().NotificationIntervalWeeks) * 7 * 24 * time.Hour
 }
 
-// DailyRow is one day of a node's statistics (the seed's stats CSV row).
-// Cumulative counters are the broker's since the DWH start; Daily* are the
-// deltas to yesterday's row, nil when they cannot be computed.
+// DailyRow is one day of a node's statistics (the seed's stats CSV row), a
+// node_daily_stats row (the db tags are its columns). Cumulative counters
+// are the broker's since the DWH start; Daily* are the deltas to
+// yesterday's row, nil when they cannot be computed.
 type DailyRow struct {
 	// Day is the UTC midnight of the row's day.
-	Day time.Time `json:"day"`
+	Day time.Time `json:"day" db:"day"`
 	// CheckedAt is when the row was last written.
-	CheckedAt   time.Time  `json:"checked_at"`
-	LastContact *time.Time `json:"last_contact,omitempty"`
+	CheckedAt   time.Time  `json:"checked_at" db:"checked_at"`
+	LastContact *time.Time `json:"last_contact,omitempty" db:"last_contact"`
 	// LastStart is the DWH start reported with the counters.
-	LastStart  *time.Time `json:"last_start,omitempty"`
-	LastWrite  *time.Time `json:"last_write,omitempty"`
-	LastReject *time.Time `json:"last_reject,omitempty"`
+	LastStart  *time.Time `json:"last_start,omitempty" db:"last_start"`
+	LastWrite  *time.Time `json:"last_write,omitempty" db:"last_write"`
+	LastReject *time.Time `json:"last_reject,omitempty" db:"last_reject"`
 
-	Imported  *int64   `json:"imported,omitempty"`
-	Updated   *int64   `json:"updated,omitempty"`
-	Invalid   *int64   `json:"invalid,omitempty"`
-	Failed    *int64   `json:"failed,omitempty"`
-	ErrorRate *float64 `json:"error_rate,omitempty"`
+	Imported  *int64   `json:"imported,omitempty" db:"imported"`
+	Updated   *int64   `json:"updated,omitempty" db:"updated"`
+	Invalid   *int64   `json:"invalid,omitempty" db:"invalid"`
+	Failed    *int64   `json:"failed,omitempty" db:"failed"`
+	ErrorRate *float64 `json:"error_rate,omitempty" db:"error_rate"`
 
-	DailyImported  *int64   `json:"daily_imported,omitempty"`
-	DailyUpdated   *int64   `json:"daily_updated,omitempty"`
-	DailyInvalid   *int64   `json:"daily_invalid,omitempty"`
-	DailyFailed    *int64   `json:"daily_failed,omitempty"`
-	DailyErrorRate *float64 `json:"daily_error_rate,omitempty"`
+	DailyImported  *int64   `json:"daily_imported,omitempty" db:"daily_imported"`
+	DailyUpdated   *int64   `json:"daily_updated,omitempty" db:"daily_updated"`
+	DailyInvalid   *int64   `json:"daily_invalid,omitempty" db:"daily_invalid"`
+	DailyFailed    *int64   `json:"daily_failed,omitempty" db:"daily_failed"`
+	DailyErrorRate *float64 `json:"daily_error_rate,omitempty" db:"daily_error_rate"`
 }
 
 // DayOf returns the UTC midnight of t's UTC day.

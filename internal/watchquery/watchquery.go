@@ -258,10 +258,9 @@ func (s *Store) Changes(ctx context.Context, f Filter) (*ChangePage, error) {
 	if err := s.DB.SelectContext(ctx, &items, q, args...); err != nil {
 		return nil, fmt.Errorf("list status changes: %w", err)
 	}
+	items, last := keyset.Cut(items, limit)
 	page := &ChangePage{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		last := page.Items[limit-1]
+	if last != nil {
 		page.Next = &Cursor{DetectedAt: last.DetectedAt.UTC(), ID: last.ID}
 	}
 	for i := range page.Items {
