@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -153,21 +155,17 @@ func (s *Server) login(c *gin.Context) {
 		abortInvalid(c, invalid("password", "is required"))
 		return
 	}
-	var cred staffCredentials
-	err := s.db.GetContext(c.Request.Context(), &cred,
-		`SELECT id, login, name, role, access, password_hash FROM staff WHERE login = $1`, strings.TrimSpace(req.Login))
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	info, ok, err := s.checkStaffPassword(c.Request.Context(), strings.TrimSpace(req.Login), req.Password)
+	if err != nil {
 		s.abortInternal(c, "look up staff login", err)
 		return
 	}
-	// CheckPassword("") costs as much as a real check, so timing does not
-	// reveal which logins exist.
-	if !auth.CheckPassword(cred.PasswordHash, req.Password) || cred.ID == "" {
+	if !ok {
 		s.logger.WarnContext(c.Request.Context(), "login refused", "request_id", requestID(c))
 		abortWithError(c, http.StatusUnauthorized, CodeUnauthorized, "unknown login or wrong password", "")
 		return
 	}
-	s.issueTokens(c, cred.StaffInfo)
+	s.issueTokens(c, info)
 }
 
 // refresh exchanges a refresh token for new tokens, re-reading the staff
@@ -192,19 +190,9 @@ func (s *Server) refresh(c *gin.Context) {
 }
 
 func (s *Server) issueTokens(c *gin.Context, info StaffInfo) {
-	base := auth.Claims{Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access, Role: info.Role}
-	access := base
-	access.TokenType = auth.TokenAccess
-	accessToken, _, err := s.signer.Issue(access, s.accessTTL)
+	accessToken, refreshToken, err := s.staffTokens(info)
 	if err != nil {
-		s.abortInternal(c, "issue access token", err)
-		return
-	}
-	refresh := base
-	refresh.TokenType = auth.TokenRefresh
-	refreshToken, _, err := s.signer.Issue(refresh, s.refreshTTL)
-	if err != nil {
-		s.abortInternal(c, "issue refresh token", err)
+		s.abortInternal(c, "issue staff tokens", err)
 		return
 	}
 	c.JSON(http.StatusOK, TokenResponse{
@@ -223,8 +211,7 @@ func (s *Server) me(c *gin.Context) {
 // currentStaff reads a token subject's staff record; a removed account
 // answers 401.
 func (s *Server) currentStaff(c *gin.Context, id string) (StaffInfo, bool) {
-	var info StaffInfo
-	err := s.db.GetContext(c.Request.Context(), &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, id)
+	info, err := s.staffByID(c.Request.Context(), id)
 	if errors.Is(err, sql.ErrNoRows) {
 		s.abortUnauthorized(c, "the account no longer exists")
 		return info, false
@@ -234,4 +221,41 @@ func (s *Server) currentStaff(c *gin.Context, id string) (StaffInfo, bool) {
 		return info, false
 	}
 	return info, true
+}
+
+// staffByID reads a staff record; sql.ErrNoRows when it no longer exists.
+func (s *Server) staffByID(ctx context.Context, id string) (StaffInfo, error) {
+	var info StaffInfo
+	err := s.db.GetContext(ctx, &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, id)
+	return info, err
+}
+
+// checkStaffPassword returns the staff member with login when password is
+// theirs. An unknown login costs as much as a wrong password
+// (CheckPassword("") runs a full check), so timing does not reveal which
+// logins exist.
+func (s *Server) checkStaffPassword(ctx context.Context, login, password string) (StaffInfo, bool, error) {
+	var cred staffCredentials
+	err := s.db.GetContext(ctx, &cred, `SELECT id, login, name, role, access, password_hash FROM staff WHERE login = $1`, login)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return StaffInfo{}, false, fmt.Errorf("look up staff login: %w", err)
+	}
+	if !auth.CheckPassword(cred.PasswordHash, password) || cred.ID == "" {
+		return StaffInfo{}, false, nil
+	}
+	return cred.StaffInfo, true, nil
+}
+
+// staffTokens issues a staff member's access and refresh tokens.
+func (s *Server) staffTokens(info StaffInfo) (access, refresh string, err error) {
+	base := auth.Claims{Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access, Role: info.Role}
+	a, r := base, base
+	a.TokenType, r.TokenType = auth.TokenAccess, auth.TokenRefresh
+	if access, _, err = s.signer.Issue(a, s.accessTTL); err != nil {
+		return "", "", fmt.Errorf("issue access token: %w", err)
+	}
+	if refresh, _, err = s.signer.Issue(r, s.refreshTTL); err != nil {
+		return "", "", fmt.Errorf("issue refresh token: %w", err)
+	}
+	return access, refresh, nil
 }

@@ -193,7 +193,7 @@ func (s *Server) renewPageSession(c *gin.Context, refresh string) (*auth.Claims,
 	if err != nil || claims.SubjectType != auth.SubjectStaff {
 		return nil, false
 	}
-	info, err := s.staffByID(c, claims.Subject)
+	info, err := s.staffByID(c.Request.Context(), claims.Subject)
 	if err != nil {
 		if !errors.Is(err, sql.ErrNoRows) {
 			s.logger.ErrorContext(c.Request.Context(), "renew page session", "err", err, "request_id", requestID(c))
@@ -212,12 +212,6 @@ func (s *Server) renewPageSession(c *gin.Context, refresh string) (*auth.Claims,
 	}
 	s.setPageCookie(c, pageAccessCookie, access, s.accessTTL)
 	return out, true
-}
-
-func (s *Server) staffByID(c *gin.Context, id string) (StaffInfo, error) {
-	var info StaffInfo
-	err := s.db.GetContext(c.Request.Context(), &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, id)
-	return info, err
 }
 
 // setPageCookie sets (ttl > 0) or clears (ttl 0) a session cookie.
@@ -284,30 +278,19 @@ func (s *Server) nodeLogin(c *gin.Context) {
 		s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Authentication is not configured.")
 		return
 	}
-	var cred staffCredentials
-	err := s.db.GetContext(c.Request.Context(), &cred,
-		`SELECT id, login, name, role, access, password_hash FROM staff WHERE login = $1`, login)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	info, ok, err := s.checkStaffPassword(c.Request.Context(), login, password)
+	if err != nil {
 		s.abortInternal(c, "look up staff login", err)
 		return
 	}
-	// As in login: the same answer, in the same time, for unknown logins.
-	if !auth.CheckPassword(cred.PasswordHash, password) || cred.ID == "" {
+	if !ok {
 		s.logger.WarnContext(c.Request.Context(), "page login refused", "request_id", requestID(c))
 		retry(http.StatusUnauthorized, "Unknown login or wrong password.")
 		return
 	}
-	base := auth.Claims{Subject: cred.ID, SubjectType: auth.SubjectStaff, Access: cred.Access, Role: cred.Role}
-	access, refresh := base, base
-	access.TokenType, refresh.TokenType = auth.TokenAccess, auth.TokenRefresh
-	accessToken, _, err := s.signer.Issue(access, s.accessTTL)
+	accessToken, refreshToken, err := s.staffTokens(info)
 	if err != nil {
-		s.abortInternal(c, "issue page token", err)
-		return
-	}
-	refreshToken, _, err := s.signer.Issue(refresh, s.refreshTTL)
-	if err != nil {
-		s.abortInternal(c, "issue page refresh token", err)
+		s.abortInternal(c, "issue page tokens", err)
 		return
 	}
 	s.setPageCookie(c, pageAccessCookie, accessToken, s.accessTTL)

@@ -101,27 +101,14 @@ func Ensure(ctx context.Context, c client.Client, taskQueue string, o Options) e
 // RetentionSchedule is the wanted retention schedule: daily at 03:30 London
 // time, skipping a run while the previous one still runs.
 func RetentionSchedule(taskQueue string, o Options) client.ScheduleOptions {
-	return client.ScheduleOptions{
-		ID: workflows.RetentionScheduleID,
-		Spec: client.ScheduleSpec{
-			Calendars: []client.ScheduleCalendarSpec{{
-				Hour:    []client.ScheduleRange{{Start: RetentionHour}},
-				Minute:  []client.ScheduleRange{{Start: RetentionMinute}},
-				Comment: "daily snapshot retention",
-			}},
-			TimeZoneName: TimeZone,
-		},
-		Action: &client.ScheduleWorkflowAction{
-			ID:                       workflows.RetentionScheduleID,
-			Workflow:                 workflows.SnapshotRetention,
-			Args:                     []any{&workflows.RetentionInput{Retention: o.Retention}},
-			TaskQueue:                taskQueue,
-			WorkflowExecutionTimeout: RetentionTimeout,
-			TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindSchedule)),
-		},
-		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
-		CatchupWindow: RetentionCatchup,
-	}
+	return scheduleOptions(workflows.RetentionScheduleID, client.ScheduleSpec{
+		Calendars: []client.ScheduleCalendarSpec{{
+			Hour:    []client.ScheduleRange{{Start: RetentionHour}},
+			Minute:  []client.ScheduleRange{{Start: RetentionMinute}},
+			Comment: "daily snapshot retention",
+		}},
+		TimeZoneName: TimeZone,
+	}, workflows.SnapshotRetention, &workflows.RetentionInput{Retention: o.Retention}, taskQueue, RetentionTimeout, RetentionCatchup)
 }
 
 // SummarySchedule is the wanted summary schedule: every o.SummaryEvery
@@ -131,22 +118,8 @@ func SummarySchedule(taskQueue string, o Options) client.ScheduleOptions {
 	if every == 0 {
 		every = DefaultSummaryEvery
 	}
-	return client.ScheduleOptions{
-		ID: workflows.SummaryScheduleID,
-		Spec: client.ScheduleSpec{
-			Intervals: []client.ScheduleIntervalSpec{{Every: every}},
-		},
-		Action: &client.ScheduleWorkflowAction{
-			ID:                       workflows.SummaryScheduleID,
-			Workflow:                 workflows.CapacitySummary,
-			Args:                     []any{&workflows.SummaryInput{SlackChannel: o.SummarySlackChannel}},
-			TaskQueue:                taskQueue,
-			WorkflowExecutionTimeout: SummaryTimeout,
-			TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindSchedule)),
-		},
-		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
-		CatchupWindow: SummaryCatchup,
-	}
+	return scheduleOptions(workflows.SummaryScheduleID, client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
+		workflows.CapacitySummary, &workflows.SummaryInput{SlackChannel: o.SummarySlackChannel}, taskQueue, SummaryTimeout, SummaryCatchup)
 }
 
 // FleetScanSchedule is the wanted broker fleet scan schedule: every
@@ -157,21 +130,27 @@ func FleetScanSchedule(taskQueue string, o Options) client.ScheduleOptions {
 	if every == 0 {
 		every = workflows.DefaultFleetScanEvery
 	}
+	return scheduleOptions(workflows.FleetScanScheduleID, client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
+		workflows.FleetScan, &workflows.FleetScanInput{}, taskQueue, FleetScanTimeout, FleetScanCatchup)
+}
+
+// scheduleOptions is a Vigil schedule: it starts workflow (whose ID is the
+// schedule's) with arg on taskQueue, bounded by timeout, skipping a run
+// while the previous one runs and catching up at most catchup.
+func scheduleOptions(id string, spec client.ScheduleSpec, workflow, arg any, taskQueue string, timeout, catchup time.Duration) client.ScheduleOptions {
 	return client.ScheduleOptions{
-		ID: workflows.FleetScanScheduleID,
-		Spec: client.ScheduleSpec{
-			Intervals: []client.ScheduleIntervalSpec{{Every: every}},
-		},
+		ID:   id,
+		Spec: spec,
 		Action: &client.ScheduleWorkflowAction{
-			ID:                       workflows.FleetScanScheduleID,
-			Workflow:                 workflows.FleetScan,
-			Args:                     []any{&workflows.FleetScanInput{}},
+			ID:                       id,
+			Workflow:                 workflow,
+			Args:                     []any{arg},
 			TaskQueue:                taskQueue,
-			WorkflowExecutionTimeout: FleetScanTimeout,
+			WorkflowExecutionTimeout: timeout,
 			TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindSchedule)),
 		},
 		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
-		CatchupWindow: FleetScanCatchup,
+		CatchupWindow: catchup,
 	}
 }
 
