@@ -111,6 +111,13 @@ type Claims struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// LocationIDs lists the locations the subject may act on.
 	LocationIDs []string `json:"location_ids,omitempty"`
+	// SessionID (sid) is the revocable session the token belongs to: every
+	// staff token and every system token minted through the API has one, and
+	// each request checks that the session is still live.
+	SessionID string `json:"sid,omitempty"`
+	// DeviceID (dev) is the ward device a clinician token was minted
+	// through; the token stops working when that device is deactivated.
+	DeviceID string `json:"dev,omitempty"`
 	// TokenType is TokenAccess or TokenRefresh.
 	TokenType string `json:"typ"`
 	// ID is the unique token ID (jti), set by Signer.Issue. Callers use it
@@ -134,6 +141,8 @@ type wireClaims struct {
 	Role        string   `json:"role,omitempty"`
 	Scopes      []string `json:"scopes,omitempty"`
 	LocationIDs []string `json:"location_ids,omitempty"`
+	SessionID   string   `json:"sid,omitempty"`
+	DeviceID    string   `json:"dev,omitempty"`
 	TokenType   string   `json:"typ"`
 	jwt.RegisteredClaims
 }
@@ -159,6 +168,8 @@ func (c Claims) toWire() *wireClaims {
 		Role:        c.Role,
 		Scopes:      slices.Clone(c.Scopes),
 		LocationIDs: slices.Clone(c.LocationIDs),
+		SessionID:   c.SessionID,
+		DeviceID:    c.DeviceID,
 		TokenType:   c.TokenType,
 		RegisteredClaims: jwt.RegisteredClaims{
 			ID:        c.ID,
@@ -178,6 +189,8 @@ func (w *wireClaims) toClaims() Claims {
 		Role:        w.Role,
 		Scopes:      w.Scopes,
 		LocationIDs: w.LocationIDs,
+		SessionID:   w.SessionID,
+		DeviceID:    w.DeviceID,
 		TokenType:   w.TokenType,
 		ID:          w.ID,
 		IssuedAt:    fromNumericDate(w.IssuedAt),
