@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -33,7 +34,9 @@ type ActivationMaterial struct {
 	ExpiresAt  time.Time
 }
 
-// AuthAuditEvent is one auth_audit row.
+// AuthAuditEvent is one auth_audit row. An empty SubjectID is the
+// activation row's subject (a patient activation's workflow does not hold
+// the patient id).
 type AuthAuditEvent struct {
 	Event       string
 	SubjectType string
@@ -95,7 +98,16 @@ func (a *Activations) RecordActivation(ctx context.Context, in *RecordActivation
 		return fmt.Errorf("record activation %s: %w", in.ActivationID, classifySQL(err))
 	}
 	if in.Audit != nil {
-		if err := insertAuthAudit(ctx, tx, in.EventKey, in.Audit); err != nil {
+		ev := *in.Audit
+		if ev.SubjectID == "" {
+			// A patient activation's workflow never knows the patient id:
+			// the row does.
+			err := tx.GetContext(ctx, &ev.SubjectID, `SELECT subject_id FROM activations WHERE id = $1`, in.ActivationID)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("record activation %s: subject: %w", in.ActivationID, classifySQL(err))
+			}
+		}
+		if err := insertAuthAudit(ctx, tx, in.EventKey, &ev); err != nil {
 			return fmt.Errorf("record activation %s: %w", in.ActivationID, err)
 		}
 	}

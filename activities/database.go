@@ -49,7 +49,7 @@ func (d *Database) RecordSystemCheck(ctx context.Context, in *RecordSystemCheckI
 		in.CheckID, in.WorkflowID, in.RunID, in.Note, in.RequestedAt, d.Identity,
 	).Scan(&out.RecordedAt, &out.WorkerIdentity)
 	if err != nil {
-		return nil, fmt.Errorf("record system check %s: %w", in.CheckID, err)
+		return nil, classifySQL(fmt.Errorf("record system check %s: %w", in.CheckID, err))
 	}
 	return &out, nil
 }

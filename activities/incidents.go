@@ -91,14 +91,20 @@ func (a *Incidents) LoadPlan(ctx context.Context, in *LoadPlanInput) (*Plan, err
 
 // IncidentRow is the incident's projection, written on every change.
 type IncidentRow struct {
-	ID              string     `db:"id"`
-	WorkflowID      string     `db:"workflow_id"`
-	DedupKeyHash    string     `db:"dedup_key_hash"`
-	AlertType       string     `db:"alert_type"`
-	Severity        string     `db:"severity"`
-	PatientID       string     `db:"patient_id"`
-	Room            string     `db:"room"`
-	Source          string     `db:"source"`
+	ID           string `db:"id"`
+	WorkflowID   string `db:"workflow_id"`
+	DedupKeyHash string `db:"dedup_key_hash"`
+	AlertType    string `db:"alert_type"`
+	Severity     string `db:"severity"`
+	PatientID    string `db:"patient_id"`
+	Room         string `db:"room"`
+	Source       string `db:"source"`
+	// Integration is the scope of the integration that owns the incident
+	// ("" for incidents opened before integrations were scoped).
+	Integration string `db:"integration"`
+	// UnscopedKeyHash is the hash of the raw dedup key, whatever the
+	// integration (never the key itself, which may hold a patient id).
+	UnscopedKeyHash string     `db:"unscoped_key_hash"`
 	Status          string     `db:"status"`
 	AssignedTo      *string    `db:"assigned_to"`
 	AssignedRole    string     `db:"assigned_role"`
@@ -144,11 +150,11 @@ func (a *Incidents) Record(ctx context.Context, in *RecordInput) error {
 	defer func() { _ = tx.Rollback() }()
 	_, err = tx.NamedExecContext(ctx, `
 		INSERT INTO incidents (id, workflow_id, dedup_key_hash, alert_type, severity, patient_id, room, source,
-			status, assigned_to, assigned_role, alert_count, escalation_step, opened_at, assigned_at,
+			integration, unscoped_key_hash, status, assigned_to, assigned_role, alert_count, escalation_step, opened_at, assigned_at,
 			first_paged_at, acknowledged_at, in_progress_at, resolved_at, resolved_by, resolution_notes,
 			last_alert_at, last_seq, updated_at)
 		VALUES (:id, :workflow_id, :dedup_key_hash, :alert_type, :severity, :patient_id, :room, :source,
-			:status, :assigned_to, :assigned_role, :alert_count, :escalation_step, :opened_at, :assigned_at,
+			:integration, :unscoped_key_hash, :status, :assigned_to, :assigned_role, :alert_count, :escalation_step, :opened_at, :assigned_at,
 			:first_paged_at, :acknowledged_at, :in_progress_at, :resolved_at, :resolved_by, :resolution_notes,
 			:last_alert_at, :last_seq, now())
 		ON CONFLICT (id) DO UPDATE SET

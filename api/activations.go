@@ -57,6 +57,7 @@ const (
 	CodeContractExpired   = "contract_expired"
 	CodeLoginInactive     = "login_inactive"
 	CodeNotInGroup        = "not_in_group"
+	CodeWardNotAllowed    = "ward_not_allowed"
 )
 
 // Audit events (auth_audit.event).
@@ -86,14 +87,31 @@ type activationSettings struct {
 	deviceTTL       time.Duration
 	clinicianTTL    time.Duration
 	clinicianGroups []string
+	// allWardsGroups are the clinician groups whose members may log in
+	// through a device of any ward (see clinicianToken).
+	allWardsGroups []string
 	// limiter bounds unauthenticated code and token requests per client IP.
 	limiter *ipLimiter
+	// devices and clinicians cache the rows that every request with a
+	// device or clinician token is checked against (see subjectLive).
+	devices    *ttlCache[deviceLive]
+	clinicians *ttlCache[*clinicianRow]
 }
+
+// liveCheckTTL is how long a device or clinician row is trusted by the
+// per-request token checks: a change made through another API process
+// takes effect within it (this process drops its copy at once).
+const liveCheckTTL = 3 * time.Second
+
+// defaultAllWardsGroups may log in through any ward's device.
+var defaultAllWardsGroups = []string{"send superclinician"}
 
 func newActivationSettings(d Deps) *activationSettings {
 	a := &activationSettings{
 		pinLength: d.ActivationPINLength, expiryDays: d.ActivationExpiryDays, maxAttempts: d.ActivationMaxAttempts,
 		patientTTL: d.PatientTokenTTL, deviceTTL: d.DeviceTokenTTL, clinicianTTL: d.ClinicianTokenTTL,
+		allWardsGroups: defaultAllWardsGroups,
+		devices:        newTTLCache[deviceLive](liveCheckTTL), clinicians: newTTLCache[*clinicianRow](liveCheckTTL),
 	}
 	if len(d.ActivationSecret) > 0 {
 		// A short secret leaves activations off (503) rather than weak;
@@ -142,7 +160,7 @@ func (s *Server) activationRoutes(v1 *gin.RouterGroup) {
 	v1.POST("/patients/:id/activation", s.requireActivationWriter(), s.createPatientActivation)
 	v1.GET("/patients/:id/activations", s.requireActivationWriter(), s.listPatientActivations)
 	v1.GET("/patients/:id/token", limited, s.patientToken)
-	v1.POST("/activations/:code", redactCodePath, limited, s.completeActivation)
+	v1.POST("/activations/:code", limited, s.completeActivation)
 
 	v1.POST("/devices", admin, s.createDevice)
 	v1.GET("/devices", staff, s.listDevices)
@@ -161,16 +179,10 @@ func (s *Server) activationRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/auth/audit", admin, s.listAuthAudit)
 }
 
-// redactCodePath keeps activation codes out of the access log: the logged
-// path becomes the route template.
-func redactCodePath(c *gin.Context) {
-	c.Request.URL.Path = "/v1/activations/{code}"
-	c.Request.URL.RawPath = ""
-	c.Next()
-}
-
 // requireActivationWriter lets staff (any level), and clinician or system
-// tokens with ScopeWriteActivation, manage patient activations.
+// tokens with ScopeWriteActivation, manage patient activations (re-creating
+// one needs more: see mayRecreateActivation). A clinician token must still
+// be live (see subjectLive).
 func (s *Server) requireActivationWriter() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		claims, ok := s.verifyAccess(c)
@@ -182,6 +194,9 @@ func (s *Server) requireActivationWriter() gin.HandlerFunc {
 		case auth.SubjectClinician, auth.SubjectSystem:
 			if !hasScope(claims, ScopeWriteActivation) {
 				abortWithError(c, http.StatusForbidden, CodeForbidden, "the token lacks scope "+ScopeWriteActivation, "")
+				return
+			}
+			if !s.subjectLive(c, claims) {
 				return
 			}
 		default:
@@ -367,20 +382,41 @@ type openedActivation struct {
 var errActivationRace = errors.New("activation changed concurrently")
 
 // openActivation creates the subject's activation, or re-creates its
-// pending one. It answers the request itself when it fails.
+// pending one. Re-creating a patient's activation (a new PIN for the pending
+// one, or a new activation once one has been completed) is refused unless
+// mayRecreateActivation, and is audited as activation_recreated. It answers
+// the request itself when it fails.
 func (s *Server) openActivation(c *gin.Context, kind, subjectID, pinHash, pinSalt string) (openedActivation, bool, bool) {
 	ctx := c.Request.Context()
 	for range 5 {
 		var live struct {
-			ID    string `db:"id"`
-			State string `db:"state"`
+			ID         string `db:"id"`
+			State      string `db:"state"`
+			WorkflowID string `db:"workflow_id"`
 		}
-		err := s.db.GetContext(ctx, &live, `SELECT id, state FROM activations
+		err := s.db.GetContext(ctx, &live, `SELECT id, state, workflow_id FROM activations
 			WHERE kind = $1 AND subject_id = $2 AND state IN ('pending', 'activated')`, kind, subjectID)
 		var res openedActivation
 		created := false
+		// recreated is the audit reason when this re-creates the subject's
+		// activation.
+		recreated := ""
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
+			if kind == workflows.ActivationKindPatient {
+				var redeemed bool
+				if err := s.db.GetContext(ctx, &redeemed, `SELECT EXISTS (SELECT 1 FROM activations
+					WHERE kind = 'patient' AND subject_id = $1 AND state = 'redeemed')`, subjectID); err != nil {
+					s.abortInternal(c, "look up activations", err)
+					return res, false, false
+				}
+				if redeemed {
+					recreated = "a new activation after a completed one"
+				}
+			}
+			if recreated != "" && !mayRecreateActivation(c, kind) {
+				return res, false, false
+			}
 			res, err = s.startActivation(c, kind, subjectID, pinHash, pinSalt)
 			created = true
 		case err != nil:
@@ -391,7 +427,16 @@ func (s *Server) openActivation(c *gin.Context, kind, subjectID, pinHash, pinSal
 				"has not been exchanged yet; try again in "+workflows.AuthorisationCodeTTL.String(), "")
 			return res, false, false
 		default:
-			res, err = s.recreateActivation(c, kind, subjectID, live.ID, pinHash, pinSalt)
+			recreated = "a new PIN for the pending activation"
+			if kind == workflows.ActivationKindDevice {
+				recreated = "a new code for the pending activation"
+			}
+			if !mayRecreateActivation(c, kind) {
+				return res, false, false
+			}
+			// The stored workflow ID: a run started before patient ids were
+			// pseudonymised keeps its old ID.
+			res, err = s.recreateActivation(c, kind, live.WorkflowID, live.ID, pinHash, pinSalt)
 		}
 		if errors.Is(err, errActivationRace) {
 			select {
@@ -405,10 +450,47 @@ func (s *Server) openActivation(c *gin.Context, kind, subjectID, pinHash, pinSal
 		if err != nil {
 			return res, false, false // answered
 		}
+		if recreated != "" {
+			s.auditEvent(c, auditActivationRecreated, kind, subjectID, recreated)
+		}
 		return res, created, true
 	}
 	abortWithError(c, http.StatusConflict, CodeActivationChanged, "the activation is changing; retry", "")
 	return openedActivation{}, false, false
+}
+
+// mayRecreateActivation reports whether the caller may re-create a
+// patient's activation, and otherwise answers 403. Whoever re-creates it
+// gets the new PIN and with it the patient's token and messages, so only
+// charge and admin staff and system tokens may; plain staff and clinician
+// tokens may create a patient's first activation only (no patient record
+// ties patients to wards, so a ward's clinicians cannot be told apart).
+// Device activations are admin-only already.
+func mayRecreateActivation(c *gin.Context, kind string) bool {
+	p := principal(c)
+	if kind != workflows.ActivationKindPatient || p == nil {
+		return true
+	}
+	switch {
+	case p.SubjectType == auth.SubjectSystem:
+		return true
+	case p.SubjectType == auth.SubjectStaff && (p.Access == auth.AccessCharge || p.Access == auth.AccessAdmin):
+		return true
+	}
+	abortWithError(c, http.StatusForbidden, CodeForbidden, "re-creating a patient's activation (a new PIN while one is pending, "+
+		"or a new activation after a completed one) requires charge or admin access or a system token", "")
+	return false
+}
+
+// activationWorkflowID is the workflow ID of a new activation of the
+// subject: for a patient it holds a keyed pseudonym of the patient id
+// (HMAC-SHA256 under the activation secret's lookup key, 128 bits), never
+// the id, which is often guessable; for a device its id.
+func (s *Server) activationWorkflowID(kind, subjectID string) string {
+	if kind == workflows.ActivationKindPatient {
+		return workflows.ActivationWorkflowID(kind, s.act.keys.Digest("activation-subject:patient:" + subjectID)[:32])
+	}
+	return workflows.ActivationWorkflowID(kind, subjectID)
 }
 
 // codeMaterial makes the code of an activation: derived from its id for a
@@ -435,7 +517,7 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		return openedActivation{}, err
 	}
 	expires := workflows.ActivationExpiry(time.Now(), s.hospitalTZ, s.act.expiryDays)
-	wfID := workflows.ActivationWorkflowID(kind, subjectID)
+	wfID := s.activationWorkflowID(kind, subjectID)
 	_, err = s.db.ExecContext(ctx, `
 		INSERT INTO activations (id, kind, subject_id, workflow_id, code_digest, code_hash, code_salt, pin_salt, expires_at, created_by)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
@@ -456,7 +538,7 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindActivation)),
 	}, workflows.Activation, &workflows.ActivationInput{
-		ActivationID: id, Kind: kind, SubjectID: subjectID, ExpiresAt: expires, MaxAttempts: s.act.maxAttempts,
+		ActivationID: id, Kind: kind, SubjectID: workflowSubject(kind, subjectID), ExpiresAt: expires, MaxAttempts: s.act.maxAttempts,
 		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},
 	})
 	if err != nil {
@@ -476,9 +558,19 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 	return openedActivation{code: code, expiresAt: expires}, nil
 }
 
-// recreateActivation sends the pending activation a new PIN (patient) or
-// code (device) and a later expiry.
-func (s *Server) recreateActivation(c *gin.Context, kind, subjectID, activationID, pinHash, pinSalt string) (openedActivation, error) {
+// workflowSubject is the subject id an activation workflow is given: the
+// device id, and nothing for a patient (patient ids stay out of workflow
+// histories).
+func workflowSubject(kind, subjectID string) string {
+	if kind == workflows.ActivationKindPatient {
+		return ""
+	}
+	return subjectID
+}
+
+// recreateActivation sends the pending activation (workflow wfID) a new PIN
+// (patient) or code (device) and a later expiry.
+func (s *Server) recreateActivation(c *gin.Context, kind, wfID, activationID, pinHash, pinSalt string) (openedActivation, error) {
 	ctx := c.Request.Context()
 	code, digest, codeHash, codeSalt, err := s.codeMaterial(kind, activationID)
 	if err != nil {
@@ -486,7 +578,7 @@ func (s *Server) recreateActivation(c *gin.Context, kind, subjectID, activationI
 		return openedActivation{}, err
 	}
 	expires := workflows.ActivationExpiry(time.Now(), s.hospitalTZ, s.act.expiryDays)
-	err = s.updateActivation(ctx, workflows.ActivationWorkflowID(kind, subjectID), workflows.ActivationUpdateRecreate, &workflows.RecreateRequest{
+	err = s.updateActivation(ctx, wfID, workflows.ActivationUpdateRecreate, &workflows.RecreateRequest{
 		ActivationID: activationID, CodeDigest: digest, ExpiresAt: expires, Meta: requestMeta(c),
 		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},
 	}, nil)
@@ -540,7 +632,7 @@ func (s *Server) abortActivation(c *gin.Context, err error) {
 	case workflows.RejectActivationExpired:
 		abortWithError(c, http.StatusGone, CodeActivationExpired, "the activation has expired; ask for a new one", "")
 	case workflows.RejectActivationLocked:
-		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "the activation is locked after too many wrong PINs; ask for a new one", "")
+		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "the activation is locked after too many wrong PINs or codes; ask for a new one", "")
 	case workflows.RejectActivationUsed:
 		abortWithError(c, http.StatusConflict, CodeActivationUsed, appErr.Message(), "")
 	case workflows.RejectActivationStale, activities.ErrTypeCodeCollision:
@@ -558,7 +650,7 @@ func abortActivationState(c *gin.Context, state string) {
 	case workflows.ActivationExpired:
 		abortWithError(c, http.StatusGone, CodeActivationExpired, "the activation has expired; ask for a new one", "")
 	case workflows.ActivationLocked:
-		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "the activation is locked after too many wrong PINs; ask for a new one", "")
+		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "the activation is locked after too many wrong PINs or codes; ask for a new one", "")
 	default:
 		abortWithError(c, http.StatusConflict, CodeActivationUsed, "the activation has already been used", "")
 	}
@@ -639,9 +731,12 @@ type activationRow struct {
 	AuthCodeHash string    `db:"auth_code_hash"`
 	AuthCodeSalt string    `db:"auth_code_salt"`
 	ExpiresAt    time.Time `db:"expires_at"`
+	// WorkflowID is the activation's workflow, as it was started.
+	WorkflowID string `db:"workflow_id"`
 }
 
-const activationRowColumns = `id, subject_id, state, code_hash, code_salt, pin_salt, auth_code_hash, auth_code_salt, expires_at`
+const activationRowColumns = `id, subject_id, state, code_hash, code_salt, pin_salt, auth_code_hash, auth_code_salt, expires_at,
+	workflow_id`
 
 // ActivationCompleted answers a successful POST /v1/activations/{code}: the
 // authorisation code is shown this once.
@@ -703,7 +798,7 @@ func (s *Server) completeActivation(c *gin.Context) {
 		}
 	}
 	var res workflows.AttemptResult
-	err = s.updateActivation(ctx, workflows.ActivationWorkflowID(kind, row.SubjectID), workflows.ActivationUpdateAttempt, att, &res)
+	err = s.updateActivation(ctx, row.WorkflowID, workflows.ActivationUpdateAttempt, att, &res)
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		// The workflow ended since the row was read: say how.
@@ -760,13 +855,17 @@ func authorisationCodeHeader(c *gin.Context) (string, *fieldError) {
 }
 
 // redeemAuthorisationCode exchanges the subject's authorisation code, once.
-// It answers the request itself when it refuses.
+// A wrong code for a device whose activation is waiting for it counts, in
+// the workflow, and the MaxAttempts-th locks the activation (403, audited
+// as device_code_locked). It answers the request itself when it refuses.
 func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code string) bool {
 	ctx := c.Request.Context()
 	var row activationRow
 	err := s.db.GetContext(ctx, &row, `SELECT `+activationRowColumns+` FROM activations
 		WHERE kind = $1 AND subject_id = $2 AND auth_code_salt <> '' ORDER BY created_at DESC LIMIT 1`, kind, subjectID)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !credential.Verify(code, row.AuthCodeHash, row.AuthCodeSalt)) {
+	wrong := err == nil && !credential.Verify(code, row.AuthCodeHash, row.AuthCodeSalt)
+	counted := wrong && kind == workflows.ActivationKindDevice && row.State == workflows.ActivationActivated
+	if errors.Is(err, sql.ErrNoRows) || (wrong && !counted) {
 		s.auditRefusal(c, kind, subjectID, "", "unknown or wrong authorisation code")
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown "+kind+" or authorisation code", "")
 		return false
@@ -791,9 +890,11 @@ func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code s
 	if row.State != workflows.ActivationActivated {
 		return refuse(row.State)
 	}
+	// A wrong code is sent too (a device's), as its hash under the stored
+	// salt: the workflow counts it.
 	hash, _ := credential.HashWithSalt(code, row.AuthCodeSalt)
 	var res workflows.RedeemResult
-	err = s.updateActivation(ctx, workflows.ActivationWorkflowID(kind, subjectID), workflows.ActivationUpdateRedeem,
+	err = s.updateActivation(ctx, row.WorkflowID, workflows.ActivationUpdateRedeem,
 		&workflows.RedeemRequest{AuthCodeHash: hash, Meta: requestMeta(c)}, &res)
 	var notFound *serviceerror.NotFound
 	var appErr *temporal.ApplicationError
@@ -809,8 +910,15 @@ func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code s
 		return refuse(workflows.ActivationRedeemed)
 	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationExpired:
 		return refuse(workflows.ActivationExpired)
+	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationLocked:
+		return refuse(workflows.ActivationLocked)
 	case err != nil:
 		s.abortActivation(c, err)
+		return false
+	case res.Locked:
+		s.auditRefusal(c, kind, subjectID, "", "wrong authorisation code; activation locked")
+		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "wrong authorisation code; the activation is now locked "+
+			"after too many wrong codes; create a new one", "")
 		return false
 	case !res.Redeemed:
 		s.auditRefusal(c, kind, subjectID, "", "wrong authorisation code")

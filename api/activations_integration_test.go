@@ -173,6 +173,16 @@ func auditRows(t *testing.T, subjectID string) []string {
 	return rows
 }
 
+// activationWorkflowID is the workflow ID stored with the subject's newest
+// activation (a patient's holds a pseudonym, not the patient id).
+func activationWorkflowID(t *testing.T, kind, subjectID string) string {
+	t.Helper()
+	var id string
+	require.NoError(t, env.DB.Get(&id, `SELECT workflow_id FROM activations WHERE kind = $1 AND subject_id = $2
+		ORDER BY created_at DESC LIMIT 1`, kind, subjectID))
+	return id
+}
+
 func auditEvents(t *testing.T, subjectID string) []string {
 	t.Helper()
 	var ev []string
@@ -182,25 +192,25 @@ func auditEvents(t *testing.T, subjectID string) []string {
 
 func TestActivation_PatientFlow(t *testing.T) {
 	s := startActivationStack(t, 1000)
-	nurse := s.login(t, "n01")
+	nurse, charge := s.login(t, "n01"), s.login(t, "c01")
 	pid := "p-" + uuid.NewString()[:8]
-	wfID := workflows.ActivationWorkflowID("patient", pid)
 
 	var first api.PatientActivationCreated
 	resp := s.do(t, "POST", "/v1/patients/"+pid+"/activation", nurse, "", &first)
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	wfID := activationWorkflowID(t, "patient", pid)
 	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 	require.True(t, credential.Valid(first.PIN, credential.PINAlphabet, 4), first.PIN)
 	require.True(t, credential.Valid(first.ActivationCode, credential.CodeAlphabet, 30), first.ActivationCode)
 	require.True(t, workflows.ActivationExpiry(time.Now(), london, 5).Equal(first.ExpiresAt), "end of the 5th day: %s", first.ExpiresAt)
 
-	// Re-created while unused: a new PIN, the same code.
+	// Re-created while unused (by a charge nurse): a new PIN, the same code.
 	var second api.PatientActivationCreated
-	require.Equal(t, http.StatusOK, s.do(t, "POST", "/v1/patients/"+pid+"/activation", nurse, "", &second).StatusCode)
+	require.Equal(t, http.StatusOK, s.do(t, "POST", "/v1/patients/"+pid+"/activation", charge, "", &second).StatusCode)
 	require.Equal(t, first.ActivationCode, second.ActivationCode)
 	pin := second.PIN
 	if pin == first.PIN { // one chance in 923,521: draw again
-		require.Equal(t, http.StatusOK, s.do(t, "POST", "/v1/patients/"+pid+"/activation", nurse, "", &second).StatusCode)
+		require.Equal(t, http.StatusOK, s.do(t, "POST", "/v1/patients/"+pid+"/activation", charge, "", &second).StatusCode)
 		pin = second.PIN
 	}
 	code := first.ActivationCode
@@ -270,7 +280,7 @@ func TestActivation_PatientFlow(t *testing.T) {
 	}
 	require.Contains(t, s.log.String(), "/v1/activations/{code}", "the access log shows the route, not the code")
 	// Refusals: the wrong authorisation code, then its second use.
-	require.Equal(t, []string{"activation_created", "activation_created", "attempt_failed", "completed",
+	require.Equal(t, []string{"activation_created", "activation_created", "activation_recreated", "attempt_failed", "completed",
 		"login_refused", "token_issued", "login_refused"}, auditEvents(t, pid))
 	var activations []api.ActivationView
 	var list struct {
@@ -282,9 +292,9 @@ func TestActivation_PatientFlow(t *testing.T) {
 	require.Equal(t, "redeemed", activations[0].State)
 	env.ReplayAndRecord(t, wfID, "", "activation_patient.json")
 
-	// After redemption a new activation has a new code.
+	// After redemption a new activation (a charge nurse's) has a new code.
 	var next api.PatientActivationCreated
-	require.Equal(t, http.StatusCreated, s.do(t, "POST", "/v1/patients/"+pid+"/activation", nurse, "", &next).StatusCode)
+	require.Equal(t, http.StatusCreated, s.do(t, "POST", "/v1/patients/"+pid+"/activation", charge, "", &next).StatusCode)
 	require.NotEqual(t, code, next.ActivationCode)
 	s.refused(t, http.StatusConflict, api.CodeActivationUsed, "POST", path, "", `{"pin":"`+next.PIN+`"}`)
 }
@@ -306,7 +316,7 @@ func TestActivation_LockedAfterTheTenthWrongPIN(t *testing.T) {
 	s.refused(t, http.StatusForbidden, api.CodeActivationLocked, "POST", path, "", `{"pin":"`+wrong+`"}`)
 	// Locked: even the right PIN is refused.
 	s.refused(t, http.StatusForbidden, api.CodeActivationLocked, "POST", path, "", `{"pin":"`+act.PIN+`"}`)
-	require.Equal(t, workflows.ActivationLocked, waitActivation(t, workflows.ActivationWorkflowID("patient", pid)).State)
+	require.Equal(t, workflows.ActivationLocked, waitActivation(t, activationWorkflowID(t, "patient", pid)).State)
 	ev := auditEvents(t, pid)
 	require.Len(t, ev, 11)
 	require.Equal(t, "locked", ev[10])
@@ -328,13 +338,14 @@ func TestActivation_ExpiredByItsDurableTimer(t *testing.T) {
 	pinHash, pinSalt, err := credential.Hash("ABCD")
 	require.NoError(t, err)
 	expires := time.Now().Add(2 * time.Second)
-	wfID := workflows.ActivationWorkflowID("patient", pid)
+	// Any workflow ID: the API finds it in the activation's row.
+	wfID := workflows.ActivationWorkflowID("patient", strings.ReplaceAll(uuid.NewString(), "-", ""))
 	_, err = env.DB.Exec(`INSERT INTO activations (id, kind, subject_id, workflow_id, code_digest, code_hash, code_salt, pin_salt, expires_at, created_by)
 		VALUES ($1, 'patient', $2, $3, $4, $5, $6, $7, $8, 'test')`, id, pid, wfID, keys.Digest(code), codeHash, codeSalt, pinSalt, expires)
 	require.NoError(t, err)
 	_, err = env.Client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: wfID, TaskQueue: s.TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindActivation))},
-		workflows.Activation, &workflows.ActivationInput{ActivationID: id, Kind: "patient", SubjectID: pid, ExpiresAt: expires,
+		workflows.Activation, &workflows.ActivationInput{ActivationID: id, Kind: "patient", ExpiresAt: expires,
 			Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt}})
 	require.NoError(t, err)
 	require.Equal(t, workflows.ActivationExpired, waitActivation(t, wfID).State)
@@ -409,7 +420,8 @@ func TestActivation_DeviceAndClinicianFlow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ok-"+suffix, cClaims.Subject)
 	require.Equal(t, auth.SubjectClinician, cClaims.SubjectType)
-	require.Equal(t, []string{"ward-7", "ward-8"}, cClaims.LocationIDs, "locations from the clinician's record")
+	require.Equal(t, []string{"ward-7"}, cClaims.LocationIDs, "the device's ward, one of the clinician's")
+	require.Equal(t, dev.ID, cClaims.DeviceID)
 	require.Contains(t, cClaims.Scopes, api.ScopeWriteActivation)
 
 	s.refused(t, http.StatusForbidden, api.CodeForbidden, "GET", login+"ok"+suffix, nurse, "")
@@ -462,12 +474,7 @@ func TestActivation_DeviceAndClinicianFlow(t *testing.T) {
 func TestActivation_InactiveDeviceGetsNoToken(t *testing.T) {
 	s := startActivationStack(t, 1000)
 	admin := s.login(t, "a01")
-	var dev api.DeviceView
-	require.Equal(t, http.StatusCreated, s.do(t, "POST", "/v1/devices", admin, `{"location_id":"ward-9"}`, &dev).StatusCode)
-	var act api.DeviceActivationCreated
-	require.Equal(t, http.StatusCreated, s.do(t, "POST", "/v1/devices/"+dev.ID+"/activation", admin, "", &act).StatusCode)
-	var done api.ActivationCompleted
-	require.Equal(t, http.StatusOK, s.do(t, "POST", "/v1/activations/"+act.Code+"?type=device", "", "", &done).StatusCode)
+	dev, done := deviceActivated(t, s, admin, "ward-9")
 	require.Equal(t, http.StatusOK, s.do(t, "PATCH", "/v1/devices/"+dev.ID, admin, `{"active":false}`, nil).StatusCode)
 	s.refused(t, http.StatusForbidden, api.CodeDeviceInactive, "GET", "/v1/devices/"+dev.ID+"/token", "", "",
 		api.AuthorisationCodeHeader, done.AuthorisationCode)
@@ -490,7 +497,7 @@ func TestSystemToken(t *testing.T) {
 	require.Equal(t, http.StatusCreated, s.do(t, "POST", "/v1/patients/sys-"+uuid.NewString()[:8]+"/activation", tok.Token, "", nil).StatusCode)
 	rows := auditRows(t, "robot-"+t.Name())
 	require.Len(t, rows, 1)
-	require.True(t, strings.HasPrefix(rows[0], "system_token_issued|system|robot-"+t.Name()+"|A01|ttl 900s|"), rows[0])
+	require.True(t, strings.HasPrefix(rows[0], "system_token_issued|system|robot-"+t.Name()+"|A01|ttl 900s"), rows[0])
 	require.True(t, strings.HasSuffix(rows[0], "|127.0.0.1"), rows[0])
 
 	var page struct {

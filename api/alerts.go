@@ -41,43 +41,85 @@ func (s *Server) requireAlertSource(allowRoutingKey bool) gin.HandlerFunc {
 			s.abortUnauthorized(c, "an API key or staff token is required")
 			return
 		}
-		name, err := s.sourceFor(c.Request.Context(), token)
+		src, err := s.sourceFor(c.Request.Context(), token)
 		if err != nil {
 			s.abortInternal(c, "authenticate alert source", err)
 			return
 		}
-		if name == "" {
+		if src == nil {
 			s.abortUnauthorized(c, "the API key or token is invalid")
 			return
 		}
-		c.Set(sourceKey, name)
+		setAlertSource(c, src)
 		c.Next()
 	}
 }
 
-// sourceFor names the caller holding token: "apikey:<name>" or
-// "staff:<id>", or "" when the token is not valid.
-func (s *Server) sourceFor(ctx context.Context, token string) (string, error) {
+// alertSource is the authenticated sender of alerts.
+type alertSource struct {
+	// Integration scopes the sender's dedup keys and owns the incidents it
+	// feeds: workflows.IntegrationAPIKey(id) for an API key,
+	// workflows.IntegrationStaff for every staff member.
+	Integration string
+	// Name is what incident timelines show: "apikey:<name>" or "staff:<id>".
+	Name string
+	// Staff is the token's claims when a person sends the alert by hand.
+	Staff *auth.Claims
+}
+
+// who names the sender in audit reasons.
+func (a *alertSource) who() string {
+	if a.Staff != nil {
+		return a.Name
+	}
+	return a.Integration + " (" + strings.TrimPrefix(a.Name, "apikey:") + ")"
+}
+
+// setAlertSource makes src the request's alert source; a staff token also
+// becomes the request's principal, so audits name the person.
+func setAlertSource(c *gin.Context, src *alertSource) {
+	c.Set(sourceKey, src)
+	if src.Staff != nil {
+		c.Set(principalKey, src.Staff)
+	}
+}
+
+func alertSourceOf(c *gin.Context) *alertSource {
+	v, _ := c.Get(sourceKey)
+	src, _ := v.(*alertSource)
+	return src
+}
+
+// sourceFor authenticates the caller holding token (an API key or a staff
+// access token); nil when the token is not valid.
+func (s *Server) sourceFor(ctx context.Context, token string) (*alertSource, error) {
 	if strings.HasPrefix(token, auth.APIKeyPrefix) {
-		var name string
-		err := s.db.GetContext(ctx, &name,
-			`SELECT name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, auth.HashAPIKey(token))
+		var key struct {
+			ID   int64  `db:"id"`
+			Name string `db:"name"`
+		}
+		err := s.db.GetContext(ctx, &key,
+			`SELECT id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, auth.HashAPIKey(token))
 		if errors.Is(err, sql.ErrNoRows) {
-			return "", nil
+			return nil, nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("look up api key: %w", err)
+			return nil, fmt.Errorf("look up api key: %w", err)
 		}
-		return "apikey:" + name, nil
+		return &alertSource{Integration: workflows.IntegrationAPIKey(key.ID), Name: "apikey:" + key.Name}, nil
 	}
 	if s.signer == nil {
-		return "", nil
+		return nil, nil
 	}
-	claims, err := s.signer.Verify(token, auth.TokenAccess)
-	if err != nil || claims.SubjectType != auth.SubjectStaff {
-		return "", nil //nolint:nilerr // an invalid token is an answer, not a failure
+	claims, err := s.authenticate(ctx, token)
+	var refused *errSessionRefused
+	if errors.As(err, &refused) || (err == nil && claims.SubjectType != auth.SubjectStaff) {
+		return nil, nil // an invalid or revoked token is an answer, not a failure
 	}
-	return "staff:" + claims.Subject, nil
+	if err != nil {
+		return nil, err
+	}
+	return &alertSource{Integration: workflows.IntegrationStaff, Name: "staff:" + claims.Subject, Staff: claims}, nil
 }
 
 // alertRequest is the body of POST /v1/alerts.
@@ -138,6 +180,8 @@ type alert struct {
 	ObservedAt time.Time
 	DedupKey   string
 	ReceivedAt time.Time
+	// Integration is the sender's scope (alertSource.Integration).
+	Integration string
 }
 
 // validateAlert checks a request against the catalogue; prefix is prepended
@@ -239,6 +283,7 @@ func (s *Server) postAlert(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
+	a.Integration = alertSourceOf(c).Integration
 	res, err := s.ingest(c.Request.Context(), a)
 	if err != nil {
 		s.abortTemporal(c, "ingest alert", err)
@@ -252,10 +297,15 @@ func (s *Server) postAlert(c *gin.Context) {
 	c.JSON(status, res)
 }
 
-// ingest hands an alert to its incident workflow through the coalescer.
+// ingest hands an alert to its incident workflow through the coalescer. The
+// dedup key is scoped to the sending integration: alerts from different
+// integrations never merge, and each owns its incidents.
 func (s *Server) ingest(ctx context.Context, a *alert) (*AlertResponse, error) {
+	if a.Integration == "" {
+		return nil, errors.New("alert has no integration scope")
+	}
 	s.incidentMetrics().AlertReceived(a.Severity)
-	key := workflows.DedupKeyHash(a.DedupKey)
+	key := workflows.ScopedDedupKeyHash(a.Integration, a.DedupKey)
 	res, first, err := s.alerts.submit(ctx, key, a)
 	if err != nil {
 		return nil, err
@@ -302,6 +352,7 @@ func (s *Server) updateWithStart(ctx context.Context, key string, first *alert, 
 	h, err := s.temporal.UpdateWithStartWorkflow(ctx, workflows.AlertWithStart(s.temporal, s.taskQueue, &workflows.IncidentInput{
 		IncidentID: uuid.NewString(), DedupKeyHash: key, AlertType: first.AlertType, Severity: first.Severity,
 		PatientID: first.PatientID, Room: first.Room, Source: first.Source, OpenedAt: first.ReceivedAt,
+		Integration: first.Integration, UnscopedKeyHash: workflows.DedupKeyHash(first.DedupKey),
 		StableOKWait: s.autoResolveWait,
 	}, u))
 	var res workflows.AlertResult
@@ -312,11 +363,13 @@ func (s *Server) updateWithStart(ctx context.Context, key string, first *alert, 
 	return res, err
 }
 
-// sourceResolved tells the open incident of a dedup key that its source
-// reports the condition cleared. No open incident is not an error.
-func (s *Server) sourceResolved(ctx context.Context, dedupKey string) (bool, error) {
-	err := s.temporal.SignalWorkflow(ctx, workflows.IncidentWorkflowID(workflows.DedupKeyHash(dedupKey)), "",
-		workflows.IncidentSignalSourceResolved, struct{}{})
+// sourceResolved tells the open incident of src's dedup key that src reports
+// the condition cleared; it reports whether src has such an incident. No open
+// incident is not an error. Staff callers never get here (see
+// refuseStaffSourceAction).
+func (s *Server) sourceResolved(ctx context.Context, src *alertSource, dedupKey string) (bool, error) {
+	err := s.temporal.SignalWorkflow(ctx, workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(src.Integration, dedupKey)), "",
+		workflows.IncidentSignalSourceResolved, &workflows.SourceResolvedSignal{Integration: src.Integration, Source: src.Name})
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		return false, nil

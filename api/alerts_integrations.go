@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -55,7 +56,9 @@ type BatchResult struct {
 // fingerprint, which Alertmanager keeps stable from firing to resolved).
 // Every alert is validated before any is processed, so a bad one rejects the
 // batch whole. Resolved alerts resolve their incident after the stable-OK
-// wait.
+// wait; only the integration (API key) that fed an incident may resolve it, so
+// a resolved alert for another's incident, or sent with a staff token, is
+// ignored like one for no open incident, and audited.
 func (s *Server) postAlertmanager(c *gin.Context) {
 	var p alertmanagerPayload
 	if !decodeJSON(c, &p, false) {
@@ -124,10 +127,16 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 		items = append(items, item{firing: true, alert: a})
 	}
 
+	src := alertSourceOf(c)
 	res := BatchResult{Received: len(items)}
 	for _, it := range items {
 		if !it.firing {
-			ok, err := s.sourceResolved(ctx, it.key)
+			if src.Staff != nil {
+				s.refuseStaffSourceAction(c, src, "alertmanager resolved", it.key)
+				res.Ignored++
+				continue
+			}
+			ok, err := s.sourceResolved(ctx, src, it.key)
 			if err != nil {
 				s.abortTemporal(c, "resolve from alertmanager", err)
 				return
@@ -135,10 +144,12 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 			if ok {
 				res.Resolved++
 			} else {
+				s.auditForeignSourceAction(c, src, "alertmanager resolved", it.key, "")
 				res.Ignored++
 			}
 			continue
 		}
+		it.alert.Integration = src.Integration
 		out, err := s.ingest(ctx, it.alert)
 		if err != nil {
 			s.abortTemporal(c, "ingest alertmanager alert", err)
@@ -187,30 +198,34 @@ type PagerDutyResponse struct {
 // as a bearer token or, as PagerDuty senders do, in routing_key. trigger
 // opens or merges (custom_details carry alert_type, patient_id, room, value);
 // acknowledge acknowledges as the source; resolve resolves after the
-// stable-OK wait. Like PagerDuty, events for no open incident are accepted
-// and ignored.
+// stable-OK wait. Like PagerDuty, dedup keys are scoped to the routing key:
+// acknowledge and resolve reach only incidents this API key fed, and events
+// for no open incident are accepted and ignored. An event aimed at another
+// integration's incident, or an acknowledge or resolve sent with a staff
+// token (staff act through /v1/incidents), is answered the same way, has no
+// effect, and is audited.
 func (s *Server) postPagerDuty(c *gin.Context) {
 	var ev pagerDutyEvent
 	if !decodeJSON(c, &ev, false) {
 		return
 	}
 	ctx := c.Request.Context()
-	source := c.GetString(sourceKey)
-	if source == "" {
+	src := alertSourceOf(c)
+	if src == nil {
 		if ev.RoutingKey == "" {
 			s.abortUnauthorized(c, "an API key is required (Authorization header or routing_key)")
 			return
 		}
-		name, err := s.sourceFor(ctx, ev.RoutingKey)
-		if err != nil {
+		var err error
+		if src, err = s.sourceFor(ctx, ev.RoutingKey); err != nil {
 			s.abortInternal(c, "authenticate alert source", err)
 			return
 		}
-		if name == "" {
+		if src == nil {
 			s.abortUnauthorized(c, "the routing_key is not a valid API key")
 			return
 		}
-		source = name
+		setAlertSource(c, src)
 	}
 	switch ev.EventAction {
 	case "trigger":
@@ -220,16 +235,31 @@ func (s *Server) postPagerDuty(c *gin.Context) {
 			abortInvalid(c, invalid("dedup_key", "is required to "+ev.EventAction))
 			return
 		}
-		var err error
-		if ev.EventAction == "resolve" {
-			_, err = s.sourceResolved(ctx, ev.DedupKey)
-		} else {
-			err = s.sourceAcknowledged(ctx, ev.DedupKey, source)
+		action := "pagerduty " + ev.EventAction
+		switch {
+		case src.Staff != nil:
+			s.refuseStaffSourceAction(c, src, action, ev.DedupKey)
+		case ev.EventAction == "resolve":
+			ok, err := s.sourceResolved(ctx, src, ev.DedupKey)
+			if err != nil {
+				s.abortTemporal(c, action, err)
+				return
+			}
+			if !ok {
+				s.auditForeignSourceAction(c, src, action, ev.DedupKey, "")
+			}
+		default:
+			outcome, reason, err := s.sourceAcknowledged(ctx, src, ev.DedupKey)
+			if err != nil {
+				s.abortTemporal(c, action, err)
+				return
+			}
+			if outcome != sourceApplied {
+				s.auditForeignSourceAction(c, src, action, ev.DedupKey, reason)
+			}
 		}
-		if err != nil {
-			s.abortTemporal(c, "pagerduty "+ev.EventAction, err)
-			return
-		}
+		// The same answer whatever happened: PagerDuty's for any accepted
+		// event, so a caller learns nothing about other integrations' keys.
 		c.JSON(http.StatusAccepted, PagerDutyResponse{Status: "success", Message: "Event processed", DedupKey: ev.DedupKey})
 	case "":
 		abortInvalid(c, invalid("event_action", "is required: trigger, acknowledge or resolve"))
@@ -287,6 +317,7 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 		abortInvalid(c, fe)
 		return
 	}
+	a.Integration = alertSourceOf(c).Integration
 	if _, err := s.ingest(c.Request.Context(), a); err != nil {
 		s.abortTemporal(c, "pagerduty trigger", err)
 		return
@@ -294,15 +325,28 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 	c.JSON(http.StatusAccepted, PagerDutyResponse{Status: "success", Message: "Event processed", DedupKey: a.DedupKey})
 }
 
-// sourceAcknowledged acknowledges the open incident of a dedup key on behalf
-// of an alert source. No open incident, or one already acknowledged, is not
-// an error (PagerDuty semantics).
-func (s *Server) sourceAcknowledged(ctx context.Context, dedupKey, source string) error {
+// sourceOutcome is what became of a source's acknowledge.
+type sourceOutcome int
+
+const (
+	// sourceApplied: the source's own incident took it (or was already
+	// acknowledged, or is resolving: PagerDuty semantics).
+	sourceApplied sourceOutcome = iota
+	// sourceNoIncident: the source has no open incident for the key.
+	sourceNoIncident
+	// sourceRefused: the incident refused the source (its validator).
+	sourceRefused
+)
+
+// sourceAcknowledged acknowledges the open incident of src's dedup key on
+// behalf of src. No open incident, or one already acknowledged, is not an
+// error (PagerDuty semantics); a refusal by the incident returns its reason.
+func (s *Server) sourceAcknowledged(ctx context.Context, src *alertSource, dedupKey string) (sourceOutcome, string, error) {
 	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.IncidentWorkflowID(workflows.DedupKeyHash(dedupKey)),
+		WorkflowID: workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(src.Integration, dedupKey)),
 		UpdateName: workflows.IncidentUpdateAcknowledge,
 		Args: []any{&workflows.TransitionRequest{
-			Actor: workflows.Actor{Access: workflows.AccessSource, Source: source},
+			Actor: workflows.Actor{Access: workflows.AccessSource, Source: src.Name, Integration: src.Integration},
 		}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
@@ -312,11 +356,64 @@ func (s *Server) sourceAcknowledged(ctx context.Context, dedupKey, source string
 	var notFound *serviceerror.NotFound
 	var appErr *temporal.ApplicationError
 	switch {
+	case err == nil:
+		return sourceApplied, "", nil
 	case errors.As(err, &notFound):
-		return nil
-	case errors.As(err, &appErr) && (appErr.Type() == workflows.RejectIllegal || appErr.Type() == workflows.RejectClosed):
-		return nil
+		return sourceNoIncident, "", nil
+	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectIllegal:
+		return sourceApplied, "", nil
+	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectClosed:
+		return sourceNoIncident, "", nil
+	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectForbidden:
+		return sourceRefused, appErr.Message(), nil
 	default:
-		return err
+		return sourceNoIncident, "", err
 	}
+}
+
+// refuseStaffSourceAction audits an acknowledge or resolve sent as a source
+// with a staff token, which has no effect: staff act on incidents through
+// the staff routes, with their own rights. The subject is the open incident
+// the key names, if any.
+func (s *Server) refuseStaffSourceAction(c *gin.Context, src *alertSource, action, dedupKey string) {
+	subjectType, subjectID := "dedup_key", workflows.DedupKeyHash(dedupKey)
+	var id string
+	err := s.db.GetContext(c.Request.Context(), &id, `
+		SELECT id FROM incidents WHERE unscoped_key_hash = $1 AND status <> 'RESOLVED'
+		ORDER BY opened_at LIMIT 1`, subjectID)
+	switch {
+	case err == nil:
+		subjectType, subjectID = "incident", id
+	case !errors.Is(err, sql.ErrNoRows):
+		s.logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
+	}
+	s.auditEvent(c, auditSourceActionRefused, subjectType, subjectID,
+		action+" by "+src.who()+": staff act on incidents through /v1/incidents/{id}, not as a source")
+}
+
+// auditForeignSourceAction audits a source action that found no open
+// incident of its own when the key names another integration's open
+// incident (a guessed or leaked key). A key that names no open incident at
+// all is PagerDuty's "accepted and ignored" and is not audited. reason, when
+// set, is the incident's own refusal.
+func (s *Server) auditForeignSourceAction(c *gin.Context, src *alertSource, action, dedupKey, reason string) {
+	var id string
+	err := s.db.GetContext(c.Request.Context(), &id, `
+		SELECT id FROM incidents WHERE unscoped_key_hash = $1 AND status <> 'RESOLVED' AND integration <> $2
+		ORDER BY opened_at LIMIT 1`, workflows.DedupKeyHash(dedupKey), src.Integration)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if reason == "" {
+			return
+		}
+		s.auditEvent(c, auditSourceActionRefused, "dedup_key", workflows.DedupKeyHash(dedupKey), action+" by "+src.who()+": "+reason)
+		return
+	case err != nil:
+		s.logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
+		return
+	}
+	if reason == "" {
+		reason = "the incident belongs to another integration"
+	}
+	s.auditEvent(c, auditSourceActionRefused, "incident", id, action+" by "+src.who()+": "+reason)
 }

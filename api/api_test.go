@@ -21,6 +21,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/session"
 )
 
 // unreachableDeps points at ports where nothing listens: good for every test
@@ -37,8 +39,23 @@ func unreachableDeps(t *testing.T, logger *slog.Logger) api.Deps {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return api.Deps{DB: db, Temporal: tc, Logger: logger, Namespace: "default", TaskQueue: "test"}
+	return api.Deps{DB: db, Temporal: tc, Logger: logger, Namespace: "default", TaskQueue: "test", Rights: liveSessions{}}
 }
+
+// liveSessions is the session check of unit tests whose database is
+// unreachable: every session is live and keeps its token's rights. (The
+// real check runs in the integration tests.)
+type liveSessions struct{}
+
+func (liveSessions) Check(context.Context, string, string, string) (session.Rights, error) {
+	return session.Rights{Live: true}, nil
+}
+
+func (liveSessions) CheckCookie(context.Context, string) (string, string, string, session.Rights, error) {
+	return "", "", "", session.Rights{Reason: "no session"}, nil
+}
+func (liveSessions) Forget(string)                {}
+func (liveSessions) ForgetSubject(string, string) {}
 
 type quietLogger struct{}
 
@@ -228,4 +245,28 @@ func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 	w := do(t, api.NewRouter(unreachableDeps(t, nil)), "GET", "/openapi.json", "", "")
 	require.Equal(t, http.StatusOK, w.Code)
 	require.JSONEq(t, string(api.OpenAPIDocument), w.Body.String())
+}
+
+// TestMetrics_SeparateAddress: with Deps.SeparateMetrics (VIGIL_METRICS_ADDR
+// set) the API and operations routers answer /metrics with 404, and the
+// metrics router serves the same registry, counting the API's requests.
+func TestMetrics_SeparateAddress(t *testing.T) {
+	d := unreachableDeps(t, nil)
+	d.Metrics = metrics.New()
+	d.SeparateMetrics = true
+	router, ops, only := api.NewRouter(d), api.NewOperationsRouter(d), api.NewMetricsRouter(d)
+
+	require.Equal(t, http.StatusOK, do(t, router, "GET", "/healthz", "", "").Code)
+	require.Equal(t, http.StatusNotFound, do(t, router, "GET", "/metrics", "", "").Code)
+	require.Equal(t, http.StatusNotFound, do(t, ops, "GET", "/metrics", "", "").Code)
+	require.Equal(t, http.StatusOK, do(t, ops, "GET", "/healthz", "", "").Code, "health stays on the main address")
+
+	m := do(t, only, "GET", "/metrics", "", "")
+	require.Equal(t, http.StatusOK, m.Code)
+	require.Contains(t, m.Body.String(), `vigil_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 2`)
+	require.Equal(t, http.StatusNotFound, do(t, only, "GET", "/healthz", "", "").Code, "the metrics address serves /metrics only")
+	require.Equal(t, http.StatusNotFound, do(t, only, "POST", "/v1/auth/login", "application/json", `{}`).Code)
+
+	d.SeparateMetrics = false
+	require.Equal(t, http.StatusOK, do(t, api.NewRouter(d), "GET", "/metrics", "", "").Code, "unset keeps /metrics on the API")
 }

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/session"
 )
 
 const principalKey = "vigil.principal"
@@ -77,8 +79,9 @@ func (s *Server) requireSubject(types []string, scopes ...string) gin.HandlerFun
 	}
 }
 
-// verifyAccess checks the request's bearer access token; on failure it
-// aborts with 401 (or 503 without a signer) and returns false.
+// verifyAccess checks the request's bearer access token, its session and
+// the holder's current rights (see authenticate); on failure it aborts with
+// 401 (503 without a signer or database) and returns false.
 func (s *Server) verifyAccess(c *gin.Context) (*auth.Claims, bool) {
 	token, ok := auth.ParseBearer(c.GetHeader("Authorization"))
 	if !ok {
@@ -89,13 +92,9 @@ func (s *Server) verifyAccess(c *gin.Context) (*auth.Claims, bool) {
 		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "authentication is not configured", "")
 		return nil, false
 	}
-	claims, err := s.signer.Verify(token, auth.TokenAccess)
+	claims, err := s.authenticate(c.Request.Context(), token)
 	if err != nil {
-		msg := "the token is invalid"
-		if errors.Is(err, auth.ErrTokenExpired) {
-			msg = "the token has expired; refresh it"
-		}
-		s.abortUnauthorized(c, msg)
+		s.abortAuthentication(c, err)
 		return nil, false
 	}
 	return claims, true
@@ -132,6 +131,7 @@ type StaffInfo struct {
 	Name   string `json:"name" db:"name"`
 	Role   string `json:"role" db:"role"`
 	Access string `json:"access" db:"access"`
+	Active bool   `json:"active" db:"active"`
 }
 
 type staffCredentials struct {
@@ -139,37 +139,71 @@ type staffCredentials struct {
 	PasswordHash string `db:"password_hash"`
 }
 
-// login checks a login and password and issues an access and a refresh
-// token. Unknown logins and wrong passwords get the same answer, in the same
-// time.
+// maxLoginLength bounds the login name a sign-in accepts.
+const maxLoginLength = 200
+
+// checkLoginText validates a sign-in's login and password as text before
+// anything reaches the database; field names the form or JSON field.
+func checkLoginText(login, password string) *fieldError {
+	switch {
+	case login == "":
+		return invalid("login", "is required")
+	case len(login) > maxLoginLength || !validText(login, false):
+		return invalid("login", "must be at most 200 characters of text without control characters")
+	case password == "":
+		return invalid("password", "is required")
+	case len(password) > auth.MaxPasswordLength || !utf8.ValidString(password) || strings.ContainsRune(password, 0):
+		return invalid("password", "must be at most 72 bytes of UTF-8 text without NUL")
+	}
+	return nil
+}
+
+// login checks a login and password and opens a session: an access and a
+// refresh token. Unknown logins and wrong passwords get the same answer, in
+// the same time. Guessing is limited per account and per client (429 with
+// Retry-After).
 func (s *Server) login(c *gin.Context) {
 	var req loginRequest
 	if !decodeJSON(c, &req, false) {
 		return
 	}
-	switch {
-	case strings.TrimSpace(req.Login) == "":
-		abortInvalid(c, invalid("login", "is required"))
-		return
-	case req.Password == "":
-		abortInvalid(c, invalid("password", "is required"))
+	login := strings.TrimSpace(req.Login)
+	if fe := checkLoginText(login, req.Password); fe != nil {
+		abortInvalid(c, fe)
 		return
 	}
-	info, ok, err := s.checkStaffPassword(c.Request.Context(), strings.TrimSpace(req.Login), req.Password)
+	if ok, wait := s.admitLogin(c, login); !ok {
+		s.abortThrottled(c, wait)
+		return
+	}
+	info, ok, err := s.checkStaffPassword(c.Request.Context(), login, req.Password)
 	if err != nil {
-		s.abortInternal(c, "look up staff login", err)
+		s.abortStore(c, "look up staff login", err)
 		return
 	}
+	s.loginResult(c, login, ok)
 	if !ok {
 		s.logger.WarnContext(c.Request.Context(), "login refused", "request_id", requestID(c))
+		s.auditEvent(c, auditLoginRefused, auth.SubjectStaff, "", "unknown login or wrong password")
 		abortWithError(c, http.StatusUnauthorized, CodeUnauthorized, "unknown login or wrong password", "")
 		return
 	}
-	s.issueTokens(c, info)
+	if !info.Active {
+		s.auditEvent(c, auditLoginRefused, auth.SubjectStaff, info.ID, "account deactivated")
+		abortWithError(c, http.StatusForbidden, CodeForbidden, "the account is deactivated; ask an admin", "")
+		return
+	}
+	access, refresh, err := s.openStaffSession(c, info, session.OriginAPI)
+	if err != nil {
+		s.abortStore(c, "open session", err)
+		return
+	}
+	s.auditEvent(c, auditLogin, auth.SubjectStaff, info.ID, "signed in through the API")
+	s.writeTokens(c, info, access, refresh)
 }
 
-// refresh exchanges a refresh token for new tokens, re-reading the staff
-// member so a changed access level or a removed account takes effect.
+// refresh exchanges a refresh token for new tokens of the same session. A
+// refresh token works once; presenting a used one again ends the session.
 func (s *Server) refresh(c *gin.Context) {
 	var req refreshRequest
 	if !decodeJSON(c, &req, false) {
@@ -179,25 +213,23 @@ func (s *Server) refresh(c *gin.Context) {
 		abortInvalid(c, invalid("refresh_token", "is required"))
 		return
 	}
-	claims, err := s.signer.Verify(req.RefreshToken, auth.TokenRefresh)
-	if err != nil || claims.SubjectType != auth.SubjectStaff {
-		s.abortUnauthorized(c, "the refresh token is invalid or expired")
+	info, access, next, reason, err := s.rotateStaffSession(c, req.RefreshToken)
+	if err != nil {
+		s.abortStore(c, "refresh session", err)
 		return
 	}
-	if info, ok := s.currentStaff(c, claims.Subject); ok {
-		s.issueTokens(c, info)
+	if reason != "" {
+		s.abortUnauthorized(c, reason)
+		return
 	}
+	s.writeTokens(c, info, access, next)
 }
 
-func (s *Server) issueTokens(c *gin.Context, info StaffInfo) {
-	accessToken, refreshToken, err := s.staffTokens(info)
-	if err != nil {
-		s.abortInternal(c, "issue staff tokens", err)
-		return
-	}
+func (s *Server) writeTokens(c *gin.Context, info StaffInfo, access, refresh string) {
+	noStore(c)
 	c.JSON(http.StatusOK, TokenResponse{
-		AccessToken: accessToken, TokenType: "Bearer", ExpiresIn: int(s.accessTTL / time.Second),
-		RefreshToken: refreshToken, RefreshExpiresIn: int(s.refreshTTL / time.Second), Staff: info,
+		AccessToken: access, TokenType: "Bearer", ExpiresIn: int(s.accessTTL / time.Second),
+		RefreshToken: refresh, RefreshExpiresIn: int(s.refreshTTL / time.Second), Staff: info,
 	})
 }
 
@@ -217,7 +249,7 @@ func (s *Server) currentStaff(c *gin.Context, id string) (StaffInfo, bool) {
 		return info, false
 	}
 	if err != nil {
-		s.abortInternal(c, "look up staff", err)
+		s.abortStore(c, "look up staff", err)
 		return info, false
 	}
 	return info, true
@@ -226,7 +258,7 @@ func (s *Server) currentStaff(c *gin.Context, id string) (StaffInfo, bool) {
 // staffByID reads a staff record; sql.ErrNoRows when it no longer exists.
 func (s *Server) staffByID(ctx context.Context, id string) (StaffInfo, error) {
 	var info StaffInfo
-	err := s.db.GetContext(ctx, &info, `SELECT id, login, name, role, access FROM staff WHERE id = $1`, id)
+	err := s.db.GetContext(ctx, &info, `SELECT id, login, name, role, access, active FROM staff WHERE id = $1`, id)
 	return info, err
 }
 
@@ -236,7 +268,7 @@ func (s *Server) staffByID(ctx context.Context, id string) (StaffInfo, error) {
 // logins exist.
 func (s *Server) checkStaffPassword(ctx context.Context, login, password string) (StaffInfo, bool, error) {
 	var cred staffCredentials
-	err := s.db.GetContext(ctx, &cred, `SELECT id, login, name, role, access, password_hash FROM staff WHERE login = $1`, login)
+	err := s.db.GetContext(ctx, &cred, `SELECT id, login, name, role, access, active, password_hash FROM staff WHERE login = $1`, login)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return StaffInfo{}, false, fmt.Errorf("look up staff login: %w", err)
 	}
@@ -244,18 +276,4 @@ func (s *Server) checkStaffPassword(ctx context.Context, login, password string)
 		return StaffInfo{}, false, nil
 	}
 	return cred.StaffInfo, true, nil
-}
-
-// staffTokens issues a staff member's access and refresh tokens.
-func (s *Server) staffTokens(info StaffInfo) (access, refresh string, err error) {
-	base := auth.Claims{Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access, Role: info.Role}
-	a, r := base, base
-	a.TokenType, r.TokenType = auth.TokenAccess, auth.TokenRefresh
-	if access, _, err = s.signer.Issue(a, s.accessTTL); err != nil {
-		return "", "", fmt.Errorf("issue access token: %w", err)
-	}
-	if refresh, _, err = s.signer.Issue(r, s.refreshTTL); err != nil {
-		return "", "", fmt.Errorf("issue refresh token: %w", err)
-	}
-	return access, refresh, nil
 }

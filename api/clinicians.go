@@ -15,6 +15,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/session"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -284,14 +285,22 @@ func (s *Server) patchClinician(c *gin.Context) {
 	if s.abortClinicianConflict(c, err) {
 		return
 	}
+	// This process's token checks see the change at once, others within
+	// liveCheckTTL.
+	s.act.clinicians.drop(id)
 	c.JSON(http.StatusOK, row.view())
 }
 
 // clinicianToken mints a clinician token for a device's user, found by the
 // send entry identifier: only when the clinician is login-active, in an
 // allowed group, and their contract has not ended (an ended contract also
-// turns login_active off). Locations come from the clinician's record.
-// Every refusal is audited with its reason.
+// turns login_active off). The token is tied to the device: it carries the
+// device's id (and stops working with the device's tokens, see
+// subjectLive) and, as its locations, the device's ward, which must be one
+// of the clinician's; only a clinician of an all-wards group (send
+// superclinician) logs in anywhere, with all the wards of their record.
+// Locations never come from the client. Every refusal is audited with its
+// reason.
 func (s *Server) clinicianToken(c *gin.Context) {
 	ident, ok := c.GetQuery("send_entry_identifier")
 	if !ok || ident == "" {
@@ -334,12 +343,27 @@ func (s *Server) clinicianToken(c *gin.Context) {
 		refuse(CodeLoginInactive, "login inactive")
 		return
 	}
-	if !slices.ContainsFunc(row.Groups, func(g string) bool { return slices.Contains(s.act.clinicianGroups, strings.ToLower(g)) }) {
+	if !inGroup(row.Groups, s.act.clinicianGroups) {
 		refuse(CodeNotInGroup, "not in an allowed group ("+strings.Join(s.act.clinicianGroups, ", ")+")")
 		return
 	}
+	ward := ""
+	if dev := liveDevice(c); dev != nil {
+		ward = dev.LocationID
+	} else if p := principal(c); len(p.LocationIDs) == 1 {
+		ward = p.LocationIDs[0]
+	}
+	locations := nonNil(row.LocationIDs)
+	if !inGroup(row.Groups, s.act.allWardsGroups) {
+		if ward == "" || !slices.Contains(row.LocationIDs, ward) {
+			refuse(CodeWardNotAllowed, "not a clinician of the device's ward "+ward+" (an all-wards group is "+
+				strings.Join(s.act.allWardsGroups, ", ")+")")
+			return
+		}
+		locations = []string{ward}
+	}
 	s.issueSubjectToken(c, auth.Claims{Subject: row.ClinicianID, SubjectType: auth.SubjectClinician, Scopes: clinicianTokenScopes,
-		LocationIDs: nonNil(row.LocationIDs)}, s.act.clinicianTTL, deviceID, "via device "+deviceID)
+		LocationIDs: locations, DeviceID: deviceID}, s.act.clinicianTTL, deviceID, "via device "+deviceID+" at "+ward)
 }
 
 // endOfDay is the last instant of a calendar date in loc.
@@ -397,8 +421,18 @@ func (s *Server) systemToken(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.issueSubjectToken(c, auth.Claims{Subject: req.SystemID, SubjectType: auth.SubjectSystem, Scopes: []string{ScopeAll}},
-		ttl, actor(c), "ttl "+strconv.Itoa(int(ttl/time.Second))+"s")
+	// The token belongs to a session, so an admin can revoke it before it
+	// expires (DELETE /v1/auth/sessions/{id}).
+	opened, err := s.sessionStore().Open(c.Request.Context(), session.Open{
+		SubjectType: auth.SubjectSystem, SubjectID: req.SystemID, Origin: session.OriginSystemToken, Lifetime: ttl,
+		ClientIP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+	})
+	if err != nil {
+		s.abortStore(c, "open system token session", err)
+		return
+	}
+	s.issueSubjectToken(c, auth.Claims{Subject: req.SystemID, SubjectType: auth.SubjectSystem, Scopes: []string{ScopeAll},
+		SessionID: opened.ID}, ttl, actor(c), "ttl "+strconv.Itoa(int(ttl/time.Second))+"s, session "+opened.ID)
 }
 
 // AuthAuditEntry is one auth_audit row.
@@ -415,7 +449,10 @@ type AuthAuditEntry struct {
 }
 
 var authAuditEvents = []string{auditActivationCreated, "attempt_failed", "locked", "completed", "expired",
-	auditTokenIssued, auditDeviceUpdated, auditLoginRefused, auditSystemToken}
+	auditTokenIssued, auditDeviceUpdated, auditLoginRefused, auditSystemToken,
+	auditLogin, auditLoginThrottled, auditLogout, auditSessionRevoked, auditRefreshReused, auditPasswordChanged,
+	auditPasswordReset, auditStaffAccessChanged, auditSourceActionRefused, auditActivationRecreated, auditDeviceCodeLocked,
+	auditRateLimited}
 
 // listAuthAudit pages through the auth audit, newest first (admin); before
 // is the id cursor from the previous page.
@@ -425,7 +462,9 @@ func (s *Server) listAuthAudit(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	before, fe := intParam(c, "before", 0, 0, 1<<62)
+	// before is an auth_audit id (bigint); the query casts it so that
+	// Postgres does not infer integer from "= 0".
+	before, fe := int64Param(c, "before", 0, 0, pgBigintMax)
 	if fe != nil {
 		abortInvalid(c, fe)
 		return
@@ -448,7 +487,7 @@ func (s *Server) listAuthAudit(c *gin.Context) {
 	items := []AuthAuditEntry{}
 	if err := s.db.SelectContext(c.Request.Context(), &items, `
 		SELECT id, at, event, subject_type, subject_id, actor, reason, request_id, client_ip FROM auth_audit
-		WHERE ($1 = 0 OR id < $1) AND (cardinality($2::text[]) = 0 OR event = ANY($2))
+		WHERE ($1::bigint = 0 OR id < $1::bigint) AND (cardinality($2::text[]) = 0 OR event = ANY($2))
 			AND ($3 = '' OR subject_type = $3) AND ($4 = '' OR subject_id = $4)
 		ORDER BY id DESC LIMIT $5`, before, pq.Array(nonNil(events)), subjectType, subjectID, limit); err != nil {
 		s.abortInternal(c, "list auth audit", err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -79,16 +81,28 @@ func readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 		abortWithError(c, http.StatusBadRequest, CodeInvalidJSON, "the body could not be read", "")
 		return nil, false
 	}
+	if re := checkJSONText(body); re != nil {
+		re.abort(c)
+		return nil, false
+	}
 	return body, true
 }
 
 // decodeStrict decodes exactly one JSON value from r into dst, refusing
-// unknown fields; an empty body decodes as {} when allowEmpty is set. A
-// refusal names the field where one is known.
+// unknown fields and strings that are not valid text (checkJSONText); an
+// empty body decodes as {} when allowEmpty is set. A refusal names the
+// field where one is known.
 func decodeStrict(r io.Reader, dst any, allowEmpty bool) *requestError {
-	dec := json.NewDecoder(r)
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return describeDecodeError(err)
+	}
+	if re := checkJSONText(raw); re != nil {
+		return re
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
+	err = dec.Decode(dst)
 	switch {
 	case errors.Is(err, io.EOF):
 		if allowEmpty {
@@ -137,6 +151,255 @@ func describeDecodeError(err error) *requestError {
 		// like) carry no field name in encoding/json; say what failed.
 		return malformed("the body could not be decoded: " + err.Error())
 	}
+}
+
+// jsonTextMessage explains a refused JSON string.
+const jsonTextMessage = "must be valid UTF-8 text without NUL characters"
+
+// checkJSONText refuses, naming its field path, a JSON body with a string
+// (key or value, at any depth) that holds U+0000, invalid UTF-8 or a lone
+// surrogate escape. Postgres cannot store NUL in text, and encoding/json
+// would silently turn the others into U+FFFD, so every text that reaches
+// the database is checked here, at the edge, before any handler sees it.
+func checkJSONText(raw []byte) *requestError {
+	path, bad := jsonTextFault(raw)
+	switch {
+	case !bad:
+		return nil
+	case path == "":
+		return malformed("the body's string must be valid UTF-8 text without NUL characters")
+	default:
+		return &requestError{Status: http.StatusBadRequest, Code: CodeInvalidField, Message: jsonTextMessage, Field: path}
+	}
+}
+
+// jsonTextFault finds the first string in the JSON document raw, object key
+// or value at any depth, that Postgres cannot store or that encoding/json
+// would silently alter: one holding U+0000 (raw or escaped), invalid UTF-8
+// (which encoding/json replaces with U+FFFD) or an escaped lone UTF-16
+// surrogate (likewise replaced). It returns the field path of the string,
+// such as login or alerts[2].labels.room (a key is named by its object's
+// path and the key quoted), and true; false when every string is valid text
+// or raw is not well-formed JSON (the decoder reports that).
+func jsonTextFault(raw []byte) (string, bool) {
+	sc := jsonTextScanner{raw: raw}
+	sc.space()
+	path, found := sc.value("", 0)
+	return path, found && sc.err == nil
+}
+
+// jsonMaxDepth bounds the scanner's nesting, as encoding/json's own limit.
+const jsonMaxDepth = 10000
+
+// jsonTextScanner is a minimal JSON reader that checks strings only; any
+// syntax problem stops it with err set.
+type jsonTextScanner struct {
+	raw []byte
+	pos int
+	err error
+}
+
+var errJSONSyntax = errors.New("malformed JSON")
+
+func (sc *jsonTextScanner) space() {
+	for sc.pos < len(sc.raw) {
+		switch sc.raw[sc.pos] {
+		case ' ', '\t', '\n', '\r':
+			sc.pos++
+		default:
+			return
+		}
+	}
+}
+
+// more reads what follows a member of an object or array: true after a
+// comma (another member follows), false after close (the container ended)
+// or on a syntax error (sc.err set).
+func (sc *jsonTextScanner) more(close byte) bool {
+	sc.space()
+	switch {
+	case sc.pos < len(sc.raw) && sc.raw[sc.pos] == ',':
+		sc.pos++
+		sc.space()
+		return true
+	case sc.pos < len(sc.raw) && sc.raw[sc.pos] == close:
+		sc.pos++
+	default:
+		sc.err = errJSONSyntax
+	}
+	return false
+}
+
+// value scans one value at path; it returns the path of a faulty string.
+func (sc *jsonTextScanner) value(path string, depth int) (string, bool) {
+	if sc.pos >= len(sc.raw) || depth > jsonMaxDepth {
+		sc.err = errJSONSyntax
+		return "", false
+	}
+	switch sc.raw[sc.pos] {
+	case '{':
+		sc.pos++
+		sc.space()
+		if sc.pos < len(sc.raw) && sc.raw[sc.pos] == '}' {
+			sc.pos++
+			return "", false
+		}
+		for sc.err == nil {
+			key, ok := sc.str()
+			if sc.err != nil {
+				return "", false
+			}
+			if !ok {
+				return joinJSONPath(path, strconv.QuoteToASCII(key)), true
+			}
+			sc.space()
+			if sc.pos >= len(sc.raw) || sc.raw[sc.pos] != ':' {
+				sc.err = errJSONSyntax
+				return "", false
+			}
+			sc.pos++
+			sc.space()
+			if p, bad := sc.value(joinJSONPath(path, key), depth+1); bad || sc.err != nil {
+				return p, bad
+			}
+			if !sc.more('}') {
+				return "", false
+			}
+		}
+		return "", false
+	case '[':
+		sc.pos++
+		sc.space()
+		if sc.pos < len(sc.raw) && sc.raw[sc.pos] == ']' {
+			sc.pos++
+			return "", false
+		}
+		for i := 0; sc.err == nil; i++ {
+			if p, bad := sc.value(path+"["+strconv.Itoa(i)+"]", depth+1); bad || sc.err != nil {
+				return p, bad
+			}
+			if !sc.more(']') {
+				return "", false
+			}
+		}
+		return "", false
+	case '"':
+		if _, ok := sc.str(); !ok && sc.err == nil {
+			return path, true
+		}
+		return "", false
+	default:
+		// A number, true, false or null: skip to the next delimiter; the
+		// decoder checks its syntax.
+		for sc.pos < len(sc.raw) {
+			switch sc.raw[sc.pos] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return "", false
+			case '"', '{', '[', ':':
+				sc.err = errJSONSyntax
+				return "", false
+			}
+			sc.pos++
+		}
+		return "", false
+	}
+}
+
+// str scans a string at sc.pos and returns its text as far as it is
+// readable and whether it is valid text: valid UTF-8, no U+0000, no lone
+// surrogate escape.
+func (sc *jsonTextScanner) str() (string, bool) {
+	if sc.pos >= len(sc.raw) || sc.raw[sc.pos] != '"' {
+		sc.err = errJSONSyntax
+		return "", false
+	}
+	sc.pos++
+	var b strings.Builder
+	valid := true
+	for sc.pos < len(sc.raw) {
+		c := sc.raw[sc.pos]
+		switch {
+		case c == '"':
+			sc.pos++
+			return b.String(), valid
+		case c == '\\':
+			if sc.pos+1 >= len(sc.raw) {
+				sc.err = errJSONSyntax
+				return "", false
+			}
+			e := sc.raw[sc.pos+1]
+			if e != 'u' {
+				if r, ok := jsonEscapes[e]; ok {
+					b.WriteByte(r)
+					sc.pos += 2
+					continue
+				}
+				sc.err = errJSONSyntax
+				return "", false
+			}
+			r, ok := sc.hex4(sc.pos + 2)
+			if !ok {
+				sc.err = errJSONSyntax
+				return "", false
+			}
+			sc.pos += 6
+			if utf16.IsSurrogate(r) {
+				r2, ok2 := rune(-1), false
+				if sc.pos+1 < len(sc.raw) && sc.raw[sc.pos] == '\\' && sc.raw[sc.pos+1] == 'u' {
+					r2, ok2 = sc.hex4(sc.pos + 2)
+				}
+				if dec := utf16.DecodeRune(r, r2); ok2 && dec != utf8.RuneError {
+					sc.pos += 6
+					r = dec
+				} else {
+					valid, r = false, utf8.RuneError
+				}
+			}
+			if r == 0 {
+				valid = false
+			}
+			b.WriteRune(r)
+		case c < 0x20:
+			// A raw control character is a syntax error for the decoder.
+			sc.err = errJSONSyntax
+			return "", false
+		case c < utf8.RuneSelf:
+			b.WriteByte(c)
+			sc.pos++
+		default:
+			r, size := utf8.DecodeRune(sc.raw[sc.pos:])
+			if r == utf8.RuneError && size == 1 {
+				valid = false
+			}
+			b.WriteRune(r)
+			sc.pos += size
+		}
+	}
+	sc.err = errJSONSyntax
+	return "", false
+}
+
+// hex4 reads the four hex digits of a \u escape at i.
+func (sc *jsonTextScanner) hex4(i int) (rune, bool) {
+	if i+4 > len(sc.raw) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(sc.raw[i:i+4]), 16, 32)
+	if err != nil {
+		return 0, false
+	}
+	return rune(n), true
+}
+
+// jsonEscapes are JSON's one-character escapes.
+var jsonEscapes = map[byte]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// joinJSONPath names a member of the object at path.
+func joinJSONPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 // unknownField refuses a body field the endpoint does not have, naming it.

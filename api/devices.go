@@ -1,11 +1,15 @@
 package api
 
 import (
+	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -260,6 +264,7 @@ func (s *Server) patchDevice(c *gin.Context) {
 		s.abortInternal(c, "commit device", err)
 		return
 	}
+	s.act.devices.drop(v.ID)
 	c.JSON(http.StatusOK, next)
 }
 
@@ -316,37 +321,231 @@ func (s *Server) deviceToken(c *gin.Context) {
 		LocationIDs: []string{v.LocationID}}, s.act.deviceTTL, "", "activation")
 }
 
-// activeDevice checks, after requireSubject, that a device token's device
-// still exists, is active, and has not had its tokens revoked since the
-// token was issued (deactivation, move). Other principals pass. A token
-// that fails gets 401: it no longer works.
+// activeDevice checks, after requireSubject, that a device or clinician
+// token still works (see subjectLive), and keeps the device's row for the
+// handler. Other principals pass. A token that fails gets 401.
 func (s *Server) activeDevice(c *gin.Context) {
-	p := principal(c)
-	if p == nil || p.SubjectType != auth.SubjectDevice {
+	if p := principal(c); p != nil && !s.subjectLive(c, p) {
+		return
+	}
+	c.Next()
+}
+
+// liveSubjectTokens is route-group middleware for routes whose own auth
+// handler accepts clinician tokens (the message routes): it runs before
+// that handler, so it reads the bearer token itself (from the header, or
+// ?access_token= as queryTokenAuth does) and refuses a valid clinician
+// token that no longer works (401, see subjectLive). Anything else passes
+// on to the route's own auth, which answers it.
+func (s *Server) liveSubjectTokens(c *gin.Context) {
+	header := c.GetHeader("Authorization")
+	if header == "" {
+		if tok := c.Query("access_token"); tok != "" {
+			header = "Bearer " + tok
+		}
+	}
+	token, ok := auth.ParseBearer(header)
+	if !ok || s.signer == nil {
 		c.Next()
 		return
 	}
-	var row struct {
-		Active    bool       `db:"active"`
-		RevokedAt *time.Time `db:"tokens_revoked_at"`
-	}
-	err := s.db.GetContext(c.Request.Context(), &row, `SELECT active, tokens_revoked_at FROM devices WHERE id = $1`, p.Subject)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		s.abortInternal(c, "check device", err)
+	// Device tokens are refused by the routes' own auth (403).
+	claims, err := s.signer.Verify(token, auth.TokenAccess)
+	if err == nil && claims.SubjectType == auth.SubjectClinician && !s.subjectLive(c, claims) {
 		return
+	}
+	c.Next()
+}
+
+// deviceLive is what the token checks need of a device row.
+type deviceLive struct {
+	Found      bool
+	Active     bool       `db:"active"`
+	RevokedAt  *time.Time `db:"tokens_revoked_at"`
+	LocationID string     `db:"location_id"`
+}
+
+const deviceLiveKey = "vigil.device"
+
+// liveDevice is the device row subjectLive checked for this request (nil
+// for principals without a device).
+func liveDevice(c *gin.Context) *deviceLive {
+	v, _ := c.Get(deviceLiveKey)
+	d, _ := v.(*deviceLive)
+	return d
+}
+
+// subjectLive checks that a device or clinician token still works, and
+// otherwise answers 401 and audits the refusal. A device token's device,
+// and the device a clinician token was minted through (its dev claim), must
+// exist, be active, and not have had its tokens revoked (deactivation,
+// move) since the token was issued; a clinician token's clinician must
+// still be login-active, in an allowed group, within their contract and
+// hold every ward the token names. (A clinician token without a device,
+// which the API no longer mints, is held to its clinician's row when there
+// is one.) The rows are cached for liveCheckTTL. Other principals pass.
+func (s *Server) subjectLive(c *gin.Context, p *auth.Claims) bool {
+	refusal, device, err := s.subjectRefusal(c.Request.Context(), p)
+	if err != nil {
+		s.abortStore(c, "check token subject", err)
+		return false
+	}
+	if refusal == nil {
+		if device != nil {
+			c.Set(deviceLiveKey, device)
+		}
+		return true
+	}
+	s.auditRefusal(c, p.SubjectType, p.Subject, p.Subject, refusal.audit)
+	c.Header("WWW-Authenticate", `Bearer realm="vigil"`)
+	abortWithError(c, http.StatusUnauthorized, refusal.code, refusal.message, "")
+	return false
+}
+
+// subjectRefused says why a device or clinician token no longer works.
+type subjectRefused struct {
+	code, message, audit string
+}
+
+// subjectRefusal is subjectLive's check without a request: nil when the
+// token still works (with the device row checked, if any), else why not.
+// Open streams call it again as they go.
+func (s *Server) subjectRefusal(ctx context.Context, p *auth.Claims) (*subjectRefused, *deviceLive, error) {
+	var device *deviceLive
+	switch p.SubjectType {
+	case auth.SubjectDevice:
+		return s.deviceRefusal(ctx, p, p.Subject)
+	case auth.SubjectClinician:
+		if p.DeviceID != "" {
+			refused, d, err := s.deviceRefusal(ctx, p, p.DeviceID)
+			if err != nil || refused != nil {
+				return refused, nil, err
+			}
+			device = d
+		}
+		refused, err := s.clinicianRefusal(ctx, p)
+		return refused, device, err
+	}
+	return nil, nil, nil
+}
+
+// deviceRefusal checks the device deviceID of a device or clinician token.
+func (s *Server) deviceRefusal(ctx context.Context, p *auth.Claims, deviceID string) (*subjectRefused, *deviceLive, error) {
+	row, ok := s.act.devices.get(deviceID, time.Now())
+	if !ok {
+		err := s.db.GetContext(ctx, &row, `SELECT active, tokens_revoked_at, location_id FROM devices WHERE id = $1`, deviceID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, fmt.Errorf("check device: %w", err)
+		}
+		row.Found = err == nil
+		s.act.devices.put(deviceID, row, time.Now())
 	}
 	// iat has whole seconds: a token from the second of the revocation is
 	// revoked too.
 	revoked := row.RevokedAt != nil && !p.IssuedAt.After(row.RevokedAt.Truncate(time.Second))
-	if errors.Is(err, sql.ErrNoRows) || !row.Active || revoked {
-		reason := "device inactive"
-		if row.Active {
-			reason = "device token revoked"
-		}
-		s.auditRefusal(c, auth.SubjectDevice, p.Subject, p.Subject, reason)
-		c.Header("WWW-Authenticate", `Bearer realm="vigil"`)
-		abortWithError(c, http.StatusUnauthorized, CodeDeviceInactive, "the device's tokens no longer work ("+reason+")", "")
-		return
+	if row.Found && row.Active && !revoked {
+		return nil, &row, nil
 	}
-	c.Next()
+	reason := "device inactive"
+	if row.Active {
+		reason = "device token revoked"
+	}
+	if p.SubjectType != auth.SubjectDevice {
+		reason = "device " + deviceID + ": " + reason
+	}
+	return &subjectRefused{code: CodeDeviceInactive, message: "the device's tokens no longer work (" + reason + ")", audit: reason}, nil, nil
+}
+
+// clinicianRefusal checks a clinician token's clinician.
+func (s *Server) clinicianRefusal(ctx context.Context, p *auth.Claims) (*subjectRefused, error) {
+	row, ok := s.act.clinicians.get(p.Subject, time.Now())
+	if !ok {
+		var r clinicianRow
+		err := s.db.GetContext(ctx, &r, `SELECT `+clinicianColumns+` FROM clinicians WHERE clinician_id = $1`, p.Subject)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("check clinician: %w", err)
+		}
+		if err == nil {
+			row = &r
+		}
+		s.act.clinicians.put(p.Subject, row, time.Now())
+	}
+	code, reason := CodeUnauthorized, ""
+	switch {
+	case row == nil && p.DeviceID == "":
+		return nil, nil
+	case row == nil:
+		reason = "clinician removed"
+	case row.ContractExpiry.Valid && time.Now().After(endOfDay(row.ContractExpiry.Time, s.hospitalTZ)):
+		code, reason = CodeContractExpired, "contract expired on "+row.ContractExpiry.Time.Format(time.DateOnly)
+	case !row.LoginActive:
+		code, reason = CodeLoginInactive, "login inactive"
+	case !inGroup(row.Groups, s.act.clinicianGroups):
+		code, reason = CodeNotInGroup, "no longer in an allowed group"
+	case slices.ContainsFunc(p.LocationIDs, func(l string) bool { return !slices.Contains(row.LocationIDs, l) }):
+		reason = "no longer at every ward of the token"
+	default:
+		return nil, nil
+	}
+	return &subjectRefused{code: code, message: "the clinician token no longer works (" + reason + "); log in again",
+		audit: "token refused: " + reason}, nil
+}
+
+// inGroup reports whether any of groups is one of allowed (lower-case).
+func inGroup(groups, allowed []string) bool {
+	return slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(allowed, strings.ToLower(g)) })
+}
+
+// ttlCache keeps values for a short time; a full cache drops what has
+// expired, and then everything.
+type ttlCache[V any] struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	m   map[string]ttlEntry[V]
+}
+
+type ttlEntry[V any] struct {
+	v  V
+	at time.Time
+}
+
+// maxTTLCacheEntries bounds a ttlCache.
+const maxTTLCacheEntries = 10000
+
+func newTTLCache[V any](ttl time.Duration) *ttlCache[V] {
+	return &ttlCache[V]{ttl: ttl, m: map[string]ttlEntry[V]{}}
+}
+
+func (t *ttlCache[V]) get(key string, now time.Time) (V, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[key]
+	if !ok || now.Sub(e.at) >= t.ttl {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+func (t *ttlCache[V]) put(key string, v V, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.m) >= maxTTLCacheEntries {
+		for k, e := range t.m {
+			if now.Sub(e.at) >= t.ttl {
+				delete(t.m, k)
+			}
+		}
+		if len(t.m) >= maxTTLCacheEntries {
+			clear(t.m)
+		}
+	}
+	t.m[key] = ttlEntry[V]{v: v, at: now}
+}
+
+// drop forgets key: this process changed its row.
+func (t *ttlCache[V]) drop(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, key)
 }

@@ -20,7 +20,7 @@ func TestIncidentsReadRefusesBadInputBeforeTheDatabase(t *testing.T) {
 	deps := unreachableDeps(t, nil)
 	deps.Signer = signer
 	router := api.NewRouter(deps)
-	token, _, err := signer.Issue(auth.Claims{Subject: "N01", SubjectType: auth.SubjectStaff, Access: "staff", TokenType: auth.TokenAccess}, time.Minute)
+	token, _, err := signer.Issue(auth.Claims{Subject: "N01", SubjectType: auth.SubjectStaff, Access: "staff", SessionID: "unit-test-session", TokenType: auth.TokenAccess}, time.Minute)
 	require.NoError(t, err)
 
 	tests := []struct {

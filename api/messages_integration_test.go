@@ -58,7 +58,7 @@ func (s *stack) msgTokens(t *testing.T, p msgParties) msgTokens {
 		C2:              s.token(t, auth.SubjectClinician, p.C2, []string{p.L2}, rw...),
 		System:          s.token(t, auth.SubjectSystem, "test-system", nil, api.ScopeAll),
 		Device:          s.token(t, auth.SubjectDevice, "D-"+p.L1, []string{p.L1}, api.ScopeAll),
-		Staff:           s.token(t, auth.SubjectStaff, "S-"+p.L1, nil, api.ScopeAll),
+		Staff:           s.login(t, "a01"), // a real staff session: staff tokens without one are refused before any route
 		PatientReadOnly: s.token(t, auth.SubjectPatient, p.P, nil, api.ScopeReadMessage),
 		PatientNoScope:  s.token(t, auth.SubjectPatient, p.P, nil),
 	}

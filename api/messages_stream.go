@@ -57,7 +57,7 @@ func (s *Server) streamMessages(c *gin.Context) {
 	// newest created_at sent.
 	sent := map[string]time.Time{}
 	high := start
-	serveSSE(c, wake, func(w *sseWriter) bool {
+	s.serveSSE(c, wake, func(w *sseWriter) bool {
 		pos := messagestore.Cursor{CreatedAt: high.Add(-streamLookback)}
 		if pos.CreatedAt.Before(start) {
 			pos.CreatedAt = start

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -64,8 +66,45 @@ func routeLabel(c *gin.Context) string {
 	return "unmatched"
 }
 
+// logPath is the request's path as the access log shows it: the matched
+// route's template with {name} for each parameter (/v1/patients/{id}/token),
+// never the raw path, whose segments may be patient ids, codes or other
+// identifiers. A request that matched no route keeps only /v1 and a
+// resource-like next segment (lower-case words); every other segment
+// becomes {redacted}.
+func logPath(c *gin.Context) string {
+	if r := c.FullPath(); r != "" {
+		segs := strings.Split(r, "/")
+		for i, seg := range segs {
+			if seg != "" && (seg[0] == ':' || seg[0] == '*') {
+				segs[i] = "{" + seg[1:] + "}"
+			}
+		}
+		return strings.Join(segs, "/")
+	}
+	segs := strings.Split(strings.TrimPrefix(c.Request.URL.Path, "/"), "/")
+	if len(segs) > 32 {
+		segs = segs[:32]
+	}
+	for i, seg := range segs {
+		switch {
+		case seg == "":
+		case i == 0 && seg == "v1":
+		case i == 1 && segs[0] == "v1" && resourceSegment.MatchString(seg):
+		default:
+			segs[i] = "{redacted}"
+		}
+	}
+	return "/" + strings.Join(segs, "/")
+}
+
+// resourceSegment is the shape of a resource name (patients, auth,
+// system-token), kept in the log path of an unmatched request.
+var resourceSegment = regexp.MustCompile(`^[a-z]{1,32}(-[a-z]{1,32}){0,3}$`)
+
 // accessLogMiddleware writes one structured line per request and observes its
-// duration. Query strings are left out of the log: they may carry tokens.
+// duration. The path is logged as its route template (see logPath), and
+// query strings are left out: they may carry tokens.
 func (s *Server) accessLogMiddleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -86,7 +125,7 @@ func (s *Server) accessLogMiddleware() gin.HandlerFunc {
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Request.Method),
 			slog.String("route", route),
-			slog.String("path", c.Request.URL.Path),
+			slog.String("path", logPath(c)),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.Int("bytes", max(c.Writer.Size(), 0)),

@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-health/vigil/internal/heatmap"
 	"github.com/vigil-health/vigil/internal/nodequery"
 	"github.com/vigil-health/vigil/internal/nodesettings"
+	"github.com/vigil-health/vigil/internal/session"
 )
 
 // The broker node pages: server-rendered HTML, no JavaScript. Browsers
@@ -153,8 +154,11 @@ func (s *Server) pageError(c *gin.Context, status int, title, message string) {
 }
 
 // requireStaffPage authenticates a page request: a bearer header as on
-// /v1, else the session cookies (renewing the access cookie from the
-// refresh cookie), else a redirect to the sign-in form.
+// /v1, else the session cookies, else a redirect to the sign-in form. The
+// access cookie is a staff access token checked like a bearer one (its
+// session live, the account active, the rights current); when it has
+// expired, the session cookie (which is not rotated, so parallel page loads
+// cannot race) mints a new one for the same session.
 func (s *Server) requireStaffPage() gin.HandlerFunc {
 	bearer := s.requireStaff()
 	return func(c *gin.Context) {
@@ -166,52 +170,70 @@ func (s *Server) requireStaffPage() gin.HandlerFunc {
 			s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Authentication is not configured.")
 			return
 		}
+		ctx := c.Request.Context()
 		if tok, err := c.Cookie(pageAccessCookie); err == nil {
-			if claims, err := s.signer.Verify(tok, auth.TokenAccess); err == nil && claims.SubjectType == auth.SubjectStaff {
+			claims, err := s.authenticate(ctx, tok)
+			if err == nil && claims.SubjectType == auth.SubjectStaff {
+				c.Set(principalKey, claims)
+				c.Next()
+				return
+			}
+			var refused *errSessionRefused
+			if err != nil && !errors.As(err, &refused) {
+				s.pageStoreError(c, err)
+				return
+			}
+		}
+		if cookie, err := c.Cookie(pageRefreshCookie); err == nil {
+			claims, err := s.renewPageSession(c, cookie)
+			if err != nil {
+				s.pageStoreError(c, err)
+				return
+			}
+			if claims != nil {
 				c.Set(principalKey, claims)
 				c.Next()
 				return
 			}
 		}
-		if tok, err := c.Cookie(pageRefreshCookie); err == nil {
-			if claims, ok := s.renewPageSession(c, tok); ok {
-				c.Set(principalKey, claims)
-				c.Next()
-				return
-			}
-		}
+		s.setPageCookie(c, pageAccessCookie, "", 0)
+		s.setPageCookie(c, pageRefreshCookie, "", 0)
 		c.Redirect(http.StatusSeeOther, "/ui/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
 		c.Abort()
 	}
 }
 
-// renewPageSession exchanges a valid refresh cookie for a new access
-// cookie, re-reading the staff record so a changed access level or a
-// removed account takes effect.
-func (s *Server) renewPageSession(c *gin.Context, refresh string) (*auth.Claims, bool) {
-	claims, err := s.signer.Verify(refresh, auth.TokenRefresh)
-	if err != nil || claims.SubjectType != auth.SubjectStaff {
-		return nil, false
+// pageStoreError answers a page whose session could not be checked.
+func (s *Server) pageStoreError(c *gin.Context, err error) {
+	s.logger.ErrorContext(c.Request.Context(), "check page session", "err", err, "request_id", requestID(c))
+	c.Header("Retry-After", "5")
+	s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Vigil cannot check your session just now; retry in a few seconds.")
+}
+
+// renewPageSession mints a new access cookie from a live console session
+// cookie, with the staff member's current access level. It returns nil
+// claims when the cookie is no (longer a) session.
+func (s *Server) renewPageSession(c *gin.Context, cookie string) (*auth.Claims, error) {
+	ctx := c.Request.Context()
+	sid, subjectType, subjectID, rights, err := s.rightsChecker().CheckCookie(ctx, cookie)
+	if err != nil || !rights.Live || subjectType != auth.SubjectStaff {
+		return nil, err
 	}
-	info, err := s.staffByID(c.Request.Context(), claims.Subject)
-	if err != nil {
-		if !errors.Is(err, sql.ErrNoRows) {
-			s.logger.ErrorContext(c.Request.Context(), "renew page session", "err", err, "request_id", requestID(c))
-		}
-		return nil, false
+	info, err := s.staffByID(ctx, subjectID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
 	}
-	access, _, err := s.signer.Issue(auth.Claims{Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access,
-		Role: info.Role, TokenType: auth.TokenAccess}, s.accessTTL)
 	if err != nil {
-		s.logger.ErrorContext(c.Request.Context(), "issue page token", "err", err, "request_id", requestID(c))
-		return nil, false
+		return nil, err
 	}
-	out, err := s.signer.Verify(access, auth.TokenAccess)
+	info.Access, info.Role = rights.Access, rights.Role
+	access, err := s.staffAccessToken(info, sid)
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	s.setPageCookie(c, pageAccessCookie, access, s.accessTTL)
-	return out, true
+	return &auth.Claims{Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access, Role: info.Role,
+		SessionID: sid, TokenType: auth.TokenAccess}, nil
 }
 
 // setPageCookie sets (ttl > 0) or clears (ttl 0) a session cookie.
@@ -254,7 +276,8 @@ func (s *Server) nodeLoginPage(c *gin.Context) {
 }
 
 // nodeLogin checks the form's login and password like POST /v1/auth/login
-// and sets the session cookies.
+// (the same limits on guessing) and opens a console session: an access
+// cookie and a session cookie, both HttpOnly and SameSite=Strict.
 func (s *Server) nodeLogin(c *gin.Context) {
 	if !sameOrigin(c) {
 		s.pageError(c, http.StatusForbidden, "Forbidden", "Cross-site sign-in is refused.")
@@ -268,42 +291,92 @@ func (s *Server) nodeLogin(c *gin.Context) {
 	login, password := strings.TrimSpace(c.PostForm("login")), c.PostForm("password")
 	next := safeNext(c.PostForm("next"))
 	retry := func(status int, msg string) {
+		if !validText(login, false) || len(login) > maxLoginLength {
+			login = ""
+		}
 		s.renderPage(c, status, "nodes_login.html", pageData{Title: "Sign in", Next: next, Login: login, Message: msg})
 	}
 	if login == "" || password == "" {
 		retry(http.StatusBadRequest, "Enter your login and password.")
 		return
 	}
+	if fe := checkLoginText(login, password); fe != nil {
+		retry(http.StatusBadRequest, "The "+fe.Field+" "+fe.Message+".")
+		return
+	}
 	if s.signer == nil {
 		s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Authentication is not configured.")
 		return
 	}
-	info, ok, err := s.checkStaffPassword(c.Request.Context(), login, password)
-	if err != nil {
-		s.abortInternal(c, "look up staff login", err)
+	if ok, wait := s.admitLogin(c, login); !ok {
+		setRetryAfter(c, wait)
+		retry(http.StatusTooManyRequests, "Too many sign-in attempts. Wait a little and try again.")
 		return
 	}
+	info, ok, err := s.checkStaffPassword(c.Request.Context(), login, password)
+	if err != nil {
+		s.pageStoreError(c, err)
+		return
+	}
+	s.loginResult(c, login, ok)
 	if !ok {
 		s.logger.WarnContext(c.Request.Context(), "page login refused", "request_id", requestID(c))
+		s.auditEvent(c, auditLoginRefused, auth.SubjectStaff, "", "console: unknown login or wrong password")
 		retry(http.StatusUnauthorized, "Unknown login or wrong password.")
 		return
 	}
-	accessToken, refreshToken, err := s.staffTokens(info)
-	if err != nil {
-		s.abortInternal(c, "issue page tokens", err)
+	if !info.Active {
+		s.auditEvent(c, auditLoginRefused, auth.SubjectStaff, info.ID, "console: account deactivated")
+		retry(http.StatusForbidden, "Your account is deactivated. Ask an admin.")
 		return
 	}
-	s.setPageCookie(c, pageAccessCookie, accessToken, s.accessTTL)
-	s.setPageCookie(c, pageRefreshCookie, refreshToken, s.refreshTTL)
+	opened, err := s.sessionStore().Open(c.Request.Context(), session.Open{
+		SubjectType: auth.SubjectStaff, SubjectID: info.ID, Origin: session.OriginConsole, Lifetime: s.refreshTTL,
+		WithSecret: true, ClientIP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+	})
+	if err != nil {
+		s.pageStoreError(c, err)
+		return
+	}
+	access, err := s.staffAccessToken(info, opened.ID)
+	if err != nil {
+		s.abortInternal(c, "issue page token", err)
+		return
+	}
+	s.auditEvent(c, auditLogin, auth.SubjectStaff, info.ID, "signed in to the console")
+	s.setPageCookie(c, pageAccessCookie, access, s.accessTTL)
+	s.setPageCookie(c, pageRefreshCookie, opened.Cookie, s.refreshTTL)
 	c.Redirect(http.StatusSeeOther, next)
 }
 
-// nodeLogout clears the session cookies. (The tokens stay valid until they
-// expire; the cookies were their only copy.)
+// nodeLogout ends the console session: its cookies are cleared and the
+// session is revoked, so copies of the cookies stop working too.
 func (s *Server) nodeLogout(c *gin.Context) {
 	if !sameOrigin(c) {
 		s.pageError(c, http.StatusForbidden, "Forbidden", "Cross-site sign-out is refused.")
 		return
+	}
+	ctx := c.Request.Context()
+	sid := ""
+	if tok, err := c.Cookie(pageAccessCookie); err == nil {
+		if claims, err := s.signer.Verify(tok, auth.TokenAccess); err == nil {
+			sid = claims.SessionID
+		}
+	}
+	if cookie, err := c.Cookie(pageRefreshCookie); err == nil && sid == "" {
+		if id, _, _, rights, err := s.rightsChecker().CheckCookie(ctx, cookie); err == nil && rights.Live {
+			sid = id
+		}
+	}
+	if sid != "" {
+		if sess, err := s.sessionStore().Get(ctx, sid); err == nil {
+			if _, err := s.sessionStore().Revoke(ctx, sid, session.ReasonLogout); err != nil {
+				s.pageStoreError(c, err)
+				return
+			}
+			s.rightsChecker().Forget(sid)
+			s.auditEvent(c, auditLogout, sess.SubjectType, sess.SubjectID, "signed out of the console")
+		}
 	}
 	s.setPageCookie(c, pageAccessCookie, "", 0)
 	s.setPageCookie(c, pageRefreshCookie, "", 0)

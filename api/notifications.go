@@ -48,7 +48,7 @@ func (s *Server) listNotifications(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	before, fe := intParam(c, "before", 0, 0, 1<<62)
+	before, fe := int64Param(c, "before", 0, 0, pgBigintMax)
 	if fe != nil {
 		abortInvalid(c, fe)
 		return
@@ -56,10 +56,10 @@ func (s *Server) listNotifications(c *gin.Context) {
 	items := []Notification{}
 	err := s.db.SelectContext(c.Request.Context(), &items, `
 		SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
-		WHERE staff_id = $1 AND ($2 = false OR read_at IS NULL) AND ($3 = 0 OR id < $3)
+		WHERE staff_id = $1 AND ($2 = false OR read_at IS NULL) AND ($3::bigint = 0 OR id < $3::bigint)
 		ORDER BY id DESC LIMIT $4`, principal(c).Subject, unread, before, limit)
 	if err != nil {
-		s.abortInternal(c, "list notifications", err)
+		s.abortStore(c, "list notifications", err)
 		return
 	}
 	resp := gin.H{"items": items}
@@ -119,7 +119,7 @@ func (s *Server) streamNotifications(c *gin.Context) {
 	defer unsubscribe()
 
 	backlog := lastID == 0
-	serveSSE(c, wake, func(w *sseWriter) bool {
+	s.serveSSE(c, wake, func(w *sseWriter) bool {
 		items, err := s.pendingNotifications(ctx, staffID, lastID, backlog)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,36 @@ func intParam(c *gin.Context, name string, def, lo, hi int) (int, *fieldError) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
 		return 0, invalid(name, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+	}
+	return n, nil
+}
+
+// Ranges of Postgres integer types, for numbers a request sends to a
+// column or a query parameter of that type: a value outside its column's
+// range is a 400 naming the field, never a database error.
+const (
+	pgSmallintMin, pgSmallintMax = math.MinInt16, math.MaxInt16
+	pgIntegerMin, pgIntegerMax   = math.MinInt32, math.MaxInt32
+	pgBigintMin, pgBigintMax     = math.MinInt64, math.MaxInt64
+)
+
+// int64Param reads an optional integer query parameter within [lo, hi]
+// (give the bounds of the column it is compared with, such as pgBigintMax);
+// a parameter given empty, not a whole number or out of range is refused.
+func int64Param(c *gin.Context, name string, def, lo, hi int64) (int64, *fieldError) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return def, nil
+	}
+	return parseInt64(name, v, lo, hi)
+}
+
+// parseInt64 parses v, the value of field, as a whole number within
+// [lo, hi].
+func parseInt64(field, v string, lo, hi int64) (int64, *fieldError) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, invalid(field, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
 	}
 	return n, nil
 }

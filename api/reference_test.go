@@ -26,7 +26,7 @@ func referenceRouter(t *testing.T) (http.Handler, map[string]string) {
 		"charge": {Subject: "C01", Access: auth.AccessCharge, Role: "CHARGE_NURSE"},
 		"admin":  {Subject: "A01", Access: auth.AccessAdmin, Role: "NURSE"},
 	} {
-		claims.SubjectType, claims.TokenType = auth.SubjectStaff, auth.TokenAccess
+		claims.SubjectType, claims.TokenType, claims.SessionID = auth.SubjectStaff, auth.TokenAccess, "unit-test-session"
 		tok, _, err := signer.Issue(claims, time.Hour)
 		require.NoError(t, err)
 		tokens[who] = tok

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/loginguard"
 	"github.com/vigil-health/vigil/internal/messagestore"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/workflows"
@@ -67,6 +68,29 @@ type Deps struct {
 	// ActivationRatePerMinute bounds activation-code and token requests per
 	// client IP (burst the same); zero means 10.
 	ActivationRatePerMinute int
+	// Rights checks each request's session and its holder's current rights;
+	// nil means a session.Checker on DB (unit tests that must not touch the
+	// database give their own).
+	Rights RightsChecker
+	// TrustedProxies are the IPs and CIDRs of reverse proxies whose
+	// X-Forwarded-For and X-Real-IP headers name the client; empty trusts
+	// none, and the client is the socket's peer.
+	TrustedProxies []string
+	// SeparateMetrics leaves /metrics out of NewRouter and
+	// NewOperationsRouter: the process serves NewMetricsRouter on its own
+	// address instead.
+	SeparateMetrics bool
+	// Sign-in throttling (per process): an account may fail
+	// LoginAccountFreeFailures times (default 5) and a client address
+	// LoginClientFreeFailures times (default 20) within LoginFailureWindow
+	// (default 15m); each further failure locks the key for
+	// LoginBaseBackoff (default 1s), doubling up to LoginMaxBackoff
+	// (default 15m).
+	LoginAccountFreeFailures int
+	LoginClientFreeFailures  int
+	LoginFailureWindow       time.Duration
+	LoginBaseBackoff         time.Duration
+	LoginMaxBackoff          time.Duration
 }
 
 // Server holds the dependencies; its methods are the handlers.
@@ -99,6 +123,18 @@ type Server struct {
 	autoResolveWait time.Duration
 	// act holds the activation and subject-token settings.
 	act *activationSettings
+	// anonChecks limits anonymous system checks per client IP (system.go).
+	anonChecks anonCheckLimiter
+	// trustedProxies may name the client in X-Forwarded-For / X-Real-IP.
+	trustedProxies []string
+	// separateMetrics keeps /metrics off the API's own routers.
+	separateMetrics bool
+	// loginGuard throttles password guessing per account and client.
+	loginGuard *loginguard.Guard
+	// rights checks each request's session and current rights (see
+	// rightsChecker); rightsOnce creates it.
+	rightsOnce sync.Once
+	rights     RightsChecker
 }
 
 func newServer(d Deps) *Server {
@@ -142,6 +178,16 @@ func buildServer(d Deps) *Server {
 		databaseURL:        d.DatabaseURL,
 		autoResolveWait:    d.AutoResolveWait,
 		act:                newActivationSettings(d),
+		rights:             d.Rights,
+		trustedProxies:     d.TrustedProxies,
+		separateMetrics:    d.SeparateMetrics,
+		loginGuard: loginguard.New(loginguard.Config{
+			AccountFreeFailures: d.LoginAccountFreeFailures,
+			ClientFreeFailures:  d.LoginClientFreeFailures,
+			Window:              d.LoginFailureWindow,
+			BaseBackoff:         d.LoginBaseBackoff,
+			MaxBackoff:          d.LoginMaxBackoff,
+		}),
 	}
 }
 
@@ -159,6 +205,7 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/auth/login", s.login)
 	v1.POST("/auth/refresh", s.refresh)
 	v1.GET("/me", s.requireStaff(), s.me)
+	s.sessionRoutes(v1)
 
 	v1.POST("/alerts", s.requireAlertSource(false), s.postAlert)
 	v1.POST("/alerts/alertmanager", s.requireAlertSource(false), s.postAlertmanager)
@@ -185,14 +232,29 @@ func NewOperationsRouter(d Deps) *gin.Engine {
 	return r
 }
 
+// NewMetricsRouter returns only /metrics, for a process that serves it on its
+// own address (Deps.SeparateMetrics).
+func NewMetricsRouter(d Deps) *gin.Engine {
+	s := buildServer(d)
+	r := s.engine()
+	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+	return r
+}
+
 func (s *Server) engine() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	// Vigil is reached directly or through a proxy that sets X-Forwarded-For;
-	// trusting no proxies by default keeps client_ip honest.
-	_ = r.SetTrustedProxies(nil)
-	r.Use(requestIDMiddleware(), s.accessLogMiddleware(), s.recoveryMiddleware())
+	// Vigil is reached directly or through a proxy that sets
+	// X-Forwarded-For. Only the configured proxies may name the client;
+	// trusting none (the default) keeps client_ip the socket's peer.
+	r.ForwardedByClientIP = true
+	r.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
+	if err := r.SetTrustedProxies(s.trustedProxies); err != nil {
+		s.logger.Error("invalid trusted proxies: trusting none", "trusted_proxies", s.trustedProxies, "err", err)
+		_ = r.SetTrustedProxies(nil)
+	}
+	r.Use(requestIDMiddleware(), s.accessLogMiddleware(), s.recoveryMiddleware(), textGuard())
 	r.NoRoute(func(c *gin.Context) {
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no such route: "+c.Request.Method+" "+c.Request.URL.Path, "")
 	})
@@ -205,7 +267,9 @@ func (s *Server) engine() *gin.Engine {
 func (s *Server) operationsRoutes(r *gin.Engine) {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
-	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+	if !s.separateMetrics {
+		r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+	}
 }
 
 // workflowURL links to a workflow's page in the Temporal Web UI.

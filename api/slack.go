@@ -96,8 +96,15 @@ func (s *Server) slackInteractions(c *gin.Context) {
 		abortWithError(c, http.StatusBadRequest, CodeInvalidField, "a form-encoded payload is required", "payload")
 		return
 	}
+	// Signed is not the same as valid: the payload's text is checked like
+	// any JSON body before a string of it reaches Postgres.
+	payload := []byte(form.Get("payload"))
+	if path, bad := jsonTextFault(payload); bad {
+		abortWithError(c, http.StatusBadRequest, CodeInvalidField, jsonTextMessage, joinJSONPath("payload", path))
+		return
+	}
 	var in slackInteraction
-	if err := json.Unmarshal([]byte(form.Get("payload")), &in); err != nil {
+	if err := json.Unmarshal(payload, &in); err != nil {
 		abortWithError(c, http.StatusBadRequest, CodeInvalidJSON, "the payload is not valid JSON", "payload")
 		return
 	}

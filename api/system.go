@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -15,7 +18,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/time/rate"
 
+	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -24,11 +29,102 @@ type systemCheckRequest struct {
 	Note string `json:"note"`
 }
 
+// maxSystemCheckNote bounds a check's note, in characters.
+const maxSystemCheckNote = 500
+
 func (r *systemCheckRequest) validate() *fieldError {
-	if !utf8.ValidString(r.Note) || utf8.RuneCountInString(r.Note) > 500 {
-		return invalid("note", "must be valid text of at most 500 characters")
+	// The note is stored by the check's activity: text Postgres refuses
+	// (NUL) would fail that activity on every retry until the workflow
+	// timed out, so it is refused here. One line, no control characters.
+	if !validText(r.Note, false) || strings.ContainsRune(r.Note, '\t') || utf8.RuneCountInString(r.Note) > maxSystemCheckNote {
+		return invalid("note", "must be valid text of at most 500 characters, without control characters")
 	}
 	return nil
+}
+
+// Anonymous system checks. The README's quick start runs a check without a
+// token, so the route stays open; but each check is a workflow, so a caller
+// without a valid staff token may start only anonSystemChecksPerMinute a
+// minute (anonSystemCheckBurst at once) from one client address.
+const (
+	anonSystemChecksPerMinute = 6
+	anonSystemCheckBurst      = 3
+)
+
+// anonCheckLimiter is the per-client limit of anonymous system checks,
+// created on first use; it also remembers when it last audited each client
+// so refusals cannot flood the audit table (one row a minute per client).
+type anonCheckLimiter struct {
+	once    sync.Once
+	limiter *ipLimiter
+	mu      sync.Mutex
+	audited map[string]time.Time
+}
+
+func (a *anonCheckLimiter) init() {
+	a.once.Do(func() {
+		a.limiter = newIPLimiter(rate.Limit(float64(anonSystemChecksPerMinute)/60), anonSystemCheckBurst)
+		a.audited = map[string]time.Time{}
+	})
+}
+
+// allow reports whether ip may start an anonymous check now, else how long
+// it should wait.
+func (a *anonCheckLimiter) allow(ip string, now time.Time) (bool, time.Duration) {
+	a.init()
+	return a.limiter.allow(ip, now)
+}
+
+// shouldAudit reports whether a refusal of ip is the first in a minute.
+func (a *anonCheckLimiter) shouldAudit(ip string, now time.Time) bool {
+	a.init()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.audited) >= maxIPBuckets {
+		for k, at := range a.audited {
+			if now.Sub(at) > time.Minute {
+				delete(a.audited, k)
+			}
+		}
+	}
+	if at, ok := a.audited[ip]; ok && now.Sub(at) < time.Minute {
+		return false
+	}
+	a.audited[ip] = now
+	return true
+}
+
+// staffCaller reports whether the request carries a valid staff access
+// token (live session included); anything else is an anonymous caller.
+func (s *Server) staffCaller(c *gin.Context) bool {
+	token, ok := auth.ParseBearer(c.GetHeader("Authorization"))
+	if !ok || s.signer == nil {
+		return false
+	}
+	claims, err := s.authenticate(c.Request.Context(), token)
+	return err == nil && claims.SubjectType == auth.SubjectStaff
+}
+
+// admitSystemCheck applies the anonymous limit: 429 with Retry-After (and
+// a rate_limited audit row) when an anonymous client has used its budget.
+func (s *Server) admitSystemCheck(c *gin.Context) bool {
+	if s.staffCaller(c) {
+		return true
+	}
+	now := time.Now()
+	ip := c.ClientIP()
+	ok, wait := s.anonChecks.allow(ip, now)
+	if ok {
+		return true
+	}
+	if s.anonChecks.shouldAudit(ip, now) {
+		s.auditEvent(c, auditRateLimited, auditSubjectClient, ip,
+			fmt.Sprintf("anonymous system checks: more than %d a minute", anonSystemChecksPerMinute))
+	}
+	c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+	abortWithError(c, http.StatusTooManyRequests, CodeRateLimited,
+		"too many anonymous system checks from this address; retry later or send a staff token", "")
+	return false
 }
 
 // SystemCheck is the API's view of one system check.
@@ -66,6 +162,9 @@ func (s *Server) startSystemCheck(c *gin.Context) {
 			return
 		}
 		wait = b
+	}
+	if !s.admitSystemCheck(c) {
+		return
 	}
 
 	ctx := c.Request.Context()

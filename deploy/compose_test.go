@@ -149,26 +149,47 @@ func TestComposePublishedPorts(t *testing.T) {
 		service   string
 		published string
 		target    uint32
+		// hostIP is the interface the port binds to ("" = every one).
+		hostIP string
 	}{
-		{"vigil-api", "8080", 8080},
-		{"temporal", "7233", 7233},
-		{"temporal-ui", "8233", 8080},
-		{"prometheus", "9090", 9090},
-		{"grafana", "3000", 3000},
+		{"vigil-api", "8080", 8080, ""},
+		// The operator ports have no sign-in of their own: localhost only.
+		{"temporal", "7233", 7233, "127.0.0.1"},
+		{"temporal-ui", "8233", 8080, "127.0.0.1"},
+		{"prometheus", "9090", 9090, "127.0.0.1"},
+		{"grafana", "3000", 3000, "127.0.0.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
-			var found bool
-			for _, port := range service(t, p, tt.service).Ports {
-				if port.Published == tt.published && port.Target == tt.target {
-					found = true
-				}
-			}
-			require.True(t, found, "%s does not publish %s:%d", tt.service, tt.published, tt.target)
+			ports := service(t, p, tt.service).Ports
+			require.Len(t, ports, 1, "%s publishes one port", tt.service)
+			port := ports[0]
+			require.Equal(t, tt.published, port.Published)
+			require.Equal(t, tt.target, port.Target)
+			require.Equal(t, tt.hostIP, port.HostIP, "%s must bind its port to %q", tt.service, tt.hostIP)
 		})
 	}
 	t.Run("vigil-worker publishes nothing", func(t *testing.T) {
 		require.Empty(t, service(t, p, "vigil-worker").Ports)
+	})
+	t.Run("postgres publishes nothing", func(t *testing.T) {
+		require.Empty(t, service(t, p, "postgres").Ports)
+	})
+	t.Run("only the api listens on every interface", func(t *testing.T) {
+		for name, svc := range p.Services {
+			for _, port := range svc.Ports {
+				if name != "vigil-api" {
+					require.Equal(t, "127.0.0.1", port.HostIP, "%s publishes %s on every interface", name, port.Published)
+				}
+			}
+		}
+	})
+	t.Run("api metrics are not on the public port", func(t *testing.T) {
+		svc := service(t, p, "vigil-api")
+		require.Equal(t, ":9464", env(svc, "VIGIL_METRICS_ADDR"))
+		for _, port := range svc.Ports {
+			require.NotEqual(t, uint32(9464), port.Target, "the metrics port is not published")
+		}
 	})
 }
 
@@ -428,7 +449,7 @@ func TestPrometheusConfig(t *testing.T) {
 			}
 		}
 	}
-	for _, target := range []string{"vigil-api:8080", "vigil-worker:8081", "temporal:9090"} {
+	for _, target := range []string{"vigil-api:9464", "vigil-worker:8081", "temporal:9090"} {
 		t.Run(target, func(t *testing.T) {
 			got, ok := targets[target]
 			require.True(t, ok, "prometheus does not scrape %s", target)

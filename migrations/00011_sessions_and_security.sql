@@ -1,7 +1,8 @@
 -- +goose Up
 -- Revocable sessions and the security audit (issue 10).
 --
--- Every staff login, and every system token an admin mints, opens a session.
+-- Every staff login (API or console), and every system token an admin
+-- mints, opens a session.
 -- Access tokens carry its id (sid) and are checked against it on every
 -- request (through a cache of a few seconds), so a revoked session, a
 -- removed or deactivated account, or a changed access level takes effect
@@ -22,6 +23,10 @@ CREATE TABLE sessions (
     last_seen_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at    timestamptz,
     revoke_reason text NOT NULL DEFAULT '',
+    -- Console sessions: SHA-256 of the secret in the HttpOnly session
+    -- cookie (the cookie is "<id>.<secret>"; it is not rotated, so parallel
+    -- page loads cannot race each other).
+    secret_hash   bytea,
     client_ip     text NOT NULL DEFAULT '',
     user_agent    text NOT NULL DEFAULT ''
 );

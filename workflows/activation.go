@@ -18,14 +18,16 @@ var activationActivities *activities.Activations
 // end: a durable timer expires it at the end of its last day; attempts
 // (Updates) check the code and PIN hashes, and the MaxAttempts-th wrong PIN
 // locks it; success stores a single-use authorisation code's hash, which a
-// redeem Update exchanges once within AuthorisationCodeTTL. Every change is
+// redeem Update exchanges once within AuthorisationCodeTTL (for a device,
+// the MaxAttempts-th wrong authorisation code locks it too). Every change is
 // recorded in Postgres with an audit event. The workflow only ever holds
-// hashes, salts and digests.
+// hashes, salts and digests, and never a patient id.
 func Activation(ctx workflow.Context, in *ActivationInput) (*ActivationResult, error) {
-	if in == nil || in.ActivationID == "" || in.SubjectID == "" || in.Hashes.CodeHash == "" || in.ExpiresAt.IsZero() ||
+	if in == nil || in.ActivationID == "" || in.Hashes.CodeHash == "" || in.ExpiresAt.IsZero() ||
 		(in.Kind != ActivationKindPatient && in.Kind != ActivationKindDevice) ||
-		(in.Kind == ActivationKindPatient && in.Hashes.PinHash == "") {
-		return nil, temporal.NewNonRetryableApplicationError("activation id, kind, subject, hashes and expiry are required", "InvalidInput", nil)
+		(in.Kind == ActivationKindPatient && in.Hashes.PinHash == "") ||
+		(in.Kind == ActivationKindDevice && in.SubjectID == "") {
+		return nil, temporal.NewNonRetryableApplicationError("activation id, kind, device id, hashes and expiry are required", "InvalidInput", nil)
 	}
 	a := &activation{in: in, hashes: in.Hashes, st: ActivationState{
 		ActivationID: in.ActivationID, Kind: in.Kind, SubjectID: in.SubjectID, State: ActivationPending,
@@ -82,7 +84,7 @@ func rejectActivation(kind, msg string) error { return temporal.NewApplicationEr
 func (a *activation) usable(ctx workflow.Context) error {
 	switch {
 	case a.st.State == ActivationLocked:
-		return rejectActivation(RejectActivationLocked, "the activation is locked after too many wrong PINs")
+		return rejectActivation(RejectActivationLocked, "the activation is locked after too many wrong PINs or codes")
 	case a.st.State == ActivationExpired || (!a.final() && a.expired(ctx)):
 		return rejectActivation(RejectActivationExpired, "the activation has expired")
 	case a.st.State == ActivationRedeemed:
@@ -257,7 +259,12 @@ func (a *activation) redeem(ctx workflow.Context, r *RedeemRequest) (RedeemResul
 	}
 	defer a.mu.Unlock()
 	if !hashEqual(r.AuthCodeHash, a.authHash) {
-		return RedeemResult{}, nil
+		// Runs from before the device lockout return at once, as they did.
+		if a.st.Kind != ActivationKindDevice ||
+			workflow.GetVersion(ctx, deviceCodeLockoutChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return RedeemResult{}, nil
+		}
+		return a.wrongDeviceCode(ctx, r)
 	}
 	if err := a.recordWith(ctx, &activities.RecordActivationInput{FinishedAt: workflow.Now(ctx)},
 		ActivationRedeemed, a.st.Attempts, activities.AuthAuditEvent{}); err != nil {
@@ -266,6 +273,31 @@ func (a *activation) redeem(ctx workflow.Context, r *RedeemRequest) (RedeemResul
 	a.st.State = ActivationRedeemed
 	a.changes++
 	return RedeemResult{Redeemed: true}, nil
+}
+
+// deviceCodeLockoutChange versions the counting of a device's wrong
+// authorisation codes.
+const deviceCodeLockoutChange = "device-code-lockout"
+
+// wrongDeviceCode counts a wrong authorisation code for a device; the
+// MaxAttempts-th locks the activation (audited as device_code_locked), so
+// the code cannot be guessed by asking for the device's token again and
+// again. The API audits each wrong code as a refused login.
+func (a *activation) wrongDeviceCode(ctx workflow.Context, r *RedeemRequest) (RedeemResult, error) {
+	attempts := a.st.Attempts + 1
+	state, in := ActivationActivated, &activities.RecordActivationInput{}
+	var ev activities.AuthAuditEvent
+	if attempts >= a.st.MaxAttempts {
+		state, in.FinishedAt = ActivationLocked, workflow.Now(ctx)
+		ev = activities.AuthAuditEvent{Event: "device_code_locked", Actor: r.Meta.Actor, RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP,
+			Reason: strconv.Itoa(attempts) + " wrong authorisation codes"}
+	}
+	if err := a.recordWith(ctx, in, state, attempts, ev); err != nil {
+		return RedeemResult{}, err
+	}
+	a.st.Attempts, a.st.State = attempts, state
+	a.changes++
+	return RedeemResult{Locked: state == ActivationLocked, AttemptsLeft: a.st.MaxAttempts - attempts}, nil
 }
 
 // lock takes the handlers' mutex and checks the update again, since another
@@ -297,6 +329,8 @@ func (a *activation) recordWith(ctx workflow.Context, in *activities.RecordActiv
 	in.EventKey = info.WorkflowExecution.ID + ":" + info.WorkflowExecution.RunID + ":" + strconv.Itoa(a.seq)
 	in.State, in.Attempts = state, attempts
 	if ev.Event != "" {
+		// A patient's id is not known here (see ActivationInput): the
+		// activity files the event under the activation row's subject.
 		ev.SubjectType, ev.SubjectID = a.st.Kind, a.st.SubjectID
 		in.Audit = &ev
 	}

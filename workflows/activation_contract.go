@@ -43,7 +43,8 @@ const (
 	// RejectActivationExpired: the activation (or its authorisation code)
 	// has expired (410).
 	RejectActivationExpired = "ActivationExpired"
-	// RejectActivationLocked: too many wrong PINs (403).
+	// RejectActivationLocked: too many wrong PINs, or wrong authorisation
+	// codes for a device (403).
 	RejectActivationLocked = "ActivationLocked"
 	// RejectActivationUsed: the activation was already completed, or the
 	// authorisation code already redeemed (409).
@@ -55,7 +56,8 @@ const (
 
 // Defaults of an activation.
 const (
-	// DefaultActivationMaxAttempts is how many wrong PINs lock an activation.
+	// DefaultActivationMaxAttempts is how many wrong PINs (a patient's) or
+	// wrong authorisation codes (a device's) lock an activation.
 	DefaultActivationMaxAttempts = 10
 	// DefaultActivationExpiryDays: an activation lasts to the end of the Nth
 	// day after it was (re-)created.
@@ -63,21 +65,26 @@ const (
 	// AuthorisationCodeTTL is how long an authorisation code can be
 	// exchanged for a token.
 	AuthorisationCodeTTL = 15 * time.Minute
-	// MaxSubjectIDLength bounds patient ids in workflow IDs.
+	// MaxSubjectIDLength bounds patient and clinician ids.
 	MaxSubjectIDLength = 64
 )
 
 var subjectIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// ValidSubjectID reports whether id may appear in an activation workflow
-// ID: 1 to 64 of A-Z, a-z, 0-9, _ and -.
+// ValidSubjectID reports whether id is a valid patient or clinician id: 1 to
+// 64 of A-Z, a-z, 0-9, _ and -.
 func ValidSubjectID(id string) bool { return subjectIDPattern.MatchString(id) }
 
 // ActivationWorkflowID returns the workflow ID of a subject's activation,
-// activation:<kind>:<subject id>. One subject has at most one running
-// activation; a new one after it ends reuses the ID.
-func ActivationWorkflowID(kind, subjectID string) string {
-	return "activation:" + kind + ":" + subjectID
+// activation:<kind>:<key>. The key is the device id for a device and a
+// keyed pseudonym of the patient id for a patient (the API derives it with
+// the activation secret), so no patient id reaches a workflow ID. One subject
+// has at most one running activation; a new one after it ends reuses the ID.
+// Patient activations started before pseudonyms used the raw patient id:
+// the API always finds a running activation by the workflow_id stored with
+// it, never by deriving the ID again.
+func ActivationWorkflowID(kind, key string) string {
+	return "activation:" + kind + ":" + key
 }
 
 // ActivationExpiry is the end (23:59:59.999) of the day that is days after
@@ -103,9 +110,13 @@ type ActivationHashes struct {
 type ActivationInput struct {
 	ActivationID string
 	Kind         string
-	SubjectID    string
-	Hashes       ActivationHashes
-	ExpiresAt    time.Time
+	// SubjectID is the device id of a device activation. It is empty for a
+	// patient: the patient id stays out of the history, and the audit rows
+	// the workflow records are filed under the activation row's subject.
+	// (Runs started before that carry the patient id.)
+	SubjectID string
+	Hashes    ActivationHashes
+	ExpiresAt time.Time
 	// MaxAttempts is how many wrong PINs lock the activation; zero means
 	// DefaultActivationMaxAttempts.
 	MaxAttempts int
@@ -164,20 +175,26 @@ type RedeemRequest struct {
 }
 
 // RedeemResult answers a redemption: Redeemed is false for a wrong code.
+// A device's wrong codes count like a patient's wrong PINs: AttemptsLeft
+// says how many more it may get, and Locked is set when this one locked the
+// activation.
 type RedeemResult struct {
-	Redeemed bool
+	Redeemed     bool
+	AttemptsLeft int  `json:",omitempty"`
+	Locked       bool `json:",omitempty"`
 }
 
 // ActivationState is what an activation workflow knows, without secrets.
 type ActivationState struct {
 	ActivationID string
 	Kind         string
-	SubjectID    string
-	State        string
-	Attempts     int
-	MaxAttempts  int
-	ExpiresAt    time.Time
-	ActivatedAt  time.Time
+	// SubjectID is the device id; empty for a patient (see ActivationInput).
+	SubjectID   string
+	State       string
+	Attempts    int
+	MaxAttempts int
+	ExpiresAt   time.Time
+	ActivatedAt time.Time
 }
 
 // ActivationResult is the workflow's result: its final state.

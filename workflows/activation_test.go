@@ -100,7 +100,7 @@ func (h *actHarness) events() []string {
 
 func patientInput() *workflows.ActivationInput {
 	return &workflows.ActivationInput{
-		ActivationID: "act-1", Kind: workflows.ActivationKindPatient, SubjectID: "patient-1",
+		ActivationID: "act-1", Kind: workflows.ActivationKindPatient,
 		Hashes:    workflows.ActivationHashes{CodeHash: "code-h", CodeSalt: "code-s", PinHash: "pin-h", PinSalt: "pin-s"},
 		ExpiresAt: workflows.ActivationExpiry(actStart, londonTZ, 5),
 	}
@@ -371,4 +371,75 @@ func TestActivation_RefusesIncompleteInput(t *testing.T) {
 	in.Hashes.PinHash = ""
 	h.env.ExecuteWorkflow(workflows.Activation, in)
 	require.Error(t, h.env.GetWorkflowError())
+}
+
+func TestActivation_RefusesADeviceWithoutItsID(t *testing.T) {
+	h := newActHarness(t)
+	h.env.ExecuteWorkflow(workflows.Activation, &workflows.ActivationInput{ActivationID: "d-act", Kind: workflows.ActivationKindDevice,
+		Hashes: workflows.ActivationHashes{CodeHash: "code1", CodeSalt: "s1"}, ExpiresAt: workflows.ActivationExpiry(actStart, londonTZ, 5)})
+	require.Error(t, h.env.GetWorkflowError())
+}
+
+// A patient activation runs without the patient id: its audit events leave
+// the subject to the activity (which reads it from the activation row).
+func TestActivation_PatientRunHoldsNoPatientID(t *testing.T) {
+	h := newActHarness(t)
+	var wrong, act outcome
+	h.update(time.Minute, workflows.ActivationUpdateAttempt, attempt("nope"), &wrong)
+	h.update(2*time.Minute, workflows.ActivationUpdateAttempt, attempt("pin-h"), &act)
+	h.env.ExecuteWorkflow(workflows.Activation, patientInput())
+	require.Equal(t, workflows.AttemptWrongPIN, wrong.attempt.Outcome)
+	require.Equal(t, workflows.AttemptActivated, act.attempt.Outcome)
+	require.Equal(t, []string{"attempt_failed", "completed", "expired"}, h.events())
+	for _, r := range h.recorded {
+		require.Equal(t, workflows.ActivationKindPatient, r.Audit.SubjectType)
+		require.Empty(t, r.Audit.SubjectID)
+	}
+}
+
+func deviceInput() *workflows.ActivationInput {
+	return &workflows.ActivationInput{ActivationID: "d-act", Kind: workflows.ActivationKindDevice, SubjectID: "dev-1",
+		Hashes: workflows.ActivationHashes{CodeHash: "code1", CodeSalt: "s1"}, ExpiresAt: workflows.ActivationExpiry(actStart, londonTZ, 5)}
+}
+
+func TestActivation_DeviceLocksOnTheTenthWrongAuthorisationCode(t *testing.T) {
+	h := newActHarness(t)
+	var act, right outcome
+	wrong := make([]outcome, 10)
+	h.update(time.Minute, workflows.ActivationUpdateAttempt, &workflows.AttemptRequest{CodeHash: "code1", AuthCodeHash: "auth-h", AuthCodeSalt: "s"}, &act)
+	for i := range wrong {
+		h.update(time.Duration(2+i)*time.Minute, workflows.ActivationUpdateRedeem, &workflows.RedeemRequest{AuthCodeHash: "guess"}, &wrong[i])
+	}
+	h.update(13*time.Minute, workflows.ActivationUpdateRedeem, &workflows.RedeemRequest{AuthCodeHash: "auth-h"}, &right)
+	h.env.ExecuteWorkflow(workflows.Activation, deviceInput())
+	require.Equal(t, workflows.AttemptActivated, act.attempt.Outcome)
+	for i := range 9 {
+		require.NoError(t, wrong[i].err)
+		require.Equal(t, workflows.RedeemResult{AttemptsLeft: 9 - i}, wrong[i].redeem, "wrong code %d", i+1)
+	}
+	require.Equal(t, workflows.RedeemResult{Locked: true}, wrong[9].redeem)
+	// Locked, the run ends at once: the right code finds no workflow (the
+	// API answers from the activation row).
+	require.Equal(t, workflows.RedeemResult{}, right.redeem)
+	require.Equal(t, workflows.ActivationLocked, h.result().State)
+	require.WithinDuration(t, actStart.Add(11*time.Minute), h.env.Now(), time.Second)
+	require.Equal(t, []string{"completed", "device_code_locked"}, h.events())
+	last := h.recorded[len(h.recorded)-1]
+	require.Equal(t, 10, last.Attempts)
+	require.Equal(t, "dev-1", last.Audit.SubjectID)
+}
+
+func TestActivation_PatientWrongAuthorisationCodesDoNotCount(t *testing.T) {
+	h := newActHarness(t)
+	var act, right outcome
+	wrong := make([]outcome, 12)
+	h.update(time.Minute, workflows.ActivationUpdateAttempt, attempt("pin-h"), &act)
+	for i := range wrong {
+		h.update(2*time.Minute+time.Duration(i)*time.Second, workflows.ActivationUpdateRedeem, &workflows.RedeemRequest{AuthCodeHash: "guess"}, &wrong[i])
+	}
+	h.update(3*time.Minute, workflows.ActivationUpdateRedeem, &workflows.RedeemRequest{AuthCodeHash: "auth-h"}, &right)
+	h.env.ExecuteWorkflow(workflows.Activation, patientInput())
+	require.Equal(t, workflows.RedeemResult{}, wrong[11].redeem)
+	require.True(t, right.redeem.Redeemed)
+	require.Equal(t, workflows.ActivationRedeemed, h.result().State)
 }

@@ -46,6 +46,9 @@ const (
 	ActionSourceResolved = "SOURCE_RESOLVED"
 	ActionAutoResolved   = "AUTO_RESOLVED"
 	ActionResolved       = "RESOLVED"
+	// ActionSourceRefused records a source action refused because it came
+	// from an integration that does not own the incident; nothing changed.
+	ActionSourceRefused = "SOURCE_ACTION_REFUSED"
 )
 
 // Types of the application errors that reject a transition; the API maps
@@ -106,6 +109,10 @@ type incident struct {
 
 // versionSideChannels marks the change that added Slack and SMS deliveries.
 const versionSideChannels = "notify-slack-sms"
+
+// versionSourceScope marks the change that made source actions answer only
+// to the integration that fed the incident.
+const versionSourceScope = "source-integration-scope"
 
 // withSideChannels reports whether this run sends Slack and SMS. The first
 // call records the decision in history, so replays of older runs (which never
@@ -201,9 +208,9 @@ func (w *incident) setup(ctx workflow.Context) error {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		ch := workflow.GetSignalChannel(ctx, IncidentSignalSourceResolved)
 		for {
-			var ignored struct{}
-			ch.Receive(ctx, &ignored)
-			if w.onSourceResolved(ctx) {
+			var sig SourceResolvedSignal
+			ch.Receive(ctx, &sig)
+			if w.onSourceSignal(ctx, &sig) {
 				_ = w.record(ctx)
 			}
 		}
@@ -434,6 +441,41 @@ func (w *incident) waitForChange(ctx workflow.Context, deadline time.Time) error
 	}
 }
 
+// sourceRefusal is why an incident refuses a source action from
+// integration, or "" when it accepts it. Runs without an owner (started
+// before integrations were scoped) accept every source, as they did.
+func (w *incident) sourceRefusal(integration string) string {
+	switch {
+	case w.in.Integration == "":
+		return ""
+	case integration == IntegrationStaff:
+		return "staff act on incidents through the staff routes, not as a source"
+	case integration != w.in.Integration:
+		return "the incident belongs to another integration"
+	default:
+		return ""
+	}
+}
+
+// onSourceSignal handles a source-resolved signal: from the owning
+// integration it starts the stable-OK wait; from any other it changes
+// nothing and records the refusal. It reports whether there is anything to
+// record.
+func (w *incident) onSourceSignal(ctx workflow.Context, sig *SourceResolvedSignal) bool {
+	reason := w.sourceRefusal(sig.Integration)
+	if reason == "" || workflow.GetVersion(ctx, versionSourceScope, workflow.DefaultVersion, 1) < 1 {
+		return w.onSourceResolved(ctx)
+	}
+	actorID := sig.Source
+	if actorID == "" {
+		actorID = sig.Integration
+	}
+	w.event(ctx, ActionSourceRefused, "source", actorID, w.st.Status, w.st.Status, map[string]string{
+		"action": IncidentSignalSourceResolved, "integration": sig.Integration, "reason": reason,
+	})
+	return true
+}
+
 // onSourceResolved starts the stable-OK wait; it reports whether anything
 // changed.
 func (w *incident) onSourceResolved(ctx workflow.Context) bool {
@@ -527,6 +569,9 @@ func (w *incident) validateAcknowledge(req *TransitionRequest) error {
 	if req.Actor.Access == AccessSource {
 		if req.Actor.Source == "" {
 			return forbidden("the acknowledging source is unknown")
+		}
+		if reason := w.sourceRefusal(req.Actor.Integration); reason != "" {
+			return forbidden(reason)
 		}
 		return nil
 	}
@@ -854,10 +899,15 @@ func (w *incident) row(ctx workflow.Context) activities.IncidentRow {
 		a := w.st.AssignedTo
 		assigned = &a
 	}
+	unscoped := w.in.UnscopedKeyHash
+	if unscoped == "" && w.in.Integration == "" {
+		unscoped = w.in.DedupKeyHash // before scoping, the key hash was unscoped
+	}
 	return activities.IncidentRow{
 		ID: w.st.IncidentID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 		DedupKeyHash: w.in.DedupKeyHash, AlertType: w.st.AlertType, Severity: w.st.Severity,
-		PatientID: w.in.PatientID, Room: w.in.Room, Source: w.in.Source, Status: w.st.Status,
+		PatientID: w.in.PatientID, Room: w.in.Room, Source: w.in.Source, Integration: w.in.Integration,
+		UnscopedKeyHash: unscoped, Status: w.st.Status,
 		AssignedTo: assigned, AssignedRole: w.st.AssignedRole, AlertCount: max(w.st.AlertCount, 1),
 		EscalationStep: w.st.EscalationStep, OpenedAt: w.st.OpenedAt, AssignedAt: opt(w.st.AssignedAt),
 		FirstPagedAt: opt(w.st.FirstPagedAt), AcknowledgedAt: opt(w.st.AcknowledgedAt),
@@ -895,11 +945,11 @@ func (w *incident) continueAsNew(ctx workflow.Context) error {
 	// Drain source-resolved signals so none is lost across the new run.
 	ch := workflow.GetSignalChannel(ctx, IncidentSignalSourceResolved)
 	for {
-		var ignored struct{}
-		if !ch.ReceiveAsync(&ignored) {
+		var sig SourceResolvedSignal
+		if !ch.ReceiveAsync(&sig) {
 			break
 		}
-		w.onSourceResolved(ctx)
+		w.onSourceSignal(ctx, &sig)
 	}
 	if len(w.dirty) > 0 {
 		if err := w.record(ctx); err != nil {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -61,8 +62,25 @@ func DedupKeyHash(dedupKey string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// IntegrationStaff is the integration scope of alerts raised by hand with a
+// staff token: every staff member shares it, so the same alert from two
+// nurses merges. Staff never acknowledge or resolve as a source; they act
+// through the staff routes.
+const IntegrationStaff = "staff"
+
+// IntegrationAPIKey is the integration scope of an alert-source API key.
+func IntegrationAPIKey(apiKeyID int64) string { return "apikey:" + strconv.FormatInt(apiKeyID, 10) }
+
+// ScopedDedupKeyHash is the dedup key hash of an integration: dedup keys are
+// scoped to the integration that sends them (as PagerDuty scopes them to a
+// routing key), so one integration can neither merge into nor acknowledge or
+// resolve another's incident by guessing its key.
+func ScopedDedupKeyHash(integration, dedupKey string) string {
+	return DedupKeyHash(integration + "\x00" + dedupKey)
+}
+
 // IncidentWorkflowID returns the workflow ID of the incident for a dedup key
-// hash. One dedup key has at most one open incident; after it resolves, the
+// hash (the API uses ScopedDedupKeyHash). One dedup key has at most one open incident; after it resolves, the
 // next alert starts a new run, with a new incident id, under the same ID.
 func IncidentWorkflowID(dedupKeyHash string) string {
 	return "incident:" + dedupKeyHash
@@ -106,6 +124,14 @@ type IncidentInput struct {
 	PatientID    string
 	Room         string
 	Source       string
+	// Integration is the scope of the integration that fed the incident
+	// (IntegrationAPIKey or IntegrationStaff): only it may acknowledge or
+	// resolve the incident as a source. Empty on runs started before
+	// integrations were scoped; those accept any source, as they did.
+	Integration string
+	// UnscopedKeyHash is DedupKeyHash of the raw dedup key, projected so an
+	// attempt by another integration on this incident can be audited.
+	UnscopedKeyHash string
 	// OpenedAt is when the first alert was accepted.
 	OpenedAt time.Time
 	// StableOKWait is how long a source must keep reporting OK before the
@@ -133,6 +159,20 @@ type Actor struct {
 	StaffID string
 	Access  string
 	// Source names the alert source when Access is AccessSource.
+	Source string
+	// Integration is the scope of that source (IncidentInput.Integration);
+	// an incident with an owner refuses a source acknowledgement from any
+	// other scope, and from IntegrationStaff always.
+	Integration string
+}
+
+// SourceResolvedSignal is the payload of IncidentSignalSourceResolved. An
+// incident with an owner ignores the signal from any other integration (and
+// from IntegrationStaff) and records the refusal in its timeline.
+type SourceResolvedSignal struct {
+	// Integration is the sending integration's scope.
+	Integration string
+	// Source names the sender for the timeline (e.g. "apikey:<name>").
 	Source string
 }
 

@@ -497,3 +497,94 @@ func TestIncident_LateTimerSendsOneDelayedPage(t *testing.T) {
 	// repeats 5 minutes later.
 	require.Equal(t, "escalation-repeat-3@C01+15m0s", steps[2])
 }
+
+// sourceAck is a source acknowledgement from integration.
+func sourceAck(integration string) *workflows.TransitionRequest {
+	return &workflows.TransitionRequest{IncidentID: "inc-1", Actor: workflows.Actor{
+		Access: workflows.AccessSource, Source: "apikey:sender", Integration: integration,
+	}}
+}
+
+func TestIncident_SourceActionsAnswerOnlyToTheOwningIntegration(t *testing.T) {
+	h := newHarness(t)
+	in := input()
+	in.Integration = "apikey:1"
+	h.update(10*time.Second, "other", workflows.IncidentUpdateAcknowledge, sourceAck("apikey:2"))
+	h.update(11*time.Second, "staff", workflows.IncidentUpdateAcknowledge, sourceAck(workflows.IntegrationStaff))
+	h.update(12*time.Second, "none", workflows.IncidentUpdateAcknowledge, sourceAck(""))
+	var afterRefusal workflows.IncidentState
+	h.at(20*time.Second, func() {
+		h.env.SignalWorkflow(workflows.IncidentSignalSourceResolved, &workflows.SourceResolvedSignal{Integration: "apikey:2", Source: "apikey:other"})
+	})
+	h.at(21*time.Second, func() {
+		h.env.SignalWorkflow(workflows.IncidentSignalSourceResolved, &workflows.SourceResolvedSignal{Integration: workflows.IntegrationStaff, Source: "staff:N05"})
+	})
+	h.at(25*time.Second, func() { afterRefusal = h.state() })
+	h.update(30*time.Second, "owner", workflows.IncidentUpdateAcknowledge, sourceAck("apikey:1"))
+	h.at(40*time.Second, func() {
+		h.env.SignalWorkflow(workflows.IncidentSignalSourceResolved, &workflows.SourceResolvedSignal{Integration: "apikey:1", Source: "apikey:sender"})
+	})
+	h.run(in)
+	require.NoError(t, h.env.GetWorkflowError())
+
+	for _, k := range []string{"other", "staff", "none"} {
+		require.Error(t, h.results[k], k)
+		require.Equal(t, workflows.RejectForbidden, rejectType(h.results[k]), "%s: %v", k, h.results[k])
+	}
+	require.Contains(t, h.results["other"].Error(), "another integration")
+	require.Contains(t, h.results["staff"].Error(), "staff routes")
+
+	// The refused signals changed nothing: still escalating, no OK wait.
+	require.Equal(t, workflows.StatusAssigned, afterRefusal.Status)
+	require.True(t, afterRefusal.AcknowledgedAt.IsZero())
+	require.True(t, afterRefusal.SourceOKSince.IsZero())
+	require.True(t, afterRefusal.ResolvedAt.IsZero())
+
+	// ... and are in the timeline with their reason.
+	var refused []activities.AuditEvent
+	for _, r := range h.records {
+		for _, e := range r.Events {
+			if e.Action == workflows.ActionSourceRefused {
+				refused = append(refused, e)
+			}
+		}
+	}
+	require.Len(t, refused, 2)
+	require.Equal(t, "apikey:other", refused[0].ActorID)
+	require.Equal(t, "source", refused[0].ActorType)
+	require.Equal(t, workflows.StatusAssigned, refused[0].FromStatus)
+	require.Equal(t, workflows.StatusAssigned, refused[0].ToStatus)
+	require.Equal(t, map[string]string{
+		"action": workflows.IncidentSignalSourceResolved, "integration": "apikey:2", "reason": "the incident belongs to another integration",
+	}, refused[0].Detail)
+	require.Equal(t, workflows.IntegrationStaff, refused[1].Detail["integration"])
+	require.Contains(t, refused[1].Detail["reason"], "staff routes")
+
+	// The owner still acknowledges and resolves (PagerDuty semantics kept).
+	require.NoError(t, h.results["owner"])
+	last := h.records[len(h.records)-1].Row
+	require.Equal(t, workflows.StatusResolved, last.Status)
+	require.Equal(t, "source", last.ResolvedBy)
+	require.Equal(t, t0.Add(30*time.Second), *last.AcknowledgedAt)
+	require.Equal(t, t0.Add(40*time.Second+workflows.DefaultStableOKWait), *last.ResolvedAt)
+	require.Equal(t, "apikey:1", last.Integration)
+	acts := h.actions()
+	require.Equal(t, 1, countOf(acts, workflows.ActionSourceResolved))
+	require.Equal(t, workflows.ActionAutoResolved, acts[len(acts)-1])
+}
+
+func TestIncident_RunsWithoutAnOwnerAcceptAnySourceAsBefore(t *testing.T) {
+	h := newHarness(t)
+	h.update(10*time.Second, "ack", workflows.IncidentUpdateAcknowledge, sourceAck("apikey:2"))
+	h.at(20*time.Second, func() {
+		h.env.SignalWorkflow(workflows.IncidentSignalSourceResolved, &workflows.SourceResolvedSignal{Integration: "apikey:3"})
+	})
+	h.run(input()) // no Integration: a run started before integrations were scoped
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, h.results["ack"])
+	last := h.records[len(h.records)-1].Row
+	require.Equal(t, workflows.StatusResolved, last.Status)
+	require.Equal(t, "source", last.ResolvedBy)
+	require.Equal(t, "k1", last.UnscopedKeyHash, "before scoping, the key hash was unscoped")
+	require.NotContains(t, h.actions(), workflows.ActionSourceRefused)
+}

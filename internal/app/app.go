@@ -72,6 +72,9 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	parts.add("http server", srv.shutdown)
+	if _, err := startMetrics(cfg, deps, srv.errc, &parts); err != nil {
+		return err
+	}
 	logger.InfoContext(ctx, "vigil api started", "url", srv.url(), "config", cfg)
 	return waitForStop(ctx, srv.errc)
 }
@@ -98,11 +101,15 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := startWorker(ctx, cfg, db, tc, reg, &parts); err != nil {
 		return err
 	}
-	srv, err := startHTTP(cfg.HTTPAddr, api.NewOperationsRouter(apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)))
+	deps := apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)
+	srv, err := startHTTP(cfg.HTTPAddr, api.NewOperationsRouter(deps))
 	if err != nil {
 		return err
 	}
 	parts.add("http server", srv.shutdown)
+	if _, err := startMetrics(cfg, deps, srv.errc, &parts); err != nil {
+		return err
+	}
 	logger.InfoContext(ctx, "vigil worker started", "task_queue", cfg.TaskQueue, "health_url", srv.url(), "config", cfg)
 	return waitForStop(ctx, srv.errc)
 }
@@ -324,7 +331,29 @@ func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Regi
 		DeviceTokenTTL:        cfg.DeviceTokenTTL,
 		ClinicianTokenTTL:     cfg.ClinicianTokenTTL,
 		ClinicianLoginGroups:  cfg.ClinicianLoginGroups,
+
+		TrustedProxies:           cfg.TrustedProxies,
+		SeparateMetrics:          cfg.MetricsAddr != "",
+		LoginAccountFreeFailures: cfg.LoginAccountFreeFailures,
+		LoginClientFreeFailures:  cfg.LoginClientFreeFailures,
+		LoginFailureWindow:       cfg.LoginFailureWindow,
+		LoginMaxBackoff:          cfg.LoginMaxBackoff,
 	}
+}
+
+// startMetrics serves /metrics on VIGIL_METRICS_ADDR when it is set (deps
+// then has SeparateMetrics, so the other routers leave it out); a failure
+// after start goes to errc. It returns nil when no address is set.
+func startMetrics(cfg config.Config, deps api.Deps, errc chan error, parts *lifecycle) (*httpServer, error) {
+	if cfg.MetricsAddr == "" {
+		return nil, nil
+	}
+	srv, err := startHTTPErrc(cfg.MetricsAddr, api.NewMetricsRouter(deps), errc)
+	if err != nil {
+		return nil, fmt.Errorf("VIGIL_METRICS_ADDR: %w", err)
+	}
+	parts.add("metrics server", srv.shutdown)
+	return srv, nil
 }
 
 // addSecrets gives the API its token signer and activation-code secret.
@@ -408,6 +437,12 @@ type httpServer struct {
 // startHTTP listens at once, so a taken port fails the start, then serves in
 // the background.
 func startHTTP(addr string, h http.Handler) (*httpServer, error) {
+	// Room for this server's failure and a metrics server's sharing errc.
+	return startHTTPErrc(addr, h, make(chan error, 2))
+}
+
+// startHTTPErrc is startHTTP reporting a failure after start to errc.
+func startHTTPErrc(addr string, h http.Handler, errc chan error) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
@@ -419,11 +454,14 @@ func startHTTP(addr string, h http.Handler) (*httpServer, error) {
 			IdleTimeout:       2 * time.Minute,
 		},
 		ln:   ln,
-		errc: make(chan error, 1),
+		errc: errc,
 	}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.errc <- fmt.Errorf("http server: %w", err)
+			select {
+			case s.errc <- fmt.Errorf("http server %s: %w", addr, err):
+			default: // another failure is already reported
+			}
 		}
 	}()
 	return s, nil

@@ -43,6 +43,9 @@ type DevStack struct {
 	// set); Mail is the local mail catcher, nil when VIGIL_SMTP_HOST is set.
 	BrokerURL string
 	Mail      *mailsink.Sink
+	// MetricsURL is the base URL of /metrics: APIURL unless
+	// VIGIL_METRICS_ADDR is set.
+	MetricsURL string
 
 	parts   lifecycle
 	errc    <-chan error
@@ -142,8 +145,13 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		return nil, err
 	}
 	d.parts.add("http server", h.shutdown)
-	d.APIURL = h.url()
+	d.APIURL, d.MetricsURL = h.url(), h.url()
 	d.errc = h.errc
+	if m, err := startMetrics(cfg, deps, h.errc, &d.parts); err != nil {
+		return nil, err
+	} else if m != nil {
+		d.MetricsURL = m.url()
+	}
 
 	if cfg.Dev.Demo && cfg.Dev.DemoAlertsPerMinute > 0 {
 		key, err := demoAPIKey(ctx, db)

@@ -65,6 +65,8 @@ func TestDev_WholeStackInOneProcess(t *testing.T) {
 			"TEMPORAL_ADDRESS":   "127.0.0.1:" + strconv.Itoa(freePort(t)),
 			"VIGIL_DEV_UI_PORT":  strconv.Itoa(freePort(t)),
 			"VIGIL_DEV_DATA_DIR": t.TempDir(),
+			// /metrics on its own address, not on the API's.
+			"VIGIL_METRICS_ADDR": "127.0.0.1:0",
 		}[k]
 		return v, ok
 	})
@@ -83,6 +85,11 @@ func TestDev_WholeStackInOneProcess(t *testing.T) {
 	var ready struct{ Status string }
 	require.Equal(t, http.StatusOK, get(t, stack.APIURL+"/readyz", &ready))
 	require.Equal(t, "ready", ready.Status)
+
+	// VIGIL_METRICS_ADDR moves /metrics off the API address.
+	require.NotEqual(t, stack.APIURL, stack.MetricsURL)
+	require.Equal(t, http.StatusNotFound, get(t, stack.APIURL+"/metrics", nil))
+	require.Equal(t, http.StatusOK, get(t, stack.MetricsURL+"/metrics", nil))
 
 	resp, err := http.Post(stack.APIURL+"/v1/system/check?wait=true", "application/json", strings.NewReader(`{"note":"dev"}`)) //nolint:noctx // test
 	require.NoError(t, err)
@@ -124,4 +131,6 @@ func TestDev_WholeStackInOneProcess(t *testing.T) {
 	stopped = true
 	_, err = net.DialTimeout("tcp", strings.TrimPrefix(stack.APIURL, "http://"), time.Second)
 	require.Error(t, err, "the API port is released on stop")
+	_, err = net.DialTimeout("tcp", strings.TrimPrefix(stack.MetricsURL, "http://"), time.Second)
+	require.Error(t, err, "the metrics port is released on stop")
 }

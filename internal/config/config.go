@@ -23,6 +23,23 @@ import (
 type Config struct {
 	// HTTPAddr is the listen address of the REST API.
 	HTTPAddr string
+	// MetricsAddr, when set, is the listen address of /metrics for the API,
+	// worker and dev processes, which then serve /metrics only there and
+	// not on HTTPAddr. Empty serves /metrics on HTTPAddr.
+	MetricsAddr string
+	// TrustedProxies are the IPs and CIDRs of reverse proxies whose
+	// X-Forwarded-For and X-Real-IP headers name the client. Empty trusts
+	// none: the client is the socket's peer.
+	TrustedProxies []string
+	// LoginAccountFreeFailures and LoginClientFreeFailures are the failed
+	// sign-ins an account (from anywhere) and a client address (for any
+	// account) may have within LoginFailureWindow before each further
+	// failure locks them for twice as long as the last, from 1 s up to
+	// LoginMaxBackoff.
+	LoginAccountFreeFailures int
+	LoginClientFreeFailures  int
+	LoginFailureWindow       time.Duration
+	LoginMaxBackoff          time.Duration
 	// DatabaseURL is the Postgres connection URL (the query model).
 	DatabaseURL DSN
 	// TemporalAddress is the host:port of the Temporal frontend.
@@ -194,6 +211,10 @@ const (
 	DefaultDevBindIP            = "127.0.0.1"
 	DefaultDevUIPort            = 8233
 	DefaultDemoPassword         = "vigil-demo"
+	DefaultLoginAccountFailures = 5
+	DefaultLoginClientFailures  = 20
+	DefaultLoginFailureWindow   = 15 * time.Minute
+	DefaultLoginMaxBackoff      = 15 * time.Minute
 )
 
 // Load builds the configuration from lookup (os.LookupEnv in production, a map
@@ -203,6 +224,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	r := reader{lookup: lookup}
 	cfg := Config{
 		HTTPAddr:                 r.listenAddr("VIGIL_HTTP_ADDR", DefaultHTTPAddr),
+		MetricsAddr:              r.optionalListenAddr("VIGIL_METRICS_ADDR"),
+		TrustedProxies:           r.proxyList("VIGIL_TRUSTED_PROXIES"),
+		LoginAccountFreeFailures: r.intRange("VIGIL_LOGIN_ACCOUNT_FREE_FAILURES", DefaultLoginAccountFailures, 1, 1000),
+		LoginClientFreeFailures:  r.intRange("VIGIL_LOGIN_CLIENT_FREE_FAILURES", DefaultLoginClientFailures, 1, 100000),
+		LoginFailureWindow:       r.duration("VIGIL_LOGIN_FAILURE_WINDOW", DefaultLoginFailureWindow, time.Second),
+		LoginMaxBackoff:          r.duration("VIGIL_LOGIN_MAX_BACKOFF", DefaultLoginMaxBackoff, time.Second),
 		DatabaseURL:              r.postgresURL("DATABASE_URL", DefaultDatabaseURL),
 		TemporalAddress:          r.hostPort("TEMPORAL_ADDRESS", DefaultTemporalAddress),
 		TemporalNamespace:        r.name("TEMPORAL_NAMESPACE", DefaultTemporalNamespace),
@@ -304,6 +331,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if len(cfg.ClinicianLoginGroups) == 0 {
 		r.fail("VIGIL_CLINICIAN_LOGIN_GROUPS", "", "must name at least one group")
 	}
+	if cfg.LoginMaxBackoff > 24*time.Hour {
+		r.fail("VIGIL_LOGIN_MAX_BACKOFF", cfg.LoginMaxBackoff.String(), "must be at most 24h")
+	}
+	if cfg.LoginFailureWindow > 24*time.Hour {
+		r.fail("VIGIL_LOGIN_FAILURE_WINDOW", cfg.LoginFailureWindow.String(), "must be at most 24h")
+	}
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr == cfg.HTTPAddr && !strings.HasSuffix(cfg.MetricsAddr, ":0") {
+		r.fail("VIGIL_METRICS_ADDR", cfg.MetricsAddr, "must differ from VIGIL_HTTP_ADDR (leave it empty to serve /metrics there)")
+	}
 	if cfg.DirectoryRate <= 0 {
 		r.fail("VIGIL_DIRECTORY_RATE", "0", "must be above 0")
 	}
@@ -318,6 +354,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Any("trusted_proxies", c.TrustedProxies),
+		slog.Int("login_account_free_failures", c.LoginAccountFreeFailures),
+		slog.Int("login_client_free_failures", c.LoginClientFreeFailures),
+		slog.String("login_failure_window", c.LoginFailureWindow.String()),
+		slog.String("login_max_backoff", c.LoginMaxBackoff.String()),
 		slog.Any("database_url", c.DatabaseURL),
 		slog.String("temporal_address", c.TemporalAddress),
 		slog.String("temporal_namespace", c.TemporalNamespace),
@@ -566,6 +608,32 @@ func (r *reader) listenAddr(name, def string) string {
 		return def
 	}
 	return v
+}
+
+// optionalListenAddr reads a listen address that may be left empty.
+func (r *reader) optionalListenAddr(name string) string {
+	if r.raw(name, "") == "" {
+		return ""
+	}
+	return r.listenAddr(name, "")
+}
+
+// proxyList reads comma-separated IPs and CIDRs (IPv4 or IPv6).
+func (r *reader) proxyList(name string) []string {
+	v, _ := r.lookup(name)
+	var out []string
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(part); err != nil && net.ParseIP(part) == nil {
+			r.fail(name, part, "must be comma-separated IP addresses or CIDRs such as 10.0.0.0/8")
+			continue
+		}
+		out = append(out, part)
+	}
+	return out
 }
 
 func (r *reader) hostPort(name, def string) string {

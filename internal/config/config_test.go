@@ -98,6 +98,17 @@ func TestLoad_BadValueNamesTheVariable(t *testing.T) {
 		{"patient token over an hour", "VIGIL_PATIENT_TOKEN_TTL", "2h"},
 		{"device token over a week", "VIGIL_DEVICE_TOKEN_TTL", "200h"},
 		{"no clinician login group", "VIGIL_CLINICIAN_LOGIN_GROUPS", " , "},
+		{"metrics address without port", "VIGIL_METRICS_ADDR", "localhost"},
+		{"metrics address same as http", "VIGIL_METRICS_ADDR", ":8080"},
+		{"trusted proxy not an ip", "VIGIL_TRUSTED_PROXIES", "10.0.0.1,proxy.example.org"},
+		{"trusted proxy bad cidr", "VIGIL_TRUSTED_PROXIES", "10.0.0.0/33"},
+		{"account free failures zero", "VIGIL_LOGIN_ACCOUNT_FREE_FAILURES", "0"},
+		{"account free failures not a number", "VIGIL_LOGIN_ACCOUNT_FREE_FAILURES", "five"},
+		{"client free failures zero", "VIGIL_LOGIN_CLIENT_FREE_FAILURES", "0"},
+		{"login window without unit", "VIGIL_LOGIN_FAILURE_WINDOW", "15"},
+		{"login window over a day", "VIGIL_LOGIN_FAILURE_WINDOW", "25h"},
+		{"login back-off below a second", "VIGIL_LOGIN_MAX_BACKOFF", "500ms"},
+		{"login back-off over a day", "VIGIL_LOGIN_MAX_BACKOFF", "48h"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,4 +156,46 @@ func TestDatabaseURL_NeverLogsThePassword(t *testing.T) {
 	_, err = config.Load(env(map[string]string{"DATABASE_URL": "mysql://vigil:s3cret-pw@db/vigil"}))
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "s3cret-pw")
+}
+
+func TestLoad_SecuritySettings(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want func(t *testing.T, cfg config.Config)
+	}{
+		{"defaults", nil, func(t *testing.T, cfg config.Config) {
+			require.Empty(t, cfg.MetricsAddr, "/metrics stays on the API address by default")
+			require.Empty(t, cfg.TrustedProxies, "no proxy is trusted by default")
+			require.Equal(t, 5, cfg.LoginAccountFreeFailures)
+			require.Equal(t, 20, cfg.LoginClientFreeFailures)
+			require.Equal(t, 15*time.Minute, cfg.LoginFailureWindow)
+			require.Equal(t, 15*time.Minute, cfg.LoginMaxBackoff)
+		}},
+		{"overrides", map[string]string{
+			"VIGIL_METRICS_ADDR":                "127.0.0.1:9464",
+			"VIGIL_TRUSTED_PROXIES":             " 10.0.0.1, 192.168.0.0/16 ,fd00::/8,, ::1",
+			"VIGIL_LOGIN_ACCOUNT_FREE_FAILURES": "3",
+			"VIGIL_LOGIN_CLIENT_FREE_FAILURES":  "200",
+			"VIGIL_LOGIN_FAILURE_WINDOW":        "1h",
+			"VIGIL_LOGIN_MAX_BACKOFF":           "30m",
+		}, func(t *testing.T, cfg config.Config) {
+			require.Equal(t, "127.0.0.1:9464", cfg.MetricsAddr)
+			require.Equal(t, []string{"10.0.0.1", "192.168.0.0/16", "fd00::/8", "::1"}, cfg.TrustedProxies)
+			require.Equal(t, 3, cfg.LoginAccountFreeFailures)
+			require.Equal(t, 200, cfg.LoginClientFreeFailures)
+			require.Equal(t, time.Hour, cfg.LoginFailureWindow)
+			require.Equal(t, 30*time.Minute, cfg.LoginMaxBackoff)
+		}},
+		{"metrics and api both on port 0 for tests", map[string]string{"VIGIL_METRICS_ADDR": "127.0.0.1:0", "VIGIL_HTTP_ADDR": "127.0.0.1:0"}, func(t *testing.T, cfg config.Config) {
+			require.Equal(t, "127.0.0.1:0", cfg.MetricsAddr)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Load(env(tt.env))
+			require.NoError(t, err)
+			tt.want(t, cfg)
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrInvalid is returned for a cursor this package (with this tag) did not
@@ -37,7 +38,35 @@ func Decode(tag, s string) (time.Time, string, error) {
 	if err != nil {
 		return time.Time{}, "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if micros < MinTime.UnixMicro() || micros > MaxTime.UnixMicro() {
+		return time.Time{}, "", fmt.Errorf("%w: time %d out of range", ErrInvalid, micros)
+	}
+	if !validID(parts[2]) {
+		return time.Time{}, "", fmt.Errorf("%w: id is not text", ErrInvalid)
+	}
 	return time.UnixMicro(micros).UTC(), parts[2], nil
+}
+
+// MinTime and MaxTime bound a cursor's time: years 1 to 9999, which every
+// Postgres timestamp column and JSON time holds. A cursor beyond them was
+// not made by Encode for a stored row, and would fail in the database.
+var (
+	MinTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// validID reports whether id is valid UTF-8 without control characters:
+// text a query can bind.
+func validID(id string) bool {
+	if !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Cut cuts rows, read with a LIMIT of one more than the page size, to the

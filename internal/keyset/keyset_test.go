@@ -26,6 +26,13 @@ func TestDecodeRefuses(t *testing.T) {
 		{"too few parts", b64("v1:123")},
 		{"time not a number", b64("v1:soon:1")},
 		{"empty id", b64("v1:123:")},
+		{"time past the largest int64", b64("v1:9223372036854775808:1")},
+		{"time past year 9999", b64("v1:253402300800000000:1")},
+		{"time before year 1", b64("v1:-62135596800000001:1")},
+		{"most negative time", b64("v1:-9223372036854775808:1")},
+		{"NUL in id", b64("v1:123:a\x00b")},
+		{"invalid UTF-8 in id", b64("v1:123:a\xffb")},
+		{"control character in id", b64("v1:123:a\nb")},
 		{"empty", ""},
 	}
 	for _, tt := range tests {
@@ -33,6 +40,15 @@ func TestDecodeRefuses(t *testing.T) {
 			_, _, err := keyset.Decode("v1", tt.cursor)
 			require.ErrorIs(t, err, keyset.ErrInvalid)
 		})
+	}
+}
+
+func TestDecodeBounds(t *testing.T) {
+	for _, at := range []time.Time{keyset.MinTime, keyset.MaxTime} {
+		got, id, err := keyset.Decode("v1", keyset.Encode("v1", at, "1"))
+		require.NoError(t, err)
+		require.True(t, at.Equal(got), "%s", at)
+		require.Equal(t, "1", id)
 	}
 }
 

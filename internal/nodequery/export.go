@@ -3,13 +3,14 @@ package nodequery
 import (
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/vigil-health/vigil/internal/csvsafe"
 )
 
 // Export kinds: the seed's yearly files.
@@ -97,9 +98,12 @@ func (s *Store) OpenExport(ctx context.Context, nodeID string, year int, kind st
 func (e *Export) Header() []string { return slices.Clone(exportHeaders[e.kind]) }
 
 // WriteCSV writes the header and every row to w, separated by ';', with
-// Null for missing values, and returns how many rows it wrote.
+// Null for missing values, and returns how many rows it wrote. Text a node
+// reported (error content, resource keys and values) can start like a
+// spreadsheet formula; csvsafe prefixes such cells with ' so the file opens
+// as data.
 func (e *Export) WriteCSV(w io.Writer) (int, error) {
-	cw := csv.NewWriter(w)
+	cw := csvsafe.NewWriter(w)
 	cw.Comma = ';'
 	header := exportHeaders[e.kind]
 	if err := cw.Write(header); err != nil {

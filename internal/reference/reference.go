@@ -23,6 +23,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/lib/pq/pqerror"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Store reads and writes the reference tables.
@@ -258,18 +260,7 @@ func mapDeleteError(what, field string, err error) error {
 
 // inTx runs fn in a transaction, committing when it returns nil.
 func (st *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := st.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return database.InTx(ctx, st.DB, fn)
 }
 
 // unknownRole returns the first of roles (in order) that is not in

@@ -190,15 +190,18 @@ func TestStaffPatchCheckAccess(t *testing.T) {
 		patch     StaffPatch
 		forbidden string
 	}{
-		{"admin changes everything", admin, "N02", StaffPatch{Name: ptr("x"), Access: ptr("admin"), Role: ptr("SURGEON"), Password: ptr("new-password")}, ""},
+		{"admin changes everything", admin, "N02", StaffPatch{Name: ptr("x"), Access: ptr("admin"), Role: ptr("SURGEON"), Active: ptr(false)}, ""},
+		{"admin resets, never sets, another's password", admin, "N02", StaffPatch{Password: ptr("new-password"), CurrentPassword: ptr("x")}, "password"},
+		{"admin may not deactivate themselves", admin, "A01", StaffPatch{Active: ptr(false)}, "active"},
 		{"charge marks someone unavailable", charge, "N02", StaffPatch{Available: ptr(false)}, ""},
 		{"charge may not rename", charge, "N02", StaffPatch{Available: ptr(false), Name: ptr("x")}, "name"},
 		{"charge may not change another's phone", charge, "N02", StaffPatch{Phone: ptr("+447700900999")}, "phone"},
 		{"charge changes own phone", charge, "C01", StaffPatch{Phone: ptr("+447700900999"), Available: ptr(true)}, ""},
-		{"self changes own contact details", nurse, "N01", StaffPatch{Phone: ptr("+447700900999"), SlackUserID: ptr("U1234"), Available: ptr(false), Password: ptr("new-password")}, ""},
+		{"self changes own contact details", nurse, "N01", StaffPatch{Phone: ptr("+447700900999"), SlackUserID: ptr("U1234"), Available: ptr(false), Password: ptr("new-password"), CurrentPassword: ptr("old-password")}, ""},
 		{"self may not change own access", nurse, "N01", StaffPatch{Access: ptr("admin")}, "access"},
 		{"self may not change own role", nurse, "N01", StaffPatch{Role: ptr("SURGEON")}, "role"},
 		{"nurse may not mark another unavailable", nurse, "N02", StaffPatch{Available: ptr(false)}, "available"},
+		{"nurse may not deactivate anyone", nurse, "N02", StaffPatch{Active: ptr(false)}, "active"},
 		{"nurse may not change another's password", nurse, "N02", StaffPatch{Password: ptr("new-password")}, "password"},
 		{"empty patch is allowed", nurse, "N02", StaffPatch{}, ""},
 	}

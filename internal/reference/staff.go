@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/session"
 )
 
 // Staff is the public view of a staff member. It never carries the
@@ -36,13 +37,16 @@ type Staff struct {
 	SlackUserID string `json:"slack_user_id" db:"slack_user_id"`
 	// Available is false when the person must not be paged even on shift.
 	Available bool `json:"available" db:"available"`
+	// Active is false for a deactivated account: it cannot sign in and its
+	// sessions have ended.
+	Active bool `json:"active" db:"active"`
 	// CreatedAt is when the record was created.
 	CreatedAt time.Time `json:"created_at" db:"created_at"`
 }
 
 // staffColumns are the public columns of staff; password_hash is never
 // selected by this package.
-const staffColumns = `id, login, name, role, access, email, phone, slack_user_id, available, created_at`
+const staffColumns = `id, login, name, role, access, email, phone, slack_user_id, available, active, created_at`
 
 // Access levels, as stored in staff.access.
 var accessLevels = []string{auth.AccessStaff, auth.AccessCharge, auth.AccessAdmin}
@@ -243,8 +247,29 @@ type StaffPatch struct {
 	SlackUserID *string `json:"slack_user_id"`
 	// Available marks the person (un)available (admin, charge or self).
 	Available *bool `json:"available"`
-	// Password is a new password (admin or self).
+	// Password is a new password (self only, with CurrentPassword; an
+	// admin resets another person's password with ResetStaffPassword).
 	Password *string `json:"password"`
+	// CurrentPassword proves, with Password, that the person changing their
+	// password knows the old one (a stolen access token is not enough).
+	CurrentPassword *string `json:"current_password"`
+	// Active deactivates (false) or reactivates an account (admin only).
+	Active *bool `json:"active"`
+}
+
+// RevokesSessions returns why applying p ends every session of the person
+// (a session.Reason*), or "" when it does not: a password change, a change
+// of role, access level or login, and a deactivation all do.
+func (p *StaffPatch) RevokesSessions() string {
+	switch {
+	case p.Password != nil:
+		return session.ReasonPasswordChange
+	case p.Active != nil && !*p.Active:
+		return session.ReasonDeactivated
+	case p.Role != nil || p.Access != nil || p.Login != nil:
+		return session.ReasonAccessChanged
+	}
+	return ""
 }
 
 // fields lists the JSON names of the fields the patch sets, in a fixed
@@ -265,6 +290,7 @@ func (p *StaffPatch) fields() []string {
 	add(p.SlackUserID != nil, "slack_user_id")
 	add(p.Available != nil, "available")
 	add(p.Password != nil, "password")
+	add(p.Active != nil, "active")
 	return out
 }
 
@@ -288,10 +314,23 @@ var (
 // everything, a charge nurse only availability, and anyone their own
 // availability, phone, Slack id and password.
 func (p *StaffPatch) CheckAccess(caller Caller, targetID string) error {
+	self := caller.ID != "" && caller.ID == targetID
+	if p.Password != nil && !self {
+		return &ForbiddenError{Field: "password", Message: "only the person may change their password (with current_password); " +
+			"an admin resets it with POST /v1/staff/{id}/password-reset"}
+	}
+	if p.CurrentPassword != nil && p.Password == nil {
+		return invalid("current_password", "goes only with password")
+	}
+	if p.Password != nil && p.CurrentPassword == nil {
+		return invalid("current_password", "is required to change your password")
+	}
+	if p.Active != nil && self && !*p.Active {
+		return &ForbiddenError{Field: "active", Message: "you may not deactivate your own account"}
+	}
 	if caller.Access == auth.AccessAdmin {
 		return nil
 	}
-	self := caller.ID != "" && caller.ID == targetID
 	for _, f := range p.fields() {
 		switch {
 		case self && slices.Contains(selfFields, f):
@@ -355,14 +394,64 @@ func lockAdmins(ctx context.Context, tx *sqlx.Tx) error {
 // requireAnAdmin fails with a *ConflictError naming field when no admin
 // would remain.
 func requireAnAdmin(ctx context.Context, tx *sqlx.Tx, field string) error {
+	return requireAnActiveAdmin(ctx, tx, field)
+}
+
+// requireAnActiveAdmin fails with a *ConflictError naming field when no
+// active admin would remain.
+func requireAnActiveAdmin(ctx context.Context, tx *sqlx.Tx, field string) error {
 	var n int
-	if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM staff WHERE access = 'admin'`); err != nil {
+	if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM staff WHERE access = 'admin' AND active`); err != nil {
 		return fmt.Errorf("count admins: %w", err)
 	}
 	if n == 0 {
-		return conflict(field, "Vigil must keep at least one admin")
+		return conflict(field, "Vigil must keep at least one active admin")
 	}
 	return nil
+}
+
+// checkCurrentPassword locks staff member id's row and checks password is
+// theirs: a *ForbiddenError naming current_password when it is not.
+func checkCurrentPassword(ctx context.Context, tx *sqlx.Tx, id, password string) error {
+	var hash string
+	err := tx.GetContext(ctx, &hash, `SELECT password_hash FROM staff WHERE id = $1 FOR UPDATE`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("staff %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("read password hash: %w", err)
+	}
+	if !auth.CheckPassword(hash, password) {
+		return &ForbiddenError{Field: "current_password", Message: "is not your current password"}
+	}
+	return nil
+}
+
+// ResetStaffPassword sets a new password for staff member id on an admin's
+// authority and ends every session of that person, in one transaction: a
+// *FieldError naming new_password for a bad one, ErrNotFound for an unknown
+// id.
+func (st *Store) ResetStaffPassword(ctx context.Context, id, newPassword string) error {
+	if n := len(newPassword); n < auth.MinPasswordLength || n > auth.MaxPasswordLength {
+		return invalid("new_password", "must be %d to %d bytes long", auth.MinPasswordLength, auth.MaxPasswordLength)
+	}
+	hash, err := auth.HashPassword(newPassword)
+	if err != nil {
+		return invalid("new_password", "must be %d to %d bytes long", auth.MinPasswordLength, auth.MaxPasswordLength)
+	}
+	return st.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE staff SET password_hash = $2 WHERE id = $1`, id, hash)
+		if err != nil {
+			return fmt.Errorf("reset password of %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("reset password of %s: %w", id, err)
+		} else if n == 0 {
+			return fmt.Errorf("staff %s: %w", id, ErrNotFound)
+		}
+		_, err = session.RevokeSubject(ctx, tx, auth.SubjectStaff, id, session.ReasonPasswordReset)
+		return err
+	})
 }
 
 // PatchStaff applies p to staff member id on behalf of caller, in one
@@ -391,8 +480,13 @@ func (st *Store) PatchStaff(ctx context.Context, caller Caller, id string, p Sta
 	}
 	var s Staff
 	err := st.inTx(ctx, func(tx *sqlx.Tx) error {
-		if p.Access != nil {
+		if p.Access != nil || p.Active != nil {
 			if err := lockAdmins(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if p.Password != nil {
+			if err := checkCurrentPassword(ctx, tx, id, *p.CurrentPassword); err != nil {
 				return err
 			}
 		}
@@ -403,18 +497,24 @@ func (st *Store) PatchStaff(ctx context.Context, caller Caller, id string, p Sta
 				email = COALESCE($6, email), phone = COALESCE($7, phone),
 				slack_user_id = COALESCE($8, slack_user_id),
 				available = COALESCE($9, available),
-				password_hash = COALESCE($10, password_hash)
+				password_hash = COALESCE($10, password_hash),
+				active = COALESCE($11, active)
 			WHERE id = $1
 			RETURNING `+staffColumns,
-			id, p.Login, name, p.Role, p.Access, p.Email, p.Phone, p.SlackUserID, p.Available, hash)
+			id, p.Login, name, p.Role, p.Access, p.Email, p.Phone, p.SlackUserID, p.Available, hash, p.Active)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("staff %s: %w", id, ErrNotFound)
 		}
 		if err != nil {
 			return mapDBError("patch staff "+id, err)
 		}
-		if p.Access != nil {
-			return requireAnAdmin(ctx, tx, "access")
+		if reason := p.RevokesSessions(); reason != "" {
+			if _, err := session.RevokeSubject(ctx, tx, auth.SubjectStaff, id, reason); err != nil {
+				return err
+			}
+		}
+		if p.Access != nil || p.Active != nil {
+			return requireAnActiveAdmin(ctx, tx, map[bool]string{true: "access", false: "active"}[p.Access != nil])
 		}
 		return nil
 	})
@@ -440,6 +540,9 @@ func (st *Store) DeleteStaff(ctx context.Context, id string) error {
 			return fmt.Errorf("delete staff %s: %w", id, err)
 		} else if n == 0 {
 			return fmt.Errorf("staff %s: %w", id, ErrNotFound)
+		}
+		if _, err := session.RevokeSubject(ctx, tx, auth.SubjectStaff, id, session.ReasonDeleted); err != nil {
+			return err
 		}
 		return requireAnAdmin(ctx, tx, "id")
 	})

@@ -111,7 +111,7 @@ func TestPatchStaff(t *testing.T) {
 		require.Equal(t, "NURSE", s.Role)
 	})
 	t.Run("self changes own password", func(t *testing.T) {
-		_, err := store().PatchStaff(ctx, reference.Caller{ID: "T-P1", Access: "staff"}, "T-P1", reference.StaffPatch{Password: ptr("another-password")})
+		_, err := store().PatchStaff(ctx, reference.Caller{ID: "T-P1", Access: "staff"}, "T-P1", reference.StaffPatch{Password: ptr("another-password"), CurrentPassword: ptr("a-good-password")})
 		require.NoError(t, err)
 		var hash string
 		require.NoError(t, db.GetContext(ctx, &hash, `SELECT password_hash FROM staff WHERE id = 'T-P1'`))
