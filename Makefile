@@ -3,7 +3,7 @@ GO            ?= go
 WORKFLOWCHECK ?= go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 BIN           ?= bin/vigil
 
-.PHONY: dev build test fmt-check vet workflowcheck test-unit test-integration record-histories clean
+.PHONY: dev build test fmt-check vet workflowcheck test-unit test-integration security record-histories clean
 
 ## dev: run the whole stack (embedded Temporal + Web UI, worker, API) on the local Postgres.
 dev:
@@ -38,6 +38,11 @@ test-unit:
 ## test-integration: tests against the real Postgres (a fresh database per package) and an in-process Temporal server.
 test-integration:
 	$(GO) test -tags integration -count=1 ./...
+
+## security: only the security suite (also part of test-integration): forged tokens, sessions, guessing,
+## integrations, input at the edge, CSV exports, activations, the message authorization matrix, PIN lockout.
+security:
+	$(GO) test -tags integration -count=1 -run 'TestSecurity_|TestMessageAuthz|TestActivation_LockedAfterTheTenthWrongPIN|TestIncident_SourceActions|TestIncident_RunsWithoutAnOwner' ./api/ ./workflows/
 
 ## record-histories: re-record the workflow histories replayed by the unit tests (workflows/testdata).
 record-histories:
