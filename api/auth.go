@@ -74,6 +74,11 @@ func (s *Server) requireSubject(types []string, scopes ...string) gin.HandlerFun
 				}
 			}
 		}
+		// A device or clinician token also needs its device (and clinician)
+		// as they are now.
+		if !s.subjectLive(c, claims) {
+			return
+		}
 		c.Set(principalKey, claims)
 		c.Next()
 	}
@@ -81,7 +86,9 @@ func (s *Server) requireSubject(types []string, scopes ...string) gin.HandlerFun
 
 // verifyAccess checks the request's bearer access token, its session and
 // the holder's current rights (see authenticate); on failure it aborts with
-// 401 (503 without a signer or database) and returns false.
+// 401 (503 without a signer or database) and returns false. Routes that
+// accept device or clinician tokens also check their device and clinician
+// rows (subjectLive) once the token's kind and scopes are known.
 func (s *Server) verifyAccess(c *gin.Context) (*auth.Claims, bool) {
 	token, ok := auth.ParseBearer(c.GetHeader("Authorization"))
 	if !ok {

@@ -321,42 +321,6 @@ func (s *Server) deviceToken(c *gin.Context) {
 		LocationIDs: []string{v.LocationID}}, s.act.deviceTTL, "", "activation")
 }
 
-// activeDevice checks, after requireSubject, that a device or clinician
-// token still works (see subjectLive), and keeps the device's row for the
-// handler. Other principals pass. A token that fails gets 401.
-func (s *Server) activeDevice(c *gin.Context) {
-	if p := principal(c); p != nil && !s.subjectLive(c, p) {
-		return
-	}
-	c.Next()
-}
-
-// liveSubjectTokens is route-group middleware for routes whose own auth
-// handler accepts clinician tokens (the message routes): it runs before
-// that handler, so it reads the bearer token itself (from the header, or
-// ?access_token= as queryTokenAuth does) and refuses a valid clinician
-// token that no longer works (401, see subjectLive). Anything else passes
-// on to the route's own auth, which answers it.
-func (s *Server) liveSubjectTokens(c *gin.Context) {
-	header := c.GetHeader("Authorization")
-	if header == "" {
-		if tok := c.Query("access_token"); tok != "" {
-			header = "Bearer " + tok
-		}
-	}
-	token, ok := auth.ParseBearer(header)
-	if !ok || s.signer == nil {
-		c.Next()
-		return
-	}
-	// Device tokens are refused by the routes' own auth (403).
-	claims, err := s.signer.Verify(token, auth.TokenAccess)
-	if err == nil && claims.SubjectType == auth.SubjectClinician && !s.subjectLive(c, claims) {
-		return
-	}
-	c.Next()
-}
-
 // deviceLive is what the token checks need of a device row.
 type deviceLive struct {
 	Found      bool
@@ -432,6 +396,9 @@ func (s *Server) subjectRefusal(ctx context.Context, p *auth.Claims) (*subjectRe
 // deviceRefusal checks the device deviceID of a device or clinician token.
 func (s *Server) deviceRefusal(ctx context.Context, p *auth.Claims, deviceID string) (*subjectRefused, *deviceLive, error) {
 	row, ok := s.act.devices.get(deviceID, time.Now())
+	if _, err := uuid.Parse(deviceID); err != nil {
+		ok, row = true, deviceLive{} // no such device can exist
+	}
 	if !ok {
 		err := s.db.GetContext(ctx, &row, `SELECT active, tokens_revoked_at, location_id FROM devices WHERE id = $1`, deviceID)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {

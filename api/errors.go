@@ -7,6 +7,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // ErrorBody is the JSON shape of every error the API returns:
@@ -72,11 +74,23 @@ func abortInvalid(c *gin.Context, fe *fieldError) {
 }
 
 // abortInternal logs err with the request's context and answers a 500 that
-// says nothing of the internals.
+// says nothing of the internals, or, when err means a dependency could not be
+// reached (Postgres down, refusing connections, or a connection lost), 503
+// with Retry-After: the request may be retried as it is.
 func (s *Server) abortInternal(c *gin.Context, what string, err error) {
+	if database.IsUnavailable(err) {
+		s.logger.WarnContext(c.Request.Context(), what, "err", err, "request_id", requestID(c))
+		c.Header("Retry-After", retryAfterUnavailable)
+		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "a dependency is unavailable; retry shortly", "")
+		return
+	}
 	s.logger.ErrorContext(c.Request.Context(), what, "err", err, "request_id", requestID(c))
 	abortWithError(c, http.StatusInternalServerError, CodeInternal, "internal error; quote the request id when reporting it", "")
 }
+
+// retryAfterUnavailable is the Retry-After (seconds) of a 503 for an
+// unreachable dependency.
+const retryAfterUnavailable = "5"
 
 // abortTemporal maps a Temporal client error to an HTTP answer.
 func (s *Server) abortTemporal(c *gin.Context, what string, err error) {
@@ -89,6 +103,7 @@ func (s *Server) abortTemporal(c *gin.Context, what string, err error) {
 	case errors.As(err, &started):
 		abortWithError(c, http.StatusConflict, CodeConflict, "already exists", "")
 	case errors.As(err, &unavailable):
+		c.Header("Retry-After", retryAfterUnavailable)
 		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "the workflow service is unavailable; retry shortly", "")
 	case errors.Is(err, context.DeadlineExceeded):
 		abortWithError(c, http.StatusGatewayTimeout, CodeTimeout, "the workflow service did not answer in time", "")

@@ -11,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/session"
 )
@@ -94,13 +93,8 @@ func (s *Server) abortAuthentication(c *gin.Context, err error) {
 }
 
 // abortStore answers a failed store call: 503 with Retry-After when the
-// database cannot be reached, else a logged 500.
+// database cannot be reached, else a logged 500 (see abortInternal).
 func (s *Server) abortStore(c *gin.Context, what string, err error) {
-	if database.IsUnavailable(err) {
-		c.Header("Retry-After", "5")
-		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "the database is unavailable; retry shortly", "")
-		return
-	}
 	s.abortInternal(c, what, err)
 }
 

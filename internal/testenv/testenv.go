@@ -184,3 +184,18 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
+
+// AdminDB opens a pool on the Postgres server's maintenance database (the
+// one test databases are created from), for tests that act on their own
+// database from outside, such as refusing its connections for a while.
+func (e *Env) AdminDB() (*sqlx.DB, error) {
+	admin := os.Getenv("VIGIL_TEST_DATABASE_URL")
+	if admin == "" {
+		admin = DefaultAdminURL
+	}
+	db, err := sqlx.Open("postgres", admin)
+	if err != nil {
+		return nil, fmt.Errorf("open admin database: %w", err)
+	}
+	return db, nil
+}
