@@ -180,3 +180,30 @@ func TestPrune(t *testing.T) {
 	_, err = st.Get(ctx, live.ID)
 	require.NoError(t, err)
 }
+
+// BenchmarkChecker measures the per-request session check: a cache hit (what
+// almost every request pays) and a miss (one query, once per session every
+// DefaultCheckTTL).
+func BenchmarkChecker(b *testing.B) {
+	ctx := context.Background()
+	opened, err := (&session.Store{DB: db}).Open(ctx, session.Open{SubjectType: "staff", SubjectID: "S2", Origin: session.OriginAPI, Lifetime: time.Hour})
+	require.NoError(b, err)
+	b.Run("cached", func(b *testing.B) {
+		checker := &session.Checker{DB: db}
+		_, err := checker.Check(ctx, opened.ID, "staff", "S2")
+		require.NoError(b, err)
+		for b.Loop() {
+			if _, err := checker.Check(ctx, opened.ID, "staff", "S2"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("uncached", func(b *testing.B) {
+		checker := &session.Checker{DB: db, TTL: time.Nanosecond}
+		for b.Loop() {
+			if _, err := checker.Check(ctx, opened.ID, "staff", "S2"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
