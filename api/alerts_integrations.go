@@ -1,19 +1,26 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -41,7 +48,9 @@ type alertmanagerAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 }
 
-// BatchResult counts what a webhook batch did.
+// BatchResult counts what a webhook batch did. Created and Merged count the
+// valid alerts; an alert Vigil could not parse counts in Unparseable and is
+// listed in Refused.
 type BatchResult struct {
 	Received int `json:"received"`
 	Created  int `json:"created"`
@@ -49,16 +58,48 @@ type BatchResult struct {
 	Resolved int `json:"resolved"`
 	// Ignored counts resolve events for which no incident was open.
 	Ignored int `json:"ignored"`
+	// Unparseable counts the alerts Vigil could not parse; each firing one
+	// opened (or merged into) an UNPARSEABLE_ALERT incident that pages the
+	// failsafe role.
+	Unparseable int            `json:"unparseable"`
+	Refused     []RefusedAlert `json:"refused,omitempty"`
 }
+
+// RefusedAlert is one alert of a batch that Vigil could not parse.
+type RefusedAlert struct {
+	// Index is the alert's position in the batch's alerts.
+	Index int `json:"index"`
+	// Field names what was wrong, e.g. alerts[2].labels.patient_id.
+	Field   string `json:"field"`
+	Message string `json:"message"`
+	// IncidentID is the failsafe incident the alert opened or merged into;
+	// empty for a resolved alert, which has nothing to page about.
+	IncidentID string `json:"incident_id,omitempty"`
+}
+
+// unparseableAlertType is the catalogue alert type (migration 00013) of an
+// alert Vigil could not parse: HIGH, paging the failsafe role.
+const unparseableAlertType = "UNPARSEABLE_ALERT"
+
+// unparseablePatient stands in for the patient of an unparseable alert: a
+// placeholder, never personal data.
+const unparseablePatient = "UNKNOWN"
 
 // postAlertmanager accepts Alertmanager's webhook. Labels map to the alert:
 // alert_type (or alertname), patient_id, room, value, dedup_key (default: the
 // fingerprint, which Alertmanager keeps stable from firing to resolved).
-// Every alert is validated before any is processed, so a bad one rejects the
-// batch whole. Resolved alerts resolve their incident after the stable-OK
-// wait; only the integration (API key) that fed an incident may resolve it, so
-// a resolved alert for another's incident, or sent with a staff token, is
-// ignored like one for no open incident, and audited.
+// Every alert is checked before any is processed. One Vigil cannot parse
+// (unknown alert type, no patient_id, a bad startsAt, ...) does not cost
+// the batch its valid alerts (Alertmanager does not retry a 4xx): the valid
+// ones are processed, and each unparseable firing alert opens an
+// UNPARSEABLE_ALERT incident paging the failsafe role, its value the field
+// at fault and the raw labels; the answer (200) lists them under refused,
+// and vigil_alerts_refused_total counts them. Only a body that is not an
+// Alertmanager payload is refused whole (400). Resolved alerts resolve
+// their incident after the stable-OK wait; only the integration (API key)
+// that fed an incident may resolve it, so a resolved alert for another's
+// incident, or sent with a staff token, is ignored like one for no open
+// incident, and audited.
 func (s *Server) postAlertmanager(c *gin.Context) {
 	var p alertmanagerPayload
 	if !decodeJSON(c, &p, false) {
@@ -71,11 +112,13 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 	ctx := c.Request.Context()
 	now := time.Now().UTC()
 	type item struct {
-		firing bool
-		alert  *alert
-		key    string
+		firing  bool
+		alert   *alert
+		key     string
+		refused *RefusedAlert
 	}
 	items := make([]item, 0, len(p.Alerts))
+	res := BatchResult{Received: len(p.Alerts)}
 	for i, am := range p.Alerts {
 		prefix := fmt.Sprintf("alerts[%d].", i)
 		labels := am.Labels
@@ -87,6 +130,7 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 		if dedup == "" {
 			dedup = am.Fingerprint
 		}
+		var fe *fieldError
 		switch am.Status {
 		case "firing":
 		case "resolved":
@@ -94,41 +138,58 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 				dedup = labels["patient_id"] + ":" + strings.ToUpper(alertType)
 			}
 			if dedup == "" {
-				abortInvalid(c, invalid(prefix+"fingerprint", "a resolved alert needs a fingerprint or dedup_key label"))
-				return
+				// Nothing to resolve and nothing to page about: reported only.
+				fe = invalid(prefix+"fingerprint", "a resolved alert needs a fingerprint or dedup_key label")
+				s.alertRefused("alertmanager", prefix, fe)
+				res.Unparseable++
+				res.Refused = append(res.Refused, RefusedAlert{Index: i, Field: fe.Field, Message: fe.Message})
+				continue
 			}
 			items = append(items, item{firing: false, key: dedup})
 			continue
 		default:
-			abortInvalid(c, invalid(prefix+"status", "must be firing or resolved"))
-			return
+			fe = invalid(prefix+"status", "must be firing or resolved")
 		}
-		value := labels["value"]
-		if value == "" {
-			value = am.Annotations["value"]
-		}
-		req := alertRequest{
-			AlertType: alertType, PatientID: labels["patient_id"], Room: labels["room"],
-			Value: jsonScalar{set: true, text: value}, Source: "alertmanager:" + p.Receiver,
-			ObservedAt: am.StartsAt, DedupKey: dedup,
-		}
-		a, fe, err := s.validateAlert(ctx, &req, prefix+"labels.", now)
-		if err != nil {
-			s.abortInternal(c, "validate alert", err)
-			return
+		var a *alert
+		if fe == nil {
+			value := labels["value"]
+			if value == "" {
+				value = am.Annotations["value"]
+			}
+			req := alertRequest{
+				AlertType: alertType, PatientID: labels["patient_id"], Room: labels["room"],
+				Value: jsonScalar{set: true, text: value}, Source: "alertmanager:" + p.Receiver,
+				ObservedAt: am.StartsAt, DedupKey: dedup,
+			}
+			var err error
+			a, fe, err = s.validateAlert(ctx, &req, prefix+"labels.", now)
+			if err != nil {
+				s.abortInternal(c, "validate alert", err)
+				return
+			}
+			if fe != nil {
+				switch fe.Field {
+				case prefix + "labels.observed_at":
+					fe.Field = prefix + "startsAt"
+				case prefix + "labels.source":
+					fe.Field = "receiver"
+				}
+			}
 		}
 		if fe != nil {
-			if fe.Field == prefix+"labels.observed_at" {
-				fe.Field = prefix + "startsAt"
+			fa, err := s.unparseableAlert(ctx, &p, &am, fe, now)
+			if err != nil {
+				s.abortInternal(c, "validate unparseable alert", err)
+				return
 			}
-			abortInvalid(c, fe)
-			return
+			s.alertRefused("alertmanager", prefix, fe)
+			items = append(items, item{firing: true, alert: fa, refused: &RefusedAlert{Index: i, Field: fe.Field, Message: fe.Message}})
+			continue
 		}
 		items = append(items, item{firing: true, alert: a})
 	}
 
 	src := alertSourceOf(c)
-	res := BatchResult{Received: len(items)}
 	for _, it := range items {
 		if !it.firing {
 			if src.Staff != nil {
@@ -155,13 +216,100 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 			s.abortTemporal(c, "ingest alertmanager alert", err)
 			return
 		}
-		if out.Result == "created" {
+		switch {
+		case it.refused != nil:
+			it.refused.IncidentID = out.IncidentID
+			res.Unparseable++
+			res.Refused = append(res.Refused, *it.refused)
+		case out.Result == "created":
 			res.Created++
-		} else {
+		default:
 			res.Merged++
 		}
 	}
+	sort.Slice(res.Refused, func(i, j int) bool { return res.Refused[i].Index < res.Refused[j].Index })
 	c.JSON(http.StatusOK, res)
+}
+
+// alertRefused logs an alert Vigil could not parse (the field, never the
+// labels) and counts it in vigil_alerts_refused_total; the reason is the
+// field without the alert's index, a bounded set.
+func (s *Server) alertRefused(source, prefix string, fe *fieldError) {
+	reason := strings.TrimPrefix(fe.Field, prefix)
+	metrics.AlertsRefused(s.metrics).WithLabelValues(source, reason).Inc()
+	s.logger.Warn("unparseable alert: paging the failsafe role", "source", source, "field", fe.Field, "reason", fe.Message)
+}
+
+// maxUnparseableValue bounds the value of an UNPARSEABLE_ALERT incident
+// (validateAlert's limit on a value).
+const maxUnparseableValue = 128
+
+// unparseableAlert is the UNPARSEABLE_ALERT alert standing for an
+// Alertmanager alert Vigil could not parse (fe says why). Its dedup key is
+// the fingerprint (else a hash of the raw labels), so Alertmanager's
+// repeats merge; its value names the field at fault and renders the raw
+// labels, bounded; its room is the room label when usable.
+func (s *Server) unparseableAlert(ctx context.Context, p *alertmanagerPayload, am *alertmanagerAlert, fe *fieldError, now time.Time) (*alert, error) {
+	keys := make([]string, 0, len(am.Labels))
+	for k := range am.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var raw strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&raw, "%s=%s\n", k, am.Labels[k])
+	}
+	dedup := am.Fingerprint
+	if !validText(dedup, false) || dedup == "" || utf8.RuneCountInString(dedup) > 200 {
+		sum := sha256.Sum256([]byte(raw.String()))
+		dedup = "labels-" + hex.EncodeToString(sum[:12])
+	}
+	room := strings.TrimSpace(am.Labels["room"])
+	if room == "" || !validText(room, false) || utf8.RuneCountInString(room) > 64 {
+		room = "unknown"
+	}
+	field := fe.Field
+	if i := strings.Index(field, "]."); i >= 0 {
+		field = field[i+2:]
+	}
+	var v strings.Builder
+	v.WriteString(field + " " + fe.Message + ";")
+	for _, k := range keys {
+		v.WriteString(" " + k + "=" + am.Labels[k])
+	}
+	source := "alertmanager:" + p.Receiver
+	if !validText(source, false) || utf8.RuneCountInString(source) > 128 {
+		source = "alertmanager"
+	}
+	req := alertRequest{
+		AlertType: unparseableAlertType, PatientID: unparseablePatient, Room: room,
+		Value: jsonScalar{set: true, text: boundedText(v.String(), maxUnparseableValue)}, Source: source,
+		ObservedAt: now.Format(time.RFC3339Nano), DedupKey: "unparseable:" + dedup,
+	}
+	a, bad, err := s.validateAlert(ctx, &req, "", now)
+	if err != nil {
+		return nil, err
+	}
+	if bad != nil {
+		return nil, fmt.Errorf("the %s alert is itself invalid (is migration 00013 applied?): %w", unparseableAlertType, bad)
+	}
+	return a, nil
+}
+
+// boundedText is s with control characters replaced and cut to at most n
+// runes (an ellipsis marking the cut).
+func boundedText(s string, n int) string {
+	out := make([]rune, 0, n)
+	for _, r := range s {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			r = ' '
+		}
+		out = append(out, r)
+		if len(out) > n {
+			return string(out[:n-1]) + "…"
+		}
+	}
+	return string(out)
 }
 
 // pagerDutyEvent is a PagerDuty Events API v2 event.
@@ -177,14 +325,16 @@ type pagerDutyEvent struct {
 }
 
 type pagerDutyPayload struct {
-	Summary       string         `json:"summary"`
-	Source        string         `json:"source"`
-	Severity      string         `json:"severity"`
-	Timestamp     string         `json:"timestamp"`
-	Component     string         `json:"component"`
-	Group         string         `json:"group"`
-	Class         string         `json:"class"`
-	CustomDetails map[string]any `json:"custom_details"`
+	Summary   string `json:"summary"`
+	Source    string `json:"source"`
+	Severity  string `json:"severity"`
+	Timestamp string `json:"timestamp"`
+	Component string `json:"component"`
+	Group     string `json:"group"`
+	Class     string `json:"class"`
+	// CustomDetails is any JSON value, as PagerDuty takes it; Vigil reads
+	// alert_type, patient_id, room and value from it when it is an object.
+	CustomDetails any `json:"custom_details"`
 }
 
 // PagerDutyResponse mirrors the Events API v2 answer.
@@ -193,6 +343,168 @@ type PagerDutyResponse struct {
 	Message  string `json:"message"`
 	DedupKey string `json:"dedup_key"`
 }
+
+// PagerDutyErrorResponse is an error of the Events API v2 route
+// (POST /v1/alerts/pagerduty/v2/enqueue) in PagerDuty's shape: status,
+// message and errors, as the Events API answers (and go-pagerduty's
+// package-level ManageEventWithContext decodes), plus the same in an
+// "error" object with a numeric code, as PagerDuty's REST API answers (and
+// go-pagerduty's Client.ManageEventWithContext decodes). Each entry of
+// errors names the field first ("payload.timestamp: ...").
+type PagerDutyErrorResponse struct {
+	Status    string               `json:"status"`
+	Message   string               `json:"message"`
+	Errors    []string             `json:"errors"`
+	Error     PagerDutyErrorObject `json:"error"`
+	RequestID string               `json:"request_id,omitempty"`
+}
+
+// PagerDutyErrorObject is the "error" object of a PagerDutyErrorResponse.
+type PagerDutyErrorObject struct {
+	Code    int      `json:"code"`
+	Message string   `json:"message"`
+	Errors  []string `json:"errors"`
+}
+
+// pagerDutyTimeLayouts are the timestamp forms PagerDuty accepts: ISO 8601
+// with a Z, +hh:mm, +hhmm or +hh offset, with or without fractional seconds
+// (Go's parser takes a fraction after the seconds whatever the layout).
+var pagerDutyTimeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05Z0700",
+	"2006-01-02T15:04:05Z07",
+}
+
+// parsePagerDutyTime parses a PagerDuty event timestamp.
+func parsePagerDutyTime(v string) (time.Time, bool) {
+	for _, layout := range pagerDutyTimeLayouts {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// pagerDutyErrorShape answers the errors of the route it guards in
+// PagerDuty's shape (PagerDutyErrorResponse) instead of Vigil's ErrorBody,
+// so PagerDuty's own clients can decode them; status codes, Retry-After and
+// X-Request-ID are kept. It must come before the route's other handlers.
+func pagerDutyErrorShape() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		w := &pagerDutyErrorWriter{ResponseWriter: c.Writer}
+		c.Writer = w
+		defer func() { c.Writer = w.ResponseWriter }()
+		c.Next()
+		if !w.held {
+			return
+		}
+		var body ErrorBody
+		_ = json.Unmarshal(w.body.Bytes(), &body) // our own error bodies; an empty detail still answers
+		detail := body.Error.Message
+		if body.Error.Field != "" {
+			detail = body.Error.Field + ": " + detail
+		}
+		if detail == "" {
+			detail = http.StatusText(w.status)
+		}
+		status, message := pagerDutyErrorStatus(w.status)
+		out, err := json.Marshal(PagerDutyErrorResponse{
+			Status: status, Message: message, Errors: []string{detail},
+			Error:     PagerDutyErrorObject{Code: pagerDutyErrorCode(w.status), Message: message, Errors: []string{detail}},
+			RequestID: body.Error.RequestID,
+		})
+		if err != nil {
+			out = w.body.Bytes()
+		}
+		h := w.ResponseWriter.Header()
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		h.Del("Content-Length")
+		w.ResponseWriter.WriteHeader(w.status)
+		_, _ = w.ResponseWriter.Write(out)
+	}
+}
+
+// pagerDutyErrorStatus is the Events API's status and message for an HTTP
+// error status.
+func pagerDutyErrorStatus(code int) (string, string) {
+	switch {
+	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge || code == http.StatusUnsupportedMediaType:
+		return "invalid event", "Event object is invalid"
+	case code == http.StatusUnauthorized:
+		return "unauthorized", "Invalid routing key or API key"
+	case code == http.StatusForbidden:
+		return "forbidden", "Not allowed"
+	case code == http.StatusTooManyRequests:
+		return "throttled", "Requests are arriving too quickly; retry after the Retry-After delay"
+	case code >= 500:
+		return "error", "Vigil could not process the event; retry it"
+	default:
+		return "error", http.StatusText(code)
+	}
+}
+
+// pagerDutyErrorCode is PagerDuty's REST API error code for an HTTP error
+// status (2001: invalid input; 2006: not authorized; 2007: forbidden; 2020:
+// throttled; 2000: internal error).
+func pagerDutyErrorCode(status int) int {
+	switch {
+	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge || status == http.StatusUnsupportedMediaType:
+		return 2001
+	case status == http.StatusUnauthorized:
+		return 2006
+	case status == http.StatusForbidden:
+		return 2007
+	case status == http.StatusTooManyRequests:
+		return 2020
+	default:
+		return 2000
+	}
+}
+
+// pagerDutyErrorWriter holds back an error answer (status >= 400) for
+// pagerDutyErrorShape to rewrite; other answers pass through.
+type pagerDutyErrorWriter struct {
+	gin.ResponseWriter
+	held   bool
+	status int
+	body   bytes.Buffer
+}
+
+func (w *pagerDutyErrorWriter) WriteHeader(code int) {
+	if code >= http.StatusBadRequest {
+		w.held, w.status = true, code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *pagerDutyErrorWriter) WriteHeaderNow() {
+	if !w.held {
+		w.ResponseWriter.WriteHeaderNow()
+	}
+}
+
+func (w *pagerDutyErrorWriter) Write(b []byte) (int, error) {
+	if w.held {
+		return w.body.Write(b)
+	}
+	if s := w.ResponseWriter.Status(); s >= http.StatusBadRequest && !w.ResponseWriter.Written() {
+		w.held, w.status = true, s
+		return w.body.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *pagerDutyErrorWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+
+func (w *pagerDutyErrorWriter) Status() int {
+	if w.held {
+		return w.status
+	}
+	return w.ResponseWriter.Status()
+}
+
+func (w *pagerDutyErrorWriter) Written() bool { return w.held || w.ResponseWriter.Written() }
 
 // postPagerDuty accepts PagerDuty Events API v2 events. The API key may come
 // as a bearer token or, as PagerDuty senders do, in routing_key. trigger
@@ -274,8 +586,9 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 		return
 	}
 	p := ev.Payload
+	cd, _ := p.CustomDetails.(map[string]any)
 	details := func(k string) string {
-		if v, ok := p.CustomDetails[k]; ok && v != nil {
+		if v, ok := cd[k]; ok && v != nil {
 			return strings.TrimSpace(fmt.Sprint(v))
 		}
 		return ""
@@ -288,9 +601,14 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 	if room == "" {
 		room = p.Component
 	}
-	observed := p.Timestamp
+	observed := strings.TrimSpace(p.Timestamp)
 	if observed == "" {
 		observed = time.Now().UTC().Format(time.RFC3339Nano)
+	} else if t, ok := parsePagerDutyTime(observed); ok {
+		observed = t.Format(time.RFC3339Nano)
+	} else {
+		abortInvalid(c, invalid("payload.timestamp", "must be an ISO 8601 time, e.g. 2026-12-06T02:07:18.000+0000 or 2026-12-06T02:07:18Z"))
+		return
 	}
 	value := details("value")
 	if value == "" {

@@ -236,10 +236,12 @@ func TestAlerts_AlertmanagerFiringThenResolved(t *testing.T) {
 	row := waitIncident(t, id, func(r incidentRow) bool { return r.Status == "RESOLVED" })
 	require.Equal(t, "source", row.ResolvedBy, "resolved by the source after the stable-OK wait")
 
-	var e api.ErrorBody
+	// An alert without patient_id no longer refuses the batch (issue 11):
+	// it opens a failsafe incident and is reported.
 	bad := strings.Replace(payload("firing"), `"patient_id":"P-AM",`, "", 1)
-	require.Equal(t, http.StatusBadRequest, s.call(t, "POST", "/v1/alerts/alertmanager", key, bad, &e).StatusCode)
-	require.Equal(t, "alerts[0].labels.patient_id", e.Error.Field)
+	require.Equal(t, http.StatusOK, s.call(t, "POST", "/v1/alerts/alertmanager", key, bad, &res).StatusCode)
+	require.Equal(t, 1, res.Unparseable)
+	require.Equal(t, "alerts[0].labels.patient_id", res.Refused[0].Field)
 }
 
 func TestAlerts_PagerDutyEvents(t *testing.T) {

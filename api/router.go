@@ -210,6 +210,7 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/alerts", s.requireAlertSource(false), s.postAlert)
 	v1.POST("/alerts/alertmanager", s.requireAlertSource(false), s.postAlertmanager)
 	v1.POST("/alerts/pagerduty", s.requireAlertSource(true), s.postPagerDuty)
+	v1.POST("/alerts/pagerduty/v2/enqueue", pagerDutyErrorShape(), s.requireAlertSource(true), s.postPagerDuty)
 	s.incidentActionRoutes(v1)
 	s.notificationRoutes(v1)
 	s.watchReadRoutes(v1)
