@@ -310,6 +310,12 @@ func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error
 	if status == "sent" && sentAt != nil {
 		return &PageResult{Delivered: true, DeliveredAt: *sentAt}, nil
 	}
+	// The recipient's notification lock, held until commit, makes its
+	// notification ids commit in order: a stream resuming after an id
+	// misses none (see api.notificationLockClass).
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(1297303380, hashtext($1))`, in.Recipient); err != nil {
+		return nil, fmt.Errorf("lock recipient notifications: %w", err)
+	}
 	var at time.Time
 	if err := tx.QueryRowxContext(ctx, `
 		WITH n AS (

@@ -1,7 +1,8 @@
 package api
 
 import (
-	"maps"
+	"errors"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -9,23 +10,36 @@ import (
 	"github.com/vigil-health/vigil/internal/messagestore"
 )
 
-// streamLookback is how far behind its position a message stream looks
-// again on each wake. A message's created_at is its transaction's start, so
-// one that commits late can sort before messages already sent; looking back
-// (and skipping what was already sent) catches it.
-const streamLookback = 10 * time.Second
+// streamWindow is how far back a message stream that does not resume
+// starts: one stored while the client was connecting (or between its list
+// and its stream) is not missed.
+const streamWindow = 10 * time.Second
 
 // streamBatch is how many messages one stream query reads.
 const streamBatch = 200
 
+// lastEventID is where a stream resumes: the Last-Event-ID header
+// (EventSource sends it when it reconnects by itself) or, for a client that
+// reconnects by hand (EventSource cannot set headers), ?last_event_id=. It
+// returns the value ("" for none) and the name of the field it came from.
+func lastEventID(c *gin.Context) (value, field string) {
+	if v := c.GetHeader("Last-Event-ID"); v != "" {
+		return v, "Last-Event-ID"
+	}
+	return c.Query("last_event_id"), "last_event_id"
+}
+
 // streamMessages pushes the messages a receiver gets, as Server-Sent Events
-// (event "message", id the message id, data the message), from the moment
-// the stream opens, each the moment it is stored: the API process that
+// (event "message", id the message's stream position, data the message):
+// after Last-Event-ID when the client resumes, else those of the last
+// streamWindow, then each the moment it is stored: the API process that
 // stored it wakes its own streams at once and the others through a Postgres
 // NOTIFY (see notificationBus.announce); the stream then reads what is new
 // with the caller's authorisation (a patient follows only itself and never
-// gets alerts). Comments (": ping") keep an idle stream open, and the stream
-// also looks again at each one. ?type= keeps one receiver type.
+// gets alerts). Positions follow commit order per receiver (see
+// messagestore.Received), so a resumed stream neither repeats nor skips.
+// Comments (": ping") keep an idle stream open, and the stream also looks
+// again at each one. ?type= keeps one receiver type.
 func (s *Server) streamMessages(c *gin.Context) {
 	receiver, fe := partyParam(c, "id")
 	if fe != nil {
@@ -44,24 +58,43 @@ func (s *Server) streamMessages(c *gin.Context) {
 		s.abortMessageError(c, "stream messages", err)
 		return
 	}
-	// Subscribe before reading the clock: nothing stored after it is missed.
+	// Subscribe before reading the position: nothing stored after it is
+	// missed.
 	wake, unsubscribe := s.bus().subscribe(messagestore.NotifyChannel, receiver)
 	defer unsubscribe()
-	start, err := store.Now(ctx)
-	if err != nil {
-		s.abortMessageError(c, "stream messages", err)
-		return
+
+	var pos int64
+	if v, field := lastEventID(c); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case err == nil && n >= 0:
+			pos = n
+		case err != nil && len(v) == 36:
+			// An id sent before stream positions existed: the message id.
+			m, err := store.Get(ctx, claims, v)
+			if errors.Is(err, messagestore.ErrNotFound) || (err == nil && m.ReceiverID != receiver) {
+				abortInvalid(c, invalid(field, "must be the id of an event of this stream"))
+				return
+			}
+			if err != nil {
+				s.abortMessageError(c, "stream messages", err)
+				return
+			}
+			pos = m.StreamSeq
+		default:
+			abortInvalid(c, invalid(field, "must be the id of an event of this stream"))
+			return
+		}
+	} else {
+		start, err := store.StreamStart(ctx, receiver, streamWindow)
+		if err != nil {
+			s.abortMessageError(c, "stream messages", err)
+			return
+		}
+		pos = start
 	}
 
-	// sent holds what was sent within the lookback, by id; high is the
-	// newest created_at sent.
-	sent := map[string]time.Time{}
-	high := start
 	s.serveSSE(c, wake, func(w *sseWriter) bool {
-		pos := messagestore.Cursor{CreatedAt: high.Add(-streamLookback)}
-		if pos.CreatedAt.Before(start) {
-			pos.CreatedAt = start
-		}
 		for {
 			items, err := store.Received(ctx, claims, receiver, receiverType, pos, streamBatch)
 			if err != nil {
@@ -72,23 +105,13 @@ func (s *Server) streamMessages(c *gin.Context) {
 			}
 			for i := range items {
 				m := &items[i]
-				if _, dup := sent[m.ID]; dup {
-					continue
-				}
-				w.event(m.ID, "message", m)
-				sent[m.ID] = m.CreatedAt
-				if m.CreatedAt.After(high) {
-					high = m.CreatedAt
-				}
+				w.event(strconv.FormatInt(m.StreamSeq, 10), "message", m)
+				pos = m.StreamSeq
 			}
 			w.flush()
 			if len(items) < streamBatch {
-				break
+				return true
 			}
-			last := items[len(items)-1]
-			pos = messagestore.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 		}
-		maps.DeleteFunc(sent, func(_ string, at time.Time) bool { return at.Before(high.Add(-streamLookback)) })
-		return true
 	})
 }

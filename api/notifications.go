@@ -100,16 +100,28 @@ func (s *Server) markAllNotificationsRead(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"updated": n})
 }
 
-// streamNotifications pushes the caller's new notifications as Server-Sent
-// Events: first those after Last-Event-ID (or the unread ones), then each new
-// one the moment the Page activity stores it.
+// notificationLockClass is the first key of the advisory lock (the second is
+// hashtext(staff_id)) that the Page activity takes before it inserts a
+// staff notification and holds until it commits: a staff member's
+// notification ids are then drawn in commit order, so a stream that has sent
+// id n has seen every smaller one and resuming after n misses nothing.
+const notificationLockClass = 1297303380
+
+// notificationBatch is how many notifications one stream query reads.
+const notificationBatch = 100
+
+// streamNotifications pushes the caller's notifications as Server-Sent
+// Events (id the notification id): first those after Last-Event-ID (the
+// header or ?last_event_id=), or the unread ones when it does not resume,
+// then each new one the moment the Page activity stores it. It subscribes
+// before its first query, so nothing stored while it opens is missed.
 func (s *Server) streamNotifications(c *gin.Context) {
 	staffID := principal(c).Subject
 	var lastID int64
-	if v := c.GetHeader("Last-Event-ID"); v != "" {
+	if v, field := lastEventID(c); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id < 0 {
-			abortInvalid(c, invalid("Last-Event-ID", "must be a notification id"))
+			abortInvalid(c, invalid(field, "must be a notification id"))
 			return
 		}
 		lastID = id
@@ -120,30 +132,35 @@ func (s *Server) streamNotifications(c *gin.Context) {
 
 	backlog := lastID == 0
 	s.serveSSE(c, wake, func(w *sseWriter) bool {
-		items, err := s.pendingNotifications(ctx, staffID, lastID, backlog)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.logger.WarnContext(ctx, "notification stream query failed", "err", err)
+		for {
+			items, err := s.pendingNotifications(ctx, staffID, lastID, backlog)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.logger.WarnContext(ctx, "notification stream query failed", "err", err)
+				}
+				return false
 			}
-			return false
+			for _, n := range items {
+				w.event(strconv.FormatInt(n.ID, 10), "notification", n)
+				lastID = n.ID
+			}
+			w.flush()
+			if len(items) < notificationBatch {
+				backlog = false
+				return true
+			}
 		}
-		backlog = false
-		for _, n := range items {
-			w.event(strconv.FormatInt(n.ID, 10), "notification", n)
-			lastID = n.ID
-		}
-		return true
 	})
 }
 
 func (s *Server) pendingNotifications(ctx context.Context, staffID string, after int64, unreadBacklog bool) ([]Notification, error) {
 	var items []Notification
 	q := `SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
-		WHERE staff_id = $1 AND id > $2 ORDER BY id LIMIT 100`
+		WHERE staff_id = $1 AND id > $2 ORDER BY id LIMIT $3`
 	if unreadBacklog {
 		q = `SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
-			WHERE staff_id = $1 AND id > $2 AND read_at IS NULL ORDER BY id LIMIT 100`
+			WHERE staff_id = $1 AND id > $2 AND read_at IS NULL ORDER BY id LIMIT $3`
 	}
-	err := s.db.SelectContext(ctx, &items, q, staffID, after)
+	err := s.db.SelectContext(ctx, &items, q, staffID, after, notificationBatch)
 	return items, err
 }

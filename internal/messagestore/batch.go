@@ -94,7 +94,8 @@ func (b *Batcher) flushLoop(size int) {
 	}
 }
 
-// flush inserts a batch in one statement. When it fails, each row is tried
+// flush inserts a batch in one statement (after the receivers' stream
+// locks, see lockStreams). When it fails, each row is tried
 // on its own, so one bad row fails only its own request.
 func (b *Batcher) flush(batch []*pendingInsert) {
 	ctx := context.Background()
@@ -133,8 +134,16 @@ func (b *Batcher) insertRows(ctx context.Context, rows []insertRow) (map[string]
 		senders[i], senderTypes[i], receivers[i], receiverTypes[i] = r.SenderID, r.SenderType, r.ReceiverID, r.ReceiverType
 		types[i], contents[i], internal[i] = r.Type, r.Content, r.Internal
 	}
+	tx, err := b.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create message: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := lockStreams(ctx, tx, receivers); err != nil {
+		return nil, err
+	}
 	var out []Message
-	err := b.DB.SelectContext(ctx, &out, `INSERT INTO messages (id, created_by, created_by_type, sender_id, sender_type,
+	err = tx.SelectContext(ctx, &out, `INSERT INTO messages (id, created_by, created_by_type, sender_id, sender_type,
 			receiver_id, receiver_type, type, content, internal)
 		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 			$8::smallint[], $9::text[], $10::boolean[])
@@ -143,6 +152,9 @@ func (b *Batcher) insertRows(ctx context.Context, rows []insertRow) (map[string]
 		pq.StringArray(receivers), pq.StringArray(receiverTypes), pq.Int64Array(types), pq.StringArray(contents), pq.BoolArray(internal))
 	if err != nil {
 		return nil, fmt.Errorf("create message: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("create message: commit: %w", err)
 	}
 	byID := make(map[string]*Message, len(out))
 	for i := range out {

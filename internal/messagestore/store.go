@@ -30,7 +30,7 @@ type Store struct {
 
 // columns are the columns of Message.
 const columns = `id, created_at, created_by, created_by_type, sender_id, sender_type, receiver_id, receiver_type,
-	type, content, related_message, internal, retrieved, confirmed, confirmed_by, cancelled, cancelled_by, modified_at`
+	type, content, related_message, internal, retrieved, confirmed, confirmed_by, cancelled, cancelled_by, modified_at, stream_seq`
 
 // args builds a query's positional arguments.
 type args []any
@@ -105,15 +105,48 @@ func (s *Store) Create(ctx context.Context, c *auth.Claims, m NewMessage) (*Mess
 		q += ` WHERE EXISTS (SELECT 1 FROM messages WHERE id = ` + a.add(*m.Related) + `::uuid AND ` + visibilitySQL(c, a.add) + `)`
 	}
 	q += ` RETURNING ` + columns
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create message: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := lockStreams(ctx, tx, []string{m.ReceiverID}); err != nil {
+		return nil, err
+	}
 	var out Message
-	if err := s.DB.GetContext(ctx, &out, q, a...); err != nil {
+	if err := tx.GetContext(ctx, &out, q, a...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, &InvalidError{Field: "related_message", Reason: "no such message"}
 		}
 		return nil, fmt.Errorf("create message: %w", err)
 	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("create message: commit: %w", err)
+	}
 	out.fill()
 	return &out, nil
+}
+
+// streamLockClass is the first key of the advisory locks that order each
+// receiver's stream (the second is hashtext(receiver_id)); see
+// migrations/00014_message_stream_seq.sql.
+const streamLockClass = 1297303379
+
+// lockStreams takes, in tx, the stream locks of the receivers, in one fixed
+// order (so concurrent batches cannot deadlock). A message's stream_seq is
+// drawn after its receiver's lock and the lock is held until commit, so for
+// one receiver stream_seq order is commit order: a reader that sees a
+// number sees every smaller one, and a stream resuming after a number
+// misses nothing that commits later. Every insert into messages must call
+// it first.
+func lockStreams(ctx context.Context, tx *sqlx.Tx, receivers []string) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, h)
+		FROM (SELECT DISTINCT hashtext(r) AS h FROM unnest($2::text[]) r ORDER BY 1) k`,
+		streamLockClass, pq.StringArray(receivers))
+	if err != nil {
+		return fmt.Errorf("create message: lock receiver stream: %w", err)
+	}
+	return nil
 }
 
 // Get returns the message with id, or ErrNotFound when it does not exist or
@@ -397,25 +430,23 @@ func (s *Store) ActiveCallbacks(ctx context.Context, c *auth.Claims, patientIDs 
 }
 
 // Received returns up to limit messages to receiverID (of receiverType,
-// when set) after position after, oldest first, that the caller may see:
-// what a receiver's stream sends next. A patient may follow only itself.
-func (s *Store) Received(ctx context.Context, c *auth.Claims, receiverID, receiverType string, after Cursor, limit int) ([]Message, error) {
-	if !ValidPartyID(receiverID) || (receiverType != "" && !slices.Contains(PartyTypes, receiverType)) || limit < 1 || limit > MaxLimit {
-		return nil, fmt.Errorf("%w: receiver %q of type %q, limit %d", ErrInvalidQuery, receiverID, receiverType, limit)
+// when set) after stream position after (a StreamSeq), in stream order, that
+// the caller may see: what a receiver's stream sends next. Positions are in
+// commit order per receiver (see lockStreams), so reading on from the last
+// one returned neither repeats nor skips. A patient may follow only itself.
+func (s *Store) Received(ctx context.Context, c *auth.Claims, receiverID, receiverType string, after int64, limit int) ([]Message, error) {
+	if !ValidPartyID(receiverID) || (receiverType != "" && !slices.Contains(PartyTypes, receiverType)) || limit < 1 || limit > MaxLimit || after < 0 {
+		return nil, fmt.Errorf("%w: receiver %q of type %q, after %d, limit %d", ErrInvalidQuery, receiverID, receiverType, after, limit)
 	}
 	if err := CanList(c, receiverID); err != nil {
 		return nil, err
 	}
-	if after.ID == "" {
-		after.ID = uuid.Nil.String()
-	}
 	var a args
-	q := `SELECT ` + columns + ` FROM messages WHERE receiver_id = ` + a.add(receiverID)
+	q := `SELECT ` + columns + ` FROM messages WHERE receiver_id = ` + a.add(receiverID) + ` AND stream_seq > ` + a.add(after)
 	if receiverType != "" {
 		q += ` AND receiver_type = ` + a.add(receiverType)
 	}
-	q += ` AND (created_at, id) > (` + a.add(after.CreatedAt) + `, ` + a.add(after.ID) + `::uuid) AND ` + visibilitySQL(c, a.add) +
-		` ORDER BY created_at, id LIMIT ` + a.add(limit)
+	q += ` AND ` + visibilitySQL(c, a.add) + ` ORDER BY stream_seq LIMIT ` + a.add(limit)
 	items := []Message{}
 	if err := s.DB.SelectContext(ctx, &items, q, a...); err != nil {
 		return nil, fmt.Errorf("list received messages: %w", err)
@@ -426,11 +457,19 @@ func (s *Store) Received(ctx context.Context, c *auth.Claims, receiverID, receiv
 	return items, nil
 }
 
-// Now is the database's clock, where message times come from.
-func (s *Store) Now(ctx context.Context) (time.Time, error) {
-	var now time.Time
-	if err := s.DB.GetContext(ctx, &now, `SELECT now()`); err != nil {
-		return time.Time{}, fmt.Errorf("read database clock: %w", err)
+// StreamStart is where a new stream of receiverID's messages starts when it
+// does not resume: before the messages stored in the last window (so one
+// stored while the stream was opening is not missed), or at the receiver's
+// newest message when there are none. Received(…, StreamStart(…), …) then
+// returns those and everything stored later.
+func (s *Store) StreamStart(ctx context.Context, receiverID string, window time.Duration) (int64, error) {
+	var pos int64
+	err := s.DB.GetContext(ctx, &pos, `SELECT COALESCE(
+			(SELECT min(stream_seq) - 1 FROM messages WHERE receiver_id = $1 AND created_at >= now() - make_interval(secs => $2)),
+			(SELECT max(stream_seq) FROM messages WHERE receiver_id = $1),
+			0)`, receiverID, window.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("read message stream start: %w", err)
 	}
-	return now.UTC(), nil
+	return pos, nil
 }

@@ -158,6 +158,9 @@ type Message struct {
 	Cancelled   *time.Time `json:"cancelled" db:"cancelled"`
 	CancelledBy *string    `json:"cancelled_by" db:"cancelled_by"`
 	ModifiedAt  time.Time  `json:"modified_at" db:"modified_at"`
+	// StreamSeq is the message's position in its receiver's stream (see
+	// Store.Received); streams send it as the event id.
+	StreamSeq int64 `json:"-" db:"stream_seq"`
 }
 
 // TypeRef is a message type as JSON shows it: its value and its name.
