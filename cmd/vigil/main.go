@@ -77,14 +77,17 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	logger := app.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 
-	// SIGINT and SIGTERM cancel the context; every command then stops its
-	// parts in order. A second signal kills the process the default way.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
+	// The first SIGINT or SIGTERM cancels the context; every command then
+	// stops its parts in order (a start-up step in progress is abandoned). A
+	// second signal exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	done := make(chan struct{})
+	defer close(done)
+	go stopOnSignals(sigc, done, cancel, logger, os.Exit)
 
 	switch args[0] {
 	case "dev":
@@ -103,6 +106,31 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		return 1
 	}
 	return 0
+}
+
+// stopOnSignals cancels the process's context on the first signal and calls
+// exit with 128+signal on the second; it returns when done closes.
+func stopOnSignals(sigc <-chan os.Signal, done <-chan struct{}, cancel context.CancelFunc, logger *slog.Logger, exit func(int)) {
+	for n := 0; ; n++ {
+		var sig os.Signal
+		select {
+		case sig = <-sigc:
+		case <-done:
+			return
+		}
+		if n == 0 {
+			logger.Info("stopping; send the signal again to exit at once", "signal", sig.String())
+			cancel()
+			continue
+		}
+		logger.Warn("second signal: exiting at once", "signal", sig.String())
+		code := 1
+		if s, ok := sig.(syscall.Signal); ok {
+			code = 128 + int(s)
+		}
+		exit(code)
+		return
+	}
 }
 
 // healthcheck GETs a URL and succeeds on 2xx: container images built FROM
@@ -214,6 +242,8 @@ func benchIncidents(ctx context.Context, cfg config.Config, b *benchCmd, args []
 	b.StringVar(&o.BaseURL, "url", "http://localhost:8080", "the API under test")
 	b.Float64Var(&o.Rate, "rate", 10, "alerts per second in the latency phase")
 	b.Float64Var(&o.SustainRate, "sustain-rate", 25, "alerts per second in the throughput phase")
+	b.StringVar(&o.Login, "login", "a01", "a staff login for the reference phase's system checks")
+	b.StringVar(&o.Password, "password", config.DefaultDemoPassword, "their password")
 	b.DurationVar(&o.Duration, "duration", 30*time.Second, "length of the latency and throughput phases")
 	b.IntVar(&o.DupWorkers, "dup-workers", 32, "concurrent senders of duplicate alerts")
 	b.IntVar(&o.DupKeys, "dup-keys", 4, "open incidents the duplicates merge into")

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -65,4 +70,34 @@ func TestHealthcheck(t *testing.T) {
 	var stderr bytes.Buffer
 	require.Equal(t, 1, run([]string{"healthcheck", "http://127.0.0.1:1/"}, noEnv, &bytes.Buffer{}, &stderr))
 	require.Contains(t, stderr.String(), "vigil healthcheck:")
+}
+
+func TestReliability_Startup_SignalsStopThenExit(t *testing.T) {
+	sigc := make(chan os.Signal, 2)
+	done := make(chan struct{})
+	defer close(done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exited := make(chan int, 1)
+	var logs bytes.Buffer
+	go stopOnSignals(sigc, done, cancel, slog.New(slog.NewTextHandler(&logs, nil)), func(code int) { exited <- code })
+
+	sigc <- syscall.SIGTERM
+	select {
+	case <-ctx.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("the first signal did not cancel the context")
+	}
+	select {
+	case code := <-exited:
+		t.Fatalf("the first signal exited (%d)", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	sigc <- syscall.SIGINT
+	select {
+	case code := <-exited:
+		require.Equal(t, 128+int(syscall.SIGINT), code)
+	case <-time.After(2 * time.Second):
+		t.Fatal("the second signal did not exit")
+	}
 }

@@ -57,7 +57,7 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
-	tc, err := temporalclient.Dial(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
 	if err != nil {
 		return err
 	}
@@ -72,6 +72,7 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	parts.add("http server", srv.shutdown)
+	logger.InfoContext(ctx, "listening", "url", srv.url())
 	if _, err := startMetrics(cfg, deps, srv.errc, &parts); err != nil {
 		return err
 	}
@@ -91,14 +92,14 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
-	tc, err := temporalclient.Dial(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
 	if err != nil {
 		return err
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
 	reg := metrics.New()
-	if err := startWorker(ctx, cfg, db, tc, reg, &parts); err != nil {
+	if err := startWorker(ctx, cfg, db, tc, reg, &parts, logger); err != nil {
 		return err
 	}
 	deps := apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)
@@ -107,6 +108,7 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	parts.add("http server", srv.shutdown)
+	logger.InfoContext(ctx, "listening", "url", srv.url())
 	if _, err := startMetrics(cfg, deps, srv.errc, &parts); err != nil {
 		return err
 	}
@@ -143,34 +145,54 @@ func Migrate(ctx context.Context, cfg config.Config, logger *slog.Logger, args [
 }
 
 // openDatabase optionally creates the database, opens it and optionally
-// migrates it.
+// migrates it, logging each step. Each step returns as soon as ctx ends, even
+// while a Postgres that accepts TCP but never answers holds the handshake.
 func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, ensure, migrate bool) (*sqlx.DB, error) {
 	dsn := cfg.DatabaseURL.Reveal()
-	if ensure {
-		created, err := database.EnsureExists(ctx, dsn)
-		if err != nil {
-			return nil, err
+	db, err := startStep(ctx, logger, "connecting to postgres", postgresConnectTimeout, func(ctx context.Context) (*sqlx.DB, error) {
+		if ensure {
+			created, err := database.EnsureExists(ctx, dsn)
+			if err != nil {
+				return nil, err
+			}
+			if created {
+				logger.InfoContext(ctx, "database created", "database_url", cfg.DatabaseURL)
+			}
 		}
-		if created {
-			logger.InfoContext(ctx, "database created", "database_url", cfg.DatabaseURL)
-		}
-	}
-	db, err := database.Open(ctx, dsn)
+		return database.Open(ctx, dsn)
+	}, func(db *sqlx.DB) { _ = db.Close() }, "database_url", cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
+	logger.InfoContext(ctx, "connected to postgres")
 	if migrate {
-		if err := database.Migrate(ctx, db.DB, logger); err != nil {
+		if _, err := startStep(ctx, logger, "applying migrations", 0, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, database.Migrate(ctx, db.DB, logger)
+		}, nil); err != nil {
 			_ = db.Close()
 			return nil, err
 		}
+		logger.InfoContext(ctx, "migrations applied")
 	}
 	return db, nil
 }
 
+// dialTemporal connects to the Temporal frontend as a logged start-up step
+// that returns as soon as ctx ends.
+func dialTemporal(ctx context.Context, address, namespace string, logger *slog.Logger) (client.Client, error) {
+	tc, err := startStep(ctx, logger, "connecting to temporal", 0, func(ctx context.Context) (client.Client, error) {
+		return temporalclient.Dial(ctx, address, namespace, logger)
+	}, func(tc client.Client) { tc.Close() }, "address", address, "namespace", namespace)
+	if err != nil {
+		return nil, err
+	}
+	logger.InfoContext(ctx, "connected to temporal", "address", address)
+	return tc, nil
+}
+
 // startWorker registers search attributes when configured and starts the
 // Temporal worker.
-func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Registry, parts *lifecycle) error {
+func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Registry, parts *lifecycle, logger *slog.Logger) error {
 	if cfg.RegisterSearchAttributes {
 		if err := temporalclient.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
 			return err
@@ -210,6 +232,7 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 		return fmt.Errorf("start temporal worker: %w", err)
 	}
 	parts.add("temporal worker", func(context.Context) error { w.Stop(); return nil })
+	logger.InfoContext(ctx, "worker started", "task_queue", cfg.TaskQueue)
 	// The capacity schedules (snapshot retention, Slack summary) are created
 	// or brought up to date; an operator's pause is kept.
 	summaryChannel := ""

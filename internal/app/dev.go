@@ -21,7 +21,6 @@ import (
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/temporalclient"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -54,7 +53,8 @@ type DevStack struct {
 
 // StartDev starts the development stack and returns once every part answers.
 // The Temporal frontend binds to the port of cfg.TemporalAddress (a free one
-// when it is 0) on cfg.Dev.BindIP.
+// when it is 0) on cfg.Dev.BindIP; the Web UI to cfg.Dev.UIPort (a free one
+// when it is embeddedtemporal.AnyPort).
 func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *DevStack, err error) {
 	d := &DevStack{}
 	d.timeout = func() { d.parts.stopAll(cfg.ShutdownTimeout, logger) }
@@ -64,6 +64,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		}
 	}()
 
+	logger.InfoContext(ctx, "starting embedded temporal server")
 	srv, err := embeddedtemporal.Start(ctx, embeddedtemporal.Options{
 		DataDir:      cfg.Dev.DataDir,
 		IP:           cfg.Dev.BindIP,
@@ -117,7 +118,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		return nil, err
 	}
 
-	tc, err := temporalclient.Dial(ctx, d.TemporalAddress, d.Namespace, logger)
+	tc, err := dialTemporal(ctx, d.TemporalAddress, d.Namespace, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +126,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 
 	cfg.RegisterSearchAttributes = true
 	reg := metrics.New()
-	if err := startWorker(ctx, cfg, db, tc, reg, &d.parts); err != nil {
+	if err := startWorker(ctx, cfg, db, tc, reg, &d.parts, logger); err != nil {
 		return nil, err
 	}
 	// The demo scans the broker fleet once now rather than a scan period
@@ -145,6 +146,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		return nil, err
 	}
 	d.parts.add("http server", h.shutdown)
+	logger.InfoContext(ctx, "listening", "url", h.url())
 	d.APIURL, d.MetricsURL = h.url(), h.url()
 	d.errc = h.errc
 	if m, err := startMetrics(cfg, deps, h.errc, &d.parts); err != nil {

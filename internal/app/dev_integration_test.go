@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
+	"github.com/vigil-health/vigil/internal/embeddedtemporal"
 	"github.com/vigil-health/vigil/internal/testenv"
 )
 
@@ -31,6 +31,16 @@ func freePort(t *testing.T) int {
 	require.NoError(t, err)
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// anyPorts lets the embedded Temporal server pick every port it binds
+// (frontend and Web UI included) just before binding, retrying on fresh ports
+// when it loses a race: a port picked by the test and bound later can be
+// taken in between by another Temporal server on the machine (`vigil dev`,
+// other test packages).
+func anyPorts(cfg *config.Config) {
+	cfg.TemporalAddress = "127.0.0.1:0"
+	cfg.Dev.UIPort = embeddedtemporal.AnyPort
 }
 
 func get(t *testing.T, rawURL string, out any) int {
@@ -62,8 +72,6 @@ func TestDev_WholeStackInOneProcess(t *testing.T) {
 		v, ok := map[string]string{
 			"DATABASE_URL":       dsn,
 			"VIGIL_HTTP_ADDR":    "127.0.0.1:0",
-			"TEMPORAL_ADDRESS":   "127.0.0.1:" + strconv.Itoa(freePort(t)),
-			"VIGIL_DEV_UI_PORT":  strconv.Itoa(freePort(t)),
 			"VIGIL_DEV_DATA_DIR": t.TempDir(),
 			// /metrics on its own address, not on the API's.
 			"VIGIL_METRICS_ADDR": "127.0.0.1:0",
@@ -71,6 +79,7 @@ func TestDev_WholeStackInOneProcess(t *testing.T) {
 		return v, ok
 	})
 	require.NoError(t, err)
+	anyPorts(&cfg)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	stack, err := app.StartDev(ctx, cfg, logger)

@@ -60,8 +60,6 @@ func TestDev_BrokerFleetMails(t *testing.T) {
 		v, ok := map[string]string{
 			"DATABASE_URL":              dsn,
 			"VIGIL_HTTP_ADDR":           "127.0.0.1:0",
-			"TEMPORAL_ADDRESS":          "127.0.0.1:" + strconv.Itoa(freePort(t)),
-			"VIGIL_DEV_UI_PORT":         strconv.Itoa(freePort(t)),
 			"VIGIL_DEV_DATA_DIR":        t.TempDir(),
 			"VIGIL_DEMO":                "false",
 			"VIGIL_BROKER_URL":          simURL,
@@ -76,6 +74,7 @@ func TestDev_BrokerFleetMails(t *testing.T) {
 		return v, ok
 	})
 	require.NoError(t, err)
+	anyPorts(&cfg)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	stack, err := app.StartDev(ctx, cfg, logger)
 	require.NoError(t, err)

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,10 +18,44 @@ import (
 	"github.com/lib/pq"
 )
 
+// DefaultConnectTimeout bounds each new connection's TCP connect and
+// start-up handshake when the DSN sets no connect_timeout (nor
+// PGCONNECT_TIMEOUT): lib/pq ignores the context during the handshake, so
+// without it a Postgres that accepts TCP but never answers hangs the caller.
+const DefaultConnectTimeout = 5 * time.Second
+
+// WithConnectTimeout returns dsn with connect_timeout set to timeout (whole
+// seconds, at least one) unless it already has one or PGCONNECT_TIMEOUT is
+// set. It accepts URL DSNs (postgres://...) and key=value DSNs.
+func WithConnectTimeout(dsn string, timeout time.Duration) string {
+	if _, ok := os.LookupEnv("PGCONNECT_TIMEOUT"); ok {
+		return dsn
+	}
+	secs := strconv.Itoa(max(1, int(timeout.Round(time.Second)/time.Second)))
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return dsn // lib/pq reports the bad URL
+		}
+		q := u.Query()
+		if q.Has("connect_timeout") {
+			return dsn
+		}
+		q.Set("connect_timeout", secs)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	if strings.Contains(dsn, "connect_timeout=") {
+		return dsn
+	}
+	return strings.TrimSpace(dsn + " connect_timeout=" + secs)
+}
+
 // Open connects to dsn, checks the connection and sizes the pool for a
-// service process.
+// service process. Each new connection's handshake is bounded by
+// DefaultConnectTimeout unless dsn sets connect_timeout.
 func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", dsn)
+	db, err := sqlx.Open("postgres", WithConnectTimeout(dsn, DefaultConnectTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -43,7 +79,7 @@ func EnsureExists(ctx context.Context, dsn string) (created bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	admin, err := sql.Open("postgres", adminDSN)
+	admin, err := sql.Open("postgres", WithConnectTimeout(adminDSN, DefaultConnectTimeout))
 	if err != nil {
 		return false, fmt.Errorf("open postgres maintenance database: %w", err)
 	}
@@ -52,7 +88,7 @@ func EnsureExists(ctx context.Context, dsn string) (created bool, err error) {
 	var exists bool
 	if err := admin.QueryRowContext(ctx,
 		`SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
-		return false, fmt.Errorf("look up database %q: %w", name, err)
+		return false, fmt.Errorf("connect to postgres: look up database %q: %w", name, err)
 	}
 	if exists {
 		return false, nil

@@ -43,7 +43,8 @@ type Options struct {
 	IP string
 	// FrontendPort is the gRPC port clients dial. Zero picks a free port.
 	FrontendPort int
-	// UIPort serves the Temporal Web UI when positive; zero serves no UI.
+	// UIPort serves the Temporal Web UI when positive, or on a free port
+	// picked just before it binds when AnyPort; zero serves no UI.
 	UIPort int
 	// Namespace is created at start if missing. Defaults to "default".
 	Namespace string
@@ -53,6 +54,18 @@ type Options struct {
 	// so the default is warn.
 	LogLevel slog.Level
 }
+
+// AnyPort as Options.UIPort serves the Web UI on a free port. Tests use it
+// (and FrontendPort 0) so they never race another server for a fixed port.
+const AnyPort = -1
+
+// bindAttempts is how many times Start tries to bind the server, each time
+// with freshly picked ports.
+const bindAttempts = 5
+
+// pickPort returns a port that is free now on ip. A variable so tests can
+// hand out a port that another listener holds, as a lost race does.
+var pickPort = freePort
 
 // Server is a running embedded Temporal server.
 type Server struct {
@@ -126,17 +139,20 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("create namespace %q: %w", opts.Namespace, err)
 	}
 
-	// The internal services' ports (and the frontend's, when asked for any)
-	// are chosen free just before the server binds them; another process can
-	// take one in between (parallel test packages do), so a failed bind is
-	// retried with new ports.
+	// Every port the server binds (each service's gRPC and membership port,
+	// and the frontend's when asked for any) is picked free just before the
+	// server binds it; another process can take one in between (parallel
+	// test packages and other Temporal servers on the machine do), so a
+	// failed bind is retried with freshly picked ports for all of them. A
+	// frontend port the caller fixed is never changed: when it is the port
+	// taken, Start fails at once naming it.
 	var (
 		srv    temporal.Server
 		logger serverLogger
 	)
 	for attempt := 1; ; attempt++ {
 		if pickFrontend {
-			if opts.FrontendPort, err = freePort(opts.IP); err != nil {
+			if opts.FrontendPort, err = pickPort(opts.IP); err != nil {
 				return nil, err
 			}
 		}
@@ -144,7 +160,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err == nil {
 			break
 		}
-		if attempt == 3 {
+		if !pickFrontend {
+			if perr := checkPortFree(opts.IP, opts.FrontendPort); perr != nil {
+				return nil, fmt.Errorf("temporal frontend: %w", perr)
+			}
+		}
+		if attempt == bindAttempts {
 			return nil, err
 		}
 		opts.Logger.Warn("temporal server did not start; retrying with other ports", "attempt", attempt, "err", err)
@@ -159,7 +180,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		_ = srv.Stop()
 		return nil, err
 	}
-	if opts.UIPort > 0 {
+	if opts.UIPort > 0 || opts.UIPort == AnyPort {
 		if err := s.startUI(ctx, opts); err != nil {
 			_ = s.Stop()
 			return nil, err
@@ -300,7 +321,24 @@ func (s *Server) waitHealthy(ctx context.Context) error {
 	}
 }
 
+// startUI starts the Web UI. The UI server exits the process when it cannot
+// bind, so its port is checked (or, with AnyPort, picked) free right before
+// it binds.
 func (s *Server) startUI(ctx context.Context, opts Options) error {
+	for attempt := 1; opts.UIPort == AnyPort; attempt++ {
+		p, err := pickPort(opts.IP)
+		if err != nil {
+			return fmt.Errorf("temporal web ui: %w", err)
+		}
+		if err := checkPortFree(opts.IP, p); err == nil {
+			opts.UIPort = p
+		} else if attempt == bindAttempts {
+			return fmt.Errorf("temporal web ui: %w", err)
+		}
+	}
+	if err := checkPortFree(opts.IP, opts.UIPort); err != nil {
+		return fmt.Errorf("temporal web ui: %w", err)
+	}
 	cfg := &uiconfig.Config{
 		Host:                opts.IP,
 		Port:                opts.UIPort,
@@ -402,13 +440,13 @@ func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
 		grpcPort := opts.FrontendPort
 		if name != "frontend" {
-			p, err := freePort(opts.IP)
+			p, err := pickPort(opts.IP)
 			if err != nil {
 				return nil, err
 			}
 			grpcPort = p
 		}
-		membershipPort, err := freePort(opts.IP)
+		membershipPort, err := pickPort(opts.IP)
 		if err != nil {
 			return nil, err
 		}
