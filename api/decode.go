@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-health/vigil/internal/cleantext"
 )
 
 // maxBodyBytes bounds every JSON request body.
@@ -433,15 +435,8 @@ func jsonKind(kind string) string {
 // refuses NUL in text, and control characters have no place in clinical
 // fields, so they are a 400 at the edge rather than a failure further in.
 func validText(s string, multiline bool) bool {
-	if !utf8.ValidString(s) {
-		return false
+	if multiline {
+		return cleantext.Valid(s, "\t\n\r")
 	}
-	for _, r := range s {
-		switch {
-		case r == '\t' || ((r == '\n' || r == '\r') && multiline):
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return false
-		}
-	}
-	return true
+	return cleantext.Valid(s, "\t")
 }

@@ -3,9 +3,10 @@ package api
 import (
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-health/vigil/internal/cleantext"
 )
 
 // Text at the edge. Every text a request carries is checked before a
@@ -18,17 +19,7 @@ import (
 
 // validParamText reports whether a query or path parameter is valid UTF-8
 // free of control characters (C0, DEL and C1; tab and newlines included).
-func validParamText(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return false
-		}
-	}
-	return true
-}
+func validParamText(s string) bool { return cleantext.Valid(s, "") }
 
 // validFormText reports whether a form field (such as /ui/login's login
 // and password) is valid UTF-8 free of NUL and of control characters other

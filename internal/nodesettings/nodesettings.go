@@ -23,6 +23,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/cleantext"
 	"github.com/vigil-health/vigil/internal/nodehealth"
 )
 
@@ -288,17 +289,7 @@ func checkRange(field string, v, lo, hi int) *FieldError {
 }
 
 // validText reports whether s is valid UTF-8 without control characters.
-func validText(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return false
-		}
-	}
-	return true
-}
+func validText(s string) bool { return cleantext.Valid(s, "") }
 
 // ParseEmail checks that s is one plain e-mail address (no display name,
 // no angle brackets) and returns it trimmed.
