@@ -326,7 +326,9 @@ func (w *incident) escalate(ctx workflow.Context) error {
 			"due": w.st.NextPageDue.UTC().Format(time.RFC3339), "late_by": now.Sub(w.st.NextPageDue).String(),
 			"skipped_steps": strconv.Itoa(skipped), "paging_step": strconv.Itoa(fire + 1),
 		})
-		label = "delayed-" + strconv.Itoa(w.st.EscalationStep+1)
+		// Named after the step actually paged (the latest overdue one),
+		// not the first overdue step.
+		label = "delayed-" + strconv.Itoa(fire+1)
 	}
 	if err := w.pageTarget(ctx, step, label, delayed); err != nil {
 		return err
@@ -976,12 +978,14 @@ func toIncidentPlan(p activities.Plan) IncidentPlan {
 	return plan
 }
 
-// dbCtx is for quick Postgres activities: a stuck query is abandoned after
-// 15 s and retried with backoff; the workflow keeps trying for up to an hour
-// rather than losing the incident's trail.
+// dbCtx is for quick Postgres activities (a few statements each): an
+// attempt lost with a crashed worker, or stuck, is abandoned after 5 s and
+// retried with backoff, so a crash costs seconds rather than a long
+// timeout; the workflow keeps trying for up to an hour rather than losing
+// the incident's trail.
 func dbCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    15 * time.Second,
+		StartToCloseTimeout:    5 * time.Second,
 		ScheduleToCloseTimeout: time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        500 * time.Millisecond,
@@ -1008,11 +1012,14 @@ func sideCtx(ctx workflow.Context) workflow.Context {
 	})
 }
 
-// pageCtx is for pages: each attempt may take a provider round trip, and a
-// page is retried for as long as it could still matter (30 minutes).
+// pageCtx is for pages: each attempt is one Postgres transaction (the
+// in-app page and the outbox rows), abandoned after 3 s so that a page whose
+// worker died goes out within seconds of a worker being back (it once went
+// out 31 s late, waiting out a 30 s timeout); a page is retried for as long
+// as it could still matter (30 minutes).
 func pageCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
+		StartToCloseTimeout:    3 * time.Second,
 		ScheduleToCloseTimeout: 30 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,

@@ -482,7 +482,7 @@ func TestIncident_LateTimerSendsOneDelayedPage(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	steps := h.pageSteps()
 	require.GreaterOrEqual(t, len(steps), 2)
-	require.Equal(t, "delayed-1@C01+10m0s", steps[1], "one consolidated page for the latest overdue step: %v", steps)
+	require.Equal(t, "delayed-2@C01+10m0s", steps[1], "one consolidated page for the latest overdue step, named after it: %v", steps)
 	var delayed map[string]string
 	for _, r := range h.records {
 		for _, e := range r.Events {
