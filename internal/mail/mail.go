@@ -1,10 +1,14 @@
 // Package mail sends e-mail over SMTP (STARTTLS, implicit TLS or, for a
 // local relay, plain text) with github.com/wneessen/go-mail.
 //
-// A Sender is safe for concurrent use; every Send opens its own connection.
+// A Sender is safe for concurrent use; every Send or Deliver opens its own
+// connection.
 // Messages are multipart/alternative (text and HTML, UTF-8) with a caller-
 // chosen Message-ID, so a retried send can be recognised by the receiver.
-// IsPermanent tells a caller (a Temporal activity) whether retrying can help.
+// Send delivers to all recipients or none; Deliver delivers to every
+// recipient the server accepts and reports the refused ones (Refusal), so
+// one bad address does not stop the mail for the others. IsPermanent tells
+// a caller (a Temporal activity) whether retrying can help.
 package mail
 
 import (
@@ -17,6 +21,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,7 +47,8 @@ const (
 	TLSNone TLSMode = "none"
 )
 
-// DefaultTimeout bounds connecting and each SMTP command.
+// DefaultTimeout bounds connecting, then the greeting, STARTTLS and AUTH
+// together, then each command of the transaction.
 const DefaultTimeout = 15 * time.Second
 
 // Config describes the SMTP server and the sender. Password is a secret:
@@ -62,7 +68,8 @@ type Config struct {
 	// From is the sender, "addr@example.org" or "Name <addr@example.org>";
 	// it is also the envelope sender.
 	From string
-	// Timeout bounds connecting and each SMTP command (DefaultTimeout when 0).
+	// Timeout bounds connecting, then the greeting, STARTTLS and AUTH
+	// together, then each command of the transaction (DefaultTimeout when 0).
 	Timeout time.Duration
 	// RootCAs verifies the server's certificate; nil means the system pool.
 	RootCAs *x509.CertPool
@@ -171,7 +178,8 @@ func isLoopback(host string) bool {
 
 // Message is one e-mail. To must not be empty; CC recipients receive the
 // message too (they are envelope recipients) and appear in the Cc header.
-// There is no BCC.
+// There is no BCC: Rcpt can only narrow the envelope to some of the To and
+// Cc recipients.
 type Message struct {
 	// MessageID is the caller-chosen Message-ID, e.g. "<key@vigil>" (the
 	// angle brackets are optional); empty means a random one.
@@ -183,6 +191,11 @@ type Message struct {
 	// is required.
 	Text string
 	HTML string
+	// Rcpt, when not empty, restricts the envelope recipients to these
+	// addresses, each of which must be a To or Cc recipient (compared
+	// case-insensitively); the headers still name every To and Cc
+	// recipient. Empty means all of them.
+	Rcpt []string
 }
 
 // Sentinel errors; all of them are permanent.
@@ -223,35 +236,118 @@ func NewSender(cfg Config) (*Sender, error) {
 // Config returns the sender's configuration with defaults applied.
 func (s *Sender) Config() Config { return s.cfg }
 
-// Send delivers m in one SMTP transaction. The context bounds the whole
-// transaction: cancelling it closes the connection.
+// Refusal is an envelope recipient the SMTP server refused at RCPT TO.
+type Refusal struct {
+	// Address is the bare address, e.g. "it@klinik.example".
+	Address string
+	// Code is the SMTP reply code: 4xx temporary, 5xx permanent.
+	Code int
+	// Reply is the server's text after the code, e.g. "5.1.1 no such user".
+	Reply string
+}
+
+// Permanent reports whether the refusal is final (a 5xx reply); after a
+// 4xx reply the same recipient may be accepted later.
+func (r Refusal) Permanent() bool { return r.Code >= 500 && r.Code < 600 }
+
+func (r Refusal) String() string { return fmt.Sprintf("%s: %d %s", r.Address, r.Code, r.Reply) }
+
+// Delivery is the outcome of Deliver's SMTP transaction.
+type Delivery struct {
+	// MessageID is the message's Message-ID, angle brackets included.
+	MessageID string
+	// Accepted are the recipients the server took the message for, in
+	// envelope order.
+	Accepted []string
+	// Refused are the recipients the server refused, in envelope order.
+	Refused []Refusal
+}
+
+// RefusedError is Send's error when the server refused one or more
+// recipients: the transaction was aborted, nobody got the message. It is
+// permanent when every refusal is.
+type RefusedError struct {
+	Refused []Refusal
+}
+
+func (e *RefusedError) Error() string {
+	parts := make([]string, len(e.Refused))
+	for i, r := range e.Refused {
+		parts[i] = r.String()
+	}
+	return "recipients refused: " + strings.Join(parts, "; ")
+}
+
+// Send delivers m to all its recipients in one SMTP transaction, or to
+// none: a refused recipient aborts the transaction (a *RefusedError). The
+// context bounds the whole transaction: cancelling it closes the
+// connection.
 func (s *Sender) Send(ctx context.Context, m Message) error {
-	msg, err := s.build(m)
+	msg, rcpt, err := s.build(m)
 	if err != nil {
 		return err
 	}
+	d, err := s.transact(ctx, msg, rcpt, true)
+	if err != nil {
+		return err
+	}
+	if len(d.Refused) > 0 {
+		return s.wrap(ctx, d.MessageID, &RefusedError{Refused: d.Refused})
+	}
+	return nil
+}
 
+// Deliver sends m in one SMTP transaction to every envelope recipient the
+// server accepts: a refused recipient (4xx or 5xx at RCPT TO) is reported
+// in the Delivery and does not stop the others. Every recipient gets the
+// same message: the headers name all To and Cc recipients whichever subset
+// m.Rcpt selects, so a later Deliver to the recipients refused temporarily
+// sends them the same mail with the same Message-ID.
+//
+// The error is a failure of the transaction itself (connection, TLS, AUTH,
+// MAIL FROM, DATA); then nobody got the message, as far as the sender
+// knows (a connection lost after the final "." may still have delivered
+// it). When no recipient is accepted DATA is not sent and the error is
+// nil. The context bounds the whole transaction: cancelling it closes the
+// connection.
+func (s *Sender) Deliver(ctx context.Context, m Message) (*Delivery, error) {
+	msg, rcpt, err := s.build(m)
+	if err != nil {
+		return nil, err
+	}
+	return s.transact(ctx, msg, rcpt, false)
+}
+
+// transact runs one SMTP transaction for msg to rcpt. With all, a refused
+// recipient aborts the transaction (RSET) and Accepted stays empty;
+// otherwise DATA goes to the accepted recipients.
+func (s *Sender) transact(ctx context.Context, msg *gomail.Msg, rcpt []*netmail.Address, all bool) (*Delivery, error) {
+	d := &Delivery{MessageID: msg.GetMessageID()}
 	var (
 		mu     sync.Mutex
 		dialed []net.Conn
 	)
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := &net.Dialer{}
+		nd := &net.Dialer{}
 		var (
 			conn net.Conn
 			err  error
 		)
 		if s.cfg.TLS == TLSImplicit {
-			conn, err = (&tls.Dialer{NetDialer: d, Config: s.tls.Clone()}).DialContext(ctx, network, addr)
+			conn, err = (&tls.Dialer{NetDialer: nd, Config: s.tls.Clone()}).DialContext(ctx, network, addr)
 		} else {
-			conn, err = d.DialContext(ctx, network, addr)
+			conn, err = nd.DialContext(ctx, network, addr)
 		}
-		if err == nil {
-			mu.Lock()
-			dialed = append(dialed, conn)
-			mu.Unlock()
+		if err != nil {
+			return nil, err
 		}
-		return conn, err
+		// The greeting, EHLO, STARTTLS and AUTH share one Timeout; every
+		// later command gets its own.
+		_ = conn.SetDeadline(time.Now().Add(s.cfg.Timeout))
+		mu.Lock()
+		dialed = append(dialed, conn)
+		mu.Unlock()
+		return conn, nil
 	}
 	opts := []gomail.Option{
 		gomail.WithPort(s.cfg.Port),
@@ -277,7 +373,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	}
 	client, err := gomail.NewClient(s.cfg.Host, opts...)
 	if err != nil {
-		return fmt.Errorf("mail: client: %w", err)
+		return nil, fmt.Errorf("mail: client: %w", err)
 	}
 
 	// Close the connection when ctx ends, so a cancelled activity does not
@@ -295,56 +391,127 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		case <-done:
 		}
 	}()
-	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("mail: send %s via %s:%d: %w (%w)", msg.GetMessageID(), s.cfg.Host, s.cfg.Port, ctxErr, err)
-		}
-		return fmt.Errorf("mail: send %s via %s:%d: %w", msg.GetMessageID(), s.cfg.Host, s.cfg.Port, err)
+
+	fail := func(step string, err error) (*Delivery, error) {
+		return nil, s.wrap(ctx, d.MessageID, fmt.Errorf("%s: %w", step, err))
 	}
-	return nil
+	// go-mail dials, greets, upgrades to TLS and authenticates; the
+	// transaction itself is driven here, so that refused recipients can be
+	// told apart.
+	c, err := client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return fail("dial", err)
+	}
+	defer func() { _ = c.Close() }()
+	deadline := func() error { return c.UpdateDeadline(s.cfg.Timeout) }
+
+	from, err := msg.GetSender(false)
+	if err != nil {
+		return fail("sender", err)
+	}
+	if err := deadline(); err != nil {
+		return fail("MAIL FROM", err)
+	}
+	if err := c.Mail(from); err != nil {
+		return fail("MAIL FROM", err)
+	}
+	for _, a := range rcpt {
+		if err := deadline(); err != nil {
+			return fail("RCPT TO", err)
+		}
+		err := c.Rcpt((&netmail.Address{Address: a.Address}).String())
+		var te *textproto.Error
+		switch {
+		case err == nil:
+			d.Accepted = append(d.Accepted, a.Address)
+		case errors.As(err, &te):
+			d.Refused = append(d.Refused, Refusal{Address: a.Address, Code: te.Code, Reply: te.Msg})
+		default:
+			return fail("RCPT TO "+a.Address, err)
+		}
+	}
+	if len(d.Accepted) == 0 || (all && len(d.Refused) > 0) {
+		d.Accepted = nil
+		if deadline() == nil && c.Reset() == nil {
+			_ = c.Quit()
+		}
+		return d, nil
+	}
+	if err := deadline(); err != nil {
+		return fail("DATA", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fail("DATA", err)
+	}
+	if _, err := msg.WriteTo(w); err != nil {
+		return fail("DATA", err)
+	}
+	if err := w.Close(); err != nil {
+		return fail("DATA", err)
+	}
+	// The message is delivered: a failing QUIT changes nothing.
+	if deadline() == nil {
+		_ = c.Quit()
+	}
+	return d, nil
 }
 
-// build validates m and turns it into a go-mail message.
-func (s *Sender) build(m Message) (*gomail.Msg, error) {
+// wrap names the message and server in err, and the context's error when
+// it ended the transaction.
+func (s *Sender) wrap(ctx context.Context, id string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("mail: send %s via %s:%d: %w (%w)", id, s.cfg.Host, s.cfg.Port, ctxErr, err)
+	}
+	return fmt.Errorf("mail: send %s via %s:%d: %w", id, s.cfg.Host, s.cfg.Port, err)
+}
+
+// build validates m and turns it into a go-mail message and its envelope
+// recipients.
+func (s *Sender) build(m Message) (*gomail.Msg, []*netmail.Address, error) {
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, args...))
 	}
 	to, err := parseList("to", m.To, nil)
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, nil, invalid("%v", err)
 	}
 	if len(to) == 0 {
-		return nil, invalid("no To recipient")
+		return nil, nil, invalid("no To recipient")
 	}
 	cc, err := parseList("cc", m.CC, to)
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, nil, invalid("%v", err)
+	}
+	rcpt, err := envelope(m.Rcpt, slices.Concat(to, cc))
+	if err != nil {
+		return nil, nil, invalid("%v", err)
 	}
 	subject := strings.TrimSpace(m.Subject)
 	if subject == "" {
-		return nil, invalid("empty subject")
+		return nil, nil, invalid("empty subject")
 	}
 	if strings.ContainsAny(subject, "\r\n") {
-		return nil, invalid("subject contains a line break")
+		return nil, nil, invalid("subject contains a line break")
 	}
 	if strings.TrimSpace(m.Text) == "" && strings.TrimSpace(m.HTML) == "" {
-		return nil, invalid("empty body")
+		return nil, nil, invalid("empty body")
 	}
 	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(m.MessageID), "<"), ">")
 	if m.MessageID != "" && !validMessageID(id) {
-		return nil, invalid("message id %q is not of the form <left@right>", m.MessageID)
+		return nil, nil, invalid("message id %q is not of the form <left@right>", m.MessageID)
 	}
 
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	if err := msg.From(s.from); err != nil {
-		return nil, invalid("from: %v", err)
+		return nil, nil, invalid("from: %v", err)
 	}
 	if err := msg.To(addrStrings(to)...); err != nil {
-		return nil, invalid("to: %v", err)
+		return nil, nil, invalid("to: %v", err)
 	}
 	if len(cc) > 0 {
 		if err := msg.Cc(addrStrings(cc)...); err != nil {
-			return nil, invalid("cc: %v", err)
+			return nil, nil, invalid("cc: %v", err)
 		}
 	}
 	msg.Subject(subject)
@@ -365,7 +532,48 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 	default:
 		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	}
-	return msg, nil
+	return msg, rcpt, nil
+}
+
+// envelope is the envelope recipients: all when only is empty, else the
+// addresses of all that only names (compared case-insensitively), in the
+// order of all. An address of only that is not in all is an error.
+func envelope(only []string, all []*netmail.Address) ([]*netmail.Address, error) {
+	if len(only) == 0 {
+		return all, nil
+	}
+	sel, err := parseList("rcpt", only, nil)
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[string]bool, len(sel))
+	for _, a := range sel {
+		want[strings.ToLower(a.Address)] = true
+	}
+	var out []*netmail.Address
+	for _, a := range all {
+		if want[strings.ToLower(a.Address)] {
+			out = append(out, a)
+			delete(want, strings.ToLower(a.Address))
+		}
+	}
+	for _, a := range sel {
+		if want[strings.ToLower(a.Address)] {
+			return nil, fmt.Errorf("rcpt address %q is neither a To nor a Cc recipient", a.Address)
+		}
+	}
+	return out, nil
+}
+
+// RecipientAddress returns the bare address of a recipient given as
+// "a@b.example" or "Name <a@b.example>": the form Deliver reports in
+// Delivery. The error wraps ErrInvalidMessage.
+func RecipientAddress(addr string) (string, error) {
+	a, err := netmail.ParseAddress(strings.TrimSpace(addr))
+	if err != nil {
+		return "", fmt.Errorf("%w: address %q: %v", ErrInvalidMessage, addr, err)
+	}
+	return a.Address, nil
 }
 
 // parseList parses addresses, dropping duplicates and addresses already in
@@ -447,9 +655,10 @@ func (a *plainOrLogin) Next(fromServer []byte, more bool) ([]byte, error) {
 
 // IsPermanent reports whether retrying cannot deliver the message: an
 // invalid message or address, a 5xx SMTP reply (including rejected
-// credentials), missing AUTH support or a refusal to send credentials in
-// clear. Connection failures, TLS failures (including a server without
-// STARTTLS), timeouts and 4xx replies are transient.
+// credentials), recipients refused only with 5xx replies, missing AUTH
+// support or a refusal to send credentials in clear. Connection failures,
+// TLS failures (including a server without STARTTLS), timeouts and 4xx
+// replies are transient.
 func IsPermanent(err error) bool {
 	if err == nil {
 		return false
@@ -461,16 +670,14 @@ func IsPermanent(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	var se *gomail.SendError
-	if errors.As(err, &se) {
-		switch se.Reason {
-		case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
-			return true
+	var re *RefusedError
+	if errors.As(err, &re) {
+		for _, r := range re.Refused {
+			if !r.Permanent() {
+				return false
+			}
 		}
-		if se.IsTemp() {
-			return false
-		}
-		return se.ErrorCode() >= 500 && se.ErrorCode() < 600
+		return len(re.Refused) > 0
 	}
 	var te *textproto.Error
 	if errors.As(err, &te) {
@@ -479,11 +686,12 @@ func IsPermanent(err error) bool {
 	return false
 }
 
-// ReplyCode returns the SMTP reply code carried by err, or 0.
+// ReplyCode returns the SMTP reply code carried by err (for refused
+// recipients, the first refusal's), or 0.
 func ReplyCode(err error) int {
-	var se *gomail.SendError
-	if errors.As(err, &se) && se.ErrorCode() != 0 {
-		return se.ErrorCode()
+	var re *RefusedError
+	if errors.As(err, &re) && len(re.Refused) > 0 {
+		return re.Refused[0].Code
 	}
 	var te *textproto.Error
 	if errors.As(err, &te) {

@@ -431,3 +431,180 @@ func TestAuthUnsupportedIsPermanent(t *testing.T) {
 	require.True(t, mail.IsPermanent(err))
 	require.Empty(t, sink.Messages())
 }
+
+func TestDeliverReportsRefusedRecipients(t *testing.T) {
+	tests := []struct {
+		name string
+		mode mail.TLSMode
+		auth bool
+	}{
+		{"starttls with auth", mail.TLSStartTLS, true},
+		{"implicit tls", mail.TLSImplicit, false},
+		{"plain", mail.TLSNone, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := mailsink.Options{TLS: string(tc.mode), RefuseRecipients: map[string]int{"bounce@klinik.example": 550}}
+			username, pass := "", ""
+			if tc.auth {
+				opts.Username, opts.Password = user, password
+				username, pass = user, password
+			}
+			sink := startSink(t, opts)
+			snd := senderFor(t, sink, tc.mode, username, pass)
+			msg := mail.Message{
+				MessageID: "<node-17.offline.1@vigil>",
+				To:        []string{"notaufnahme@klinik.example", "Bounce <BOUNCE@klinik.example>"},
+				CC:        []string{"office@aktin.example"},
+				Subject:   "s", Text: "t",
+			}
+			d, err := snd.Deliver(ctx(t), msg)
+			require.NoError(t, err)
+			require.Equal(t, "<node-17.offline.1@vigil>", d.MessageID)
+			require.Equal(t, []string{"notaufnahme@klinik.example", "office@aktin.example"}, d.Accepted)
+			require.Len(t, d.Refused, 1)
+			require.Equal(t, "BOUNCE@klinik.example", d.Refused[0].Address)
+			require.Equal(t, 550, d.Refused[0].Code)
+			require.Contains(t, d.Refused[0].Reply, "5.1.1")
+			require.True(t, d.Refused[0].Permanent())
+
+			got, err := sink.Wait(ctx(t), 1)
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			require.Equal(t, []string{"notaufnahme@klinik.example", "office@aktin.example"}, got[0].Rcpt)
+			require.Equal(t, []string{"notaufnahme@klinik.example", "BOUNCE@klinik.example"}, got[0].To, "the headers still name everyone")
+			require.Equal(t, []string{"office@aktin.example"}, got[0].CC)
+			require.Equal(t, tc.mode != mail.TLSNone, got[0].TLS)
+		})
+	}
+}
+
+func TestDeliverDeferredRecipientLater(t *testing.T) {
+	sink := startSink(t, mailsink.Options{TLS: "starttls", RefuseRecipients: map[string]int{"busy@x.example": 450}})
+	snd := senderFor(t, sink, mail.TLSStartTLS, "", "")
+	msg := mail.Message{MessageID: "m1@vigil", To: []string{"a@x.example", "busy@x.example"}, CC: []string{"c@x.example"}, Subject: "s", Text: "t"}
+
+	d, err := snd.Deliver(ctx(t), msg)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a@x.example", "c@x.example"}, d.Accepted)
+	require.Equal(t, []mail.Refusal{{Address: "busy@x.example", Code: 450, Reply: d.Refused[0].Reply}}, d.Refused)
+	require.False(t, d.Refused[0].Permanent())
+
+	// Later, only the deferred recipient, the same message.
+	require.NoError(t, sink.SetRefusal("busy@x.example", 0))
+	msg.Rcpt = []string{"BUSY@x.example"}
+	d, err = snd.Deliver(ctx(t), msg)
+	require.NoError(t, err)
+	require.Equal(t, []string{"busy@x.example"}, d.Accepted)
+	require.Empty(t, d.Refused)
+
+	got, err := sink.Wait(ctx(t), 2)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, []string{"busy@x.example"}, got[1].Rcpt)
+	require.Equal(t, got[0].MessageID, got[1].MessageID)
+	require.Equal(t, got[0].To, got[1].To)
+	require.Equal(t, got[0].CC, got[1].CC)
+}
+
+func TestDeliverEveryRecipientRefused(t *testing.T) {
+	sink := startSink(t, mailsink.Options{TLS: "none", RefuseRecipients: map[string]int{"a@x.example": 550, "b@x.example": 451}})
+	snd := senderFor(t, sink, mail.TLSNone, "", "")
+	d, err := snd.Deliver(ctx(t), mail.Message{To: []string{"a@x.example"}, CC: []string{"b@x.example"}, Subject: "s", Text: "t"})
+	require.NoError(t, err, "refusals are results, not errors")
+	require.Empty(t, d.Accepted)
+	require.Len(t, d.Refused, 2)
+	require.True(t, d.Refused[0].Permanent())
+	require.False(t, d.Refused[1].Permanent())
+	time.Sleep(50 * time.Millisecond)
+	require.Empty(t, sink.Messages(), "no DATA without an accepted recipient")
+}
+
+func TestSendIsAllOrNothing(t *testing.T) {
+	sink := startSink(t, mailsink.Options{TLS: "none", RefuseRecipients: map[string]int{"bounce@x.example": 550, "busy@x.example": 450}})
+	snd := senderFor(t, sink, mail.TLSNone, "", "")
+	tests := []struct {
+		name      string
+		cc        []string
+		permanent bool
+		code      int
+	}{
+		{"permanent", []string{"bounce@x.example"}, true, 550},
+		{"temporary", []string{"busy@x.example"}, false, 450},
+		{"mixed is retried", []string{"bounce@x.example", "busy@x.example"}, false, 550},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := snd.Send(ctx(t), mail.Message{To: []string{"ok@x.example"}, CC: tc.cc, Subject: "s", Text: "t"})
+			var re *mail.RefusedError
+			require.ErrorAs(t, err, &re)
+			require.Len(t, re.Refused, len(tc.cc))
+			require.Equal(t, tc.permanent, mail.IsPermanent(err))
+			require.Equal(t, tc.code, mail.ReplyCode(err))
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	require.Empty(t, sink.Messages(), "a refused recipient stops Send for everyone")
+}
+
+func TestDeliverRcptMustBeARecipient(t *testing.T) {
+	sink := startSink(t, mailsink.Options{TLS: "none"})
+	snd := senderFor(t, sink, mail.TLSNone, "", "")
+	base := mail.Message{To: []string{"a@x.example"}, CC: []string{"c@x.example"}, Subject: "s", Text: "t"}
+	for _, rcpt := range [][]string{{"evil@x.example"}, {"a@x.example", "evil@x.example"}, {"not an address"}} {
+		m := base
+		m.Rcpt = rcpt
+		_, err := snd.Deliver(ctx(t), m)
+		require.ErrorIs(t, err, mail.ErrInvalidMessage, "%v", rcpt)
+		require.True(t, mail.IsPermanent(err))
+	}
+	require.Empty(t, sink.Messages())
+	bare, err := mail.RecipientAddress(" IT <it@x.example>")
+	require.NoError(t, err)
+	require.Equal(t, "it@x.example", bare)
+	_, err = mail.RecipientAddress("not an address")
+	require.ErrorIs(t, err, mail.ErrInvalidMessage)
+}
+
+// TestStalledServerTimesOut: a server that stops answering, during the
+// greeting phase or in the transaction, fails the send within Timeout.
+func TestStalledServerTimesOut(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers []string // one reply per line read; then silence
+	}{
+		{"after the greeting", []string{}},
+		{"at RCPT TO", []string{"250 localhost", "250 ok"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = l.Close() })
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				_, _ = io.WriteString(c, "220 localhost ESMTP\r\n")
+				buf := make([]byte, 512)
+				for _, a := range tc.answers {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					_, _ = io.WriteString(c, a+"\r\n")
+				}
+				_, _ = io.Copy(io.Discard, c)
+			}()
+			snd, err := mail.NewSender(mail.Config{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: mail.TLSNone,
+				From: "m@x.example", Timeout: 300 * time.Millisecond, HeloName: "vigil.test"})
+			require.NoError(t, err)
+			start := time.Now()
+			_, err = snd.Deliver(ctx(t), mail.Message{To: []string{"a@x.example"}, Subject: "s", Text: "t"})
+			require.Error(t, err)
+			require.False(t, mail.IsPermanent(err))
+			require.Less(t, time.Since(start), 3*time.Second)
+		})
+	}
+}

@@ -4,7 +4,9 @@
 //
 // With TLS "starttls" or "tls" it uses a freshly generated self-signed
 // certificate for 127.0.0.1, ::1 and localhost; CertPool returns a pool that
-// trusts it. With a Username it requires AUTH PLAIN before MAIL FROM.
+// trusts it. With a Username it requires AUTH PLAIN before MAIL FROM. It can
+// refuse chosen recipients with a 4xx or 5xx reply (RefuseRecipients,
+// SetRefusal).
 package mailsink
 
 import (
@@ -44,6 +46,10 @@ type Options struct {
 	// Logger logs each received message's subject and recipients at Info;
 	// nil discards.
 	Logger *slog.Logger
+	// RefuseRecipients refuses RCPT TO for these addresses (compared
+	// case-insensitively) with the given reply code, 400-599: 4xx is a
+	// temporary refusal, 5xx a permanent one. SetRefusal changes it later.
+	RefuseRecipients map[string]int
 }
 
 // Received is one message as the sink got it.
@@ -82,7 +88,15 @@ type Sink struct {
 
 	mu      sync.Mutex
 	msgs    []Received
-	changed chan struct{} // closed and replaced on every new message
+	changed chan struct{}  // closed and replaced on every new message
+	refuse  map[string]int // lower-case address → reply code
+	refused []Refusal
+}
+
+// Refusal is one RCPT TO the sink refused.
+type Refusal struct {
+	Address string
+	Code    int
 }
 
 // Start listens on o.Addr and serves until Close.
@@ -98,6 +112,13 @@ func Start(o Options) (*Sink, error) {
 	default:
 		return nil, fmt.Errorf("mailsink: tls mode %q is not one of starttls, tls, none", o.TLS)
 	}
+	refuse := make(map[string]int, len(o.RefuseRecipients))
+	for addr, code := range o.RefuseRecipients {
+		if err := checkRefusalCode(code); err != nil {
+			return nil, fmt.Errorf("mailsink: refuse %s: %w", addr, err)
+		}
+		refuse[strings.ToLower(addr)] = code
+	}
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -107,6 +128,7 @@ func Start(o Options) (*Sink, error) {
 		log:     logger,
 		served:  make(chan struct{}),
 		changed: make(chan struct{}),
+		refuse:  refuse,
 	}
 
 	srv := smtp.NewServer(backend{s})
@@ -190,11 +212,61 @@ func (s *Sink) Messages() []Received {
 	return append([]Received(nil), s.msgs...)
 }
 
-// Reset forgets the messages received so far.
+// Reset forgets the messages received and the refusals made so far (not
+// which addresses to refuse).
 func (s *Sink) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs = nil
+	s.refused = nil
+}
+
+// SetRefusal makes the sink refuse RCPT TO addr with code (400-599) from
+// now on; code 0 accepts addr again.
+func (s *Sink) SetRefusal(addr string, code int) error {
+	if code != 0 {
+		if err := checkRefusalCode(code); err != nil {
+			return fmt.Errorf("mailsink: refuse %s: %w", addr, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == 0 {
+		delete(s.refuse, strings.ToLower(addr))
+	} else {
+		s.refuse[strings.ToLower(addr)] = code
+	}
+	return nil
+}
+
+// Refusals returns the RCPT TO commands refused so far, oldest first.
+func (s *Sink) Refusals() []Refusal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Refusal(nil), s.refused...)
+}
+
+func checkRefusalCode(code int) error {
+	if code < 400 || code > 599 {
+		return fmt.Errorf("reply code %d is not 400-599", code)
+	}
+	return nil
+}
+
+// refusal returns the error to answer RCPT TO addr with, or nil, and
+// records a refusal.
+func (s *Sink) refusal(addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	code, ok := s.refuse[strings.ToLower(addr)]
+	if !ok {
+		return nil
+	}
+	s.refused = append(s.refused, Refusal{Address: addr, Code: code})
+	if code >= 500 {
+		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "mailbox unavailable (mailsink refuses " + addr + ")"}
+	}
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "mailbox busy, try again later (mailsink defers " + addr + ")"}
 }
 
 // Wait blocks until at least n messages were received and returns them all,
@@ -282,6 +354,9 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if ss.sink.opts.Username != "" && ss.user == "" {
 		return smtp.ErrAuthRequired
+	}
+	if err := ss.sink.refusal(to); err != nil {
+		return err
 	}
 	ss.rcpt = append(ss.rcpt, to)
 	return nil

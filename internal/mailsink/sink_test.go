@@ -268,3 +268,44 @@ func TestCloseIsIdempotent(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close())
 }
+
+func TestRefuseRecipients(t *testing.T) {
+	s := start(t, mailsink.Options{TLS: "none", RefuseRecipients: map[string]int{"Bounce@x.example": 550, "busy@x.example": 450}})
+	rcptCodes := func() map[string]int {
+		c, err := smtp.Dial(s.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.Mail("m@x.example", nil))
+		got := map[string]int{}
+		for _, to := range []string{"ok@x.example", "bounce@X.example", "busy@x.example"} {
+			err := c.Rcpt(to, nil)
+			if err == nil {
+				got[to] = 250
+				continue
+			}
+			var se *smtp.SMTPError
+			require.ErrorAs(t, err, &se)
+			got[to] = se.Code
+		}
+		w, err := c.Data()
+		require.NoError(t, err)
+		_, err = w.Write([]byte(crlf("Subject: s\n\nbody\n")))
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		return got
+	}
+
+	require.Equal(t, map[string]int{"ok@x.example": 250, "bounce@X.example": 550, "busy@x.example": 450}, rcptCodes())
+	msgs, err := s.Wait(context.Background(), 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{"ok@x.example"}, msgs[0].Rcpt, "only the accepted recipient")
+	require.Equal(t, []mailsink.Refusal{{Address: "bounce@X.example", Code: 550}, {Address: "busy@x.example", Code: 450}}, s.Refusals())
+
+	require.NoError(t, s.SetRefusal("BUSY@x.example", 0))
+	require.NoError(t, s.SetRefusal("ok@x.example", 421))
+	require.Equal(t, map[string]int{"ok@x.example": 421, "bounce@X.example": 550, "busy@x.example": 250}, rcptCodes())
+
+	require.Error(t, s.SetRefusal("a@x.example", 250))
+	_, err = mailsink.Start(mailsink.Options{RefuseRecipients: map[string]int{"a@x.example": 200}})
+	require.Error(t, err)
+}

@@ -157,6 +157,7 @@ type StatusChange struct {
 
 // Mail is one node_mail_log entry.
 type Mail struct {
+	ID         int64          `json:"-" db:"id"`
 	CreatedAt  time.Time      `json:"created_at" db:"created_at"`
 	SentAt     *time.Time     `json:"sent_at" db:"sent_at"`
 	Condition  string         `json:"condition" db:"condition"`
@@ -167,6 +168,21 @@ type Mail struct {
 	CC         pq.StringArray `json:"cc" db:"cc"`
 	Subject    string         `json:"subject" db:"subject"`
 	Error      string         `json:"error" db:"error"`
+	// Refused are the recipients the SMTP server refused; the others got
+	// the mail (or will, while some are deferred).
+	Refused []MailRefusal `json:"refused"`
+}
+
+// MailRefusal is a recipient of a node mail that the SMTP server refused.
+type MailRefusal struct {
+	Address string `json:"address" db:"address"`
+	// Permanent is false while the refusal is temporary (a 4xx reply) and
+	// the mail is retried for the address.
+	Permanent bool `json:"permanent" db:"permanent"`
+	// Code is the SMTP reply code; nil when the address could not be
+	// mailed at all (not a valid address).
+	Code  *int   `json:"code" db:"reply_code"`
+	Reply string `json:"reply" db:"reply"`
 }
 
 // Detail is everything known about one node.
@@ -395,13 +411,30 @@ func (s *Store) Detail(ctx context.Context, nodeID string, now time.Time) (*Deta
 		return nil, err
 	}
 	d.Mails = []Mail{}
-	if err := s.DB.SelectContext(ctx, &d.Mails, `SELECT created_at, sent_at, condition, kind, status, language,
+	if err := s.DB.SelectContext(ctx, &d.Mails, `SELECT id, created_at, sent_at, condition, kind, status, language,
 			recipients, cc, subject, error
 		FROM node_mail_log WHERE node_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, nodeID, MailLimit); err != nil {
 		return nil, fmt.Errorf("node mail log: %w", err)
 	}
+	ids := make(pq.Int64Array, len(d.Mails))
 	for i := range d.Mails {
 		d.Mails[i].CreatedAt, d.Mails[i].SentAt = d.Mails[i].CreatedAt.UTC(), utcPtr(d.Mails[i].SentAt)
+		d.Mails[i].Refused = []MailRefusal{}
+		ids[i] = d.Mails[i].ID
+	}
+	var refusals []struct {
+		MailID int64 `db:"mail_id"`
+		MailRefusal
+	}
+	if err := s.DB.SelectContext(ctx, &refusals, `SELECT mail_id, address, status = 'refused' AS permanent, reply_code, reply
+		FROM node_mail_recipients WHERE mail_id = ANY($1) AND status IN ('refused', 'deferred')
+		ORDER BY mail_id, position`, ids); err != nil {
+		return nil, fmt.Errorf("node mail refusals: %w", err)
+	}
+	for _, r := range refusals {
+		if i := slices.IndexFunc(d.Mails, func(m Mail) bool { return m.ID == r.MailID }); i >= 0 {
+			d.Mails[i].Refused = append(d.Mails[i].Refused, r.MailRefusal)
+		}
 	}
 	return d, nil
 }
