@@ -279,6 +279,10 @@ type PageInput struct {
 	Kind      string
 	Title     string
 	Body      string
+	// Due is when a timer-scheduled page (an escalation step or a start
+	// reminder) was due; zero for pages sent at once. It is stored with the
+	// outbox row (due_at), so sent_at - due_at is how late the page went out.
+	Due time.Time
 }
 
 // PageResult says whether the page reached at least one channel.
@@ -299,11 +303,16 @@ func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error
 	var outboxID int64
 	var status string
 	var sentAt *time.Time
+	var due *time.Time
+	if !in.Due.IsZero() {
+		due = &in.Due
+	}
+	// due_at is written on insert only: a retry keeps the first attempt's.
 	err = tx.QueryRowxContext(ctx, `
-		INSERT INTO notification_outbox (incident_id, step, recipient, channel)
-		VALUES ($1, $2, $3, 'inapp')
+		INSERT INTO notification_outbox (incident_id, step, recipient, channel, due_at)
+		VALUES ($1, $2, $3, 'inapp', $4)
 		ON CONFLICT (incident_id, step, recipient, channel) DO UPDATE SET attempts = notification_outbox.attempts
-		RETURNING id, status, sent_at`, in.IncidentID, in.Step, in.Recipient).Scan(&outboxID, &status, &sentAt)
+		RETURNING id, status, sent_at`, in.IncidentID, in.Step, in.Recipient, due).Scan(&outboxID, &status, &sentAt)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox row: %w", err)
 	}
@@ -337,6 +346,9 @@ func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error
 	}
 	if a.Metrics != nil {
 		a.Metrics.Notified("inapp", "sent")
+		if due != nil {
+			a.Metrics.ObserveLateness(at.Sub(*due))
+		}
 	}
 	return &PageResult{Delivered: true, DeliveredAt: at}, nil
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -10,14 +11,18 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/auth"
@@ -131,6 +136,9 @@ type alertRequest struct {
 	Source     string     `json:"source"`
 	ObservedAt string     `json:"observed_at"`
 	DedupKey   string     `json:"dedup_key"`
+	// AlertID is the sender's id of the alert: an idempotency key, like
+	// the Idempotency-Key header.
+	AlertID string `json:"alert_id"`
 }
 
 // jsonScalar accepts a JSON string or number (monitors send either) and keeps
@@ -182,6 +190,10 @@ type alert struct {
 	ReceivedAt time.Time
 	// Integration is the sender's scope (alertSource.Integration).
 	Integration string
+	// IdempotencyKey is the sender's key for the alert (Idempotency-Key,
+	// alert_id, or an Alertmanager alert's fingerprint and startsAt); empty
+	// when none. Only its hash (IdempotencyKeyHash) leaves the API.
+	IdempotencyKey string
 }
 
 // validateAlert checks a request against the catalogue; prefix is prepended
@@ -256,25 +268,170 @@ func (s *Server) validateAlert(ctx context.Context, r *alertRequest, prefix stri
 	return a, nil, nil
 }
 
-// AlertResponse answers an accepted alert.
+// AlertResponse answers an alert.
 type AlertResponse struct {
-	// Result is "created" (a new incident, 201) or "merged" (into the open
-	// incident of the dedup key, 200).
+	// Result is "created" (a new incident, 201), "merged" (into the open
+	// incident of the dedup key, 200), "duplicate" (its idempotency key was
+	// already counted by that incident; nothing changed, 200) or "accepted"
+	// (the incident workflow took it durably but its outcome was not known
+	// in time, 202; incident fields are then empty).
 	Result         string `json:"result"`
-	IncidentID     string `json:"incident_id"`
-	IncidentStatus string `json:"incident_status"`
-	AlertCount     int    `json:"alert_count"`
+	IncidentID     string `json:"incident_id,omitempty"`
+	IncidentStatus string `json:"incident_status,omitempty"`
+	AlertCount     int    `json:"alert_count,omitempty"`
 	WorkflowID     string `json:"workflow_id"`
 	WebUIURL       string `json:"web_ui_url,omitempty"`
 }
 
-// postAlert ingests one alert.
+// Results of an alert (AlertResponse.Result).
+const (
+	alertCreated   = "created"
+	alertMerged    = "merged"
+	alertDuplicate = "duplicate"
+	alertAccepted  = "accepted"
+)
+
+// DefaultAlertWait is how long an alert request waits for its incident
+// workflow (Deps.AlertWait): first for the workflow to accept the alert,
+// then for its outcome. Accepted but no outcome in time is 202; not
+// accepted in time is 504 maybe_applied.
+const DefaultAlertWait = 30 * time.Second
+
+// alertAnswerMargin is kept back from a request's wait so that the outcome
+// reaches the request before it gives up (at most a quarter of the wait).
+const alertAnswerMargin = time.Second
+
+// retryAfterMaybeApplied is the Retry-After (seconds) of a 504 maybe_applied.
+const retryAfterMaybeApplied = 5
+
+// CodeMaybeApplied is the error code of an alert whose outcome was not known
+// in time: it may have been applied, and a retry with the same idempotency
+// key is safe.
+const CodeMaybeApplied = "maybe_applied"
+
+// Outcomes of updateWithStart that are not a result.
+var (
+	// errMaybeApplied: the incident workflow did not accept the alerts in
+	// time; it may still do so.
+	errMaybeApplied = errors.New("the incident workflow did not accept the alert in time; it may still be applied")
+	// errAlertAccepted: the incident workflow accepted the alerts (they are
+	// in its history) but their outcome was not known in time.
+	errAlertAccepted = errors.New("the incident workflow accepted the alert; its outcome was not known in time")
+)
+
+// alertTimedOut reports whether err (from ingest) means the alert's outcome
+// is unknown because the wait ran out, and whether it was certainly never
+// sent.
+func alertTimedOut(err error) (timedOut, notSent bool) {
+	switch {
+	case errors.Is(err, errNotSent):
+		return true, true
+	case errors.Is(err, errMaybeApplied), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return true, false
+	}
+	return false, false
+}
+
+// MaybeAppliedBody is the 504 of an alert whose outcome was not known in
+// time: ErrorBody's shape, with the code maybe_applied.
+type MaybeAppliedBody struct {
+	Error MaybeAppliedDetail `json:"error"`
+}
+
+// MaybeAppliedDetail is an ErrorDetail with when to retry.
+type MaybeAppliedDetail struct {
+	ErrorDetail
+	// RetryAfter is the Retry-After header's seconds.
+	RetryAfter int `json:"retry_after"`
+	// WorkflowID is the incident workflow the alert was sent to.
+	WorkflowID string `json:"workflow_id,omitempty"`
+}
+
+// maybeApplied is the detail of a 504 maybe_applied.
+func maybeApplied(c *gin.Context, message, workflowID string) MaybeAppliedDetail {
+	return MaybeAppliedDetail{
+		ErrorDetail: ErrorDetail{Code: CodeMaybeApplied, Message: message, RequestID: requestID(c)},
+		RetryAfter:  retryAfterMaybeApplied, WorkflowID: workflowID,
+	}
+}
+
+// abortMaybeApplied answers 504 maybe_applied with Retry-After: the alert
+// was not confirmed in time and may have been applied; a retry with the
+// same idempotency key is counted once. A timeout is never a 500.
+func (s *Server) abortMaybeApplied(c *gin.Context, workflowID string, err error) {
+	s.logger.WarnContext(c.Request.Context(), "alert outcome unknown", "err", err, "workflow_id", workflowID, "request_id", requestID(c))
+	c.Header("Retry-After", strconv.Itoa(retryAfterMaybeApplied))
+	c.AbortWithStatusJSON(http.StatusGatewayTimeout, MaybeAppliedBody{Error: maybeApplied(c,
+		"the incident workflow did not confirm the alert in time; it may have been applied; retry with the same Idempotency-Key (or alert_id)",
+		workflowID)})
+}
+
+// maxIdempotencyKey bounds an idempotency key (Idempotency-Key, alert_id).
+const maxIdempotencyKey = 255
+
+// idempotencyKeyHeader carries a sender's idempotency key.
+const idempotencyKeyHeader = "Idempotency-Key"
+
+// validIdempotencyKey reports whether k is 1 to 255 printable characters,
+// not only spaces.
+func validIdempotencyKey(k string) bool {
+	if strings.TrimSpace(k) == "" || utf8.RuneCountInString(k) > maxIdempotencyKey || !utf8.ValidString(k) {
+		return false
+	}
+	for _, r := range k {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerIdempotencyKey is the request's Idempotency-Key header ("" when
+// absent), or a field error naming it.
+func headerIdempotencyKey(c *gin.Context) (string, *fieldError) {
+	vals := c.Request.Header.Values(idempotencyKeyHeader)
+	switch {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1:
+		return "", invalid(idempotencyKeyHeader, "must be sent once")
+	case !validIdempotencyKey(vals[0]):
+		return "", invalid(idempotencyKeyHeader, "must be 1 to 255 printable characters")
+	}
+	return vals[0], nil
+}
+
+// alertIdempotencyKey is the idempotency key of a POST /v1/alerts request:
+// the Idempotency-Key header or the body's alert_id ("" when neither).
+func alertIdempotencyKey(c *gin.Context, alertID string) (string, *fieldError) {
+	header, fe := headerIdempotencyKey(c)
+	if fe != nil {
+		return "", fe
+	}
+	if alertID != "" && !validIdempotencyKey(alertID) {
+		return "", invalid("alert_id", "must be 1 to 255 printable characters")
+	}
+	if header != "" && alertID != "" && header != alertID {
+		return "", invalid(idempotencyKeyHeader, "differs from alert_id; send one of them, or the same value")
+	}
+	return cmp.Or(header, alertID), nil
+}
+
+// postAlert ingests one alert. It answers within the alert wait: 201
+// created, 200 merged or duplicate, 202 accepted, or 504 maybe_applied.
 func (s *Server) postAlert(c *gin.Context) {
 	var req alertRequest
 	if !decodeJSON(c, &req, false) {
 		return
 	}
-	a, fe, err := s.validateAlert(c.Request.Context(), &req, "", time.Now().UTC())
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.alertWait)
+	defer cancel()
+	idem, fe := alertIdempotencyKey(c, req.AlertID)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	a, fe, err := s.validateAlert(ctx, &req, "", time.Now().UTC())
 	if err != nil {
 		s.abortInternal(c, "validate alert", err)
 		return
@@ -283,39 +440,66 @@ func (s *Server) postAlert(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	a.Integration = alertSourceOf(c).Integration
-	res, err := s.ingest(c.Request.Context(), a)
+	a.Integration, a.IdempotencyKey = alertSourceOf(c).Integration, idem
+	res, err := s.ingest(ctx, a)
+	if timedOut, _ := alertTimedOut(err); timedOut {
+		s.abortMaybeApplied(c, s.alertWorkflowID(a), err)
+		return
+	}
 	if err != nil {
 		s.abortTemporal(c, "ingest alert", err)
 		return
 	}
 	status := http.StatusOK
-	if res.Result == "created" {
+	switch res.Result {
+	case alertCreated:
 		status = http.StatusCreated
 		c.Header("Location", "/v1/incidents/"+res.IncidentID)
+	case alertAccepted:
+		status = http.StatusAccepted
 	}
 	c.JSON(status, res)
 }
 
+// alertWorkflowID is the incident workflow of a's dedup key.
+func (s *Server) alertWorkflowID(a *alert) string {
+	return workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(a.Integration, a.DedupKey))
+}
+
 // ingest hands an alert to its incident workflow through the coalescer. The
 // dedup key is scoped to the sending integration: alerts from different
-// integrations never merge, and each owns its incidents.
+// integrations never merge, and each owns its incidents. ctx's deadline is
+// the request's wait: an alert accepted by the workflow whose outcome is not
+// known by then is answered "accepted"; one not accepted by then returns an
+// error for which alertTimedOut is true.
 func (s *Server) ingest(ctx context.Context, a *alert) (*AlertResponse, error) {
 	if a.Integration == "" {
 		return nil, errors.New("alert has no integration scope")
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.alertWait)
+		defer cancel()
+	}
 	s.incidentMetrics().AlertReceived(a.Severity)
 	key := workflows.ScopedDedupKeyHash(a.Integration, a.DedupKey)
-	res, first, err := s.alerts.submit(ctx, key, a)
+	wfID := workflows.IncidentWorkflowID(key)
+	res, index, err := s.alerts.submit(ctx, key, a)
+	if errors.Is(err, errAlertAccepted) {
+		return &AlertResponse{Result: alertAccepted, WorkflowID: wfID, WebUIURL: s.workflowURL(wfID)}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	out := &AlertResponse{
-		Result: "merged", IncidentID: res.IncidentID, IncidentStatus: res.Status, AlertCount: res.AlertCount,
-		WorkflowID: workflows.IncidentWorkflowID(key), WebUIURL: s.workflowURL(workflows.IncidentWorkflowID(key)),
+		Result: alertMerged, IncidentID: res.IncidentID, IncidentStatus: res.Status, AlertCount: res.AlertCount,
+		WorkflowID: wfID, WebUIURL: s.workflowURL(wfID),
 	}
-	if res.Created && first {
-		out.Result = "created"
+	switch {
+	case slices.Contains(res.Duplicates, index):
+		out.Result = alertDuplicate
+	case res.Created && index == 0:
+		out.Result = alertCreated
 		s.incidentMetrics().IncidentOpened(a.Severity)
 	}
 	return out, nil
@@ -323,12 +507,19 @@ func (s *Server) ingest(ctx context.Context, a *alert) (*AlertResponse, error) {
 
 // sendAlerts delivers one coalesced batch with Update-With-Start: the first
 // alert of a dedup key starts its incident workflow, later ones join it.
+// ctx's deadline bounds the whole delivery.
 func (s *Server) sendAlerts(ctx context.Context, key string, batch []*alert) (workflows.AlertResult, error) {
 	first, last := batch[0], batch[len(batch)-1]
 	update := &workflows.AlertUpdate{Count: len(batch), Value: last.Value, ObservedAt: last.ObservedAt}
-	for _, a := range batch {
+	for i, a := range batch {
 		if a.ObservedAt.After(update.ObservedAt) {
 			update.ObservedAt = a.ObservedAt
+		}
+		if a.IdempotencyKey != "" {
+			if update.IdempotencyKeys == nil {
+				update.IdempotencyKeys = make([]string, len(batch))
+			}
+			update.IdempotencyKeys[i] = workflows.IdempotencyKeyHash(a.Integration, a.IdempotencyKey)
 		}
 	}
 	var res workflows.AlertResult
@@ -341,26 +532,47 @@ func (s *Server) sendAlerts(ctx context.Context, key string, batch []*alert) (wo
 		}
 		// The incident was just resolved and its run is finishing; the next
 		// attempt starts a new incident once it has.
-		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		select {
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		case <-ctx.Done():
+			return res, fmt.Errorf("%w: %w", errNotSent, err) // refused, not applied
+		}
 	}
 	return res, err
 }
 
+// updateWithStart sends one alert update and waits, within ctx, first for
+// the workflow to accept it, then for its result. Not accepted in time is
+// errMaybeApplied; accepted without a result in time is errAlertAccepted.
 func (s *Server) updateWithStart(ctx context.Context, key string, first *alert, u *workflows.AlertUpdate) (workflows.AlertResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	var res workflows.AlertResult
 	h, err := s.temporal.UpdateWithStartWorkflow(ctx, workflows.AlertWithStart(s.temporal, s.taskQueue, &workflows.IncidentInput{
 		IncidentID: uuid.NewString(), DedupKeyHash: key, AlertType: first.AlertType, Severity: first.Severity,
 		PatientID: first.PatientID, Room: first.Room, Source: first.Source, OpenedAt: first.ReceivedAt,
 		Integration: first.Integration, UnscopedKeyHash: workflows.DedupKeyHash(first.DedupKey),
 		StableOKWait: s.autoResolveWait,
 	}, u))
-	var res workflows.AlertResult
 	if err != nil {
+		if waitRanOut(ctx, err) {
+			return res, fmt.Errorf("%w: %w", errMaybeApplied, err)
+		}
 		return res, err
 	}
-	err = h.Get(ctx, &res)
-	return res, err
+	if err := h.Get(ctx, &res); err != nil {
+		if waitRanOut(ctx, err) {
+			return res, fmt.Errorf("%w: %w", errAlertAccepted, err)
+		}
+		return res, err
+	}
+	return res, nil
+}
+
+// waitRanOut reports whether err ended a wait on the incident workflow
+// because ctx's deadline passed. The server may give up a moment before the
+// client does, so its timeout counts too.
+func waitRanOut(ctx context.Context, err error) bool {
+	var timeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	return ctx.Err() != nil || errors.As(err, &timeout)
 }
 
 // sourceResolved tells the open incident of src's dedup key that src reports

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,13 +49,22 @@ type alertmanagerAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 }
 
-// BatchResult counts what a webhook batch did. Created and Merged count the
-// valid alerts; an alert Vigil could not parse counts in Unparseable and is
-// listed in Refused.
+// BatchResult counts what a webhook batch did. Created, Merged, Duplicates
+// and Accepted count the valid alerts; an alert Vigil could not parse counts
+// in Unparseable and is listed in Refused. When the outcome of some alerts
+// was not known in time, they are listed in Unconfirmed, Error is set and
+// the answer is 504 with Retry-After: Alertmanager resends the batch, and
+// alerts keyed by fingerprint and startsAt are counted once.
 type BatchResult struct {
 	Received int `json:"received"`
 	Created  int `json:"created"`
 	Merged   int `json:"merged"`
+	// Duplicates counts alerts the incident had already counted (the same
+	// fingerprint and startsAt, e.g. a resend): nothing changed.
+	Duplicates int `json:"duplicates"`
+	// Accepted counts alerts the incident workflow took durably whose
+	// outcome (created or merged) was not known in time.
+	Accepted int `json:"accepted"`
 	Resolved int `json:"resolved"`
 	// Ignored counts resolve events for which no incident was open.
 	Ignored int `json:"ignored"`
@@ -63,7 +73,28 @@ type BatchResult struct {
 	// failsafe role.
 	Unparseable int            `json:"unparseable"`
 	Refused     []RefusedAlert `json:"refused,omitempty"`
+	// Unconfirmed lists the alerts whose outcome is not known: the wait
+	// ran out before their incident workflow accepted them.
+	Unconfirmed []UnconfirmedAlert `json:"unconfirmed,omitempty"`
+	// Error is set, with the code maybe_applied, when Unconfirmed is not
+	// empty.
+	Error *MaybeAppliedDetail `json:"error,omitempty"`
 }
+
+// UnconfirmedAlert is an alert of a batch whose outcome is not known.
+type UnconfirmedAlert struct {
+	// Index is the alert's position in the batch's alerts.
+	Index int `json:"index"`
+	// Result is "maybe_applied" (sent, not confirmed in time) or
+	// "not_sent" (the wait ran out before it was sent; not applied).
+	Result string `json:"result"`
+}
+
+// Results of an UnconfirmedAlert.
+const (
+	unconfirmedMaybeApplied = "maybe_applied"
+	unconfirmedNotSent      = "not_sent"
+)
 
 // RefusedAlert is one alert of a batch that Vigil could not parse.
 type RefusedAlert struct {
@@ -99,7 +130,11 @@ const unparseablePatient = "UNKNOWN"
 // their incident after the stable-OK wait; only the integration (API key)
 // that fed an incident may resolve it, so a resolved alert for another's
 // incident, or sent with a staff token, is ignored like one for no open
-// incident, and audited.
+// incident, and audited. A firing alert's fingerprint and startsAt are its
+// idempotency key: Alertmanager resends a batch after a 5xx (and repeats
+// still-firing alerts), and an incident counts each firing once. The batch
+// shares one alert wait; alerts whose outcome is not known by then are
+// listed in unconfirmed, with 504 and Retry-After.
 func (s *Server) postAlertmanager(c *gin.Context) {
 	var p alertmanagerPayload
 	if !decodeJSON(c, &p, false) {
@@ -109,9 +144,11 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 		abortInvalid(c, invalid("alerts", "must hold at least one alert"))
 		return
 	}
-	ctx := c.Request.Context()
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.alertWait)
+	defer cancel()
 	now := time.Now().UTC()
 	type item struct {
+		index   int
 		firing  bool
 		alert   *alert
 		key     string
@@ -145,7 +182,7 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 				res.Refused = append(res.Refused, RefusedAlert{Index: i, Field: fe.Field, Message: fe.Message})
 				continue
 			}
-			items = append(items, item{firing: false, key: dedup})
+			items = append(items, item{index: i, firing: false, key: dedup})
 			continue
 		default:
 			fe = invalid(prefix+"status", "must be firing or resolved")
@@ -183,14 +220,28 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 				return
 			}
 			s.alertRefused("alertmanager", prefix, fe)
-			items = append(items, item{firing: true, alert: fa, refused: &RefusedAlert{Index: i, Field: fe.Field, Message: fe.Message}})
+			fa.IdempotencyKey = alertmanagerIdempotencyKey(&am)
+			items = append(items, item{index: i, firing: true, alert: fa, refused: &RefusedAlert{Index: i, Field: fe.Field, Message: fe.Message}})
 			continue
 		}
-		items = append(items, item{firing: true, alert: a})
+		a.IdempotencyKey = alertmanagerIdempotencyKey(&am)
+		items = append(items, item{index: i, firing: true, alert: a})
 	}
 
 	src := alertSourceOf(c)
+	unconfirmed := func(it item, result string, err error) {
+		s.logger.WarnContext(c.Request.Context(), "alertmanager alert outcome unknown", "index", it.index, "result", result, "err", err, "request_id", requestID(c))
+		res.Unconfirmed = append(res.Unconfirmed, UnconfirmedAlert{Index: it.index, Result: result})
+		if it.refused != nil {
+			res.Unparseable++
+			res.Refused = append(res.Refused, *it.refused)
+		}
+	}
 	for _, it := range items {
+		if ctx.Err() != nil {
+			unconfirmed(it, unconfirmedNotSent, ctx.Err())
+			continue
+		}
 		if !it.firing {
 			if src.Staff != nil {
 				s.refuseStaffSourceAction(c, src, "alertmanager resolved", it.key)
@@ -198,6 +249,10 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 				continue
 			}
 			ok, err := s.sourceResolved(ctx, src, it.key)
+			if err != nil && ctx.Err() != nil {
+				unconfirmed(it, unconfirmedMaybeApplied, err)
+				continue
+			}
 			if err != nil {
 				s.abortTemporal(c, "resolve from alertmanager", err)
 				return
@@ -212,6 +267,14 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 		}
 		it.alert.Integration = src.Integration
 		out, err := s.ingest(ctx, it.alert)
+		if timedOut, notSent := alertTimedOut(err); timedOut {
+			result := unconfirmedMaybeApplied
+			if notSent {
+				result = unconfirmedNotSent
+			}
+			unconfirmed(it, result, err)
+			continue
+		}
 		if err != nil {
 			s.abortTemporal(c, "ingest alertmanager alert", err)
 			return
@@ -221,14 +284,35 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 			it.refused.IncidentID = out.IncidentID
 			res.Unparseable++
 			res.Refused = append(res.Refused, *it.refused)
-		case out.Result == "created":
+		case out.Result == alertCreated:
 			res.Created++
+		case out.Result == alertDuplicate:
+			res.Duplicates++
+		case out.Result == alertAccepted:
+			res.Accepted++
 		default:
 			res.Merged++
 		}
 	}
 	sort.Slice(res.Refused, func(i, j int) bool { return res.Refused[i].Index < res.Refused[j].Index })
+	if len(res.Unconfirmed) > 0 {
+		e := maybeApplied(c, fmt.Sprintf("%d alerts of the batch were not confirmed in time and may have been applied; resend the batch: alerts with a fingerprint are counted once", len(res.Unconfirmed)), "")
+		res.Error = &e
+		c.Header("Retry-After", strconv.Itoa(retryAfterMaybeApplied))
+		c.JSON(http.StatusGatewayTimeout, res)
+		return
+	}
 	c.JSON(http.StatusOK, res)
+}
+
+// alertmanagerIdempotencyKey is a firing Alertmanager alert's idempotency
+// key: its fingerprint and startsAt, the same in every notification of one
+// firing; "" without a fingerprint.
+func alertmanagerIdempotencyKey(am *alertmanagerAlert) string {
+	if am.Fingerprint == "" {
+		return ""
+	}
+	return "alertmanager\x00" + am.Fingerprint + "\x00" + am.StartsAt
 }
 
 // alertRefused logs an alert Vigil could not parse (the field, never the
@@ -580,11 +664,22 @@ func (s *Server) postPagerDuty(c *gin.Context) {
 	}
 }
 
+// pagerDutyTrigger opens or merges. An Idempotency-Key header makes a
+// retried trigger count once; every outcome the workflow confirms, or
+// durably accepts, within the alert wait is PagerDuty's 202, and one not
+// confirmed in time is 504 maybe_applied.
 func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 	if ev.Payload == nil {
 		abortInvalid(c, invalid("payload", "is required for trigger"))
 		return
 	}
+	idem, fe := headerIdempotencyKey(c)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.alertWait)
+	defer cancel()
 	p := ev.Payload
 	cd, _ := p.CustomDetails.(map[string]any)
 	details := func(k string) string {
@@ -618,7 +713,7 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 		AlertType: alertType, PatientID: details("patient_id"), Room: room,
 		Value: jsonScalar{set: true, text: value}, Source: p.Source, ObservedAt: observed, DedupKey: ev.DedupKey,
 	}
-	a, fe, err := s.validateAlert(c.Request.Context(), &req, "payload.custom_details.", time.Now().UTC())
+	a, fe, err := s.validateAlert(ctx, &req, "payload.custom_details.", time.Now().UTC())
 	if err != nil {
 		s.abortInternal(c, "validate alert", err)
 		return
@@ -635,8 +730,13 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 		abortInvalid(c, fe)
 		return
 	}
-	a.Integration = alertSourceOf(c).Integration
-	if _, err := s.ingest(c.Request.Context(), a); err != nil {
+	a.Integration, a.IdempotencyKey = alertSourceOf(c).Integration, idem
+	_, err = s.ingest(ctx, a)
+	if timedOut, _ := alertTimedOut(err); timedOut {
+		s.abortMaybeApplied(c, s.alertWorkflowID(a), err)
+		return
+	}
+	if err != nil {
 		s.abortTemporal(c, "pagerduty trigger", err)
 		return
 	}

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"cmp"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -47,6 +48,10 @@ type Deps struct {
 	// AutoResolveWait is how long a source must report OK before its
 	// incident auto-resolves; zero means the workflow's default (2 min).
 	AutoResolveWait time.Duration
+	// AlertWait is how long an alert request waits for its incident
+	// workflow before it answers 202 (accepted) or 504 (may have been
+	// applied); zero means DefaultAlertWait (30 s).
+	AlertWait time.Duration
 	// ActivationSecret (32+ bytes) derives patient activation codes and keys
 	// the lookup of activation codes; empty makes the activation endpoints
 	// answer 503.
@@ -121,6 +126,8 @@ type Server struct {
 	messageBatcher *messagestore.Batcher
 	// autoResolveWait is passed to new incidents.
 	autoResolveWait time.Duration
+	// alertWait bounds an alert request's wait for its incident workflow.
+	alertWait time.Duration
 	// act holds the activation and subject-token settings.
 	act *activationSettings
 	// anonChecks limits anonymous system checks per client IP (system.go).
@@ -139,7 +146,7 @@ type Server struct {
 
 func newServer(d Deps) *Server {
 	s := buildServer(d)
-	s.alerts = newCoalescer(s.sendAlerts)
+	s.alerts = newCoalescer(alertAnswerMargin, s.sendAlerts)
 	s.catalogue = &alertCatalogue{}
 	return s
 }
@@ -177,6 +184,7 @@ func buildServer(d Deps) *Server {
 		slackSigningSecret: d.SlackSigningSecret,
 		databaseURL:        d.DatabaseURL,
 		autoResolveWait:    d.AutoResolveWait,
+		alertWait:          cmp.Or(d.AlertWait, DefaultAlertWait),
 		act:                newActivationSettings(d),
 		rights:             d.Rights,
 		trustedProxies:     d.TrustedProxies,

@@ -105,6 +105,16 @@ type incident struct {
 	// sideChannels is set when this run sends Slack and SMS (runs started
 	// before they existed keep their recorded command sequence).
 	sideChannels *bool
+	// alertAnswerFirst is set when alert updates answer before their
+	// projection is written (versionAlertAnswerFirst).
+	alertAnswerFirst *bool
+	// pendingRecords counts projections written in their own coroutines
+	// (recordSoon); the run waits for them before it closes or continues as
+	// new.
+	pendingRecords int
+	// recordQueued is set while a recordSoon coroutine has not yet taken the
+	// pending events; later changes ride with it.
+	recordQueued bool
 }
 
 // versionSideChannels marks the change that added Slack and SMS deliveries.
@@ -113,6 +123,26 @@ const versionSideChannels = "notify-slack-sms"
 // versionSourceScope marks the change that made source actions answer only
 // to the integration that fed the incident.
 const versionSourceScope = "source-integration-scope"
+
+// versionAlertAnswerFirst marks the change that made a merged alert answer
+// as soon as the incident's state has changed, its projection written after
+// (it used to wait for Postgres, which could outlast the sender's patience).
+const versionAlertAnswerFirst = "alert-answer-before-projection"
+
+// answerAlertFirst reports whether this run answers alert updates before
+// writing their projection; the first call records the decision in history,
+// so older runs replay the record they made inside the update.
+func (w *incident) answerAlertFirst(ctx workflow.Context) bool {
+	if w.alertAnswerFirst == nil {
+		v := workflow.GetVersion(ctx, versionAlertAnswerFirst, workflow.DefaultVersion, 1) >= 1
+		w.alertAnswerFirst = &v
+	}
+	return *w.alertAnswerFirst
+}
+
+// recordsDone reports whether every projection written in its own
+// coroutine is done.
+func (w *incident) recordsDone() bool { return w.pendingRecords == 0 }
 
 // withSideChannels reports whether this run sends Slack and SMS. The first
 // call records the decision in history, so replays of older runs (which never
@@ -249,8 +279,9 @@ func (w *incident) run(ctx workflow.Context) error {
 			return w.continueAsNew(ctx)
 		}
 	}
-	// Let any update still writing its projection finish before closing.
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+	// Let any update, or projection, still being written finish before
+	// closing.
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && w.recordsDone() }); err != nil {
 		return err
 	}
 	w.awaitSideEffects(ctx)
@@ -274,7 +305,7 @@ func (w *incident) assign(ctx workflow.Context) error {
 			w.event(ctx, ActionNobodyOnCall, "system", "", StatusOpen, StatusOpen, map[string]string{
 				"roles": strings.Join(w.st.Plan.Roles, ","), "reason": pick.Reason,
 			})
-			if err := w.pageTarget(ctx, EscalationStep{Target: TargetFailsafe}, "failsafe-unassigned", false); err != nil {
+			if err := w.pageTarget(ctx, EscalationStep{Target: TargetFailsafe}, "failsafe-unassigned", time.Time{}, false); err != nil {
 				return err
 			}
 			if err := w.record(ctx); err != nil {
@@ -293,7 +324,7 @@ func (w *incident) assign(ctx workflow.Context) error {
 		"candidates": strconv.Itoa(pick.Candidates), "fallback": strconv.FormatBool(pick.Fallback),
 		"policy": w.st.Plan.PolicyID, "roles": strings.Join(w.st.Plan.Roles, ","),
 	})
-	if err := w.page(ctx, pick.StaffID, "assign", "INCIDENT_ASSIGNED", "New incident assigned", false); err != nil {
+	if err := w.page(ctx, pick.StaffID, "assign", "INCIDENT_ASSIGNED", "New incident assigned", time.Time{}, false); err != nil {
 		return err
 	}
 	w.st.EscalationStep = 0
@@ -330,7 +361,7 @@ func (w *incident) escalate(ctx workflow.Context) error {
 		// not the first overdue step.
 		label = "delayed-" + strconv.Itoa(fire+1)
 	}
-	if err := w.pageTarget(ctx, step, label, delayed); err != nil {
+	if err := w.pageTarget(ctx, step, label, w.st.NextPageDue, delayed); err != nil {
 		return err
 	}
 	w.st.EscalationStep += 1 + skipped
@@ -393,9 +424,9 @@ func (w *incident) remindToStart(ctx workflow.Context) error {
 	if w.st.AssignedTo == "" {
 		// Acknowledged at the source with nobody assigned: the failsafe
 		// role is reminded instead.
-		err = w.pageTarget(ctx, EscalationStep{Target: TargetFailsafe}, label, false)
+		err = w.pageTarget(ctx, EscalationStep{Target: TargetFailsafe}, label, due, false)
 	} else {
-		err = w.page(ctx, w.st.AssignedTo, label, "START_REMINDER", "Acknowledged incident not started", false)
+		err = w.page(ctx, w.st.AssignedTo, label, "START_REMINDER", "Acknowledged incident not started", due, false)
 	}
 	if err != nil {
 		return err
@@ -508,9 +539,21 @@ func (w *incident) autoResolve(ctx workflow.Context) error {
 
 // --- alerts -----------------------------------------------------------------
 
+// maxIdempotencyKeyHash bounds one key of AlertUpdate.IdempotencyKeys (an
+// IdempotencyKeyHash is 32 hex digits).
+const maxIdempotencyKeyHash = 64
+
 func (w *incident) validateAlert(_ workflow.Context, u *AlertUpdate) error {
 	if u == nil || u.Count < 1 {
 		return invalidRequest("alert count must be at least 1")
+	}
+	if len(u.IdempotencyKeys) > u.Count {
+		return invalidRequest("more idempotency keys than alerts")
+	}
+	for _, k := range u.IdempotencyKeys {
+		if len(k) > maxIdempotencyKeyHash {
+			return invalidRequest("an idempotency key must be a hash of at most 64 characters")
+		}
 	}
 	if w.st.Status == StatusResolved {
 		return ErrIncidentClosed
@@ -518,25 +561,76 @@ func (w *incident) validateAlert(_ workflow.Context, u *AlertUpdate) error {
 	return nil
 }
 
+// handleAlert counts the alerts of u that the incident has not counted
+// before (by idempotency key). A merge answers as soon as the state has
+// changed; its projection is written after, in its own coroutine, so the
+// sender never waits on Postgres (runs before versionAlertAnswerFirst wrote
+// it first).
 func (w *incident) handleAlert(ctx workflow.Context, u *AlertUpdate) (*AlertResult, error) {
+	dups := w.rememberAlertKeys(u.IdempotencyKeys)
+	counted := u.Count - len(dups)
 	created := !w.st.AlertSeen
-	w.st.AlertSeen = true
-	w.st.AlertCount += u.Count
-	if !u.ObservedAt.IsZero() && u.ObservedAt.After(w.st.LastAlertAt) {
-		w.st.LastAlertAt = u.ObservedAt
+	if counted > 0 || created {
+		w.st.AlertSeen = true
+		w.st.AlertCount += counted
+		if !u.ObservedAt.IsZero() && u.ObservedAt.After(w.st.LastAlertAt) {
+			w.st.LastAlertAt = u.ObservedAt
+		}
+		// A new firing cancels a pending auto-resolve.
+		w.st.SourceOKSince = time.Time{}
 	}
-	// A new firing cancels a pending auto-resolve.
-	w.st.SourceOKSince = time.Time{}
-	if !created {
+	if !created && counted > 0 {
 		w.event(ctx, ActionAlertMerged, "source", "", w.st.Status, w.st.Status, map[string]string{
-			"count": strconv.Itoa(u.Count), "total": strconv.Itoa(w.st.AlertCount),
+			"count": strconv.Itoa(counted), "total": strconv.Itoa(w.st.AlertCount),
 		})
 		w.changes++
-		if err := w.record(ctx); err != nil {
+		if w.answerAlertFirst(ctx) {
+			w.recordSoon(ctx)
+		} else if err := w.record(ctx); err != nil {
 			return nil, err
 		}
 	}
-	return &AlertResult{IncidentID: w.st.IncidentID, Created: created, AlertCount: w.st.AlertCount, Status: w.st.Status}, nil
+	return &AlertResult{
+		IncidentID: w.st.IncidentID, Created: created, AlertCount: w.st.AlertCount, Status: w.st.Status, Duplicates: dups,
+	}, nil
+}
+
+// rememberAlertKeys remembers the idempotency keys not seen before and
+// returns the positions of those already counted (a key repeated within
+// keys included). Only the latest MaxRememberedAlertKeys are kept.
+func (w *incident) rememberAlertKeys(keys []string) []int {
+	var dups []int
+	for i, k := range keys {
+		switch {
+		case k == "":
+		case slices.Contains(w.st.AlertKeys, k):
+			dups = append(dups, i)
+		default:
+			w.st.AlertKeys = append(w.st.AlertKeys, k)
+		}
+	}
+	if n := len(w.st.AlertKeys) - MaxRememberedAlertKeys; n > 0 {
+		w.st.AlertKeys = append([]string(nil), w.st.AlertKeys[n:]...)
+	}
+	return dups
+}
+
+// recordSoon writes the projection in a coroutine of its own, so the caller
+// need not wait for Postgres. Changes made while one is queued ride with it.
+// A projection that cannot be written within its activity's hour of
+// retries is logged; the next record writes the whole row again.
+func (w *incident) recordSoon(ctx workflow.Context) {
+	if w.recordQueued {
+		return
+	}
+	w.recordQueued = true
+	w.pendingRecords++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { w.pendingRecords-- }()
+		if err := w.record(ctx); err != nil {
+			workflow.GetLogger(ctx).Error("incident projection not written", "incident_id", w.st.IncidentID, "error", err)
+		}
+	})
 }
 
 // --- transitions --------------------------------------------------------------
@@ -731,7 +825,7 @@ func (w *incident) applyReassign(ctx workflow.Context, req *TransitionRequest) {
 	// Page the new assignee from the update handler: the caller's answer
 	// waits for it, so a successful reassign means they were paged.
 	w.st.Reassignments++
-	_ = w.page(ctx, req.ToStaffID, "reassign-"+strconv.Itoa(w.st.Reassignments), "INCIDENT_REASSIGNED", "Incident reassigned to you", false)
+	_ = w.page(ctx, req.ToStaffID, "reassign-"+strconv.Itoa(w.st.Reassignments), "INCIDENT_REASSIGNED", "Incident reassigned to you", time.Time{}, false)
 }
 
 func (w *incident) validateNote(req *TransitionRequest) error {
@@ -762,8 +856,9 @@ func (w *incident) pick(ctx workflow.Context, roles, exclude []string, failsafe 
 }
 
 // pageTarget resolves an escalation target to a person at fire time, pages
-// them and makes them the assignee.
-func (w *incident) pageTarget(ctx workflow.Context, step EscalationStep, label string, delayed bool) error {
+// them and makes them the assignee. due is when the page was due (zero for
+// a page sent at once).
+func (w *incident) pageTarget(ctx workflow.Context, step EscalationStep, label string, due time.Time, delayed bool) error {
 	var (
 		pick *activities.PickResult
 		err  error
@@ -810,15 +905,17 @@ func (w *incident) pageTarget(ctx workflow.Context, step EscalationStep, label s
 	if label == "failsafe-unassigned" {
 		title = "Unassigned incident: nobody on call for " + strings.Join(w.st.Plan.Roles, ", ")
 	}
-	return w.page(ctx, pick.StaffID, label, "INCIDENT_ESCALATED", title, delayed)
+	return w.page(ctx, pick.StaffID, label, "INCIDENT_ESCALATED", title, due, delayed)
 }
 
-// page sends one page and records it.
-func (w *incident) page(ctx workflow.Context, staffID, step, kind, title string, delayed bool) error {
+// page sends one page and records it. due is when a timer-scheduled page
+// (escalation step, start reminder) was due, zero for one sent at once; the
+// outbox keeps it so a page's lateness can be measured.
+func (w *incident) page(ctx workflow.Context, staffID, step, kind, title string, due time.Time, delayed bool) error {
 	body := fmt.Sprintf("%s %s incident (%s). Alerts: %d.", w.st.Severity, w.st.AlertType, w.in.Room, w.st.AlertCount)
 	var res activities.PageResult
 	err := workflow.ExecuteActivity(pageCtx(ctx), dbActivities.Page, &activities.PageInput{
-		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Kind: kind, Title: title, Body: body,
+		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Kind: kind, Title: title, Body: body, Due: due,
 	}).Get(ctx, &res)
 	if err != nil {
 		return err
@@ -862,6 +959,7 @@ func (w *incident) record(ctx workflow.Context) error {
 	defer w.recording.Unlock()
 	events := w.dirty
 	w.dirty = nil
+	w.recordQueued = false // this record carries whatever was queued
 	row := w.row(ctx)
 	if err := workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Record, &activities.RecordInput{
 		Row: row, Events: events,
@@ -941,7 +1039,7 @@ func (w *incident) shouldContinueAsNew(ctx workflow.Context) bool {
 }
 
 func (w *incident) continueAsNew(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && w.recordsDone() }); err != nil {
 		return err
 	}
 	// Drain source-resolved signals so none is lost across the new run.
@@ -980,7 +1078,8 @@ func toIncidentPlan(p activities.Plan) IncidentPlan {
 
 // dbCtx is for quick Postgres activities (a few statements each): an
 // attempt lost with a crashed worker, or stuck, is abandoned after 5 s and
-// retried with backoff, so a crash costs seconds rather than a long
+// retried with backoff (at most 10 s apart, so a database that comes back
+// is used within seconds), so a crash costs seconds rather than a long
 // timeout; the workflow keeps trying for up to an hour rather than losing
 // the incident's trail.
 func dbCtx(ctx workflow.Context) workflow.Context {
@@ -990,7 +1089,7 @@ func dbCtx(ctx workflow.Context) workflow.Context {
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        500 * time.Millisecond,
 			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
+			MaximumInterval:        10 * time.Second,
 			NonRetryableErrorTypes: []string{"UnknownAlertType", "NoPolicy", "BadPolicy"},
 		},
 	})
@@ -998,15 +1097,18 @@ func dbCtx(ctx workflow.Context) workflow.Context {
 
 // sideCtx is for Slack and SMS: provider errors are classified by the
 // activities (permanent ones are not retried; 429 honours Retry-After), and
-// a delivery that cannot succeed within 10 minutes is abandoned.
+// a delivery that cannot succeed within 10 minutes is abandoned. One attempt
+// is one or two provider calls, abandoned after 10 s (a worker killed
+// mid-call costs 10 s, not 30); retries are at most 15 s apart, so a
+// provider that recovers gets the backlog within seconds.
 func sideCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
+		StartToCloseTimeout:    10 * time.Second,
 		ScheduleToCloseTimeout: 10 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
+			MaximumInterval:        15 * time.Second,
 			NonRetryableErrorTypes: []string{activities.ErrTypeSlackPermanent},
 		},
 	})
@@ -1015,8 +1117,9 @@ func sideCtx(ctx workflow.Context) workflow.Context {
 // pageCtx is for pages: each attempt is one Postgres transaction (the
 // in-app page and the outbox rows), abandoned after 3 s so that a page whose
 // worker died goes out within seconds of a worker being back (it once went
-// out 31 s late, waiting out a 30 s timeout); a page is retried for as long
-// as it could still matter (30 minutes).
+// out 31 s late, waiting out a 30 s timeout); retries are at most 10 s
+// apart, and a page is retried for as long as it could still matter (30
+// minutes).
 func pageCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    3 * time.Second,
@@ -1024,7 +1127,7 @@ func pageCtx(ctx workflow.Context) workflow.Context {
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
+			MaximumInterval:    10 * time.Second,
 		},
 	})
 }

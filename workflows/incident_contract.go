@@ -79,6 +79,18 @@ func ScopedDedupKeyHash(integration, dedupKey string) string {
 	return DedupKeyHash(integration + "\x00" + dedupKey)
 }
 
+// IdempotencyKeyHash is the pseudonymous form of an alert's idempotency key
+// (an Idempotency-Key header, an alert_id, or an Alertmanager alert's
+// fingerprint and startsAt), scoped to the sending integration. Only the
+// hash reaches the workflow: a key may hold patient data.
+func IdempotencyKeyHash(integration, key string) string {
+	return DedupKeyHash("idempotency\x00" + integration + "\x00" + key)
+}
+
+// MaxRememberedAlertKeys bounds the idempotency keys an incident remembers
+// (the latest ones); continue-as-new carries them.
+const MaxRememberedAlertKeys = 1000
+
 // IncidentWorkflowID returns the workflow ID of the incident for a dedup key
 // hash (the API uses ScopedDedupKeyHash). One dedup key has at most one open incident; after it resolves, the
 // next alert starts a new run, with a new incident id, under the same ID.
@@ -90,7 +102,9 @@ func IncidentWorkflowID(dedupKeyHash string) string {
 // incident workflow of the dedup key is started if none is open
 // (USE_EXISTING joins an open run; ALLOW_DUPLICATE lets a resolved key open a
 // new incident), with its typed search attributes, and the alert update is
-// sent to it. in is used only when a new run starts.
+// sent to it. in is used only when a new run starts. The call returns once
+// the workflow has accepted the update (it is then in the history, durable);
+// the handle's Get waits for the AlertResult.
 func AlertWithStart(c client.Client, taskQueue string, in *IncidentInput, u *AlertUpdate) client.UpdateWithStartWorkflowOptions {
 	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       IncidentWorkflowID(in.DedupKeyHash),
@@ -109,7 +123,7 @@ func AlertWithStart(c client.Client, taskQueue string, in *IncidentInput, u *Ale
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateName:   IncidentUpdateAlert,
 			Args:         []any{u},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
+			WaitForStage: client.WorkflowUpdateStageAccepted,
 		},
 	}
 }
@@ -183,6 +197,11 @@ type AlertUpdate struct {
 	Count      int
 	Value      string
 	ObservedAt time.Time
+	// IdempotencyKeys are the idempotency keys (IdempotencyKeyHash) of the
+	// alerts carried, in order, "" for an alert without one; at most Count
+	// (older senders send none). An alert whose key the incident has already
+	// counted, earlier in this update included, is not counted again.
+	IdempotencyKeys []string
 }
 
 // AlertResult answers an AlertUpdate.
@@ -192,6 +211,9 @@ type AlertResult struct {
 	Created    bool
 	AlertCount int
 	Status     string
+	// Duplicates are the positions, in AlertUpdate.IdempotencyKeys, of the
+	// alerts not counted because the incident had already counted their key.
+	Duplicates []int
 }
 
 // TransitionRequest asks for a state change.
@@ -284,4 +306,7 @@ type IncidentState struct {
 	SourceOKSince time.Time
 	// Seq numbers the audit events.
 	Seq int
+	// AlertKeys are the idempotency keys (IdempotencyKeyHash) of the alerts
+	// counted, the latest MaxRememberedAlertKeys, oldest first.
+	AlertKeys []string
 }

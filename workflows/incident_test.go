@@ -5,6 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +54,9 @@ type harness struct {
 	pick    func(in *activities.PickInput) *activities.PickResult
 	results map[string]error
 	sms     []string
+	// onRecord, when set, runs inside each Record (in the activity's
+	// goroutine) before it returns.
+	onRecord func(in *activities.RecordInput)
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, 0) }
@@ -78,6 +84,9 @@ func newHarnessWith(t *testing.T, pageDelay time.Duration) *harness {
 	h.env.RegisterActivity(a)
 	h.env.OnActivity(a.LoadPlan, mock.Anything, mock.Anything).Return(&criticalPlan, nil)
 	h.env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.RecordInput) error {
+		if h.onRecord != nil {
+			h.onRecord(in)
+		}
 		h.records = append(h.records, *in)
 		return nil
 	})
@@ -587,4 +596,166 @@ func TestIncident_RunsWithoutAnOwnerAcceptAnySourceAsBefore(t *testing.T) {
 	require.Equal(t, "source", last.ResolvedBy)
 	require.Equal(t, "k1", last.UnscopedKeyHash, "before scoping, the key hash was unscoped")
 	require.NotContains(t, h.actions(), workflows.ActionSourceRefused)
+}
+
+// alert sends an alert update at offset d; its answer lands in *out.
+func (h *harness) alert(d time.Duration, id string, u *workflows.AlertUpdate, out *workflows.AlertResult) {
+	h.at(d, func() {
+		h.env.UpdateWorkflow(workflows.IncidentUpdateAlert, id, &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { h.results[id] = err },
+			OnComplete: func(v any, err error) {
+				h.results[id] = err
+				if err == nil {
+					*out = *v.(*workflows.AlertResult)
+				}
+			},
+		}, u)
+	})
+}
+
+func TestIncident_MergedAlertAnswersBeforeItsProjection(t *testing.T) {
+	// The Record of the merge waits (up to 5 s of real time) for the
+	// merge's answer: the answer must not wait for the projection, as it
+	// did when a slow Postgres made the API time out and answer 500.
+	h := newHarness(t)
+	answered := make(chan struct{})
+	var answeredFirst atomic.Bool
+	h.onRecord = func(in *activities.RecordInput) {
+		for _, e := range in.Events {
+			if e.Action == workflows.ActionAlertMerged {
+				select {
+				case <-answered:
+					answeredFirst.Store(true)
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}
+	}
+	var first, merged workflows.AlertResult
+	h.alert(time.Millisecond, "a1", &workflows.AlertUpdate{Count: 1}, &first)
+	h.at(time.Second, func() {
+		h.env.UpdateWorkflow(workflows.IncidentUpdateAlert, "a2", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Error(err) },
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				merged = *v.(*workflows.AlertResult)
+				close(answered)
+			},
+		}, &workflows.AlertUpdate{Count: 2})
+	})
+	h.update(time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "charge", resolution))
+	h.run(input())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.True(t, answeredFirst.Load(), "the merge answered while its projection was still being written")
+	require.Equal(t, 3, merged.AlertCount)
+	require.Equal(t, 1, countOf(h.actions(), workflows.ActionAlertMerged), "the projection still follows")
+	var mergedRow *activities.IncidentRow
+	for i, r := range h.records {
+		if len(r.Events) > 0 && r.Events[0].Action == workflows.ActionAlertMerged {
+			mergedRow = &h.records[i].Row
+		}
+	}
+	require.NotNil(t, mergedRow)
+	require.Equal(t, 3, mergedRow.AlertCount)
+	require.Equal(t, workflows.StatusResolved, h.records[len(h.records)-1].Row.Status, "the run closed after its last projection")
+}
+
+func TestIncident_RepeatedIdempotencyKeysCountOnce(t *testing.T) {
+	k := func(s string) string { return workflows.IdempotencyKeyHash("apikey:1", s) }
+	many := make([]string, workflows.MaxRememberedAlertKeys+1)
+	for i := range many {
+		many[i] = k("bulk-" + strconv.Itoa(i))
+	}
+	tests := []struct {
+		name    string
+		update  *workflows.AlertUpdate
+		dups    []int
+		total   int
+		created bool
+	}{
+		{"the first alert opens the incident", &workflows.AlertUpdate{Count: 1, IdempotencyKeys: []string{k("a")}}, nil, 1, true},
+		{"a retry is not counted", &workflows.AlertUpdate{Count: 1, IdempotencyKeys: []string{k("a")}}, []int{0}, 1, false},
+		{"a coalesced batch counts each new key once",
+			&workflows.AlertUpdate{Count: 4, IdempotencyKeys: []string{k("b"), k("a"), k("b"), ""}}, []int{1, 2}, 3, false},
+		{"alerts without a key always count", &workflows.AlertUpdate{Count: 2}, nil, 5, false},
+		{"older senders send fewer keys than alerts", &workflows.AlertUpdate{Count: 3, IdempotencyKeys: []string{k("b")}}, []int{0}, 7, false},
+		{"keys past the bound are forgotten", &workflows.AlertUpdate{Count: len(many), IdempotencyKeys: many}, nil, 7 + len(many), false},
+		{"the oldest key was forgotten", &workflows.AlertUpdate{Count: 2, IdempotencyKeys: []string{many[0], many[1]}}, []int{1}, 8 + len(many), false},
+	}
+	h := newHarness(t)
+	got := make([]workflows.AlertResult, len(tests))
+	for i, tt := range tests {
+		h.alert(time.Duration(i+1)*time.Second, tt.name, tt.update, &got[i])
+	}
+	var st workflows.IncidentState
+	h.at(time.Minute, func() { st = h.state() })
+	h.update(2*time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "charge", resolution))
+	h.run(input())
+	require.NoError(t, h.env.GetWorkflowError())
+	merges := 0
+	for i, tt := range tests {
+		require.NoError(t, h.results[tt.name], tt.name)
+		require.Equal(t, tt.dups, got[i].Duplicates, tt.name)
+		require.Equal(t, tt.total, got[i].AlertCount, tt.name)
+		require.Equal(t, tt.created, got[i].Created, tt.name)
+		if !tt.created && tt.update.Count > len(tt.dups) {
+			merges++
+		}
+	}
+	require.Equal(t, merges, countOf(h.actions(), workflows.ActionAlertMerged), "an update of retries only changes nothing")
+	require.Len(t, st.AlertKeys, workflows.MaxRememberedAlertKeys)
+	require.Equal(t, many[2], st.AlertKeys[0], "oldest first")
+	require.Equal(t, many[0], st.AlertKeys[len(st.AlertKeys)-1], "the forgotten key counted again is the latest")
+	for _, key := range st.AlertKeys {
+		require.Len(t, key, 32, "only hashes are kept")
+	}
+}
+
+func TestIncident_IdempotencyKeysSurviveContinueAsNew(t *testing.T) {
+	key := workflows.IdempotencyKeyHash("apikey:1", "alert-7")
+	h := newHarness(t)
+	in := input()
+	in.ContinueAsNewAfterEvents = 4
+	var first workflows.AlertResult
+	h.alert(time.Second, "a1", &workflows.AlertUpdate{Count: 1, IdempotencyKeys: []string{key}}, &first)
+	h.update(10*time.Second, "note", workflows.IncidentUpdateNote, tr("N01", "staff", "one"))
+	h.run(in)
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, h.env.GetWorkflowError(), &can)
+	var next workflows.IncidentInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Equal(t, []string{key}, next.Carry.AlertKeys)
+
+	h2 := newHarness(t)
+	next.ContinueAsNewAfterEvents = 0
+	var retry workflows.AlertResult
+	h2.alert(time.Second, "retry", &workflows.AlertUpdate{Count: 1, IdempotencyKeys: []string{key}}, &retry)
+	h2.update(time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "charge", resolution))
+	h2.run(&next)
+	require.NoError(t, h2.env.GetWorkflowError())
+	require.NoError(t, h2.results["retry"])
+	require.Equal(t, []int{0}, retry.Duplicates)
+	require.Equal(t, 1, retry.AlertCount)
+}
+
+func TestIncident_AlertValidatorRefusesMalformedKeys(t *testing.T) {
+	tests := []struct {
+		name   string
+		update *workflows.AlertUpdate
+	}{
+		{"more keys than alerts", &workflows.AlertUpdate{Count: 1, IdempotencyKeys: []string{"a", "b"}}},
+		{"a key that is not a hash", &workflows.AlertUpdate{Count: 1, IdempotencyKeys: []string{strings.Repeat("x", 65)}}},
+		{"no alerts", &workflows.AlertUpdate{Count: 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			var res workflows.AlertResult
+			h.alert(time.Second, "bad", tt.update, &res)
+			h.update(time.Minute, "resolve", workflows.IncidentUpdateResolve, tr("C01", "charge", resolution))
+			h.run(input())
+			require.Equal(t, workflows.RejectInvalid, rejectType(h.results["bad"]), "%v", h.results["bad"])
+		})
+	}
 }

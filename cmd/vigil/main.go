@@ -1,6 +1,7 @@
 // Command vigil is Vigil's single binary:
 //
 //	vigil dev                 the whole stack in one process (embedded Temporal + Web UI, worker, API)
+//	vigil temporal            the embedded Temporal server and Web UI alone (for api and worker run apart)
 //	vigil api                 the REST API
 //	vigil worker              the Temporal worker
 //	vigil migrate [up|status] apply or list database migrations
@@ -39,6 +40,7 @@ const usage = `usage: vigil <command>
 
 commands:
   dev                  run API, worker, embedded Temporal server and Web UI in one process
+  temporal             run the embedded Temporal server and Web UI alone (vigil api and vigil worker run beside it)
   api                  run the REST API
   worker               run the Temporal worker
   migrate [up|status]  apply or list database migrations
@@ -64,7 +66,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		return healthcheck(args[1:], stderr)
 	}
 	switch args[0] {
-	case "dev", "api", "worker", "migrate", "bench":
+	case "dev", "temporal", "api", "worker", "migrate", "bench":
 	default:
 		fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -92,6 +94,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	switch args[0] {
 	case "dev":
 		err = app.Dev(ctx, cfg, logger, stdout)
+	case "temporal":
+		err = app.Temporal(ctx, cfg, logger, stdout)
 	case "api":
 		err = app.API(ctx, cfg, logger)
 	case "worker":
@@ -249,11 +253,16 @@ func benchIncidents(ctx context.Context, cfg config.Config, b *benchCmd, args []
 	b.IntVar(&o.DupKeys, "dup-keys", 4, "open incidents the duplicates merge into")
 	b.DurationVar(&o.DupDuration, "dup-duration", 10*time.Second, "length of the duplicate phase")
 	b.DurationVar(&o.Settle, "settle", 5*time.Second, "wait after a phase for workflows to catch up")
+	b.IntVar(&o.EscalationIncidents, "escalation-incidents", 500, "unacknowledged incidents whose escalation step falls due at once (0 skips the phase)")
+	b.DurationVar(&o.EscalationWait, "escalation-wait", 30*time.Second, "shortest wait before that step (whole seconds)")
 	if err := b.Parse(args); err != nil {
 		return 2
 	}
 	if o.Rate <= 0 || o.SustainRate <= 0 || o.DupWorkers < 1 || o.DupKeys < 1 {
 		return b.usageError("-rate, -sustain-rate, -dup-workers and -dup-keys must be positive")
+	}
+	if o.EscalationIncidents < 0 || o.EscalationWait < time.Second || o.EscalationWait > time.Hour {
+		return b.usageError("-escalation-incidents must be 0 or more and -escalation-wait from 1s to 1h")
 	}
 	rep, err := bench.Incidents(ctx, o, b.stderr)
 	return report(b, rep, err, func(w io.Writer, rep *bench.IncidentsReport) {
@@ -275,6 +284,13 @@ sustained: offered %.0f/s, created %d, assigned %d -> %.1f incidents/s
 merged duplicates: %d in %s -> %.0f/s
 errors: %d
 `, args...)
+		if e := rep.Escalation; e != nil {
+			fmt.Fprintf(w, `
+escalation page lateness       %6d  %9.1f %9.1f %9.1f
+escalation: %d incidents opened in %.1f s, steps due within %.0f ms, %d of %d pages sent, %d new alerts at %.0f/s meanwhile, errors %d
+`, append(latencyRow(e.Lateness), e.Incidents, e.OpenSeconds, e.DueSpreadMs, e.Sent, e.Due,
+				e.BackgroundAlerts, e.BackgroundRate, e.Errors)...)
+		}
 	})
 }
 

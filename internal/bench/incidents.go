@@ -43,6 +43,11 @@ type IncidentsOptions struct {
 	// Login and Password are a staff member's: the reference phase starts
 	// its system checks with their token (anonymous checks are rate-limited).
 	Login, Password string
+	// EscalationIncidents unacknowledged incidents have their first
+	// escalation step fall due at the same moment, at least EscalationWait
+	// after they open, while new alerts arrive at Rate (0 skips the phase).
+	EscalationIncidents int
+	EscalationWait      time.Duration
 }
 
 // Latency is a distribution summary in milliseconds.
@@ -71,12 +76,16 @@ type IncidentsReport struct {
 	MergeLatency    Latency `json:"merge_http"`
 
 	Reference Latency `json:"reference_system_check_http"`
+
+	// Escalation is the escalation phase's outcome (nil when skipped).
+	Escalation *EscalationReport `json:"escalation_lateness,omitempty"`
 }
 
 // Incidents runs the incident benchmark: a reference phase (the one-activity
 // SystemCheck workflow started through HTTP at Rate), a latency phase (new
-// incidents at Rate), a throughput phase (new incidents at SustainRate) and a
-// duplicate phase (merges into a few open incidents).
+// incidents at Rate), a throughput phase (new incidents at SustainRate), a
+// duplicate phase (merges into a few open incidents) and an escalation phase
+// (many escalation steps due at once while alerts arrive at Rate).
 func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*IncidentsReport, error) {
 	db, err := database.Open(ctx, o.DatabaseURL)
 	if err != nil {
@@ -107,7 +116,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	ids := newIDs()
 	lat := openLoop(ctx, o.Rate, o.Duration, func(i int) (time.Duration, error) {
 		start := time.Now()
-		id, err := c.alert(ctx, fmt.Sprintf("B-%s-L%d", run, i), "")
+		id, err := c.alert(ctx, "FALL_DETECTED", fmt.Sprintf("B-%s-L%d", run, i), "")
 		if err == nil {
 			ids.add(id)
 		}
@@ -124,7 +133,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	phaseStart := time.Now()
 	sus := openLoop(ctx, o.SustainRate, o.Duration, func(i int) (time.Duration, error) {
 		start := time.Now()
-		id, err := c.alert(ctx, fmt.Sprintf("B-%s-S%d", run, i), "")
+		id, err := c.alert(ctx, "FALL_DETECTED", fmt.Sprintf("B-%s-S%d", run, i), "")
 		if err == nil {
 			sids.add(id)
 		}
@@ -147,7 +156,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 
 	fmt.Fprintf(progress, "duplicates: %d workers on %d incidents for %s\n", o.DupWorkers, o.DupKeys, o.DupDuration)
 	for k := range o.DupKeys { // open them first
-		if _, err := c.alert(ctx, fmt.Sprintf("B-%s-D%d", run, k), ""); err != nil {
+		if _, err := c.alert(ctx, "FALL_DETECTED", fmt.Sprintf("B-%s-D%d", run, k), ""); err != nil {
 			return nil, err
 		}
 	}
@@ -163,7 +172,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 			var local []time.Duration
 			for i := 0; time.Now().Before(deadline); i++ {
 				start := time.Now()
-				if _, err := c.alert(ctx, fmt.Sprintf("B-%s-D%d", run, (w+i)%o.DupKeys), ""); err == nil {
+				if _, err := c.alert(ctx, "FALL_DETECTED", fmt.Sprintf("B-%s-D%d", run, (w+i)%o.DupKeys), ""); err == nil {
 					merged.Add(1)
 					local = append(local, time.Since(start))
 				}
@@ -178,21 +187,31 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	rep.MergedPerSecond = float64(rep.Merged) / o.DupDuration.Seconds()
 	rep.MergeLatency = summarize(mergeLat)
 
+	var alerts []benchAlert
+	fall := func(format string, n int) {
+		for i := range n {
+			alerts = append(alerts, benchAlert{"FALL_DETECTED", fmt.Sprintf(format, run, i)})
+		}
+	}
+	fall("B-%s-L%d", len(lat.durations)+lat.errors)
+	fall("B-%s-S%d", len(sus.durations)+sus.errors)
+	fall("B-%s-D%d", o.DupKeys)
+
+	var escErr error
+	if o.EscalationIncidents > 0 {
+		var raised []benchAlert
+		rep.Escalation, raised, escErr = escalation(ctx, db, c, staff, run, o, progress)
+		alerts = append(alerts, raised...)
+	}
+
 	// Leave no open incident behind: the source clears every benchmark
 	// alert, and the incidents auto-resolve after the stable-OK wait.
-	var patients []string
-	for i := range len(lat.durations) + lat.errors {
-		patients = append(patients, fmt.Sprintf("B-%s-L%d", run, i))
-	}
-	for i := range len(sus.durations) + sus.errors {
-		patients = append(patients, fmt.Sprintf("B-%s-S%d", run, i))
-	}
-	for k := range o.DupKeys {
-		patients = append(patients, fmt.Sprintf("B-%s-D%d", run, k))
-	}
-	fmt.Fprintf(progress, "cleanup: clearing %d benchmark alerts at the source\n", len(patients))
-	if err := c.clear(ctx, patients); err != nil {
+	fmt.Fprintf(progress, "cleanup: clearing %d benchmark alerts at the source\n", len(alerts))
+	if err := c.clear(ctx, alerts); err != nil {
 		return nil, err
+	}
+	if escErr != nil {
+		return nil, escErr
 	}
 	if _, err := db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now() WHERE name = 'bench'`); err != nil {
 		return nil, fmt.Errorf("revoke bench key: %w", err)
@@ -240,9 +259,9 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, fn func(i int)
 	return out
 }
 
-func (c *client) alert(ctx context.Context, patient, dedup string) (string, error) {
+func (c *client) alert(ctx context.Context, alertType, patient, dedup string) (string, error) {
 	body := map[string]any{
-		"alert_type": "FALL_DETECTED", "patient_id": patient, "room": "BENCH-1", "value": "bench",
+		"alert_type": alertType, "patient_id": patient, "room": "BENCH-1", "value": "bench",
 		"source": "vigil-bench", "observed_at": time.Now().UTC().Format(time.RFC3339Nano),
 	}
 	if dedup != "" {
@@ -262,19 +281,19 @@ func (c *client) alert(ctx context.Context, patient, dedup string) (string, erro
 }
 
 // clear reports the benchmark alerts cleared, 100 to an Alertmanager batch.
-func (c *client) clear(ctx context.Context, patients []string) error {
-	for len(patients) > 0 {
-		n := min(100, len(patients))
+func (c *client) clear(ctx context.Context, raised []benchAlert) error {
+	for len(raised) > 0 {
+		n := min(100, len(raised))
 		alerts := make([]map[string]any, 0, n)
-		for _, p := range patients[:n] {
+		for _, a := range raised[:n] {
 			alerts = append(alerts, map[string]any{
-				"status": "resolved", "labels": map[string]string{"alertname": "FALL_DETECTED", "patient_id": p},
+				"status": "resolved", "labels": map[string]string{"alertname": a.alertType, "patient_id": a.patient},
 			})
 		}
 		if _, err := c.post(ctx, "/v1/alerts/alertmanager", map[string]any{"version": "4", "status": "resolved", "alerts": alerts}, c.key); err != nil {
 			return fmt.Errorf("clear benchmark alerts: %w", err)
 		}
-		patients = patients[n:]
+		raised = raised[n:]
 	}
 	return nil
 }

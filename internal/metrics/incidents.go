@@ -44,7 +44,15 @@ type IncidentMetrics struct {
 	// TimeToAssign observes opened to first assigned, by severity
 	// (vigil_incident_time_to_assign_seconds).
 	TimeToAssign *prometheus.HistogramVec
+	// EscalationLateness observes how late a timer-scheduled page
+	// (escalation step or start reminder) went out after it was due
+	// (vigil_escalation_lateness_seconds).
+	EscalationLateness prometheus.Histogram
 }
+
+// LatenessBuckets are the histogram buckets, in seconds, of page lateness:
+// from a busy but healthy worker (tens of milliseconds) to an outage.
+var LatenessBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 
 // NewIncidentMetrics creates the incident metrics and registers them on r.
 // It is idempotent: when r already has them, the returned IncidentMetrics
@@ -83,6 +91,11 @@ func NewIncidentMetrics(r *Registry) (*IncidentMetrics, error) {
 			Help:    "Time from an incident opening to its first assignment, observed when it resolves.",
 			Buckets: ResponseTimeBuckets,
 		}, []string{"severity"}),
+		EscalationLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_escalation_lateness_seconds",
+			Help:    "How late an escalation or reminder page went out after it was due (its in-app delivery).",
+			Buckets: LatenessBuckets,
+		}),
 	}
 	var err error
 	if m.AlertsReceived, err = register(r, m.AlertsReceived); err != nil {
@@ -104,6 +117,9 @@ func NewIncidentMetrics(r *Registry) (*IncidentMetrics, error) {
 		return nil, err
 	}
 	if m.TimeToAssign, err = register(r, m.TimeToAssign); err != nil {
+		return nil, err
+	}
+	if m.EscalationLateness, err = register(r, m.EscalationLateness); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -196,4 +212,11 @@ func (m *IncidentMetrics) ObserveResolved(severity string, openedAt, assignedAt,
 	observe(m.TimeToAssign, assignedAt)
 	observe(m.MTTA, acknowledgedAt)
 	observe(m.MTTR, resolvedAt)
+}
+
+// ObserveLateness observes a timer-scheduled page delivered late seconds
+// after it was due; a negative lateness (clock skew between the workflow's
+// time and the database's) counts as on time.
+func (m *IncidentMetrics) ObserveLateness(late time.Duration) {
+	m.EscalationLateness.Observe(max(late, 0).Seconds())
 }

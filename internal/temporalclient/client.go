@@ -13,6 +13,8 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Dial connects to the Temporal frontend at address, retrying until ctx ends
@@ -25,6 +27,15 @@ func Dial(ctx context.Context, address, namespace string, logger *slog.Logger) (
 		HostPort:  address,
 		Namespace: namespace,
 		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-client")),
+		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{
+			// The SDK retries a lost connection with a backoff of up to
+			// 10 s; a frontend that restarts is used again within a second
+			// of answering (reconnect attempts are cheap).
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: 5 * time.Second,
+			}),
+		}},
 	}
 	for {
 		c, err := client.DialContext(ctx, opts)
