@@ -3,11 +3,15 @@ GO            ?= go
 WORKFLOWCHECK ?= go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 BIN           ?= bin/vigil
 
-.PHONY: dev build test fmt-check vet workflowcheck test-unit test-integration security record-histories clean
+.PHONY: dev temporal build test fmt-check vet workflowcheck test-unit test-integration security chaos record-histories clean
 
 ## dev: run the whole stack (embedded Temporal + Web UI, worker, API) on the local Postgres.
 dev:
 	VIGIL_LOG_FORMAT=$${VIGIL_LOG_FORMAT:-text} $(GO) run ./cmd/vigil dev
+
+## temporal: run the embedded Temporal server and Web UI alone; run `vigil worker` and `vigil api` beside it.
+temporal:
+	VIGIL_LOG_FORMAT=$${VIGIL_LOG_FORMAT:-text} $(GO) run ./cmd/vigil temporal
 
 ## build: build the vigil binary into bin/.
 build:
@@ -43,6 +47,13 @@ test-integration:
 ## integrations, input at the edge, CSV exports, activations, the message authorization matrix, PIN lockout.
 security:
 	$(GO) test -tags integration -count=1 -run 'TestSecurity_|TestMessageAuthz|TestActivation_LockedAfterTheTenthWrongPIN|TestIncident_SourceActions|TestIncident_RunsWithoutAnOwner' ./api/ ./workflows/
+
+## chaos: the fault-injection suite, full profile (about 10 minutes on 2 cores): `vigil temporal`, `vigil worker`
+## and `vigil api` run apart and are killed, stopped and starved under load; prints the reliability table
+## (also written to bin/chaos-report.md). A short profile of the same suite runs in test-integration.
+chaos: build
+	VIGIL_CHAOS=full VIGIL_CHAOS_BIN=$(BIN) VIGIL_CHAOS_REPORT=$(CURDIR)/bin/chaos-report.md \
+		$(GO) test -tags integration -count=1 -v -run '^TestChaos$$' -timeout 20m ./internal/chaos/
 
 ## record-histories: re-record the workflow histories replayed by the unit tests (workflows/testdata).
 record-histories:

@@ -50,6 +50,8 @@ type Server struct {
 	messages []*Message
 	calls    map[string]int
 	failures map[string][]Failure
+	// outage, when set, answers every call until cleared (SetOutage(nil)).
+	outage *Failure
 	// onCall, when set, runs (outside the lock) before each call is answered.
 	onCall func(method string)
 }
@@ -71,6 +73,14 @@ func (s *Server) FailNext(method string, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures[method] = append(s.failures[method], f)
+}
+
+// SetOutage makes every call, of any method, answer f until SetOutage(nil):
+// a provider that is down for a while and then recovers.
+func (s *Server) SetOutage(f *Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = f
 }
 
 // OnCall runs fn before each call is answered (fn gets the method name).
@@ -124,9 +134,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
 		return
 	}
-	if q := s.failures[method]; len(q) > 0 {
+	q := s.failures[method]
+	if s.outage != nil {
+		q = []Failure{*s.outage}
+	}
+	if len(q) > 0 {
 		f := q[0]
-		s.failures[method] = q[1:]
+		if s.outage == nil {
+			s.failures[method] = q[1:]
+		}
 		if f.Apply {
 			s.apply(httptest.NewRecorder(), r, method)
 		}

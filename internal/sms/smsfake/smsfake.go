@@ -39,6 +39,8 @@ type Server struct {
 	calls    int
 	bad      map[string]int
 	failures []Failure
+	// outage, when set, answers every request until cleared.
+	outage *Failure
 }
 
 // New starts a fake for the account and closes it when the test ends.
@@ -62,6 +64,14 @@ func (s *Server) FailNext(f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures = append(s.failures, f)
+}
+
+// SetOutage makes every request answer f until SetOutage(nil): a provider
+// that is down for a while and then recovers.
+func (s *Server) SetOutage(f *Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = f
 }
 
 // Messages returns the accepted messages, oldest first.
@@ -90,9 +100,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		twilioError(w, http.StatusUnauthorized, 20003, "Authenticate")
 		return
 	}
-	if len(s.failures) > 0 {
-		f := s.failures[0]
-		s.failures = s.failures[1:]
+	if s.outage != nil || len(s.failures) > 0 {
+		var f Failure
+		if s.outage != nil {
+			f = *s.outage
+		} else {
+			f = s.failures[0]
+			s.failures = s.failures[1:]
+		}
 		if f.RetryAfter != "" {
 			w.Header().Set("Retry-After", f.RetryAfter)
 		}
