@@ -375,16 +375,17 @@ func nodeDBCtx(ctx workflow.Context) workflow.Context {
 }
 
 // nodeMailCtx sends a node mail: transient SMTP failures are retried with
-// backoff up to 30 minutes apart for two hours (observations wait
-// meanwhile; none is lost); permanent ones fail at once.
+// backoff from 10 s up to 10 minutes apart for two hours (observations wait
+// meanwhile; none is lost), so an SMTP server that is back gets the mail
+// within seconds of a short outage; permanent ones fail at once.
 func nodeMailCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute,
 		ScheduleToCloseTimeout: 2 * time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Minute,
+			InitialInterval:        10 * time.Second,
 			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Minute,
+			MaximumInterval:        10 * time.Minute,
 			NonRetryableErrorTypes: []string{activities.ErrTypeMailPermanent, activities.ErrTypeInvalidInput},
 		},
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/directorysim"
+	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
 	"github.com/vigil-health/vigil/internal/sms/smsfake"
 	"github.com/vigil-health/vigil/workflows"
@@ -49,6 +50,8 @@ type profile struct {
 	// directoryLatency is how slowly the directory answers, for
 	// directorySlowFor.
 	directoryLatency, directorySlowFor time.Duration
+	// smtpOutage is how long the SMTP server is down.
+	smtpOutage time.Duration
 	// settle bounds the wait for Postgres and the simulators to show
 	// everything after a scenario.
 	settle time.Duration
@@ -60,11 +63,11 @@ var (
 	shortProfile = profile{name: "short", rate: 4, workerKills: 2, killEvery: 4 * time.Second,
 		escalationIncidents: 10, escalationWait: 6 * time.Second, downPastDue: 5 * time.Second,
 		temporalDown: 3 * time.Second, dbBlock: 10 * time.Second, providerOutage: 10 * time.Second,
-		stormAlerts: 1000, stormKeys: 10, stormWindow: 5 * time.Second, directoryLatency: 20 * time.Second, directorySlowFor: 12 * time.Second, settle: 60 * time.Second, recoveryTarget: 5 * time.Second}
+		stormAlerts: 1000, stormKeys: 10, stormWindow: 5 * time.Second, directoryLatency: 20 * time.Second, directorySlowFor: 12 * time.Second, smtpOutage: 5 * time.Second, settle: 60 * time.Second, recoveryTarget: 5 * time.Second}
 	fullProfile = profile{name: "full", rate: 10, workerKills: 10, killEvery: 8 * time.Second,
 		escalationIncidents: 50, escalationWait: 15 * time.Second, downPastDue: 70 * time.Second,
 		temporalDown: 10 * time.Second, dbBlock: 30 * time.Second, providerOutage: 60 * time.Second,
-		stormAlerts: 5000, stormKeys: 20, stormWindow: 10 * time.Second, directoryLatency: 20 * time.Second, directorySlowFor: 45 * time.Second, settle: 120 * time.Second, recoveryTarget: 5 * time.Second}
+		stormAlerts: 5000, stormKeys: 20, stormWindow: 10 * time.Second, directoryLatency: 20 * time.Second, directorySlowFor: 45 * time.Second, smtpOutage: 45 * time.Second, settle: 120 * time.Second, recoveryTarget: 5 * time.Second}
 )
 
 // row is one line of the reliability table.
@@ -242,6 +245,37 @@ func TestChaos(t *testing.T) {
 		rep.add(row{"Slack and SMS fail, then recover", fmt.Sprintf("both providers answer 503 for %s, with a worker kill -9 in the middle", p.providerOutage),
 			fmt.Sprintf("%d alerts, %d pages by SMS, %d Slack messages", n, len(ids), len(ids)), o.lost, o.duplicated,
 			fmt.Sprintf("all delivered %s after the providers recovered", secs(rec))})
+		require.Zero(t, o.lost, "lost")
+		require.Zero(t, o.duplicated, "duplicated")
+	})
+
+	t.Run("SMTPDownThenBack", func(t *testing.T) {
+		token := s.login(t, "a01")
+		settings := map[string]any{}
+		for _, id := range s.mailNodes {
+			settings[id] = map[string]any{"COMMON_NAME": "[" + id + "] Chaos Klinikum " + id}
+		}
+		require.Equal(t, http.StatusOK, s.call(t, http.MethodPost, "/v1/nodes/settings/import", token, settings, nil))
+		for _, id := range s.mailNodes {
+			for _, c := range []string{"ed", "it"} {
+				require.Equal(t, http.StatusCreated, s.call(t, http.MethodPost, "/v1/nodes/"+id+"/contacts", token, map[string]any{
+					"role": strings.ToUpper(c), "first_name": "Chaos", "last_name": c, "email": c + "@node" + id + ".example", "main_contact": true,
+				}, nil))
+			}
+		}
+		// The SMTP server is down (nothing listens on its port) when the
+		// scan finds the offline nodes and their mails are due.
+		require.Equal(t, http.StatusAccepted, s.call(t, http.MethodPost, "/v1/nodes/scan", token, nil, nil))
+		time.Sleep(p.smtpOutage)
+		sink, err := mailsink.Start(mailsink.Options{Addr: s.smtpAddr, TLS: "none"})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = sink.Close() })
+		back := time.Now()
+		o, mails, done := s.checkNodeMails(t, sink, p.settle+2*time.Minute)
+		rep.add(row{"SMTP server down, then back", fmt.Sprintf("nothing listens on the SMTP port for %s while %d offline nodes are due their mails", p.smtpOutage, len(s.mailNodes)),
+			fmt.Sprintf("%d node e-mails", mails), o.lost, o.duplicated,
+			fmt.Sprintf("all delivered %s after the server was back", secs(max(done.Sub(back), 0)))})
+		require.NotZero(t, mails, "node mails were due")
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 	})

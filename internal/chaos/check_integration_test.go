@@ -5,12 +5,14 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/lib/pq"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -244,3 +246,36 @@ func (s *stack) smsDuplicates(ctx context.Context) (int, error) {
 }
 
 func pqArray(ids []string) any { return pq.StringArray(ids) }
+
+// checkNodeMails waits (up to settle) until every node e-mail Vigil decided
+// to send is sent and received by the SMTP server, then counts mails not
+// sent or never received (lost) and Message-IDs received more than once
+// (duplicated). It returns the number of mails and when the last arrived.
+func (s *stack) checkNodeMails(t *testing.T, sink *mailsink.Sink, settle time.Duration) (outcome, int, time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for {
+		var rows []struct {
+			Status    string `db:"status"`
+			MessageID string `db:"message_id"`
+		}
+		require.NoError(t, s.db.Select(&rows, `SELECT status, message_id FROM node_mail_log WHERE status <> 'no_recipients'`))
+		received := map[string]int{}
+		for _, m := range sink.Messages() {
+			received[m.MessageID]++
+		}
+		var o outcome
+		for _, r := range rows {
+			if r.Status != "sent" || received["<"+strings.Trim(r.MessageID, "<>")+">"] == 0 {
+				o.lost++
+			}
+		}
+		for _, n := range received {
+			o.duplicated += max(n-1, 0)
+		}
+		if (len(rows) > 0 && o.lost == 0) || time.Now().After(deadline) {
+			return o, len(rows), time.Now()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

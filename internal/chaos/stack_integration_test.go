@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/brokersim"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/directorysim"
@@ -192,6 +193,11 @@ type stack struct {
 	slack       *slackfake.Server
 	sms         *smsfake.Server
 	directory   *directorysim.Simulator
+	// smtpAddr is where the SMTP server listens once the SMTP scenario
+	// starts it (until then, connections are refused: the server is down).
+	smtpAddr string
+	// mailNodes are broker nodes that are offline: each scan mails them.
+	mailNodes []string
 
 	temporal, worker, api *proc
 }
@@ -203,9 +209,10 @@ const (
 	// escalationType is an alert type whose first escalation step is due
 	// after escalationWait (set per profile).
 	escalationType = "CHAOS_ESCALATION"
-	// loadType is the alert type of ordinary load: its first escalation step
-	// is minutes away, so load scenarios page only once per incident.
-	loadType = "CARDIAC_ARREST"
+	// loadType is the alert type of ordinary load: its escalation steps are
+	// an hour apart, so load scenarios page once per incident and one
+	// scenario's incidents never escalate during the next.
+	loadType = "CHAOS_LOAD"
 )
 
 // startStack builds vigil (unless VIGIL_CHAOS_BIN names a binary), creates a
@@ -254,6 +261,17 @@ func startStack(t *testing.T, p profile) *stack {
 	dirURL, stopDir, err := s.directory.Start("127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(stopDir)
+	broker := brokersim.New(brokersim.Options{})
+	for i := range 3 {
+		id := strconv.Itoa(101 + i)
+		_, err := broker.AddNode(brokersim.NodeSpec{ID: id, Name: "Chaos Klinikum " + id, Behaviour: brokersim.Offline, At: time.Now().Add(-100 * time.Hour)})
+		require.NoError(t, err)
+		s.mailNodes = append(s.mailNodes, id)
+	}
+	brokerURL, stopBroker, err := broker.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(stopBroker)
+	s.smtpAddr = freeAddr(t)
 
 	temporalAddr, uiPort, apiAddr, workerAddr := freeAddr(t), freePort(t), freeAddr(t), freeAddr(t)
 	base := []string{
@@ -270,6 +288,10 @@ func startStack(t *testing.T, p profile) *stack {
 		"VIGIL_SMS_URL=" + s.sms.URL, "VIGIL_SMS_ACCOUNT_SID=" + smsAccount, "VIGIL_SMS_AUTH_TOKEN=" + smsToken, "VIGIL_SMS_FROM=+447700900999",
 		"VIGIL_DIRECTORY_URL=" + dirURL,
 		"VIGIL_DIRECTORY_ACCOUNTS=CAPMON=capmon:capmon-demo,PATHWAYS_REFERRAL=pathways:pathways-demo,DIGITAL_REFERRAL=digital:digital-demo",
+		"VIGIL_BROKER_URL=" + brokerURL, "VIGIL_BROKER_API_KEY=" + brokersim.DefaultAdminKey,
+		"VIGIL_DWH_CURRENT_VERSION=" + brokersim.CurrentDWHVersion,
+		"VIGIL_SMTP_HOST=127.0.0.1", "VIGIL_SMTP_PORT=" + s.smtpAddr[strings.LastIndexByte(s.smtpAddr, ':')+1:], "VIGIL_SMTP_TLS=none",
+		"VIGIL_MAIL_FROM=monitor@vigil.example",
 		"VIGIL_DEV_DATA_DIR=" + filepath.Join(s.dir, "temporal"),
 		"VIGIL_DEV_BIND_IP=127.0.0.1",
 		"VIGIL_DEV_UI_PORT=" + strconv.Itoa(uiPort),
@@ -330,6 +352,13 @@ func (s *stack) seed(t *testing.T, ctx context.Context, p profile) {
 	_, err = s.db.ExecContext(ctx, `
 		INSERT INTO alert_types (alert_type, severity, category, description, requires_immediate_response, roles)
 		VALUES ($1, 'HIGH', 'TECHNICAL', 'Chaos suite: escalates after a short wait', true, '{EMERGENCY_DOCTOR}')`, escalationType)
+	require.NoError(t, err)
+	_, err = s.db.ExecContext(ctx, `
+		INSERT INTO alert_types (alert_type, severity, category, description, requires_immediate_response, roles)
+		VALUES ($1, 'CRITICAL', 'TECHNICAL', 'Chaos suite: load that escalates only after an hour', true, '{EMERGENCY_DOCTOR,NURSE}')`, loadType)
+	require.NoError(t, err)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO escalation_policies (id, alert_type, steps, start_reminder_seconds)
+		VALUES ('type:'||$1, $1, '[{"wait_seconds": 3600, "target": "next_in_role"}, {"wait_seconds": 3600, "target": "failsafe"}]'::jsonb, 3600)`, loadType)
 	require.NoError(t, err)
 	steps := fmt.Sprintf(`[{"wait_seconds": %d, "target": "next_in_role"}, {"wait_seconds": 3600, "target": "failsafe"}]`, int(p.escalationWait/time.Second))
 	_, err = s.db.ExecContext(ctx, `INSERT INTO escalation_policies (id, alert_type, steps, start_reminder_seconds)
