@@ -423,7 +423,7 @@ func TestChaos(t *testing.T) {
 			FROM incidents WHERE id = ANY($1::uuid[])`, pqArray(ids)))
 		polled, failed := s.waitForPoll(t, watch.ID, back, p.settle+90*time.Second)
 		rep.add(row{"Slow directory", fmt.Sprintf("the directory answers after %s (the client gives up at 10 s) for %s, with a watch polling it", p.directoryLatency, p.directorySlowFor),
-			fmt.Sprintf("watch created in %s; %d alerts meanwhile, first page p99 %.2f s; %d failed polls recorded", secs(created), n, paging.P99, failed), o.lost, o.duplicated,
+			fmt.Sprintf("watch created in %s; %d alerts meanwhile, first page p99 %.2f s; watch announced degraded %d×", secs(created), n, paging.P99, failed), o.lost, o.duplicated,
 			fmt.Sprintf("next good poll %s after the directory recovered", secs(max(polled.Sub(back), 0)))})
 		require.Less(t, created, 5*time.Second, "creating a watch does not wait on the directory")
 		require.Less(t, paging.P99, 2.0, "incident pages are not held up by the directory")

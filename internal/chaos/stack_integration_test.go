@@ -454,19 +454,20 @@ func (s *stack) call(t *testing.T, method, path, token string, body, out any) in
 }
 
 // waitForPoll waits for the watch's first successful poll after since and
-// returns when it was, with the number of failed polls recorded for it.
+// returns when it was, with the number of times the watch was announced
+// degraded (a poll that failed all its attempts).
 func (s *stack) waitForPoll(t *testing.T, watchID string, since time.Time, timeout time.Duration) (time.Time, int) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		var r struct {
-			Polled *time.Time `db:"polled"`
-			Failed int        `db:"failed"`
+			Polled   *time.Time `db:"polled"`
+			Degraded int        `db:"degraded"`
 		}
-		err := s.db.Get(&r, `SELECT min(polled_at) FILTER (WHERE error = '' AND polled_at >= $2) AS polled,
-			count(*) FILTER (WHERE error <> '') AS failed FROM watch_polls WHERE watch_id = $1`, watchID, since)
+		err := s.db.Get(&r, `SELECT (SELECT min(polled_at) FROM watch_polls WHERE watch_id = $1 AND error = '' AND polled_at >= $2) AS polled,
+			(SELECT count(*) FROM status_changes WHERE watch_id = $1 AND kind = 'degraded') AS degraded`, watchID, since)
 		if err == nil && r.Polled != nil {
-			return *r.Polled, r.Failed
+			return *r.Polled, r.Degraded
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("watch %s: no good poll within %s of the directory recovering (err %v)", watchID, timeout, err)
