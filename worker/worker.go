@@ -72,13 +72,7 @@ type Workers struct {
 func New(c client.Client, taskQueue string, deps Dependencies) *Workers {
 	// Let in-flight activities finish their current attempt on shutdown.
 	const stopTimeout = 10 * time.Second
-	w := &Workers{main: sdkworker.New(c, taskQueue, sdkworker.Options{
-		WorkerStopTimeout: stopTimeout,
-		// A workflow task left on the sticky queue of a worker that was
-		// killed goes to the shared queue after this, rather than the
-		// default 5 s: a restarted worker picks up the incident sooner.
-		StickyScheduleToStartTimeout: 2 * time.Second,
-	})}
+	w := &Workers{main: sdkworker.New(c, taskQueue, sdkworker.Options{WorkerStopTimeout: stopTimeout})}
 	if deps.Temporal == nil {
 		deps.Temporal = c
 	}
