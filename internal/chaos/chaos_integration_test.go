@@ -163,9 +163,7 @@ func TestChaos(t *testing.T) {
 		rep.add(row{"Worker kill -9 under load", fmt.Sprintf("kill -9 of `vigil worker` ×%d, %s apart, alerts at %.0f/s", p.workerKills, p.killEvery, p.rate),
 			fmt.Sprintf("%d alerts, %d incidents", n, len(ids)), o.lost, o.duplicated,
 			fmt.Sprintf("worker ready ≤ %s after restart; last page %s after the last restart", secs(slowest), secs(max(o.lastDelivery.Sub(lastReady), 0)))})
-		require.Zero(t, m.count(http.StatusInternalServerError), "500 answers")
-		require.Zero(t, m.gaveUp.Load(), "alerts never answered")
-		require.Zero(t, m.rejected.Load(), "alerts refused")
+		m.requireHonest(t)
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 	})
@@ -202,6 +200,7 @@ func TestChaos(t *testing.T) {
 		rep.add(row{"Worker kill -9 across an escalation step", fmt.Sprintf("%d incidents' step 1 due while the worker was down; restarted %s after it was due", len(ids), p.downPastDue),
 			fmt.Sprintf("%d delayed pages (in-app + SMS)", len(ids)), o.lost, o.duplicated,
 			fmt.Sprintf("every delayed page out %s after the worker was ready", secs(max(lag, 0)))})
+		m.requireHonest(t)
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 		if p.downPastDue > workflows.LateTimerGrace {
@@ -245,6 +244,7 @@ func TestChaos(t *testing.T) {
 		rep.add(row{"Slack and SMS fail, then recover", fmt.Sprintf("both providers answer 503 for %s, with a worker kill -9 in the middle", p.providerOutage),
 			fmt.Sprintf("%d alerts, %d pages by SMS, %d Slack messages", n, len(ids), len(ids)), o.lost, o.duplicated,
 			fmt.Sprintf("all delivered %s after the providers recovered", secs(rec))})
+		m.requireHonest(t)
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 	})
@@ -310,10 +310,7 @@ func TestChaos(t *testing.T) {
 		rep.add(row{"Database unavailable", fmt.Sprintf("own database refuses connections for %s (ALLOW_CONNECTIONS false, backends terminated)", p.dbBlock),
 			fmt.Sprintf("%d alerts; %d answers 503 with Retry-After, 0 × 500", n, m.count(http.StatusServiceUnavailable)), o.lost, o.duplicated,
 			fmt.Sprintf("first alert accepted %s after; backlog paged %s after", secs(max(firstOK.Sub(back), 0)), secs(max(pages.lastDelivery.Sub(back), 0)))})
-		require.Zero(t, m.count(http.StatusInternalServerError), "500 answers")
-		require.Zero(t, m.missingRetryAfter, "503 without Retry-After")
-		require.Zero(t, m.gaveUp.Load(), "alerts never answered")
-		require.Zero(t, m.rejected.Load(), "alerts refused")
+		m.requireHonest(t)
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 	})
@@ -349,9 +346,7 @@ func TestChaos(t *testing.T) {
 		rep.add(row{"Temporal server restart", fmt.Sprintf("SIGTERM to `vigil temporal` under load, down %s, started again", p.temporalDown),
 			fmt.Sprintf("%d alerts; %d answers 503", n, m.count(http.StatusServiceUnavailable)), o.lost, o.duplicated,
 			fmt.Sprintf("first alert accepted %s after the server was back; backlog paged %s after", secs(max(firstOK.Sub(back), 0)), secs(max(pages.lastDelivery.Sub(back), 0)))})
-		require.Zero(t, m.count(http.StatusInternalServerError), "500 answers")
-		require.Zero(t, m.gaveUp.Load(), "alerts never answered")
-		require.Zero(t, m.rejected.Load(), "alerts refused")
+		m.requireHonest(t)
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 	})
@@ -383,9 +378,7 @@ func TestChaos(t *testing.T) {
 			fmt.Sprintf("%d alerts; %d in-flight requests cut; exited in %s", n, m.broken.Load(), secs(took)), o.lost, o.duplicated,
 			fmt.Sprintf("API ready %s after restart", secs(ready))})
 		require.Zero(t, m.broken.Load(), "requests in flight at SIGTERM are answered")
-		require.Zero(t, m.count(http.StatusInternalServerError), "500 answers")
-		require.Zero(t, m.gaveUp.Load(), "alerts never answered")
-		require.Zero(t, m.rejected.Load(), "alerts refused")
+		m.requireHonest(t)
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 	})
@@ -427,6 +420,7 @@ func TestChaos(t *testing.T) {
 			fmt.Sprintf("next good poll %s after the directory recovered", secs(max(polled.Sub(back), 0)))})
 		require.Less(t, created, 5*time.Second, "creating a watch does not wait on the directory")
 		require.Less(t, paging.P99, 2.0, "incident pages are not held up by the directory")
+		m.requireHonest(t)
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 	})
@@ -455,6 +449,7 @@ func TestChaos(t *testing.T) {
 		require.Zero(t, m.rejected.Load(), "alerts refused")
 		require.Len(t, ids, p.stormKeys, "one incident per key")
 		require.Zero(t, m.count5xx(), "5xx answers")
+		m.requireHonest(t)
 		require.Zero(t, o.lost, "lost")
 		require.Zero(t, o.duplicated, "duplicated")
 		require.Less(t, apiRSS, 512.0, "API memory stays bounded (MiB)")
@@ -484,4 +479,14 @@ func dedupe(keys []string) []string {
 		}
 	}
 	return out
+}
+
+// requireHonest fails the scenario on any 500 answer, any 503 without
+// Retry-After, any alert never answered and any valid alert refused.
+func (m *monitor) requireHonest(t *testing.T) {
+	t.Helper()
+	require.Zero(t, m.count(http.StatusInternalServerError), "500 answers")
+	require.Zero(t, m.missingRetryAfter, "503 without Retry-After")
+	require.Zero(t, m.gaveUp.Load(), "alerts never answered")
+	require.Zero(t, m.rejected.Load(), "alerts refused")
 }
