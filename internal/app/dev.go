@@ -17,7 +17,6 @@ import (
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/directorysim"
-	"github.com/vigil-health/vigil/internal/embeddedtemporal"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
@@ -64,15 +63,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		}
 	}()
 
-	logger.InfoContext(ctx, "starting embedded temporal server")
-	srv, err := embeddedtemporal.Start(ctx, embeddedtemporal.Options{
-		DataDir:      cfg.Dev.DataDir,
-		IP:           cfg.Dev.BindIP,
-		FrontendPort: cfg.TemporalPort(),
-		UIPort:       cfg.Dev.UIPort,
-		Namespace:    cfg.TemporalNamespace,
-		Logger:       logger,
-	})
+	srv, err := startEmbeddedTemporal(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}

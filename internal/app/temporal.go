@@ -17,15 +17,7 @@ import (
 // then run beside it as separate processes, as they do in production, so
 // each can be stopped, killed and restarted on its own.
 func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) error {
-	logger.InfoContext(ctx, "starting embedded temporal server", "data_dir", cfg.Dev.DataDir)
-	srv, err := embeddedtemporal.Start(ctx, embeddedtemporal.Options{
-		DataDir:      cfg.Dev.DataDir,
-		IP:           cfg.Dev.BindIP,
-		FrontendPort: cfg.TemporalPort(),
-		UIPort:       cfg.Dev.UIPort,
-		Namespace:    cfg.TemporalNamespace,
-		Logger:       logger,
-	})
+	srv, err := startEmbeddedTemporal(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -47,4 +39,19 @@ Press Ctrl-C to stop.
 `, srv.FrontendAddress(), srv.UIURL(), srv.Namespace(), cfg.Dev.DataDir)
 	<-ctx.Done()
 	return nil
+}
+
+// startEmbeddedTemporal starts the embedded Temporal server and Web UI as
+// the dev settings say: the frontend on the port of TEMPORAL_ADDRESS (a free
+// one when it is 0), the UI on VIGIL_DEV_UI_PORT, both on VIGIL_DEV_BIND_IP.
+func startEmbeddedTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*embeddedtemporal.Server, error) {
+	logger.InfoContext(ctx, "starting embedded temporal server", "data_dir", cfg.Dev.DataDir)
+	return embeddedtemporal.Start(ctx, embeddedtemporal.Options{
+		DataDir:      cfg.Dev.DataDir,
+		IP:           cfg.Dev.BindIP,
+		FrontendPort: cfg.TemporalPort(),
+		UIPort:       cfg.Dev.UIPort,
+		Namespace:    cfg.TemporalNamespace,
+		Logger:       logger,
+	})
 }

@@ -131,41 +131,24 @@ func TestChaos(t *testing.T) {
 	}
 
 	t.Run("WorkerKilledUnderLoad", func(t *testing.T) {
-		m := newMonitor(s.apiURL, s.apiKey)
-		var keys []string
-		ctx, stop := context.WithCancel(context.Background())
-		sent := make(chan int, 1)
-		go func() {
-			sent <- m.load(ctx, time.Now().Add(2*time.Minute), p.rate, func(i int) (string, string) {
-				k := fmt.Sprintf("kill-%d", i)
-				keys = append(keys, k)
-				return k, loadType
-			})
-		}()
 		var slowest time.Duration
 		var lastReady time.Time
-		for k := range p.workerKills {
-			time.Sleep(p.killEvery / 2)
-			s.worker.kill(t)
-			time.Sleep(500 * time.Millisecond)
-			slowest = max(slowest, s.worker.restart(t))
-			lastReady = time.Now()
-			if k < p.workerKills-1 {
+		r := s.underLoad(t, p, "kill", p.rate, 0, smsDup, func(*monitor) {
+			for k := range p.workerKills {
 				time.Sleep(p.killEvery / 2)
+				s.worker.kill(t)
+				time.Sleep(500 * time.Millisecond)
+				slowest = max(slowest, s.worker.restart(t))
+				lastReady = time.Now()
+				if k < p.workerKills-1 {
+					time.Sleep(p.killEvery / 2)
+				}
 			}
-		}
-		stop()
-		n := <-sent
-		o, ids := s.checkAlerts(t, m, keys, p.settle)
-		o.add(s.checkPages(t, ids, pageCheck{steps: []string{"assign"}, sms: true}, p.settle))
-		o.add(s.checkSlack(ids, p.settle))
-		o.duplicated += smsDup(t)
+		})
 		rep.add(row{"Worker kill -9 under load", fmt.Sprintf("kill -9 of `vigil worker` ×%d, %s apart, alerts at %.0f/s", p.workerKills, p.killEvery, p.rate),
-			fmt.Sprintf("%d alerts, %d incidents", n, len(ids)), o.lost, o.duplicated,
-			fmt.Sprintf("worker ready ≤ %s after restart; last page %s after the last restart", secs(slowest), secs(max(o.lastDelivery.Sub(lastReady), 0)))})
-		m.requireHonest(t)
-		require.Zero(t, o.lost, "lost")
-		require.Zero(t, o.duplicated, "duplicated")
+			fmt.Sprintf("%d alerts, %d incidents", r.sent, len(r.ids)), r.o.lost, r.o.duplicated,
+			fmt.Sprintf("worker ready ≤ %s after restart; last page %s after the last restart", secs(slowest), secs(max(r.o.lastDelivery.Sub(lastReady), 0)))})
+		r.requireClean(t)
 	})
 
 	t.Run("WorkerKilledAcrossEscalation", func(t *testing.T) {
@@ -212,41 +195,23 @@ func TestChaos(t *testing.T) {
 	})
 
 	t.Run("ProvidersFailThenRecover", func(t *testing.T) {
-		m := newMonitor(s.apiURL, s.apiKey)
-		var keys []string
-		s.slack.SetOutage(&slackfake.Failure{Status: http.StatusServiceUnavailable})
-		s.sms.SetOutage(&smsfake.Failure{Status: http.StatusServiceUnavailable, Code: 20503, Message: "Service Unavailable"})
-		ctx, stop := context.WithCancel(context.Background())
-		sent := make(chan int, 1)
-		go func() {
-			sent <- m.load(ctx, time.Now().Add(2*time.Minute), p.rate, func(i int) (string, string) {
-				k := fmt.Sprintf("provider-%d", i)
-				keys = append(keys, k)
-				return k, loadType
-			})
-		}()
-		time.Sleep(p.providerOutage / 2)
-		s.worker.kill(t)
-		s.worker.restart(t)
-		time.Sleep(p.providerOutage / 2)
-		stop()
-		n := <-sent
-		s.slack.SetOutage(nil)
-		s.sms.SetOutage(nil)
-		back := time.Now()
-		o, ids := s.checkAlerts(t, m, keys, p.settle)
-		pages := s.checkPages(t, ids, pageCheck{steps: []string{"assign"}, sms: true}, p.settle)
-		o.add(pages)
-		o.add(s.checkSlack(ids, p.settle))
-		slackDone := time.Now()
-		o.duplicated += smsDup(t)
-		rec := max(pages.lastDelivery.Sub(back), slackDone.Sub(back), 0)
+		var back time.Time
+		r := s.underLoad(t, p, "provider", p.rate, 0, smsDup, func(*monitor) {
+			s.slack.SetOutage(&slackfake.Failure{Status: http.StatusServiceUnavailable})
+			s.sms.SetOutage(&smsfake.Failure{Status: http.StatusServiceUnavailable, Code: 20503, Message: "Service Unavailable"})
+			time.Sleep(p.providerOutage / 2)
+			s.worker.kill(t)
+			s.worker.restart(t)
+			time.Sleep(p.providerOutage / 2)
+			s.slack.SetOutage(nil)
+			s.sms.SetOutage(nil)
+			back = time.Now()
+		})
+		rec := max(r.o.lastDelivery.Sub(back), r.checked.Sub(back), 0)
 		rep.add(row{"Slack and SMS fail, then recover", fmt.Sprintf("both providers answer 503 for %s, with a worker kill -9 in the middle", p.providerOutage),
-			fmt.Sprintf("%d alerts, %d pages by SMS, %d Slack messages", n, len(ids), len(ids)), o.lost, o.duplicated,
+			fmt.Sprintf("%d alerts, %d pages by SMS, %d Slack messages", r.sent, len(r.ids), len(r.ids)), r.o.lost, r.o.duplicated,
 			fmt.Sprintf("all delivered %s after the providers recovered", secs(rec))})
-		m.requireHonest(t)
-		require.Zero(t, o.lost, "lost")
-		require.Zero(t, o.duplicated, "duplicated")
+		r.requireClean(t)
 	})
 
 	t.Run("SMTPDownThenBack", func(t *testing.T) {
@@ -281,106 +246,56 @@ func TestChaos(t *testing.T) {
 	})
 
 	t.Run("DatabaseBlocked", func(t *testing.T) {
-		m := newMonitor(s.apiURL, s.apiKey)
-		var keys []string
-		ctx, stop := context.WithCancel(context.Background())
-		sent := make(chan int, 1)
-		go func() {
-			sent <- m.load(ctx, time.Now().Add(2*time.Minute+p.dbBlock), p.rate, func(i int) (string, string) {
-				k := fmt.Sprintf("db-%d", i)
-				keys = append(keys, k)
-				return k, loadType
-			})
-		}()
-		time.Sleep(2 * time.Second)
-		unblock := s.blockDatabase(t)
-		time.Sleep(p.dbBlock)
-		m.watchRecovery()
-		unblock()
-		back := time.Now()
-		time.Sleep(3 * time.Second)
-		stop()
-		n := <-sent
-		o, ids := s.checkAlerts(t, m, keys, p.settle)
-		pages := s.checkPages(t, ids, pageCheck{steps: []string{"assign"}, sms: true}, p.settle)
-		o.add(pages)
-		o.add(s.checkSlack(ids, p.settle))
-		o.duplicated += smsDup(t)
-		firstOK := m.firstOKAfter()
+		var back time.Time
+		r := s.underLoad(t, p, "db", p.rate, 0, smsDup, func(m *monitor) {
+			time.Sleep(2 * time.Second)
+			unblock := s.blockDatabase(t)
+			time.Sleep(p.dbBlock)
+			m.watchRecovery()
+			unblock()
+			back = time.Now()
+			time.Sleep(3 * time.Second)
+		})
 		rep.add(row{"Database unavailable", fmt.Sprintf("own database refuses connections for %s (ALLOW_CONNECTIONS false, backends terminated)", p.dbBlock),
-			fmt.Sprintf("%d alerts; %d answers 503 with Retry-After, 0 × 500", n, m.count(http.StatusServiceUnavailable)), o.lost, o.duplicated,
-			fmt.Sprintf("first alert accepted %s after; backlog paged %s after", secs(max(firstOK.Sub(back), 0)), secs(max(pages.lastDelivery.Sub(back), 0)))})
-		m.requireHonest(t)
-		require.Zero(t, o.lost, "lost")
-		require.Zero(t, o.duplicated, "duplicated")
+			fmt.Sprintf("%d alerts; %d answers 503 with Retry-After, 0 × 500", r.sent, r.m.count(http.StatusServiceUnavailable)), r.o.lost, r.o.duplicated,
+			fmt.Sprintf("first alert accepted %s after; backlog paged %s after", secs(max(r.m.firstOKAfter().Sub(back), 0)), secs(max(r.o.lastDelivery.Sub(back), 0)))})
+		r.requireClean(t)
 	})
 
 	t.Run("TemporalRestart", func(t *testing.T) {
-		m := newMonitor(s.apiURL, s.apiKey)
-		var keys []string
-		ctx, stop := context.WithCancel(context.Background())
-		sent := make(chan int, 1)
-		go func() {
-			sent <- m.load(ctx, time.Now().Add(3*time.Minute), p.rate, func(i int) (string, string) {
-				k := fmt.Sprintf("temporal-%d", i)
-				keys = append(keys, k)
-				return k, loadType
-			})
-		}()
-		time.Sleep(2 * time.Second)
-		_, err := s.temporal.signal(t, syscall.SIGTERM, 30*time.Second)
-		require.NoError(t, err, "vigil temporal exits cleanly on SIGTERM")
-		time.Sleep(p.temporalDown)
-		m.watchRecovery()
-		s.temporal.restart(t)
-		back := time.Now()
-		time.Sleep(5 * time.Second)
-		stop()
-		n := <-sent
-		o, ids := s.checkAlerts(t, m, keys, p.settle)
-		pages := s.checkPages(t, ids, pageCheck{steps: []string{"assign"}, sms: true}, p.settle)
-		o.add(pages)
-		o.add(s.checkSlack(ids, p.settle))
-		o.duplicated += smsDup(t)
-		firstOK := m.firstOKAfter()
+		var back time.Time
+		r := s.underLoad(t, p, "temporal", p.rate, 0, smsDup, func(m *monitor) {
+			time.Sleep(2 * time.Second)
+			_, err := s.temporal.signal(t, syscall.SIGTERM, 30*time.Second)
+			require.NoError(t, err, "vigil temporal exits cleanly on SIGTERM")
+			time.Sleep(p.temporalDown)
+			m.watchRecovery()
+			s.temporal.restart(t)
+			back = time.Now()
+			time.Sleep(5 * time.Second)
+		})
 		rep.add(row{"Temporal server restart", fmt.Sprintf("SIGTERM to `vigil temporal` under load, down %s, started again", p.temporalDown),
-			fmt.Sprintf("%d alerts; %d answers 503", n, m.count(http.StatusServiceUnavailable)), o.lost, o.duplicated,
-			fmt.Sprintf("first alert accepted %s after the server was back; backlog paged %s after", secs(max(firstOK.Sub(back), 0)), secs(max(pages.lastDelivery.Sub(back), 0)))})
-		m.requireHonest(t)
-		require.Zero(t, o.lost, "lost")
-		require.Zero(t, o.duplicated, "duplicated")
+			fmt.Sprintf("%d alerts; %d answers 503", r.sent, r.m.count(http.StatusServiceUnavailable)), r.o.lost, r.o.duplicated,
+			fmt.Sprintf("first alert accepted %s after the server was back; backlog paged %s after", secs(max(r.m.firstOKAfter().Sub(back), 0)), secs(max(r.o.lastDelivery.Sub(back), 0)))})
+		r.requireClean(t)
 	})
 
 	t.Run("APISIGTERMUnderLoad", func(t *testing.T) {
-		m := newMonitor(s.apiURL, s.apiKey)
-		var keys []string
-		ctx, stop := context.WithCancel(context.Background())
-		sent := make(chan int, 1)
-		go func() {
-			sent <- m.load(ctx, time.Now().Add(2*time.Minute), 4*p.rate, func(i int) (string, string) {
-				k := fmt.Sprintf("sigterm-%d", i%25)
-				keys = append(keys, k)
-				return k, loadType
-			})
-		}()
-		time.Sleep(3 * time.Second)
-		took, err := s.api.signal(t, syscall.SIGTERM, 30*time.Second)
-		require.NoError(t, err, "vigil api exits 0 on SIGTERM")
-		m.watchRecovery()
-		ready := s.api.restart(t)
-		time.Sleep(3 * time.Second)
-		stop()
-		n := <-sent
-		o, ids := s.checkAlerts(t, m, dedupe(keys), p.settle)
-		o.add(s.checkPages(t, ids, pageCheck{steps: []string{"assign"}, sms: true}, p.settle))
-		o.duplicated += smsDup(t)
+		var took, ready time.Duration
+		r := s.underLoad(t, p, "sigterm", 4*p.rate, 25, smsDup, func(m *monitor) {
+			time.Sleep(3 * time.Second)
+			var err error
+			took, err = s.api.signal(t, syscall.SIGTERM, 30*time.Second)
+			require.NoError(t, err, "vigil api exits 0 on SIGTERM")
+			m.watchRecovery()
+			ready = s.api.restart(t)
+			time.Sleep(3 * time.Second)
+		})
 		rep.add(row{"API SIGTERM under load", fmt.Sprintf("SIGTERM to `vigil api` at %.0f alerts/s, then started again", 4*p.rate),
-			fmt.Sprintf("%d alerts; %d in-flight requests cut; exited in %s", n, m.broken.Load(), secs(took)), o.lost, o.duplicated,
+			fmt.Sprintf("%d alerts; %d in-flight requests cut; exited in %s", r.sent, r.m.broken.Load(), secs(took)), r.o.lost, r.o.duplicated,
 			fmt.Sprintf("API ready %s after restart", secs(ready))})
-		require.Zero(t, m.broken.Load(), "requests in flight at SIGTERM are answered")
-		m.requireHonest(t)
-		require.Zero(t, o.lost, "lost")
-		require.Zero(t, o.duplicated, "duplicated")
+		require.Zero(t, r.m.broken.Load(), "requests in flight at SIGTERM are answered")
+		r.requireClean(t)
 	})
 
 	t.Run("SlowDirectory", func(t *testing.T) {
@@ -395,34 +310,24 @@ func TestChaos(t *testing.T) {
 		}, &watch)
 		created := time.Since(began)
 		require.Equal(t, http.StatusCreated, status)
-		m := newMonitor(s.apiURL, s.apiKey)
-		var keys []string
-		ctx, stop := context.WithTimeout(context.Background(), p.directorySlowFor)
-		defer stop()
-		n := m.load(ctx, time.Now().Add(time.Minute), p.rate, func(i int) (string, string) {
-			k := fmt.Sprintf("directory-%d", i)
-			keys = append(keys, k)
-			return k, loadType
+		var back time.Time
+		r := s.underLoad(t, p, "directory", p.rate, 0, smsDup, func(*monitor) {
+			time.Sleep(p.directorySlowFor)
+			s.directory.SetLatency(0)
+			back = time.Now()
 		})
-		s.directory.SetLatency(0)
-		back := time.Now()
-		o, ids := s.checkAlerts(t, m, keys, p.settle)
-		o.add(s.checkPages(t, ids, pageCheck{steps: []string{"assign"}, sms: true}, p.settle))
-		o.duplicated += smsDup(t)
 		var paging struct {
 			P99 float64 `db:"p99"`
 		}
 		require.NoError(t, s.db.Get(&paging, `SELECT COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM first_paged_at - opened_at)), 0) AS p99
-			FROM incidents WHERE id = ANY($1::uuid[])`, pqArray(ids)))
+			FROM incidents WHERE id = ANY($1::uuid[])`, pqArray(r.ids)))
 		polled, failed := s.waitForPoll(t, watch.ID, back, p.settle+90*time.Second)
 		rep.add(row{"Slow directory", fmt.Sprintf("the directory answers after %s (the client gives up at 10 s) for %s, with a watch polling it", p.directoryLatency, p.directorySlowFor),
-			fmt.Sprintf("watch created in %s; %d alerts meanwhile, first page p99 %.2f s; watch announced degraded %d×", secs(created), n, paging.P99, failed), o.lost, o.duplicated,
+			fmt.Sprintf("watch created in %s; %d alerts meanwhile, first page p99 %.2f s; watch announced degraded %d×", secs(created), r.sent, paging.P99, failed), r.o.lost, r.o.duplicated,
 			fmt.Sprintf("next good poll %s after the directory recovered", secs(max(polled.Sub(back), 0)))})
 		require.Less(t, created, 5*time.Second, "creating a watch does not wait on the directory")
 		require.Less(t, paging.P99, 2.0, "incident pages are not held up by the directory")
-		m.requireHonest(t)
-		require.Zero(t, o.lost, "lost")
-		require.Zero(t, o.duplicated, "duplicated")
+		r.requireClean(t)
 	})
 
 	t.Run("AlertStorm", func(t *testing.T) {

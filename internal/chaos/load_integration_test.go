@@ -14,9 +14,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 )
 
 // monitor sends alerts as a well-behaved monitoring system does: each alert
@@ -212,4 +214,56 @@ loop:
 	}
 	wg.Wait()
 	return n
+}
+
+// loadRun is what one scenario under load sent and what the checks found.
+type loadRun struct {
+	m    *monitor
+	sent int
+	ids  []string
+	// o sums the alert, page, Slack and SMS checks; o.lastDelivery is the
+	// last first page's sent_at.
+	o outcome
+	// checked is when every check had passed (or given up).
+	checked time.Time
+}
+
+// underLoad sends alerts on keys "<prefix>-N" (N modulo distinct when it is
+// positive, so alerts merge) at rate while inject runs, then waits for and
+// checks every alert, first page (in-app and SMS), Slack message and SMS
+// duplicate (smsDup).
+func (s *stack) underLoad(t *testing.T, p profile, prefix string, rate float64, distinct int, smsDup func(*testing.T) int, inject func(*monitor)) loadRun {
+	t.Helper()
+	m := newMonitor(s.apiURL, s.apiKey)
+	var keys []string
+	ctx, stop := context.WithCancel(context.Background())
+	sent := make(chan int, 1)
+	go func() {
+		sent <- m.load(ctx, time.Now().Add(3*time.Minute), rate, func(i int) (string, string) {
+			if distinct > 0 {
+				i %= distinct
+			}
+			k := prefix + "-" + strconv.Itoa(i)
+			keys = append(keys, k)
+			return k, loadType
+		})
+	}()
+	inject(m)
+	stop()
+	r := loadRun{m: m, sent: <-sent}
+	r.o, r.ids = s.checkAlerts(t, m, dedupe(keys), p.settle)
+	r.o.add(s.checkPages(t, r.ids, pageCheck{steps: []string{"assign"}, sms: true}, p.settle))
+	r.o.add(s.checkSlack(r.ids, p.settle))
+	r.checked = time.Now()
+	r.o.duplicated += smsDup(t)
+	return r
+}
+
+// requireClean fails the scenario on a dishonest answer, a lost alert or
+// page, or a duplicated one.
+func (r loadRun) requireClean(t *testing.T) {
+	t.Helper()
+	r.m.requireHonest(t)
+	require.Zero(t, r.o.lost, "lost")
+	require.Zero(t, r.o.duplicated, "duplicated")
 }
