@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ type Incidents struct {
 	// Metrics, when set, counts escalations and pages and observes MTTA,
 	// MTTR and time to assign from the workflow's own timestamps.
 	Metrics *metrics.IncidentMetrics
+	// SlackEnabled and SMSEnabled say whether those channels are configured;
+	// the workflow schedules no delivery for a channel that is off.
+	SlackEnabled bool
+	SMSEnabled   bool
 }
 
 // LoadPlanInput names the alert type whose plan to load.
@@ -140,9 +145,23 @@ type RecordInput struct {
 	Events []AuditEvent
 }
 
+// RecordResult says what the workflow should do after a record.
+type RecordResult struct {
+	// Slack is set when Slack is configured: the incident's Slack message
+	// follows the recorded change.
+	Slack bool
+}
+
 // Record upserts the incident row, unless a newer projection is already
 // there, and inserts the audit events; replays of the same input are no-ops.
-func (a *Incidents) Record(ctx context.Context, in *RecordInput) error {
+func (a *Incidents) Record(ctx context.Context, in *RecordInput) (*RecordResult, error) {
+	if err := a.record(ctx, in); err != nil {
+		return nil, err
+	}
+	return &RecordResult{Slack: a.SlackEnabled}, nil
+}
+
+func (a *Incidents) record(ctx context.Context, in *RecordInput) error {
 	tx, err := a.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -283,6 +302,10 @@ type PageInput struct {
 	// reminder) was due; zero for pages sent at once. It is stored with the
 	// outbox row (due_at), so sent_at - due_at is how late the page went out.
 	Due time.Time
+	// SMSSkipped, when set, records in the same transaction that the page
+	// went by no SMS, for this reason (SMS is not configured, so the
+	// workflow schedules no SMS delivery).
+	SMSSkipped string
 }
 
 // PageResult says whether the page reached at least one channel.
@@ -341,6 +364,15 @@ func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error
 	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', $1)`, in.Recipient); err != nil {
 		return nil, fmt.Errorf("notify listeners: %w", err)
 	}
+	if in.SMSSkipped != "" {
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, last_error)
+			VALUES ($1, $2, $3, 'sms', 'skipped', $4)
+			ON CONFLICT (incident_id, step, recipient, channel) DO NOTHING`,
+			in.IncidentID, in.Step, in.Recipient, in.SMSSkipped); err != nil {
+			return nil, fmt.Errorf("record sms skipped: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit page: %w", err)
 	}
@@ -351,4 +383,122 @@ func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error
 		}
 	}
 	return &PageResult{Delivered: true, DeliveredAt: at}, nil
+}
+
+// PickChoice is one way to find the person a page goes to.
+type PickChoice struct {
+	PickInput
+	// SameRoleOnly refuses a person from another role (a fallback pick):
+	// "the next person in the role" must be in that role.
+	SameRoleOnly bool
+}
+
+// PageStepInput is one page to whoever the first choice that finds someone
+// picks. Page.Recipient is left empty: it is the pick.
+type PageStepInput struct {
+	Choices []PickChoice
+	Page    PageInput
+}
+
+// PageStepResult is who was picked (Found=false: nobody, and nothing was
+// sent) and the page sent to them.
+type PageStepResult struct {
+	Pick PickResult
+	Page PageResult
+	// SMS is set when SMS is configured: the workflow sends the page by SMS
+	// as well. When it is off, the outbox records the SMS as skipped.
+	SMS bool
+}
+
+// smsNotConfigured is the outbox reason for an SMS never scheduled.
+const smsNotConfigured = "SMS is not configured"
+
+// PageStep picks the person a page goes to and pages them, in one activity
+// (run as a local activity: a step costs the workflow one task, so a page
+// goes out as soon as its timer fires). It is idempotent per (incident,
+// step): a re-run, after a workflow task was lost with its worker, pages
+// whoever the first run paged rather than picking again.
+func (a *Incidents) PageStep(ctx context.Context, in *PageStepInput) (*PageStepResult, error) {
+	pick, err := a.pickForStep(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	out := &PageStepResult{Pick: *pick, SMS: a.SMSEnabled}
+	if !pick.Found {
+		return out, nil
+	}
+	page := in.Page
+	page.Recipient = pick.StaffID
+	if !a.SMSEnabled {
+		page.SMSSkipped = smsNotConfigured
+	}
+	res, err := a.Page(ctx, &page)
+	if err != nil {
+		return nil, err
+	}
+	out.Page = *res
+	return out, nil
+}
+
+// pickForStep is the person a step pages: whoever an earlier run of the
+// same step paged, else the first choice that finds someone.
+func (a *Incidents) pickForStep(ctx context.Context, in *PageStepInput) (*PickResult, error) {
+	if in.Page.Recipient != "" {
+		return &PickResult{Found: true, StaffID: in.Page.Recipient}, nil
+	}
+	var prev string
+	err := a.DB.GetContext(ctx, &prev, `
+		SELECT recipient FROM notification_outbox
+		WHERE incident_id = $1 AND step = $2 AND channel = 'inapp'
+		ORDER BY id LIMIT 1`, in.Page.IncidentID, in.Page.Step)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, classifySQL(fmt.Errorf("look up earlier page of step %s: %w", in.Page.Step, err))
+	default:
+		return a.repick(ctx, in.Choices, prev)
+	}
+	var reasons []string
+	for i := range in.Choices {
+		c := &in.Choices[i]
+		p, err := a.Pick(ctx, &c.PickInput)
+		if err != nil {
+			return nil, err
+		}
+		if p.Found && !(c.SameRoleOnly && p.Fallback) {
+			return p, nil
+		}
+		if p.Reason != "" {
+			reasons = append(reasons, p.Reason)
+		}
+	}
+	return &PickResult{Found: false, Reason: strings.Join(reasons, "; ")}, nil
+}
+
+// repick describes the person an earlier run of the step paged, with the
+// role they are on call for among the choices' roles (empty when they are
+// no longer on call).
+func (a *Incidents) repick(ctx context.Context, choices []PickChoice, staffID string) (*PickResult, error) {
+	res := &PickResult{Found: true, StaffID: staffID, Reason: "paged for this step by an earlier attempt"}
+	for _, c := range choices {
+		roles := c.Roles
+		if c.FailsafeOnly {
+			role, err := a.Schedule.FailsafeRole(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("failsafe role: %w", err)
+			}
+			roles = []string{role}
+		}
+		for _, role := range roles {
+			people, err := a.Schedule.OnCall(ctx, role, c.At)
+			if err != nil {
+				return nil, fmt.Errorf("on call for %s: %w", role, err)
+			}
+			if slices.ContainsFunc(people, func(p oncall.Person) bool { return p.ID == staffID }) {
+				res.Role = role
+				return res, nil
+			}
+		}
+	}
+	return res, nil
 }

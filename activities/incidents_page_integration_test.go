@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/oncall"
 )
 
 // lateness returns the sample count and sum of vigil_escalation_lateness_seconds.
@@ -76,6 +77,59 @@ func TestPage_StoresDueTime(t *testing.T) {
 				require.InDelta(t, row.SentAt.Sub(due).Seconds(), sum, 1e-3, "lateness is sent_at - due_at")
 				require.GreaterOrEqual(t, sum, 2.0)
 			}
+		})
+	}
+}
+
+// TestPageStep_PicksPagesAndIsIdempotentPerStep checks the one-step page:
+// nobody found sends nothing; a page records the SMS it did not send when
+// SMS is off; and a re-run of the same step (its workflow task lost with its
+// worker) pages whoever the first run paged, never a second person.
+func TestPageStep_PicksPagesAndIsIdempotentPerStep(t *testing.T) {
+	ctx := context.Background()
+	a := &activities.Incidents{DB: db, Schedule: &oncall.Schedule{DB: db, Location: time.UTC}}
+	incident, nurse := newIncident(t), newStaff(t, "")
+	nobody := []activities.PickChoice{{PickInput: activities.PickInput{Roles: []string{"NO_SUCH_ROLE"}, At: time.Now()}}}
+	step := func(stepName, recipient string, choices []activities.PickChoice) *activities.PageStepResult {
+		t.Helper()
+		res, err := a.PageStep(ctx, &activities.PageStepInput{Choices: choices, Page: activities.PageInput{
+			IncidentID: incident, Step: stepName, Recipient: recipient, Kind: "INCIDENT_ESCALATED",
+			Title: "Escalated incident", Body: "HIGH FALL_DETECTED incident (W1).",
+		}})
+		require.NoError(t, err)
+		return res
+	}
+	outbox := func(stepName string) []string {
+		t.Helper()
+		var rows []string
+		require.NoError(t, db.Select(&rows, `SELECT recipient || '/' || channel || '/' || status FROM notification_outbox
+			WHERE incident_id = $1 AND step = $2 ORDER BY channel`, incident, stepName))
+		return rows
+	}
+
+	tests := []struct {
+		name       string
+		step       string
+		recipient  string
+		choices    []activities.PickChoice
+		wantFound  bool
+		wantStaff  string
+		wantOutbox []string
+	}{
+		{name: "nobody on call: nothing sent", step: "escalation-1", choices: nobody, wantOutbox: nil},
+		{name: "a known recipient is paged; SMS off is recorded", step: "reminder-1", recipient: nurse,
+			wantFound: true, wantStaff: nurse, wantOutbox: []string{nurse + "/inapp/sent", nurse + "/sms/skipped"}},
+		{name: "a re-run pages the first run's recipient", step: "reminder-1", choices: nobody,
+			wantFound: true, wantStaff: nurse, wantOutbox: []string{nurse + "/inapp/sent", nurse + "/sms/skipped"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := step(tt.step, tt.recipient, tt.choices)
+			require.Equal(t, tt.wantFound, res.Pick.Found)
+			require.Equal(t, tt.wantStaff, res.Pick.StaffID)
+			require.False(t, res.SMS, "SMS is off")
+			require.Equal(t, tt.wantFound, res.Page.Delivered)
+			require.Equal(t, tt.wantOutbox, outbox(tt.step))
 		})
 	}
 }

@@ -137,7 +137,8 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	if loc == nil {
 		loc = time.UTC
 	}
-	inc := &activities.Incidents{DB: deps.DB, Schedule: &oncall.Schedule{DB: deps.DB, Location: loc}}
+	inc := &activities.Incidents{DB: deps.DB, Schedule: &oncall.Schedule{DB: deps.DB, Location: loc},
+		SlackEnabled: deps.Slack != nil, SMSEnabled: deps.SMS != nil}
 	if deps.Metrics != nil {
 		inc.Metrics = deps.Metrics.Incidents()
 	}

@@ -108,6 +108,9 @@ type incident struct {
 	// alertAnswerFirst is set when alert updates answer before their
 	// projection is written (versionAlertAnswerFirst).
 	alertAnswerFirst *bool
+	// localSteps is set when this run writes Postgres and pages through
+	// local activities (versionLocalSteps).
+	localSteps *bool
 	// pendingRecords counts projections written in their own coroutines
 	// (recordSoon); the run waits for them before it closes or continues as
 	// new.
@@ -138,6 +141,24 @@ func (w *incident) answerAlertFirst(ctx workflow.Context) bool {
 		w.alertAnswerFirst = &v
 	}
 	return *w.alertAnswerFirst
+}
+
+// versionLocalSteps marks the change that made the short Postgres steps
+// (plan, projection, pick and page) local activities, with pick and page
+// folded into one (activities.PageStep), and that schedules no Slack or SMS
+// delivery for a channel that is off: a page due at a timer goes out in the
+// workflow task the timer wakes, not three tasks later.
+const versionLocalSteps = "local-steps"
+
+// useLocalSteps reports whether this run uses local activities for its
+// Postgres steps; the first call records the decision in history, so older
+// runs replay the activities they scheduled.
+func (w *incident) useLocalSteps(ctx workflow.Context) bool {
+	if w.localSteps == nil {
+		v := workflow.GetVersion(ctx, versionLocalSteps, workflow.DefaultVersion, 1) >= 1
+		w.localSteps = &v
+	}
+	return *w.localSteps
 }
 
 // recordsDone reports whether every projection written in its own
@@ -251,6 +272,9 @@ func (w *incident) setup(ctx workflow.Context) error {
 func (w *incident) run(ctx workflow.Context) error {
 	if w.in.Carry == nil {
 		var plan activities.Plan
+		// An activity, not a local one: the first workflow task, which
+		// answers the alert that started the incident, never waits for
+		// Postgres.
 		if err := workflow.ExecuteActivity(dbCtx(ctx), dbActivities.LoadPlan,
 			&activities.LoadPlanInput{AlertType: w.in.AlertType, Severity: w.in.Severity}).Get(ctx, &plan); err != nil {
 			return err
@@ -292,6 +316,9 @@ func (w *incident) run(ctx workflow.Context) error {
 // nobody on call it pages the failsafe role once and retries every
 // AssignRetryInterval, so the incident never sits OPEN silently.
 func (w *incident) assign(ctx workflow.Context) error {
+	if w.useLocalSteps(ctx) {
+		return w.assignAndPage(ctx)
+	}
 	pick, err := w.pick(ctx, w.st.Plan.Roles, nil, false)
 	if err != nil {
 		return err
@@ -300,39 +327,79 @@ func (w *incident) assign(ctx workflow.Context) error {
 		return nil // claimed or resolved while we looked
 	}
 	if !pick.Found {
-		if !w.st.FailsafePaged {
-			w.st.FailsafePaged = true
-			w.event(ctx, ActionNobodyOnCall, "system", "", StatusOpen, StatusOpen, map[string]string{
-				"roles": strings.Join(w.st.Plan.Roles, ","), "reason": pick.Reason,
-			})
-			if err := w.pageTarget(ctx, EscalationStep{Target: TargetFailsafe}, "failsafe-unassigned", time.Time{}, false); err != nil {
-				return err
-			}
-			if err := w.record(ctx); err != nil {
-				return err
-			}
-		}
-		return w.waitForChange(ctx, workflow.Now(ctx).Add(AssignRetryInterval))
+		return w.nobodyToAssign(ctx, pick)
 	}
 	now := workflow.Now(ctx)
+	w.assignTo(ctx, pick)
+	if err := w.page(ctx, pick.StaffID, "assign", "INCIDENT_ASSIGNED", "New incident assigned", time.Time{}, false); err != nil {
+		return err
+	}
+	return w.assigned(ctx, now)
+}
+
+// assignAndPage is assign with pick and page in one local activity: the
+// person picked is paged at once, in the same workflow task.
+func (w *incident) assignAndPage(ctx workflow.Context) error {
+	now := workflow.Now(ctx)
+	res, err := w.pageStep(ctx, []activities.PickChoice{{PickInput: activities.PickInput{Roles: w.st.Plan.Roles, At: now}}},
+		"assign", "INCIDENT_ASSIGNED", "New incident assigned", time.Time{})
+	if err != nil {
+		return err
+	}
+	if !res.Pick.Found {
+		return w.nobodyToAssign(ctx, &res.Pick)
+	}
+	if w.st.Status != StatusOpen {
+		// Claimed or resolved while the page went out: the page is
+		// recorded, the assignment is not made.
+		w.paged(ctx, res, "assign", "INCIDENT_ASSIGNED", "New incident assigned", false)
+		return w.record(ctx)
+	}
+	w.assignTo(ctx, &res.Pick)
+	w.paged(ctx, res, "assign", "INCIDENT_ASSIGNED", "New incident assigned", false)
+	return w.assigned(ctx, now)
+}
+
+// assignTo makes the picked person the assignee.
+func (w *incident) assignTo(ctx workflow.Context, pick *activities.PickResult) {
 	prev := w.st.Status
 	w.st.Status = StatusAssigned
-	w.st.AssignedTo, w.st.AssignedRole, w.st.AssignedAt = pick.StaffID, pick.Role, now
+	w.st.AssignedTo, w.st.AssignedRole, w.st.AssignedAt = pick.StaffID, pick.Role, workflow.Now(ctx)
 	w.event(ctx, ActionAssigned, "system", "", prev, StatusAssigned, map[string]string{
 		"staff_id": pick.StaffID, "role": pick.Role, "reason": pick.Reason,
 		"in_progress": strconv.Itoa(pick.InProgress), "open": strconv.Itoa(pick.Open),
 		"candidates": strconv.Itoa(pick.Candidates), "fallback": strconv.FormatBool(pick.Fallback),
 		"policy": w.st.Plan.PolicyID, "roles": strings.Join(w.st.Plan.Roles, ","),
 	})
-	if err := w.page(ctx, pick.StaffID, "assign", "INCIDENT_ASSIGNED", "New incident assigned", time.Time{}, false); err != nil {
-		return err
-	}
+}
+
+// assigned starts the escalation clock of a newly assigned incident and
+// records it.
+func (w *incident) assigned(ctx workflow.Context, now time.Time) error {
 	w.st.EscalationStep = 0
 	w.scheduleNextStep(now)
 	if err := w.upsertSearchAttributes(ctx); err != nil {
 		return err
 	}
 	return w.record(ctx)
+}
+
+// nobodyToAssign pages the failsafe role once about an incident nobody is
+// on call for, and waits AssignRetryInterval (or a change) to try again.
+func (w *incident) nobodyToAssign(ctx workflow.Context, pick *activities.PickResult) error {
+	if !w.st.FailsafePaged {
+		w.st.FailsafePaged = true
+		w.event(ctx, ActionNobodyOnCall, "system", "", StatusOpen, StatusOpen, map[string]string{
+			"roles": strings.Join(w.st.Plan.Roles, ","), "reason": pick.Reason,
+		})
+		if err := w.pageTarget(ctx, EscalationStep{Target: TargetFailsafe}, "failsafe-unassigned", time.Time{}, false); err != nil {
+			return err
+		}
+		if err := w.record(ctx); err != nil {
+			return err
+		}
+	}
+	return w.waitForChange(ctx, workflow.Now(ctx).Add(AssignRetryInterval))
 }
 
 // escalate waits for an acknowledgement until the next step is due, then
@@ -627,7 +694,10 @@ func (w *incident) recordSoon(ctx workflow.Context) {
 	w.pendingRecords++
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { w.pendingRecords-- }()
-		if err := w.record(ctx); err != nil {
+		// An activity, not a local one: a local activity would hold the
+		// workflow task, and with it the alert's answer, until Postgres
+		// answered.
+		if err := w.recordWith(ctx, false); err != nil {
 			workflow.GetLogger(ctx).Error("incident projection not written", "incident_id", w.st.IncidentID, "error", err)
 		}
 	})
@@ -859,6 +929,20 @@ func (w *incident) pick(ctx workflow.Context, roles, exclude []string, failsafe 
 // them and makes them the assignee. due is when the page was due (zero for
 // a page sent at once).
 func (w *incident) pageTarget(ctx workflow.Context, step EscalationStep, label string, due time.Time, delayed bool) error {
+	title := pageTitle(w.st.Plan.Roles, label, delayed)
+	if w.useLocalSteps(ctx) {
+		res, err := w.pageStep(ctx, w.stepChoices(ctx, step), label, "INCIDENT_ESCALATED", title, due)
+		if err != nil {
+			return err
+		}
+		if !res.Pick.Found {
+			w.nobodyForStep(ctx, step, label)
+			return nil
+		}
+		w.escalateTo(ctx, &res.Pick, label)
+		w.paged(ctx, res, label, "INCIDENT_ESCALATED", title, delayed)
+		return nil
+	}
 	var (
 		pick *activities.PickResult
 		err  error
@@ -886,47 +970,113 @@ func (w *incident) pageTarget(ctx workflow.Context, step EscalationStep, label s
 		}
 	}
 	if !pick.Found {
-		w.event(ctx, ActionNobodyOnCall, "system", "", w.st.Status, w.st.Status, map[string]string{
-			"step": label, "target": step.Target, "reason": "not even the failsafe role has anyone on call",
-		})
+		w.nobodyForStep(ctx, step, label)
 		return nil
 	}
-	if w.st.Status == StatusAssigned && w.st.AssignedTo != pick.StaffID {
-		from := w.st.AssignedTo
-		w.st.AssignedTo, w.st.AssignedRole = pick.StaffID, pick.Role
-		w.event(ctx, ActionEscalated, "system", "", StatusAssigned, StatusAssigned, map[string]string{
-			"from": from, "to": pick.StaffID, "role": pick.Role, "step": label, "reason": pick.Reason,
-		})
-	}
-	title := "Escalated incident: no acknowledgement"
-	if delayed {
-		title = "Delayed page: incident still unacknowledged"
-	}
-	if label == "failsafe-unassigned" {
-		title = "Unassigned incident: nobody on call for " + strings.Join(w.st.Plan.Roles, ", ")
-	}
+	w.escalateTo(ctx, pick, label)
 	return w.page(ctx, pick.StaffID, label, "INCIDENT_ESCALATED", title, due, delayed)
 }
 
-// page sends one page and records it. due is when a timer-scheduled page
-// (escalation step, start reminder) was due, zero for one sent at once; the
-// outbox keeps it so a page's lateness can be measured.
-func (w *incident) page(ctx workflow.Context, staffID, step, kind, title string, due time.Time, delayed bool) error {
-	body := fmt.Sprintf("%s %s incident (%s). Alerts: %d.", w.st.Severity, w.st.AlertType, w.in.Room, w.st.AlertCount)
-	var res activities.PageResult
-	err := workflow.ExecuteActivity(pageCtx(ctx), dbActivities.Page, &activities.PageInput{
-		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Kind: kind, Title: title, Body: body, Due: due,
-	}).Get(ctx, &res)
-	if err != nil {
-		return err
+// pageTitle is the title of an escalation target's page.
+func pageTitle(roles []string, label string, delayed bool) string {
+	switch {
+	case label == "failsafe-unassigned":
+		return "Unassigned incident: nobody on call for " + strings.Join(roles, ", ")
+	case delayed:
+		return "Delayed page: incident still unacknowledged"
+	default:
+		return "Escalated incident: no acknowledgement"
 	}
-	// The same page by SMS, when the person has a number and SMS is set up;
-	// a bad number is recorded in the outbox and in-app remains the channel.
-	if w.withSideChannels(ctx) {
-		w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SendSMS, &activities.SMSInput{
-			IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Body: title + ": " + body,
-		}))
+}
+
+// stepChoices are the ways to find whom an escalation step pages, in
+// order: the step's target (a role, or the next person in the role), then
+// the failsafe role.
+func (w *incident) stepChoices(ctx workflow.Context, step EscalationStep) []activities.PickChoice {
+	now := workflow.Now(ctx)
+	var choices []activities.PickChoice
+	switch step.Target {
+	case TargetRole:
+		choices = append(choices, activities.PickChoice{PickInput: activities.PickInput{
+			Roles: []string{step.Role}, At: now, Exclude: w.st.Responders}})
+	case TargetNextInRole:
+		role := w.st.AssignedRole
+		if role == "" && len(w.st.Plan.Roles) > 0 {
+			role = w.st.Plan.Roles[0]
+		}
+		// Another role's person is not "next in role".
+		choices = append(choices, activities.PickChoice{SameRoleOnly: true, PickInput: activities.PickInput{
+			Roles: []string{role}, At: now, Exclude: w.st.Responders}})
 	}
+	// Nobody (new) for the step's target: the failsafe role is paged.
+	return append(choices, activities.PickChoice{PickInput: activities.PickInput{At: now, FailsafeOnly: true}})
+}
+
+// nobodyForStep records a step that found nobody to page.
+func (w *incident) nobodyForStep(ctx workflow.Context, step EscalationStep, label string) {
+	w.event(ctx, ActionNobodyOnCall, "system", "", w.st.Status, w.st.Status, map[string]string{
+		"step": label, "target": step.Target, "reason": "not even the failsafe role has anyone on call",
+	})
+}
+
+// escalateTo makes the person a step paged the assignee of an assigned
+// incident.
+func (w *incident) escalateTo(ctx workflow.Context, pick *activities.PickResult, label string) {
+	if w.st.Status != StatusAssigned || w.st.AssignedTo == pick.StaffID {
+		return
+	}
+	from := w.st.AssignedTo
+	w.st.AssignedTo, w.st.AssignedRole = pick.StaffID, pick.Role
+	w.event(ctx, ActionEscalated, "system", "", StatusAssigned, StatusAssigned, map[string]string{
+		"from": from, "to": pick.StaffID, "role": pick.Role, "step": label, "reason": pick.Reason,
+	})
+}
+
+// pageStep picks and pages in one local activity (activities.PageStep).
+func (w *incident) pageStep(ctx workflow.Context, choices []activities.PickChoice, step, kind, title string, due time.Time) (*activities.PageStepResult, error) {
+	return w.runPageStep(ctx, &activities.PageStepInput{
+		Choices: choices,
+		Page:    activities.PageInput{IncidentID: w.st.IncidentID, Step: step, Kind: kind, Title: title, Body: w.pageBody(), Due: due},
+	})
+}
+
+// pageTo pages a known person in one local activity.
+func (w *incident) pageTo(ctx workflow.Context, staffID, step, kind, title string, due time.Time) (*activities.PageStepResult, error) {
+	return w.runPageStep(ctx, &activities.PageStepInput{Page: activities.PageInput{
+		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Kind: kind, Title: title, Body: w.pageBody(), Due: due,
+	}})
+}
+
+func (w *incident) runPageStep(ctx workflow.Context, in *activities.PageStepInput) (*activities.PageStepResult, error) {
+	var res activities.PageStepResult
+	err := workflow.ExecuteLocalActivity(localPageCtx(ctx), dbActivities.PageStep, in).Get(ctx, &res)
+	return &res, err
+}
+
+// pageBody is the text of every page about the incident.
+func (w *incident) pageBody() string {
+	return fmt.Sprintf("%s %s incident (%s). Alerts: %d.", w.st.Severity, w.st.AlertType, w.in.Room, w.st.AlertCount)
+}
+
+// paged records a page sent by pageStep, and sends it by SMS as well when
+// SMS is on.
+func (w *incident) paged(ctx workflow.Context, res *activities.PageStepResult, step, kind, title string, delayed bool) {
+	if res.SMS {
+		w.sendSMS(ctx, res.Pick.StaffID, step, title)
+	}
+	w.afterPage(ctx, res.Pick.StaffID, step, kind, &res.Page, delayed)
+}
+
+// sendSMS sends a page by SMS, in the background: a bad number is recorded
+// in the outbox and in-app remains the channel.
+func (w *incident) sendSMS(ctx workflow.Context, staffID, step, title string) {
+	w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SendSMS, &activities.SMSInput{
+		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Body: title + ": " + w.pageBody(),
+	}))
+}
+
+// afterPage updates the incident's state after a page.
+func (w *incident) afterPage(ctx workflow.Context, staffID, step, kind string, res *activities.PageResult, delayed bool) {
 	now := workflow.Now(ctx)
 	w.st.LastPageAt = now
 	if res.Delivered && w.st.FirstPagedAt.IsZero() {
@@ -938,6 +1088,34 @@ func (w *incident) page(ctx workflow.Context, staffID, step, kind, title string,
 	w.event(ctx, ActionPaged, "system", "", w.st.Status, w.st.Status, map[string]string{
 		"staff_id": staffID, "step": step, "kind": kind, "delayed": strconv.FormatBool(delayed),
 	})
+}
+
+// page sends one page and records it. due is when a timer-scheduled page
+// (escalation step, start reminder) was due, zero for one sent at once; the
+// outbox keeps it so a page's lateness can be measured.
+func (w *incident) page(ctx workflow.Context, staffID, step, kind, title string, due time.Time, delayed bool) error {
+	if w.useLocalSteps(ctx) {
+		// A known recipient (a start reminder): the same one-step page,
+		// picking nobody.
+		res, err := w.pageTo(ctx, staffID, step, kind, title, due)
+		if err != nil {
+			return err
+		}
+		w.paged(ctx, res, step, kind, title, delayed)
+		return nil
+	}
+	var res activities.PageResult
+	err := workflow.ExecuteActivity(pageCtx(ctx), dbActivities.Page, &activities.PageInput{
+		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Kind: kind, Title: title, Body: w.pageBody(), Due: due,
+	}).Get(ctx, &res)
+	if err != nil {
+		return err
+	}
+	// The same page by SMS, when the person has a number and SMS is set up.
+	if w.withSideChannels(ctx) {
+		w.sendSMS(ctx, staffID, step, title)
+	}
+	w.afterPage(ctx, staffID, step, kind, &res, delayed)
 	return nil
 }
 
@@ -952,7 +1130,11 @@ func (w *incident) event(ctx workflow.Context, action, actorType, actorID, from,
 
 // record writes the projection and the pending audit events. The mutex keeps
 // concurrent handlers' writes in order.
-func (w *incident) record(ctx workflow.Context) error {
+func (w *incident) record(ctx workflow.Context) error { return w.recordWith(ctx, true) }
+
+// recordWith is record, as a local activity when local is set and the run
+// uses local steps.
+func (w *incident) recordWith(ctx workflow.Context, local bool) error {
 	if err := w.recording.Lock(ctx); err != nil {
 		return err
 	}
@@ -961,16 +1143,33 @@ func (w *incident) record(ctx workflow.Context) error {
 	w.dirty = nil
 	w.recordQueued = false // this record carries whatever was queued
 	row := w.row(ctx)
-	if err := workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Record, &activities.RecordInput{
-		Row: row, Events: events,
-	}).Get(ctx, nil); err != nil {
-		return err
+	rec := &activities.RecordInput{Row: row, Events: events}
+	if w.useLocalSteps(ctx) {
+		var (
+			res activities.RecordResult
+			f   workflow.Future
+		)
+		if local {
+			f = workflow.ExecuteLocalActivity(localDBCtx(ctx), dbActivities.Record, rec)
+		} else {
+			f = workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Record, rec)
+		}
+		if err := f.Get(ctx, &res); err != nil {
+			return err
+		}
+		if !res.Slack {
+			return nil
+		}
+	} else {
+		if err := workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Record, rec).Get(ctx, nil); err != nil {
+			return err
+		}
+		if !w.withSideChannels(ctx) {
+			return nil
+		}
 	}
 	// The incident's one Slack message follows every recorded change; a
 	// late, older sync is ignored by its sequence number.
-	if !w.withSideChannels(ctx) {
-		return nil
-	}
 	w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SyncSlack, &activities.SlackSyncInput{
 		IncidentID: row.ID, Seq: row.LastSeq, Status: row.Status, Severity: row.Severity, AlertType: row.AlertType,
 		Room: row.Room, AssigneeID: w.st.AssignedTo, AlertCount: row.AlertCount, OpenedAt: row.OpenedAt,
@@ -1086,12 +1285,38 @@ func dbCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Second,
 		ScheduleToCloseTimeout: time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        500 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Second,
-			NonRetryableErrorTypes: []string{"UnknownAlertType", "NoPolicy", "BadPolicy"},
-		},
+		RetryPolicy:            dbRetryPolicy(),
+	})
+}
+
+func dbRetryPolicy() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:        500 * time.Millisecond,
+		BackoffCoefficient:     2,
+		MaximumInterval:        10 * time.Second,
+		NonRetryableErrorTypes: []string{"UnknownAlertType", "NoPolicy", "BadPolicy"},
+	}
+}
+
+// localDBCtx is dbCtx for local activities: the same attempt timeout and
+// retries, run by the worker inside the workflow task (a crashed worker's
+// step is retried when its workflow task is).
+func localDBCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    5 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy:            dbRetryPolicy(),
+	})
+}
+
+// localPageCtx is for a page as a local activity: a pick (a few reads) and
+// the page's transaction per attempt, retried as pages are, for as long as
+// a page could still matter (30 minutes).
+func localPageCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    5 * time.Second,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy:            pageRetryPolicy(),
 	})
 }
 
@@ -1124,10 +1349,10 @@ func pageCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    3 * time.Second,
 		ScheduleToCloseTimeout: 30 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    10 * time.Second,
-		},
+		RetryPolicy:            pageRetryPolicy(),
 	})
+}
+
+func pageRetryPolicy() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}
 }

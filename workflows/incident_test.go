@@ -83,12 +83,12 @@ func newHarnessWith(t *testing.T, pageDelay time.Duration) *harness {
 	var a *activities.Incidents
 	h.env.RegisterActivity(a)
 	h.env.OnActivity(a.LoadPlan, mock.Anything, mock.Anything).Return(&criticalPlan, nil)
-	h.env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.RecordInput) error {
+	h.env.OnActivity(a.Record, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.RecordInput) (*activities.RecordResult, error) {
 		if h.onRecord != nil {
 			h.onRecord(in)
 		}
 		h.records = append(h.records, *in)
-		return nil
+		return &activities.RecordResult{Slack: true}, nil
 	})
 	pick := func(_ context.Context, in *activities.PickInput) (*activities.PickResult, error) {
 		h.picks = append(h.picks, *in)
@@ -110,6 +110,32 @@ func newHarnessWith(t *testing.T, pageDelay time.Duration) *harness {
 		h.env.OnActivity(a.Page, mock.Anything, mock.Anything).Return(pageFn).After(pageDelay).Once()
 	}
 	h.env.OnActivity(a.Page, mock.Anything, mock.Anything).Return(pageFn)
+	// PageStep as activities.PageStep does it: the first choice that finds
+	// someone is paged; SMS is on.
+	pageStep := func(ctx context.Context, in *activities.PageStepInput) (*activities.PageStepResult, error) {
+		res := &activities.PageStepResult{SMS: true}
+		if in.Page.Recipient != "" {
+			res.Pick = activities.PickResult{Found: true, StaffID: in.Page.Recipient}
+		}
+		for i := 0; i < len(in.Choices) && !res.Pick.Found; i++ {
+			p, _ := pick(ctx, &in.Choices[i].PickInput)
+			if p.Found && !(in.Choices[i].SameRoleOnly && p.Fallback) {
+				res.Pick = *p
+			}
+		}
+		if !res.Pick.Found {
+			return res, nil
+		}
+		pg := in.Page
+		pg.Recipient = res.Pick.StaffID
+		out, err := pageFn(ctx, &pg)
+		res.Page = *out
+		return res, err
+	}
+	if pageDelay > 0 {
+		h.env.OnActivity(a.PageStep, mock.Anything, mock.Anything).Return(pageStep).After(pageDelay).Once()
+	}
+	h.env.OnActivity(a.PageStep, mock.Anything, mock.Anything).Return(pageStep)
 	return h
 }
 
