@@ -244,4 +244,3 @@ func grepLines(body, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
