@@ -191,6 +191,7 @@ func (a *Nodes) SendNodeMail(ctx context.Context, in *NodeMailRequest) (*NodeMai
 			level := slog.LevelDebug
 			if n, err := res.RowsAffected(); err != nil || n > 0 {
 				level = slog.LevelWarn // the first time this mail found nobody
+				a.Metrics.Mailed(in.Kind, "no_recipients", 0)
 			}
 			slog.Log(ctx, level, "node mail has no recipients: nothing sent", "node", in.NodeID, "condition", in.Condition, "kind", in.Kind, "key", in.Key)
 			return &NodeMailResult{Status: NodeMailNoRecipients}, nil
@@ -215,7 +216,7 @@ func (a *Nodes) SendNodeMail(ctx context.Context, in *NodeMailRequest) (*NodeMai
 		ErrorRate: in.Facts.DailyErrorRate, ThresholdHours: in.Facts.ThresholdHours, Since: in.Since, Zone: zone,
 	})
 	if err != nil {
-		return nil, a.failMail(ctx, in.Key, temporal.NewNonRetryableApplicationError("render mail: "+err.Error(), ErrTypeMailPermanent, err))
+		return nil, a.failMail(ctx, in, 0, temporal.NewNonRetryableApplicationError("render mail: "+err.Error(), ErrTypeMailPermanent, err))
 	}
 	msgID := NodeMailMessageID(in.Key)
 	if len(rcpts) == 0 {
@@ -224,7 +225,7 @@ func (a *Nodes) SendNodeMail(ctx context.Context, in *NodeMailRequest) (*NodeMai
 		}
 	}
 	if a.Mailer == nil {
-		return nil, a.failMail(ctx, in.Key, temporal.NewNonRetryableApplicationError("no SMTP configured", ErrTypeMailPermanent, nil))
+		return nil, a.failMail(ctx, in, 0, temporal.NewNonRetryableApplicationError("no SMTP configured", ErrTypeMailPermanent, nil))
 	}
 
 	var open []string
@@ -243,6 +244,7 @@ func (a *Nodes) SendNodeMail(ctx context.Context, in *NodeMailRequest) (*NodeMai
 			if _, dbErr := a.DB.ExecContext(ctx, `UPDATE node_mail_log SET error = $2 WHERE key = $1`, in.Key, err.Error()); dbErr != nil {
 				slog.WarnContext(ctx, "node mail error not recorded", "key", in.Key, "err", dbErr)
 			}
+			a.Metrics.Mailed(in.Kind, "retried", 0)
 			return nil, fmt.Errorf("send mail %s: %w", in.Key, err)
 		default:
 			// The server has the mail: record that even if ctx ends now.
@@ -295,6 +297,7 @@ func (a *Nodes) concludeMail(ctx context.Context, in *NodeMailRequest, mailID in
 		}
 		slog.WarnContext(ctx, "node mail deferred by the SMTP server for some recipients; retrying them", "node", in.NodeID, "key", in.Key,
 			"delivered", len(sent), "deferred", len(deferred), "refused", len(refused), "addresses", summary("deferred", deferred))
+		a.Metrics.Mailed(in.Kind, "retried", 0)
 		return nil, fmt.Errorf("send mail %s: %d of %d recipients deferred by the SMTP server", in.Key, len(deferred), len(rcpts))
 	}
 	msg := strings.Join(problems, "\n")
@@ -303,11 +306,12 @@ func (a *Nodes) concludeMail(ctx context.Context, in *NodeMailRequest, mailID in
 		if cause == nil {
 			cause = errors.New(msg)
 		}
-		return nil, a.failMail(ctx, in.Key, temporal.NewNonRetryableApplicationError(msg, ErrTypeMailPermanent, cause))
+		return nil, a.failMail(ctx, in, len(refused), temporal.NewNonRetryableApplicationError(msg, ErrTypeMailPermanent, cause))
 	}
 	if _, err := a.DB.ExecContext(ctx, `UPDATE node_mail_log SET status = 'sent', sent_at = now(), error = $2 WHERE id = $1`, mailID, msg); err != nil {
 		return nil, fmt.Errorf("mark mail %s sent: %w", in.Key, err)
 	}
+	a.Metrics.Mailed(in.Kind, NodeMailSent, len(refused))
 	if len(problems) > 0 {
 		slog.WarnContext(ctx, "node mail reached only some recipients", "node", in.NodeID, "key", in.Key,
 			"delivered", len(sent), "refused", len(refused), "undelivered", len(rcpts)-len(sent), "error", msg)
@@ -427,8 +431,10 @@ func (a *Nodes) recordDelivery(ctx context.Context, mailID int64, d *mail.Delive
 	return nil
 }
 
-// failMail records a permanent failure on the key's row and returns cause.
-func (a *Nodes) failMail(ctx context.Context, key string, cause error) error {
+// failMail records a permanent failure on the key's row, counts it (with
+// the recipients refused for good) and returns cause.
+func (a *Nodes) failMail(ctx context.Context, in *NodeMailRequest, refused int, cause error) error {
+	key := in.Key
 	var ae *temporal.ApplicationError
 	msg := cause.Error()
 	if errors.As(cause, &ae) {
@@ -437,6 +443,7 @@ func (a *Nodes) failMail(ctx context.Context, key string, cause error) error {
 	if _, err := a.DB.ExecContext(ctx, `UPDATE node_mail_log SET status = 'failed', error = $2 WHERE key = $1`, key, msg); err != nil {
 		return fmt.Errorf("record failed mail %s: %w", key, err)
 	}
+	a.Metrics.Mailed(in.Kind, "failed", refused)
 	return cause
 }
 

@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/nodequery"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -87,7 +90,8 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		node := newNodeID()
 		bad := "admin@" + node + ".test"
 		sink, sender := startRefusingSink(t, map[string]int{bad: 550})
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC}}
+		reg := metrics.New()
+		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC}, Metrics: reg.Nodes()}
 		knownNode(t, node)
 		addContact(t, node, "ED", "chef@"+node+".test", true, false)
 		addContact(t, node, "IT", bad, false, false)
@@ -138,12 +142,14 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		require.Equal(t, 550, *r.Code)
 		require.Contains(t, r.Reply, "5.1.1")
 
-		// A retried activity sends nothing.
+		// A retried activity sends nothing, and counts nothing again.
 		res, err = a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
 		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
 		time.Sleep(100 * time.Millisecond)
 		require.Len(t, sink.Messages(), 1)
+		require.InDelta(t, 1, nodeMails(t, reg, "alert", "sent"), 0)
+		require.InDelta(t, 1, value(t, reg.Nodes().RefusedRecipients), 0)
 	})
 
 	t.Run("a temporary refusal is retried for that address only", func(t *testing.T) {
@@ -151,7 +157,8 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		busy := "chef@" + node + ".test"
 		sink, sender := startRefusingSink(t, map[string]int{busy: 450})
 		// A display name in Cc: progress is matched on the bare address.
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{"AKTIN Monitor <" + staticCC + ">"}}
+		reg := metrics.New()
+		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{"AKTIN Monitor <" + staticCC + ">"}, Metrics: reg.Nodes()}
 		in := request(node)
 
 		// Two attempts while the server defers the address: the others get
@@ -195,6 +202,9 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		status, errText, rcpts = mailState(t, in.Key)
 		require.Equal(t, "sent", status)
 		require.Empty(t, errText)
+		require.InDelta(t, 2, nodeMails(t, reg, "alert", "retried"), 0)
+		require.InDelta(t, 1, nodeMails(t, reg, "alert", "sent"), 0)
+		require.InDelta(t, 0, value(t, reg.Nodes().RefusedRecipients), 0)
 		for _, r := range rcpts {
 			require.Equal(t, "sent", r.Status, r.Address)
 		}
@@ -260,4 +270,18 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		_, _, rcpts := mailState(t, in.Key)
 		require.Equal(t, []mailRecipient{{"chef@" + node + ".test", "sent", code(250)}, {"not an address", "refused", nil}}, rcpts)
 	})
+}
+
+// nodeMails is vigil_node_mails_total of a kind and outcome.
+func nodeMails(t *testing.T, reg *metrics.Registry, kind, outcome string) float64 {
+	t.Helper()
+	return value(t, reg.Nodes().Mails.WithLabelValues(kind, outcome))
+}
+
+// value is a counter's value.
+func value(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, c.Write(&m))
+	return m.GetCounter().GetValue()
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/mail"
+	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/nodehealth"
 )
 
@@ -110,6 +111,8 @@ type Nodes struct {
 	// Zone is the zone times in e-mails are shown in; nil means
 	// Europe/Berlin.
 	Zone *time.Location
+	// Metrics, when set, counts scans, node fetches and e-mails.
+	Metrics *metrics.NodeMetrics
 }
 
 // NodeResource is one properties resource of a node as a scan saw it.
@@ -250,6 +253,15 @@ func (a *Nodes) ScanFleet(ctx context.Context, in *ScanFleetInput) (*ScanFleetRe
 	}
 	res, err := a.scan(ctx, in.ScanID)
 	msg := ""
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		a.Metrics.Scanned("ok")
+	case errors.As(err, &appErr) && appErr.Type() == ErrTypeBrokerAuth:
+		a.Metrics.Scanned("unauthorized")
+	default:
+		a.Metrics.Scanned("error")
+	}
 	if err != nil {
 		msg = err.Error()
 	}
@@ -336,6 +348,14 @@ func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error
 	}()
 	var firstErr error
 	for o := range results {
+		switch {
+		case o.err != nil:
+			a.Metrics.NodePolled("error")
+		case o.failed:
+			a.Metrics.NodePolled("partial")
+		default:
+			a.Metrics.NodePolled("ok")
+		}
 		if o.err != nil {
 			if firstErr == nil {
 				firstErr = o.err

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
 )
@@ -30,6 +31,9 @@ type Watches struct {
 	SMS   *sms.Client
 	// London is the zone notification times are shown in.
 	London *time.Location
+	// Metrics, when set, counts polls, poll lag, changes and
+	// notifications.
+	Metrics *metrics.WatchMetrics
 }
 
 // PollInput is one poll of one watch.
@@ -88,19 +92,28 @@ func (a *Watches) Poll(ctx context.Context, in *PollInput) (*PollResult, error) 
 		services, err = a.Directory.Search(ctx, in.Search)
 	}
 	if errors.Is(err, directory.ErrUnauthorized) {
+		a.Metrics.Polled("unauthorized")
 		return nil, temporal.NewNonRetryableApplicationError("the directory refused the credentials", ErrTypeDirectoryAuth, err)
 	}
 	if err != nil {
+		a.Metrics.Polled("error")
 		return nil, fmt.Errorf("poll directory: %w", err)
 	}
+	a.Metrics.Polled("ok")
 	now := time.Now().UTC()
 	if err := a.storeSnapshot(ctx, in, now, services); err != nil {
 		return nil, err
 	}
 	if !in.ScheduledAt.IsZero() {
-		if _, err := a.DB.ExecContext(ctx, `INSERT INTO watch_polls (poll_id, watch_id, scheduled_at, polled_at, services)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (poll_id) DO NOTHING`, in.PollID, in.WatchID, in.ScheduledAt, now, len(services)); err != nil {
+		res, err := a.DB.ExecContext(ctx, `INSERT INTO watch_polls (poll_id, watch_id, scheduled_at, polled_at, services)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (poll_id) DO NOTHING`, in.PollID, in.WatchID, in.ScheduledAt, now, len(services))
+		if err != nil {
 			return nil, fmt.Errorf("record poll: %w", err)
+		}
+		// The lag of the poll as recorded (its first successful attempt),
+		// as `vigil bench watches` reads it from watch_polls.
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			a.Metrics.ObservePollLag(now.Sub(in.ScheduledAt))
 		}
 	}
 	out := &PollResult{PolledAt: now, Observations: make([]Observation, 0, len(services))}
@@ -167,15 +180,20 @@ func (a *Watches) RecordChanges(ctx context.Context, in *RecordChangesInput) err
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	var recorded []string // kinds of the changes new to the history
 	for _, c := range in.Changes {
-		if _, err := tx.ExecContext(ctx, `
+		res, err := tx.ExecContext(ctx, `
 			INSERT INTO status_changes (watch_id, service_id, name, type, region, previous_capacity, previous_rag,
 				capacity, rag, kind, changed_by, changed_at, detected_at, poll_id)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
 			ON CONFLICT (poll_id, service_id, kind) DO NOTHING`,
 			in.WatchID, c.ServiceID, c.Name, c.Type, c.Region, c.Previous, c.PrevRAG, c.Capacity, c.RAG,
-			c.Kind, c.ChangedBy, nullTime(c.ChangedAt), in.At, in.PollID); err != nil {
+			c.Kind, c.ChangedBy, nullTime(c.ChangedAt), in.At, in.PollID)
+		if err != nil {
 			return classifySQL(fmt.Errorf("record change of %s: %w", c.ServiceID, err))
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			recorded = append(recorded, c.Kind)
 		}
 	}
 	for _, o := range in.Current {
@@ -203,6 +221,9 @@ func (a *Watches) RecordChanges(ctx context.Context, in *RecordChangesInput) err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit poll %s: %w", in.PollID, err)
+	}
+	for _, kind := range recorded {
+		a.Metrics.ChangeRecorded(kind)
 	}
 	return nil
 }
@@ -247,11 +268,16 @@ func (a *Watches) NotifyChange(ctx context.Context, in *NotifyChangeInput) error
 		if _, err := a.Slack.PostAttachment(ctx, in.SlackChannel, text, att); err != nil {
 			var se *slacknotify.Error
 			if !errors.As(err, &se) || !se.Permanent {
+				a.Metrics.Notified("slack", "failed")
 				return fmt.Errorf("post change to slack: %w", err)
 			}
 			// A bad channel is not retried; SMS still goes.
-		} else if err := mark("slack:" + in.SlackChannel); err != nil {
-			return err
+			a.Metrics.Notified("slack", "refused")
+		} else {
+			a.Metrics.Notified("slack", "sent")
+			if err := mark("slack:" + in.SlackChannel); err != nil {
+				return err
+			}
 		}
 	}
 	if a.SMS != nil {
@@ -262,10 +288,13 @@ func (a *Watches) NotifyChange(ctx context.Context, in *NotifyChangeInput) error
 			}
 			if _, err := a.SMS.Send(ctx, to, body); err != nil {
 				if errors.Is(err, sms.ErrBadNumber) {
+					a.Metrics.Notified("sms", "refused")
 					continue // recorded by the provider's answer; not retried
 				}
+				a.Metrics.Notified("sms", "failed")
 				return fmt.Errorf("send change by sms: %w", err)
 			}
+			a.Metrics.Notified("sms", "sent")
 			if err := mark("sms:" + to); err != nil {
 				return err
 			}

@@ -763,6 +763,7 @@ func (s *Server) completeActivation(c *gin.Context) {
 	err := s.db.GetContext(ctx, &row, `SELECT `+activationRowColumns+` FROM activations
 		WHERE code_digest = $1 AND kind = $2 ORDER BY created_at DESC LIMIT 1`, s.act.keys.Digest(code), kind)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !credential.Verify(code, row.CodeHash, row.CodeSalt)) {
+		s.activationStep(kind, "attempt", "refused")
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown activation code", "")
 		return
 	}
@@ -771,10 +772,12 @@ func (s *Server) completeActivation(c *gin.Context) {
 		return
 	}
 	if row.State != workflows.ActivationPending {
+		s.activationStep(kind, "attempt", stateOutcome(row.State))
 		abortActivationState(c, row.State)
 		return
 	}
 	if time.Now().After(row.ExpiresAt) {
+		s.activationStep(kind, "attempt", "expired")
 		abortActivationState(c, workflows.ActivationExpired)
 		return
 	}
@@ -807,6 +810,7 @@ func (s *Server) completeActivation(c *gin.Context) {
 			s.abortInternal(c, "re-read activation", err)
 			return
 		}
+		s.activationStep(kind, "attempt", stateOutcome(state))
 		abortActivationState(c, state)
 		return
 	}
@@ -816,6 +820,7 @@ func (s *Server) completeActivation(c *gin.Context) {
 	}
 	switch res.Outcome {
 	case workflows.AttemptActivated:
+		s.activationStep(kind, "attempt", "ok")
 		noStore(c)
 		out := ActivationCompleted{AuthorisationCode: authCode}
 		if kind == workflows.ActivationKindPatient {
@@ -825,8 +830,10 @@ func (s *Server) completeActivation(c *gin.Context) {
 		}
 		c.JSON(http.StatusOK, out)
 	case workflows.AttemptLocked:
+		s.activationStep(kind, "attempt", "locked")
 		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "wrong PIN; the activation is now locked; ask for a new one", "pin")
 	default:
+		s.activationStep(kind, "attempt", "refused")
 		abortWithError(c, http.StatusForbidden, CodeWrongPIN, "wrong PIN; "+strconv.Itoa(res.AttemptsLeft)+" attempts left", "pin")
 	}
 }
@@ -866,6 +873,7 @@ func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code s
 	wrong := err == nil && !credential.Verify(code, row.AuthCodeHash, row.AuthCodeSalt)
 	counted := wrong && kind == workflows.ActivationKindDevice && row.State == workflows.ActivationActivated
 	if errors.Is(err, sql.ErrNoRows) || (wrong && !counted) {
+		s.activationStep(kind, "exchange", "refused")
 		s.auditRefusal(c, kind, subjectID, "", "unknown or wrong authorisation code")
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown "+kind+" or authorisation code", "")
 		return false
@@ -875,6 +883,7 @@ func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code s
 		return false
 	}
 	refuse := func(state string) bool {
+		s.activationStep(kind, "exchange", stateOutcome(state))
 		reason := "authorisation code " + state
 		if state == workflows.ActivationRedeemed {
 			reason = "authorisation code already used"
@@ -916,16 +925,36 @@ func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code s
 		s.abortActivation(c, err)
 		return false
 	case res.Locked:
+		s.activationStep(kind, "exchange", "locked")
 		s.auditRefusal(c, kind, subjectID, "", "wrong authorisation code; activation locked")
 		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "wrong authorisation code; the activation is now locked "+
 			"after too many wrong codes; create a new one", "")
 		return false
 	case !res.Redeemed:
+		s.activationStep(kind, "exchange", "refused")
 		s.auditRefusal(c, kind, subjectID, "", "wrong authorisation code")
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown "+kind+" or authorisation code", "")
 		return false
 	}
+	s.activationStep(kind, "exchange", "ok")
 	return true
+}
+
+// activationStep counts one activation step's outcome (metrics.AccessMetrics).
+func (s *Server) activationStep(kind, step, outcome string) {
+	s.metrics.Access().ActivationStep(kind, step, outcome)
+}
+
+// stateOutcome is the metrics outcome of a refusal for an activation's
+// state: expired, locked, or used (activated or redeemed already).
+func stateOutcome(state string) string {
+	switch state {
+	case workflows.ActivationExpired:
+		return "expired"
+	case workflows.ActivationLocked:
+		return "locked"
+	}
+	return "used"
 }
 
 // issueSubjectToken signs a token, audits it first (no audit, no token) and
@@ -949,6 +978,7 @@ func (s *Server) issueSubjectToken(c *gin.Context, claims auth.Claims, ttl time.
 		s.abortInternal(c, "issue token", err)
 		return
 	}
+	s.metrics.Access().TokenIssued(claims.SubjectType)
 	noStore(c)
 	c.JSON(http.StatusOK, SubjectToken{Token: token, TokenType: "Bearer", ExpiresAt: exp, ExpiresIn: int(time.Until(exp) / time.Second),
 		Subject: claims.Subject, SubjectType: claims.SubjectType})

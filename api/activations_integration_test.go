@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -57,6 +58,31 @@ func (b *activationLog) String() string {
 type actStack struct {
 	*stack
 	log *activationLog
+	// reg is the API's metrics registry.
+	reg *metrics.Registry
+}
+
+// counter is the value of a counter of the stack's registry with exactly
+// these labels (zero when the series does not exist).
+func (s *actStack) counter(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := s.reg.Gatherer().Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, labels) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // startActivationStack is startStack with an activation secret and a
@@ -74,14 +100,15 @@ func startActivationStack(t *testing.T, perMinute int) *actStack {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	logs := &activationLog{}
+	reg := metrics.New()
 	srv := httptest.NewServer(api.NewRouter(api.Deps{
-		DB: env.DB, Temporal: env.Client, Metrics: metrics.New(), Namespace: env.Temporal.Namespace(), TaskQueue: taskQueue,
+		DB: env.DB, Temporal: env.Client, Metrics: reg, Namespace: env.Temporal.Namespace(), TaskQueue: taskQueue,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Signer: signer, HospitalTZ: london,
 		ActivationSecret: []byte(activationSecret), ActivationRatePerMinute: perMinute,
 	}))
 	t.Cleanup(srv.Close)
-	return &actStack{stack: &stack{Server: srv, TaskQueue: taskQueue, Signer: signer}, log: logs}
+	return &actStack{stack: &stack{Server: srv, TaskQueue: taskQueue, Signer: signer}, log: logs, reg: reg}
 }
 
 // do sends a request with optional extra headers (name, value pairs).
@@ -282,6 +309,15 @@ func TestActivation_PatientFlow(t *testing.T) {
 	// Refusals: the wrong authorisation code, then its second use.
 	require.Equal(t, []string{"activation_created", "activation_created", "activation_recreated", "attempt_failed", "completed",
 		"login_refused", "token_issued", "login_refused"}, auditEvents(t, pid))
+	// The same steps, counted (vigil_activation_steps_total, vigil_tokens_issued_total).
+	step := func(step, outcome string) float64 {
+		return s.counter(t, "vigil_activation_steps_total", map[string]string{"kind": "patient", "step": step, "outcome": outcome})
+	}
+	require.InDelta(t, 1, step("attempt", "ok"), 0)
+	require.InDelta(t, 1, step("exchange", "ok"), 0)
+	require.InDelta(t, 2, step("exchange", "refused"), 0, "the unknown code and the unknown patient")
+	require.InDelta(t, 1, step("exchange", "used"), 0)
+	require.InDelta(t, 1, s.counter(t, "vigil_tokens_issued_total", map[string]string{"subject_type": "patient"}), 0)
 	var activations []api.ActivationView
 	var list struct {
 		Items []api.ActivationView `json:"items"`
@@ -317,6 +353,12 @@ func TestActivation_LockedAfterTheTenthWrongPIN(t *testing.T) {
 	// Locked: even the right PIN is refused.
 	s.refused(t, http.StatusForbidden, api.CodeActivationLocked, "POST", path, "", `{"pin":"`+act.PIN+`"}`)
 	require.Equal(t, workflows.ActivationLocked, waitActivation(t, activationWorkflowID(t, "patient", pid)).State)
+	attempts := func(outcome string) float64 {
+		return s.counter(t, "vigil_activation_steps_total", map[string]string{"kind": "patient", "step": "attempt", "outcome": outcome})
+	}
+	require.InDelta(t, 9, attempts("refused"), 0)
+	require.InDelta(t, 2, attempts("locked"), 0, "the tenth wrong PIN, then the right one on a locked activation")
+	require.InDelta(t, 0, attempts("ok"), 0)
 	ev := auditEvents(t, pid)
 	require.Len(t, ev, 11)
 	require.Equal(t, "locked", ev[10])

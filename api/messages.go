@@ -286,6 +286,7 @@ func (s *Server) createMessage(c *gin.Context) {
 		s.abortMessageError(c, "create message", err)
 		return
 	}
+	s.metrics.Access().MessageCreated(m.Type.Name())
 	// Wake the receiver's streams (after the insert committed).
 	s.bus().announce(messagestore.NotifyChannel, msg.ReceiverID)
 	c.Header("Location", "/v1/messages/"+msg.ID)

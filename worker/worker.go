@@ -160,7 +160,11 @@ func watchActivities(deps Dependencies) *activities.Watches {
 	if err != nil {
 		london = time.UTC
 	}
-	return &activities.Watches{DB: deps.DB, Directory: deps.Directory, Slack: deps.Slack, SMS: deps.SMS, London: london}
+	w := &activities.Watches{DB: deps.DB, Directory: deps.Directory, Slack: deps.Slack, SMS: deps.SMS, London: london}
+	if deps.Metrics != nil {
+		w.Metrics = deps.Metrics.Watches()
+	}
+	return w
 }
 
 // identity is the SDK's default worker identity, pid@host.
@@ -177,9 +181,13 @@ func nodeActivities(deps Dependencies) *activities.Nodes {
 	if err != nil {
 		berlin = time.UTC
 	}
-	return &activities.Nodes{
+	n := &activities.Nodes{
 		DB: deps.DB, Broker: deps.Broker, Temporal: deps.Temporal, TaskQueue: deps.NodeTaskQueue,
 		CurrentDWHVersion: deps.CurrentDWHVersion, CurrentI2B2Version: deps.CurrentI2B2Version,
 		Concurrency: deps.BrokerConcurrency, Mailer: deps.Mailer, MailCC: deps.MailCC, Zone: berlin,
 	}
+	if deps.Metrics != nil {
+		n.Metrics = deps.Metrics.Nodes()
+	}
+	return n
 }

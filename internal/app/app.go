@@ -29,6 +29,8 @@ import (
 	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/outboxquery"
 	"github.com/vigil-health/vigil/internal/schedules"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
@@ -57,13 +59,14 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	reg := metrics.New()
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, reg, logger)
 	if err != nil {
 		return err
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
-	deps := apiDeps(cfg, db, tc, metrics.New(), logger, cfg.TemporalUIURL)
+	deps := apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)
 	if err := addSecrets(&deps, cfg, false, logger); err != nil {
 		return err
 	}
@@ -92,13 +95,13 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	reg := metrics.New()
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, reg, logger)
 	if err != nil {
 		return err
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
-	reg := metrics.New()
 	if err := startWorker(ctx, cfg, db, tc, reg, &parts, logger); err != nil {
 		return err
 	}
@@ -178,10 +181,10 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, e
 }
 
 // dialTemporal connects to the Temporal frontend as a logged start-up step
-// that returns as soon as ctx ends.
-func dialTemporal(ctx context.Context, address, namespace string, logger *slog.Logger) (client.Client, error) {
+// that returns as soon as ctx ends; the SDK's metrics go to reg.
+func dialTemporal(ctx context.Context, address, namespace string, reg *metrics.Registry, logger *slog.Logger) (client.Client, error) {
 	tc, err := startStep(ctx, logger, "connecting to temporal", 0, func(ctx context.Context) (client.Client, error) {
-		return temporalclient.Dial(ctx, address, namespace, logger)
+		return temporalclient.Dial(ctx, address, namespace, logger, temporalclient.WithMetrics(reg.TemporalSDK()))
 	}, func(tc client.Client) { tc.Close() }, "address", address, "namespace", namespace)
 	if err != nil {
 		return nil, err
@@ -226,6 +229,17 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 			return fmt.Errorf("smtp: %w", err)
 		}
 		deps.Mailer = m
+	}
+	// The outbox backlog and the node count by status are read from
+	// Postgres at each scrape of this worker's /metrics.
+	if err := reg.RegisterState(metrics.StateSources{
+		Outbox: (&outboxquery.Store{DB: db}).Backlog,
+		NodeStatuses: func(ctx context.Context) (map[string]int, error) {
+			return (&nodequery.Store{DB: db}).CountByStatus(ctx, time.Now())
+		},
+		Logger: logger,
+	}); err != nil {
+		return err
 	}
 	w := worker.New(tc, cfg.TaskQueue, deps)
 	if err := w.Start(); err != nil {

@@ -109,14 +109,14 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		return nil, err
 	}
 
-	tc, err := dialTemporal(ctx, d.TemporalAddress, d.Namespace, logger)
+	reg := metrics.New()
+	tc, err := dialTemporal(ctx, d.TemporalAddress, d.Namespace, reg, logger)
 	if err != nil {
 		return nil, err
 	}
 	d.parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
 	cfg.RegisterSearchAttributes = true
-	reg := metrics.New()
 	if err := startWorker(ctx, cfg, db, tc, reg, &d.parts, logger); err != nil {
 		return nil, err
 	}

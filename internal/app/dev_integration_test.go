@@ -114,6 +114,21 @@ func TestDev_WholeStackInOneProcess(t *testing.T) {
 	require.Equal(t, "COMPLETED", check.Status)
 	require.True(t, strings.HasPrefix(check.WebUIURL, stack.TemporalUIURL+"/namespaces/default/workflows/"), check.WebUIURL)
 
+	// One registry for the worker and the API: the SDK's worker metrics and
+	// the scrape-time outbox backlog and node counts.
+	resp, err = http.Get(stack.MetricsURL + "/metrics") //nolint:noctx // test
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	for _, want := range []string{
+		`temporal_workflow_completed_total{`, `temporal_worker_task_slots_available{`, `temporal_workflow_task_schedule_to_start_latency_seconds_bucket{`,
+		`vigil_outbox_pending{channel="sms"} 0`, `vigil_nodes{status="ONLINE"}`, `vigil_state_query_success{query="outbox"} 1`,
+		`vigil_http_request_duration_seconds_count{`,
+	} {
+		require.Contains(t, string(body), want)
+	}
+
 	// The Web UI serves its pages, and its API lists the run, filtered by
 	// Vigil's search attribute, exactly as the UI's workflow list does.
 	require.Equal(t, http.StatusOK, get(t, check.WebUIURL, nil))

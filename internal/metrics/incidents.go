@@ -50,6 +50,17 @@ type IncidentMetrics struct {
 	EscalationLateness prometheus.Histogram
 }
 
+// NotificationOutcomes are the outcomes each notification channel reports
+// (vigil_notifications_total): the in-app page is sent; Slack posts or
+// updates the incident's message, or fails (error); an SMS is sent,
+// skipped (no or bad number, SMS off), failed (refused by the provider) or
+// errs (retried).
+var NotificationOutcomes = map[string][]string{
+	"inapp": {"sent"},
+	"slack": {"posted", "updated", "error"},
+	"sms":   {"sent", "skipped", "failed", "error"},
+}
+
 // LatenessBuckets are the histogram buckets, in seconds, of page lateness:
 // from a busy but healthy worker (tens of milliseconds) to an outage.
 var LatenessBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
@@ -97,6 +108,20 @@ func NewIncidentMetrics(r *Registry) (*IncidentMetrics, error) {
 			Buckets: LatenessBuckets,
 		}),
 	}
+	// The known series start at zero, so dashboards and alert rules see
+	// them before the first incident.
+	for sev := range knownSeverities {
+		m.AlertsReceived.WithLabelValues(sev)
+		m.IncidentsOpened.WithLabelValues(sev)
+		m.MTTA.WithLabelValues(sev)
+		m.MTTR.WithLabelValues(sev)
+		m.TimeToAssign.WithLabelValues(sev)
+	}
+	for channel, outcomes := range NotificationOutcomes {
+		for _, o := range outcomes {
+			m.Notifications.WithLabelValues(channel, o)
+		}
+	}
 	var err error
 	if m.AlertsReceived, err = register(r, m.AlertsReceived); err != nil {
 		return nil, err
@@ -138,7 +163,7 @@ func register[C prometheus.Collector](r *Registry, c C) (C, error) {
 			return existing, nil
 		}
 	}
-	return c, fmt.Errorf("register incident metric: %w", err)
+	return c, fmt.Errorf("register metric: %w", err)
 }
 
 // incidentsByRegistry caches each Registry's IncidentMetrics (a Registry

@@ -477,3 +477,37 @@ func utcPtr(t *time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
+
+// UnknownStatus is what CountByStatus counts a node under when its stored
+// headline is outside nodehealth's precedence.
+const UnknownStatus = "UNKNOWN"
+
+// CountByStatus returns how many known nodes show each status at now, by
+// headline as Summary shows it (GAP IN MONITORING overlaid): every status
+// of nodehealth.Precedence is present, zero or not, and a headline outside
+// it counts as UnknownStatus.
+func (s *Store) CountByStatus(ctx context.Context, now time.Time) (map[string]int, error) {
+	var rows []struct {
+		Headline    string         `db:"headline"`
+		Conditions  pq.StringArray `db:"conditions"`
+		LastChecked *time.Time     `db:"last_checked"`
+	}
+	if err := s.DB.SelectContext(ctx, &rows, `
+		SELECT COALESCE(bn.headline, '') AS headline, COALESCE(bn.conditions, '{}') AS conditions, bn.last_checked
+		FROM `+knownNodes+` n
+		LEFT JOIN broker_nodes bn ON bn.node_id = n.node_id`); err != nil {
+		return nil, fmt.Errorf("count nodes by status: %w", err)
+	}
+	out := make(map[string]int, len(nodehealth.Precedence)+1)
+	for _, c := range nodehealth.Precedence {
+		out[string(c)] = 0
+	}
+	for _, r := range rows {
+		headline, _ := Overlay(r.Headline, r.Conditions, r.LastChecked, now)
+		if _, ok := out[headline]; !ok {
+			headline = UnknownStatus
+		}
+		out[headline]++
+	}
+	return out, nil
+}

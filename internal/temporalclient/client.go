@@ -19,8 +19,9 @@ import (
 
 // Dial connects to the Temporal frontend at address, retrying until ctx ends
 // or 30 seconds pass, so processes started together (compose, `vigil dev`)
-// tolerate the server coming up a little later.
-func Dial(ctx context.Context, address, namespace string, logger *slog.Logger) (client.Client, error) {
+// tolerate the server coming up a little later. Options (WithMetrics) add to
+// the client's options.
+func Dial(ctx context.Context, address, namespace string, logger *slog.Logger, options ...Option) (client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	opts := client.Options{
@@ -37,6 +38,9 @@ func Dial(ctx context.Context, address, namespace string, logger *slog.Logger) (
 			}),
 		}},
 	}
+	for _, o := range options {
+		o(&opts)
+	}
 	for {
 		c, err := client.DialContext(ctx, opts)
 		if err == nil {
@@ -48,6 +52,16 @@ func Dial(ctx context.Context, address, namespace string, logger *slog.Logger) (
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// Option changes the options Dial gives the client.
+type Option func(*client.Options)
+
+// WithMetrics has the client, and every worker built on it, report the
+// SDK's metrics (temporal_*) to h, such as a metrics.Registry's
+// TemporalSDK handler.
+func WithMetrics(h client.MetricsHandler) Option {
+	return func(o *client.Options) { o.MetricsHandler = h }
 }
 
 // EnsureSearchAttributes adds the keys that the namespace does not have yet.

@@ -1,0 +1,79 @@
+//go:build integration
+
+package outboxquery_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/outboxquery"
+	"github.com/vigil-health/vigil/internal/testenv"
+)
+
+var db *sqlx.DB
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "outboxquery", &db, nil)) }
+
+func TestBacklog(t *testing.T) {
+	ctx := context.Background()
+	store := &outboxquery.Store{DB: db}
+
+	got, err := store.Backlog(ctx)
+	require.NoError(t, err)
+	require.Empty(t, got, "an empty outbox has no backlog")
+
+	incident := uuid.NewString()
+	_, err = db.ExecContext(ctx, `
+		INSERT INTO incidents (id, workflow_id, dedup_key_hash, alert_type, severity, patient_id, room, status, opened_at, last_alert_at)
+		VALUES ($1, $2, $3, 'CARDIAC_ARREST', 'CRITICAL', 'P001', 'ICU-3', 'OPEN', now(), now())`,
+		incident, "incident:"+incident, incident)
+	require.NoError(t, err)
+	rows := []struct {
+		step, recipient, channel, status string
+		age                              time.Duration
+	}{
+		{"assign", "n01", "sms", "pending", 10 * time.Minute},
+		{"escalate-1", "n01", "sms", "pending", time.Minute},
+		{"escalate-1", "n02", "sms", "sent", time.Hour},
+		{"assign", "n01", "inapp", "sent", time.Hour},
+		{"assign", "n02", "sms", "failed", 2 * time.Hour},
+		{"assign", "n03", "sms", "skipped", 2 * time.Hour},
+	}
+	for _, r := range rows {
+		_, err := db.ExecContext(ctx, `
+			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, created_at)
+			VALUES ($1, $2, $3, $4, $5, now() - make_interval(secs => $6))`,
+			incident, r.step, r.recipient, r.channel, r.status, r.age.Seconds())
+		require.NoError(t, err)
+	}
+
+	got, err = store.Backlog(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1, "only pending rows count: %v", got)
+	require.Equal(t, "sms", got[0].Channel)
+	require.Equal(t, 2, got[0].Pending)
+	require.InDelta(t, (10 * time.Minute).Seconds(), got[0].OldestAge.Seconds(), 5)
+
+	// Through the scrape-time collector.
+	reg := metrics.New()
+	require.NoError(t, reg.RegisterState(metrics.StateSources{Outbox: store.Backlog}))
+	families, err := reg.Gatherer().Gather()
+	require.NoError(t, err)
+	values := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "vigil_outbox_pending" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			values[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	require.Equal(t, map[string]float64{"sms": 2, "inapp": 0, "slack": 0}, values)
+}
