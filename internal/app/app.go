@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/payloadcodec"
 	"github.com/vigil-health/vigil/internal/schedules"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
@@ -57,13 +58,18 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	codec, err := PayloadCodec(cfg, false, logger)
+	if err != nil {
+		return err
+	}
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, codec, logger)
 	if err != nil {
 		return err
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
 	deps := apiDeps(cfg, db, tc, metrics.New(), logger, cfg.TemporalUIURL)
+	deps.PayloadCodec = codec
 	if err := addSecrets(&deps, cfg, false, logger); err != nil {
 		return err
 	}
@@ -92,7 +98,11 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	codec, err := PayloadCodec(cfg, false, logger)
+	if err != nil {
+		return err
+	}
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, codec, logger)
 	if err != nil {
 		return err
 	}
@@ -178,10 +188,11 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, e
 }
 
 // dialTemporal connects to the Temporal frontend as a logged start-up step
-// that returns as soon as ctx ends.
-func dialTemporal(ctx context.Context, address, namespace string, logger *slog.Logger) (client.Client, error) {
+// that returns as soon as ctx ends. Every payload the client (and the worker
+// made from it) sends goes through codec.
+func dialTemporal(ctx context.Context, address, namespace string, codec *payloadcodec.Codec, logger *slog.Logger) (client.Client, error) {
 	tc, err := startStep(ctx, logger, "connecting to temporal", 0, func(ctx context.Context) (client.Client, error) {
-		return temporalclient.Dial(ctx, address, namespace, logger)
+		return temporalclient.Dial(ctx, address, namespace, logger, temporalclient.Options{DataConverter: codec.DataConverter()})
 	}, func(tc client.Client) { tc.Close() }, "address", address, "namespace", namespace)
 	if err != nil {
 		return nil, err
@@ -470,6 +481,13 @@ func startHTTPErrc(addr string, h http.Handler, errc chan error) (*httpServer, e
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	return serveHTTP(ln, h, errc), nil
+}
+
+// serveHTTP serves h on ln, which the caller bound, in the background; a
+// failure after start goes to errc.
+func serveHTTP(ln net.Listener, h http.Handler, errc chan error) *httpServer {
+	addr := ln.Addr().String()
 	s := &httpServer{
 		srv: &http.Server{
 			Handler:           h,
@@ -487,7 +505,7 @@ func startHTTPErrc(addr string, h http.Handler, errc chan error) (*httpServer, e
 			}
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // url is the server's base URL, with an unspecified host shown as localhost.

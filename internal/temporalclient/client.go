@@ -11,22 +11,35 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 )
 
+// Options are the optional settings of Dial.
+type Options struct {
+	// DataConverter converts every payload the client and its workers send
+	// and receive (Vigil's is payloadcodec's, which encrypts them); nil is
+	// the SDK's default. When set, failures are converted with it too, with
+	// their messages and stack traces encoded (they can quote patient data).
+	DataConverter converter.DataConverter
+}
+
 // Dial connects to the Temporal frontend at address, retrying until ctx ends
 // or 30 seconds pass, so processes started together (compose, `vigil dev`)
 // tolerate the server coming up a little later.
-func Dial(ctx context.Context, address, namespace string, logger *slog.Logger) (client.Client, error) {
+func Dial(ctx context.Context, address, namespace string, logger *slog.Logger, o Options) (client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	opts := client.Options{
 		HostPort:  address,
 		Namespace: namespace,
 		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-client")),
+		// Workers made from this client inherit both converters.
+		DataConverter:    o.DataConverter,
+		FailureConverter: FailureConverter(o.DataConverter),
 		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{
 			// The SDK retries a lost connection with a backoff of up to
 			// 10 s; a frontend that restarts is used again within a second
@@ -48,6 +61,20 @@ func Dial(ctx context.Context, address, namespace string, logger *slog.Logger) (
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// FailureConverter is the failure converter that goes with dc: a failure's
+// details go through dc, and its message and stack trace are encoded
+// with it too (Temporal's encoded attributes). Nil for a nil dc (the SDK's
+// default).
+func FailureConverter(dc converter.DataConverter) converter.FailureConverter {
+	if dc == nil {
+		return nil
+	}
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          dc,
+		EncodeCommonAttributes: true,
+	})
 }
 
 // EnsureSearchAttributes adds the keys that the namespace does not have yet.
