@@ -18,7 +18,8 @@ import (
 // then run beside it as separate processes, as they do in production, so
 // each can be stopped, killed and restarted on its own.
 func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) error {
-	srv, err := startEmbeddedTemporal(ctx, cfg, apiBaseURL(cfg, cfg.HTTPAddr), logger)
+	apiBase := apiBaseURL(cfg, cfg.HTTPAddr)
+	srv, err := startEmbeddedTemporal(ctx, cfg, apiBase, logger)
 	if err != nil {
 		return err
 	}
@@ -34,10 +35,12 @@ Temporal server is up.
   Temporal Web UI %[2]s/namespaces/%[3]s/workflows
   Data            %[4]s
 
-Run beside it:  vigil worker   and   vigil api   (TEMPORAL_ADDRESS=%[1]s)
+Run beside it:  vigil worker   and   vigil api   (TEMPORAL_ADDRESS=%[1]s,
+the same VIGIL_PAYLOAD_KEYS for both). The Web UI decodes payloads through
+%[5]s/codec once an admin has signed in at %[5]s/ui/login.
 Press Ctrl-C to stop.
 
-`, srv.FrontendAddress(), srv.UIURL(), srv.Namespace(), cfg.Dev.DataDir)
+`, srv.FrontendAddress(), srv.UIURL(), srv.Namespace(), cfg.Dev.DataDir, apiBase)
 	<-ctx.Done()
 	return nil
 }
@@ -56,11 +59,11 @@ func startEmbeddedTemporal(ctx context.Context, cfg config.Config, apiBase strin
 	return embeddedtemporal.Start(ctx, embeddedtemporal.Options{
 		CodecEndpoint:  codecEndpoint,
 		CodecSignInURL: signIn,
-		DataDir:      cfg.Dev.DataDir,
-		IP:           cfg.Dev.BindIP,
-		FrontendPort: cfg.TemporalPort(),
-		UIPort:       cfg.Dev.UIPort,
-		Namespace:    cfg.TemporalNamespace,
-		Logger:       logger,
+		DataDir:        cfg.Dev.DataDir,
+		IP:             cfg.Dev.BindIP,
+		FrontendPort:   cfg.TemporalPort(),
+		UIPort:         cfg.Dev.UIPort,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         logger,
 	})
 }
