@@ -151,9 +151,16 @@ func TestCodec_HistoryHoldsNoPatientData(t *testing.T) {
 	body := `{"alert_type":"FALL_DETECTED","patient_id":"` + patient + `","room":"` + room +
 		`","value":"fall","source":"bed-sensor","observed_at":"` + time.Now().UTC().Format(time.RFC3339) + `"}`
 	require.Equal(t, http.StatusCreated, s.call(t, "POST", "/v1/alerts", key, body, &created).StatusCode)
-	waitIncident(t, created.IncidentID, func(r incidentRow) bool { return r.Status == "ASSIGNED" })
+	row := waitIncident(t, created.IncidentID, func(r incidentRow) bool { return r.Status == "ASSIGNED" && r.AssignedTo != nil })
 	nurse := s.login(t, "n01")
 	require.Equal(t, http.StatusOK, s.call(t, "POST", "/v1/incidents/"+created.IncidentID+"/notes", nurse, `{"note":"`+note+`"}`, nil).StatusCode)
+	// A rejected update's reason (its failure message, encoded too) still
+	// reaches the caller.
+	var assignee string
+	require.NoError(t, env.DB.Get(&assignee, `SELECT login FROM staff WHERE id = $1`, *row.AssignedTo))
+	var e api.ErrorBody
+	require.Equal(t, http.StatusConflict, s.call(t, "POST", "/v1/incidents/"+created.IncidentID+"/start", s.login(t, assignee), "", &e).StatusCode)
+	require.Contains(t, e.Error.Message, "acknowledge it first")
 	var workflowID string
 	require.NoError(t, env.DB.Get(&workflowID, `SELECT workflow_id FROM incidents WHERE id = $1`, created.IncidentID))
 
