@@ -158,9 +158,18 @@ func TestCodec_HistoryHoldsNoPatientData(t *testing.T) {
 	// reaches the caller.
 	var assignee string
 	require.NoError(t, env.DB.Get(&assignee, `SELECT login FROM staff WHERE id = $1`, *row.AssignedTo))
+	assigneeToken := s.login(t, assignee)
 	var e api.ErrorBody
-	require.Equal(t, http.StatusConflict, s.call(t, "POST", "/v1/incidents/"+created.IncidentID+"/start", s.login(t, assignee), "", &e).StatusCode)
+	require.Equal(t, http.StatusConflict, s.call(t, "POST", "/v1/incidents/"+created.IncidentID+"/start", assigneeToken, "", &e).StatusCode)
 	require.Contains(t, e.Error.Message, "acknowledge it first")
+	// Leave nothing open or unread for the tests that follow (they pick the
+	// least busy nurse and read her unread pages).
+	t.Cleanup(func() {
+		path := "/v1/incidents/" + created.IncidentID
+		require.Equal(t, http.StatusOK, s.call(t, "POST", path+"/acknowledge", assigneeToken, "", nil).StatusCode)
+		require.Equal(t, http.StatusOK, s.call(t, "POST", path+"/resolve", assigneeToken, `{"resolution_notes":"codec test done"}`, nil).StatusCode)
+		require.Less(t, s.call(t, "POST", "/v1/me/notifications/read-all", assigneeToken, "", nil).StatusCode, 300)
+	})
 	var workflowID string
 	require.NoError(t, env.DB.Get(&workflowID, `SELECT workflow_id FROM incidents WHERE id = $1`, created.IncidentID))
 
