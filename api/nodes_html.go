@@ -27,9 +27,10 @@ import (
 // link to, mirrored under /ui) accept a session cookie set by the sign-in
 // form at /ui/login: vigil_token holds a short-lived staff access token and
 // vigil_refresh a refresh token that renews it (re-reading the staff
-// record). Both are HttpOnly, SameSite=Strict, limited to /ui, and Secure
-// when the request came over TLS. The cookies are never accepted by /v1,
-// so a cross-site request cannot use them against the API. A bearer token
+// record). Both are HttpOnly, SameSite=Strict, limited to /ui (the session
+// cookie also to /codec, the Web UI's codec server, see codec.go), and
+// Secure when the request came over TLS. The cookies are never accepted by
+// /v1, so a cross-site request cannot use them against the API. A bearer token
 // in the Authorization header works on the pages too (for tools and tests).
 
 // Session cookie names.
@@ -236,16 +237,25 @@ func (s *Server) renewPageSession(c *gin.Context, cookie string) (*auth.Claims, 
 		SessionID: sid, TokenType: auth.TokenAccess}, nil
 }
 
-// setPageCookie sets (ttl > 0) or clears (ttl 0) a session cookie.
+// setPageCookie sets (ttl > 0) or clears (ttl 0) a session cookie. The
+// session cookie is also set on /codec, for the codec server the Temporal
+// Web UI calls with the browser's credentials (codec.go); no other path
+// outside /ui gets either cookie.
 func (s *Server) setPageCookie(c *gin.Context, name, value string, ttl time.Duration) {
 	maxAge := int(ttl / time.Second)
 	if ttl <= 0 {
 		value, maxAge = "", -1
 	}
-	http.SetCookie(c.Writer, &http.Cookie{
-		Name: name, Value: value, Path: pageCookiePath, MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil,
-	})
+	paths := []string{pageCookiePath}
+	if name == pageRefreshCookie {
+		paths = append(paths, codecCookiePath)
+	}
+	for _, path := range paths {
+		http.SetCookie(c.Writer, &http.Cookie{
+			Name: name, Value: value, Path: path, MaxAge: maxAge,
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil,
+		})
+	}
 }
 
 // safeNext returns next when it is a path under /ui (no scheme, no host,

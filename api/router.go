@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/loginguard"
@@ -56,6 +57,11 @@ type Deps struct {
 	// the lookup of activation codes; empty makes the activation endpoints
 	// answer 503.
 	ActivationSecret []byte
+	// PayloadCodec encrypts the payloads Vigil sends to Temporal; the codec
+	// server (/codec/decode, /codec/encode) applies it for the Temporal Web
+	// UI, whose origin (TemporalUIURL) may call it. Nil makes those routes
+	// answer 503.
+	PayloadCodec converter.PayloadCodec
 	// ActivationPINLength (default 4), ActivationExpiryDays (5: to the end
 	// of the 5th day in HospitalTZ) and ActivationMaxAttempts (10 wrong PINs
 	// lock) shape activations.
@@ -138,6 +144,9 @@ type Server struct {
 	separateMetrics bool
 	// loginGuard throttles password guessing per account and client.
 	loginGuard *loginguard.Guard
+	// payloadCodec and codecOrigins serve the codec server (codec.go).
+	payloadCodec converter.PayloadCodec
+	codecOrigins map[string]bool
 	// rights checks each request's session and current rights (see
 	// rightsChecker); rightsOnce creates it.
 	rightsOnce sync.Once
@@ -187,6 +196,8 @@ func buildServer(d Deps) *Server {
 		alertWait:          cmp.Or(d.AlertWait, DefaultAlertWait),
 		act:                newActivationSettings(d),
 		rights:             d.Rights,
+		payloadCodec:       d.PayloadCodec,
+		codecOrigins:       uiOrigins(d.TemporalUIURL),
 		trustedProxies:     d.TrustedProxies,
 		separateMetrics:    d.SeparateMetrics,
 		loginGuard: loginguard.New(loginguard.Config{
@@ -229,6 +240,7 @@ func NewRouter(d Deps) *gin.Engine {
 	s.activationRoutes(v1)
 	s.messageRoutes(v1)
 	s.nodeRoutes(r)
+	s.codecRoutes(r)
 	return r
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/auth"
@@ -49,6 +50,14 @@ func startStack(t *testing.T) *stack { return startStackWith(t, worker.Dependenc
 // startStackWith is startStack with extra worker dependencies (Slack, SMS).
 func startStackWith(t *testing.T, extra worker.Dependencies) *stack {
 	t.Helper()
+	return startStackOn(t, env.Client, extra, nil)
+}
+
+// startStackOn is startStackWith on a Temporal client of the test's own
+// (for instance one with a data converter), with the API's dependencies
+// adjusted by apiDeps when it is not nil.
+func startStackOn(t *testing.T, tc client.Client, extra worker.Dependencies, apiDeps func(*api.Deps)) *stack {
+	t.Helper()
 	seedOnce.Do(func() {
 		_, err := demo.SeedStaff(context.Background(), env.DB, demoPassword)
 		require.NoError(t, err)
@@ -58,12 +67,12 @@ func startStackWith(t *testing.T, extra worker.Dependencies) *stack {
 	taskQueue := "test-" + uuid.NewString()
 	deps := extra
 	deps.DB, deps.HospitalTZ = env.DB, london
-	w := worker.New(env.Client, taskQueue, deps)
+	w := worker.New(tc, taskQueue, deps)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	srv := httptest.NewServer(api.NewRouter(api.Deps{
+	d := api.Deps{
 		DB:            env.DB,
-		Temporal:      env.Client,
+		Temporal:      tc,
 		Logger:        env.Logger,
 		Metrics:       metrics.New(),
 		Namespace:     env.Temporal.Namespace(),
@@ -74,7 +83,11 @@ func startStackWith(t *testing.T, extra worker.Dependencies) *stack {
 		DatabaseURL:   env.DatabaseURL,
 		// Tests wait seconds, not the production two minutes.
 		AutoResolveWait: 2 * time.Second,
-	}))
+	}
+	if apiDeps != nil {
+		apiDeps(&d)
+	}
+	srv := httptest.NewServer(api.NewRouter(d))
 	t.Cleanup(srv.Close)
 	return &stack{Server: srv, TaskQueue: taskQueue, Signer: signer}
 }

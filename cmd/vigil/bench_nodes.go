@@ -68,7 +68,7 @@ func benchNodes(ctx context.Context, cfg config.Config, b *benchCmd, args []stri
 		return b.fail(err)
 	}
 	defer func() { _ = db.Close() }()
-	tc, err := dialTemporal(ctx, stack.TemporalAddress, stack.Namespace)
+	tc, err := dialTemporal(ctx, stack.TemporalAddress, stack.Namespace, stack.DataConverter)
 	if err != nil {
 		return b.fail(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/internal/auth"
@@ -230,10 +231,22 @@ func report[R any](b *benchCmd, rep R, err error, text func(io.Writer, R)) int {
 	return 0
 }
 
-// dialTemporal connects a benchmark to Temporal, logging only errors (to
+// dialTemporal connects a benchmark to Temporal with the data converter of
+// the stack under test (its payloads are encrypted), logging only errors (to
 // nowhere: the benchmark reports its own).
-func dialTemporal(ctx context.Context, address, namespace string) (client.Client, error) {
-	return temporalclient.Dial(ctx, address, namespace, app.NewLogger(io.Discard, "text", slog.LevelError))
+func dialTemporal(ctx context.Context, address, namespace string, dc converter.DataConverter) (client.Client, error) {
+	return temporalclient.Dial(ctx, address, namespace, app.NewLogger(io.Discard, "text", slog.LevelError),
+		temporalclient.WithDataConverter(dc))
+}
+
+// devDataConverter is the data converter of the `vigil dev` a benchmark
+// runs against: VIGIL_PAYLOAD_KEYS, else the dev key in VIGIL_DEV_DATA_DIR.
+func devDataConverter(cfg config.Config) (converter.DataConverter, error) {
+	codec, err := app.PayloadCodec(cfg, true, app.NewLogger(io.Discard, "text", slog.LevelError))
+	if err != nil {
+		return nil, err
+	}
+	return codec.DataConverter(), nil
 }
 
 // latencyRow is a bench.Latency as the n, p50, p99 and max columns of a
@@ -308,7 +321,11 @@ func benchWatches(ctx context.Context, cfg config.Config, b *benchCmd, args []st
 	if err := b.Parse(args); err != nil {
 		return 2
 	}
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace)
+	dc, err := devDataConverter(cfg)
+	if err != nil {
+		return b.fail(err)
+	}
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, dc)
 	if err != nil {
 		return b.fail(err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/nodequery"
 	"github.com/vigil-health/vigil/internal/outboxquery"
+	"github.com/vigil-health/vigil/internal/payloadcodec"
 	"github.com/vigil-health/vigil/internal/schedules"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
@@ -60,13 +61,18 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
 	reg := metrics.New()
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, reg, logger)
+	codec, err := PayloadCodec(cfg, false, logger)
+	if err != nil {
+		return err
+	}
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, reg, codec, logger)
 	if err != nil {
 		return err
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
 	deps := apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)
+	deps.PayloadCodec = codec
 	if err := addSecrets(&deps, cfg, false, logger); err != nil {
 		return err
 	}
@@ -96,7 +102,11 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
 	reg := metrics.New()
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, reg, logger)
+	codec, err := PayloadCodec(cfg, false, logger)
+	if err != nil {
+		return err
+	}
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, reg, codec, logger)
 	if err != nil {
 		return err
 	}
@@ -181,10 +191,12 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, e
 }
 
 // dialTemporal connects to the Temporal frontend as a logged start-up step
-// that returns as soon as ctx ends; the SDK's metrics go to reg.
-func dialTemporal(ctx context.Context, address, namespace string, reg *metrics.Registry, logger *slog.Logger) (client.Client, error) {
+// that returns as soon as ctx ends; the SDK's metrics go to reg, and every
+// payload the client (and the worker made from it) sends goes through codec.
+func dialTemporal(ctx context.Context, address, namespace string, reg *metrics.Registry, codec *payloadcodec.Codec, logger *slog.Logger) (client.Client, error) {
 	tc, err := startStep(ctx, logger, "connecting to temporal", 0, func(ctx context.Context) (client.Client, error) {
-		return temporalclient.Dial(ctx, address, namespace, logger, temporalclient.WithMetrics(reg.TemporalSDK()))
+		return temporalclient.Dial(ctx, address, namespace, logger,
+			temporalclient.WithMetrics(reg.TemporalSDK()), temporalclient.WithDataConverter(codec.DataConverter()))
 	}, func(tc client.Client) { tc.Close() }, "address", address, "namespace", namespace)
 	if err != nil {
 		return nil, err
@@ -484,6 +496,13 @@ func startHTTPErrc(addr string, h http.Handler, errc chan error) (*httpServer, e
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	return serveHTTP(ln, h, errc), nil
+}
+
+// serveHTTP serves h on ln, which the caller bound, in the background; a
+// failure after start goes to errc.
+func serveHTTP(ln net.Listener, h http.Handler, errc chan error) *httpServer {
+	addr := ln.Addr().String()
 	s := &httpServer{
 		srv: &http.Server{
 			Handler:           h,
@@ -501,7 +520,7 @@ func startHTTPErrc(addr string, h http.Handler, errc chan error) (*httpServer, e
 			}
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // url is the server's base URL, with an unspecified host shown as localhost.

@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/auth"
@@ -44,6 +46,12 @@ type DevStack struct {
 	// MetricsURL is the base URL of /metrics: APIURL unless
 	// VIGIL_METRICS_ADDR is set.
 	MetricsURL string
+	// CodecEndpoint is the API's codec server as the Web UI reaches it
+	// (on the UI's host name, so the browser sends the console cookie).
+	CodecEndpoint string
+	// DataConverter encrypts payloads as the stack's own client does: a
+	// client dialled with it reads and writes the stack's workflows.
+	DataConverter converter.DataConverter
 
 	parts   lifecycle
 	errc    <-chan error
@@ -63,7 +71,23 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		}
 	}()
 
-	srv, err := startEmbeddedTemporal(ctx, cfg, logger)
+	// The API's port is bound first: the Web UI starts knowing the URL of
+	// the codec server on the API, and a taken port fails at once.
+	apiLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	d.parts.add("api listener", func(context.Context) error { _ = apiLn.Close(); return nil })
+	apiBase := apiBaseURL(cfg, apiLn.Addr().String())
+	d.CodecEndpoint = apiBase + "/codec"
+
+	codec, err := PayloadCodec(cfg, true, logger)
+	if err != nil {
+		return nil, err
+	}
+	d.DataConverter = codec.DataConverter()
+
+	srv, err := startEmbeddedTemporal(ctx, cfg, apiBase, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +134,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	}
 
 	reg := metrics.New()
-	tc, err := dialTemporal(ctx, d.TemporalAddress, d.Namespace, reg, logger)
+	tc, err := dialTemporal(ctx, d.TemporalAddress, d.Namespace, reg, codec, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -129,13 +153,11 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	}
 
 	deps := apiDeps(cfg, db, tc, reg, logger, d.TemporalUIURL)
+	deps.PayloadCodec = codec
 	if err := addSecrets(&deps, cfg, true, logger); err != nil {
 		return nil, err
 	}
-	h, err := startHTTP(cfg.HTTPAddr, api.NewRouter(deps))
-	if err != nil {
-		return nil, err
-	}
+	h := serveHTTP(apiLn, api.NewRouter(deps), make(chan error, 2))
 	d.parts.add("http server", h.shutdown)
 	logger.InfoContext(ctx, "listening", "url", h.url())
 	d.APIURL, d.MetricsURL = h.url(), h.url()
@@ -246,9 +268,14 @@ Vigil dev stack is up.
   Directory       %[7]s
 
 Try:  curl -s -XPOST '%[1]s/v1/system/check?wait=true'
-%[6]sPress Ctrl-C to stop.
+%[6]s
+Workflow payloads are encrypted; the Web UI decodes them through %[8]s
+once an admin has signed in at %[9]s/ui/login (same host name as the Web UI).
 
-`, d.APIURL, d.TemporalUIURL, d.TemporalAddress, d.Namespace, cfg.DatabaseURL, demoBanner(cfg), d.DirectoryURL)
+Press Ctrl-C to stop.
+
+`, d.APIURL, d.TemporalUIURL, d.TemporalAddress, d.Namespace, cfg.DatabaseURL, demoBanner(cfg), d.DirectoryURL,
+		d.CodecEndpoint, strings.TrimSuffix(d.CodecEndpoint, "/codec"))
 	if err := waitForStop(ctx, d.Err()); err != nil {
 		return err
 	}

@@ -284,6 +284,8 @@ func startStack(t *testing.T, p profile) *stack {
 		"VIGIL_SHUTDOWN_TIMEOUT=15s",
 		"VIGIL_JWT_SECRET=chaos-jwt-secret-0123456789abcdefghijklmnop",
 		"VIGIL_ACTIVATION_SECRET=chaos-activation-secret-0123456789abcdefgh",
+		// Payloads are encrypted as in production (32 bytes, base64).
+		"VIGIL_PAYLOAD_KEYS=chaos=Y2hhb3MtcGF5bG9hZC1rZXktMDEyMzQ1Njc4OWFiY2Q=",
 		"VIGIL_SLACK_BOT_TOKEN=xoxb-chaos", "VIGIL_SLACK_CHANNEL=" + slackChannel, "VIGIL_SLACK_API_URL=" + s.slack.APIURL(),
 		"VIGIL_SMS_URL=" + s.sms.URL, "VIGIL_SMS_ACCOUNT_SID=" + smsAccount, "VIGIL_SMS_AUTH_TOKEN=" + smsToken, "VIGIL_SMS_FROM=+447700900999",
 		"VIGIL_DIRECTORY_URL=" + dirURL,
@@ -300,7 +302,9 @@ func startStack(t *testing.T, p profile) *stack {
 	with := func(extra ...string) []string { return append(append([]string(nil), base...), extra...) }
 	logs := filepath.Join(s.dir, "logs")
 	require.NoError(t, os.MkdirAll(logs, 0o700))
-	s.temporal = &proc{name: "vigil temporal", bin: bin, args: []string{"temporal"}, env: with(), log: filepath.Join(logs, "temporal.log"), readyAddr: temporalAddr}
+	// VIGIL_HTTP_ADDR tells vigil temporal where its Web UI finds the API's
+	// codec server.
+	s.temporal = &proc{name: "vigil temporal", bin: bin, args: []string{"temporal"}, env: with("VIGIL_HTTP_ADDR=" + apiAddr), log: filepath.Join(logs, "temporal.log"), readyAddr: temporalAddr}
 	s.worker = &proc{name: "vigil worker", bin: bin, args: []string{"worker"}, env: with("VIGIL_HTTP_ADDR=" + workerAddr),
 		log: filepath.Join(logs, "worker.log"), readyURL: "http://" + workerAddr + "/readyz"}
 	s.api = &proc{name: "vigil api", bin: bin, args: []string{"api"}, env: with("VIGIL_HTTP_ADDR="+apiAddr, "VIGIL_AUTO_MIGRATE=false"),

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-health/vigil/internal/payloadcodec"
 )
 
 // Config is the whole of Vigil's configuration.
@@ -76,6 +78,12 @@ type Config struct {
 	// dev` makes a random one (codes then die with the process). Changing it
 	// invalidates every pending activation.
 	ActivationSecret Secret
+	// PayloadKeys encrypt every payload Vigil writes to Temporal (AES-256-GCM):
+	// "id=<base64 of 32 bytes>,id=<base64>", the first encrypting and the
+	// others only decrypting (keys rotate by putting a new one first).
+	// `vigil api` and `vigil worker` require it; `vigil dev` keeps a random
+	// one in its data directory (payload-keys), so it decodes after a restart.
+	PayloadKeys Secret
 	// ActivationPINLength is the length of patient PINs (4 to 16).
 	ActivationPINLength int
 	// ActivationExpiryDays: an activation lasts to the end (in HospitalTZ) of
@@ -243,6 +251,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		AccessTokenTTL:           r.duration("VIGIL_ACCESS_TOKEN_TTL", DefaultAccessTokenTTL, time.Minute),
 		RefreshTokenTTL:          r.duration("VIGIL_REFRESH_TOKEN_TTL", DefaultRefreshTokenTTL, time.Minute),
 		ActivationSecret:         r.secret("VIGIL_ACTIVATION_SECRET", 32),
+		PayloadKeys:              r.payloadKeys("VIGIL_PAYLOAD_KEYS"),
 		ActivationPINLength:      r.intRange("VIGIL_ACTIVATION_PIN_LENGTH", DefaultActivationPINLength, 4, 16),
 		ActivationExpiryDays:     r.intRange("VIGIL_ACTIVATION_EXPIRY_DAYS", DefaultActivationExpiryDays, 1, 30),
 		ActivationMaxAttempts:    r.intRange("VIGIL_ACTIVATION_MAX_ATTEMPTS", DefaultActivationAttempts, 1, 100),
@@ -369,6 +378,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("hospital_tz", c.HospitalTZ.String()),
 		slog.Any("jwt_secret", c.JWTSecret),
 		slog.Any("activation_secret", c.ActivationSecret),
+		slog.Any("payload_keys", c.PayloadKeys),
 		slog.String("jwt_rsa_key_file", c.JWTRSAKeyFile),
 		slog.Bool("slack", c.SlackBotToken != ""),
 		slog.String("slack_channel", c.SlackChannel),
@@ -680,6 +690,20 @@ func (r *reader) secret(name string, minLen int) Secret {
 	v := r.raw(name, "")
 	if v != "" && len(v) < minLen {
 		r.errs = append(r.errs, fmt.Errorf("%s: must be at least %d bytes", name, minLen))
+		return ""
+	}
+	return Secret(v)
+}
+
+// payloadKeys reads optional payload keys (payloadcodec.ParseKeys); the
+// error names the entry and its key id, never key material.
+func (r *reader) payloadKeys(name string) Secret {
+	v := r.raw(name, "")
+	if v == "" {
+		return ""
+	}
+	if _, err := payloadcodec.ParseKeys(v); err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %w", name, err))
 		return ""
 	}
 	return Secret(v)

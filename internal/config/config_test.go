@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"log/slog"
 	"strings"
 	"testing"
@@ -93,6 +94,10 @@ func TestLoad_BadValueNamesTheVariable(t *testing.T) {
 		{"unknown time zone", "VIGIL_HOSPITAL_TZ", "Mars/Olympus"},
 		{"short jwt secret", "VIGIL_JWT_SECRET", "too-short"},
 		{"short activation secret", "VIGIL_ACTIVATION_SECRET", "too-short"},
+		{"payload key of 16 bytes", "VIGIL_PAYLOAD_KEYS", "k1=" + base64.StdEncoding.EncodeToString(make([]byte, 16))},
+		{"payload key not base64", "VIGIL_PAYLOAD_KEYS", "k1=%%%%"},
+		{"payload key without id", "VIGIL_PAYLOAD_KEYS", base64.StdEncoding.EncodeToString(make([]byte, 32))},
+		{"payload key id twice", "VIGIL_PAYLOAD_KEYS", "k1=" + base64.StdEncoding.EncodeToString(make([]byte, 32)) + ",k1=" + base64.StdEncoding.EncodeToString(make([]byte, 32))},
 		{"pin shorter than 4", "VIGIL_ACTIVATION_PIN_LENGTH", "3"},
 		{"max attempts zero", "VIGIL_ACTIVATION_MAX_ATTEMPTS", "0"},
 		{"patient token over an hour", "VIGIL_PATIENT_TOKEN_TTL", "2h"},
@@ -198,4 +203,28 @@ func TestLoad_SecuritySettings(t *testing.T) {
 			tt.want(t, cfg)
 		})
 	}
+}
+
+func TestLoad_PayloadKeys(t *testing.T) {
+	k2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("2"), 32))
+	k1 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("1"), 32))
+	cfg, err := config.Load(env(nil))
+	require.NoError(t, err)
+	require.Empty(t, cfg.PayloadKeys, "no default: vigil dev keeps its own, api and worker require one")
+
+	cfg, err = config.Load(env(map[string]string{"VIGIL_PAYLOAD_KEYS": "k2=" + k2 + ",k1=" + k1}))
+	require.NoError(t, err)
+	require.Equal(t, "k2="+k2+",k1="+k1, cfg.PayloadKeys.Reveal())
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", cfg)
+	require.NotContains(t, buf.String(), k2)
+	require.NotContains(t, buf.String(), k1)
+	require.Contains(t, buf.String(), `"payload_keys":"[redacted]"`)
+
+	// A bad key is named by its variable and entry, never shown.
+	short := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("s"), 31))
+	_, err = config.Load(env(map[string]string{"VIGIL_PAYLOAD_KEYS": "k2=" + k2 + ",k1=" + short}))
+	require.ErrorContains(t, err, "VIGIL_PAYLOAD_KEYS: entry 2 (key \"k1\"): must decode to 32 bytes, not 31")
+	require.NotContains(t, err.Error(), short)
+	require.NotContains(t, err.Error(), k2)
 }

@@ -46,6 +46,14 @@ type Options struct {
 	// UIPort serves the Temporal Web UI when positive, or on a free port
 	// picked just before it binds when AnyPort; zero serves no UI.
 	UIPort int
+	// CodecEndpoint, when set, is the codec server the Web UI decodes and
+	// encodes payloads with (Temporal's remote codec protocol: POST
+	// <endpoint>/decode and /encode, from the browser). The browser sends
+	// its cookies with those requests (include credentials), so a signed-in
+	// operator's session is what authorises a decode. CodecSignInURL is
+	// linked from the UI's message when decoding fails.
+	CodecEndpoint  string
+	CodecSignInURL string
 	// Namespace is created at start if missing. Defaults to "default".
 	Namespace string
 	// Logger receives the server's own log lines (at LogLevel and above).
@@ -349,6 +357,7 @@ func (s *Server) startUI(ctx context.Context, opts Options) error {
 		DisableNewsFetch:    true,
 		RefreshInterval:     0,
 		CORS:                uiconfig.CORS{CookieInsecure: true},
+		Codec:               uiCodec(opts),
 	}
 	s.ui = uiserver.NewServer(uioptions.WithConfigProvider(cfg))
 	s.uiDone = make(chan struct{})
@@ -377,6 +386,19 @@ func (s *Server) startUI(ctx context.Context, opts Options) error {
 			return fmt.Errorf("temporal web ui did not start on %s: %w", s.uiAddr, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// uiCodec is the Web UI's codec setting: none without an endpoint.
+func uiCodec(opts Options) uiconfig.Codec {
+	if opts.CodecEndpoint == "" {
+		return uiconfig.Codec{}
+	}
+	return uiconfig.Codec{
+		Endpoint:            opts.CodecEndpoint,
+		IncludeCredentials:  true,
+		DefaultErrorMessage: "Vigil encrypts workflow payloads. Sign in to Vigil as an admin, on the same host name as this page, to read them.",
+		DefaultErrorLink:    opts.CodecSignInURL,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc"
@@ -19,8 +20,8 @@ import (
 
 // Dial connects to the Temporal frontend at address, retrying until ctx ends
 // or 30 seconds pass, so processes started together (compose, `vigil dev`)
-// tolerate the server coming up a little later. Options (WithMetrics) add to
-// the client's options.
+// tolerate the server coming up a little later. Options (WithMetrics,
+// WithDataConverter) add to the client's options.
 func Dial(ctx context.Context, address, namespace string, logger *slog.Logger, options ...Option) (client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -62,6 +63,31 @@ type Option func(*client.Options)
 // TemporalSDK handler.
 func WithMetrics(h client.MetricsHandler) Option {
 	return func(o *client.Options) { o.MetricsHandler = h }
+}
+
+// WithDataConverter has the client, and every worker built on it, convert
+// every payload with dc (Vigil's is payloadcodec's, which encrypts them);
+// nil keeps the SDK's default. Failures are converted with it too, their
+// messages and stack traces encoded (they can quote patient data).
+func WithDataConverter(dc converter.DataConverter) Option {
+	return func(o *client.Options) {
+		o.DataConverter = dc
+		o.FailureConverter = FailureConverter(dc)
+	}
+}
+
+// FailureConverter is the failure converter that goes with dc: a failure's
+// details go through dc, and its message and stack trace are encoded
+// with it too (Temporal's encoded attributes). Nil for a nil dc (the SDK's
+// default).
+func FailureConverter(dc converter.DataConverter) converter.FailureConverter {
+	if dc == nil {
+		return nil
+	}
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          dc,
+		EncodeCommonAttributes: true,
+	})
 }
 
 // EnsureSearchAttributes adds the keys that the namespace does not have yet.
