@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-health/vigil/internal/credential"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/worker"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -96,7 +97,7 @@ func startActivationStack(t *testing.T, perMinute int) *actStack {
 	signer, err := auth.NewSigner(auth.SignerConfig{Issuer: "vigil", HMACSecret: []byte("integration-test-secret-0123456789abcdef")})
 	require.NoError(t, err)
 	taskQueue := "test-" + uuid.NewString()
-	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB, HospitalTZ: london})
+	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB, HospitalTZ: london, TransitionKeys: testenv.TransitionKeys})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	logs := &activationLog{}
@@ -104,7 +105,7 @@ func startActivationStack(t *testing.T, perMinute int) *actStack {
 	srv := httptest.NewServer(api.NewRouter(api.Deps{
 		DB: env.DB, Temporal: env.Client, Metrics: reg, Namespace: env.Temporal.Namespace(), TaskQueue: taskQueue,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Signer: signer, HospitalTZ: london,
+		Signer: signer, HospitalTZ: london, TransitionKeys: testenv.TransitionKeys,
 		ActivationSecret: []byte(activationSecret), ActivationRatePerMinute: perMinute,
 	}))
 	t.Cleanup(srv.Close)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/metrics"
@@ -760,14 +759,14 @@ const (
 // behalf of src. No open incident, or one already acknowledged, is not an
 // error (PagerDuty semantics); a refusal by the incident returns its reason.
 func (s *Server) sourceAcknowledged(ctx context.Context, src *alertSource, dedupKey string) (sourceOutcome, string, error) {
-	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(src.Integration, dedupKey)),
-		UpdateName: workflows.IncidentUpdateAcknowledge,
-		Args: []any{&workflows.TransitionRequest{
+	if s.transitionKeys == nil {
+		return sourceNoIncident, "", errNoTransitionKeys
+	}
+	h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys,
+		workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(src.Integration, dedupKey)),
+		workflows.IncidentUpdateAcknowledge, "", &workflows.TransitionRequest{
 			Actor: workflows.Actor{Access: workflows.AccessSource, Source: src.Name, Integration: src.Integration},
-		}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+		}))
 	if err == nil {
 		err = h.Get(ctx, nil)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/workflows"
@@ -124,9 +123,11 @@ func (s *Server) transition(update string, needsBody bool) gin.HandlerFunc {
 			abortWithError(c, http.StatusConflict, CodeConflict, "the incident is resolved", "")
 			return
 		}
-		h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: wfID, UpdateName: update, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
-		})
+		if s.transitionKeys == nil {
+			s.abortInternal(c, "incident update", errNoTransitionKeys)
+			return
+		}
+		h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys, wfID, update, "", req))
 		var res workflows.TransitionResult
 		if err == nil {
 			err = h.Get(ctx, &res)
@@ -165,3 +166,8 @@ func (s *Server) abortTransition(c *gin.Context, err error) {
 		s.abortTemporal(c, "incident update", err)
 	}
 }
+
+// errNoTransitionKeys: the API was built without VIGIL_TRANSITION_SECRET,
+// so it cannot prove the transitions it authorises (configuration refuses
+// to start a process so; only a test wiring can do it).
+var errNoTransitionKeys = errors.New("no transition proof key configured")

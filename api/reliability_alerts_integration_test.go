@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/worker"
 )
 
@@ -268,6 +269,7 @@ func alertAPI(t *testing.T, taskQueue string, wait time.Duration) *stack {
 	srv := httptest.NewServer(api.NewRouter(api.Deps{
 		DB: env.DB, Temporal: env.Client, Logger: env.Logger, Metrics: metrics.New(),
 		Namespace: env.Temporal.Namespace(), TaskQueue: taskQueue, AlertWait: wait,
+		TransitionKeys: testenv.TransitionKeys,
 	}))
 	t.Cleanup(srv.Close)
 	return &stack{Server: srv, TaskQueue: taskQueue}
@@ -325,7 +327,7 @@ func TestReliability_AlertNotConfirmedInTimeIs504(t *testing.T) {
 
 	// A worker comes: the alerts the workflow had not confirmed are
 	// applied, and the retries count once.
-	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB, HospitalTZ: london})
+	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB, HospitalTZ: london, TransitionKeys: testenv.TransitionKeys})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	var retry api.AlertResponse

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/loginguard"
 	"github.com/vigil-health/vigil/internal/messagestore"
@@ -36,6 +37,9 @@ type Deps struct {
 	TemporalUIURL string
 	// Signer issues and verifies staff tokens.
 	Signer *auth.Signer
+	// TransitionKeys sign the staff transitions the API authorised, which
+	// the worker refuses without that proof; nil makes them answer 503.
+	TransitionKeys *actionproof.Keyring
 	// AccessTTL and RefreshTTL bound the tokens login issues.
 	AccessTTL, RefreshTTL time.Duration
 	// HospitalTZ is the zone of on-call shifts.
@@ -114,7 +118,9 @@ type Server struct {
 	taskQueue string
 	uiURL     string
 	signer    *auth.Signer
-	accessTTL time.Duration
+	// transitionKeys sign staff transitions (workflows.TransitionUpdate).
+	transitionKeys *actionproof.Keyring
+	accessTTL      time.Duration
 	// refreshTTL bounds refresh tokens.
 	refreshTTL time.Duration
 	hospitalTZ *time.Location
@@ -186,6 +192,7 @@ func buildServer(d Deps) *Server {
 		taskQueue:      d.TaskQueue,
 		uiURL:          d.TemporalUIURL,
 		signer:         d.Signer,
+		transitionKeys: d.TransitionKeys,
 		accessTTL:      d.AccessTTL,
 		refreshTTL:     d.RefreshTTL,
 		hospitalTZ:     d.HospitalTZ,

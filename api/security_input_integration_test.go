@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/slacknotify"
+	"github.com/vigil-health/vigil/internal/testenv"
 )
 
 // inputCase is one hostile request and the answer it must get.
@@ -120,7 +121,7 @@ func TestSecurity_Input_SlackPayloadText(t *testing.T) {
 	srv := httptest.NewServer(api.NewRouter(api.Deps{
 		DB: env.DB, Temporal: env.Client, Logger: env.Logger, Metrics: metrics.New(),
 		Namespace: env.Temporal.Namespace(), TaskQueue: st.TaskQueue, Signer: st.Signer, HospitalTZ: london,
-		SlackSigningSecret: slackTestSecret,
+		SlackSigningSecret: slackTestSecret, TransitionKeys: testenv.TransitionKeys,
 	}))
 	t.Cleanup(srv.Close)
 	post := func(payload string) (int, api.ErrorBody) {

@@ -13,7 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/slacknotify"
@@ -159,18 +158,17 @@ func (s *Server) slackAcknowledge(c *gin.Context, slackUserID, incidentID string
 	ctx, cancel := context.WithTimeout(ctx, slackAckTimeout)
 	defer cancel()
 	var res workflows.TransitionResult
-	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflowID,
-		// One acknowledgement per person and incident: Slack's retries of
-		// a slow answer and repeated clicks become the same update.
-		UpdateID:   "slack-ack:" + incidentID + ":" + staff.ID,
-		UpdateName: workflows.IncidentUpdateAcknowledge,
-		Args: []any{&workflows.TransitionRequest{
+	if s.transitionKeys == nil {
+		s.abortInternal(c, "acknowledge incident from slack", errNoTransitionKeys)
+		return
+	}
+	// One acknowledgement per person and incident: Slack's retries of a
+	// slow answer and repeated clicks become the same update.
+	h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys, workflowID,
+		workflows.IncidentUpdateAcknowledge, "slack-ack:"+incidentID+":"+staff.ID, &workflows.TransitionRequest{
 			IncidentID: incidentID,
 			Actor:      workflows.Actor{StaffID: staff.ID, Access: staff.Access},
-		}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+		}))
 	if err == nil {
 		err = h.Get(ctx, &res)
 	}

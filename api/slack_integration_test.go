@@ -12,10 +12,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -52,6 +52,7 @@ func slackAckPayload(slackUserID, incidentID string) string {
 func TestSlackAcknowledgesAsTheLinkedStaffMember(t *testing.T) {
 	st := startStack(t)
 	router := api.NewRouter(api.Deps{
+		TransitionKeys:     testenv.TransitionKeys,
 		DB:                 env.DB,
 		Temporal:           env.Client,
 		Logger:             env.Logger,
@@ -147,10 +148,9 @@ func TestSlackAcknowledgesAsTheLinkedStaffMember(t *testing.T) {
 	require.Equal(t, "Could not acknowledge: cannot acknowledge an incident that is ACKNOWLEDGED", reply.Text)
 
 	// Close the incident so its workflow ends with the test.
-	h, err := env.Client.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{
-		WorkflowID: workflowID, UpdateName: workflows.IncidentUpdateResolve, WaitForStage: client.WorkflowUpdateStageCompleted,
-		Args: []any{&workflows.TransitionRequest{IncidentID: incidentID, Actor: workflows.Actor{StaffID: "C01", Access: workflows.AccessCharge}, Notes: "Resolved by the Slack integration test."}},
-	})
+	h, err := env.Client.UpdateWorkflow(context.Background(), workflows.TransitionUpdate(testenv.TransitionKeys, workflowID,
+		workflows.IncidentUpdateResolve, "", &workflows.TransitionRequest{IncidentID: incidentID,
+			Actor: workflows.Actor{StaffID: "C01", Access: workflows.AccessCharge}, Notes: "Resolved by the Slack integration test."}))
 	require.NoError(t, err)
 	require.NoError(t, h.Get(context.Background(), nil))
 	w = slackRequest(t, router, slackTestSecret, slackAckPayload("U456", incidentID), time.Now())

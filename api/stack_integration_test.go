@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/worker"
 )
 
@@ -66,21 +67,22 @@ func startStackOn(t *testing.T, tc client.Client, extra worker.Dependencies, api
 	require.NoError(t, err)
 	taskQueue := "test-" + uuid.NewString()
 	deps := extra
-	deps.DB, deps.HospitalTZ = env.DB, london
+	deps.DB, deps.HospitalTZ, deps.TransitionKeys = env.DB, london, testenv.TransitionKeys
 	w := worker.New(tc, taskQueue, deps)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	d := api.Deps{
-		DB:            env.DB,
-		Temporal:      tc,
-		Logger:        env.Logger,
-		Metrics:       metrics.New(),
-		Namespace:     env.Temporal.Namespace(),
-		TaskQueue:     taskQueue,
-		TemporalUIURL: "http://localhost:8233",
-		Signer:        signer,
-		HospitalTZ:    london,
-		DatabaseURL:   env.DatabaseURL,
+		DB:             env.DB,
+		Temporal:       tc,
+		Logger:         env.Logger,
+		Metrics:        metrics.New(),
+		Namespace:      env.Temporal.Namespace(),
+		TaskQueue:      taskQueue,
+		TemporalUIURL:  "http://localhost:8233",
+		Signer:         signer,
+		HospitalTZ:     london,
+		TransitionKeys: testenv.TransitionKeys,
+		DatabaseURL:    env.DatabaseURL,
 		// Tests wait seconds, not the production two minutes.
 		AutoResolveWait: 2 * time.Second,
 	}

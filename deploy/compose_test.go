@@ -397,7 +397,7 @@ func TestTemporalSetupScripts(t *testing.T) {
 		got := strings.Fields(line[1])
 		want := []string{
 			"VigilKind", "IncidentStatus", "Severity", "AlertType", "AssignedRole",
-			"WatchID", "NodeID", "WatchState", "NodeStatus",
+			"WatchID", "NodeID", "WatchState", "NodeStatus", "IncidentID",
 		}
 		require.ElementsMatch(t, want, got)
 		require.LessOrEqual(t, len(got), 10, "Postgres visibility has 10 custom Keyword slots")

@@ -117,6 +117,8 @@ func TestObservability_WorkerAndAPIMetrics(t *testing.T) {
 			"VIGIL_JWT_SECRET":        strings.Repeat("j", 40),
 			"VIGIL_ACTIVATION_SECRET": strings.Repeat("a", 40),
 			"VIGIL_SHUTDOWN_TIMEOUT":  "15s",
+			// 32 bytes, base64: the worker and the API share it.
+			"VIGIL_PAYLOAD_KEYS": "obs=b2JzZXJ2YWJpbGl0eS10ZXN0LXBheWxvYWQta2V5ISE=",
 		}
 		for k, v := range extra {
 			vars[k] = v

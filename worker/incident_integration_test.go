@@ -11,10 +11,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/demo"
+	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/worker"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -27,12 +27,8 @@ func alert(t *testing.T, taskQueue, dedupKey string) workflows.AlertResult {
 
 func transition(t *testing.T, dedupKey, name string, req *workflows.TransitionRequest) (*workflows.TransitionResult, error) {
 	t.Helper()
-	h, err := env.Client.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.IncidentWorkflowID(workflows.DedupKeyHash(dedupKey)),
-		UpdateName:   name,
-		Args:         []any{req},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+	h, err := env.Client.UpdateWorkflow(context.Background(), workflows.TransitionUpdate(testenv.TransitionKeys,
+		workflows.IncidentWorkflowID(workflows.DedupKeyHash(dedupKey)), name, "", req))
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +47,7 @@ func TestIncident_LifecycleOnRealServer(t *testing.T) {
 	london, err := time.LoadLocation("Europe/London")
 	require.NoError(t, err)
 	taskQueue := "test-" + uuid.NewString()
-	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB, HospitalTZ: london})
+	w := worker.New(env.Client, taskQueue, worker.Dependencies{DB: env.DB, HospitalTZ: london, TransitionKeys: testenv.TransitionKeys})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 

@@ -11,9 +11,11 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
@@ -30,6 +32,9 @@ type Dependencies struct {
 	HospitalTZ *time.Location
 	// Metrics is the process's registry; nil exports nothing.
 	Metrics *metrics.Registry
+	// TransitionKeys verify that Vigil's API authorised each staff
+	// transition sent to an incident; nil refuses every transition.
+	TransitionKeys *actionproof.Keyring
 	// Slack and SMS are the optional notification channels; nil disables.
 	Slack        *slacknotify.Client
 	SlackChannel string
@@ -72,7 +77,10 @@ type Workers struct {
 func New(c client.Client, taskQueue string, deps Dependencies) *Workers {
 	// Let in-flight activities finish their current attempt on shutdown.
 	const stopTimeout = 10 * time.Second
-	w := &Workers{main: sdkworker.New(c, taskQueue, sdkworker.Options{WorkerStopTimeout: stopTimeout})}
+	w := &Workers{main: sdkworker.New(c, taskQueue, sdkworker.Options{
+		WorkerStopTimeout: stopTimeout,
+		Interceptors:      []interceptor.WorkerInterceptor{workflows.TransitionProofInterceptor(deps.TransitionKeys)},
+	})}
 	if deps.Temporal == nil {
 		deps.Temporal = c
 	}

@@ -49,6 +49,9 @@ const (
 	// ActionSourceRefused records a source action refused because it came
 	// from an integration that does not own the incident; nothing changed.
 	ActionSourceRefused = "SOURCE_ACTION_REFUSED"
+	// ActionOperatorRefused records an operator signal refused (bad payload
+	// or a transition the state does not allow); nothing changed.
+	ActionOperatorRefused = "OPERATOR_SIGNAL_REFUSED"
 )
 
 // Types of the application errors that reject a transition; the API maps
@@ -209,22 +212,24 @@ func (w *incident) setup(ctx workflow.Context) error {
 	}
 	w.runStartSeq = w.st.Seq
 
-	if err := workflow.SetQueryHandler(ctx, IncidentQueryState, func() (IncidentState, error) {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, IncidentQueryState, func() (IncidentState, error) {
 		return w.st, nil
-	}); err != nil {
+	}, workflow.QueryHandlerOptions{Description: "The incident's state: status, assignee, escalation step, timestamps."}); err != nil {
 		return fmt.Errorf("register query: %w", err)
 	}
+	const viaAPI = " Staff only, through Vigil's API (the update carries its proof); operators use the signal of the same name."
 	for _, h := range []struct {
-		name     string
-		validate func(*TransitionRequest) error
-		apply    func(workflow.Context, *TransitionRequest)
+		name        string
+		validate    func(*TransitionRequest) error
+		apply       func(workflow.Context, *TransitionRequest)
+		description string
 	}{
-		{IncidentUpdateAcknowledge, w.validateAcknowledge, w.applyAcknowledge},
-		{IncidentUpdateClaim, w.validateClaim, w.applyClaim},
-		{IncidentUpdateStart, w.validateStart, w.applyStart},
-		{IncidentUpdateResolve, w.validateResolve, w.applyResolve},
-		{IncidentUpdateReassign, w.validateReassign, w.applyReassign},
-		{IncidentUpdateNote, w.validateNote, w.applyNote},
+		{IncidentUpdateAcknowledge, w.validateAcknowledge, w.applyAcknowledge, "Acknowledge: OPEN/ASSIGNED -> ACKNOWLEDGED." + viaAPI},
+		{IncidentUpdateClaim, w.validateClaim, w.applyClaim, "Claim: take the incident and acknowledge it." + viaAPI},
+		{IncidentUpdateStart, w.validateStart, w.applyStart, "Start work: ACKNOWLEDGED -> IN_PROGRESS." + viaAPI},
+		{IncidentUpdateResolve, w.validateResolve, w.applyResolve, "Resolve with notes." + viaAPI},
+		{IncidentUpdateReassign, w.validateReassign, w.applyReassign, "Reassign (charge nurses)." + viaAPI},
+		{IncidentUpdateNote, w.validateNote, w.applyNote, "Add a note." + viaAPI},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name,
 			func(ctx workflow.Context, req *TransitionRequest) (*TransitionResult, error) {
@@ -239,7 +244,7 @@ func (w *incident) setup(ctx workflow.Context) error {
 					AssignedTo: w.st.AssignedTo, At: workflow.Now(ctx),
 				}, nil
 			},
-			workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req *TransitionRequest) error {
+			workflow.UpdateHandlerOptions{Description: h.description, Validator: func(_ workflow.Context, req *TransitionRequest) error {
 				if req == nil {
 					return invalidRequest("empty request")
 				}
@@ -253,11 +258,14 @@ func (w *incident) setup(ctx workflow.Context) error {
 		}
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, IncidentUpdateAlert, w.handleAlert,
-		workflow.UpdateHandlerOptions{Validator: w.validateAlert}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: w.validateAlert,
+			Description: "Merge alerts of the incident's dedup key (sent by the API with Update-With-Start)."}); err != nil {
 		return fmt.Errorf("register update %s: %w", IncidentUpdateAlert, err)
 	}
+	w.listenToOperators(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, IncidentSignalSourceResolved)
+		ch := workflow.GetSignalChannelWithOptions(ctx, IncidentSignalSourceResolved, workflow.SignalChannelOptions{
+			Description: "The alert source reports OK (from the integration that owns the incident); resolves after a stable wait."})
 		for {
 			var sig SourceResolvedSignal
 			ch.Receive(ctx, &sig)
@@ -275,7 +283,7 @@ func (w *incident) run(ctx workflow.Context) error {
 		// An activity, not a local one: the first workflow task, which
 		// answers the alert that started the incident, never waits for
 		// Postgres.
-		if err := workflow.ExecuteActivity(dbCtx(ctx), dbActivities.LoadPlan,
+		if err := workflow.ExecuteActivity(summarized(dbCtx(ctx), "load the escalation plan"), dbActivities.LoadPlan,
 			&activities.LoadPlanInput{AlertType: w.in.AlertType, Severity: w.in.Severity}).Get(ctx, &plan); err != nil {
 			return err
 		}
@@ -294,7 +302,7 @@ func (w *incident) run(ctx workflow.Context) error {
 		case StatusAcknowledged:
 			err = w.remindToStart(ctx)
 		case StatusInProgress:
-			err = w.waitForChange(ctx, time.Time{})
+			err = w.waitForChange(ctx, time.Time{}, "")
 		}
 		if err != nil {
 			return err
@@ -399,14 +407,14 @@ func (w *incident) nobodyToAssign(ctx workflow.Context, pick *activities.PickRes
 			return err
 		}
 	}
-	return w.waitForChange(ctx, workflow.Now(ctx).Add(AssignRetryInterval))
+	return w.waitForChange(ctx, workflow.Now(ctx).Add(AssignRetryInterval), "retry finding someone on call")
 }
 
 // escalate waits for an acknowledgement until the next step is due, then
 // pages that step's target. A step that fires far later than planned pages
 // once, marked delayed, for the latest overdue step.
 func (w *incident) escalate(ctx workflow.Context) error {
-	if err := w.waitForChange(ctx, w.st.NextPageDue); err != nil {
+	if err := w.waitForChange(ctx, w.st.NextPageDue, "escalation step "+strconv.Itoa(w.st.EscalationStep+1)+" due"); err != nil {
 		return err
 	}
 	now := workflow.Now(ctx)
@@ -473,10 +481,10 @@ func (w *incident) scheduleNextStep(from time.Time) {
 // started within the plan's start reminder.
 func (w *incident) remindToStart(ctx workflow.Context) error {
 	if w.st.Plan.StartReminder <= 0 {
-		return w.waitForChange(ctx, time.Time{})
+		return w.waitForChange(ctx, time.Time{}, "")
 	}
 	due := w.st.AcknowledgedAt.Add(time.Duration(w.st.Reminders+1) * w.st.Plan.StartReminder)
-	if err := w.waitForChange(ctx, due); err != nil {
+	if err := w.waitForChange(ctx, due, "start reminder "+strconv.Itoa(w.st.Reminders+1)+" due"); err != nil {
 		return err
 	}
 	if w.st.Status != StatusAcknowledged || workflow.Now(ctx).Before(due) {
@@ -504,7 +512,7 @@ func (w *incident) remindToStart(ctx workflow.Context) error {
 // waitForChange blocks until a message changes the incident, the deadline
 // passes (zero: no deadline), or a pending auto-resolve comes due, which it
 // then carries out.
-func (w *incident) waitForChange(ctx workflow.Context, deadline time.Time) error {
+func (w *incident) waitForChange(ctx workflow.Context, deadline time.Time, why string) error {
 	seen := w.changes
 	for {
 		wake := deadline
@@ -523,7 +531,12 @@ func (w *incident) waitForChange(ctx workflow.Context, deadline time.Time) error
 		}
 		d := wake.Sub(workflow.Now(ctx))
 		if d > 0 {
-			changed, err := workflow.AwaitWithTimeout(ctx, d, cond)
+			summary := why
+			if !wake.Equal(deadline) {
+				summary = "auto-resolve if the source stays OK"
+			}
+			changed, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+				Timeout: d, TimerOptions: workflow.TimerOptions{Summary: summary}}, cond)
 			if err != nil {
 				return err
 			}
@@ -701,6 +714,105 @@ func (w *incident) recordSoon(ctx workflow.Context) {
 			workflow.GetLogger(ctx).Error("incident projection not written", "incident_id", w.st.IncidentID, "error", err)
 		}
 	})
+}
+
+// --- operator signals ---------------------------------------------------------
+
+// versionOperatorSignals marks the change that made the incident act on the
+// operator signals (runs before it recorded and ignored them).
+const versionOperatorSignals = "operator-signals"
+
+// listenToOperators handles the operator signals for the life of the run.
+func (w *incident) listenToOperators(ctx workflow.Context) {
+	descriptions := map[string]string{
+		IncidentSignalAcknowledge: `Acknowledge as an operator: {"operator": "<name>"}. OPEN or ASSIGNED only; stops the escalation.`,
+		IncidentSignalResolve:     `Resolve as an operator: {"operator": "<name>", "notes": "<10 to 2000 characters>"}. ACKNOWLEDGED or IN_PROGRESS only.`,
+		IncidentSignalNote:        `Add a note as an operator: {"operator": "<name>", "notes": "<1 to 2000 characters>"}.`,
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		sel := workflow.NewSelector(ctx)
+		for _, name := range []string{IncidentSignalAcknowledge, IncidentSignalResolve, IncidentSignalNote} {
+			ch := workflow.GetSignalChannelWithOptions(ctx, name, workflow.SignalChannelOptions{Description: descriptions[name]})
+			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+				var sig OperatorSignal
+				c.Receive(ctx, &sig) // a payload that does not decode leaves sig empty: refused below
+				w.onOperatorSignal(ctx, name, &sig)
+			})
+		}
+		for {
+			sel.Select(ctx)
+		}
+	})
+}
+
+// onOperatorSignal applies an operator signal, or records why it was
+// refused, and writes the projection.
+func (w *incident) onOperatorSignal(ctx workflow.Context, name string, sig *OperatorSignal) {
+	if workflow.GetVersion(ctx, versionOperatorSignals, workflow.DefaultVersion, 1) < 1 {
+		return
+	}
+	actor := "operator:" + sig.Operator
+	if !ValidOperatorName(sig.Operator) {
+		actor = "operator:?"
+	}
+	// The run waits for this projection before it closes.
+	w.pendingRecords++
+	defer func() { w.pendingRecords-- }()
+	prev := w.st.Status
+	if reason := w.operatorRefusal(name, sig); reason != "" {
+		w.event(ctx, ActionOperatorRefused, "operator", actor, prev, prev, map[string]string{"signal": name, "reason": reason})
+		workflow.GetLogger(ctx).Warn("operator signal refused", "incident_id", w.st.IncidentID, "signal", name,
+			"operator", actor, "reason", reason)
+	} else {
+		now := workflow.Now(ctx)
+		switch name {
+		case IncidentSignalAcknowledge:
+			// The escalation stops; the assignee, if any, stays.
+			w.st.Status = StatusAcknowledged
+			if w.st.AcknowledgedAt.IsZero() {
+				w.st.AcknowledgedAt = now
+			}
+			w.st.Reminders = 0
+			w.event(ctx, ActionAcknowledged, "operator", actor, prev, StatusAcknowledged, nil)
+		case IncidentSignalResolve:
+			w.st.Status = StatusResolved
+			w.st.ResolvedAt = now
+			w.st.ResolvedBy = actor
+			w.st.Resolution = strings.TrimSpace(sig.Notes)
+			w.st.SourceOKSince = time.Time{}
+			w.event(ctx, ActionResolved, "operator", actor, prev, StatusResolved, nil)
+		case IncidentSignalNote:
+			w.event(ctx, ActionNoteAdded, "operator", actor, prev, prev, map[string]string{"note": strings.TrimSpace(sig.Notes)})
+		}
+		if w.st.Status != prev {
+			_ = w.upsertSearchAttributes(ctx)
+		}
+	}
+	w.changes++
+	if err := w.record(ctx); err != nil {
+		workflow.GetLogger(ctx).Error("incident projection not written", "incident_id", w.st.IncidentID, "error", err)
+	}
+}
+
+// operatorRefusal is why an operator signal is refused, or "".
+func (w *incident) operatorRefusal(name string, sig *OperatorSignal) string {
+	if !ValidOperatorName(sig.Operator) {
+		return `the payload must name the operator: {"operator": "<1 to 64 letters, digits or . - _ @>"}`
+	}
+	notes := len([]rune(strings.TrimSpace(sig.Notes)))
+	switch {
+	case w.st.Status == StatusResolved:
+		return "the incident is resolved"
+	case name == IncidentSignalAcknowledge && w.st.Status != StatusOpen && w.st.Status != StatusAssigned:
+		return "cannot acknowledge an incident that is " + w.st.Status
+	case name == IncidentSignalResolve && (notes < MinResolutionNotes || notes > MaxNoteLength || strings.ContainsRune(sig.Notes, 0)):
+		return fmt.Sprintf(`resolution notes must be %d to %d characters of text: {"operator": "<name>", "notes": "..."}`, MinResolutionNotes, MaxNoteLength)
+	case name == IncidentSignalResolve && w.st.Status != StatusAcknowledged && w.st.Status != StatusInProgress:
+		return "cannot resolve an incident that is " + w.st.Status + "; acknowledge it first"
+	case name == IncidentSignalNote && (notes < 1 || notes > MaxNoteLength || strings.ContainsRune(sig.Notes, 0)):
+		return fmt.Sprintf(`a note must be 1 to %d characters of text: {"operator": "<name>", "notes": "..."}`, MaxNoteLength)
+	}
+	return ""
 }
 
 // --- transitions --------------------------------------------------------------
@@ -1049,7 +1161,11 @@ func (w *incident) pageTo(ctx workflow.Context, staffID, step, kind, title strin
 
 func (w *incident) runPageStep(ctx workflow.Context, in *activities.PageStepInput) (*activities.PageStepResult, error) {
 	var res activities.PageStepResult
-	err := workflow.ExecuteLocalActivity(localPageCtx(ctx), dbActivities.PageStep, in).Get(ctx, &res)
+	summary := "pick and page: " + in.Page.Step
+	if in.Page.Recipient != "" {
+		summary = "page " + in.Page.Recipient + ": " + in.Page.Step
+	}
+	err := workflow.ExecuteLocalActivity(summarizedLocal(localPageCtx(ctx), summary), dbActivities.PageStep, in).Get(ctx, &res)
 	return &res, err
 }
 
@@ -1070,7 +1186,7 @@ func (w *incident) paged(ctx workflow.Context, res *activities.PageStepResult, s
 // sendSMS sends a page by SMS, in the background: a bad number is recorded
 // in the outbox and in-app remains the channel.
 func (w *incident) sendSMS(ctx workflow.Context, staffID, step, title string) {
-	w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SendSMS, &activities.SMSInput{
+	w.side = append(w.side, workflow.ExecuteActivity(summarized(sideCtx(ctx), "SMS page "+step+" to "+staffID), notifyActivities.SendSMS, &activities.SMSInput{
 		IncidentID: w.st.IncidentID, Step: step, Recipient: staffID, Body: title + ": " + w.pageBody(),
 	}))
 }
@@ -1150,9 +1266,9 @@ func (w *incident) recordWith(ctx workflow.Context, local bool) error {
 			f   workflow.Future
 		)
 		if local {
-			f = workflow.ExecuteLocalActivity(localDBCtx(ctx), dbActivities.Record, rec)
+			f = workflow.ExecuteLocalActivity(summarizedLocal(localDBCtx(ctx), "write the projection (seq "+strconv.Itoa(row.LastSeq)+")"), dbActivities.Record, rec)
 		} else {
-			f = workflow.ExecuteActivity(dbCtx(ctx), dbActivities.Record, rec)
+			f = workflow.ExecuteActivity(summarized(dbCtx(ctx), "write the projection (seq "+strconv.Itoa(row.LastSeq)+")"), dbActivities.Record, rec)
 		}
 		if err := f.Get(ctx, &res); err != nil {
 			return err
@@ -1170,7 +1286,7 @@ func (w *incident) recordWith(ctx workflow.Context, local bool) error {
 	}
 	// The incident's one Slack message follows every recorded change; a
 	// late, older sync is ignored by its sequence number.
-	w.side = append(w.side, workflow.ExecuteActivity(sideCtx(ctx), notifyActivities.SyncSlack, &activities.SlackSyncInput{
+	w.side = append(w.side, workflow.ExecuteActivity(summarized(sideCtx(ctx), "sync the Slack message (seq "+strconv.Itoa(row.LastSeq)+")"), notifyActivities.SyncSlack, &activities.SlackSyncInput{
 		IncidentID: row.ID, Seq: row.LastSeq, Status: row.Status, Severity: row.Severity, AlertType: row.AlertType,
 		Room: row.Room, AssigneeID: w.st.AssignedTo, AlertCount: row.AlertCount, OpenedAt: row.OpenedAt,
 	}))
@@ -1216,13 +1332,32 @@ func (w *incident) row(ctx workflow.Context) activities.IncidentRow {
 }
 
 func (w *incident) upsertSearchAttributes(ctx workflow.Context) error {
+	workflow.SetCurrentDetails(ctx, w.details())
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		VigilKindKey.ValueSet(KindIncident),
 		IncidentStatusKey.ValueSet(w.st.Status),
 		SeverityKey.ValueSet(w.st.Severity),
 		AlertTypeKey.ValueSet(w.st.AlertType),
 		AssignedRoleKey.ValueSet(w.st.AssignedRole),
+		IncidentIDKey.ValueSet(w.st.IncidentID),
 	)
+}
+
+// details are the run's current details in the Temporal Web UI: state,
+// assignee, the next escalation and alert count; no patient data.
+func (w *incident) details() string {
+	parts := []string{w.st.Severity + " " + w.st.AlertType, w.st.Status}
+	if w.st.AssignedTo != "" {
+		parts = append(parts, "assigned "+w.st.AssignedTo+" ("+w.st.AssignedRole+")")
+	}
+	if w.st.Status == StatusAssigned && !w.st.NextPageDue.IsZero() {
+		parts = append(parts, "escalation step "+strconv.Itoa(w.st.EscalationStep+1)+" due "+w.st.NextPageDue.UTC().Format("15:04:05")+" UTC")
+	}
+	if w.st.ResolvedBy != "" {
+		parts = append(parts, "resolved by "+w.st.ResolvedBy)
+	}
+	parts = append(parts, strconv.Itoa(max(w.st.AlertCount, 1))+" alert(s)")
+	return strings.Join(parts, " · ")
 }
 
 // maxHistoryLength continues a run as new well before Temporal's limits
@@ -1296,6 +1431,21 @@ func dbRetryPolicy() *temporal.RetryPolicy {
 		MaximumInterval:        10 * time.Second,
 		NonRetryableErrorTypes: []string{"UnknownAlertType", "NoPolicy", "BadPolicy"},
 	}
+}
+
+// summarized gives the activities scheduled with ctx a summary for the
+// Temporal Web UI (never patient data).
+func summarized(ctx workflow.Context, summary string) workflow.Context {
+	o := workflow.GetActivityOptions(ctx)
+	o.Summary = summary
+	return workflow.WithActivityOptions(ctx, o)
+}
+
+// summarizedLocal is summarized for local activities.
+func summarizedLocal(ctx workflow.Context, summary string) workflow.Context {
+	o := workflow.GetLocalActivityOptions(ctx)
+	o.Summary = summary
+	return workflow.WithLocalActivityOptions(ctx, o)
 }
 
 // localDBCtx is dbCtx for local activities: the same attempt timeout and

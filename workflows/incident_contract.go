@@ -6,9 +6,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/vigil-health/vigil/internal/actionproof"
 )
 
 // Incident lifecycle states.
@@ -42,6 +45,15 @@ const (
 	// condition cleared; the incident resolves after a stable-OK wait unless
 	// the alert fires again.
 	IncidentSignalSourceResolved = "source-resolved"
+	// IncidentSignalAcknowledge, IncidentSignalResolve and IncidentSignalNote
+	// are the operator signals: an operator acts on an incident from the
+	// Temporal Web UI or CLI with an OperatorSignal payload, recorded as
+	// operator:<name>, never as a staff member. The state rules of the
+	// staff transitions apply; a refused signal is recorded in the
+	// incident's timeline (OPERATOR_SIGNAL_REFUSED) with its reason.
+	IncidentSignalAcknowledge = "acknowledge"
+	IncidentSignalResolve     = "resolve"
+	IncidentSignalNote        = "note"
 	// IncidentQueryState returns the IncidentState.
 	IncidentQueryState = "state"
 )
@@ -116,7 +128,12 @@ func AlertWithStart(c client.Client, taskQueue string, in *IncidentInput, u *Ale
 			IncidentStatusKey.ValueSet(StatusOpen),
 			SeverityKey.ValueSet(in.Severity),
 			AlertTypeKey.ValueSet(in.AlertType),
+			IncidentIDKey.ValueSet(in.IncidentID),
 		),
+		StaticSummary: IncidentSummary(in.Severity, in.AlertType, in.IncidentID),
+		StaticDetails: "Incident " + in.IncidentID + ": " + in.Severity + " " + in.AlertType + " from " + in.Source +
+			". Patient data in this run is encrypted; decode it in the Web UI as a signed-in Vigil admin. " +
+			"Operators act with the signals acknowledge, resolve and note ({\"operator\": \"<name>\", \"notes\": \"...\"}).",
 	}, Incident, in)
 	return client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
@@ -226,6 +243,28 @@ type TransitionRequest struct {
 	Notes string
 	// ToStaffID is the new assignee (reassign).
 	ToStaffID string
+	// IssuedAt is when the API authorised the request; a proof older than
+	// TransitionProofMaxAge is refused.
+	IssuedAt time.Time
+	// Proof is the API's HMAC over the request, the run's workflow id, the
+	// update's name and id and IssuedAt (see TransitionProofMessage): a
+	// staff transition without it, sent from the Temporal Web UI or CLI, is
+	// refused, and operators use the operator signals instead.
+	Proof string
+}
+
+// TransitionProofMaxAge bounds how long a signed transition may take to
+// reach its workflow.
+const TransitionProofMaxAge = 10 * time.Minute
+
+// TransitionProofMessage is what the proof of a transition covers: every
+// field of the request except the proof, the workflow id, and the update's
+// name and id (Temporal runs an update id once, so a proof cannot be
+// replayed as a second update).
+func TransitionProofMessage(workflowID, update, updateID string, r *TransitionRequest) []byte {
+	return actionproof.Message("vigil-incident-transition", workflowID, update, updateID,
+		r.IncidentID, r.Actor.StaffID, r.Actor.Access, r.Actor.Source, r.Actor.Integration,
+		r.Notes, r.ToStaffID, r.IssuedAt.UTC().Format(time.RFC3339Nano))
 }
 
 // TransitionResult answers a state change.
@@ -309,4 +348,58 @@ type IncidentState struct {
 	// AlertKeys are the idempotency keys (IdempotencyKeyHash) of the alerts
 	// counted, the latest MaxRememberedAlertKeys, oldest first.
 	AlertKeys []string
+}
+
+// TransitionUpdate is the UpdateWorkflow options of a staff transition that
+// Vigil's API authorised: the request is stamped and signed with keys
+// (updateID "" gets a random one), and the call waits for the outcome.
+func TransitionUpdate(keys *actionproof.Keyring, workflowID, update, updateID string, req *TransitionRequest) client.UpdateWorkflowOptions {
+	if updateID == "" {
+		updateID = uuid.NewString()
+	}
+	SignTransition(keys, workflowID, update, updateID, time.Now(), req)
+	return client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateID: updateID, UpdateName: update, Args: []any{req},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	}
+}
+
+// SignTransition stamps req as issued at and signs it for the update
+// (update, updateID) of workflowID.
+func SignTransition(keys *actionproof.Keyring, workflowID, update, updateID string, at time.Time, req *TransitionRequest) {
+	req.IssuedAt = at.UTC()
+	req.Proof = keys.Sign(TransitionProofMessage(workflowID, update, updateID, req))
+}
+
+// OperatorSignal is the payload of the operator signals, e.g.
+// {"operator": "alice", "notes": "Monitor lead reseated, alarm cleared."}.
+type OperatorSignal struct {
+	// Operator names who acts: 1 to 64 letters, digits or . - _ @.
+	Operator string `json:"operator"`
+	// Notes are the resolution notes (resolve, 10 to 2000 characters) or
+	// the note (note, 1 to 2000).
+	Notes string `json:"notes,omitempty"`
+}
+
+// MaxOperatorName bounds an operator's name.
+const MaxOperatorName = 64
+
+// ValidOperatorName reports whether name may name an operator.
+func ValidOperatorName(name string) bool {
+	if name == "" || len(name) > MaxOperatorName {
+		return false
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' || r == '@'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// IncidentSummary is the one-line summary of an incident's run in the
+// Temporal Web UI: severity, alert type and the REST id, never patient data.
+func IncidentSummary(severity, alertType, incidentID string) string {
+	return severity + " · " + alertType + " · incident " + incidentID
 }

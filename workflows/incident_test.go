@@ -14,16 +14,31 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/workflows"
 )
 
 var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+// testKeys sign the transitions the tests send, as the API does.
+var testKeys = func() *actionproof.Keyring {
+	k, err := actionproof.New([]byte("a test key of at least thirty-two bytes"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// testWorkflowID is the test environment's workflow id.
+const testWorkflowID = "default-test-workflow-id"
 
 // criticalPlan is the default CRITICAL policy: 2 min then the next nurse,
 // 5 min then the failsafe role; start reminder after 5 min.
@@ -67,6 +82,7 @@ func newHarnessWith(t *testing.T, pageDelay time.Duration) *harness {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), results: map[string]error{}}
+	h.env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{workflows.TransitionProofInterceptor(testKeys)}})
 	h.env.SetStartTime(t0)
 	h.env.SetTestTimeout(30 * time.Second)
 	h.pick = func(in *activities.PickInput) *activities.PickResult {
@@ -152,6 +168,9 @@ func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback
 // update sends an update at offset d and stores its outcome under key.
 func (h *harness) update(d time.Duration, key, name string, req any) {
 	h.at(d, func() {
+		if tr, ok := req.(*workflows.TransitionRequest); ok && tr.Proof == "" {
+			workflows.SignTransition(testKeys, testWorkflowID, name, key, h.env.Now(), tr)
+		}
 		h.env.UpdateWorkflow(name, key, &testsuite.TestUpdateCallback{
 			OnAccept:   func() {},
 			OnReject:   func(err error) { h.results[key] = err },

@@ -25,6 +25,9 @@ var (
 	NodeIDKey = temporal.NewSearchAttributeKeyKeyword("NodeID")
 	// NodeStatusKey is a broker node's headline status.
 	NodeStatusKey = temporal.NewSearchAttributeKeyKeyword("NodeStatus")
+	// IncidentIDKey is an incident's REST id (the one the API, Slack and SMS
+	// show), so an operator can paste it into the Web UI's search.
+	IncidentIDKey = temporal.NewSearchAttributeKeyKeyword("IncidentID")
 )
 
 // SearchAttributes lists every custom search attribute Vigil uses, for
@@ -39,6 +42,7 @@ var SearchAttributes = []temporal.SearchAttributeKey{
 	WatchStateKey,
 	NodeIDKey,
 	NodeStatusKey,
+	IncidentIDKey,
 }
 
 // Values of VigilKindKey.

@@ -20,7 +20,7 @@ set -eu
 : "${SLEEP_SECONDS:=2}"
 export TEMPORAL_ADDRESS
 
-SEARCH_ATTRIBUTES="VigilKind IncidentStatus Severity AlertType AssignedRole WatchID NodeID WatchState NodeStatus"
+SEARCH_ATTRIBUTES="VigilKind IncidentStatus Severity AlertType AssignedRole WatchID NodeID WatchState NodeStatus IncidentID"
 
 # retry CMD [ARG...]: runs CMD until it succeeds, at most MAX_ATTEMPTS times.
 retry() {

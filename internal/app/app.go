@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/config"
@@ -73,6 +74,9 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	deps := apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)
 	deps.PayloadCodec = codec
+	if deps.TransitionKeys, err = TransitionKeys(cfg, false, logger); err != nil {
+		return err
+	}
 	if err := addSecrets(&deps, cfg, false, logger); err != nil {
 		return err
 	}
@@ -112,7 +116,11 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
-	if err := startWorker(ctx, cfg, db, tc, reg, &parts, logger); err != nil {
+	keys, err := TransitionKeys(cfg, false, logger)
+	if err != nil {
+		return err
+	}
+	if err := startWorker(ctx, cfg, db, tc, reg, keys, &parts, logger); err != nil {
 		return err
 	}
 	deps := apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)
@@ -207,13 +215,14 @@ func dialTemporal(ctx context.Context, address, namespace string, reg *metrics.R
 
 // startWorker registers search attributes when configured and starts the
 // Temporal worker.
-func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Registry, parts *lifecycle, logger *slog.Logger) error {
+func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Registry,
+	keys *actionproof.Keyring, parts *lifecycle, logger *slog.Logger) error {
 	if cfg.RegisterSearchAttributes {
 		if err := temporalclient.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
 			return err
 		}
 	}
-	deps := worker.Dependencies{DB: db, HospitalTZ: cfg.HospitalTZ, Metrics: reg, SlackChannel: cfg.SlackChannel}
+	deps := worker.Dependencies{DB: db, HospitalTZ: cfg.HospitalTZ, Metrics: reg, SlackChannel: cfg.SlackChannel, TransitionKeys: keys}
 	if cfg.SlackBotToken != "" {
 		deps.Slack = slacknotify.New(slacknotify.Config{Token: cfg.SlackBotToken.Reveal(), APIURL: cfg.SlackAPIURL, DefaultChannel: cfg.SlackChannel})
 	}

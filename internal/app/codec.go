@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/payloadcodec"
 )
@@ -24,6 +25,40 @@ func DevPayloadKeyFile(cfg config.Config) string {
 // `vigil worker` refuse to start: a process that wrote clear payloads, or
 // could not read encrypted ones, would be worse than one that stops.
 func PayloadCodec(cfg config.Config, dev bool, logger *slog.Logger) (*payloadcodec.Codec, error) {
+	keys, err := payloadKeys(cfg, dev, logger)
+	if err != nil {
+		return nil, err
+	}
+	c, err := payloadcodec.NewCodec(keys)
+	if err != nil {
+		return nil, fmt.Errorf("payload codec: %w", err)
+	}
+	logger.Info("temporal payloads are encrypted", "active_key", c.ActiveKeyID(), "keys", len(keys))
+	return c, nil
+}
+
+// TransitionKeys sign (API) and verify (worker) the proof that the API
+// authorised a staff transition (workflows.TransitionProofInterceptor).
+// They are derived from the payload keys, which the API and the worker
+// already share, and rotate with them: the first signs, all verify.
+func TransitionKeys(cfg config.Config, dev bool, logger *slog.Logger) (*actionproof.Keyring, error) {
+	keys, err := payloadKeys(cfg, dev, logger)
+	if err != nil {
+		return nil, err
+	}
+	derived := make([][]byte, len(keys))
+	for i, k := range keys {
+		derived[i] = actionproof.DeriveKey(k.Secret, "incident-transition")
+	}
+	r, err := actionproof.New(derived[0], derived[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("transition proof keys: %w", err)
+	}
+	return r, nil
+}
+
+// payloadKeys are VIGIL_PAYLOAD_KEYS, else (dev) the dev key file.
+func payloadKeys(cfg config.Config, dev bool, logger *slog.Logger) ([]payloadcodec.Key, error) {
 	var keys []payloadcodec.Key
 	switch {
 	case cfg.PayloadKeys != "":
@@ -44,12 +79,7 @@ func PayloadCodec(cfg config.Config, dev bool, logger *slog.Logger) (*payloadcod
 	default:
 		return nil, errors.New("VIGIL_PAYLOAD_KEYS must be set: id=<base64 of 32 bytes> (openssl rand -base64 32); see the README, Patient data in Temporal")
 	}
-	c, err := payloadcodec.NewCodec(keys)
-	if err != nil {
-		return nil, fmt.Errorf("payload codec: %w", err)
-	}
-	logger.Info("temporal payloads are encrypted", "active_key", c.ActiveKeyID(), "keys", len(keys))
-	return c, nil
+	return keys, nil
 }
 
 // codecHost is the host name the Web UI's pages reach the API's codec

@@ -141,7 +141,11 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 	d.parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
 
 	cfg.RegisterSearchAttributes = true
-	if err := startWorker(ctx, cfg, db, tc, reg, &d.parts, logger); err != nil {
+	keys, err := TransitionKeys(cfg, true, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := startWorker(ctx, cfg, db, tc, reg, keys, &d.parts, logger); err != nil {
 		return nil, err
 	}
 	// The demo scans the broker fleet once now rather than a scan period
@@ -154,6 +158,7 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 
 	deps := apiDeps(cfg, db, tc, reg, logger, d.TemporalUIURL)
 	deps.PayloadCodec = codec
+	deps.TransitionKeys = keys
 	if err := addSecrets(&deps, cfg, true, logger); err != nil {
 		return nil, err
 	}
