@@ -114,6 +114,9 @@ type incident struct {
 	// localSteps is set when this run writes Postgres and pages through
 	// local activities (versionLocalSteps).
 	localSteps *bool
+	// upserted are the search attribute values this run last upserted
+	// (status, role, incident id).
+	upserted [3]string
 	// pendingRecords counts projections written in their own coroutines
 	// (recordSoon); the run waits for them before it closes or continues as
 	// new.
@@ -1333,6 +1336,16 @@ func (w *incident) row(ctx workflow.Context) activities.IncidentRow {
 
 func (w *incident) upsertSearchAttributes(ctx workflow.Context) error {
 	workflow.SetCurrentDetails(ctx, w.details())
+	// Runs with local steps skip an upsert that changes nothing (an
+	// escalation keeps status and role): each costs the server a
+	// visibility write.
+	sa := [3]string{w.st.Status, w.st.AssignedRole, w.st.IncidentID}
+	if w.useLocalSteps(ctx) {
+		if w.upserted == sa {
+			return nil
+		}
+		w.upserted = sa
+	}
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		VigilKindKey.ValueSet(KindIncident),
 		IncidentStatusKey.ValueSet(w.st.Status),
