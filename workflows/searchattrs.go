@@ -19,12 +19,18 @@ var (
 	AssignedRoleKey = temporal.NewSearchAttributeKeyKeyword("AssignedRole")
 	// WatchIDKey is a capacity watch's id.
 	WatchIDKey = temporal.NewSearchAttributeKeyKeyword("WatchID")
-	// WatchStateKey is a capacity watch's state (active, paused, degraded).
+	// WatchStateKey is a capacity watch's state (active, paused, degraded,
+	// and deleted once its watch was deleted).
 	WatchStateKey = temporal.NewSearchAttributeKeyKeyword("WatchState")
 	// NodeIDKey is a broker node's id.
 	NodeIDKey = temporal.NewSearchAttributeKeyKeyword("NodeID")
 	// NodeStatusKey is a broker node's headline status.
 	NodeStatusKey = temporal.NewSearchAttributeKeyKeyword("NodeStatus")
+	// NodeNameKey is a broker node's name (its settings' common name, else
+	// the CN of its client DN): a hospital, never a person. It is Text, so
+	// `NodeName = "Lindenau"` matches by word (and it takes none of the ten
+	// Keyword slots of SQL visibility).
+	NodeNameKey = temporal.NewSearchAttributeKeyString("NodeName")
 )
 
 // SearchAttributes lists every custom search attribute Vigil uses, for
@@ -39,6 +45,7 @@ var SearchAttributes = []temporal.SearchAttributeKey{
 	WatchStateKey,
 	NodeIDKey,
 	NodeStatusKey,
+	NodeNameKey,
 }
 
 // Values of VigilKindKey.
