@@ -116,14 +116,14 @@ func (w *watch) setup(ctx workflow.Context) error {
 		},
 		workflow.UpdateHandlerOptions{Description: "Replace the watch's configuration (PATCH /v1/watches/{id}); its kind cannot change. Polls at once.",
 			Validator: func(_ workflow.Context, c WatchConfig) error {
-			if c.Kind != w.st.Config.Kind {
-				return temporal.NewApplicationError("a watch's kind cannot change", RejectInvalid)
-			}
-			if err := ValidateWatchConfig(c); err != nil {
-				return temporal.NewApplicationError(err.Error(), RejectInvalid)
-			}
-			return nil
-		}}); err != nil {
+				if c.Kind != w.st.Config.Kind {
+					return temporal.NewApplicationError("a watch's kind cannot change", RejectInvalid)
+				}
+				if err := ValidateWatchConfig(c); err != nil {
+					return temporal.NewApplicationError(err.Error(), RejectInvalid)
+				}
+				return nil
+			}}); err != nil {
 		return fmt.Errorf("register update: %w", err)
 	}
 	for _, u := range []struct {
