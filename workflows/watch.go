@@ -53,6 +53,9 @@ type watch struct {
 	signals  []namedChannel
 	applying int
 	ops      operatorLog
+	// polling is set from a poll's start until its changes are recorded
+	// and announced.
+	polling bool
 }
 
 // namedChannel is a signal channel with its name.
@@ -252,8 +255,14 @@ func (w *watch) operatorSignal(ctx workflow.Context, name string, raw converter.
 	if err := w.upsertState(ctx); err != nil {
 		logger.Warn("watch state search attribute not updated", "err", err)
 	}
-	in := &activities.WatchOperatorStateInput{WatchID: w.in.WatchID, State: w.state(),
-		Signal: w.ops.record(ctx, KindWatch, w.in.WatchID, name, sig, activities.OperatorSignalAccepted, nil)}
+	rec := w.ops.record(ctx, KindWatch, w.in.WatchID, name, sig, activities.OperatorSignalAccepted, nil)
+	// A poll under way records the state it was scheduled with: the row
+	// gets the signal's state after it, not before.
+	if err := workflow.Await(ctx, func() bool { return !w.polling }); err != nil {
+		logger.Error("operator signal not recorded", "signal", name, "err", err)
+		return
+	}
+	in := &activities.WatchOperatorStateInput{WatchID: w.in.WatchID, State: w.state(), Signal: rec}
 	actx := withSummary(dbCtx(ctx), "record "+what+" by "+sig.Actor())
 	if err := workflow.ExecuteActivity(actx, watchActivities.RecordWatchOperatorState, in).Get(ctx, nil); err != nil {
 		logger.Error("operator signal not recorded", "signal", name, "err", err)
@@ -352,6 +361,8 @@ func (w *watch) jitter(ctx workflow.Context) time.Duration {
 // A directory failure is a distinct degraded state, announced once; it is
 // never mistaken for a RED status.
 func (w *watch) poll(ctx workflow.Context) error {
+	w.polling = true
+	defer func() { w.polling = false }()
 	w.polls++
 	w.st.Polls++
 	info := workflow.GetInfo(ctx)

@@ -99,12 +99,20 @@ type watchHarness struct {
 	// operated are the accepted operator signals, refused the refused ones.
 	operated []activities.WatchOperatorStateInput
 	refused  []activities.OperatorSignalRecord
+	// states are the watch states written to its row, in order.
+	states []string
 }
 
 func newWatchHarness(t *testing.T) *watchHarness { return newWatchHarnessWith(t, 0) }
 
 // newWatchHarnessWith makes the first poll take firstPoll of workflow time.
 func newWatchHarnessWith(t *testing.T, firstPoll time.Duration) *watchHarness {
+	return newWatchHarnessSlow(t, firstPoll, 0)
+}
+
+// newWatchHarnessSlow makes the first poll take firstPoll and the first
+// recording firstRecord of workflow time.
+func newWatchHarnessSlow(t *testing.T, firstPoll, firstRecord time.Duration) *watchHarness {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	h := &watchHarness{t: t, env: s.NewTestWorkflowEnvironment()}
@@ -127,12 +135,17 @@ func newWatchHarnessWith(t *testing.T, firstPoll time.Duration) *watchHarness {
 		h.env.OnActivity(a.Poll, mock.Anything, mock.Anything).Return(poll).After(firstPoll).Once()
 	}
 	h.env.OnActivity(a.Poll, mock.Anything, mock.Anything).Return(poll)
-	h.env.OnActivity(a.RecordChanges, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.RecordChangesInput) error {
+	record := func(_ context.Context, in *activities.RecordChangesInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.recorded = append(h.recorded, *in)
+		h.states = append(h.states, "poll:"+in.State)
 		return nil
-	})
+	}
+	if firstRecord > 0 {
+		h.env.OnActivity(a.RecordChanges, mock.Anything, mock.Anything).Return(record).After(firstRecord).Once()
+	}
+	h.env.OnActivity(a.RecordChanges, mock.Anything, mock.Anything).Return(record)
 	h.env.OnActivity(a.NotifyChange, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.NotifyChangeInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -143,6 +156,7 @@ func newWatchHarnessWith(t *testing.T, firstPoll time.Duration) *watchHarness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.operated = append(h.operated, *in)
+		h.states = append(h.states, "signal:"+in.State)
 		return nil
 	})
 	var ops *activities.Operators
@@ -508,5 +522,34 @@ func TestHumanDuration(t *testing.T) {
 		59*time.Minute + 59*time.Second + 1: "59m 59s",
 	} {
 		require.Equal(t, want, workflows.HumanDuration(d), d.String())
+	}
+}
+
+func TestWatch_PauseSignalDuringAPollIsRecordedAfterIt(t *testing.T) {
+	for _, tt := range []struct {
+		name                string
+		firstPoll, firstRec time.Duration
+		want                []string
+	}{
+		// The pause lands while the directory is asked: the poll's record
+		// already says paused.
+		{"during the poll", time.Minute, 0, []string{"poll:paused", "signal:paused"}},
+		// The pause lands while the poll's changes are recorded (with the
+		// state they were scheduled with): the signal's state is written
+		// after them, or the row would stay active.
+		{"during the recording", 0, time.Minute, []string{"poll:active", "signal:paused"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newWatchHarnessSlow(t, tt.firstPoll, tt.firstRec)
+			h.script(see("1", "HIGH"))
+			h.env.RegisterDelayedCallback(func() {
+				h.env.SignalWorkflow(workflows.WatchSignalPause, workflows.OperatorSignal{Operator: "alice"})
+			}, 10*time.Second)
+			h.stopAt(10 * time.Minute)
+			h.env.ExecuteWorkflow(workflows.Watch, watchInput())
+			require.NoError(t, h.env.GetWorkflowError())
+			require.Equal(t, 1, h.polls)
+			require.Equal(t, tt.want, h.states)
+		})
 	}
 }
