@@ -477,10 +477,26 @@ func (w *watch) record(ctx workflow.Context, pollID string, at time.Time, change
 	if len(changes) > 0 {
 		summary = "record " + strconv.Itoa(len(changes)) + " change(s)"
 	}
-	return workflow.ExecuteActivity(withSummary(dbCtx(ctx), summary), watchActivities.RecordChanges, &activities.RecordChangesInput{
+	if err := workflow.ExecuteActivity(withSummary(dbCtx(ctx), summary), watchActivities.RecordChanges, &activities.RecordChangesInput{
 		WatchID: w.in.WatchID, PollID: pollID, At: at, Changes: recs, Current: current, State: state,
+	}).Get(ctx, nil); err != nil {
+		return err
+	}
+	// A pause or resume that landed while this was written (the API writes
+	// its state when the update completes) may have been overwritten with
+	// the state the record was scheduled with: write the state again.
+	now := w.state()
+	if now == state || w.stopped || workflow.GetVersion(ctx, stateRewriteChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	return workflow.ExecuteActivity(withSummary(dbCtx(ctx), "record state "+now), watchActivities.RecordChanges, &activities.RecordChangesInput{
+		WatchID: w.in.WatchID, PollID: pollID, At: workflow.Now(ctx), State: now,
 	}).Get(ctx, nil)
 }
+
+// stateRewriteChange versions writing a watch's state again when it
+// changed while a poll was recorded.
+const stateRewriteChange = "watch-state-rewrite"
 
 // announce notifies the changes people are told about, in parallel.
 func (w *watch) announce(ctx workflow.Context, pollID string, changes []Change) error {

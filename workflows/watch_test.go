@@ -525,6 +525,23 @@ func TestHumanDuration(t *testing.T) {
 	}
 }
 
+func TestWatch_PauseUpdateDuringTheRecordingIsWrittenAgain(t *testing.T) {
+	// The API writes the watch's row when its pause update completes; a
+	// poll's record scheduled before it (state active) may land after that
+	// write, so the workflow writes the state again.
+	h := newWatchHarnessSlow(t, 0, time.Minute)
+	h.script(see("1", "HIGH"))
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(workflows.WatchUpdatePause, "pause", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Error(err) }, OnComplete: func(any, error) {},
+		})
+	}, 10*time.Second)
+	h.stopAt(10 * time.Minute)
+	h.env.ExecuteWorkflow(workflows.Watch, watchInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, []string{"poll:active", "poll:paused"}, h.states)
+}
+
 func TestWatch_PauseSignalDuringAPollIsRecordedAfterIt(t *testing.T) {
 	for _, tt := range []struct {
 		name                string
@@ -537,7 +554,7 @@ func TestWatch_PauseSignalDuringAPollIsRecordedAfterIt(t *testing.T) {
 		// The pause lands while the poll's changes are recorded (with the
 		// state they were scheduled with): the signal's state is written
 		// after them, or the row would stay active.
-		{"during the recording", 0, time.Minute, []string{"poll:active", "signal:paused"}},
+		{"during the recording", 0, time.Minute, []string{"poll:active", "poll:paused", "signal:paused"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newWatchHarnessSlow(t, tt.firstPoll, tt.firstRec)
