@@ -180,6 +180,10 @@ func TestRuns_WatchSummaryOperatorSignalsAndDeletedState(t *testing.T) {
 		assert.Equal(c, []string{w.WorkflowID}, listed(c, `WatchID = "`+w.ID+`" AND WatchState = "deleted"`))
 	}, 15*time.Second, 200*time.Millisecond)
 	require.Empty(t, listed(t, `WatchID = "`+w.ID+`" AND WatchState = "active"`))
+
+	// The run, signals included, replays against today's code (and is
+	// recorded for the replay unit test with VIGIL_RECORD_HISTORIES=1).
+	env.ReplayAndRecord(t, w.WorkflowID, "", "watch_operator_signals.json")
 }
 
 func TestRuns_NodeSummaryNameAndRescan(t *testing.T) {
@@ -253,6 +257,17 @@ func TestRuns_NodeSummaryNameAndRescan(t *testing.T) {
 	current := runMetadata(t, wfID).GetCurrentDetails()
 	require.Contains(t, current, "Last operator signal: rescan ("+rescan+") by operator:alice")
 	require.Contains(t, current, "Last refused signal: rescan from an unnamed operator")
+
+	// Ended by cancellation (as an operator would), the run replays against
+	// today's code (recorded with VIGIL_RECORD_HISTORIES=1).
+	require.NoError(t, env.Client.CancelWorkflow(ctx, wfID, ""))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		d, err := env.Client.DescribeWorkflowExecution(ctx, wfID, "")
+		if assert.NoError(c, err) {
+			assert.NotNil(c, d.GetWorkflowExecutionInfo().GetCloseTime())
+		}
+	}, 10*time.Second, 50*time.Millisecond)
+	env.ReplayAndRecord(t, wfID, "", "node_rescan.json")
 }
 
 func TestRuns_ActivationAndSystemCheckHoldNoPatientID(t *testing.T) {
