@@ -64,7 +64,42 @@ func NodeWorkflowID(nodeID string) string { return "node:" + nodeID }
 var (
 	vigilKindKey = temporal.NewSearchAttributeKeyKeyword("VigilKind")
 	nodeIDKey    = temporal.NewSearchAttributeKeyKeyword("NodeID")
+	nodeNameKey  = temporal.NewSearchAttributeKeyString("NodeName")
 )
+
+// NodeSummary is the one-line summary of node id's workflow in the Web UI,
+// e.g. "Node 5 · Evangelisches Krankenhaus Lindenau" ("Node 5" without a
+// name).
+func NodeSummary(id, name string) string {
+	if name == "" {
+		return "Node " + id
+	}
+	return "Node " + id + " · " + name
+}
+
+// NodeDetails are the fixed details of node id's workflow in the Web UI.
+func NodeDetails(id, name, clientDN string) string {
+	var b strings.Builder
+	b.WriteString("Broker node monitor: records every fleet scan's observation of node " + id +
+		", evaluates its status and e-mails its contacts about OFFLINE, NO IMPORTS, DWH OUTDATED and EXTREME ERROR RATE.")
+	if name != "" {
+		b.WriteString("\nName: " + name)
+	}
+	if clientDN != "" {
+		b.WriteString("\nClient DN: " + clientDN)
+	}
+	b.WriteString("\nSignals: rescan (poll the node now). Query: status.")
+	return b.String()
+}
+
+// NodeName is a node's display name: its settings' common name, else the
+// CN of its client DN, else "".
+func NodeName(commonName, clientDN string) string {
+	if n := strings.TrimSpace(commonName); n != "" {
+		return n
+	}
+	return broker.CommonName(clientDN)
+}
 
 // Error types of the node activities.
 const (
@@ -301,6 +336,10 @@ func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error
 	}
 	slices.SortFunc(nodes, func(x, y broker.Node) int { return strings.Compare(x.ID, y.ID) })
 	nodes = slices.CompactFunc(nodes, func(x, y broker.Node) bool { return x.ID == y.ID })
+	names, err := a.settingsNames(ctx)
+	if err != nil {
+		return res, err
+	}
 
 	workers := a.Concurrency
 	if workers <= 0 {
@@ -326,7 +365,7 @@ func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error
 					ref, err = SaveNodeObservation(ctx, a.DB, obs)
 				}
 				if err == nil {
-					err = a.signal(ctx, ref)
+					err = a.signal(ctx, ref, NodeName(names[n.ID], obs.Node.ClientDN), obs.Node.ClientDN)
 				}
 				results <- outcome{failed: obs.FetchError != "", err: err}
 			}
@@ -441,24 +480,105 @@ func (a *Nodes) observe(ctx context.Context, scanID string, listed broker.Node) 
 	return obs, nil
 }
 
+// settingsNames returns the common names of the nodes that have settings.
+func (a *Nodes) settingsNames(ctx context.Context) (map[string]string, error) {
+	var rows []struct {
+		NodeID     string `db:"node_id"`
+		CommonName string `db:"common_name"`
+	}
+	if err := a.DB.SelectContext(ctx, &rows, `SELECT node_id, common_name FROM node_settings WHERE common_name <> ''`); err != nil {
+		return nil, fmt.Errorf("read node names: %w", err)
+	}
+	names := make(map[string]string, len(rows))
+	for _, r := range rows {
+		names[r.NodeID] = r.CommonName
+	}
+	return names, nil
+}
+
 // signal delivers the observation's reference to the node's workflow,
-// starting it when it is not running.
-func (a *Nodes) signal(ctx context.Context, ref *NodeObservationRef) error {
+// starting it when it is not running: then with its name (a search
+// attribute, and in the run's summary for the Web UI).
+func (a *Nodes) signal(ctx context.Context, ref *NodeObservationRef, name, clientDN string) error {
 	id := ref.NodeID
+	attrs := []temporal.SearchAttributeUpdate{vigilKindKey.ValueSet(KindNode), nodeIDKey.ValueSet(id)}
+	if name != "" {
+		attrs = append(attrs, nodeNameKey.ValueSet(name))
+	}
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, NodeWorkflowID(id), SignalNodeObservation, ref,
 		client.StartWorkflowOptions{
-			ID:        NodeWorkflowID(id),
-			TaskQueue: a.TaskQueue,
-			TypedSearchAttributes: temporal.NewSearchAttributes(
-				vigilKindKey.ValueSet(KindNode),
-				nodeIDKey.ValueSet(id),
-			),
+			ID:                    NodeWorkflowID(id),
+			TaskQueue:             a.TaskQueue,
+			TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+			StaticSummary:         NodeSummary(id, name),
+			StaticDetails:         NodeDetails(id, name, clientDN),
 		},
 		NodeMonitorWorkflow, &NodeMonitorStart{NodeID: id})
 	if err != nil {
 		return fmt.Errorf("signal node %s: %w", id, err)
 	}
 	return nil
+}
+
+// RescanNodeInput is an operator's rescan of one node.
+type RescanNodeInput struct {
+	NodeID string
+	// ScanID is unique per rescan and stable across the activity's
+	// retries.
+	ScanID string
+	// Signal is the rescan signal as the workflow recorded it
+	// (operator_signals); its Actor asked for the rescan.
+	Signal OperatorSignalRecord
+}
+
+// RescanNode fetches one node now, as a fleet scan would, and stores its
+// observation; the node's workflow then records it like a scan's. The
+// rescan is a broker_scans row of its own (requested_by the operator) and
+// its signal is recorded as accepted in operator_signals. A node the broker
+// cannot answer for is still observed, with FetchError set.
+func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*NodeObservationRef, error) {
+	if in == nil || in.NodeID == "" || in.ScanID == "" {
+		return nil, temporal.NewNonRetryableApplicationError("node id and scan id are required", ErrTypeInvalidInput, nil)
+	}
+	if a.Broker == nil {
+		return nil, temporal.NewNonRetryableApplicationError("no broker is configured on this worker", ErrTypeNoBroker, nil)
+	}
+	if _, err := a.DB.ExecContext(ctx, `INSERT INTO broker_scans (scan_id, started_at, requested_by) VALUES ($1, $2, $3)
+		ON CONFLICT (scan_id) DO NOTHING`, in.ScanID, time.Now().UTC(), in.Signal.Actor); err != nil {
+		return nil, fmt.Errorf("record rescan start: %w", err)
+	}
+	obs, err := a.observe(ctx, in.ScanID, broker.Node{ID: in.NodeID})
+	var ref *NodeObservationRef
+	if err == nil {
+		ref, err = SaveNodeObservation(ctx, a.DB, obs)
+	}
+	nodes, failed, msg := 1, 0, ""
+	switch {
+	case err != nil:
+		nodes, msg = 0, err.Error()
+		a.Metrics.NodePolled("error")
+	case obs.FetchError != "":
+		failed = 1
+		a.Metrics.NodePolled("partial")
+	default:
+		a.Metrics.NodePolled("ok")
+	}
+	// The rescan's row is finished even when it failed, so operators see
+	// the error; a retry that succeeds overwrites it.
+	if _, dbErr := a.DB.ExecContext(context.WithoutCancel(ctx), `UPDATE broker_scans SET finished_at = $2, nodes = $3,
+			failed = $4, error = $5 WHERE scan_id = $1`,
+		in.ScanID, time.Now().UTC(), nodes, failed, msg); dbErr != nil && err == nil {
+		err = fmt.Errorf("record rescan end: %w", dbErr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec := in.Signal
+	rec.Outcome = OperatorSignalAccepted
+	if err := insertOperatorSignal(ctx, a.DB, &rec); err != nil {
+		return nil, err
+	}
+	return ref, nil
 }
 
 // NodeMonitorStart is the input a scan starts a node workflow with
@@ -487,6 +607,9 @@ type NodeEvaluation struct {
 	// IntervalWeeks is the node's notification interval.
 	IntervalWeeks int
 	Facts         NodeMailFacts
+	// Name is the node's display name (NodeName); "" when it has none.
+	// Evaluations recorded before names were returned have none either.
+	Name string `json:",omitempty"`
 }
 
 // evaluationDays is how many days of rows an evaluation reads (TESTING
@@ -528,6 +651,7 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 	nodeID, scanID, at := ref.NodeID, ref.ScanID, obs.ObservedAt.UTC()
 
 	var node struct {
+		ClientDN        string         `db:"client_dn"`
 		Headline        string         `db:"headline"`
 		Conditions      pq.StringArray `db:"conditions"`
 		ProductionSince *time.Time     `db:"production_since"`
@@ -539,7 +663,7 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 			client_dn = COALESCE(NULLIF(EXCLUDED.client_dn, ''), broker_nodes.client_dn),
 			last_scan_id = EXCLUDED.last_scan_id, last_checked = EXCLUDED.last_checked,
 			last_contact = COALESCE(EXCLUDED.last_contact, broker_nodes.last_contact)
-		RETURNING headline, conditions, production_since`,
+		RETURNING client_dn, headline, conditions, production_since`,
 		nodeID, obs.Node.ClientDN, scanID, at, obs.Node.LastContact); err != nil {
 		return nil, classifySQL(fmt.Errorf("upsert node %s: %w", nodeID, err))
 	}
@@ -596,11 +720,12 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 
 	// Settings, or the defaults.
 	var set struct {
-		Threshold   int `db:"threshold_hours_failure"`
-		Interval    int `db:"notification_interval_weeks"`
-		Consecutive int `db:"consecutive_import_days"`
+		CommonName  string `db:"common_name"`
+		Threshold   int    `db:"threshold_hours_failure"`
+		Interval    int    `db:"notification_interval_weeks"`
+		Consecutive int    `db:"consecutive_import_days"`
 	}
-	err = tx.GetContext(ctx, &set, `SELECT threshold_hours_failure, notification_interval_weeks, consecutive_import_days
+	err = tx.GetContext(ctx, &set, `SELECT common_name, threshold_hours_failure, notification_interval_weeks, consecutive_import_days
 		FROM node_settings WHERE node_id = $1`, nodeID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read node settings: %w", err)
@@ -632,6 +757,7 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 	}
 	ev := &NodeEvaluation{
 		Headline: string(status.Headline), Conditions: conditions, IntervalWeeks: settings.NotificationIntervalWeeks,
+		Name: NodeName(set.CommonName, node.ClientDN),
 		Facts: NodeMailFacts{
 			LastContact: row.LastContact, LastWrite: row.LastWrite, DWHVersion: dwh,
 			CurrentDWHVersion: nodehealth.NormalizeVersion(a.CurrentDWHVersion),

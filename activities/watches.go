@@ -228,6 +228,44 @@ func (a *Watches) RecordChanges(ctx context.Context, in *RecordChangesInput) err
 	return nil
 }
 
+// WatchOperatorStateInput is a pause or resume an operator signalled.
+type WatchOperatorStateInput struct {
+	WatchID string
+	// State is the watch's state after the signal (active, paused,
+	// degraded).
+	State  string
+	Signal OperatorSignalRecord
+}
+
+// RecordWatchOperatorState writes what an operator's pause or resume
+// signal did, as the API does for its pause and resume: the watch's state,
+// now with who changed it (operator:<name>), when and why, and the signal's
+// row in operator_signals, in one transaction. A deleted watch keeps its
+// state.
+func (a *Watches) RecordWatchOperatorState(ctx context.Context, in *WatchOperatorStateInput) error {
+	if in == nil || in.WatchID == "" || in.State == "" {
+		return temporal.NewNonRetryableApplicationError("watch id and state are required", ErrTypeInvalidInput, nil)
+	}
+	tx, err := a.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `UPDATE watches SET state = $2, state_changed_by = $3, state_changed_at = $4,
+			state_reason = $5, updated_at = now()
+		WHERE id = $1 AND state <> 'deleted'`,
+		in.WatchID, in.State, in.Signal.Actor, in.Signal.At.UTC(), in.Signal.Reason); err != nil {
+		return classifySQL(fmt.Errorf("update watch state: %w", err))
+	}
+	if err := insertOperatorSignal(ctx, tx, &in.Signal); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit watch state: %w", err)
+	}
+	return nil
+}
+
 // NotifyChangeInput announces one change of one watch.
 type NotifyChangeInput struct {
 	WatchID      string

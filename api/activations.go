@@ -537,6 +537,9 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindActivation)),
+		// Kind and device id only: a patient is never named in a run.
+		StaticSummary: workflows.ActivationSummary(kind, workflowSubject(kind, subjectID)),
+		StaticDetails: workflows.ActivationDetails(kind, expires, s.act.maxAttempts),
 	}, workflows.Activation, &workflows.ActivationInput{
 		ActivationID: id, Kind: kind, SubjectID: workflowSubject(kind, subjectID), ExpiresAt: expires, MaxAttempts: s.act.maxAttempts,
 		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},

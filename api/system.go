@@ -178,6 +178,8 @@ func (s *Server) startSystemCheck(c *gin.Context) {
 		// A check that cannot finish in five minutes has failed.
 		WorkflowExecutionTimeout: 5 * time.Minute,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindSystemCheck)),
+		StaticSummary:            workflows.SystemCheckSummary,
+		StaticDetails:            workflows.SystemCheckDetails(id, requestedAt),
 	}, workflows.SystemCheck, &workflows.SystemCheckInput{CheckID: id, Note: req.Note, RequestedAt: requestedAt})
 	if err != nil {
 		s.abortTemporal(c, "start system check", err)

@@ -71,10 +71,16 @@ type WatchView struct {
 	SMSNumbers      []string               `json:"sms_numbers" db:"-"`
 	RecoveryPolls   int                    `json:"recovery_polls" db:"recovery_polls"`
 	State           string                 `json:"state" db:"state"`
-	CreatedAt       time.Time              `json:"created_at" db:"created_at"`
-	UpdatedAt       time.Time              `json:"updated_at" db:"updated_at"`
-	WorkflowID      string                 `json:"workflow_id" db:"-"`
-	WebUIURL        string                 `json:"web_ui_url,omitempty" db:"-"`
+	// StateChangedBy is who last paused or resumed the watch: a staff id
+	// (through this API) or operator:<name> (through a Temporal signal),
+	// at StateChangedAt, for StateReason (signals only).
+	StateChangedBy string     `json:"state_changed_by,omitempty" db:"state_changed_by"`
+	StateChangedAt *time.Time `json:"state_changed_at,omitempty" db:"state_changed_at"`
+	StateReason    string     `json:"state_reason,omitempty" db:"state_reason"`
+	CreatedAt      time.Time  `json:"created_at" db:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at" db:"updated_at"`
+	WorkflowID     string     `json:"workflow_id" db:"-"`
+	WebUIURL       string     `json:"web_ui_url,omitempty" db:"-"`
 }
 
 var (
@@ -218,6 +224,7 @@ func (s *Server) createWatch(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	id := uuid.NewString()
+	createdBy := principal(c).Subject
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		s.abortInternal(c, "begin", err)
@@ -230,7 +237,7 @@ func (s *Server) createWatch(c *gin.Context) {
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
 		id, cfg.Kind, cfg.ServiceID, cfg.Search.Postcode, cfg.Search.DistanceMiles, pq.Array(nonNil(cfg.Search.ServiceTypes)),
 		cfg.Search.ResultsLimit, cfg.Search.GP, cfg.Search.Role, cfg.Description, int(cfg.Interval/time.Second),
-		cfg.SlackChannel, pq.Array(nonNil(cfg.SMSNumbers)), cfg.RecoveryPolls, principal(c).Subject); err != nil {
+		cfg.SlackChannel, pq.Array(nonNil(cfg.SMSNumbers)), cfg.RecoveryPolls, createdBy); err != nil {
 		s.abortInternal(c, "store watch", err)
 		return
 	}
@@ -244,6 +251,8 @@ func (s *Server) createWatch(c *gin.Context) {
 			workflows.WatchIDKey.ValueSet(id),
 			workflows.WatchStateKey.ValueSet(workflows.WatchActive),
 		),
+		StaticSummary: workflows.WatchSummary(cfg),
+		StaticDetails: workflows.WatchDetails(id, createdBy, cfg),
 	}, workflows.Watch, &workflows.WatchInput{WatchID: id, Config: cfg})
 	if err != nil {
 		s.abortTemporal(c, "start watch", err)
@@ -277,7 +286,8 @@ type watchRow struct {
 }
 
 const watchColumns = `id, kind, service_id, postcode, distance_miles, service_types, results_limit, gp, search_role,
-	description, interval_seconds, slack_channel, sms_numbers, recovery_polls, state, created_at, updated_at`
+	description, interval_seconds, slack_channel, sms_numbers, recovery_polls, state, state_changed_by, state_changed_at,
+	state_reason, created_at, updated_at`
 
 func (s *Server) view(r watchRow) WatchView {
 	v := r.WatchView
@@ -435,6 +445,9 @@ func (s *Server) updateWatch(c *gin.Context, id, name string, args ...any) error
 	return err
 }
 
+// watchLifecycle pauses or resumes a watch through its workflow's Update and
+// records the state, with who changed it. (An operator's signal of the
+// same name makes the same change; the workflow records it.)
 func (s *Server) watchLifecycle(update, state string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		v, ok := s.watchID(c)
@@ -444,7 +457,8 @@ func (s *Server) watchLifecycle(update, state string) gin.HandlerFunc {
 		if err := s.updateWatch(c, v.ID, update); err != nil {
 			return
 		}
-		if _, err := s.db.ExecContext(c.Request.Context(), `UPDATE watches SET state = $2, updated_at = now() WHERE id = $1`, v.ID, state); err != nil {
+		if _, err := s.db.ExecContext(c.Request.Context(), `UPDATE watches SET state = $2, state_changed_by = $3,
+				state_changed_at = now(), state_reason = '', updated_at = now() WHERE id = $1`, v.ID, state, actor(c)); err != nil {
 			s.abortInternal(c, "update watch state", err)
 			return
 		}

@@ -13,7 +13,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-health/vigil/workflows"
 )
 
 // repoRoot is the repository root, relative to this package's directory (the
@@ -392,15 +395,29 @@ func TestTemporalSetupScripts(t *testing.T) {
 		require.Contains(t, script, "temporal operator namespace describe")
 		require.Contains(t, script, "temporal operator namespace create")
 		require.Contains(t, script, "temporal operator search-attribute create")
-		line := regexp.MustCompile(`(?m)^SEARCH_ATTRIBUTES="([^"]*)"$`).FindStringSubmatch(script)
-		require.Len(t, line, 2, "SEARCH_ATTRIBUTES line not found")
-		got := strings.Fields(line[1])
-		want := []string{
-			"VigilKind", "IncidentStatus", "Severity", "AlertType", "AssignedRole",
-			"WatchID", "NodeID", "WatchState", "NodeStatus", "IncidentID",
+		names := func(variable string) []string {
+			line := regexp.MustCompile(`(?m)^` + variable + `="([^"]*)"$`).FindStringSubmatch(script)
+			require.Len(t, line, 2, variable+" line not found")
+			return strings.Fields(line[1])
 		}
-		require.ElementsMatch(t, want, got)
-		require.LessOrEqual(t, len(got), 10, "Postgres visibility has 10 custom Keyword slots")
+		keyword, text := names("SEARCH_ATTRIBUTES"), names("TEXT_SEARCH_ATTRIBUTES")
+		// Every attribute the workflows use, with its type.
+		var wantKeyword, wantText []string
+		for _, k := range workflows.SearchAttributes {
+			switch k.GetValueType() {
+			case enums.INDEXED_VALUE_TYPE_KEYWORD:
+				wantKeyword = append(wantKeyword, k.GetName())
+			case enums.INDEXED_VALUE_TYPE_TEXT:
+				wantText = append(wantText, k.GetName())
+			default:
+				t.Fatalf("search attribute %s has a type the setup script does not register", k.GetName())
+			}
+		}
+		require.ElementsMatch(t, wantKeyword, keyword)
+		require.ElementsMatch(t, wantText, text)
+		require.Contains(t, text, "NodeName")
+		require.LessOrEqual(t, len(keyword), 10, "Postgres visibility has 10 custom Keyword slots")
+		require.LessOrEqual(t, len(text), 3, "Postgres visibility has 3 custom Text slots")
 	})
 }
 

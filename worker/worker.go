@@ -161,6 +161,7 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	r.RegisterActivity(&activities.CapacityMaintenance{DB: deps.DB, Slack: deps.Slack, London: watch.London})
 	r.RegisterActivity(&activities.Activations{DB: deps.DB})
 	r.RegisterActivity(nodeActivities(deps))
+	r.RegisterActivity(&activities.Operators{DB: deps.DB})
 }
 
 func watchActivities(deps Dependencies) *activities.Watches {

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -94,30 +95,71 @@ func (a *activation) usable(ctx workflow.Context) error {
 }
 
 func (a *activation) setup(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, ActivationQueryState, func() (ActivationState, error) { return a.st, nil }); err != nil {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, ActivationQueryState, func() (ActivationState, error) { return a.st, nil },
+		workflow.QueryHandlerOptions{Description: "The activation's stage, attempts and expiry (no secrets)."}); err != nil {
 		return fmt.Errorf("register query: %w", err)
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateRecreate, a.recreate,
-		workflow.UpdateHandlerOptions{Validator: a.validateRecreate}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: a.validateRecreate,
+			Description: "Re-issue a pending activation: a new PIN (patient) or code (device), attempts reset, a later expiry."}); err != nil {
 		return fmt.Errorf("register update: %w", err)
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateAttempt, a.attempt,
-		workflow.UpdateHandlerOptions{Validator: a.validateAttempt}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: a.validateAttempt,
+			Description: "Present the code (and a patient's PIN) as hashes; success stores a single-use authorisation code's hash, wrong PINs count towards the lock."}); err != nil {
 		return fmt.Errorf("register update: %w", err)
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateRedeem, a.redeem,
-		workflow.UpdateHandlerOptions{Validator: a.validateRedeem}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: a.validateRedeem,
+			Description: "Exchange the authorisation code (as its hash) for a token, once."}); err != nil {
 		return fmt.Errorf("register update: %w", err)
 	}
+	a.details(ctx)
 	return workflow.UpsertTypedSearchAttributes(ctx, VigilKindKey.ValueSet(KindActivation))
+}
+
+// details sets the run's current details in the Web UI: its stage, wrong
+// attempts and deadline. Never a secret or a patient id.
+func (a *activation) details(ctx workflow.Context) {
+	lines := []string{ActivationSummary(a.st.Kind, a.deviceID())}
+	wrong := "wrong PINs"
+	if a.st.Kind == ActivationKindDevice {
+		wrong = "wrong codes"
+	}
+	stage := "Stage: " + a.st.State
+	switch a.st.State {
+	case ActivationPending:
+		stage += fmt.Sprintf(" · %d of %d %s · expires %s", a.st.Attempts, a.st.MaxAttempts, wrong, clock(a.st.ExpiresAt))
+	case ActivationActivated:
+		stage += fmt.Sprintf(" at %s · authorisation code valid until %s", clock(a.st.ActivatedAt), clock(a.deadline()))
+	case ActivationLocked:
+		stage += fmt.Sprintf(" after %d %s", a.st.Attempts, wrong)
+	}
+	lines = append(lines, stage)
+	workflow.SetCurrentDetails(ctx, strings.Join(lines, "\n"))
+}
+
+// deviceID is the device's id; "" for a patient (whose runs from before
+// pseudonyms carry the patient id in SubjectID, which is never shown).
+func (a *activation) deviceID() string {
+	if a.st.Kind == ActivationKindDevice {
+		return a.st.SubjectID
+	}
+	return ""
 }
 
 func (a *activation) run(ctx workflow.Context) (*ActivationResult, error) {
 	for !a.final() {
 		seen := a.changes
+		a.details(ctx)
 		wait := a.deadline().Sub(workflow.Now(ctx)) + time.Millisecond
 		if wait > 0 {
-			if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return a.changes != seen || a.final() }); err != nil {
+			summary := "activation expires in " + HumanDuration(wait)
+			if a.st.State == ActivationActivated {
+				summary = "authorisation code expires in " + HumanDuration(wait)
+			}
+			if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: summary}},
+				func() bool { return a.changes != seen || a.final() }); err != nil {
 				return nil, err
 			}
 		}
@@ -140,6 +182,7 @@ func (a *activation) run(ctx workflow.Context) (*ActivationResult, error) {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return nil, err
 	}
+	a.details(ctx)
 	return &ActivationResult{State: a.st.State}, nil
 }
 
@@ -181,6 +224,7 @@ func (a *activation) recreate(ctx workflow.Context, r *RecreateRequest) (Activat
 	a.st.Attempts = 0
 	a.st.ExpiresAt = r.ExpiresAt
 	a.changes++
+	a.details(ctx)
 	return a.st, nil
 }
 
@@ -220,6 +264,7 @@ func (a *activation) attempt(ctx workflow.Context, r *AttemptRequest) (AttemptRe
 		a.authHash = r.AuthCodeHash
 		a.st.State, a.st.ActivatedAt = ActivationActivated, now
 		a.changes++
+		a.details(ctx)
 		return AttemptResult{Outcome: AttemptActivated}, nil
 	}
 	attempts := a.st.Attempts + 1
@@ -234,6 +279,7 @@ func (a *activation) attempt(ctx workflow.Context, r *AttemptRequest) (AttemptRe
 	}
 	a.st.Attempts, a.st.State = attempts, state
 	a.changes++
+	a.details(ctx)
 	if state == ActivationLocked {
 		return AttemptResult{Outcome: AttemptLocked}, nil
 	}
@@ -272,6 +318,7 @@ func (a *activation) redeem(ctx workflow.Context, r *RedeemRequest) (RedeemResul
 	}
 	a.st.State = ActivationRedeemed
 	a.changes++
+	a.details(ctx)
 	return RedeemResult{Redeemed: true}, nil
 }
 
@@ -297,6 +344,7 @@ func (a *activation) wrongDeviceCode(ctx workflow.Context, r *RedeemRequest) (Re
 	}
 	a.st.Attempts, a.st.State = attempts, state
 	a.changes++
+	a.details(ctx)
 	return RedeemResult{Locked: state == ActivationLocked, AttemptsLeft: a.st.MaxAttempts - attempts}, nil
 }
 
@@ -334,7 +382,11 @@ func (a *activation) recordWith(ctx workflow.Context, in *activities.RecordActiv
 		ev.SubjectType, ev.SubjectID = a.st.Kind, a.st.SubjectID
 		in.Audit = &ev
 	}
-	return workflow.ExecuteActivity(dbCtx(ctx), activationActivities.RecordActivation, in).Get(ctx, nil)
+	summary := "record " + state
+	if ev.Event != "" {
+		summary += " (" + ev.Event + ")"
+	}
+	return workflow.ExecuteActivity(withSummary(dbCtx(ctx), summary), activationActivities.RecordActivation, in).Get(ctx, nil)
 }
 
 func hashEqual(a, b string) bool {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -200,4 +201,42 @@ type ActivationState struct {
 // ActivationResult is the workflow's result: its final state.
 type ActivationResult struct {
 	State string
+}
+
+// ActivationSummary is an activation run's one-line summary in the Web UI:
+// "Activation · patient" (never the patient's id) or "Activation · device
+// <device id>".
+func ActivationSummary(kind, deviceID string) string {
+	if kind == ActivationKindDevice && deviceID != "" {
+		return "Activation · device " + deviceID
+	}
+	return "Activation · " + kind
+}
+
+// ActivationDetails are an activation run's fixed details in the Web UI:
+// how it is completed and when it expires; nothing about the patient.
+func ActivationDetails(kind string, expiresAt time.Time, maxAttempts int) string {
+	if maxAttempts <= 0 {
+		maxAttempts = DefaultActivationMaxAttempts
+	}
+	how := fmt.Sprintf("Patient activation: completed with the activation code and a PIN; the %s wrong PIN locks it.", ordinal(maxAttempts))
+	if kind == ActivationKindDevice {
+		how = fmt.Sprintf("Device activation: completed with the device's code; the %s wrong authorisation code locks it.", ordinal(maxAttempts))
+	}
+	return how + "\nExpires: " + clock(expiresAt) + " (the end of its last day); the authorisation code it gives is valid for " +
+		HumanDuration(AuthorisationCodeTTL) + ", once.\nUpdates: recreate, attempt, redeem. Query: state. Holds hashes only: no code, PIN or patient id."
+}
+
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
 }

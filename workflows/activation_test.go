@@ -443,3 +443,43 @@ func TestActivation_PatientWrongAuthorisationCodesDoNotCount(t *testing.T) {
 	require.True(t, right.redeem.Redeemed)
 	require.Equal(t, workflows.ActivationRedeemed, h.result().State)
 }
+
+func TestActivation_DetailsShowTheStageAndNoPatientID(t *testing.T) {
+	// A run from before pseudonyms carries the patient id in SubjectID:
+	// it must still never reach the summary or the details.
+	in := patientInput()
+	in.SubjectID = "patient-4711"
+	h := newActHarness(t)
+	var wrong, act outcome
+	var pending, activated string
+	var handlers map[string]string
+	h.update(time.Minute, workflows.ActivationUpdateAttempt, attempt("nope"), &wrong)
+	h.env.RegisterDelayedCallback(func() {
+		md := workflowMetadata(t, h.env)
+		pending, handlers = md.GetCurrentDetails(), handlerDescriptions(md)
+	}, 90*time.Second)
+	h.update(2*time.Minute, workflows.ActivationUpdateAttempt, attempt("pin-h"), &act)
+	h.env.RegisterDelayedCallback(func() { activated = workflowMetadata(t, h.env).GetCurrentDetails() }, 3*time.Minute)
+	h.env.ExecuteWorkflow(workflows.Activation, in)
+	require.Equal(t, workflows.AttemptActivated, act.attempt.Outcome)
+	require.Equal(t, "Activation · patient\nStage: pending · 1 of 10 wrong PINs · expires "+in.ExpiresAt.UTC().Format("2006-01-02 15:04")+" UTC", pending)
+	require.Contains(t, activated, "Stage: activated at 2026-")
+	require.Contains(t, activated, "authorisation code valid until")
+	for _, text := range []string{pending, activated, workflows.ActivationSummary(workflows.ActivationKindPatient, ""),
+		workflows.ActivationDetails(workflows.ActivationKindPatient, in.ExpiresAt, 10)} {
+		require.NotContains(t, text, "4711")
+	}
+	for _, name := range []string{"update:recreate", "update:attempt", "update:redeem", "query:state"} {
+		require.NotEmpty(t, handlers[name], name)
+	}
+}
+
+func TestActivationSummaryAndDetails(t *testing.T) {
+	exp := time.Date(2026, 3, 7, 23, 59, 59, 0, time.UTC)
+	require.Equal(t, "Activation · patient", workflows.ActivationSummary(workflows.ActivationKindPatient, ""))
+	require.Equal(t, "Activation · device dev-1", workflows.ActivationSummary(workflows.ActivationKindDevice, "dev-1"))
+	d := workflows.ActivationDetails(workflows.ActivationKindPatient, exp, 10)
+	require.Contains(t, d, "the 10th wrong PIN locks it")
+	require.Contains(t, d, "Expires: 2026-03-07 23:59 UTC")
+	require.Contains(t, workflows.ActivationDetails(workflows.ActivationKindDevice, exp, 3), "the 3rd wrong authorisation code")
+}

@@ -83,12 +83,15 @@ func SnapshotRetention(ctx workflow.Context, in *RetentionInput) (*RetentionResu
 		},
 	})
 	var res activities.DeleteSnapshotsResult
+	workflow.SetCurrentDetails(ctx, "Deleting snapshots polled before "+clock(before))
+	ctx = withSummary(ctx, "delete snapshots before "+clock(before))
 	if err := workflow.ExecuteActivity(ctx, capacityActivities.DeleteOldSnapshots, &activities.DeleteSnapshotsInput{
 		Before: before, BatchSize: SnapshotDeleteBatch,
 	}).Get(ctx, &res); err != nil {
 		return nil, err
 	}
 	workflow.GetLogger(ctx).Info("old snapshots deleted", "before", before, "deleted", res.Deleted)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("Deleted %d snapshot(s) polled before %s", res.Deleted, clock(before)))
 	return &RetentionResult{Before: before, Deleted: res.Deleted}, nil
 }
 
@@ -120,14 +123,32 @@ func CapacitySummary(ctx workflow.Context, in *SummaryInput) (*SummaryResult, er
 	// One query and one Slack post, under the Slack policy (permanent
 	// errors such as a bad channel are not retried; rate limits honour
 	// Retry-After; a summary more than ten minutes late is stale).
-	ctx = sideCtx(ctx)
+	ctx = withSummary(sideCtx(ctx), "post the capacity summary to Slack "+in.SlackChannel)
 	var res activities.PostSummaryResult
 	if err := workflow.ExecuteActivity(ctx, capacityActivities.PostCapacitySummary, &activities.PostSummaryInput{
 		Channel: in.SlackChannel, At: at,
 	}).Get(ctx, &res); err != nil {
 		return nil, err
 	}
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("Summary of %s: %d service(s) below HIGH; posted: %t", clock(at), res.Services, res.Posted))
 	return &SummaryResult{At: at, Posted: res.Posted, Services: res.Services}, nil
+}
+
+// Summaries and details of the capacity schedules' runs in the Web UI.
+const (
+	SnapshotRetentionSummary = "Snapshot retention"
+	CapacitySummarySummary   = "Capacity summary"
+)
+
+// SnapshotRetentionDetails are a retention run's fixed details.
+func SnapshotRetentionDetails(retention time.Duration) string {
+	return "Deletes capacity snapshots older than " + HumanDuration(retention) + " in batches of " +
+		fmt.Sprint(SnapshotDeleteBatch) + ", daily. Schedule: " + RetentionScheduleID + "."
+}
+
+// CapacitySummaryDetails are a capacity summary run's fixed details.
+func CapacitySummaryDetails(every time.Duration, channel string) string {
+	return "Posts the services not at HIGH to Slack " + channel + ", every " + HumanDuration(every) + ". Schedule: " + SummaryScheduleID + "."
 }
 
 // nominalTime is the time a Schedule meant the run for, or the workflow's

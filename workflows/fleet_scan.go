@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -39,9 +40,24 @@ func FleetScan(ctx workflow.Context, _ *FleetScanInput) (*FleetScanResult, error
 		},
 	})
 	var res activities.ScanFleetResult
+	started := workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, "Scanning the broker fleet (scan "+scanID+"); the activity's heartbeat counts the nodes done.")
+	ctx = withSummary(ctx, "scan the broker fleet and signal every node")
 	if err := workflow.ExecuteActivity(ctx, nodeActivities.ScanFleet, &activities.ScanFleetInput{ScanID: scanID}).Get(ctx, &res); err != nil {
+		workflow.SetCurrentDetails(ctx, "Scan "+scanID+" failed: "+err.Error())
 		return nil, err
 	}
 	workflow.GetLogger(ctx).Info("fleet scanned", "scan", scanID, "nodes", res.Nodes, "failed", res.Failed)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("Scanned %d node(s), %d partly, in %s (scan %s)",
+		res.Nodes, res.Failed, HumanDuration(workflow.Now(ctx).Sub(started)), scanID))
 	return &res, nil
+}
+
+// FleetScanSummary is a fleet scan's one-line summary in the Web UI.
+const FleetScanSummary = "Fleet scan"
+
+// FleetScanDetails are a fleet scan's fixed details in the Web UI.
+func FleetScanDetails(every time.Duration) string {
+	return "Scans every broker node (node, statistics, resources), stores each observation and signals each node's workflow (node:<id>), every " +
+		HumanDuration(every) + " and on POST /v1/nodes/scan. Schedule: " + FleetScanScheduleID + "."
 }

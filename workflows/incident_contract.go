@@ -371,33 +371,6 @@ func SignTransition(keys *actionproof.Keyring, workflowID, update, updateID stri
 	req.Proof = keys.Sign(TransitionProofMessage(workflowID, update, updateID, req))
 }
 
-// OperatorSignal is the payload of the operator signals, e.g.
-// {"operator": "alice", "notes": "Monitor lead reseated, alarm cleared."}.
-type OperatorSignal struct {
-	// Operator names who acts: 1 to 64 letters, digits or . - _ @.
-	Operator string `json:"operator"`
-	// Notes are the resolution notes (resolve, 10 to 2000 characters) or
-	// the note (note, 1 to 2000).
-	Notes string `json:"notes,omitempty"`
-}
-
-// MaxOperatorName bounds an operator's name.
-const MaxOperatorName = 64
-
-// ValidOperatorName reports whether name may name an operator.
-func ValidOperatorName(name string) bool {
-	if name == "" || len(name) > MaxOperatorName {
-		return false
-	}
-	for _, r := range name {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' || r == '@'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // IncidentSummary is the one-line summary of an incident's run in the
 // Temporal Web UI: severity, alert type and the REST id, never patient data.
 func IncidentSummary(severity, alertType, incidentID string) string {

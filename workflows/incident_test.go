@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,6 +70,8 @@ type harness struct {
 	pick    func(in *activities.PickInput) *activities.PickResult
 	results map[string]error
 	sms     []string
+	// mu guards the recorders: activities run in goroutines of their own.
+	mu sync.Mutex
 	// onRecord, when set, runs inside each Record (in the activity's
 	// goroutine) before it returns.
 	onRecord func(in *activities.RecordInput)
@@ -103,11 +106,15 @@ func newHarnessWith(t *testing.T, pageDelay time.Duration) *harness {
 		if h.onRecord != nil {
 			h.onRecord(in)
 		}
+		h.mu.Lock()
 		h.records = append(h.records, *in)
+		h.mu.Unlock()
 		return &activities.RecordResult{Slack: true}, nil
 	})
 	pick := func(_ context.Context, in *activities.PickInput) (*activities.PickResult, error) {
+		h.mu.Lock()
 		h.picks = append(h.picks, *in)
+		h.mu.Unlock()
 		return h.pick(in), nil
 	}
 	h.env.OnActivity(a.Pick, mock.Anything, mock.Anything).Return(pick)
@@ -115,11 +122,15 @@ func newHarnessWith(t *testing.T, pageDelay time.Duration) *harness {
 	h.env.RegisterActivity(n)
 	h.env.OnActivity(n.SyncSlack, mock.Anything, mock.Anything).Return(&activities.SlackSyncResult{}, nil)
 	h.env.OnActivity(n.SendSMS, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.SMSInput) (*activities.SMSResult, error) {
+		h.mu.Lock()
 		h.sms = append(h.sms, in.Step+"@"+in.Recipient)
+		h.mu.Unlock()
 		return &activities.SMSResult{Sent: true}, nil
 	})
 	pageFn := func(_ context.Context, in *activities.PageInput) (*activities.PageResult, error) {
+		h.mu.Lock()
 		h.pages = append(h.pages, page{at: h.env.Now(), PageInput: *in})
+		h.mu.Unlock()
 		return &activities.PageResult{Delivered: true, DeliveredAt: h.env.Now()}, nil
 	}
 	if pageDelay > 0 {

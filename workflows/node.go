@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -44,6 +47,11 @@ const (
 // Each mail has an idempotency key node:<id>:<condition>:<episode>:<seq>;
 // a mail that found no recipients is retried under the same key with the
 // next observation, so contacts added later are told.
+//
+// An operator can have the node scanned now with the rescan signal
+// (payload OperatorSignal). The run keeps the NodeName search attribute on
+// the node's name and shows its status, last import, last observation,
+// last mail and next reminder as current details in the Web UI.
 func NodeMonitor(ctx workflow.Context, in *NodeMonitorInput) error {
 	m := &nodeMonitor{in: in}
 	if err := m.setup(ctx); err != nil {
@@ -60,7 +68,14 @@ type nodeMonitor struct {
 	timer        workflow.Future
 	timerDue     time.Time
 	cancelTimer  workflow.CancelFunc
+	// rescans counts this run's rescans (for their scan ids).
+	rescans int
+	ops     operatorLog
 }
+
+// nodeNameChange versions keeping the NodeName search attribute on the
+// node's name.
+const nodeNameChange = "node-name"
 
 var nodeActivities *activities.Nodes
 
@@ -83,13 +98,17 @@ func (m *nodeMonitor) setup(ctx workflow.Context) error {
 		mails = append(mails, s)
 	}
 	m.st.Mails = mails
-	if err := workflow.SetQueryHandler(ctx, NodeQueryStatus, func() (NodeMonitorState, error) { return m.st, nil }); err != nil {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, NodeQueryStatus, func() (NodeMonitorState, error) { return m.st, nil },
+		workflow.QueryHandlerOptions{Description: "The node's monitor state: latest evaluation, headline, every mailed condition's e-mail state, recent scans."}); err != nil {
 		return fmt.Errorf("register query: %w", err)
 	}
 	// A scan starts the workflow with its kind and node id; a run started
 	// otherwise (a test, an operator) gets them here, and a continued run
 	// its carried headline if it lost it.
 	attrs := workflow.GetTypedSearchAttributes(ctx)
+	if name, ok := attrs.GetString(NodeNameKey); ok && m.st.Name == "" {
+		m.st.Name = name
+	}
 	var updates []temporal.SearchAttributeUpdate
 	if _, ok := attrs.GetKeyword(NodeIDKey); !ok {
 		updates = append(updates, VigilKindKey.ValueSet(KindNode), NodeIDKey.ValueSet(m.in.NodeID))
@@ -106,13 +125,16 @@ func (m *nodeMonitor) setup(ctx workflow.Context) error {
 }
 
 func (m *nodeMonitor) run(ctx workflow.Context) error {
-	ch := workflow.GetSignalChannel(ctx, SignalNodeObservation)
+	ch := workflow.GetSignalChannelWithOptions(ctx, SignalNodeObservation, workflow.SignalChannelOptions{
+		Description: "A fleet scan's observation of the node (a reference to its row in node_observations), recorded and evaluated at once."})
+	rescanCh := workflow.GetSignalChannelWithOptions(ctx, NodeSignalRescan, workflow.SignalChannelOptions{
+		Description: `Operator rescan: fetch the node from the broker now and evaluate it. Payload {"operator":"<name>","reason":"<text>"}; a refused or failed rescan is recorded with its reason.`})
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if m.shouldContinueAsNew(ctx) {
-			return m.continueAsNew(ctx, ch)
+			return m.continueAsNew(ctx, ch, rescanCh)
 		}
 		now := workflow.Now(ctx)
 		due := m.nextDue()
@@ -124,8 +146,10 @@ func (m *nodeMonitor) run(ctx workflow.Context) error {
 			due = time.Time{} // wait for the next observation
 		}
 		m.armTimer(ctx, due)
+		m.details(ctx)
 
 		var obs *NodeObservationRef
+		var rescan *converter.RawValue
 		fired, cancelled := false, false
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
@@ -133,6 +157,11 @@ func (m *nodeMonitor) run(ctx workflow.Context) error {
 			var o NodeObservationRef
 			c.Receive(ctx, &o)
 			obs = &o
+		})
+		sel.AddReceive(rescanCh, func(c workflow.ReceiveChannel, _ bool) {
+			var raw converter.RawValue
+			c.Receive(ctx, &raw)
+			rescan = &raw
 		})
 		if m.timer != nil {
 			sel.AddFuture(m.timer, func(workflow.Future) { fired = true })
@@ -150,6 +179,93 @@ func (m *nodeMonitor) run(ctx workflow.Context) error {
 		if obs != nil {
 			m.observe(ctx, *obs)
 		}
+		if rescan != nil {
+			m.rescan(ctx, *rescan)
+		}
+	}
+}
+
+// rescan has the node fetched now (RescanNode) at an operator's signal and
+// records and evaluates the observation like a scan's. A refused signal
+// (bad payload) or a failed rescan is logged, shown in the current details
+// and recorded in operator_signals.
+func (m *nodeMonitor) rescan(ctx workflow.Context, raw converter.RawValue) {
+	id := m.in.NodeID
+	sig, err := DecodeOperatorSignal(raw)
+	if err != nil {
+		m.ops.refuse(ctx, KindNode, id, NodeSignalRescan, sig, activities.OperatorSignalRefused, err)
+		return
+	}
+	m.rescans++
+	info := workflow.GetInfo(ctx)
+	in := &activities.RescanNodeInput{
+		NodeID: id, ScanID: "rescan-" + info.WorkflowExecution.RunID + "-" + strconv.Itoa(m.rescans),
+		Signal: m.ops.record(ctx, KindNode, id, NodeSignalRescan, sig, activities.OperatorSignalAccepted, nil),
+	}
+	workflow.GetLogger(ctx).Info("node rescan by operator signal", "actor", sig.Actor(), "scan", in.ScanID)
+	var ref NodeObservationRef
+	actx := withSummary(rescanCtx(ctx), "rescan node "+id+" for "+sig.Actor())
+	if err := workflow.ExecuteActivity(actx, nodeActivities.RescanNode, in).Get(ctx, &ref); err != nil {
+		why := "the broker could not be reached"
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) && ae.Message() != "" {
+			why = ae.Message()
+		}
+		m.ops.refuse(ctx, KindNode, id, NodeSignalRescan, sig, activities.OperatorSignalFailed, errors.New("the rescan failed: "+why))
+		return
+	}
+	m.ops.accepted(ctx, "rescan ("+in.ScanID+")", sig)
+	m.observe(ctx, ref)
+}
+
+// details sets the run's current details in the Web UI: the node, its
+// status, last import and contact, last observation, last mail, next
+// reminder and last operator signal.
+func (m *nodeMonitor) details(ctx workflow.Context) {
+	lines := []string{NodeSummary(m.in.NodeID, m.st.Name)}
+	if ev := m.st.Last; ev != nil {
+		status := ev.Headline
+		if len(ev.Conditions) > 1 || (len(ev.Conditions) == 1 && ev.Conditions[0] != ev.Headline) {
+			status += " (" + strings.Join(ev.Conditions, ", ") + ")"
+		}
+		lines = append(lines, "Status: "+status)
+		if t := ev.Facts.LastWrite; t != nil {
+			lines = append(lines, "Last import: "+clock(*t))
+		}
+		if t := ev.Facts.LastContact; t != nil {
+			lines = append(lines, "Last contact: "+clock(*t))
+		}
+	} else {
+		lines = append(lines, "Status: not evaluated yet")
+	}
+	if n := len(m.st.RecentScans); n > 0 {
+		lines = append(lines, fmt.Sprintf("Last observation: %s (%s)", clock(m.st.LastObservedAt), m.st.RecentScans[n-1]))
+	}
+	if m.st.LastMail != "" {
+		lines = append(lines, "Last mail: "+m.st.LastMail)
+	}
+	if !m.timerDue.IsZero() {
+		lines = append(lines, "Next reminder: "+clock(m.timerDue))
+	}
+	lines = append(lines, m.ops.lines()...)
+	workflow.SetCurrentDetails(ctx, strings.Join(lines, "\n"))
+}
+
+// syncName keeps the NodeName search attribute on name (runs from before
+// names were kept only note it).
+func (m *nodeMonitor) syncName(ctx workflow.Context, name string) {
+	if name == "" || name == m.st.Name {
+		return
+	}
+	m.st.Name = name
+	if current, _ := workflow.GetTypedSearchAttributes(ctx).GetString(NodeNameKey); current == name {
+		return
+	}
+	if workflow.GetVersion(ctx, nodeNameChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, NodeNameKey.ValueSet(name)); err != nil {
+		workflow.GetLogger(ctx).Warn("node name search attribute not updated", "err", err)
 	}
 }
 
@@ -167,8 +283,25 @@ func (m *nodeMonitor) armTimer(ctx workflow.Context, due time.Time) {
 		return
 	}
 	tctx, cancel := workflow.WithCancel(ctx)
-	m.timer = workflow.NewTimer(tctx, due.Sub(workflow.Now(ctx)))
+	wait := due.Sub(workflow.Now(ctx))
+	summary := "re-notify node " + m.in.NodeID + " contacts"
+	if conds := m.dueConditions(due); len(conds) > 0 {
+		summary += " (" + strings.Join(conds, ", ") + ")"
+	}
+	m.timer = workflow.NewTimerWithOptions(tctx, wait, workflow.TimerOptions{Summary: summary + " in " + HumanDuration(wait)})
 	m.timerDue, m.cancelTimer = due, cancel
+}
+
+// dueConditions are the conditions whose reminder falls due at due.
+func (m *nodeMonitor) dueConditions(due time.Time) []string {
+	var out []string
+	every := m.interval()
+	for _, s := range m.st.Mails {
+		if s.Active && s.Pending == "" && !s.LastSent.IsZero() && s.LastSent.Add(every).Equal(due) {
+			out = append(out, s.Condition)
+		}
+	}
+	return out
 }
 
 // observe has one observation recorded and evaluated and runs the mail
@@ -196,12 +329,14 @@ func (m *nodeMonitor) observe(ctx workflow.Context, obs NodeObservationRef) {
 		obs.ObservedAt = workflow.Now(ctx)
 	}
 	var ev NodeEvaluation
-	if err := workflow.ExecuteActivity(nodeDBCtx(ctx), nodeActivities.RecordNodeObservation, &obs).Get(ctx, &ev); err != nil {
+	actx := withSummary(nodeDBCtx(ctx), "record observation "+obs.ScanID)
+	if err := workflow.ExecuteActivity(actx, nodeActivities.RecordNodeObservation, &obs).Get(ctx, &ev); err != nil {
 		logger.Warn("node observation not recorded", "scan", obs.ScanID, "err", err)
 		return
 	}
 	m.st.Last = &ev
 	m.st.LastObservedAt = obs.ObservedAt
+	m.syncName(ctx, ev.Name)
 	if ev.Headline != m.st.Headline {
 		m.st.Headline = ev.Headline
 		if err := workflow.UpsertTypedSearchAttributes(ctx, NodeStatusKey.ValueSet(ev.Headline)); err != nil {
@@ -259,9 +394,11 @@ func (m *nodeMonitor) send(ctx workflow.Context, s *NodeMailState) {
 		req.Facts = ev.Facts
 	}
 	var res activities.NodeMailResult
-	err := workflow.ExecuteActivity(nodeMailCtx(ctx), nodeActivities.SendNodeMail, req).Get(ctx, &res)
+	actx := withSummary(nodeMailCtx(ctx), "mail "+s.Condition+" "+s.Pending+" to node "+m.in.NodeID+" contacts")
+	err := workflow.ExecuteActivity(actx, nodeActivities.SendNodeMail, req).Get(ctx, &res)
 	now := workflow.Now(ctx)
 	kind := s.Pending
+	defer func() { m.st.LastMail = fmt.Sprintf("%s %s at %s: %s", s.Condition, kind, clock(now), s.LastResult) }()
 	switch {
 	case err != nil && !isPermanentMailError(err):
 		// Out of time (SMTP down for long): the same mail is tried again
@@ -340,15 +477,22 @@ func (m *nodeMonitor) shouldContinueAsNew(ctx workflow.Context) bool {
 	return m.observations >= maxObservationsPerRun || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
 }
 
-// continueAsNew processes the observations already delivered, so none is
-// lost, and continues with the state.
-func (m *nodeMonitor) continueAsNew(ctx workflow.Context, ch workflow.ReceiveChannel) error {
+// continueAsNew processes the observations and rescans already delivered,
+// so none is lost, and continues with the state.
+func (m *nodeMonitor) continueAsNew(ctx workflow.Context, ch, rescanCh workflow.ReceiveChannel) error {
 	for {
 		var o NodeObservationRef
 		if !ch.ReceiveAsync(&o) {
 			break
 		}
 		m.observe(ctx, o)
+	}
+	for {
+		var raw converter.RawValue
+		if !rescanCh.ReceiveAsync(&raw) {
+			break
+		}
+		m.rescan(ctx, raw)
 	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
@@ -370,6 +514,24 @@ func nodeDBCtx(ctx workflow.Context) workflow.Context {
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
 			NonRetryableErrorTypes: []string{activities.ErrTypeInvalidData, activities.ErrTypeInvalidInput},
+		},
+	})
+}
+
+// rescanCtx fetches one node for an operator: six broker requests (10 s
+// client timeouts each), retried briefly; a refused admin key or a worker
+// without a broker fails at once.
+func rescanCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    5 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeBrokerAuth, activities.ErrTypeNoBroker, activities.ErrTypeInvalidInput,
+			},
 		},
 	})
 }

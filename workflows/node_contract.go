@@ -18,6 +18,10 @@ const (
 	SignalNodeObservation = activities.SignalNodeObservation
 	// NodeQueryStatus returns the NodeMonitorState.
 	NodeQueryStatus = "status"
+	// NodeSignalRescan is the operator signal (payload OperatorSignal) that
+	// has the node fetched from the broker now, as a fleet scan would, and
+	// the observation recorded and evaluated at once.
+	NodeSignalRescan = "rescan"
 	// FleetScanScheduleID is the Temporal Schedule that runs FleetScan;
 	// Temporal appends the scheduled time to the workflow ids it starts.
 	FleetScanScheduleID = "broker-fleet-scan"
@@ -100,7 +104,17 @@ type NodeMonitorState struct {
 	LastObservedAt time.Time
 	// Observations counts every observation processed, over all runs.
 	Observations int
+	// Name is the node's name (the NodeName search attribute), "" while
+	// unknown.
+	Name string `json:",omitempty"`
+	// LastMail describes the last e-mail sent (or tried), for the run's
+	// current details.
+	LastMail string `json:",omitempty"`
 }
+
+// NodeSummary is a node run's one-line summary in the Web UI, e.g.
+// "Node 5 · Evangelisches Krankenhaus Lindenau".
+func NodeSummary(nodeID, name string) string { return activities.NodeSummary(nodeID, name) }
 
 // FleetScanInput starts a fleet scan (nothing to configure yet: the broker
 // and the concurrency are the worker's).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,6 +55,13 @@ type nodeHarness struct {
 	mailOutcome func(call int, req *activities.NodeMailRequest) (string, error)
 	recorded    []activities.NodeObservationRef
 	mails       []nodeMail
+	// name is the node's name in evaluations ("" for none).
+	name string
+	// rescanErr fails RescanNode; rescans and refused are what the
+	// operator signals did.
+	rescanErr error
+	rescans   []activities.RescanNodeInput
+	refused   []activities.OperatorSignalRecord
 }
 
 func newNodeHarness(t *testing.T, conditions func(time.Duration) []string) *nodeHarness {
@@ -79,7 +87,27 @@ func newNodeHarness(t *testing.T, conditions func(time.Duration) []string) *node
 			if h.interval != nil {
 				weeks = h.interval(at)
 			}
-			return &activities.NodeEvaluation{Headline: headline, Conditions: conds, IntervalWeeks: weeks}, nil
+			return &activities.NodeEvaluation{Headline: headline, Conditions: conds, IntervalWeeks: weeks, Name: h.name,
+				Facts: activities.NodeMailFacts{LastWrite: &nodeStart}}, nil
+		})
+	h.env.OnActivity(a.RescanNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in *activities.RescanNodeInput) (*activities.NodeObservationRef, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.rescans = append(h.rescans, *in)
+			if h.rescanErr != nil {
+				return nil, h.rescanErr
+			}
+			return &activities.NodeObservationRef{ScanID: in.ScanID, NodeID: in.NodeID, ObservedAt: h.env.Now().Truncate(time.Second)}, nil
+		})
+	var ops *activities.Operators
+	h.env.RegisterActivity(ops)
+	h.env.OnActivity(ops.RecordOperatorSignal, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in *activities.OperatorSignalRecord) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.refused = append(h.refused, *in)
+			return nil
 		})
 	h.env.OnActivity(a.SendNodeMail, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req *activities.NodeMailRequest) (*activities.NodeMailResult, error) {
@@ -441,4 +469,127 @@ func TestNodeMonitor_RegisteredNameMatchesTheScan(t *testing.T) {
 	require.ErrorAs(t, h.env.GetWorkflowError(), &canceled)
 	require.Equal(t, []string{"alert node:7:OFFLINE:1:0 @0s"}, h.sent())
 	require.Equal(t, "node:7", workflows.NodeWorkflowID("7"))
+}
+
+func TestNodeMonitor_RescanSignal(t *testing.T) {
+	h := newNodeHarness(t, always("OFFLINE"))
+	h.observeAt(0, "scan-1")
+	signal := func(at time.Duration, payload any) {
+		h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(workflows.NodeSignalRescan, payload) }, at)
+	}
+	signal(time.Hour, workflows.OperatorSignal{Operator: "alice", Reason: "site says it is back"})
+	signal(2*time.Hour, map[string]string{"operator": "bob smith"})
+	signal(3*time.Hour, 42)
+	var details string
+	var handlers map[string]string
+	h.env.RegisterDelayedCallback(func() {
+		md := workflowMetadata(t, h.env)
+		details, handlers = md.GetCurrentDetails(), handlerDescriptions(md)
+	}, 4*time.Hour)
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 5*time.Hour)
+	h.runCancelled()
+
+	require.Len(t, h.rescans, 1)
+	r := h.rescans[0]
+	require.Equal(t, "7", r.NodeID)
+	require.True(t, strings.HasPrefix(r.ScanID, "rescan-"), r.ScanID)
+	require.Equal(t, "operator:alice", r.Signal.Actor)
+	require.Equal(t, "site says it is back", r.Signal.Reason)
+	require.Equal(t, workflows.NodeSignalRescan, r.Signal.Signal)
+	require.Equal(t, "node", r.Signal.Kind)
+	var scans []string
+	for _, o := range h.recorded {
+		scans = append(scans, o.ScanID)
+	}
+	require.Equal(t, []string{"scan-1", r.ScanID}, scans, "the rescan's observation is recorded and evaluated")
+
+	var refusals []string
+	for _, rec := range h.refused {
+		require.Equal(t, activities.OperatorSignalRefused, rec.Outcome)
+		refusals = append(refusals, rec.Refusal)
+	}
+	require.Equal(t, []string{
+		"the operator name must be 1 to 64 letters, digits or . - _ @",
+		`the payload must be a JSON object {"operator":"<name>","reason":"<text>"}`,
+	}, refusals)
+
+	require.Contains(t, details, "Node 7\n")
+	require.Contains(t, details, "Status: OFFLINE")
+	require.Contains(t, details, "Last import: 2026-03-02 08:00 UTC")
+	require.Contains(t, details, "Last observation: 2026-03-02 09:00 UTC ("+r.ScanID+")")
+	require.Contains(t, details, "Last mail: OFFLINE alert at 2026-03-02 08:00 UTC: sent")
+	require.Contains(t, details, "Next reminder: 2026-03-09 08:00 UTC")
+	require.Contains(t, details, "Last operator signal: rescan ("+r.ScanID+") by operator:alice")
+	require.Contains(t, details, "Last refused signal: rescan from an unnamed operator at 2026-03-02 11:00 UTC")
+	for _, name := range []string{"signal:rescan", "signal:" + workflows.SignalNodeObservation, "query:status"} {
+		require.NotEmpty(t, handlers[name], name)
+	}
+}
+
+func TestNodeMonitor_FailedRescanIsRecorded(t *testing.T) {
+	h := newNodeHarness(t, always("ONLINE"))
+	h.rescanErr = temporal.NewNonRetryableApplicationError("no broker is configured on this worker", activities.ErrTypeNoBroker, nil)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(workflows.NodeSignalRescan, workflows.OperatorSignal{Operator: "alice"})
+	}, time.Minute)
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+	h.runCancelled()
+	require.Len(t, h.rescans, 1)
+	require.Empty(t, h.recorded)
+	require.Len(t, h.refused, 1)
+	require.Equal(t, activities.OperatorSignalFailed, h.refused[0].Outcome)
+	require.Equal(t, "operator:alice", h.refused[0].Actor)
+	require.Equal(t, "the rescan failed: no broker is configured on this worker", h.refused[0].Refusal)
+}
+
+func TestNodeMonitor_NodeNameSearchAttribute(t *testing.T) {
+	for _, tt := range []struct {
+		name, atStart, evaluated string
+		upserts                  []string
+	}{
+		{"named by the scan at start", "Klinikum Am Hafen", "Klinikum Am Hafen", nil},
+		{"named by the evaluation", "", "Klinikum Am Hafen", []string{"Klinikum Am Hafen"}},
+		{"renamed in the settings", "Klinik Hafen", "Klinikum Am Hafen", []string{"Klinikum Am Hafen"}},
+		{"no name", "", "", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newNodeHarness(t, always("ONLINE"))
+			h.name = tt.evaluated
+			if tt.atStart != "" {
+				require.NoError(t, h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(
+					workflows.VigilKindKey.ValueSet(workflows.KindNode), workflows.NodeIDKey.ValueSet("7"),
+					workflows.NodeNameKey.ValueSet(tt.atStart))))
+			}
+			var upserts []string
+			h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+				if v, ok := args.Get(0).(temporal.SearchAttributes).GetString(workflows.NodeNameKey); ok {
+					upserts = append(upserts, v)
+				}
+			}).Return(nil)
+			h.observeAt(0, "scan-1")
+			h.observeAt(time.Hour, "scan-2")
+			var details string
+			var st workflows.NodeMonitorState
+			h.env.RegisterDelayedCallback(func() {
+				details = workflowMetadata(t, h.env).GetCurrentDetails()
+				v, err := h.env.QueryWorkflow(workflows.NodeQueryStatus)
+				require.NoError(t, err)
+				require.NoError(t, v.Get(&st))
+			}, 2*time.Hour)
+			h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 3*time.Hour)
+			h.runCancelled()
+			require.Equal(t, tt.upserts, upserts)
+			want := tt.evaluated
+			if want == "" {
+				want = tt.atStart
+			}
+			require.Equal(t, want, st.Name)
+			require.True(t, strings.HasPrefix(details, workflows.NodeSummary("7", want)+"\n"), details)
+		})
+	}
+}
+
+func TestNodeSummary(t *testing.T) {
+	require.Equal(t, "Node 5 · Evangelisches Krankenhaus Lindenau", workflows.NodeSummary("5", "Evangelisches Krankenhaus Lindenau"))
+	require.Equal(t, "Node 5", workflows.NodeSummary("5", ""))
 }

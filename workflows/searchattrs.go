@@ -19,7 +19,8 @@ var (
 	AssignedRoleKey = temporal.NewSearchAttributeKeyKeyword("AssignedRole")
 	// WatchIDKey is a capacity watch's id.
 	WatchIDKey = temporal.NewSearchAttributeKeyKeyword("WatchID")
-	// WatchStateKey is a capacity watch's state (active, paused, degraded).
+	// WatchStateKey is a capacity watch's state (active, paused, degraded,
+	// and deleted once its watch was deleted).
 	WatchStateKey = temporal.NewSearchAttributeKeyKeyword("WatchState")
 	// NodeIDKey is a broker node's id.
 	NodeIDKey = temporal.NewSearchAttributeKeyKeyword("NodeID")
@@ -28,6 +29,11 @@ var (
 	// IncidentIDKey is an incident's REST id (the one the API, Slack and SMS
 	// show), so an operator can paste it into the Web UI's search.
 	IncidentIDKey = temporal.NewSearchAttributeKeyKeyword("IncidentID")
+	// NodeNameKey is a broker node's name (its settings' common name, else
+	// the CN of its client DN): a hospital, never a person. It is Text, so
+	// `NodeName = "Lindenau"` matches by word (and it takes none of the ten
+	// Keyword slots of SQL visibility).
+	NodeNameKey = temporal.NewSearchAttributeKeyString("NodeName")
 )
 
 // SearchAttributes lists every custom search attribute Vigil uses, for
@@ -43,6 +49,7 @@ var SearchAttributes = []temporal.SearchAttributeKey{
 	NodeIDKey,
 	NodeStatusKey,
 	IncidentIDKey,
+	NodeNameKey,
 }
 
 // Values of VigilKindKey.

@@ -33,6 +33,16 @@ type SystemCheckResult struct {
 	WorkerIdentity string
 }
 
+// SystemCheckSummary is a system check's one-line summary in the Web UI.
+const SystemCheckSummary = "System check"
+
+// SystemCheckDetails are a system check's fixed details in the Web UI (the
+// operator's note is not among them: it is free text).
+func SystemCheckDetails(checkID string, requestedAt time.Time) string {
+	return "Proves the path API → Temporal → worker → Postgres: one activity writes the check's row (system_checks " +
+		checkID + ").\nRequested: " + clock(requestedAt)
+}
+
 // SystemCheck proves the whole path API -> Temporal -> worker -> Postgres by
 // having one activity write one row.
 func SystemCheck(ctx workflow.Context, in *SystemCheckInput) (*SystemCheckResult, error) {
@@ -54,7 +64,8 @@ func SystemCheck(ctx workflow.Context, in *SystemCheckInput) (*SystemCheckResult
 	exec := workflow.GetInfo(ctx).WorkflowExecution
 	var db *activities.Database
 	var rec activities.RecordSystemCheckResult
-	err := workflow.ExecuteActivity(ctx, db.RecordSystemCheck, &activities.RecordSystemCheckInput{
+	workflow.SetCurrentDetails(ctx, "Recording the check in Postgres")
+	err := workflow.ExecuteActivity(withSummary(ctx, "record the check in Postgres"), db.RecordSystemCheck, &activities.RecordSystemCheckInput{
 		CheckID:     in.CheckID,
 		WorkflowID:  exec.ID,
 		RunID:       exec.RunID,
@@ -65,6 +76,7 @@ func SystemCheck(ctx workflow.Context, in *SystemCheckInput) (*SystemCheckResult
 		return nil, err
 	}
 	workflow.GetLogger(ctx).Info("system check recorded", "check_id", in.CheckID)
+	workflow.SetCurrentDetails(ctx, "Recorded at "+clock(rec.RecordedAt)+" by worker "+rec.WorkerIdentity)
 	return &SystemCheckResult{
 		CheckID:        in.CheckID,
 		RecordedAt:     rec.RecordedAt,

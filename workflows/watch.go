@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -25,7 +27,11 @@ const (
 // Watch is a capacity watch: every interval (plus jitter) it polls the
 // directory, has the snapshot stored, decides what changed and announces
 // it. Changes of configuration, pause and resume arrive as Updates and take
-// effect at once; the live statuses are a Query.
+// effect at once; the live statuses are a Query. Operators can also pause
+// and resume it with signals (pause, resume; payload OperatorSignal), which
+// make the same transitions as the Updates; the run's current details in
+// the Web UI show its state, last poll, services by status, last change and
+// last operator signal.
 func Watch(ctx workflow.Context, in *WatchInput) error {
 	w := &watch{in: in}
 	if err := w.setup(ctx); err != nil {
@@ -42,7 +48,25 @@ type watch struct {
 	polls   int
 	// due is when the next poll is meant to happen.
 	due time.Time
+	// signals are the operator signal channels, by name; applying counts
+	// the signals being applied.
+	signals  []namedChannel
+	applying int
+	ops      operatorLog
+	// polling is set from a poll's start until its changes are recorded
+	// and announced.
+	polling bool
 }
+
+// namedChannel is a signal channel with its name.
+type namedChannel struct {
+	name string
+	ch   workflow.ReceiveChannel
+}
+
+// deletedStateChange versions setting WatchState to deleted when a watch
+// is stopped.
+const deletedStateChange = "watch-deleted-state"
 
 var watchActivities *activities.Watches
 
@@ -82,57 +106,167 @@ func (w *watch) setup(ctx workflow.Context) error {
 	if err := ValidateWatchConfig(w.st.Config); err != nil {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
 	}
-	if err := workflow.SetQueryHandler(ctx, WatchQueryStatuses, func() (WatchState, error) { return w.st, nil }); err != nil {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, WatchQueryStatuses, func() (WatchState, error) { return w.st, nil },
+		workflow.QueryHandlerOptions{Description: "The watch's live state: configuration, every service's last status, paused, degraded, polls."}); err != nil {
 		return fmt.Errorf("register query: %w", err)
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, WatchUpdateConfigure,
 		func(ctx workflow.Context, c WatchConfig) (WatchState, error) {
 			w.st.Config = c
 			w.changes++
+			w.details(ctx)
 			return w.st, nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, c WatchConfig) error {
-			if c.Kind != w.st.Config.Kind {
-				return temporal.NewApplicationError("a watch's kind cannot change", RejectInvalid)
-			}
-			if err := ValidateWatchConfig(c); err != nil {
-				return temporal.NewApplicationError(err.Error(), RejectInvalid)
-			}
-			return nil
-		}}); err != nil {
+		workflow.UpdateHandlerOptions{Description: "Replace the watch's configuration (PATCH /v1/watches/{id}); its kind cannot change. Polls at once.",
+			Validator: func(_ workflow.Context, c WatchConfig) error {
+				if c.Kind != w.st.Config.Kind {
+					return temporal.NewApplicationError("a watch's kind cannot change", RejectInvalid)
+				}
+				if err := ValidateWatchConfig(c); err != nil {
+					return temporal.NewApplicationError(err.Error(), RejectInvalid)
+				}
+				return nil
+			}}); err != nil {
 		return fmt.Errorf("register update: %w", err)
 	}
 	for _, u := range []struct {
-		name   string
-		paused bool
-	}{{WatchUpdatePause, true}, {WatchUpdateResume, false}} {
+		name, description string
+		paused            bool
+	}{
+		{WatchUpdatePause, "Pause polling until resumed (POST /v1/watches/{id}/pause); refused when already paused.", true},
+		{WatchUpdateResume, "Resume polling, at once (POST /v1/watches/{id}/resume); refused when not paused.", false},
+	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
 			func(ctx workflow.Context) (WatchState, error) {
 				w.st.Paused = u.paused
 				w.changes++
+				w.details(ctx)
 				return w.st, w.upsertState(ctx)
 			},
-			workflow.UpdateHandlerOptions{Validator: func(workflow.Context) error {
-				if w.st.Paused == u.paused {
-					already := "running"
-					if u.paused {
-						already = "paused"
-					}
-					return temporal.NewApplicationError("the watch is already "+already, RejectIllegal)
-				}
-				return nil
+			workflow.UpdateHandlerOptions{Description: u.description, Validator: func(workflow.Context) error {
+				return w.checkPause(u.paused)
 			}}); err != nil {
 			return fmt.Errorf("register update: %w", err)
 		}
 	}
-	if err := workflow.SetUpdateHandler(ctx, WatchUpdateStop, func(ctx workflow.Context) error {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, WatchUpdateStop, func(ctx workflow.Context) error {
 		w.stopped = true
 		w.changes++
 		return nil
-	}); err != nil {
+	}, workflow.UpdateHandlerOptions{Description: "End the watch (DELETE /v1/watches/{id}); its history stays."}); err != nil {
 		return fmt.Errorf("register update: %w", err)
 	}
+	w.listen(ctx)
+	w.details(ctx)
 	return w.upsertState(ctx)
+}
+
+// checkPause refuses a pause of a paused watch and a resume of a running
+// one: the rule of the updates and the signals alike.
+func (w *watch) checkPause(pause bool) error {
+	if w.st.Paused == pause {
+		already := "running"
+		if pause {
+			already = "paused"
+		}
+		return temporal.NewApplicationError("the watch is already "+already, RejectIllegal)
+	}
+	return nil
+}
+
+// listen applies the operator signals, one at a time, in the order they
+// arrive.
+func (w *watch) listen(ctx workflow.Context) {
+	for _, s := range []struct{ name, description string }{
+		{WatchSignalPause, `Operator pause, as the pause update: {"operator":"<name>","reason":"<text>"}. Refused (and recorded) when already paused.`},
+		{WatchSignalResume, `Operator resume, as the resume update (polls at once): {"operator":"<name>","reason":"<text>"}. Refused (and recorded) when not paused.`},
+	} {
+		w.signals = append(w.signals, namedChannel{s.name,
+			workflow.GetSignalChannelWithOptions(ctx, s.name, workflow.SignalChannelOptions{Description: s.description})})
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var name string
+			var raw converter.RawValue
+			sel := workflow.NewSelector(ctx)
+			for _, s := range w.signals {
+				sel.AddReceive(s.ch, func(c workflow.ReceiveChannel, _ bool) {
+					c.Receive(ctx, &raw)
+					name = s.name
+				})
+			}
+			sel.Select(ctx)
+			w.operatorSignal(ctx, name, raw)
+		}
+	})
+}
+
+// drainSignal applies one operator signal that arrived but was not taken
+// yet, once none is being applied; false when there is none.
+func (w *watch) drainSignal(ctx workflow.Context) (bool, error) {
+	if err := workflow.Await(ctx, func() bool { return w.applying == 0 }); err != nil {
+		return false, err
+	}
+	for _, s := range w.signals {
+		var raw converter.RawValue
+		if s.ch.ReceiveAsync(&raw) {
+			w.operatorSignal(ctx, s.name, raw)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// operatorSignal applies an operator's pause or resume as the update of the
+// same name does, and records it (the watch's row shows who did it); a
+// refused one is recorded with its reason.
+func (w *watch) operatorSignal(ctx workflow.Context, name string, raw converter.RawValue) {
+	w.applying++
+	defer func() { w.applying-- }()
+	pause := name == WatchSignalPause
+	sig, err := DecodeOperatorSignal(raw)
+	if err == nil && w.stopped {
+		err = errors.New("the watch is being deleted")
+	}
+	if err == nil {
+		err = w.checkPause(pause)
+	}
+	if err != nil {
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Message())
+		}
+		w.ops.refuse(ctx, KindWatch, w.in.WatchID, name, sig, activities.OperatorSignalRefused, err)
+		w.details(ctx)
+		return
+	}
+	w.st.Paused = pause
+	w.changes++
+	now := workflow.Now(ctx)
+	w.st.StateChangedBy, w.st.StateChangedAt = sig.Actor(), now
+	what := "resumed"
+	if pause {
+		what = "paused"
+	}
+	w.ops.accepted(ctx, what, sig)
+	w.details(ctx)
+	logger := workflow.GetLogger(ctx)
+	logger.Info("watch "+what+" by operator signal", "actor", sig.Actor())
+	if err := w.upsertState(ctx); err != nil {
+		logger.Warn("watch state search attribute not updated", "err", err)
+	}
+	rec := w.ops.record(ctx, KindWatch, w.in.WatchID, name, sig, activities.OperatorSignalAccepted, nil)
+	// A poll under way records the state it was scheduled with: the row
+	// gets the signal's state after it, not before.
+	if err := workflow.Await(ctx, func() bool { return !w.polling }); err != nil {
+		logger.Error("operator signal not recorded", "signal", name, "err", err)
+		return
+	}
+	in := &activities.WatchOperatorStateInput{WatchID: w.in.WatchID, State: w.state(), Signal: rec}
+	actx := withSummary(dbCtx(ctx), "record "+what+" by "+sig.Actor())
+	if err := workflow.ExecuteActivity(actx, watchActivities.RecordWatchOperatorState, in).Get(ctx, nil); err != nil {
+		logger.Error("operator signal not recorded", "signal", name, "err", err)
+	}
 }
 
 func (w *watch) run(ctx workflow.Context) error {
@@ -150,6 +284,17 @@ func (w *watch) run(ctx workflow.Context) error {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return err
 			}
+			// Operator signals already delivered are applied here: the next
+			// run would not see them.
+			for {
+				more, err := w.drainSignal(ctx)
+				if err != nil {
+					return err
+				}
+				if !more {
+					break
+				}
+			}
 			next := *w.in
 			carry := w.st
 			next.Carry, next.Config = &carry, w.st.Config
@@ -159,7 +304,12 @@ func (w *watch) run(ctx workflow.Context) error {
 		// spreads many watches' polls over time.
 		wait := w.st.Config.Interval + w.jitter(ctx)
 		w.due = workflow.Now(ctx).Add(wait)
-		woken, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return w.changes != seen || w.stopped })
+		summary := "next poll in " + HumanDuration(wait)
+		if w.st.Paused {
+			summary = "paused; next check in " + HumanDuration(wait)
+		}
+		woken, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: summary}},
+			func() bool { return w.changes != seen || w.stopped })
 		if err != nil {
 			return err
 		}
@@ -167,7 +317,33 @@ func (w *watch) run(ctx workflow.Context) error {
 			w.due = workflow.Now(ctx) // an update (resume, configure) polls at once
 		}
 	}
-	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && w.applying == 0 }); err != nil {
+		return err
+	}
+	return w.deleted(ctx)
+}
+
+// deleted marks the stopped watch's run: WatchState becomes deleted (runs
+// stopped before this version keep their last state), and operator signals
+// still waiting are refused.
+func (w *watch) deleted(ctx workflow.Context) error {
+	if workflow.GetVersion(ctx, deletedStateChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, WatchStateKey.ValueSet(WatchDeleted)); err != nil {
+		return fmt.Errorf("upsert search attributes: %w", err)
+	}
+	for {
+		more, err := w.drainSignal(ctx)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	w.details(ctx)
+	return nil
 }
 
 // jitter is up to a tenth of the interval, drawn in a side effect.
@@ -185,6 +361,8 @@ func (w *watch) jitter(ctx workflow.Context) time.Duration {
 // A directory failure is a distinct degraded state, announced once; it is
 // never mistaken for a RED status.
 func (w *watch) poll(ctx workflow.Context) error {
+	w.polling = true
+	defer func() { w.polling = false }()
 	w.polls++
 	w.st.Polls++
 	info := workflow.GetInfo(ctx)
@@ -195,7 +373,8 @@ func (w *watch) poll(ctx workflow.Context) error {
 	if scheduled.IsZero() {
 		scheduled = workflow.Now(ctx)
 	}
-	err := workflow.ExecuteActivity(pollCtx(ctx, info.TaskQueueName), watchActivities.Poll, &activities.PollInput{
+	actx := withSummary(pollCtx(ctx, info.TaskQueueName), "poll directory (poll "+strconv.Itoa(w.st.Polls)+")")
+	err := workflow.ExecuteActivity(actx, watchActivities.Poll, &activities.PollInput{
 		WatchID: w.in.WatchID, PollID: pollID, Kind: cfg.Kind, ServiceID: cfg.ServiceID, Search: cfg.Search,
 		ScheduledAt: scheduled,
 	}).Get(ctx, &res)
@@ -213,15 +392,58 @@ func (w *watch) poll(ctx workflow.Context) error {
 	next, decided := DecideChanges(w.st.Services, res.Observations, cfg.RecoveryPolls)
 	w.st.Services = next
 	changes = append(changes, decided...)
+	w.noteChanges(now, changes)
+	w.details(ctx)
 	if err := w.record(ctx, pollID, now, changes, res.Observations); err != nil {
 		return err
 	}
 	return w.announce(ctx, pollID, changes)
 }
 
+// noteChanges keeps the latest change (first sightings aside) for the
+// current details.
+func (w *watch) noteChanges(at time.Time, changes []Change) {
+	var last *Change
+	n := 0
+	for i := range changes {
+		if changes[i].Kind != ChangeFirstSighting {
+			last = &changes[i]
+			n++
+		}
+	}
+	if last == nil {
+		return
+	}
+	w.st.LastChange = clock(at) + ": " + describeChange(*last)
+	if n > 1 {
+		w.st.LastChange += fmt.Sprintf(" (and %d more)", n-1)
+	}
+}
+
+// describeChange says what changed, e.g. "St James's ED (2000001) HIGH →
+// LOW".
+func describeChange(c Change) string {
+	or := func(s string) string {
+		if s == "" {
+			return "reset"
+		}
+		return s
+	}
+	switch c.Kind {
+	case ChangeDegraded:
+		return "directory unavailable (degraded)"
+	case ChangeSourceBack:
+		return "directory back"
+	case ChangeRobotReset:
+		return fmt.Sprintf("%s (%s) robot reset", c.Name, c.ServiceID)
+	}
+	return fmt.Sprintf("%s (%s) %s → %s", c.Name, c.ServiceID, or(c.Previous), or(c.Capacity))
+}
+
 func (w *watch) degrade(ctx workflow.Context, pollID string, now time.Time, pollErr error) error {
 	w.st.LastError = pollErr.Error()
 	if w.st.Degraded {
+		w.details(ctx)
 		return nil // announced once, when it began
 	}
 	w.st.Degraded = true
@@ -231,6 +453,8 @@ func (w *watch) degrade(ctx workflow.Context, pollID string, now time.Time, poll
 		ChangedBy: "vigil", ChangedAt: now, Announce: true,
 	}
 	workflow.GetLogger(ctx).Warn("watch degraded: directory unavailable", "err", pollErr)
+	w.noteChanges(now, []Change{c})
+	w.details(ctx)
 	if err := w.record(ctx, pollID, now, []Change{c}, nil); err != nil {
 		return err
 	}
@@ -249,10 +473,30 @@ func (w *watch) record(ctx workflow.Context, pollID string, at time.Time, change
 	for _, c := range changes {
 		recs = append(recs, changeRecord(c))
 	}
-	return workflow.ExecuteActivity(dbCtx(ctx), watchActivities.RecordChanges, &activities.RecordChangesInput{
+	summary := "record poll"
+	if len(changes) > 0 {
+		summary = "record " + strconv.Itoa(len(changes)) + " change(s)"
+	}
+	if err := workflow.ExecuteActivity(withSummary(dbCtx(ctx), summary), watchActivities.RecordChanges, &activities.RecordChangesInput{
 		WatchID: w.in.WatchID, PollID: pollID, At: at, Changes: recs, Current: current, State: state,
+	}).Get(ctx, nil); err != nil {
+		return err
+	}
+	// A pause or resume that landed while this was written (the API writes
+	// its state when the update completes) may have been overwritten with
+	// the state the record was scheduled with: write the state again.
+	now := w.state()
+	if now == state || w.stopped || workflow.GetVersion(ctx, stateRewriteChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	return workflow.ExecuteActivity(withSummary(dbCtx(ctx), "record state "+now), watchActivities.RecordChanges, &activities.RecordChangesInput{
+		WatchID: w.in.WatchID, PollID: pollID, At: workflow.Now(ctx), State: now,
 	}).Get(ctx, nil)
 }
+
+// stateRewriteChange versions writing a watch's state again when it
+// changed while a poll was recorded.
+const stateRewriteChange = "watch-state-rewrite"
 
 // announce notifies the changes people are told about, in parallel.
 func (w *watch) announce(ctx workflow.Context, pollID string, changes []Change) error {
@@ -262,7 +506,8 @@ func (w *watch) announce(ctx workflow.Context, pollID string, changes []Change) 
 		if !c.Announce || (cfg.SlackChannel == "" && len(cfg.SMSNumbers) == 0) {
 			continue
 		}
-		futures = append(futures, workflow.ExecuteActivity(sideCtx(ctx), watchActivities.NotifyChange, &activities.NotifyChangeInput{
+		actx := withSummary(sideCtx(ctx), "notify: "+describeChange(c))
+		futures = append(futures, workflow.ExecuteActivity(actx, watchActivities.NotifyChange, &activities.NotifyChangeInput{
 			WatchID: w.in.WatchID, PollID: pollID, Description: cfg.Description, Change: changeRecord(c),
 			SlackChannel: cfg.SlackChannel, SMSNumbers: cfg.SMSNumbers,
 		}))
@@ -283,19 +528,70 @@ func changeRecord(c Change) activities.ChangeRecord {
 	}
 }
 
-func (w *watch) upsertState(ctx workflow.Context) error {
-	state := WatchActive
+// state is the watch's state for the WatchState search attribute and its
+// row: paused, else degraded, else active.
+func (w *watch) state() string {
 	switch {
 	case w.st.Paused:
-		state = WatchPaused
+		return WatchPaused
 	case w.st.Degraded:
-		state = WatchDegraded
+		return WatchDegraded
 	}
+	return WatchActive
+}
+
+func (w *watch) upsertState(ctx workflow.Context) error {
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		VigilKindKey.ValueSet(KindWatch),
 		WatchIDKey.ValueSet(w.in.WatchID),
-		WatchStateKey.ValueSet(state),
+		WatchStateKey.ValueSet(w.state()),
 	)
+}
+
+// details sets the run's current details in the Web UI: what it watches,
+// its state, last poll, services by status, last change and last operator
+// signal. Service names and ids only: a watch holds no personal data.
+func (w *watch) details(ctx workflow.Context) {
+	lines := []string{WatchSummary(w.st.Config) + " · every " + HumanDuration(w.st.Config.Interval)}
+	state := w.state()
+	switch {
+	case w.stopped:
+		state = WatchDeleted
+	case w.st.Degraded:
+		state += " (directory unavailable)"
+		if w.st.Paused {
+			state += "; paused"
+		}
+	}
+	if w.st.StateChangedBy != "" && !w.stopped {
+		state += " · last paused or resumed by " + w.st.StateChangedBy + " at " + clock(w.st.StateChangedAt)
+	}
+	lines = append(lines, "State: "+state)
+	if w.st.Polls > 0 {
+		lines = append(lines, fmt.Sprintf("Last poll: %s (poll %d)", clock(w.st.LastPollAt), w.st.Polls))
+	}
+	if len(w.st.Services) > 0 {
+		counts := map[string]int{}
+		for _, s := range w.st.Services {
+			counts[s.Capacity]++
+		}
+		var parts []string
+		for _, c := range []string{"HIGH", "LOW", "NONE", ""} {
+			if counts[c] > 0 {
+				name := c
+				if c == "" {
+					name = "reset"
+				}
+				parts = append(parts, fmt.Sprintf("%d %s", counts[c], name))
+			}
+		}
+		lines = append(lines, fmt.Sprintf("Services: %d (%s)", len(w.st.Services), strings.Join(parts, ", ")))
+	}
+	if w.st.LastChange != "" {
+		lines = append(lines, "Last change: "+w.st.LastChange)
+	}
+	lines = append(lines, w.ops.lines()...)
+	workflow.SetCurrentDetails(ctx, strings.Join(lines, "\n"))
 }
 
 func (w *watch) shouldContinueAsNew(ctx workflow.Context) bool {

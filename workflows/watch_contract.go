@@ -1,7 +1,9 @@
 package workflows
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-health/vigil/activities"
@@ -16,7 +18,7 @@ func WatchWorkflowID(watchID string) string { return "watch:" + watchID }
 // (2 requests a second by default) holds however many workers run.
 func DirectoryTaskQueue(taskQueue string) string { return taskQueue + "-directory" }
 
-// Names of the watch workflow's updates and query.
+// Names of the watch workflow's updates, signals and query.
 const (
 	// WatchUpdateConfigure replaces the watch's configuration.
 	WatchUpdateConfigure = "configure"
@@ -28,6 +30,11 @@ const (
 	WatchUpdateStop = "stop"
 	// WatchQueryStatuses returns the WatchState.
 	WatchQueryStatuses = "statuses"
+	// WatchSignalPause and WatchSignalResume are the operator signals
+	// (payload OperatorSignal) that pause and resume a watch as the API's
+	// updates of the same names do.
+	WatchSignalPause  = "pause"
+	WatchSignalResume = "resume"
 )
 
 // Watch kinds.
@@ -41,6 +48,9 @@ const (
 	WatchActive   = "active"
 	WatchPaused   = "paused"
 	WatchDegraded = "degraded"
+	// WatchDeleted is the last state of a watch's run, once it was deleted
+	// (DELETE /v1/watches/{id}).
+	WatchDeleted = "deleted"
 )
 
 // Kinds of recorded status changes.
@@ -106,6 +116,14 @@ type WatchState struct {
 	LastError  string
 	Polls      int
 	LastPollAt time.Time
+	// LastChange describes the latest recorded change, for the run's
+	// current details ("" before the first).
+	LastChange string `json:",omitempty"`
+	// StateChangedBy is the operator (operator:<name>) who last paused or
+	// resumed the watch by a signal, at StateChangedAt; the API's pauses
+	// and resumes are recorded by the API.
+	StateChangedBy string    `json:",omitempty"`
+	StateChangedAt time.Time `json:",omitempty"`
 }
 
 // Observation is one service as seen by a poll: the activity's compact
@@ -234,4 +252,64 @@ func compareStrings(a, b string) int {
 	default:
 		return 0
 	}
+}
+
+// watchTypeNames are short plural names of the directory's service types,
+// for summaries.
+var watchTypeNames = map[string]string{
+	"40": "EDs", "100": "UTCs", "28": "GP access hubs", "20": "MIUs", "13": "walk-in centres", "130": "SDEC units",
+}
+
+// WatchTarget says what a watch polls: "EDs within 10 miles of LS1 4AP" or
+// "service 2000001".
+func WatchTarget(c WatchConfig) string {
+	if c.Kind == WatchKindService {
+		return "service " + c.ServiceID
+	}
+	types := make([]string, 0, len(c.Search.ServiceTypes))
+	for _, t := range c.Search.ServiceTypes {
+		name, ok := watchTypeNames[t]
+		if !ok {
+			name = "type " + t + " services"
+		}
+		types = append(types, name)
+	}
+	return fmt.Sprintf("%s within %d miles of %s", strings.Join(types, ", "), c.Search.DistanceMiles, c.Search.Postcode)
+}
+
+// WatchSummary is a watch's one-line summary in the Web UI, e.g.
+// "Watch · UTCs within 10 miles of LS1 4AP". It names services and places,
+// never people.
+func WatchSummary(c WatchConfig) string { return "Watch · " + WatchTarget(c) }
+
+// WatchDetails are a watch's fixed details in the Web UI: what it polls,
+// how often, whom it tells (counts, not phone numbers) and who created it
+// (a staff id).
+func WatchDetails(watchID, createdBy string, c WatchConfig) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Capacity watch %s: polls the service directory every %s (plus up to 10 %% jitter), records every snapshot and announces status changes.", watchID, HumanDuration(c.Interval))
+	if c.Kind == WatchKindSearch {
+		fmt.Fprintf(&b, "\nSearch: service types %s within %d miles of %s, up to %d results.",
+			strings.Join(c.Search.ServiceTypes, ", "), c.Search.DistanceMiles, c.Search.Postcode, c.Search.ResultsLimit)
+	} else {
+		fmt.Fprintf(&b, "\nService: %s.", c.ServiceID)
+	}
+	if c.Description != "" {
+		fmt.Fprintf(&b, "\nDescription: %s", c.Description)
+	}
+	notify := "no notifications"
+	switch {
+	case c.SlackChannel != "" && len(c.SMSNumbers) > 0:
+		notify = fmt.Sprintf("Slack %s and %d SMS number(s)", c.SlackChannel, len(c.SMSNumbers))
+	case c.SlackChannel != "":
+		notify = "Slack " + c.SlackChannel
+	case len(c.SMSNumbers) > 0:
+		notify = fmt.Sprintf("%d SMS number(s)", len(c.SMSNumbers))
+	}
+	fmt.Fprintf(&b, "\nNotifies: %s; a recovery is announced after %d poll(s).", notify, max(c.RecoveryPolls, 1))
+	if createdBy != "" {
+		fmt.Fprintf(&b, "\nCreated by: %s", createdBy)
+	}
+	b.WriteString("\nSignals: pause, resume ({\"operator\":\"<name>\",\"reason\":\"<text>\"}). Updates: configure, pause, resume, stop. Query: statuses.")
+	return b.String()
 }

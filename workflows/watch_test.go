@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -93,12 +96,23 @@ type watchHarness struct {
 	polls    int
 	recorded []activities.RecordChangesInput
 	notified []activities.ChangeRecord
+	// operated are the accepted operator signals, refused the refused ones.
+	operated []activities.WatchOperatorStateInput
+	refused  []activities.OperatorSignalRecord
+	// states are the watch states written to its row, in order.
+	states []string
 }
 
 func newWatchHarness(t *testing.T) *watchHarness { return newWatchHarnessWith(t, 0) }
 
 // newWatchHarnessWith makes the first poll take firstPoll of workflow time.
 func newWatchHarnessWith(t *testing.T, firstPoll time.Duration) *watchHarness {
+	return newWatchHarnessSlow(t, firstPoll, 0)
+}
+
+// newWatchHarnessSlow makes the first poll take firstPoll and the first
+// recording firstRecord of workflow time.
+func newWatchHarnessSlow(t *testing.T, firstPoll, firstRecord time.Duration) *watchHarness {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	h := &watchHarness{t: t, env: s.NewTestWorkflowEnvironment()}
@@ -121,16 +135,36 @@ func newWatchHarnessWith(t *testing.T, firstPoll time.Duration) *watchHarness {
 		h.env.OnActivity(a.Poll, mock.Anything, mock.Anything).Return(poll).After(firstPoll).Once()
 	}
 	h.env.OnActivity(a.Poll, mock.Anything, mock.Anything).Return(poll)
-	h.env.OnActivity(a.RecordChanges, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.RecordChangesInput) error {
+	record := func(_ context.Context, in *activities.RecordChangesInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.recorded = append(h.recorded, *in)
+		h.states = append(h.states, "poll:"+in.State)
 		return nil
-	})
+	}
+	if firstRecord > 0 {
+		h.env.OnActivity(a.RecordChanges, mock.Anything, mock.Anything).Return(record).After(firstRecord).Once()
+	}
+	h.env.OnActivity(a.RecordChanges, mock.Anything, mock.Anything).Return(record)
 	h.env.OnActivity(a.NotifyChange, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.NotifyChangeInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.notified = append(h.notified, in.Change)
+		return nil
+	})
+	h.env.OnActivity(a.RecordWatchOperatorState, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.WatchOperatorStateInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.operated = append(h.operated, *in)
+		h.states = append(h.states, "signal:"+in.State)
+		return nil
+	})
+	var ops *activities.Operators
+	h.env.RegisterActivity(ops)
+	h.env.OnActivity(ops.RecordOperatorSignal, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.OperatorSignalRecord) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.refused = append(h.refused, *in)
 		return nil
 	})
 	return h
@@ -317,4 +351,222 @@ func TestWatch_ResumeDuringAPollPollsAgainAtOnce(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	require.Equal(t, 2, pollsBy2Min, "the resume polled right after the running poll")
 	require.Equal(t, []string{"change:1:HIGH>LOW"}, h.kindsNotified())
+}
+
+// workflowMetadata is what the Web UI shows of a run: its current details
+// and its handlers with their descriptions.
+func workflowMetadata(t *testing.T, env *testsuite.TestWorkflowEnvironment) *sdkpb.WorkflowMetadata {
+	t.Helper()
+	v, err := env.QueryWorkflow("__temporal_workflow_metadata")
+	require.NoError(t, err)
+	md := &sdkpb.WorkflowMetadata{}
+	require.NoError(t, v.Get(md))
+	return md
+}
+
+// handlerDescriptions maps "signal:pause", "update:stop", "query:statuses"
+// and so on to their descriptions (the SDK's own queries left out).
+func handlerDescriptions(md *sdkpb.WorkflowMetadata) map[string]string {
+	out := map[string]string{}
+	d := md.GetDefinition()
+	for _, s := range d.GetSignalDefinitions() {
+		out["signal:"+s.GetName()] = s.GetDescription()
+	}
+	for _, u := range d.GetUpdateDefinitions() {
+		out["update:"+u.GetName()] = u.GetDescription()
+	}
+	for _, q := range d.GetQueryDefinitions() {
+		if !strings.HasPrefix(q.GetName(), "__") {
+			out["query:"+q.GetName()] = q.GetDescription()
+		}
+	}
+	return out
+}
+
+func TestWatch_OperatorSignalsPauseAndResumeOrAreRefused(t *testing.T) {
+	h := newWatchHarness(t)
+	h.script(see("1", "HIGH", "2", "LOW"), see("1", "LOW", "2", "LOW"))
+	var states []string
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(workflows.WatchStateKey); ok {
+			if len(states) == 0 || states[len(states)-1] != v {
+				states = append(states, v)
+			}
+		}
+	}).Return(nil)
+	signal := func(at time.Duration, name string, payload any) {
+		h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(name, payload) }, at)
+	}
+	signal(time.Minute, workflows.WatchSignalPause, workflows.OperatorSignal{Operator: "alice", Reason: "directory maintenance"})
+	signal(2*time.Minute, workflows.WatchSignalPause, map[string]string{"operator": "bob"})
+	signal(3*time.Minute, workflows.WatchSignalResume, "alice")
+	signal(4*time.Minute, workflows.WatchSignalResume, map[string]string{"operator": "alice smith"})
+	signal(5*time.Minute, workflows.WatchSignalResume, map[string]string{"operator": strings.Repeat("a", 65)})
+	signal(6*time.Minute, workflows.WatchSignalResume, map[string]string{"reason": "nobody"})
+	signal(7*time.Minute, workflows.WatchSignalResume, map[string]string{"operator": "carol", "reason": "bad\x00text"})
+	signal(8*time.Minute, workflows.WatchSignalResume, map[string]string{"operator": "alice", "extra": "x"})
+	var paused, pollsWhilePaused int
+	var details string
+	var handlers map[string]string
+	h.env.RegisterDelayedCallback(func() {
+		h.mu.Lock()
+		pollsWhilePaused = h.polls
+		h.mu.Unlock()
+		var st workflows.WatchState
+		v, err := h.env.QueryWorkflow(workflows.WatchQueryStatuses)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&st))
+		if st.Paused {
+			paused++
+		}
+		md := workflowMetadata(t, h.env)
+		details, handlers = md.GetCurrentDetails(), handlerDescriptions(md)
+	}, 9*time.Minute)
+	signal(10*time.Minute, workflows.WatchSignalResume, map[string]string{"operator": "ops.team_1@vigil-health"})
+	var pollsAfterResume int
+	h.env.RegisterDelayedCallback(func() {
+		h.mu.Lock()
+		pollsAfterResume = h.polls
+		h.mu.Unlock()
+	}, 11*time.Minute)
+	h.stopAt(12 * time.Minute)
+	h.env.ExecuteWorkflow(workflows.Watch, watchInput())
+	require.NoError(t, h.env.GetWorkflowError())
+
+	require.Equal(t, 1, paused, "the pause signal paused the watch")
+	require.Equal(t, 1, pollsWhilePaused, "no polls while paused")
+	require.Equal(t, 2, pollsAfterResume, "the resume signal polled at once")
+
+	require.Len(t, h.operated, 2)
+	pause, resume := h.operated[0], h.operated[1]
+	require.Equal(t, "w1", pause.WatchID)
+	require.Equal(t, workflows.WatchPaused, pause.State)
+	require.Equal(t, "operator:alice", pause.Signal.Actor)
+	require.Equal(t, "directory maintenance", pause.Signal.Reason)
+	require.Equal(t, activities.OperatorSignalAccepted, pause.Signal.Outcome)
+	require.Equal(t, workflows.WatchSignalPause, pause.Signal.Signal)
+	require.Equal(t, "watch", pause.Signal.Kind)
+	require.Equal(t, workflows.WatchActive, resume.State)
+	require.Equal(t, "operator:ops.team_1@vigil-health", resume.Signal.Actor)
+	require.NotEqual(t, pause.Signal.EventKey, resume.Signal.EventKey)
+
+	type refusal struct{ signal, actor, why string }
+	var refusals []refusal
+	for _, r := range h.refused {
+		require.Equal(t, activities.OperatorSignalRefused, r.Outcome)
+		require.Equal(t, "w1", r.SubjectID)
+		refusals = append(refusals, refusal{r.Signal, r.Actor, r.Refusal})
+	}
+	require.Equal(t, []refusal{
+		{"pause", "operator:bob", "the watch is already paused"},
+		{"resume", "", `the payload must be a JSON object {"operator":"<name>","reason":"<text>"}`},
+		{"resume", "", "the operator name must be 1 to 64 letters, digits or . - _ @"},
+		{"resume", "", "the operator name must be 1 to 64 letters, digits or . - _ @"},
+		{"resume", "", `the payload names no operator: send {"operator":"<name>","reason":"<text>"}`},
+		{"resume", "operator:carol", "the reason must be at most 500 characters of text without control characters"},
+		{"resume", "", `the payload must be a JSON object {"operator":"<name>","reason":"<text>"}`},
+	}, refusals)
+
+	require.Contains(t, details, "Watch · EDs within 10 miles of LS1 4AP · every 5m")
+	require.Contains(t, details, "State: paused · last paused or resumed by operator:alice at 2026-")
+	require.Contains(t, details, "Services: 2 (1 HIGH, 1 LOW)")
+	require.Contains(t, details, "Last operator signal: paused by operator:alice at")
+	require.Contains(t, details, "Last refused signal: resume from an unnamed operator at")
+	require.NotContains(t, details, "directory maintenance", "free text stays out of the details")
+	for _, name := range []string{"signal:pause", "signal:resume", "update:pause", "update:resume", "update:configure", "update:stop", "query:statuses"} {
+		require.NotEmpty(t, handlers[name], name)
+	}
+	require.Equal(t, []string{workflows.WatchActive, workflows.WatchPaused, workflows.WatchActive, workflows.WatchDeleted}, states,
+		"WatchState follows the signals and ends deleted")
+}
+
+func TestWatch_DetailsShowPollsAndLastChange(t *testing.T) {
+	h := newWatchHarness(t)
+	h.script(see("1", "HIGH", "2", "HIGH"), see("1", "LOW", "2", "HIGH"))
+	var details string
+	h.env.RegisterDelayedCallback(func() { details = workflowMetadata(t, h.env).GetCurrentDetails() }, 7*time.Minute)
+	h.stopAt(8 * time.Minute)
+	h.env.ExecuteWorkflow(workflows.Watch, watchInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Contains(t, details, "State: active")
+	require.Contains(t, details, "(poll 2)")
+	require.Contains(t, details, "Services: 2 (1 HIGH, 1 LOW)")
+	require.Contains(t, details, "Last change: 2026-")
+	require.Contains(t, details, "Svc 1 (1) HIGH → LOW")
+}
+
+func TestWatchSummaryAndDetails(t *testing.T) {
+	cfg := watchInput().Config
+	require.Equal(t, "Watch · EDs within 10 miles of LS1 4AP", workflows.WatchSummary(cfg))
+	cfg.Search.ServiceTypes = []string{"100", "28"}
+	require.Equal(t, "Watch · UTCs, GP access hubs within 10 miles of LS1 4AP", workflows.WatchSummary(cfg))
+	d := workflows.WatchDetails("w1", "c01", cfg)
+	require.Contains(t, d, "every 5m")
+	require.Contains(t, d, "Slack C1 and 1 SMS number(s)")
+	require.Contains(t, d, "Created by: c01")
+	require.NotContains(t, d, "+447700900001", "phone numbers stay out")
+	svc := workflows.WatchConfig{Kind: workflows.WatchKindService, ServiceID: "2000001", Interval: time.Minute}
+	require.Equal(t, "Watch · service 2000001", workflows.WatchSummary(svc))
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                                   "0s",
+		45 * time.Second:                    "45s",
+		5*time.Minute + 12*time.Second:      "5m 12s",
+		5 * time.Minute:                     "5m",
+		time.Hour + 30*time.Second:          "1h 1m",
+		7 * 24 * time.Hour:                  "7d",
+		7*24*time.Hour - time.Second:        "7d",
+		6*24*time.Hour + 23*time.Hour:       "6d 23h",
+		59*time.Minute + 59*time.Second + 1: "59m 59s",
+	} {
+		require.Equal(t, want, workflows.HumanDuration(d), d.String())
+	}
+}
+
+func TestWatch_PauseUpdateDuringTheRecordingIsWrittenAgain(t *testing.T) {
+	// The API writes the watch's row when its pause update completes; a
+	// poll's record scheduled before it (state active) may land after that
+	// write, so the workflow writes the state again.
+	h := newWatchHarnessSlow(t, 0, time.Minute)
+	h.script(see("1", "HIGH"))
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(workflows.WatchUpdatePause, "pause", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Error(err) }, OnComplete: func(any, error) {},
+		})
+	}, 10*time.Second)
+	h.stopAt(10 * time.Minute)
+	h.env.ExecuteWorkflow(workflows.Watch, watchInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, []string{"poll:active", "poll:paused"}, h.states)
+}
+
+func TestWatch_PauseSignalDuringAPollIsRecordedAfterIt(t *testing.T) {
+	for _, tt := range []struct {
+		name                string
+		firstPoll, firstRec time.Duration
+		want                []string
+	}{
+		// The pause lands while the directory is asked: the poll's record
+		// already says paused.
+		{"during the poll", time.Minute, 0, []string{"poll:paused", "signal:paused"}},
+		// The pause lands while the poll's changes are recorded (with the
+		// state they were scheduled with): the signal's state is written
+		// after them, or the row would stay active.
+		{"during the recording", 0, time.Minute, []string{"poll:active", "poll:paused", "signal:paused"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newWatchHarnessSlow(t, tt.firstPoll, tt.firstRec)
+			h.script(see("1", "HIGH"))
+			h.env.RegisterDelayedCallback(func() {
+				h.env.SignalWorkflow(workflows.WatchSignalPause, workflows.OperatorSignal{Operator: "alice"})
+			}, 10*time.Second)
+			h.stopAt(10 * time.Minute)
+			h.env.ExecuteWorkflow(workflows.Watch, watchInput())
+			require.NoError(t, h.env.GetWorkflowError())
+			require.Equal(t, 1, h.polls)
+			require.Equal(t, tt.want, h.states)
+		})
+	}
 }

@@ -5,12 +5,13 @@
 # CLI, which reads the frontend address from TEMPORAL_ADDRESS). Idempotent:
 # safe on every `docker compose up`.
 #
-# Keep SEARCH_ATTRIBUTES in step with the attributes Vigil's workflows upsert.
-# The vigil worker also registers them itself at start when
+# Keep SEARCH_ATTRIBUTES (Keyword) and TEXT_SEARCH_ATTRIBUTES (Text) in step
+# with workflows/searchattrs.go (deploy/compose_test.go checks it). The vigil
+# worker also registers them itself at start when
 # VIGIL_REGISTER_SEARCH_ATTRIBUTES=true; both paths are idempotent.
 #
-# Postgres (SQL) visibility has 10 custom Keyword slots per namespace; Vigil
-# uses 9 of them.
+# Postgres (SQL) visibility has 10 custom Keyword slots and 3 Text slots per
+# namespace; Vigil uses 9 Keyword and 1 Text.
 set -eu
 
 : "${TEMPORAL_ADDRESS:?TEMPORAL_ADDRESS is required}"
@@ -21,6 +22,7 @@ set -eu
 export TEMPORAL_ADDRESS
 
 SEARCH_ATTRIBUTES="VigilKind IncidentStatus Severity AlertType AssignedRole WatchID NodeID WatchState NodeStatus IncidentID"
+TEXT_SEARCH_ATTRIBUTES="NodeName"
 
 # retry CMD [ARG...]: runs CMD until it succeeds, at most MAX_ATTEMPTS times.
 retry() {
@@ -53,6 +55,9 @@ add_search_attributes() {
 	for name in $SEARCH_ATTRIBUTES; do
 		set -- "$@" --name "$name" --type Keyword
 	done
+	for name in $TEXT_SEARCH_ATTRIBUTES; do
+		set -- "$@" --name "$name" --type Text
+	done
 	if out=$(temporal operator search-attribute create --namespace "$NAMESPACE" "$@" 2>&1); then
 		echo "$out"
 		return 0
@@ -80,8 +85,8 @@ retry temporal operator cluster health
 
 retry ensure_namespace
 retry add_search_attributes
-for name in $SEARCH_ATTRIBUTES; do
+for name in $SEARCH_ATTRIBUTES $TEXT_SEARCH_ATTRIBUTES; do
 	retry has_search_attribute "$name"
 done
 
-echo "namespace $NAMESPACE is ready with search attributes: $SEARCH_ATTRIBUTES"
+echo "namespace $NAMESPACE is ready with search attributes: $SEARCH_ATTRIBUTES $TEXT_SEARCH_ATTRIBUTES"

@@ -67,6 +67,7 @@ func Nodes(ctx context.Context, o NodesOptions, progress io.Writer) (*NodesRepor
 		start := time.Now()
 		run, err := o.Temporal.ExecuteWorkflow(ctx, temporalclient.StartWorkflowOptions{
 			ID: fmt.Sprintf("bench-fleet-scan-%d-%d", start.UnixNano(), i), TaskQueue: o.TaskQueue,
+			StaticSummary: workflows.FleetScanSummary + " (benchmark)",
 		}, workflows.FleetScan, &workflows.FleetScanInput{})
 		if err != nil {
 			return nil, fmt.Errorf("start fleet scan: %w", err)

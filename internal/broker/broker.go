@@ -3,7 +3,10 @@
 // statistics and its software resources, all as XML.
 package broker
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Namespace is the XML namespace of the broker's exchange documents
 // (node-list, node).
@@ -64,4 +67,44 @@ type ImportError struct {
 type Property struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
+}
+
+// CommonName returns the CN attribute of a distinguished name such as
+// "CN=Klinikum Am Hafen,O=AKTIN,C=DE" (RFC 4514 escapes undone), or "" when
+// it has none. It names a node where its settings give no name.
+func CommonName(dn string) string {
+	var attr, val []rune
+	inValue, escaped := false, false
+	flush := func() string {
+		cn := ""
+		if strings.EqualFold(strings.TrimSpace(string(attr)), "CN") {
+			cn = strings.TrimSpace(string(val))
+		}
+		attr, val, inValue = attr[:0], val[:0], false
+		return cn
+	}
+	for _, r := range dn {
+		switch {
+		case escaped:
+			escaped = false
+			if inValue {
+				val = append(val, r)
+			} else {
+				attr = append(attr, r)
+			}
+		case r == '\\':
+			escaped = true
+		case r == '=' && !inValue:
+			inValue = true
+		case r == ',' || r == ';' || r == '+':
+			if cn := flush(); cn != "" {
+				return cn
+			}
+		case inValue:
+			val = append(val, r)
+		default:
+			attr = append(attr, r)
+		}
+	}
+	return flush()
 }

@@ -101,6 +101,10 @@ func Ensure(ctx context.Context, c client.Client, taskQueue string, o Options) e
 // RetentionSchedule is the wanted retention schedule: daily at 03:30 London
 // time, skipping a run while the previous one still runs.
 func RetentionSchedule(taskQueue string, o Options) client.ScheduleOptions {
+	retention := o.Retention
+	if retention == 0 {
+		retention = workflows.DefaultSnapshotRetention
+	}
 	return scheduleOptions(workflows.RetentionScheduleID, client.ScheduleSpec{
 		Calendars: []client.ScheduleCalendarSpec{{
 			Hour:    []client.ScheduleRange{{Start: RetentionHour}},
@@ -108,7 +112,8 @@ func RetentionSchedule(taskQueue string, o Options) client.ScheduleOptions {
 			Comment: "daily snapshot retention",
 		}},
 		TimeZoneName: TimeZone,
-	}, workflows.SnapshotRetention, &workflows.RetentionInput{Retention: o.Retention}, taskQueue, RetentionTimeout, RetentionCatchup)
+	}, workflows.SnapshotRetention, &workflows.RetentionInput{Retention: o.Retention}, taskQueue, RetentionTimeout, RetentionCatchup,
+		workflows.SnapshotRetentionSummary, workflows.SnapshotRetentionDetails(retention))
 }
 
 // SummarySchedule is the wanted summary schedule: every o.SummaryEvery
@@ -119,7 +124,8 @@ func SummarySchedule(taskQueue string, o Options) client.ScheduleOptions {
 		every = DefaultSummaryEvery
 	}
 	return scheduleOptions(workflows.SummaryScheduleID, client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
-		workflows.CapacitySummary, &workflows.SummaryInput{SlackChannel: o.SummarySlackChannel}, taskQueue, SummaryTimeout, SummaryCatchup)
+		workflows.CapacitySummary, &workflows.SummaryInput{SlackChannel: o.SummarySlackChannel}, taskQueue, SummaryTimeout, SummaryCatchup,
+		workflows.CapacitySummarySummary, workflows.CapacitySummaryDetails(every, o.SummarySlackChannel))
 }
 
 // FleetScanSchedule is the wanted broker fleet scan schedule: every
@@ -131,13 +137,16 @@ func FleetScanSchedule(taskQueue string, o Options) client.ScheduleOptions {
 		every = workflows.DefaultFleetScanEvery
 	}
 	return scheduleOptions(workflows.FleetScanScheduleID, client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
-		workflows.FleetScan, &workflows.FleetScanInput{}, taskQueue, FleetScanTimeout, FleetScanCatchup)
+		workflows.FleetScan, &workflows.FleetScanInput{}, taskQueue, FleetScanTimeout, FleetScanCatchup,
+		workflows.FleetScanSummary, workflows.FleetScanDetails(every))
 }
 
 // scheduleOptions is a Vigil schedule: it starts workflow (whose ID is the
 // schedule's) with arg on taskQueue, bounded by timeout, skipping a run
-// while the previous one runs and catching up at most catchup.
-func scheduleOptions(id string, spec client.ScheduleSpec, workflow, arg any, taskQueue string, timeout, catchup time.Duration) client.ScheduleOptions {
+// while the previous one runs and catching up at most catchup. Its runs show
+// summary and details in the Web UI.
+func scheduleOptions(id string, spec client.ScheduleSpec, workflow, arg any, taskQueue string, timeout, catchup time.Duration,
+	summary, details string) client.ScheduleOptions {
 	return client.ScheduleOptions{
 		ID:   id,
 		Spec: spec,
@@ -148,6 +157,8 @@ func scheduleOptions(id string, spec client.ScheduleSpec, workflow, arg any, tas
 			TaskQueue:                taskQueue,
 			WorkflowExecutionTimeout: timeout,
 			TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindSchedule)),
+			StaticSummary:            summary,
+			StaticDetails:            details,
 		},
 		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: catchup,

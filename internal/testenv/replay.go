@@ -11,6 +11,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-health/vigil/worker"
 )
@@ -28,9 +29,12 @@ func (e *Env) ReplayAndRecord(t testing.TB, workflowID, runID, file string) {
 		require.NoError(t, err)
 		hist.Events = append(hist.Events, ev)
 	}
+	// The replayer changes the history it is given (upserted search
+	// attributes are merged into the started event's), so it replays a copy
+	// and the recording stays the server's.
 	r := sdkworker.NewWorkflowReplayer()
 	worker.RegisterWorkflows(r)
-	require.NoError(t, r.ReplayWorkflowHistory(nil, hist))
+	require.NoError(t, r.ReplayWorkflowHistory(nil, proto.Clone(hist).(*historypb.History)))
 
 	if file == "" || os.Getenv("VIGIL_RECORD_HISTORIES") != "1" {
 		return
