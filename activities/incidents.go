@@ -342,6 +342,21 @@ func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error
 	if status == "sent" && sentAt != nil {
 		return &PageResult{Delivered: true, DeliveredAt: *sentAt}, nil
 	}
+	// Everything that needs no lock comes first (pg_notify is delivered at
+	// commit): the recipient's lock is held for one statement and the
+	// commit, as pages to one person are serialised by it.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', $1)`, in.Recipient); err != nil {
+		return nil, fmt.Errorf("notify listeners: %w", err)
+	}
+	if in.SMSSkipped != "" {
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, last_error)
+			VALUES ($1, $2, $3, 'sms', 'skipped', $4)
+			ON CONFLICT (incident_id, step, recipient, channel) DO NOTHING`,
+			in.IncidentID, in.Step, in.Recipient, in.SMSSkipped); err != nil {
+			return nil, fmt.Errorf("record sms skipped: %w", err)
+		}
+	}
 	// The recipient's notification lock, held until commit, makes its
 	// notification ids commit in order: a stream resuming after an id
 	// misses none (see api.notificationLockClass).
@@ -360,18 +375,6 @@ func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error
 		WHERE id = $3
 		RETURNING sent_at`, in.Recipient, in.IncidentID, outboxID, in.Kind, in.Title, in.Body).Scan(&at); err != nil {
 		return nil, fmt.Errorf("deliver in-app page: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', $1)`, in.Recipient); err != nil {
-		return nil, fmt.Errorf("notify listeners: %w", err)
-	}
-	if in.SMSSkipped != "" {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, last_error)
-			VALUES ($1, $2, $3, 'sms', 'skipped', $4)
-			ON CONFLICT (incident_id, step, recipient, channel) DO NOTHING`,
-			in.IncidentID, in.Step, in.Recipient, in.SMSSkipped); err != nil {
-			return nil, fmt.Errorf("record sms skipped: %w", err)
-		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit page: %w", err)
