@@ -113,12 +113,15 @@ func (s *Server) nodePageRoutes(r *gin.Engine) {
 }
 
 // pageHeaders keeps the pages out of frames and caches and forbids scripts.
+// No referrer leaves the site; "same-origin" rather than "no-referrer",
+// under which browsers send "Origin: null" with the sign-in form and
+// sameOrigin refuses it.
 func pageHeaders(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	c.Next()
 }

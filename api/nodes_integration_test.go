@@ -632,6 +632,10 @@ func TestNodePages(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, string(body), `name="next" value="/ui/nodes/`+id+`"`)
 	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'")
+	// Browsers send "Origin: null" with a form under "no-referrer", and the
+	// sign-in would be refused as cross-site (TestDev_WebUIDecodesIncidentForSignedInAdmin
+	// signs in with Chromium).
+	require.Equal(t, "same-origin", resp.Header.Get("Referrer-Policy"))
 
 	form := func(login, password, next string) string {
 		return url.Values{"login": {login}, "password": {password}, "next": {next}}.Encode()
