@@ -165,7 +165,7 @@ func findChromium(t *testing.T) string {
 		}
 	}
 	const msg = "no Chromium on PATH (chromium, chromium-browser or google-chrome); on Debian: apt-get install -y chromium"
-	if os.Getenv("CI") != "" {
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
 		t.Fatal(msg + " (.ci/run installs it)")
 	}
 	t.Skip(msg)
