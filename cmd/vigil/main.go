@@ -91,6 +91,12 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	done := make(chan struct{})
 	defer close(done)
 	go stopOnSignals(sigc, done, cancel, logger, os.Exit)
+	if cfg.PprofAddr != "" && args[0] != "migrate" && args[0] != "bench" {
+		if err := app.StartProfiler(ctx, cfg.PprofAddr, logger); err != nil {
+			logger.Error("vigil "+args[0]+" failed", "err", err)
+			return 1
+		}
+	}
 
 	switch args[0] {
 	case "dev":

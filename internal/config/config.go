@@ -29,6 +29,10 @@ type Config struct {
 	// worker and dev processes, which then serve /metrics only there and
 	// not on HTTPAddr. Empty serves /metrics on HTTPAddr.
 	MetricsAddr string
+	// PprofAddr, when set, serves Go's runtime profiles (/debug/pprof/) on
+	// this loopback address, for measuring where a process spends its time.
+	// Only loopback addresses are accepted: profiles reveal memory contents.
+	PprofAddr string
 	// TrustedProxies are the IPs and CIDRs of reverse proxies whose
 	// X-Forwarded-For and X-Real-IP headers name the client. Empty trusts
 	// none: the client is the socket's peer.
@@ -233,6 +237,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	cfg := Config{
 		HTTPAddr:                 r.listenAddr("VIGIL_HTTP_ADDR", DefaultHTTPAddr),
 		MetricsAddr:              r.optionalListenAddr("VIGIL_METRICS_ADDR"),
+		PprofAddr:                r.loopbackListenAddr("VIGIL_PPROF_ADDR"),
 		TrustedProxies:           r.proxyList("VIGIL_TRUSTED_PROXIES"),
 		LoginAccountFreeFailures: r.intRange("VIGIL_LOGIN_ACCOUNT_FREE_FAILURES", DefaultLoginAccountFailures, 1, 1000),
 		LoginClientFreeFailures:  r.intRange("VIGIL_LOGIN_CLIENT_FREE_FAILURES", DefaultLoginClientFailures, 1, 100000),
@@ -364,6 +369,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("pprof_addr", c.PprofAddr),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.Int("login_account_free_failures", c.LoginAccountFreeFailures),
 		slog.Int("login_client_free_failures", c.LoginClientFreeFailures),
@@ -626,6 +632,21 @@ func (r *reader) optionalListenAddr(name string) string {
 		return ""
 	}
 	return r.listenAddr(name, "")
+}
+
+// loopbackListenAddr reads an optional listen address that must name a
+// loopback IP, such as 127.0.0.1:6060.
+func (r *reader) loopbackListenAddr(name string) string {
+	v := r.optionalListenAddr(name)
+	if v == "" {
+		return ""
+	}
+	host, _, _ := net.SplitHostPort(v)
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		r.fail(name, v, "must be a loopback address such as 127.0.0.1:6060")
+		return ""
+	}
+	return v
 }
 
 // proxyList reads comma-separated IPs and CIDRs (IPv4 or IPv6).

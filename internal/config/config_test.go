@@ -205,6 +205,33 @@ func TestLoad_SecuritySettings(t *testing.T) {
 	}
 }
 
+func TestLoad_PprofAddr(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   string
+		want    string
+		wantErr string
+	}{
+		{"off by default", "", "", ""},
+		{"ipv4 loopback", "127.0.0.1:6060", "127.0.0.1:6060", ""},
+		{"ipv6 loopback", "[::1]:6060", "[::1]:6060", ""},
+		{"all interfaces refused", ":6060", "", "VIGIL_PPROF_ADDR"},
+		{"public address refused", "10.0.0.5:6060", "", "must be a loopback address"},
+		{"host name refused", "localhost:6060", "", "must be a loopback address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Load(env(map[string]string{"VIGIL_PPROF_ADDR": tt.value}))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, cfg.PprofAddr)
+		})
+	}
+}
+
 func TestLoad_PayloadKeys(t *testing.T) {
 	k2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("2"), 32))
 	k1 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("1"), 32))
