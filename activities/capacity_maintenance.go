@@ -10,8 +10,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/slacknotify"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // CapacityMaintenance holds the scheduled capacity housekeeping activities:

@@ -14,10 +14,10 @@ import (
 	"github.com/slack-go/slack"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // Watches holds the capacity watch activities: polling the directory (with

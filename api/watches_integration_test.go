@@ -12,10 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/directory"
-	"github.com/vigil-health/vigil/internal/directorysim"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
+	"github.com/vigil-health/vigil/internal/watch/directory"
+	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 	"github.com/vigil-health/vigil/worker"
 )
 

@@ -8,8 +8,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/vigil-health/vigil/internal/directory"
-	"github.com/vigil-health/vigil/internal/watchquery"
+	"github.com/vigil-health/vigil/internal/watch"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // watchReadRoutes registers the capacity read endpoints: the current status
@@ -27,19 +27,19 @@ func (s *Server) watchReadRoutes(v1 *gin.RouterGroup) {
 type StatusList struct {
 	// Services are most urgent first: NONE, LOW, reset (""), HIGH; then by
 	// name.
-	Services []watchquery.Status `json:"services"`
+	Services []watch.Status `json:"services"`
 }
 
 // ChangeListPage answers GET /v1/changes.
 type ChangeListPage struct {
-	Items []watchquery.Change `json:"items"`
+	Items []watch.RecordedChange `json:"items"`
 	// NextCursor fetches the next page; nil on the last one.
 	NextCursor *string `json:"next_cursor"`
 }
 
 // CoverageMap answers GET /v1/coverage.
 type CoverageMap struct {
-	Services []watchquery.CoverageService `json:"services"`
+	Services []watch.CoverageService `json:"services"`
 }
 
 // capacityParamReset is the capacity query value meaning "reset" (stored
@@ -51,14 +51,14 @@ var capacityParamValues = []string{directory.CapacityHigh, directory.CapacityLow
 
 // defaultStatusCapacities is the "services not at HIGH" view: what
 // GET /v1/statuses lists without a capacity parameter.
-var defaultStatusCapacities = []string{directory.CapacityNone, directory.CapacityLow, watchquery.CapacityReset}
+var defaultStatusCapacities = []string{directory.CapacityNone, directory.CapacityLow, watch.CapacityReset}
 
 // watchReadServiceIDPattern is what a directory service id looks like.
 var watchReadServiceIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // readWatchStore is the watches query model.
-func (s *Server) readWatchStore() *watchquery.Store {
-	return &watchquery.Store{DB: s.db}
+func (s *Server) readWatchStore() *watch.Store {
+	return &watch.Store{DB: s.db}
 }
 
 // readWatchStatuses lists the current status of monitored services whose
@@ -75,7 +75,7 @@ func (s *Server) readWatchStatuses(c *gin.Context) {
 		capacities = make([]string, 0, len(values))
 		for _, v := range values {
 			if v == capacityParamReset {
-				v = watchquery.CapacityReset
+				v = watch.CapacityReset
 			}
 			if !slices.Contains(capacities, v) {
 				capacities = append(capacities, v)
@@ -112,9 +112,9 @@ func (s *Server) readWatchChanges(c *gin.Context) {
 }
 
 // parseWatchChangeFilter reads the change list's query parameters.
-func parseWatchChangeFilter(c *gin.Context) (watchquery.Filter, *fieldError) {
+func parseWatchChangeFilter(c *gin.Context) (watch.ChangeFilter, *fieldError) {
 	var (
-		f  watchquery.Filter
+		f  watch.ChangeFilter
 		fe *fieldError
 	)
 	if v, ok := c.GetQuery("service_id"); ok {
@@ -133,11 +133,11 @@ func parseWatchChangeFilter(c *gin.Context) (watchquery.Filter, *fieldError) {
 	if f.From, f.To, fe = timeWindow(c); fe != nil {
 		return f, fe
 	}
-	if f.Limit, fe = intParam(c, "limit", watchquery.DefaultLimit, 1, watchquery.MaxLimit); fe != nil {
+	if f.Limit, fe = intParam(c, "limit", watch.DefaultLimit, 1, watch.MaxLimit); fe != nil {
 		return f, fe
 	}
 	if v, ok := c.GetQuery("cursor"); ok {
-		cur, err := watchquery.DecodeCursor(v)
+		cur, err := watch.DecodeCursor(v)
 		if err != nil {
 			return f, invalid("cursor", "must be a next_cursor returned by this endpoint")
 		}

@@ -21,9 +21,9 @@ import (
 
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/internal/config"
-	"github.com/vigil-health/vigil/internal/directorysim"
 	"github.com/vigil-health/vigil/internal/embeddedtemporal"
 	"github.com/vigil-health/vigil/internal/testenv"
+	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 	"github.com/vigil-health/vigil/workflows"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/activities"
-	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // WatchWorkflowID returns the workflow ID of a capacity watch.

@@ -27,7 +27,6 @@ import (
 	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
-	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/nodequery"
@@ -37,6 +36,7 @@ import (
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
 	"github.com/vigil-health/vigil/internal/temporalclient"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/worker"
 	"github.com/vigil-health/vigil/workflows"
 )

@@ -17,7 +17,7 @@ import (
 	temporalclient "go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/internal/database"
-	"github.com/vigil-health/vigil/internal/directorysim"
+	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 	"github.com/vigil-health/vigil/workflows"
 )
 

@@ -29,10 +29,10 @@ import (
 	"github.com/vigil-health/vigil/internal/brokersim"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
-	"github.com/vigil-health/vigil/internal/directorysim"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
 	"github.com/vigil-health/vigil/internal/sms/smsfake"
 	"github.com/vigil-health/vigil/internal/testenv"
+	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 	"github.com/vigil-health/vigil/workflows"
 )
 

@@ -3,7 +3,7 @@ package directorysim
 import (
 	"time"
 
-	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // Service type ids and names of the demo catalogue.

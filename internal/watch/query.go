@@ -1,12 +1,4 @@
-// Package watchquery reads the capacity watches' query model: the current
-// status of every monitored service (service_statuses) and the history of
-// status changes (status_changes) that the watch workflows write to
-// Postgres. It lists statuses by capacity, pages through changes newest
-// first with a keyset cursor, and places services on a map (WGS84 latitude
-// and longitude from their National Grid easting and northing).
-//
-// It only reads; the watch workflows are the only writers.
-package watchquery
+package watch
 
 import (
 	"context"
@@ -20,9 +12,9 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/keyset"
-	"github.com/vigil-health/vigil/internal/osgb"
+	"github.com/vigil-health/vigil/internal/watch/directory"
+	"github.com/vigil-health/vigil/internal/watch/osgb"
 )
 
 // CapacityReset is the stored capacity of a service whose status was reset
@@ -35,7 +27,7 @@ var Capacities = []string{directory.CapacityNone, directory.CapacityLow, Capacit
 
 // Page sizes of Changes.
 const (
-	// DefaultLimit is the page size when Filter.Limit is zero.
+	// DefaultLimit is the page size when ChangeFilter.Limit is zero.
 	DefaultLimit = 50
 	// MaxLimit is the largest page size Changes accepts.
 	MaxLimit = 200
@@ -80,8 +72,8 @@ type Status struct {
 	WatchID *string `json:"watch_id" db:"watch_id"`
 }
 
-// Change is one recorded status change.
-type Change struct {
+// RecordedChange is one recorded status change.
+type RecordedChange struct {
 	ID               int64  `json:"id" db:"id"`
 	WatchID          string `json:"watch_id" db:"watch_id"`
 	ServiceID        string `json:"service_id" db:"service_id"`
@@ -157,8 +149,8 @@ func DecodeCursor(s string) (Cursor, error) {
 	return Cursor{DetectedAt: at, ID: id}, nil
 }
 
-// Filter selects the changes Changes returns. Zero fields do not filter.
-type Filter struct {
+// ChangeFilter selects the changes Changes returns. Zero fields do not filter.
+type ChangeFilter struct {
 	// ServiceID keeps the changes of one service.
 	ServiceID string
 	// WatchID keeps the changes one watch recorded (a UUID).
@@ -173,7 +165,7 @@ type Filter struct {
 
 // ChangePage is one page of Changes.
 type ChangePage struct {
-	Items []Change
+	Items []RecordedChange
 	// Next continues the listing; nil on the last page.
 	Next *Cursor
 }
@@ -211,7 +203,7 @@ func (s *Store) Statuses(ctx context.Context, capacities []string) ([]Status, er
 // Changes returns the status changes matching f, newest first (by
 // detected_at, then id), one page at a time. Pages neither repeat nor skip
 // changes while new ones are recorded: those sort before the first page.
-func (s *Store) Changes(ctx context.Context, f Filter) (*ChangePage, error) {
+func (s *Store) Changes(ctx context.Context, f ChangeFilter) (*ChangePage, error) {
 	limit := f.Limit
 	if limit == 0 {
 		limit = DefaultLimit
@@ -254,7 +246,7 @@ func (s *Store) Changes(ctx context.Context, f Filter) (*ChangePage, error) {
 	// One row more than the page tells whether another page follows.
 	q += ` ORDER BY detected_at DESC, id DESC LIMIT ` + arg(limit+1)
 
-	items := []Change{}
+	items := []RecordedChange{}
 	if err := s.DB.SelectContext(ctx, &items, q, args...); err != nil {
 		return nil, fmt.Errorf("list status changes: %w", err)
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package watchquery_test
+package watch_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/testenv"
-	"github.com/vigil-health/vigil/internal/watchquery"
+	"github.com/vigil-health/vigil/internal/watch"
 )
 
 // db is this package's fresh, migrated database. Tests that read every
@@ -22,9 +22,9 @@ import (
 // service ids of their own.
 var db *sqlx.DB
 
-func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "watchquery", &db, nil)) }
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "watch", &db, nil)) }
 
-func store() *watchquery.Store { return &watchquery.Store{DB: db} }
+func store() *watch.Store { return &watch.Store{DB: db} }
 
 // status is a service_statuses row to insert.
 type status struct {
@@ -74,7 +74,7 @@ func insertChanges(t *testing.T, rows ...change) []int64 {
 	return ids
 }
 
-func serviceIDs(sts []watchquery.Status) []string {
+func serviceIDs(sts []watch.Status) []string {
 	out := make([]string, 0, len(sts))
 	for _, s := range sts {
 		out = append(out, s.ServiceID)
@@ -82,7 +82,7 @@ func serviceIDs(sts []watchquery.Status) []string {
 	return out
 }
 
-func changeIDs(cs []watchquery.Change) []int64 {
+func changeIDs(cs []watch.RecordedChange) []int64 {
 	out := make([]int64, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, c.ID)
@@ -152,16 +152,16 @@ func TestChangesFilters(t *testing.T) {
 	)
 	tests := []struct {
 		name string
-		f    watchquery.Filter
+		f    watch.ChangeFilter
 		want []int64
 	}{
-		{"one watch", watchquery.Filter{WatchID: w1}, []int64{ids[1], ids[0]}},
-		{"one service", watchquery.Filter{ServiceID: svcA}, []int64{ids[2], ids[0]}},
-		{"service and watch", watchquery.Filter{ServiceID: svcB, WatchID: w2}, []int64{ids[3]}},
-		{"from is inclusive", watchquery.Filter{ServiceID: svcA, From: base.Add(2 * time.Minute)}, []int64{ids[2]}},
-		{"to is exclusive", watchquery.Filter{ServiceID: svcA, To: base.Add(2 * time.Minute)}, []int64{ids[0]}},
-		{"window", watchquery.Filter{WatchID: w2, From: base, To: base.Add(3 * time.Minute)}, []int64{ids[2]}},
-		{"unknown watch", watchquery.Filter{WatchID: uuid.NewString()}, []int64{}},
+		{"one watch", watch.ChangeFilter{WatchID: w1}, []int64{ids[1], ids[0]}},
+		{"one service", watch.ChangeFilter{ServiceID: svcA}, []int64{ids[2], ids[0]}},
+		{"service and watch", watch.ChangeFilter{ServiceID: svcB, WatchID: w2}, []int64{ids[3]}},
+		{"from is inclusive", watch.ChangeFilter{ServiceID: svcA, From: base.Add(2 * time.Minute)}, []int64{ids[2]}},
+		{"to is exclusive", watch.ChangeFilter{ServiceID: svcA, To: base.Add(2 * time.Minute)}, []int64{ids[0]}},
+		{"window", watch.ChangeFilter{WatchID: w2, From: base, To: base.Add(3 * time.Minute)}, []int64{ids[2]}},
+		{"unknown watch", watch.ChangeFilter{WatchID: uuid.NewString()}, []int64{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,7 +172,7 @@ func TestChangesFilters(t *testing.T) {
 		})
 	}
 	t.Run("columns", func(t *testing.T) {
-		page, err := store().Changes(context.Background(), watchquery.Filter{ServiceID: svcB, WatchID: w1})
+		page, err := store().Changes(context.Background(), watch.ChangeFilter{ServiceID: svcB, WatchID: w1})
 		require.NoError(t, err)
 		require.Len(t, page.Items, 1)
 		c := page.Items[0]
@@ -195,31 +195,31 @@ func TestChangesRejectsBadFilters(t *testing.T) {
 	at := time.Date(2026, 7, 15, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
-		f    watchquery.Filter
+		f    watch.ChangeFilter
 	}{
-		{"limit too large", watchquery.Filter{Limit: watchquery.MaxLimit + 1}},
-		{"negative limit", watchquery.Filter{Limit: -1}},
-		{"from after to", watchquery.Filter{From: at, To: at.Add(-time.Second)}},
+		{"limit too large", watch.ChangeFilter{Limit: watch.MaxLimit + 1}},
+		{"negative limit", watch.ChangeFilter{Limit: -1}},
+		{"from after to", watch.ChangeFilter{From: at, To: at.Add(-time.Second)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := store().Changes(context.Background(), tt.f)
-			require.ErrorIs(t, err, watchquery.ErrInvalidFilter)
+			require.ErrorIs(t, err, watch.ErrInvalidFilter)
 		})
 	}
 }
 
 func TestChangesPaginatesWithoutGapsOrDuplicates(t *testing.T) {
 	base := time.Date(2026, 7, 16, 10, 0, 0, 0, time.UTC)
-	watch := uuid.NewString()
+	watchID := uuid.NewString()
 	// 23 changes over 8 distinct instants: many ties on detected_at, which
 	// only the id breaks.
 	var rows []change
 	for i := range 23 {
-		rows = append(rows, change{WatchID: watch, ServiceID: fmt.Sprintf("PG-%02d", i), At: base.Add(time.Duration(i%8) * time.Second), Capacity: "LOW"})
+		rows = append(rows, change{WatchID: watchID, ServiceID: fmt.Sprintf("PG-%02d", i), At: base.Add(time.Duration(i%8) * time.Second), Capacity: "LOW"})
 	}
 	insertChanges(t, rows...)
-	all, err := store().Changes(context.Background(), watchquery.Filter{WatchID: watch, Limit: watchquery.MaxLimit})
+	all, err := store().Changes(context.Background(), watch.ChangeFilter{WatchID: watchID, Limit: watch.MaxLimit})
 	require.NoError(t, err)
 	require.Len(t, all.Items, 23)
 	for i := 1; i < len(all.Items); i++ {
@@ -232,11 +232,11 @@ func TestChangesPaginatesWithoutGapsOrDuplicates(t *testing.T) {
 		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
 			var (
 				got    []int64
-				cursor *watchquery.Cursor
+				cursor *watch.Cursor
 				pages  int
 			)
 			for {
-				page, err := store().Changes(context.Background(), watchquery.Filter{WatchID: watch, Limit: limit, Cursor: cursor})
+				page, err := store().Changes(context.Background(), watch.ChangeFilter{WatchID: watchID, Limit: limit, Cursor: cursor})
 				require.NoError(t, err)
 				require.LessOrEqual(t, len(page.Items), limit)
 				got = append(got, changeIDs(page.Items)...)
@@ -244,19 +244,19 @@ func TestChangesPaginatesWithoutGapsOrDuplicates(t *testing.T) {
 				if pages == 1 {
 					// A change recorded while paging sorts before the first
 					// page, never inside a later one.
-					insertChanges(t, change{WatchID: watch, ServiceID: "PG-late", At: base.Add(time.Hour), Capacity: "NONE"})
+					insertChanges(t, change{WatchID: watchID, ServiceID: "PG-late", At: base.Add(time.Hour), Capacity: "NONE"})
 				}
 				if page.Next == nil {
 					break
 				}
 				// The cursor survives its string form.
-				c, err := watchquery.DecodeCursor(page.Next.Encode())
+				c, err := watch.DecodeCursor(page.Next.Encode())
 				require.NoError(t, err)
 				cursor = &c
 			}
 			require.Equal(t, changeIDs(all.Items), got)
 			require.Equal(t, (23+limit-1)/limit, pages, "no empty last page")
-			_, err := db.Exec(`DELETE FROM status_changes WHERE watch_id = $1 AND service_id = 'PG-late'`, watch)
+			_, err := db.Exec(`DELETE FROM status_changes WHERE watch_id = $1 AND service_id = 'PG-late'`, watchID)
 			require.NoError(t, err)
 		})
 	}
@@ -274,7 +274,7 @@ func TestCoverage(t *testing.T) {
 	got, err := store().Coverage(context.Background())
 	require.NoError(t, err)
 	require.Len(t, got, 5, "every monitored service, placed or not")
-	byID := map[string]watchquery.CoverageService{}
+	byID := map[string]watch.CoverageService{}
 	for _, c := range got {
 		byID[c.ServiceID] = c
 	}

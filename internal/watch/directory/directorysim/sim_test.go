@@ -16,7 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/directory"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 const (

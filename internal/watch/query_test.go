@@ -1,4 +1,4 @@
-package watchquery_test
+package watch_test
 
 import (
 	"encoding/base64"
@@ -7,24 +7,24 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/watchquery"
+	"github.com/vigil-health/vigil/internal/watch"
 )
 
 func TestCursorRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string
-		c    watchquery.Cursor
+		c    watch.Cursor
 	}{
-		{"microsecond precision", watchquery.Cursor{DetectedAt: time.Date(2026, 7, 15, 10, 0, 0, 123456000, time.UTC), ID: 42}},
-		{"before 1970", watchquery.Cursor{DetectedAt: time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC), ID: 1}},
-		{"large id", watchquery.Cursor{DetectedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ID: 1 << 62}},
-		{"other zone becomes UTC", watchquery.Cursor{DetectedAt: time.Date(2026, 3, 29, 1, 30, 0, 0, time.FixedZone("BST", 3600)), ID: 7}},
+		{"microsecond precision", watch.Cursor{DetectedAt: time.Date(2026, 7, 15, 10, 0, 0, 123456000, time.UTC), ID: 42}},
+		{"before 1970", watch.Cursor{DetectedAt: time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC), ID: 1}},
+		{"large id", watch.Cursor{DetectedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ID: 1 << 62}},
+		{"other zone becomes UTC", watch.Cursor{DetectedAt: time.Date(2026, 3, 29, 1, 30, 0, 0, time.FixedZone("BST", 3600)), ID: 7}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.c.Encode()
 			require.Regexp(t, `^[A-Za-z0-9_-]+$`, s, "URL-safe without escaping")
-			got, err := watchquery.DecodeCursor(s)
+			got, err := watch.DecodeCursor(s)
 			require.NoError(t, err)
 			require.True(t, tt.c.DetectedAt.Equal(got.DetectedAt))
 			require.Equal(t, time.UTC, got.DetectedAt.Location())
@@ -54,8 +54,8 @@ func TestDecodeCursorRejectsForeignStrings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := watchquery.DecodeCursor(tt.cursor)
-			require.ErrorIs(t, err, watchquery.ErrInvalidCursor)
+			_, err := watch.DecodeCursor(tt.cursor)
+			require.ErrorIs(t, err, watch.ErrInvalidCursor)
 		})
 	}
 }
@@ -79,7 +79,7 @@ func TestPosition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lat, lon := watchquery.Position(tt.easting, tt.northing)
+			lat, lon := watch.Position(tt.easting, tt.northing)
 			if !tt.ok {
 				require.Nil(t, lat)
 				require.Nil(t, lon)

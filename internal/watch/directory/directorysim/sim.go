@@ -33,8 +33,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/httpserve"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // Request paths, as ServeMux patterns.

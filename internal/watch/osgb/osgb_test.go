@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/osgb"
+	"github.com/vigil-health/vigil/internal/watch/osgb"
 )
 
 // dms converts degrees, minutes and seconds to decimal degrees.

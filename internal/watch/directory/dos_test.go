@@ -15,8 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/directory"
-	"github.com/vigil-health/vigil/internal/directorysim"
+	"github.com/vigil-health/vigil/internal/watch/directory"
+	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 )
 
 const secret = "s3cret-pa55"
