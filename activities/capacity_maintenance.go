@@ -5,19 +5,19 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/slack-go/slack"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/slacknotify"
+	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // CapacityMaintenance holds the scheduled capacity housekeeping activities:
 // snapshot retention and the periodic Slack summary of services below HIGH.
 type CapacityMaintenance struct {
-	DB *sqlx.DB
+	Store *watch.Store
 	// Slack is optional (nil posts no summary).
 	Slack *slacknotify.Client
 	// London is the zone the summary's time is shown in; nil means UTC.
@@ -65,15 +65,9 @@ func (a *CapacityMaintenance) DeleteOldSnapshots(ctx context.Context, in *Delete
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("delete snapshots before %s: %w", in.Before.Format(time.RFC3339), err)
 		}
-		res, err := a.DB.ExecContext(ctx, `
-			DELETE FROM snapshots WHERE id IN (
-				SELECT id FROM snapshots WHERE polled_at < $1 LIMIT $2)`, in.Before, batch)
+		n, err := a.Store.DeleteSnapshotsBefore(ctx, in.Before, batch)
 		if err != nil {
-			return nil, fmt.Errorf("delete snapshots before %s: %w", in.Before.Format(time.RFC3339), err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, fmt.Errorf("count deleted snapshots: %w", err)
+			return nil, err
 		}
 		total += n
 		if inActivity {
@@ -103,13 +97,6 @@ type PostSummaryResult struct {
 	TS string
 }
 
-// LowCapacityService is one service below HIGH, for the summary.
-type LowCapacityService struct {
-	ServiceID string `db:"service_id"`
-	Name      string `db:"name"`
-	Capacity  string `db:"capacity"`
-}
-
 // maxSummaryFields keeps a summary well inside Slack's message limits; the
 // rest are counted in a last field.
 const maxSummaryFields = 100
@@ -122,12 +109,9 @@ func (a *CapacityMaintenance) PostCapacitySummary(ctx context.Context, in *PostS
 	if in == nil || in.Channel == "" || a.Slack == nil {
 		return &PostSummaryResult{}, nil
 	}
-	var services []LowCapacityService
-	if err := a.DB.SelectContext(ctx, &services, `
-		SELECT service_id, name, capacity FROM service_statuses
-		WHERE capacity NOT IN ('', 'HIGH')
-		ORDER BY capacity DESC, name, service_id`); err != nil {
-		return nil, fmt.Errorf("read low capacity services: %w", err)
+	services, err := a.Store.LowCapacityServices(ctx)
+	if err != nil {
+		return nil, err
 	}
 	text, att := SlackSummaryMessage(services, in.At, a.London)
 	ts, err := a.Slack.PostAttachment(ctx, in.Channel, text, att)
@@ -140,7 +124,7 @@ func (a *CapacityMaintenance) PostCapacitySummary(ctx context.Context, in *PostS
 // SlackSummaryMessage renders the seed's periodic summary: a line with the
 // time (HH:MM in loc) and one short field per service, its name and its
 // capacity with the status emoji.
-func SlackSummaryMessage(services []LowCapacityService, at time.Time, loc *time.Location) (string, slack.Attachment) {
+func SlackSummaryMessage(services []watch.LowCapacityService, at time.Time, loc *time.Location) (string, slack.Attachment) {
 	if loc == nil {
 		loc = time.UTC
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
+	"github.com/vigil-health/vigil/internal/watch"
 )
 
 // insertSnapshots writes n snapshots of watch polled at at.
@@ -67,7 +68,7 @@ func TestDeleteOldSnapshots(t *testing.T) {
 			var s testsuite.WorkflowTestSuite
 			s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 			env := s.NewTestActivityEnvironment()
-			a := &activities.CapacityMaintenance{DB: db}
+			a := &activities.CapacityMaintenance{Store: watchStore()}
 			env.RegisterActivity(a)
 			if tt.resumed > 0 {
 				env.SetHeartbeatDetails(tt.resumed)
@@ -80,7 +81,7 @@ func TestDeleteOldSnapshots(t *testing.T) {
 			require.Equal(t, tt.recent, countSnapshots(t, watch))
 
 			// Idempotent: running it again deletes nothing more.
-			again, err := (&activities.CapacityMaintenance{DB: db}).DeleteOldSnapshots(context.Background(),
+			again, err := (&activities.CapacityMaintenance{Store: watchStore()}).DeleteOldSnapshots(context.Background(),
 				&activities.DeleteSnapshotsInput{Before: cutoff, BatchSize: tt.batch})
 			require.NoError(t, err)
 			require.Zero(t, again.Deleted)
@@ -89,7 +90,7 @@ func TestDeleteOldSnapshots(t *testing.T) {
 	}
 
 	t.Run("a missing cut-off is refused", func(t *testing.T) {
-		_, err := (&activities.CapacityMaintenance{DB: db}).DeleteOldSnapshots(context.Background(), &activities.DeleteSnapshotsInput{})
+		_, err := (&activities.CapacityMaintenance{Store: watchStore()}).DeleteOldSnapshots(context.Background(), &activities.DeleteSnapshotsInput{})
 		var appErr *temporal.ApplicationError
 		require.True(t, errors.As(err, &appErr))
 		require.True(t, appErr.NonRetryable())
@@ -167,7 +168,7 @@ func TestPostCapacitySummary(t *testing.T) {
 			srv := slackfake.New(t)
 			srv.Token = slackToken
 			a := &activities.CapacityMaintenance{
-				DB:     db,
+				Store:  watchStore(),
 				Slack:  slacknotify.New(slacknotify.Config{Token: slackToken, APIURL: srv.APIURL()}),
 				London: london,
 			}
@@ -190,8 +191,8 @@ func TestPostCapacitySummary(t *testing.T) {
 	t.Run("nothing is posted without Slack or a channel", func(t *testing.T) {
 		srv := slackfake.New(t)
 		for _, a := range []*activities.CapacityMaintenance{
-			{DB: db},
-			{DB: db, Slack: slacknotify.New(slacknotify.Config{APIURL: srv.APIURL()})},
+			{Store: watchStore()},
+			{Store: watchStore(), Slack: slacknotify.New(slacknotify.Config{APIURL: srv.APIURL()})},
 		} {
 			res, err := a.PostCapacitySummary(context.Background(), &activities.PostSummaryInput{At: at})
 			require.NoError(t, err)
@@ -214,7 +215,7 @@ func TestPostCapacitySummary(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				srv := slackfake.New(t)
 				srv.FailNext("chat.postMessage", tt.failure)
-				a := &activities.CapacityMaintenance{DB: db, Slack: slacknotify.New(slacknotify.Config{APIURL: srv.APIURL()})}
+				a := &activities.CapacityMaintenance{Store: watchStore(), Slack: slacknotify.New(slacknotify.Config{APIURL: srv.APIURL()})}
 				_, err := a.PostCapacitySummary(context.Background(), &activities.PostSummaryInput{Channel: summaryChannel, At: at})
 				var appErr *temporal.ApplicationError
 				require.True(t, errors.As(err, &appErr))
@@ -224,3 +225,6 @@ func TestPostCapacitySummary(t *testing.T) {
 		}
 	})
 }
+
+// watchStore is the capacity watch store on the test database.
+func watchStore() *watch.Store { return &watch.Store{DB: db} }

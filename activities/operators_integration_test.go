@@ -27,7 +27,7 @@ func signalRecord(kind, subject, signal, actor, outcome string) activities.Opera
 
 func TestRecordWatchOperatorState(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Watches{DB: db}
+	a := &activities.Watches{Store: watchStore()}
 	insertWatch := func(state string) string {
 		id := uuid.NewString()
 		_, err := db.Exec(`INSERT INTO watches (id, kind, service_id, state) VALUES ($1, 'service', '2000001', $2)`, id, state)

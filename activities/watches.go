@@ -2,21 +2,18 @@ package activities
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"github.com/slack-go/slack"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
+	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
@@ -24,7 +21,7 @@ import (
 // the snapshot written to Postgres, never into workflow history), recording
 // decided changes, and notifying Slack and SMS.
 type Watches struct {
-	DB        *sqlx.DB
+	Store     *watch.Store
 	Directory directory.Directory
 	// Slack and SMS are optional (nil disables the channel).
 	Slack *slacknotify.Client
@@ -57,16 +54,7 @@ type PollResult struct {
 }
 
 // Observation is one service's status in a poll.
-type Observation struct {
-	ServiceID string
-	Name      string
-	Region    string
-	Type      string
-	Capacity  string
-	RAG       string
-	UpdatedBy string
-	UpdatedAt time.Time
-}
+type Observation = watch.Observation
 
 // Error types of the watch activities.
 const (
@@ -101,18 +89,19 @@ func (a *Watches) Poll(ctx context.Context, in *PollInput) (*PollResult, error) 
 	}
 	a.Metrics.Polled("ok")
 	now := time.Now().UTC()
-	if err := a.storeSnapshot(ctx, in, now, services); err != nil {
-		return nil, err
+	if err := a.Store.StoreSnapshot(ctx, in.WatchID, in.PollID, now, services); err != nil {
+		return nil, classifySQL(err)
 	}
 	if !in.ScheduledAt.IsZero() {
-		res, err := a.DB.ExecContext(ctx, `INSERT INTO watch_polls (poll_id, watch_id, scheduled_at, polled_at, services)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (poll_id) DO NOTHING`, in.PollID, in.WatchID, in.ScheduledAt, now, len(services))
+		first, err := a.Store.RecordPoll(ctx, watch.Poll{
+			PollID: in.PollID, WatchID: in.WatchID, ScheduledAt: in.ScheduledAt, PolledAt: now, Services: len(services),
+		})
 		if err != nil {
-			return nil, fmt.Errorf("record poll: %w", err)
+			return nil, err
 		}
 		// The lag of the poll as recorded (its first successful attempt),
 		// as `vigil bench watches` reads it from watch_polls.
-		if n, err := res.RowsAffected(); err == nil && n == 1 {
+		if first {
 			a.Metrics.ObservePollLag(now.Sub(in.ScheduledAt))
 		}
 	}
@@ -124,32 +113,6 @@ func (a *Watches) Poll(ctx context.Context, in *PollInput) (*PollResult, error) 
 		})
 	}
 	return out, nil
-}
-
-// storeSnapshot writes every service of the poll in one statement.
-func (a *Watches) storeSnapshot(ctx context.Context, in *PollInput, at time.Time, services []directory.Service) error {
-	if len(services) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO snapshots (watch_id, poll_id, service_id, polled_at, name, type, postcode, region,
-		easting, northing, capacity, rag, updated_by, updated_at) VALUES `)
-	args := make([]any, 0, len(services)*14)
-	for i, s := range services {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		n := len(args)
-		fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13, n+14)
-		args = append(args, in.WatchID, in.PollID, s.ID, at, s.Name, s.Type, s.Postcode, s.Region,
-			nullInt(s.Easting), nullInt(s.Northing), s.Capacity, s.RAG, s.UpdatedBy, nullTime(s.UpdatedAt))
-	}
-	b.WriteString(" ON CONFLICT (poll_id, service_id) DO NOTHING")
-	if _, err := a.DB.ExecContext(ctx, b.String(), args...); err != nil {
-		return classifySQL(fmt.Errorf("store snapshot of %d services: %w", len(services), err))
-	}
-	return nil
 }
 
 // RecordChangesInput is what one poll decided.
@@ -165,62 +128,16 @@ type RecordChangesInput struct {
 }
 
 // ChangeRecord is one decided change, for the history.
-type ChangeRecord struct {
-	Kind, ServiceID, Name, Type, Region string
-	Previous, PrevRAG, Capacity, RAG    string
-	ChangedBy                           string
-	ChangedAt                           time.Time
-}
+type ChangeRecord = watch.Change
 
 // RecordChanges upserts current statuses and appends the changes; replays of
 // the same poll are no-ops.
 func (a *Watches) RecordChanges(ctx context.Context, in *RecordChangesInput) error {
-	tx, err := a.DB.BeginTxx(ctx, nil)
+	recorded, err := a.Store.RecordChanges(ctx, watch.PollOutcome{
+		WatchID: in.WatchID, PollID: in.PollID, At: in.At, Changes: in.Changes, Current: in.Current, State: in.State,
+	})
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	var recorded []string // kinds of the changes new to the history
-	for _, c := range in.Changes {
-		res, err := tx.ExecContext(ctx, `
-			INSERT INTO status_changes (watch_id, service_id, name, type, region, previous_capacity, previous_rag,
-				capacity, rag, kind, changed_by, changed_at, detected_at, poll_id)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
-			ON CONFLICT (poll_id, service_id, kind) DO NOTHING`,
-			in.WatchID, c.ServiceID, c.Name, c.Type, c.Region, c.Previous, c.PrevRAG, c.Capacity, c.RAG,
-			c.Kind, c.ChangedBy, nullTime(c.ChangedAt), in.At, in.PollID)
-		if err != nil {
-			return classifySQL(fmt.Errorf("record change of %s: %w", c.ServiceID, err))
-		}
-		if n, err := res.RowsAffected(); err == nil && n == 1 {
-			recorded = append(recorded, c.Kind)
-		}
-	}
-	for _, o := range in.Current {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO service_statuses (service_id, name, type, region, capacity, rag, updated_by, updated_at, last_seen_at, watch_id,
-				postcode, easting, northing)
-			SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10, s.postcode, s.easting, s.northing
-			FROM (SELECT postcode, easting, northing FROM snapshots WHERE poll_id = $11 AND service_id = $1
-			      UNION ALL SELECT '', NULL::integer, NULL::integer LIMIT 1) s
-			ON CONFLICT (service_id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type, region = EXCLUDED.region,
-				capacity = EXCLUDED.capacity, rag = EXCLUDED.rag, updated_by = EXCLUDED.updated_by,
-				updated_at = EXCLUDED.updated_at, last_seen_at = EXCLUDED.last_seen_at, watch_id = EXCLUDED.watch_id,
-				postcode = COALESCE(NULLIF(EXCLUDED.postcode, ''), service_statuses.postcode),
-				easting = COALESCE(EXCLUDED.easting, service_statuses.easting),
-				northing = COALESCE(EXCLUDED.northing, service_statuses.northing)
-			WHERE service_statuses.last_seen_at <= EXCLUDED.last_seen_at`,
-			o.ServiceID, o.Name, o.Type, o.Region, o.Capacity, o.RAG, o.UpdatedBy, nullTime(o.UpdatedAt), in.At, in.WatchID, in.PollID); err != nil {
-			return classifySQL(fmt.Errorf("update status of %s: %w", o.ServiceID, err))
-		}
-	}
-	if in.State != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE watches SET state = $2, updated_at = now() WHERE id = $1 AND state <> 'deleted'`, in.WatchID, in.State); err != nil {
-			return fmt.Errorf("update watch state: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit poll %s: %w", in.PollID, err)
+		return classifySQL(err)
 	}
 	for _, kind := range recorded {
 		a.Metrics.ChangeRecorded(kind)
@@ -246,24 +163,17 @@ func (a *Watches) RecordWatchOperatorState(ctx context.Context, in *WatchOperato
 	if in == nil || in.WatchID == "" || in.State == "" {
 		return temporal.NewNonRetryableApplicationError("watch id and state are required", ErrTypeInvalidInput, nil)
 	}
-	tx, err := a.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+	st := watch.OperatorState{
+		WatchID: in.WatchID, State: in.State, Actor: in.Signal.Actor, At: in.Signal.At, Reason: in.Signal.Reason,
 	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `UPDATE watches SET state = $2, state_changed_by = $3, state_changed_at = $4,
-			state_reason = $5, updated_at = now()
-		WHERE id = $1 AND state <> 'deleted'`,
-		in.WatchID, in.State, in.Signal.Actor, in.Signal.At.UTC(), in.Signal.Reason); err != nil {
-		return classifySQL(fmt.Errorf("update watch state: %w", err))
+	err := a.Store.SetOperatorState(ctx, st, func(ctx context.Context, tx watch.Execer) error {
+		return insertOperatorSignal(ctx, tx, &in.Signal)
+	})
+	var classified *temporal.ApplicationError
+	if errors.As(err, &classified) {
+		return err // the signal's row, classified already
 	}
-	if err := insertOperatorSignal(ctx, tx, &in.Signal); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit watch state: %w", err)
-	}
-	return nil
+	return classifySQL(err)
 }
 
 // NotifyChangeInput announces one change of one watch.
@@ -282,25 +192,16 @@ type NotifyChangeInput struct {
 // already told; a crash between one send and its record can repeat that one
 // send (at least once, per target).
 func (a *Watches) NotifyChange(ctx context.Context, in *NotifyChangeInput) error {
-	var done pq.StringArray
-	err := a.DB.GetContext(ctx, &done, `SELECT notified_targets FROM status_changes WHERE poll_id = $1 AND service_id = $2 AND kind = $3`,
-		in.PollID, in.Change.ServiceID, in.Change.Kind)
-	if errors.Is(err, sql.ErrNoRows) {
+	key := watch.ChangeKey{PollID: in.PollID, ServiceID: in.Change.ServiceID, Kind: in.Change.Kind}
+	done, err := a.Store.NotifiedTargets(ctx, key)
+	if errors.Is(err, watch.ErrChangeNotRecorded) {
 		return temporal.NewNonRetryableApplicationError("change not recorded", "NotRecorded", err)
 	}
 	if err != nil {
-		return fmt.Errorf("read change targets: %w", err)
+		return err
 	}
 	sent := func(target string) bool { return slices.Contains(done, target) }
-	mark := func(target string) error {
-		_, err := a.DB.ExecContext(ctx, `UPDATE status_changes SET notified_targets = array_append(notified_targets, $4)
-			WHERE poll_id = $1 AND service_id = $2 AND kind = $3 AND NOT ($4 = ANY(notified_targets))`,
-			in.PollID, in.Change.ServiceID, in.Change.Kind, target)
-		if err != nil {
-			return fmt.Errorf("record notified target: %w", err)
-		}
-		return nil
-	}
+	mark := func(target string) error { return a.Store.MarkTargetNotified(ctx, key, target) }
 	if a.Slack != nil && in.SlackChannel != "" && !sent("slack:"+in.SlackChannel) {
 		text, att := SlackChangeMessage(in.Change, a.London)
 		if _, err := a.Slack.PostAttachment(ctx, in.SlackChannel, text, att); err != nil {
@@ -338,11 +239,7 @@ func (a *Watches) NotifyChange(ctx context.Context, in *NotifyChangeInput) error
 			}
 		}
 	}
-	if _, err := a.DB.ExecContext(ctx, `UPDATE status_changes SET notified = true WHERE poll_id = $1 AND service_id = $2 AND kind = $3`,
-		in.PollID, in.Change.ServiceID, in.Change.Kind); err != nil {
-		return fmt.Errorf("mark change notified: %w", err)
-	}
-	return nil
+	return a.Store.MarkNotified(ctx, key)
 }
 
 // SlackChangeMessage renders a change as the seed did: a colour by status
@@ -408,13 +305,7 @@ func localTime(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("02/01/2006 15:04")
 }
 
-func nullInt(n int) any {
-	if n == 0 {
-		return nil
-	}
-	return n
-}
-
+// nullTime stores a zero time as NULL.
 func nullTime(t time.Time) any {
 	if t.IsZero() {
 		return nil

@@ -49,7 +49,7 @@ func TestNotifyChange_RetrySkipsTargetsAlreadyTold(t *testing.T) {
 	}))
 	t.Cleanup(front.Close)
 	a := &activities.Watches{
-		DB:     db,
+		Store:  watchStore(),
 		Slack:  slacknotify.New(slacknotify.Config{Token: slackSrv.Token, APIURL: slackSrv.APIURL()}),
 		SMS:    &sms.Client{BaseURL: front.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"},
 		London: time.UTC,

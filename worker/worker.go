@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-health/vigil/internal/oncall"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
+	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -156,9 +157,9 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 		notifier.Metrics = deps.Metrics.Incidents()
 	}
 	r.RegisterActivity(notifier)
-	watch := watchActivities(deps)
-	r.RegisterActivity(watch)
-	r.RegisterActivity(&activities.CapacityMaintenance{DB: deps.DB, Slack: deps.Slack, London: watch.London})
+	watches := watchActivities(deps)
+	r.RegisterActivity(watches)
+	r.RegisterActivity(&activities.CapacityMaintenance{Store: watches.Store, Slack: deps.Slack, London: watches.London})
 	r.RegisterActivity(&activities.Activations{DB: deps.DB})
 	r.RegisterActivity(nodeActivities(deps))
 	r.RegisterActivity(&activities.Operators{DB: deps.DB})
@@ -169,7 +170,7 @@ func watchActivities(deps Dependencies) *activities.Watches {
 	if err != nil {
 		london = time.UTC
 	}
-	w := &activities.Watches{DB: deps.DB, Directory: deps.Directory, Slack: deps.Slack, SMS: deps.SMS, London: london}
+	w := &activities.Watches{Store: &watch.Store{DB: deps.DB}, Directory: deps.Directory, Slack: deps.Slack, SMS: deps.SMS, London: london}
 	if deps.Metrics != nil {
 		w.Metrics = deps.Metrics.Watches()
 	}

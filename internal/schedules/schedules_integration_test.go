@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
 	"github.com/vigil-health/vigil/internal/testenv"
+	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -216,7 +217,7 @@ func startWorker(t *testing.T, slackURL string) {
 	london, err := time.LoadLocation("Europe/London")
 	require.NoError(t, err)
 	w.RegisterActivity(&activities.CapacityMaintenance{
-		DB: env.DB, London: london,
+		Store: &watch.Store{DB: env.DB}, London: london,
 		Slack: slacknotify.New(slacknotify.Config{Token: "xoxb-schedules", APIURL: slackURL}),
 	})
 	require.NoError(t, w.Start())

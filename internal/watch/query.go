@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/keyset"
@@ -40,12 +39,6 @@ var ErrInvalidCursor = errors.New("invalid cursor")
 // limit out of range, an inverted time window); the API validates its input
 // first, so this is a programming error.
 var ErrInvalidFilter = errors.New("invalid change filter")
-
-// Store reads the watches' query model.
-type Store struct {
-	// DB is the Vigil query-model database.
-	DB *sqlx.DB
-}
 
 // Status is the current status of one monitored service.
 type Status struct {
