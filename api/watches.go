@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,12 +12,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"github.com/lib/pq"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -61,26 +60,26 @@ type searchRequest struct {
 
 // WatchView is the API's view of a watch.
 type WatchView struct {
-	ID              string                 `json:"id" db:"id"`
-	Kind            string                 `json:"kind" db:"kind"`
-	ServiceID       string                 `json:"service_id,omitempty" db:"service_id"`
-	Search          *directory.SearchQuery `json:"search,omitempty" db:"-"`
-	Description     string                 `json:"description" db:"description"`
-	IntervalSeconds int                    `json:"interval_seconds" db:"interval_seconds"`
-	SlackChannel    string                 `json:"slack_channel" db:"slack_channel"`
-	SMSNumbers      []string               `json:"sms_numbers" db:"-"`
-	RecoveryPolls   int                    `json:"recovery_polls" db:"recovery_polls"`
-	State           string                 `json:"state" db:"state"`
+	ID              string                 `json:"id"`
+	Kind            string                 `json:"kind"`
+	ServiceID       string                 `json:"service_id,omitempty"`
+	Search          *directory.SearchQuery `json:"search,omitempty"`
+	Description     string                 `json:"description"`
+	IntervalSeconds int                    `json:"interval_seconds"`
+	SlackChannel    string                 `json:"slack_channel"`
+	SMSNumbers      []string               `json:"sms_numbers"`
+	RecoveryPolls   int                    `json:"recovery_polls"`
+	State           string                 `json:"state"`
 	// StateChangedBy is who last paused or resumed the watch: a staff id
 	// (through this API) or operator:<name> (through a Temporal signal),
 	// at StateChangedAt, for StateReason (signals only).
-	StateChangedBy string     `json:"state_changed_by,omitempty" db:"state_changed_by"`
-	StateChangedAt *time.Time `json:"state_changed_at,omitempty" db:"state_changed_at"`
-	StateReason    string     `json:"state_reason,omitempty" db:"state_reason"`
-	CreatedAt      time.Time  `json:"created_at" db:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at" db:"updated_at"`
-	WorkflowID     string     `json:"workflow_id" db:"-"`
-	WebUIURL       string     `json:"web_ui_url,omitempty" db:"-"`
+	StateChangedBy string     `json:"state_changed_by,omitempty"`
+	StateChangedAt *time.Time `json:"state_changed_at,omitempty"`
+	StateReason    string     `json:"state_reason,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	WorkflowID     string     `json:"workflow_id"`
+	WebUIURL       string     `json:"web_ui_url,omitempty"`
 }
 
 var (
@@ -225,44 +224,37 @@ func (s *Server) createWatch(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := uuid.NewString()
 	createdBy := principal(c).Subject
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		s.abortInternal(c, "begin", err)
+	var startErr error
+	started := false
+	err := s.watchStore().Create(ctx, watchSettings(id, createdBy, cfg), func() error {
+		_, startErr = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                                       workflows.WatchWorkflowID(id),
+			TaskQueue:                                s.taskQueue,
+			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			WorkflowExecutionErrorWhenAlreadyStarted: true,
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				workflows.VigilKindKey.ValueSet(workflows.KindWatch),
+				workflows.WatchIDKey.ValueSet(id),
+				workflows.WatchStateKey.ValueSet(workflows.WatchActive),
+			),
+			StaticSummary: workflows.WatchSummary(cfg),
+			StaticDetails: workflows.WatchDetails(id, createdBy, cfg),
+		}, workflows.Watch, &workflows.WatchInput{WatchID: id, Config: cfg})
+		started = startErr == nil
+		return startErr
+	})
+	switch {
+	case startErr != nil:
+		s.abortTemporal(c, "start watch", startErr)
 		return
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO watches (id, kind, service_id, postcode, distance_miles, service_types, results_limit, gp, search_role,
-			description, interval_seconds, slack_channel, sms_numbers, recovery_polls, created_by)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
-		id, cfg.Kind, cfg.ServiceID, cfg.Search.Postcode, cfg.Search.DistanceMiles, pq.Array(nonNil(cfg.Search.ServiceTypes)),
-		cfg.Search.ResultsLimit, cfg.Search.GP, cfg.Search.Role, cfg.Description, int(cfg.Interval/time.Second),
-		cfg.SlackChannel, pq.Array(nonNil(cfg.SMSNumbers)), cfg.RecoveryPolls, createdBy); err != nil {
-		s.abortInternal(c, "store watch", err)
-		return
-	}
-	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       workflows.WatchWorkflowID(id),
-		TaskQueue:                                s.taskQueue,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.VigilKindKey.ValueSet(workflows.KindWatch),
-			workflows.WatchIDKey.ValueSet(id),
-			workflows.WatchStateKey.ValueSet(workflows.WatchActive),
-		),
-		StaticSummary: workflows.WatchSummary(cfg),
-		StaticDetails: workflows.WatchDetails(id, createdBy, cfg),
-	}, workflows.Watch, &workflows.WatchInput{WatchID: id, Config: cfg})
-	if err != nil {
-		s.abortTemporal(c, "start watch", err)
-		return
-	}
-	if err := tx.Commit(); err != nil {
+	case err != nil && started:
 		// The workflow started but its row did not land: stop the workflow
 		// so no watch polls and notifies with nothing behind it.
 		_ = s.temporal.TerminateWorkflow(context.WithoutCancel(ctx), workflows.WatchWorkflowID(id), "", "watch row not stored")
 		s.abortInternal(c, "commit watch", err)
+		return
+	case err != nil:
+		s.abortInternal(c, "store watch", err)
 		return
 	}
 	view, err := s.loadWatch(c, id)
@@ -274,27 +266,30 @@ func (s *Server) createWatch(c *gin.Context) {
 	c.JSON(http.StatusCreated, view)
 }
 
-type watchRow struct {
-	WatchView
-	Postcode      string         `db:"postcode"`
-	DistanceMiles int            `db:"distance_miles"`
-	ServiceTypes  pq.StringArray `db:"service_types"`
-	ResultsLimit  int            `db:"results_limit"`
-	GP            string         `db:"gp"`
-	SearchRole    string         `db:"search_role"`
-	SMS           pq.StringArray `db:"sms_numbers"`
+// watchStore is the capacity watch store.
+func (s *Server) watchStore() *watch.Store {
+	return &watch.Store{DB: s.db}
 }
 
-const watchColumns = `id, kind, service_id, postcode, distance_miles, service_types, results_limit, gp, search_role,
-	description, interval_seconds, slack_channel, sms_numbers, recovery_polls, state, state_changed_by, state_changed_at,
-	state_reason, created_at, updated_at`
+// watchSettings is the row of a watch with the configuration cfg.
+func watchSettings(id, createdBy string, cfg workflows.WatchConfig) watch.Watch {
+	return watch.Watch{
+		ID: id, Kind: cfg.Kind, ServiceID: cfg.ServiceID, Search: cfg.Search, Description: cfg.Description,
+		Interval: cfg.Interval, SlackChannel: cfg.SlackChannel, SMSNumbers: cfg.SMSNumbers,
+		RecoveryPolls: cfg.RecoveryPolls, CreatedBy: createdBy,
+	}
+}
 
-func (s *Server) view(r watchRow) WatchView {
-	v := r.WatchView
-	v.SMSNumbers = nonNil(r.SMS)
+func (s *Server) view(w watch.Watch) WatchView {
+	v := WatchView{
+		ID: w.ID, Kind: w.Kind, ServiceID: w.ServiceID, Description: w.Description,
+		IntervalSeconds: int(w.Interval / time.Second), SlackChannel: w.SlackChannel, SMSNumbers: nonNil(w.SMSNumbers),
+		RecoveryPolls: w.RecoveryPolls, State: w.State, StateChangedBy: w.StateChangedBy, StateChangedAt: w.StateChangedAt,
+		StateReason: w.StateReason, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+	}
 	if v.Kind == workflows.WatchKindSearch {
-		v.Search = &directory.SearchQuery{Postcode: r.Postcode, DistanceMiles: r.DistanceMiles, ServiceTypes: r.ServiceTypes,
-			ResultsLimit: r.ResultsLimit, GP: r.GP, Role: r.SearchRole}
+		search := w.Search
+		v.Search = &search
 	}
 	v.WorkflowID = workflows.WatchWorkflowID(v.ID)
 	v.WebUIURL = s.workflowURL(v.WorkflowID)
@@ -313,15 +308,14 @@ func (v WatchView) config() workflows.WatchConfig {
 	return c
 }
 
-// loadWatch reads a watch; sql.ErrNoRows when there is none (or it was
-// deleted).
+// loadWatch reads a watch; watch.ErrNotFound when there is none (or it
+// was deleted).
 func (s *Server) loadWatch(c *gin.Context, id string) (WatchView, error) {
-	var r watchRow
-	err := s.db.GetContext(c.Request.Context(), &r, `SELECT `+watchColumns+` FROM watches WHERE id = $1 AND state <> 'deleted'`, id)
+	w, err := s.watchStore().Get(c.Request.Context(), id)
 	if err != nil {
 		return WatchView{}, err
 	}
-	return s.view(r), nil
+	return s.view(w), nil
 }
 
 func (s *Server) listWatches(c *gin.Context) {
@@ -330,15 +324,14 @@ func (s *Server) listWatches(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	var rows []watchRow
-	if err := s.db.SelectContext(c.Request.Context(), &rows,
-		`SELECT `+watchColumns+` FROM watches WHERE state <> 'deleted' ORDER BY created_at, id LIMIT $1 OFFSET $2`, limit, offset); err != nil {
+	watches, err := s.watchStore().List(c.Request.Context(), limit, offset)
+	if err != nil {
 		s.abortInternal(c, "list watches", err)
 		return
 	}
-	items := make([]WatchView, 0, len(rows))
-	for _, r := range rows {
-		items = append(items, s.view(r))
+	items := make([]WatchView, 0, len(watches))
+	for _, w := range watches {
+		items = append(items, s.view(w))
 	}
 	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
 }
@@ -351,7 +344,7 @@ func (s *Server) watchID(c *gin.Context) (WatchView, bool) {
 		return WatchView{}, false
 	}
 	v, err := s.loadWatch(c, id)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, watch.ErrNotFound) {
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no watch "+id, "")
 		return WatchView{}, false
 	}
@@ -384,41 +377,32 @@ func (s *Server) patchWatch(c *gin.Context) {
 		abortInvalid(c, invalid("kind", "cannot change; create a new watch"))
 		return
 	}
-	ctx := c.Request.Context()
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		s.abortInternal(c, "begin", err)
-		return
-	}
-	defer func() { _ = tx.Rollback() }()
-	// Merge onto the row as it is now, locked, so two concurrent PATCHes of
-	// different fields do not undo each other.
-	var locked watchRow
-	if err := tx.GetContext(ctx, &locked, `SELECT `+watchColumns+` FROM watches WHERE id = $1 FOR UPDATE`, v.ID); err != nil {
-		s.abortInternal(c, "lock watch", err)
-		return
-	}
-	cfg, fe := req.config(s.view(locked).config())
-	if fe != nil {
+	// The store merges onto the row as it is now, locked, so two
+	// concurrent PATCHes of different fields do not undo each other; the
+	// row changes only if the workflow takes the new configuration.
+	var (
+		fe       *fieldError
+		cfg      workflows.WatchConfig
+		applyErr error
+	)
+	err := s.watchStore().Update(c.Request.Context(), v.ID, func(current watch.Watch) (watch.Watch, error) {
+		cfg, fe = req.config(s.view(current).config())
+		if fe != nil {
+			return current, fe
+		}
+		return watchSettings(current.ID, current.CreatedBy, cfg), nil
+	}, func(watch.Watch) error {
+		applyErr = s.updateWatch(c, v.ID, workflows.WatchUpdateConfigure, cfg)
+		return applyErr
+	})
+	switch {
+	case fe != nil:
 		abortInvalid(c, fe)
 		return
-	}
-	if _, err := tx.ExecContext(ctx, `
-		UPDATE watches SET service_id = $2, postcode = $3, distance_miles = $4, service_types = $5, results_limit = $6,
-			gp = $7, search_role = $8, description = $9, interval_seconds = $10, slack_channel = $11, sms_numbers = $12,
-			recovery_polls = $13, updated_at = now()
-		WHERE id = $1`,
-		v.ID, cfg.ServiceID, cfg.Search.Postcode, cfg.Search.DistanceMiles, pq.Array(nonNil(cfg.Search.ServiceTypes)),
-		cfg.Search.ResultsLimit, cfg.Search.GP, cfg.Search.Role, cfg.Description, int(cfg.Interval/time.Second),
-		cfg.SlackChannel, pq.Array(nonNil(cfg.SMSNumbers)), cfg.RecoveryPolls); err != nil {
+	case applyErr != nil:
+		return // updateWatch answered
+	case err != nil:
 		s.abortInternal(c, "update watch", err)
-		return
-	}
-	if err := s.updateWatch(c, v.ID, workflows.WatchUpdateConfigure, cfg); err != nil {
-		return
-	}
-	if err := tx.Commit(); err != nil {
-		s.abortInternal(c, "commit watch", err)
 		return
 	}
 	s.getWatch(c)
@@ -457,8 +441,7 @@ func (s *Server) watchLifecycle(update, state string) gin.HandlerFunc {
 		if err := s.updateWatch(c, v.ID, update); err != nil {
 			return
 		}
-		if _, err := s.db.ExecContext(c.Request.Context(), `UPDATE watches SET state = $2, state_changed_by = $3,
-				state_changed_at = now(), state_reason = '', updated_at = now() WHERE id = $1`, v.ID, state, actor(c)); err != nil {
+		if err := s.watchStore().SetState(c.Request.Context(), v.ID, state, actor(c)); err != nil {
 			s.abortInternal(c, "update watch state", err)
 			return
 		}
@@ -486,7 +469,7 @@ func (s *Server) deleteWatch(c *gin.Context) {
 		s.abortTemporal(c, "stop watch", err)
 		return
 	}
-	if _, err := s.db.ExecContext(c.Request.Context(), `UPDATE watches SET state = 'deleted', updated_at = now() WHERE id = $1`, v.ID); err != nil {
+	if err := s.watchStore().MarkDeleted(c.Request.Context(), v.ID); err != nil {
 		s.abortInternal(c, "delete watch", err)
 		return
 	}

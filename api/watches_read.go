@@ -56,11 +56,6 @@ var defaultStatusCapacities = []string{directory.CapacityNone, directory.Capacit
 // watchReadServiceIDPattern is what a directory service id looks like.
 var watchReadServiceIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
-// readWatchStore is the watches query model.
-func (s *Server) readWatchStore() *watch.Store {
-	return &watch.Store{DB: s.db}
-}
-
 // readWatchStatuses lists the current status of monitored services whose
 // capacity is in the capacity parameter (default LOW, NONE and RESET: every
 // service not at HIGH).
@@ -82,7 +77,7 @@ func (s *Server) readWatchStatuses(c *gin.Context) {
 			}
 		}
 	}
-	statuses, err := s.readWatchStore().Statuses(c.Request.Context(), capacities)
+	statuses, err := s.watchStore().Statuses(c.Request.Context(), capacities)
 	if err != nil {
 		s.abortInternal(c, "list service statuses", err)
 		return
@@ -98,7 +93,7 @@ func (s *Server) readWatchChanges(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	page, err := s.readWatchStore().Changes(c.Request.Context(), f)
+	page, err := s.watchStore().Changes(c.Request.Context(), f)
 	if err != nil {
 		s.abortInternal(c, "list status changes", err)
 		return
@@ -149,7 +144,7 @@ func parseWatchChangeFilter(c *gin.Context) (watch.ChangeFilter, *fieldError) {
 // readWatchCoverage returns every monitored service with its WGS84 position
 // (when it has one), ready for a map.
 func (s *Server) readWatchCoverage(c *gin.Context) {
-	services, err := s.readWatchStore().Coverage(c.Request.Context())
+	services, err := s.watchStore().Coverage(c.Request.Context())
 	if err != nil {
 		s.abortInternal(c, "list service coverage", err)
 		return
