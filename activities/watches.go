@@ -49,12 +49,9 @@ type PollInput struct {
 
 // PollResult is the compact view of the poll the workflow decides on.
 type PollResult struct {
-	Observations []Observation
+	Observations []watch.Observation
 	PolledAt     time.Time
 }
-
-// Observation is one service's status in a poll.
-type Observation = watch.Observation
 
 // Error types of the watch activities.
 const (
@@ -105,9 +102,9 @@ func (a *Watches) Poll(ctx context.Context, in *PollInput) (*PollResult, error) 
 			a.Metrics.ObservePollLag(now.Sub(in.ScheduledAt))
 		}
 	}
-	out := &PollResult{PolledAt: now, Observations: make([]Observation, 0, len(services))}
+	out := &PollResult{PolledAt: now, Observations: make([]watch.Observation, 0, len(services))}
 	for _, s := range services {
-		out.Observations = append(out.Observations, Observation{
+		out.Observations = append(out.Observations, watch.Observation{
 			ServiceID: s.ID, Name: s.Name, Region: s.Region, Type: s.Type, Capacity: s.Capacity, RAG: s.RAG,
 			UpdatedBy: s.UpdatedBy, UpdatedAt: s.UpdatedAt,
 		})
@@ -120,15 +117,12 @@ type RecordChangesInput struct {
 	WatchID string
 	PollID  string
 	At      time.Time
-	Changes []ChangeRecord
+	Changes []watch.Change
 	// Current are the services' statuses after the poll.
-	Current []Observation
+	Current []watch.Observation
 	// State is the watch's state (active, paused, degraded).
 	State string
 }
-
-// ChangeRecord is one decided change, for the history.
-type ChangeRecord = watch.Change
 
 // RecordChanges upserts current statuses and appends the changes; replays of
 // the same poll are no-ops.
@@ -181,7 +175,7 @@ type NotifyChangeInput struct {
 	WatchID      string
 	PollID       string
 	Description  string
-	Change       ChangeRecord
+	Change       watch.Change
 	SlackChannel string
 	SMSNumbers   []string
 }
@@ -245,12 +239,12 @@ func (a *Watches) NotifyChange(ctx context.Context, in *NotifyChangeInput) error
 // SlackChangeMessage renders a change as the seed did: a colour by status
 // (HIGH good, LOW warning, NONE danger) and the fields Previously, Region,
 // Changed At and Type Of Service; robot resets are worded distinctly.
-func SlackChangeMessage(c ChangeRecord, loc *time.Location) (string, slack.Attachment) {
+func SlackChangeMessage(c watch.Change, loc *time.Location) (string, slack.Attachment) {
 	var text, color string
 	switch {
-	case c.Kind == "robot_reset" || c.ChangedBy == directory.RobotUser:
+	case c.Kind == watch.ChangeRobotReset || c.ChangedBy == directory.RobotUser:
 		text = fmt.Sprintf("%s status was reset by the :robot_face:", c.Name)
-	case c.Kind == "disappeared":
+	case c.Kind == watch.ChangeDisappeared:
 		text = fmt.Sprintf("%s is no longer returned by the directory search: reported as :red_circle: NONE", c.Name)
 		color = "danger"
 	default:
@@ -279,7 +273,7 @@ func SlackChangeMessage(c ChangeRecord, loc *time.Location) (string, slack.Attac
 
 // SMSChangeText is the seed's SMS format:
 // "{name} ({id}) in {region} changed to {status} ({rag}) by {by} at {time}."
-func SMSChangeText(c ChangeRecord, loc *time.Location) string {
+func SMSChangeText(c watch.Change, loc *time.Location) string {
 	by := c.ChangedBy
 	if by == "" {
 		by = "unknown"

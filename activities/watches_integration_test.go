@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
 	"github.com/vigil-health/vigil/internal/sms"
 	"github.com/vigil-health/vigil/internal/sms/smsfake"
+	"github.com/vigil-health/vigil/internal/watch"
 )
 
 // TestNotifyChange_RetrySkipsTargetsAlreadyTold: Slack posts, the first SMS
@@ -54,13 +55,13 @@ func TestNotifyChange_RetrySkipsTargetsAlreadyTold(t *testing.T) {
 		SMS:    &sms.Client{BaseURL: front.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"},
 		London: time.UTC,
 	}
-	watch, poll := uuid.NewString(), uuid.NewString()
+	watchID, poll := uuid.NewString(), uuid.NewString()
 	_, err = db.Exec(`INSERT INTO status_changes (watch_id, service_id, name, region, previous_capacity, capacity, rag, kind, detected_at, poll_id)
-		VALUES ($1, '2000001', 'Leeds ED', 'Yorkshire', 'HIGH', 'LOW', 'AMBER', 'change', now(), $2)`, watch, poll)
+		VALUES ($1, '2000001', 'Leeds ED', 'Yorkshire', 'HIGH', 'LOW', 'AMBER', 'change', now(), $2)`, watchID, poll)
 	require.NoError(t, err)
 	in := &activities.NotifyChangeInput{
-		WatchID: watch, PollID: poll, SlackChannel: "C0NOTIFY1", SMSNumbers: []string{"+447700900001", "+447700900002"},
-		Change: activities.ChangeRecord{Kind: "change", ServiceID: "2000001", Name: "Leeds ED", Region: "Yorkshire",
+		WatchID: watchID, PollID: poll, SlackChannel: "C0NOTIFY1", SMSNumbers: []string{"+447700900001", "+447700900002"},
+		Change: watch.Change{Kind: "change", ServiceID: "2000001", Name: "Leeds ED", Region: "Yorkshire",
 			Previous: "HIGH", Capacity: "LOW", RAG: "AMBER", ChangedBy: "nurse.b"},
 	}
 

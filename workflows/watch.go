@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/watch"
 )
 
 // Limits of a watch's configuration.
@@ -33,14 +34,14 @@ const (
 // the Web UI show its state, last poll, services by status, last change and
 // last operator signal.
 func Watch(ctx workflow.Context, in *WatchInput) error {
-	w := &watch{in: in}
+	w := &watchRun{in: in}
 	if err := w.setup(ctx); err != nil {
 		return err
 	}
 	return w.run(ctx)
 }
 
-type watch struct {
+type watchRun struct {
 	in      *WatchInput
 	st      WatchState
 	changes int
@@ -94,7 +95,7 @@ func ValidateWatchConfig(c WatchConfig) error {
 	return nil
 }
 
-func (w *watch) setup(ctx workflow.Context) error {
+func (w *watchRun) setup(ctx workflow.Context) error {
 	if w.in == nil || w.in.WatchID == "" {
 		return temporal.NewNonRetryableApplicationError("watch id is required", "InvalidInput", nil)
 	}
@@ -163,7 +164,7 @@ func (w *watch) setup(ctx workflow.Context) error {
 
 // checkPause refuses a pause of a paused watch and a resume of a running
 // one: the rule of the updates and the signals alike.
-func (w *watch) checkPause(pause bool) error {
+func (w *watchRun) checkPause(pause bool) error {
 	if w.st.Paused == pause {
 		already := "running"
 		if pause {
@@ -176,7 +177,7 @@ func (w *watch) checkPause(pause bool) error {
 
 // listen applies the operator signals, one at a time, in the order they
 // arrive.
-func (w *watch) listen(ctx workflow.Context) {
+func (w *watchRun) listen(ctx workflow.Context) {
 	for _, s := range []struct{ name, description string }{
 		{WatchSignalPause, `Operator pause, as the pause update: {"operator":"<name>","reason":"<text>"}. Refused (and recorded) when already paused.`},
 		{WatchSignalResume, `Operator resume, as the resume update (polls at once): {"operator":"<name>","reason":"<text>"}. Refused (and recorded) when not paused.`},
@@ -203,7 +204,7 @@ func (w *watch) listen(ctx workflow.Context) {
 
 // drainSignal applies one operator signal that arrived but was not taken
 // yet, once none is being applied; false when there is none.
-func (w *watch) drainSignal(ctx workflow.Context) (bool, error) {
+func (w *watchRun) drainSignal(ctx workflow.Context) (bool, error) {
 	if err := workflow.Await(ctx, func() bool { return w.applying == 0 }); err != nil {
 		return false, err
 	}
@@ -220,7 +221,7 @@ func (w *watch) drainSignal(ctx workflow.Context) (bool, error) {
 // operatorSignal applies an operator's pause or resume as the update of the
 // same name does, and records it (the watch's row shows who did it); a
 // refused one is recorded with its reason.
-func (w *watch) operatorSignal(ctx workflow.Context, name string, raw converter.RawValue) {
+func (w *watchRun) operatorSignal(ctx workflow.Context, name string, raw converter.RawValue) {
 	w.applying++
 	defer func() { w.applying-- }()
 	pause := name == WatchSignalPause
@@ -269,7 +270,7 @@ func (w *watch) operatorSignal(ctx workflow.Context, name string, raw converter.
 	}
 }
 
-func (w *watch) run(ctx workflow.Context) error {
+func (w *watchRun) run(ctx workflow.Context) error {
 	for !w.stopped {
 		// Updates are counted from the start of the iteration, so one that
 		// lands during a poll (resume, configure, stop) wakes the wait
@@ -326,7 +327,7 @@ func (w *watch) run(ctx workflow.Context) error {
 // deleted marks the stopped watch's run: WatchState becomes deleted (runs
 // stopped before this version keep their last state), and operator signals
 // still waiting are refused.
-func (w *watch) deleted(ctx workflow.Context) error {
+func (w *watchRun) deleted(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, deletedStateChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
@@ -347,7 +348,7 @@ func (w *watch) deleted(ctx workflow.Context) error {
 }
 
 // jitter is up to a tenth of the interval, drawn in a side effect.
-func (w *watch) jitter(ctx workflow.Context) time.Duration {
+func (w *watchRun) jitter(ctx workflow.Context) time.Duration {
 	var d time.Duration
 	max := int64(w.st.Config.Interval / 10)
 	if max <= 0 {
@@ -360,7 +361,7 @@ func (w *watch) jitter(ctx workflow.Context) time.Duration {
 // poll asks the directory, decides and records changes, and announces them.
 // A directory failure is a distinct degraded state, announced once; it is
 // never mistaken for a RED status.
-func (w *watch) poll(ctx workflow.Context) error {
+func (w *watchRun) poll(ctx workflow.Context) error {
 	w.polling = true
 	defer func() { w.polling = false }()
 	w.polls++
@@ -383,10 +384,10 @@ func (w *watch) poll(ctx workflow.Context) error {
 	if err != nil {
 		return w.degrade(ctx, pollID, now, err)
 	}
-	var changes []Change
+	var changes []watch.Change
 	if w.st.Degraded {
 		w.st.Degraded, w.st.LastError = false, ""
-		changes = append(changes, Change{Kind: ChangeSourceBack, ServiceID: "-", Name: cfg.Description, Announce: false})
+		changes = append(changes, watch.Change{Kind: watch.ChangeSourceBack, ServiceID: "-", Name: cfg.Description, Announce: false})
 		_ = w.upsertState(ctx)
 	}
 	next, decided := DecideChanges(w.st.Services, res.Observations, cfg.RecoveryPolls)
@@ -402,11 +403,11 @@ func (w *watch) poll(ctx workflow.Context) error {
 
 // noteChanges keeps the latest change (first sightings aside) for the
 // current details.
-func (w *watch) noteChanges(at time.Time, changes []Change) {
-	var last *Change
+func (w *watchRun) noteChanges(at time.Time, changes []watch.Change) {
+	var last *watch.Change
 	n := 0
 	for i := range changes {
-		if changes[i].Kind != ChangeFirstSighting {
+		if changes[i].Kind != watch.ChangeFirstSighting {
 			last = &changes[i]
 			n++
 		}
@@ -422,7 +423,7 @@ func (w *watch) noteChanges(at time.Time, changes []Change) {
 
 // describeChange says what changed, e.g. "St James's ED (2000001) HIGH →
 // LOW".
-func describeChange(c Change) string {
+func describeChange(c watch.Change) string {
 	or := func(s string) string {
 		if s == "" {
 			return "reset"
@@ -430,17 +431,17 @@ func describeChange(c Change) string {
 		return s
 	}
 	switch c.Kind {
-	case ChangeDegraded:
+	case watch.ChangeDegraded:
 		return "directory unavailable (degraded)"
-	case ChangeSourceBack:
+	case watch.ChangeSourceBack:
 		return "directory back"
-	case ChangeRobotReset:
+	case watch.ChangeRobotReset:
 		return fmt.Sprintf("%s (%s) robot reset", c.Name, c.ServiceID)
 	}
 	return fmt.Sprintf("%s (%s) %s → %s", c.Name, c.ServiceID, or(c.Previous), or(c.Capacity))
 }
 
-func (w *watch) degrade(ctx workflow.Context, pollID string, now time.Time, pollErr error) error {
+func (w *watchRun) degrade(ctx workflow.Context, pollID string, now time.Time, pollErr error) error {
 	w.st.LastError = pollErr.Error()
 	if w.st.Degraded {
 		w.details(ctx)
@@ -448,20 +449,20 @@ func (w *watch) degrade(ctx workflow.Context, pollID string, now time.Time, poll
 	}
 	w.st.Degraded = true
 	_ = w.upsertState(ctx)
-	c := Change{
-		Kind: ChangeDegraded, ServiceID: "-", Name: w.st.Config.Description, Capacity: "",
+	c := watch.Change{
+		Kind: watch.ChangeDegraded, ServiceID: "-", Name: w.st.Config.Description, Capacity: "",
 		ChangedBy: "vigil", ChangedAt: now, Announce: true,
 	}
 	workflow.GetLogger(ctx).Warn("watch degraded: directory unavailable", "err", pollErr)
-	w.noteChanges(now, []Change{c})
+	w.noteChanges(now, []watch.Change{c})
 	w.details(ctx)
-	if err := w.record(ctx, pollID, now, []Change{c}, nil); err != nil {
+	if err := w.record(ctx, pollID, now, []watch.Change{c}, nil); err != nil {
 		return err
 	}
-	return w.announce(ctx, pollID, []Change{c})
+	return w.announce(ctx, pollID, []watch.Change{c})
 }
 
-func (w *watch) record(ctx workflow.Context, pollID string, at time.Time, changes []Change, current []activities.Observation) error {
+func (w *watchRun) record(ctx workflow.Context, pollID string, at time.Time, changes []watch.Change, current []watch.Observation) error {
 	state := WatchActive
 	if w.st.Degraded {
 		state = WatchDegraded
@@ -469,10 +470,9 @@ func (w *watch) record(ctx workflow.Context, pollID string, at time.Time, change
 	if w.st.Paused {
 		state = WatchPaused
 	}
-	recs := make([]activities.ChangeRecord, 0, len(changes))
-	for _, c := range changes {
-		recs = append(recs, changeRecord(c))
-	}
+	// A copy, never nil: the activity's input says "Changes":[] when the
+	// poll changed nothing, as recorded histories do.
+	recs := append(make([]watch.Change, 0, len(changes)), changes...)
 	summary := "record poll"
 	if len(changes) > 0 {
 		summary = "record " + strconv.Itoa(len(changes)) + " change(s)"
@@ -499,7 +499,7 @@ func (w *watch) record(ctx workflow.Context, pollID string, at time.Time, change
 const stateRewriteChange = "watch-state-rewrite"
 
 // announce notifies the changes people are told about, in parallel.
-func (w *watch) announce(ctx workflow.Context, pollID string, changes []Change) error {
+func (w *watchRun) announce(ctx workflow.Context, pollID string, changes []watch.Change) error {
 	cfg := w.st.Config
 	var futures []workflow.Future
 	for _, c := range changes {
@@ -508,7 +508,7 @@ func (w *watch) announce(ctx workflow.Context, pollID string, changes []Change) 
 		}
 		actx := withSummary(sideCtx(ctx), "notify: "+describeChange(c))
 		futures = append(futures, workflow.ExecuteActivity(actx, watchActivities.NotifyChange, &activities.NotifyChangeInput{
-			WatchID: w.in.WatchID, PollID: pollID, Description: cfg.Description, Change: changeRecord(c),
+			WatchID: w.in.WatchID, PollID: pollID, Description: cfg.Description, Change: c,
 			SlackChannel: cfg.SlackChannel, SMSNumbers: cfg.SMSNumbers,
 		}))
 	}
@@ -520,17 +520,9 @@ func (w *watch) announce(ctx workflow.Context, pollID string, changes []Change) 
 	return nil
 }
 
-func changeRecord(c Change) activities.ChangeRecord {
-	return activities.ChangeRecord{
-		Kind: c.Kind, ServiceID: c.ServiceID, Name: c.Name, Type: c.Type, Region: c.Region,
-		Previous: c.Previous, PrevRAG: c.PrevRAG, Capacity: c.Capacity, RAG: c.RAG,
-		ChangedBy: c.ChangedBy, ChangedAt: c.ChangedAt,
-	}
-}
-
 // state is the watch's state for the WatchState search attribute and its
 // row: paused, else degraded, else active.
-func (w *watch) state() string {
+func (w *watchRun) state() string {
 	switch {
 	case w.st.Paused:
 		return WatchPaused
@@ -540,7 +532,7 @@ func (w *watch) state() string {
 	return WatchActive
 }
 
-func (w *watch) upsertState(ctx workflow.Context) error {
+func (w *watchRun) upsertState(ctx workflow.Context) error {
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		VigilKindKey.ValueSet(KindWatch),
 		WatchIDKey.ValueSet(w.in.WatchID),
@@ -551,7 +543,7 @@ func (w *watch) upsertState(ctx workflow.Context) error {
 // details sets the run's current details in the Web UI: what it watches,
 // its state, last poll, services by status, last change and last operator
 // signal. Service names and ids only: a watch holds no personal data.
-func (w *watch) details(ctx workflow.Context) {
+func (w *watchRun) details(ctx workflow.Context) {
 	lines := []string{WatchSummary(w.st.Config) + " · every " + HumanDuration(w.st.Config.Interval)}
 	state := w.state()
 	switch {
@@ -594,7 +586,7 @@ func (w *watch) details(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, strings.Join(lines, "\n"))
 }
 
-func (w *watch) shouldContinueAsNew(ctx workflow.Context) bool {
+func (w *watchRun) shouldContinueAsNew(ctx workflow.Context) bool {
 	if w.in.ContinueAsNewAfterPolls > 0 {
 		return w.polls >= w.in.ContinueAsNewAfterPolls
 	}

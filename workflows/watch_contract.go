@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
@@ -51,16 +51,6 @@ const (
 	// WatchDeleted is the last state of a watch's run, once it was deleted
 	// (DELETE /v1/watches/{id}).
 	WatchDeleted = "deleted"
-)
-
-// Kinds of recorded status changes.
-const (
-	ChangeFirstSighting = "first_sighting"
-	ChangeStatus        = "change"
-	ChangeRobotReset    = "robot_reset"
-	ChangeDisappeared   = "disappeared"
-	ChangeDegraded      = "degraded"
-	ChangeSourceBack    = "source_recovered"
 )
 
 // WatchConfig is what a watch polls, how often, and whom it tells.
@@ -126,27 +116,6 @@ type WatchState struct {
 	StateChangedAt time.Time `json:",omitempty"`
 }
 
-// Observation is one service as seen by a poll: the activity's compact
-// view (the full snapshot row stays in Postgres).
-type Observation = activities.Observation
-
-// Change is one decided status change.
-type Change struct {
-	Kind      string
-	ServiceID string
-	Name      string
-	Region    string
-	Type      string
-	Previous  string
-	PrevRAG   string
-	Capacity  string
-	RAG       string
-	ChangedBy string
-	ChangedAt time.Time
-	// Announce is set for changes people are told about.
-	Announce bool
-}
-
 // rank orders capacities from best to worst; a move to a lower rank is a
 // recovery (subject to hysteresis), a move to a higher one is announced at
 // once.
@@ -173,16 +142,16 @@ func rank(capacity string) int {
 //   - any other change is announced.
 //
 // prev must be sorted by service id; the result is too.
-func DecideChanges(prev []ServiceState, obs []Observation, recoveryPolls int) ([]ServiceState, []Change) {
+func DecideChanges(prev []ServiceState, obs []watch.Observation, recoveryPolls int) ([]ServiceState, []watch.Change) {
 	if recoveryPolls < 1 {
 		recoveryPolls = 1
 	}
-	seen := make([]Observation, len(obs))
+	seen := make([]watch.Observation, len(obs))
 	copy(seen, obs)
-	slices.SortFunc(seen, func(a, b Observation) int { return compareStrings(a.ServiceID, b.ServiceID) })
+	slices.SortFunc(seen, func(a, b watch.Observation) int { return compareStrings(a.ServiceID, b.ServiceID) })
 
 	var next []ServiceState
-	var changes []Change
+	var changes []watch.Change
 	i, j := 0, 0
 	for i < len(prev) || j < len(seen) {
 		switch {
@@ -190,8 +159,8 @@ func DecideChanges(prev []ServiceState, obs []Observation, recoveryPolls int) ([
 			// Gone from the results: reported as NONE (once).
 			p := prev[i]
 			if p.Capacity != directory.CapacityNone {
-				changes = append(changes, Change{
-					Kind: ChangeDisappeared, ServiceID: p.ServiceID, Name: p.Name, Region: p.Region, Type: p.Type,
+				changes = append(changes, watch.Change{
+					Kind: watch.ChangeDisappeared, ServiceID: p.ServiceID, Name: p.Name, Region: p.Region, Type: p.Type,
 					Previous: p.Capacity, PrevRAG: p.RAG, Capacity: directory.CapacityNone, Announce: true,
 				})
 				p.Capacity, p.RAG = directory.CapacityNone, ""
@@ -201,7 +170,7 @@ func DecideChanges(prev []ServiceState, obs []Observation, recoveryPolls int) ([
 			i++
 		case i >= len(prev) || seen[j].ServiceID < prev[i].ServiceID:
 			o := seen[j]
-			changes = append(changes, change(ChangeFirstSighting, ServiceState{}, o, false))
+			changes = append(changes, change(watch.ChangeFirstSighting, ServiceState{}, o, false))
 			next = append(next, ServiceState{ServiceID: o.ServiceID, Name: o.Name, Region: o.Region, Type: o.Type, Capacity: o.Capacity, RAG: o.RAG})
 			j++
 		default:
@@ -211,7 +180,7 @@ func DecideChanges(prev []ServiceState, obs []Observation, recoveryPolls int) ([
 			case o.Capacity == p.Capacity:
 				p.Pending, p.Streak = "", 0
 			case p.Capacity == directory.CapacityHigh && o.Capacity == "":
-				changes = append(changes, change(ChangeRobotReset, p, o, false))
+				changes = append(changes, change(watch.ChangeRobotReset, p, o, false))
 				p.Pending, p.Streak = "", 0
 			case rank(o.Capacity) < rank(p.Capacity) && recoveryPolls > 1:
 				if p.Pending == o.Capacity {
@@ -220,11 +189,11 @@ func DecideChanges(prev []ServiceState, obs []Observation, recoveryPolls int) ([
 					p.Pending, p.Streak = o.Capacity, 1
 				}
 				if p.Streak >= recoveryPolls {
-					changes = append(changes, change(ChangeStatus, p, o, true))
+					changes = append(changes, change(watch.ChangeStatus, p, o, true))
 					p.Capacity, p.RAG, p.Pending, p.Streak = o.Capacity, o.RAG, "", 0
 				}
 			default:
-				changes = append(changes, change(ChangeStatus, p, o, true))
+				changes = append(changes, change(watch.ChangeStatus, p, o, true))
 				p.Capacity, p.RAG, p.Pending, p.Streak = o.Capacity, o.RAG, "", 0
 			}
 			next = append(next, p)
@@ -235,8 +204,8 @@ func DecideChanges(prev []ServiceState, obs []Observation, recoveryPolls int) ([
 	return next, changes
 }
 
-func change(kind string, p ServiceState, o Observation, announce bool) Change {
-	return Change{
+func change(kind string, p ServiceState, o watch.Observation, announce bool) watch.Change {
+	return watch.Change{
 		Kind: kind, ServiceID: o.ServiceID, Name: o.Name, Region: o.Region, Type: o.Type,
 		Previous: p.Capacity, PrevRAG: p.RAG, Capacity: o.Capacity, RAG: o.RAG,
 		ChangedBy: o.UpdatedBy, ChangedAt: o.UpdatedAt, Announce: announce,

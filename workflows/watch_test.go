@@ -19,12 +19,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/workflows"
 )
 
-func obs(id, capacity string) workflows.Observation {
-	return workflows.Observation{ServiceID: id, Name: "Svc " + id, Capacity: capacity, UpdatedBy: "nurse.a"}
+func obs(id, capacity string) watch.Observation {
+	return watch.Observation{ServiceID: id, Name: "Svc " + id, Capacity: capacity, UpdatedBy: "nurse.a"}
 }
 
 func TestDecideChanges(t *testing.T) {
@@ -34,23 +35,23 @@ func TestDecideChanges(t *testing.T) {
 	tests := []struct {
 		name     string
 		prev     []workflows.ServiceState
-		obs      []workflows.Observation
+		obs      []watch.Observation
 		recovery int
 		kinds    []string
 		announce []bool
 		after    string // capacity of the first service afterwards
 	}{
-		{"first sighting is silent", nil, []workflows.Observation{obs("1", "HIGH")}, 1, []string{"first_sighting"}, []bool{false}, "HIGH"},
-		{"no change says nothing", []workflows.ServiceState{state("1", "LOW")}, []workflows.Observation{obs("1", "LOW")}, 1, nil, nil, "LOW"},
-		{"HIGH to LOW is announced", []workflows.ServiceState{state("1", "HIGH")}, []workflows.Observation{obs("1", "LOW")}, 1, []string{"change"}, []bool{true}, "LOW"},
-		{"LOW to NONE is announced", []workflows.ServiceState{state("1", "LOW")}, []workflows.Observation{obs("1", "NONE")}, 1, []string{"change"}, []bool{true}, "NONE"},
-		{"NONE to HIGH is announced without hysteresis", []workflows.ServiceState{state("1", "NONE")}, []workflows.Observation{obs("1", "HIGH")}, 1, []string{"change"}, []bool{true}, "HIGH"},
-		{"HIGH to reset is the robot: recorded, silent, stays HIGH", []workflows.ServiceState{state("1", "HIGH")}, []workflows.Observation{obs("1", "")}, 1, []string{"robot_reset"}, []bool{false}, "HIGH"},
-		{"LOW to reset is a change", []workflows.ServiceState{state("1", "LOW")}, []workflows.Observation{obs("1", "")}, 1, []string{"change"}, []bool{true}, ""},
+		{"first sighting is silent", nil, []watch.Observation{obs("1", "HIGH")}, 1, []string{"first_sighting"}, []bool{false}, "HIGH"},
+		{"no change says nothing", []workflows.ServiceState{state("1", "LOW")}, []watch.Observation{obs("1", "LOW")}, 1, nil, nil, "LOW"},
+		{"HIGH to LOW is announced", []workflows.ServiceState{state("1", "HIGH")}, []watch.Observation{obs("1", "LOW")}, 1, []string{"change"}, []bool{true}, "LOW"},
+		{"LOW to NONE is announced", []workflows.ServiceState{state("1", "LOW")}, []watch.Observation{obs("1", "NONE")}, 1, []string{"change"}, []bool{true}, "NONE"},
+		{"NONE to HIGH is announced without hysteresis", []workflows.ServiceState{state("1", "NONE")}, []watch.Observation{obs("1", "HIGH")}, 1, []string{"change"}, []bool{true}, "HIGH"},
+		{"HIGH to reset is the robot: recorded, silent, stays HIGH", []workflows.ServiceState{state("1", "HIGH")}, []watch.Observation{obs("1", "")}, 1, []string{"robot_reset"}, []bool{false}, "HIGH"},
+		{"LOW to reset is a change", []workflows.ServiceState{state("1", "LOW")}, []watch.Observation{obs("1", "")}, 1, []string{"change"}, []bool{true}, ""},
 		{"disappearing is reported as NONE", []workflows.ServiceState{state("1", "HIGH")}, nil, 1, []string{"disappeared"}, []bool{true}, "NONE"},
 		{"a gone service is reported once", []workflows.ServiceState{state("1", "NONE")}, nil, 1, nil, nil, "NONE"},
-		{"a recovery waits for the hysteresis", []workflows.ServiceState{state("1", "NONE")}, []workflows.Observation{obs("1", "HIGH")}, 2, nil, nil, "NONE"},
-		{"a worsening ignores the hysteresis", []workflows.ServiceState{state("1", "HIGH")}, []workflows.Observation{obs("1", "NONE")}, 3, []string{"change"}, []bool{true}, "NONE"},
+		{"a recovery waits for the hysteresis", []workflows.ServiceState{state("1", "NONE")}, []watch.Observation{obs("1", "HIGH")}, 2, nil, nil, "NONE"},
+		{"a worsening ignores the hysteresis", []workflows.ServiceState{state("1", "HIGH")}, []watch.Observation{obs("1", "NONE")}, 3, []string{"change"}, []bool{true}, "NONE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,20 +70,20 @@ func TestDecideChanges(t *testing.T) {
 
 	t.Run("hysteresis announces after K consecutive polls", func(t *testing.T) {
 		prev := []workflows.ServiceState{state("1", "NONE")}
-		var changes []workflows.Change
+		var changes []watch.Change
 		for range 2 {
-			prev, changes = workflows.DecideChanges(prev, []workflows.Observation{obs("1", "HIGH")}, 3)
+			prev, changes = workflows.DecideChanges(prev, []watch.Observation{obs("1", "HIGH")}, 3)
 			require.Empty(t, changes)
 		}
-		prev, changes = workflows.DecideChanges(prev, []workflows.Observation{obs("1", "HIGH")}, 3)
+		prev, changes = workflows.DecideChanges(prev, []watch.Observation{obs("1", "HIGH")}, 3)
 		require.Len(t, changes, 1)
 		require.Equal(t, "HIGH", prev[0].Capacity)
 	})
 	t.Run("a flap resets the hysteresis streak", func(t *testing.T) {
 		prev := []workflows.ServiceState{state("1", "NONE")}
-		prev, _ = workflows.DecideChanges(prev, []workflows.Observation{obs("1", "HIGH")}, 2)
-		prev, _ = workflows.DecideChanges(prev, []workflows.Observation{obs("1", "NONE")}, 2)
-		_, changes := workflows.DecideChanges(prev, []workflows.Observation{obs("1", "HIGH")}, 2)
+		prev, _ = workflows.DecideChanges(prev, []watch.Observation{obs("1", "HIGH")}, 2)
+		prev, _ = workflows.DecideChanges(prev, []watch.Observation{obs("1", "NONE")}, 2)
+		_, changes := workflows.DecideChanges(prev, []watch.Observation{obs("1", "HIGH")}, 2)
 		require.Empty(t, changes, "the streak started again")
 	})
 }
@@ -92,10 +93,10 @@ type watchHarness struct {
 	mu       sync.Mutex // activities run concurrently
 	t        *testing.T
 	env      *testsuite.TestWorkflowEnvironment
-	answers  []func() ([]activities.Observation, error)
+	answers  []func() ([]watch.Observation, error)
 	polls    int
 	recorded []activities.RecordChangesInput
-	notified []activities.ChangeRecord
+	notified []watch.Change
 	// operated are the accepted operator signals, refused the refused ones.
 	operated []activities.WatchOperatorStateInput
 	refused  []activities.OperatorSignalRecord
@@ -170,21 +171,21 @@ func newWatchHarnessSlow(t *testing.T, firstPoll, firstRecord time.Duration) *wa
 	return h
 }
 
-func (h *watchHarness) script(answers ...func() ([]activities.Observation, error)) {
+func (h *watchHarness) script(answers ...func() ([]watch.Observation, error)) {
 	h.answers = answers
 }
 
-func see(pairs ...string) func() ([]activities.Observation, error) {
-	return func() ([]activities.Observation, error) {
-		var out []activities.Observation
+func see(pairs ...string) func() ([]watch.Observation, error) {
+	return func() ([]watch.Observation, error) {
+		var out []watch.Observation
 		for i := 0; i+1 < len(pairs); i += 2 {
-			out = append(out, activities.Observation{ServiceID: pairs[i], Name: "Svc " + pairs[i], Region: "North", Capacity: pairs[i+1]})
+			out = append(out, watch.Observation{ServiceID: pairs[i], Name: "Svc " + pairs[i], Region: "North", Capacity: pairs[i+1]})
 		}
 		return out, nil
 	}
 }
 
-func failing() ([]activities.Observation, error) { return nil, errors.New("directory unavailable") }
+func failing() ([]watch.Observation, error) { return nil, errors.New("directory unavailable") }
 
 func watchInput() *workflows.WatchInput {
 	return &workflows.WatchInput{WatchID: "w1", Config: workflows.WatchConfig{
@@ -230,7 +231,7 @@ func TestWatch_PollsDecidesAndAnnounces(t *testing.T) {
 	var silent []string
 	for _, r := range h.recorded {
 		for _, c := range r.Changes {
-			if c.Kind == workflows.ChangeFirstSighting || c.Kind == workflows.ChangeRobotReset {
+			if c.Kind == watch.ChangeFirstSighting || c.Kind == watch.ChangeRobotReset {
 				silent = append(silent, c.Kind+":"+c.ServiceID)
 			}
 		}
