@@ -55,8 +55,8 @@ var (
 	incidentReadAlertTypePattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]{1,63}$`)
 )
 
-// readIncidentStore is the incidents query model.
-func (s *Server) readIncidentStore() *incident.Store {
+// incidentStore is the incident capability's store.
+func (s *Server) incidentStore() *incident.Store {
 	return &incident.Store{DB: s.db}
 }
 
@@ -68,7 +68,7 @@ func (s *Server) readIncidentList(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	page, err := s.readIncidentStore().List(c.Request.Context(), f)
+	page, err := s.incidentStore().List(c.Request.Context(), f)
 	if err != nil {
 		s.abortInternal(c, "list incidents", err)
 		return
@@ -136,7 +136,7 @@ func (s *Server) readIncident(c *gin.Context) {
 		abortInvalid(c, invalid("id", "must be a UUID"))
 		return
 	}
-	d, err := s.readIncidentStore().Get(c.Request.Context(), parsed.String())
+	d, err := s.incidentStore().Get(c.Request.Context(), parsed.String())
 	switch {
 	case errors.Is(err, incident.ErrNotFound):
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no incident "+parsed.String(), "")
@@ -166,7 +166,7 @@ func (s *Server) readIncidentMetrics(c *gin.Context) {
 		abortInvalid(c, invalid("from", "must not be after to"))
 		return
 	}
-	m, err := s.readIncidentStore().Metrics(c.Request.Context(), from, to)
+	m, err := s.incidentStore().Metrics(c.Request.Context(), from, to)
 	if err != nil {
 		s.abortInternal(c, "compute incident metrics", err)
 		return
