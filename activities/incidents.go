@@ -14,8 +14,9 @@ import (
 	"github.com/lib/pq"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/incident"
+	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/oncall"
 )
 
 // Incidents holds the activities of the incident workflow: loading its plan,
@@ -95,49 +96,10 @@ func (a *Incidents) LoadPlan(ctx context.Context, in *LoadPlanInput) (*Plan, err
 }
 
 // IncidentRow is the incident's projection, written on every change.
-type IncidentRow struct {
-	ID           string `db:"id"`
-	WorkflowID   string `db:"workflow_id"`
-	DedupKeyHash string `db:"dedup_key_hash"`
-	AlertType    string `db:"alert_type"`
-	Severity     string `db:"severity"`
-	PatientID    string `db:"patient_id"`
-	Room         string `db:"room"`
-	Source       string `db:"source"`
-	// Integration is the scope of the integration that owns the incident
-	// ("" for incidents opened before integrations were scoped).
-	Integration string `db:"integration"`
-	// UnscopedKeyHash is the hash of the raw dedup key, whatever the
-	// integration (never the key itself, which may hold a patient id).
-	UnscopedKeyHash string     `db:"unscoped_key_hash"`
-	Status          string     `db:"status"`
-	AssignedTo      *string    `db:"assigned_to"`
-	AssignedRole    string     `db:"assigned_role"`
-	AlertCount      int        `db:"alert_count"`
-	EscalationStep  int        `db:"escalation_step"`
-	OpenedAt        time.Time  `db:"opened_at"`
-	AssignedAt      *time.Time `db:"assigned_at"`
-	FirstPagedAt    *time.Time `db:"first_paged_at"`
-	AcknowledgedAt  *time.Time `db:"acknowledged_at"`
-	InProgressAt    *time.Time `db:"in_progress_at"`
-	ResolvedAt      *time.Time `db:"resolved_at"`
-	ResolvedBy      string     `db:"resolved_by"`
-	ResolutionNotes string     `db:"resolution_notes"`
-	LastAlertAt     time.Time  `db:"last_alert_at"`
-	LastSeq         int        `db:"last_seq"`
-}
+type IncidentRow = incident.Row
 
 // AuditEvent is one entry of an incident's audit trail.
-type AuditEvent struct {
-	Seq        int
-	Action     string
-	ActorType  string
-	ActorID    string
-	FromStatus string
-	ToStatus   string
-	At         time.Time
-	Detail     map[string]string
-}
+type AuditEvent = incident.AuditEvent
 
 // RecordInput is a projection and the audit events that led to it.
 type RecordInput struct {
@@ -162,54 +124,15 @@ func (a *Incidents) Record(ctx context.Context, in *RecordInput) (*RecordResult,
 }
 
 func (a *Incidents) record(ctx context.Context, in *RecordInput) error {
-	tx, err := a.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	_, err = tx.NamedExecContext(ctx, `
-		INSERT INTO incidents (id, workflow_id, dedup_key_hash, alert_type, severity, patient_id, room, source,
-			integration, unscoped_key_hash, status, assigned_to, assigned_role, alert_count, escalation_step, opened_at, assigned_at,
-			first_paged_at, acknowledged_at, in_progress_at, resolved_at, resolved_by, resolution_notes,
-			last_alert_at, last_seq, updated_at)
-		VALUES (:id, :workflow_id, :dedup_key_hash, :alert_type, :severity, :patient_id, :room, :source,
-			:integration, :unscoped_key_hash, :status, :assigned_to, :assigned_role, :alert_count, :escalation_step, :opened_at, :assigned_at,
-			:first_paged_at, :acknowledged_at, :in_progress_at, :resolved_at, :resolved_by, :resolution_notes,
-			:last_alert_at, :last_seq, now())
-		ON CONFLICT (id) DO UPDATE SET
-			status = EXCLUDED.status, assigned_to = EXCLUDED.assigned_to, assigned_role = EXCLUDED.assigned_role,
-			alert_count = EXCLUDED.alert_count, escalation_step = EXCLUDED.escalation_step,
-			assigned_at = EXCLUDED.assigned_at, first_paged_at = EXCLUDED.first_paged_at,
-			acknowledged_at = EXCLUDED.acknowledged_at, in_progress_at = EXCLUDED.in_progress_at,
-			resolved_at = EXCLUDED.resolved_at, resolved_by = EXCLUDED.resolved_by,
-			resolution_notes = EXCLUDED.resolution_notes, last_alert_at = EXCLUDED.last_alert_at,
-			last_seq = EXCLUDED.last_seq, updated_at = now()
-		WHERE incidents.last_seq < EXCLUDED.last_seq`, in.Row)
-	if err != nil {
-		return classifySQL(fmt.Errorf("upsert incident %s: %w", in.Row.ID, err))
-	}
-	for _, ev := range in.Events {
-		detail, err := json.Marshal(ev.Detail)
-		if err != nil {
-			return fmt.Errorf("encode event detail: %w", err)
-		}
-		if ev.Detail == nil {
-			detail = []byte("{}")
-		}
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO incident_events (incident_id, seq, action, actor_type, actor_id, from_status, to_status, at, detail)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (incident_id, seq) DO NOTHING`,
-			in.Row.ID, ev.Seq, ev.Action, ev.ActorType, ev.ActorID, ev.FromStatus, ev.ToStatus, ev.At, detail); err != nil {
-			return classifySQL(fmt.Errorf("insert incident event %d: %w", ev.Seq, err))
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit incident %s: %w", in.Row.ID, err)
+	if err := a.store().Record(ctx, in.Row, in.Events); err != nil {
+		return classifySQL(err)
 	}
 	a.observe(in)
 	return nil
 }
+
+// store is the incident store over the activities' database.
+func (a *Incidents) store() *incident.Store { return &incident.Store{DB: a.DB} }
 
 // observe exports the recorded events as metrics. The times come from the
 // workflow's state, so a restarted worker loses nothing; a retried Record
@@ -317,67 +240,19 @@ type PageResult struct {
 // Page delivers a page through the outbox. The in-app channel stores the
 // notification, which the SSE stream pushes to the person at once.
 func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error) {
-	tx, err := a.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	var outboxID int64
-	var status string
-	var sentAt *time.Time
 	var due *time.Time
 	if !in.Due.IsZero() {
 		due = &in.Due
 	}
-	// due_at is written on insert only: a retry keeps the first attempt's.
-	err = tx.QueryRowxContext(ctx, `
-		INSERT INTO notification_outbox (incident_id, step, recipient, channel, due_at)
-		VALUES ($1, $2, $3, 'inapp', $4)
-		ON CONFLICT (incident_id, step, recipient, channel) DO UPDATE SET attempts = notification_outbox.attempts
-		RETURNING id, status, sent_at`, in.IncidentID, in.Step, in.Recipient, due).Scan(&outboxID, &status, &sentAt)
+	at, sentBefore, err := a.store().PageInApp(ctx, incident.InAppPage{
+		IncidentID: in.IncidentID, Step: in.Step, Recipient: in.Recipient,
+		Kind: in.Kind, Title: in.Title, Body: in.Body, Due: due, SMSSkipped: in.SMSSkipped,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("claim outbox row: %w", err)
+		return nil, err
 	}
-	if status == "sent" && sentAt != nil {
-		return &PageResult{Delivered: true, DeliveredAt: *sentAt}, nil
-	}
-	// Everything that needs no lock comes first (pg_notify is delivered at
-	// commit): the recipient's lock is held for one statement and the
-	// commit, as pages to one person are serialised by it.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', $1)`, in.Recipient); err != nil {
-		return nil, fmt.Errorf("notify listeners: %w", err)
-	}
-	if in.SMSSkipped != "" {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, last_error)
-			VALUES ($1, $2, $3, 'sms', 'skipped', $4)
-			ON CONFLICT (incident_id, step, recipient, channel) DO NOTHING`,
-			in.IncidentID, in.Step, in.Recipient, in.SMSSkipped); err != nil {
-			return nil, fmt.Errorf("record sms skipped: %w", err)
-		}
-	}
-	// The recipient's notification lock, held until commit, makes its
-	// notification ids commit in order: a stream resuming after an id
-	// misses none (see api.notificationLockClass).
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(1297303380, hashtext($1))`, in.Recipient); err != nil {
-		return nil, fmt.Errorf("lock recipient notifications: %w", err)
-	}
-	var at time.Time
-	if err := tx.QueryRowxContext(ctx, `
-		WITH n AS (
-			INSERT INTO staff_notifications (staff_id, incident_id, outbox_id, kind, title, body)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (outbox_id) DO NOTHING
-			RETURNING id, created_at
-		)
-		UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1, sent_at = now()
-		WHERE id = $3
-		RETURNING sent_at`, in.Recipient, in.IncidentID, outboxID, in.Kind, in.Title, in.Body).Scan(&at); err != nil {
-		return nil, fmt.Errorf("deliver in-app page: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit page: %w", err)
+	if sentBefore {
+		return &PageResult{Delivered: true, DeliveredAt: at}, nil
 	}
 	if a.Metrics != nil {
 		a.Metrics.Notified("inapp", "sent")
@@ -449,16 +324,11 @@ func (a *Incidents) pickForStep(ctx context.Context, in *PageStepInput) (*PickRe
 	if in.Page.Recipient != "" {
 		return &PickResult{Found: true, StaffID: in.Page.Recipient}, nil
 	}
-	var prev string
-	err := a.DB.GetContext(ctx, &prev, `
-		SELECT recipient FROM notification_outbox
-		WHERE incident_id = $1 AND step = $2 AND channel = 'inapp'
-		ORDER BY id LIMIT 1`, in.Page.IncidentID, in.Page.Step)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return nil, classifySQL(fmt.Errorf("look up earlier page of step %s: %w", in.Page.Step, err))
-	default:
+	prev, found, err := a.store().StepRecipient(ctx, in.Page.IncidentID, in.Page.Step)
+	if err != nil {
+		return nil, classifySQL(err)
+	}
+	if found {
 		return a.repick(ctx, in.Choices, prev)
 	}
 	var reasons []string

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/oncall"
 )
 
 // lateness returns the sample count and sum of vigil_escalation_lateness_seconds.

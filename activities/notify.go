@@ -14,6 +14,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
@@ -134,32 +135,15 @@ func (n *Notifier) syncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyn
 	}
 
 	// Reserve the incident's row, committed before anything is posted.
-	res, err := n.DB.ExecContext(ctx, `
-		INSERT INTO incident_slack_messages (incident_id, channel, ts) VALUES ($1, $2, '')
-		ON CONFLICT (incident_id) DO NOTHING`, in.IncidentID, channel)
+	reservedNow, err := n.store().ReserveSlackMessage(ctx, in.IncidentID, channel)
 	if err != nil {
-		return nil, fmt.Errorf("reserve slack message of incident %s: %w", in.IncidentID, err)
+		return nil, err
 	}
-	affected, err := res.RowsAffected()
+	row, err := n.store().LockSlackMessage(ctx, in.IncidentID)
 	if err != nil {
-		return nil, fmt.Errorf("reserve slack message of incident %s: %w", in.IncidentID, err)
+		return nil, err
 	}
-	reservedNow := affected == 1
-
-	tx, err := n.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	var row struct {
-		Channel string `db:"channel"`
-		TS      string `db:"ts"`
-		LastSeq int    `db:"last_seq"`
-	}
-	if err := tx.GetContext(ctx, &row, `
-		SELECT channel, ts, last_seq FROM incident_slack_messages WHERE incident_id = $1 FOR UPDATE`, in.IncidentID); err != nil {
-		return nil, fmt.Errorf("lock slack message of incident %s: %w", in.IncidentID, err)
-	}
+	defer row.Close()
 	out := &SlackSyncResult{Enabled: true, Channel: row.Channel, TS: row.TS}
 	if in.Seq > 0 && in.Seq < row.LastSeq {
 		out.Stale = true
@@ -171,7 +155,7 @@ func (n *Notifier) syncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyn
 		switch {
 		case err == nil:
 			out.Updated = true
-			return out, n.storeSlackMessage(ctx, tx, in, row.Channel, row.TS)
+			return out, row.Store(ctx, row.Channel, row.TS, in.Seq)
 		case errors.Is(err, slacknotify.ErrMessageNotFound):
 			// Deleted in Slack: post a new one below.
 			logger(ctx).Warn("incident's slack message is gone; posting a new one", "incident_id", in.IncidentID)
@@ -187,7 +171,7 @@ func (n *Notifier) syncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyn
 				return nil, slackActivityError(err)
 			} else if err == nil {
 				out.Updated, out.Recovered, out.Channel, out.TS = true, true, channel, ts
-				return out, n.storeSlackMessage(ctx, tx, in, channel, ts)
+				return out, row.Store(ctx, channel, ts, in.Seq)
 			}
 		case err == nil:
 		case errors.As(err, &se) && se.Permanent:
@@ -202,22 +186,11 @@ func (n *Notifier) syncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyn
 		return nil, slackActivityError(err)
 	}
 	out.Posted, out.Channel, out.TS = true, postedChannel, ts
-	return out, n.storeSlackMessage(ctx, tx, in, postedChannel, ts)
+	return out, row.Store(ctx, postedChannel, ts, in.Seq)
 }
 
-// storeSlackMessage records the message's channel and timestamp and commits.
-func (n *Notifier) storeSlackMessage(ctx context.Context, tx *sqlx.Tx, in *SlackSyncInput, channel, ts string) error {
-	if _, err := tx.ExecContext(ctx, `
-		UPDATE incident_slack_messages
-		SET channel = $2, ts = $3, last_seq = GREATEST(last_seq, $4), updated_at = now()
-		WHERE incident_id = $1`, in.IncidentID, channel, ts, in.Seq); err != nil {
-		return fmt.Errorf("store slack message of incident %s: %w", in.IncidentID, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit slack message of incident %s: %w", in.IncidentID, err)
-	}
-	return nil
-}
+// store is the incident store over the notifier's database.
+func (n *Notifier) store() *incident.Store { return &incident.Store{DB: n.DB} }
 
 // slackMessage builds the message, looking up the assignee's name.
 func (n *Notifier) slackMessage(ctx context.Context, in *SlackSyncInput) (slacknotify.IncidentMessage, error) {
@@ -306,27 +279,12 @@ func (n *Notifier) sendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error
 	if in.IncidentID == "" || in.Step == "" || in.Recipient == "" {
 		return nil, temporal.NewNonRetryableApplicationError("incident id, step and recipient are required", ErrTypeInvalidInput, nil)
 	}
-	tx, err := n.DB.BeginTxx(ctx, nil)
+	claim, err := n.store().ClaimSMS(ctx, in.IncidentID, in.Step, in.Recipient)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return nil, err
 	}
-	defer func() { _ = tx.Rollback() }()
-
-	var row struct {
-		ID          int64      `db:"id"`
-		Status      string     `db:"status"`
-		ProviderRef string     `db:"provider_ref"`
-		LastError   string     `db:"last_error"`
-		SentAt      *time.Time `db:"sent_at"`
-	}
-	// ON CONFLICT DO UPDATE locks the row until the transaction ends.
-	if err := tx.GetContext(ctx, &row, `
-		INSERT INTO notification_outbox (incident_id, step, recipient, channel)
-		VALUES ($1, $2, $3, 'sms')
-		ON CONFLICT (incident_id, step, recipient, channel) DO UPDATE SET attempts = notification_outbox.attempts
-		RETURNING id, status, provider_ref, last_error, sent_at`, in.IncidentID, in.Step, in.Recipient); err != nil {
-		return nil, fmt.Errorf("claim sms outbox row: %w", err)
-	}
+	defer claim.Close()
+	row := claim.Row
 	switch row.Status {
 	case "sent":
 		out := &SMSResult{Sent: true, SID: row.ProviderRef, Status: row.Status}
@@ -339,32 +297,25 @@ func (n *Notifier) sendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error
 	}
 
 	if n.SMS == nil {
-		return n.settleSMS(ctx, tx, row.ID, "skipped", "", "SMS is not configured")
+		return settleSMS(ctx, claim, "skipped", "", "SMS is not configured")
 	}
-	var phone string
-	err = tx.GetContext(ctx, &phone, `SELECT phone FROM staff WHERE id = $1`, in.Recipient)
+	phone, found, err := claim.RecipientPhone(ctx, in.Recipient)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return n.settleSMS(ctx, tx, row.ID, "skipped", "", "unknown staff member")
 	case err != nil:
-		return nil, fmt.Errorf("look up phone of %s: %w", in.Recipient, err)
+		return nil, err
+	case !found:
+		return settleSMS(ctx, claim, "skipped", "", "unknown staff member")
 	case strings.TrimSpace(phone) == "":
-		return n.settleSMS(ctx, tx, row.ID, "skipped", "", "no phone number on file")
+		return settleSMS(ctx, claim, "skipped", "", "no phone number on file")
 	case !sms.ValidE164(phone):
-		return n.settleSMS(ctx, tx, row.ID, "skipped", "", "the phone number on file is not in E.164 form")
+		return settleSMS(ctx, claim, "skipped", "", "the phone number on file is not in E.164 form")
 	}
 
 	sid, sendErr := n.SMS.Send(ctx, phone, in.Body)
 	if sendErr == nil {
-		var sentAt time.Time
-		if err := tx.GetContext(ctx, &sentAt, `
-			UPDATE notification_outbox
-			SET status = 'sent', attempts = attempts + 1, provider_ref = $2, last_error = '', sent_at = now()
-			WHERE id = $1 RETURNING sent_at`, row.ID, sid); err != nil {
-			return nil, fmt.Errorf("mark sms sent: %w", err)
-		}
-		if err := tx.Commit(); err != nil {
-			return nil, fmt.Errorf("commit sms: %w", err)
+		sentAt, err := claim.MarkSent(ctx, sid)
+		if err != nil {
+			return nil, err
 		}
 		return &SMSResult{Sent: true, SID: sid, SentAt: sentAt, Status: "sent"}, nil
 	}
@@ -373,16 +324,11 @@ func (n *Notifier) sendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error
 	if errors.As(sendErr, &se) && !se.Retryable {
 		logger(ctx).Warn("sms refused by the provider", "incident_id", in.IncidentID, "step", in.Step,
 			"recipient", in.Recipient, "error", sendErr)
-		return n.settleSMS(ctx, tx, row.ID, "failed", sid, sendErr.Error())
+		return settleSMS(ctx, claim, "failed", sid, sendErr.Error())
 	}
 	// Retryable: count the attempt and keep the row pending.
-	if _, err := tx.ExecContext(ctx, `
-		UPDATE notification_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1`,
-		row.ID, sendErr.Error()); err != nil {
-		return nil, fmt.Errorf("record sms attempt: %w (send: %w)", err, sendErr)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit sms attempt: %w (send: %w)", err, sendErr)
+	if err := claim.CountAttempt(ctx, sendErr.Error()); err != nil {
+		return nil, fmt.Errorf("%w (send: %w)", err, sendErr)
 	}
 	var delay time.Duration
 	if se != nil {
@@ -396,18 +342,9 @@ func (n *Notifier) sendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error
 
 // settleSMS marks the outbox row skipped or failed, commits and answers
 // Sent=false with the reason.
-func (n *Notifier) settleSMS(ctx context.Context, tx *sqlx.Tx, id int64, status, sid, reason string) (*SMSResult, error) {
-	attempt := 0
-	if status == "failed" {
-		attempt = 1
-	}
-	if _, err := tx.ExecContext(ctx, `
-		UPDATE notification_outbox SET status = $2, provider_ref = $3, last_error = $4, attempts = attempts + $5
-		WHERE id = $1`, id, status, sid, reason, attempt); err != nil {
-		return nil, fmt.Errorf("mark sms %s: %w", status, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit sms %s: %w", status, err)
+func settleSMS(ctx context.Context, claim *incident.SMSClaim, status, sid, reason string) (*SMSResult, error) {
+	if err := claim.Settle(ctx, status, sid, reason); err != nil {
+		return nil, err
 	}
 	return &SMSResult{Sent: false, SID: sid, Status: status, Reason: reason}, nil
 }

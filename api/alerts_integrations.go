@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -794,15 +793,12 @@ func (s *Server) sourceAcknowledged(ctx context.Context, src *alertSource, dedup
 // the key names, if any.
 func (s *Server) refuseStaffSourceAction(c *gin.Context, src *alertSource, action, dedupKey string) {
 	subjectType, subjectID := "dedup_key", workflows.DedupKeyHash(dedupKey)
-	var id string
-	err := s.db.GetContext(c.Request.Context(), &id, `
-		SELECT id FROM incidents WHERE unscoped_key_hash = $1 AND status <> 'RESOLVED'
-		ORDER BY opened_at LIMIT 1`, subjectID)
+	id, found, err := s.incidentStore().OldestOpenByKeyHash(c.Request.Context(), subjectID)
 	switch {
-	case err == nil:
-		subjectType, subjectID = "incident", id
-	case !errors.Is(err, sql.ErrNoRows):
+	case err != nil:
 		s.logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
+	case found:
+		subjectType, subjectID = "incident", id
 	}
 	s.auditEvent(c, auditSourceActionRefused, subjectType, subjectID,
 		action+" by "+src.who()+": staff act on incidents through /v1/incidents/{id}, not as a source")
@@ -814,19 +810,16 @@ func (s *Server) refuseStaffSourceAction(c *gin.Context, src *alertSource, actio
 // all is PagerDuty's "accepted and ignored" and is not audited. reason, when
 // set, is the incident's own refusal.
 func (s *Server) auditForeignSourceAction(c *gin.Context, src *alertSource, action, dedupKey, reason string) {
-	var id string
-	err := s.db.GetContext(c.Request.Context(), &id, `
-		SELECT id FROM incidents WHERE unscoped_key_hash = $1 AND status <> 'RESOLVED' AND integration <> $2
-		ORDER BY opened_at LIMIT 1`, workflows.DedupKeyHash(dedupKey), src.Integration)
+	id, found, err := s.incidentStore().OldestOpenOfOtherIntegration(c.Request.Context(), workflows.DedupKeyHash(dedupKey), src.Integration)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		s.logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
+		return
+	case !found:
 		if reason == "" {
 			return
 		}
 		s.auditEvent(c, auditSourceActionRefused, "dedup_key", workflows.DedupKeyHash(dedupKey), action+" by "+src.who()+": "+reason)
-		return
-	case err != nil:
-		s.logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
 		return
 	}
 	if reason == "" {

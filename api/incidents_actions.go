@@ -1,7 +1,6 @@
 package api
 
 import (
-	"database/sql"
 	"errors"
 	"net/http"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -109,9 +109,8 @@ func (s *Server) transition(update string, needsBody bool) gin.HandlerFunc {
 			req.ToStaffID = body.StaffID
 		}
 
-		var wfID, status string
-		err := s.db.QueryRowxContext(ctx, `SELECT workflow_id, status FROM incidents WHERE id = $1`, id).Scan(&wfID, &status)
-		if errors.Is(err, sql.ErrNoRows) {
+		wfID, status, err := s.incidentStore().Workflow(ctx, id)
+		if errors.Is(err, incident.ErrNotFound) {
 			abortWithError(c, http.StatusNotFound, CodeNotFound, "no incident "+id, "")
 			return
 		}

@@ -9,7 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/vigil-health/vigil/internal/incidentquery"
+	"github.com/vigil-health/vigil/internal/incident"
 )
 
 // incidentReadRoutes registers the incident read endpoints: the filtered
@@ -24,7 +24,7 @@ func (s *Server) incidentReadRoutes(v1 *gin.RouterGroup) {
 
 // IncidentListItem is one incident of GET /v1/incidents.
 type IncidentListItem struct {
-	incidentquery.Incident
+	incident.Incident
 	// WebUIURL links to the incident's workflow in the Temporal Web UI.
 	WebUIURL string `json:"web_ui_url,omitempty"`
 }
@@ -38,13 +38,13 @@ type IncidentListPage struct {
 
 // IncidentDetailView answers GET /v1/incidents/{id}.
 type IncidentDetailView struct {
-	incidentquery.IncidentDetail
+	incident.IncidentDetail
 	// WebUIURL links to the incident's workflow in the Temporal Web UI.
 	WebUIURL string `json:"web_ui_url,omitempty"`
 }
 
 // IncidentMetricsReport answers GET /v1/incidents/metrics.
-type IncidentMetricsReport = incidentquery.Metrics
+type IncidentMetricsReport = incident.Metrics
 
 // defaultIncidentMetricsWindow is the metrics window when the request sets
 // no from.
@@ -55,9 +55,9 @@ var (
 	incidentReadAlertTypePattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]{1,63}$`)
 )
 
-// readIncidentStore is the incidents query model.
-func (s *Server) readIncidentStore() *incidentquery.Store {
-	return &incidentquery.Store{DB: s.db}
+// incidentStore is the incident capability's store.
+func (s *Server) incidentStore() *incident.Store {
+	return &incident.Store{DB: s.db}
 }
 
 // readIncidentList lists incidents, newest first, with filters and keyset
@@ -68,7 +68,7 @@ func (s *Server) readIncidentList(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	page, err := s.readIncidentStore().List(c.Request.Context(), f)
+	page, err := s.incidentStore().List(c.Request.Context(), f)
 	if err != nil {
 		s.abortInternal(c, "list incidents", err)
 		return
@@ -85,15 +85,15 @@ func (s *Server) readIncidentList(c *gin.Context) {
 }
 
 // parseIncidentFilter reads the list's query parameters.
-func parseIncidentFilter(c *gin.Context) (incidentquery.Filter, *fieldError) {
+func parseIncidentFilter(c *gin.Context) (incident.Filter, *fieldError) {
 	var (
-		f  incidentquery.Filter
+		f  incident.Filter
 		fe *fieldError
 	)
-	if f.Statuses, fe = enumListParam(c, "status", incidentquery.Statuses); fe != nil {
+	if f.Statuses, fe = enumListParam(c, "status", incident.Statuses); fe != nil {
 		return f, fe
 	}
-	if f.Severities, fe = enumListParam(c, "severity", incidentquery.Severities); fe != nil {
+	if f.Severities, fe = enumListParam(c, "severity", incident.Severities); fe != nil {
 		return f, fe
 	}
 	if v, ok := c.GetQuery("assignee"); ok {
@@ -115,11 +115,11 @@ func parseIncidentFilter(c *gin.Context) (incidentquery.Filter, *fieldError) {
 	if f.From, f.To, fe = timeWindow(c); fe != nil {
 		return f, fe
 	}
-	if f.Limit, fe = intParam(c, "limit", incidentquery.DefaultLimit, 1, incidentquery.MaxLimit); fe != nil {
+	if f.Limit, fe = intParam(c, "limit", incident.DefaultLimit, 1, incident.MaxLimit); fe != nil {
 		return f, fe
 	}
 	if v, ok := c.GetQuery("cursor"); ok {
-		cur, err := incidentquery.DecodeCursor(v)
+		cur, err := incident.DecodeCursor(v)
 		if err != nil {
 			return f, invalid("cursor", "must be a next_cursor returned by this endpoint")
 		}
@@ -136,9 +136,9 @@ func (s *Server) readIncident(c *gin.Context) {
 		abortInvalid(c, invalid("id", "must be a UUID"))
 		return
 	}
-	d, err := s.readIncidentStore().Get(c.Request.Context(), parsed.String())
+	d, err := s.incidentStore().Get(c.Request.Context(), parsed.String())
 	switch {
-	case errors.Is(err, incidentquery.ErrNotFound):
+	case errors.Is(err, incident.ErrNotFound):
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no incident "+parsed.String(), "")
 	case err != nil:
 		s.abortInternal(c, "load incident", err)
@@ -166,7 +166,7 @@ func (s *Server) readIncidentMetrics(c *gin.Context) {
 		abortInvalid(c, invalid("from", "must not be after to"))
 		return
 	}
-	m, err := s.readIncidentStore().Metrics(c.Request.Context(), from, to)
+	m, err := s.incidentStore().Metrics(c.Request.Context(), from, to)
 	if err != nil {
 		s.abortInternal(c, "compute incident metrics", err)
 		return

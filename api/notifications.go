@@ -1,17 +1,13 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
-)
 
-// notificationChannel is the Postgres NOTIFY channel the Page activity
-// signals, with the recipient's staff id as payload.
-const notificationChannel = "staff_notifications"
+	"github.com/vigil-health/vigil/internal/incident"
+)
 
 func (s *Server) notificationRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/me/notifications", s.requireStaff(), s.listNotifications)
@@ -21,15 +17,7 @@ func (s *Server) notificationRoutes(v1 *gin.RouterGroup) {
 }
 
 // Notification is one in-app notification.
-type Notification struct {
-	ID         int64      `json:"id" db:"id"`
-	IncidentID *string    `json:"incident_id,omitempty" db:"incident_id"`
-	Kind       string     `json:"kind" db:"kind"`
-	Title      string     `json:"title" db:"title"`
-	Body       string     `json:"body" db:"body"`
-	CreatedAt  time.Time  `json:"created_at" db:"created_at"`
-	ReadAt     *time.Time `json:"read_at,omitempty" db:"read_at"`
-}
+type Notification = incident.Notification
 
 // listNotifications lists the caller's notifications, newest first;
 // ?unread=true keeps the unread ones; ?before=<id> pages.
@@ -53,11 +41,9 @@ func (s *Server) listNotifications(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	items := []Notification{}
-	err := s.db.SelectContext(c.Request.Context(), &items, `
-		SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
-		WHERE staff_id = $1 AND ($2 = false OR read_at IS NULL) AND ($3::bigint = 0 OR id < $3::bigint)
-		ORDER BY id DESC LIMIT $4`, principal(c).Subject, unread, before, limit)
+	items, err := s.incidentStore().ListNotifications(c.Request.Context(), incident.NotificationFilter{
+		StaffID: principal(c).Subject, UnreadOnly: unread, Before: before, Limit: limit,
+	})
 	if err != nil {
 		s.abortStore(c, "list notifications", err)
 		return
@@ -75,13 +61,12 @@ func (s *Server) markNotificationRead(c *gin.Context) {
 		abortInvalid(c, invalid("id", "must be a positive integer"))
 		return
 	}
-	res, err := s.db.ExecContext(c.Request.Context(),
-		`UPDATE staff_notifications SET read_at = COALESCE(read_at, now()) WHERE id = $1 AND staff_id = $2`, id, principal(c).Subject)
+	found, err := s.incidentStore().MarkNotificationRead(c.Request.Context(), principal(c).Subject, id)
 	if err != nil {
 		s.abortInternal(c, "mark notification read", err)
 		return
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !found {
 		// Someone else's notification is as absent as a missing one.
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no such notification", "")
 		return
@@ -90,22 +75,13 @@ func (s *Server) markNotificationRead(c *gin.Context) {
 }
 
 func (s *Server) markAllNotificationsRead(c *gin.Context) {
-	res, err := s.db.ExecContext(c.Request.Context(),
-		`UPDATE staff_notifications SET read_at = now() WHERE staff_id = $1 AND read_at IS NULL`, principal(c).Subject)
+	n, err := s.incidentStore().MarkAllNotificationsRead(c.Request.Context(), principal(c).Subject)
 	if err != nil {
 		s.abortInternal(c, "mark notifications read", err)
 		return
 	}
-	n, _ := res.RowsAffected()
 	c.JSON(http.StatusOK, gin.H{"updated": n})
 }
-
-// notificationLockClass is the first key of the advisory lock (the second is
-// hashtext(staff_id)) that the Page activity takes before it inserts a
-// staff notification and holds until it commits: a staff member's
-// notification ids are then drawn in commit order, so a stream that has sent
-// id n has seen every smaller one and resuming after n misses nothing.
-const notificationLockClass = 1297303380
 
 // notificationBatch is how many notifications one stream query reads.
 const notificationBatch = 100
@@ -127,13 +103,13 @@ func (s *Server) streamNotifications(c *gin.Context) {
 		lastID = id
 	}
 	ctx := c.Request.Context()
-	wake, unsubscribe := s.bus().subscribe(notificationChannel, staffID)
+	wake, unsubscribe := s.bus().subscribe(incident.NotificationChannel, staffID)
 	defer unsubscribe()
 
 	backlog := lastID == 0
 	s.serveSSE(c, wake, func(w *sseWriter) bool {
 		for {
-			items, err := s.pendingNotifications(ctx, staffID, lastID, backlog)
+			items, err := s.incidentStore().NotificationsAfter(ctx, staffID, lastID, backlog, notificationBatch)
 			if err != nil {
 				if ctx.Err() == nil {
 					s.logger.WarnContext(ctx, "notification stream query failed", "err", err)
@@ -151,16 +127,4 @@ func (s *Server) streamNotifications(c *gin.Context) {
 			}
 		}
 	})
-}
-
-func (s *Server) pendingNotifications(ctx context.Context, staffID string, after int64, unreadBacklog bool) ([]Notification, error) {
-	var items []Notification
-	q := `SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
-		WHERE staff_id = $1 AND id > $2 ORDER BY id LIMIT $3`
-	if unreadBacklog {
-		q = `SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
-			WHERE staff_id = $1 AND id > $2 AND read_at IS NULL ORDER BY id LIMIT $3`
-	}
-	err := s.db.SelectContext(ctx, &items, q, staffID, after, notificationBatch)
-	return items, err
 }

@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/incidentquery"
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -94,9 +94,9 @@ func TestOperator_FindsReadsAndActsThroughTemporal(t *testing.T) {
 
 	// 5. The REST timeline shows the operator, never a staff member.
 	token := s.login(t, "c01")
-	var detail incidentquery.IncidentDetail
+	var detail incident.IncidentDetail
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		detail = incidentquery.IncidentDetail{}
+		detail = incident.IncidentDetail{}
 		s.call(t, "GET", "/v1/incidents/"+id, token, "", &detail)
 		if detail.Status != workflows.StatusResolved {
 			c.Errorf("status %s", detail.Status)

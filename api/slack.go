@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -144,9 +145,8 @@ func (s *Server) slackAcknowledge(c *gin.Context, slackUserID, incidentID string
 		s.slackReply(c, slackUnknown)
 		return
 	}
-	var workflowID string
-	err = s.db.GetContext(ctx, &workflowID, `SELECT workflow_id FROM incidents WHERE id = $1`, incidentID)
-	if errors.Is(err, sql.ErrNoRows) {
+	workflowID, _, err := s.incidentStore().Workflow(ctx, incidentID)
+	if errors.Is(err, incident.ErrNotFound) {
 		s.slackReply(c, slackUnknown)
 		return
 	}

@@ -16,9 +16,9 @@ import (
 
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/actionproof"
+	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/oncall"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
 	"github.com/vigil-health/vigil/internal/watch"

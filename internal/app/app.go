@@ -27,10 +27,10 @@ import (
 	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/nodequery"
-	"github.com/vigil-health/vigil/internal/outboxquery"
 	"github.com/vigil-health/vigil/internal/payloadcodec"
 	"github.com/vigil-health/vigil/internal/schedules"
 	"github.com/vigil-health/vigil/internal/slacknotify"
@@ -254,7 +254,7 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 	// The outbox backlog and the node count by status are read from
 	// Postgres at each scrape of this worker's /metrics.
 	if err := reg.RegisterState(metrics.StateSources{
-		Outbox: (&outboxquery.Store{DB: db}).Backlog,
+		Outbox: (&incident.Store{DB: db}).Backlog,
 		NodeStatuses: func(ctx context.Context) (map[string]int, error) {
 			return (&nodequery.Store{DB: db}).CountByStatus(ctx, time.Now())
 		},

@@ -8,7 +8,7 @@ import (
 
 	"github.com/lib/pq"
 
-	"github.com/vigil-health/vigil/internal/oncall"
+	"github.com/vigil-health/vigil/internal/incident/oncall"
 )
 
 // Shifts are the rotation shifts, in the hospital's local time.

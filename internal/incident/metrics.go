@@ -1,4 +1,4 @@
-package incidentquery
+package incident
 
 import (
 	"context"

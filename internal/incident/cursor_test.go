@@ -1,4 +1,4 @@
-package incidentquery_test
+package incident_test
 
 import (
 	"encoding/base64"
@@ -7,23 +7,23 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/incidentquery"
+	"github.com/vigil-health/vigil/internal/incident"
 )
 
 func TestCursorRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string
-		c    incidentquery.Cursor
+		c    incident.Cursor
 	}{
-		{"microsecond precision", incidentquery.Cursor{OpenedAt: time.Date(2026, 7, 15, 10, 0, 0, 123456000, time.UTC), ID: "6f1c7a52-8d0e-4b8e-9a77-0f3a1c2b4d5e"}},
-		{"before 1970", incidentquery.Cursor{OpenedAt: time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC), ID: "00000000-0000-0000-0000-000000000001"}},
-		{"other zone becomes UTC", incidentquery.Cursor{OpenedAt: time.Date(2026, 3, 29, 1, 30, 0, 0, time.FixedZone("BST", 3600)), ID: "6f1c7a52-8d0e-4b8e-9a77-0f3a1c2b4d5e"}},
+		{"microsecond precision", incident.Cursor{OpenedAt: time.Date(2026, 7, 15, 10, 0, 0, 123456000, time.UTC), ID: "6f1c7a52-8d0e-4b8e-9a77-0f3a1c2b4d5e"}},
+		{"before 1970", incident.Cursor{OpenedAt: time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC), ID: "00000000-0000-0000-0000-000000000001"}},
+		{"other zone becomes UTC", incident.Cursor{OpenedAt: time.Date(2026, 3, 29, 1, 30, 0, 0, time.FixedZone("BST", 3600)), ID: "6f1c7a52-8d0e-4b8e-9a77-0f3a1c2b4d5e"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.c.Encode()
 			require.Regexp(t, `^[A-Za-z0-9_-]+$`, s, "URL-safe without escaping")
-			got, err := incidentquery.DecodeCursor(s)
+			got, err := incident.DecodeCursor(s)
 			require.NoError(t, err)
 			require.True(t, tt.c.OpenedAt.Equal(got.OpenedAt))
 			require.Equal(t, time.UTC, got.OpenedAt.Location())
@@ -50,8 +50,8 @@ func TestDecodeCursorRejectsForeignStrings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := incidentquery.DecodeCursor(tt.cursor)
-			require.ErrorIs(t, err, incidentquery.ErrInvalidCursor)
+			_, err := incident.DecodeCursor(tt.cursor)
+			require.ErrorIs(t, err, incident.ErrInvalidCursor)
 		})
 	}
 }

@@ -1,11 +1,4 @@
-// Package incidentquery reads the incidents query model: the incidents and
-// incident_events tables the incident workflow projects to Postgres. It
-// lists incidents with filters and keyset pagination, loads one incident
-// with its audit timeline, and computes response-time metrics (MTTA, MTTR,
-// time to assign, time to first page) with their mean, median and p90.
-//
-// It only reads; the workflow is the source of truth and the only writer.
-package incidentquery
+package incident
 
 import (
 	"context"
@@ -19,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/keyset"
@@ -58,12 +50,6 @@ var ErrInvalidCursor = errors.New("invalid cursor")
 // run (a limit out of range, an inverted time window); the API validates
 // its input first, so this is a programming error.
 var ErrInvalidFilter = errors.New("invalid incident filter")
-
-// Store reads incidents from the query-model database.
-type Store struct {
-	// DB is the Vigil query-model database.
-	DB *sqlx.DB
-}
 
 // Incident is one incident as listed: the projection's columns and the
 // assignee's name. Timestamps the incident has not reached are nil.

@@ -1,6 +1,6 @@
 //go:build integration
 
-package incidentquery_test
+package incident_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/demo"
-	"github.com/vigil-health/vigil/internal/incidentquery"
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/testenv"
 )
 
@@ -24,9 +24,9 @@ import (
 // not see each other's rows.
 var db *sqlx.DB
 
-func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "incidentquery", &db, seedDemo)) }
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "incident", &db, seedDemo)) }
 
-func store() *incidentquery.Store { return &incidentquery.Store{DB: db} }
+func store() *incident.Store { return &incident.Store{DB: db} }
 
 // row is an incident to insert. Durations are offsets from Opened; a
 // negative offset leaves the timestamp NULL.
@@ -64,7 +64,7 @@ func insert(t *testing.T, rows ...row) []string {
 			r.ID = uuid.NewString()
 		}
 		if r.Status == "" {
-			r.Status = incidentquery.StatusOpen
+			r.Status = incident.StatusOpen
 		}
 		if r.Severity == "" {
 			r.Severity = "HIGH"
@@ -92,7 +92,7 @@ func insert(t *testing.T, rows ...row) []string {
 	return ids
 }
 
-func listIDs(items []incidentquery.Incident) []string {
+func listIDs(items []incident.Incident) []string {
 	ids := make([]string, 0, len(items))
 	for _, in := range items {
 		ids = append(ids, in.ID)
@@ -103,7 +103,7 @@ func listIDs(items []incidentquery.Incident) []string {
 func TestListFilters(t *testing.T) {
 	ctx := context.Background()
 	base := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
-	window := incidentquery.Filter{From: base, To: base.Add(24 * time.Hour)}
+	window := incident.Filter{From: base, To: base.Add(24 * time.Hour)}
 	// Newest first: ids[0] is the oldest.
 	ids := insert(t,
 		row{Opened: base.Add(1 * time.Minute), Status: "OPEN", Severity: "CRITICAL", AlertType: "CARDIAC_ARREST", Assign: never, Page: never, Ack: never, Progress: never, Resolve: never},
@@ -116,30 +116,30 @@ func TestListFilters(t *testing.T) {
 	insert(t, row{Opened: base.Add(-time.Minute), Assign: never, Page: never, Ack: never, Progress: never, Resolve: never})
 	insert(t, row{Opened: base.Add(24 * time.Hour), Assign: never, Page: never, Ack: never, Progress: never, Resolve: never})
 
-	with := func(mod func(*incidentquery.Filter)) incidentquery.Filter {
+	with := func(mod func(*incident.Filter)) incident.Filter {
 		f := window
 		mod(&f)
 		return f
 	}
 	tests := []struct {
 		name   string
-		filter incidentquery.Filter
+		filter incident.Filter
 		want   []string
 	}{
 		{"whole window, newest first", window, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
-		{"one status", with(func(f *incidentquery.Filter) { f.Statuses = []string{"ASSIGNED"} }), []string{ids[1]}},
-		{"several statuses", with(func(f *incidentquery.Filter) { f.Statuses = []string{"OPEN", "RESOLVED"} }), []string{ids[4], ids[0]}},
-		{"one severity", with(func(f *incidentquery.Filter) { f.Severities = []string{"CRITICAL"} }), []string{ids[4], ids[0]}},
-		{"several severities", with(func(f *incidentquery.Filter) { f.Severities = []string{"HIGH", "MEDIUM"} }), []string{ids[3], ids[2], ids[1]}},
-		{"assignee", with(func(f *incidentquery.Filter) { f.AssignedTo = "N01" }), []string{ids[3], ids[1]}},
-		{"assignee with none", with(func(f *incidentquery.Filter) { f.AssignedTo = "S12" }), []string{}},
-		{"alert type", with(func(f *incidentquery.Filter) { f.AlertType = "FALL_DETECTED" }), []string{ids[2], ids[1]}},
-		{"combined", with(func(f *incidentquery.Filter) {
+		{"one status", with(func(f *incident.Filter) { f.Statuses = []string{"ASSIGNED"} }), []string{ids[1]}},
+		{"several statuses", with(func(f *incident.Filter) { f.Statuses = []string{"OPEN", "RESOLVED"} }), []string{ids[4], ids[0]}},
+		{"one severity", with(func(f *incident.Filter) { f.Severities = []string{"CRITICAL"} }), []string{ids[4], ids[0]}},
+		{"several severities", with(func(f *incident.Filter) { f.Severities = []string{"HIGH", "MEDIUM"} }), []string{ids[3], ids[2], ids[1]}},
+		{"assignee", with(func(f *incident.Filter) { f.AssignedTo = "N01" }), []string{ids[3], ids[1]}},
+		{"assignee with none", with(func(f *incident.Filter) { f.AssignedTo = "S12" }), []string{}},
+		{"alert type", with(func(f *incident.Filter) { f.AlertType = "FALL_DETECTED" }), []string{ids[2], ids[1]}},
+		{"combined", with(func(f *incident.Filter) {
 			f.AlertType, f.Statuses, f.AssignedTo = "FALL_DETECTED", []string{"ASSIGNED", "ACKNOWLEDGED"}, "N02"
 		}), []string{ids[2]}},
-		{"from is inclusive", with(func(f *incidentquery.Filter) { f.From = base.Add(4 * time.Minute) }), []string{ids[4], ids[3]}},
-		{"to is exclusive", with(func(f *incidentquery.Filter) { f.To = base.Add(2 * time.Minute) }), []string{ids[0]}},
-		{"empty window", with(func(f *incidentquery.Filter) { f.To = f.From }), []string{}},
+		{"from is inclusive", with(func(f *incident.Filter) { f.From = base.Add(4 * time.Minute) }), []string{ids[4], ids[3]}},
+		{"to is exclusive", with(func(f *incident.Filter) { f.To = base.Add(2 * time.Minute) }), []string{ids[0]}},
+		{"empty window", with(func(f *incident.Filter) { f.To = f.From }), []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,7 +151,7 @@ func TestListFilters(t *testing.T) {
 	}
 
 	t.Run("item fields", func(t *testing.T) {
-		page, err := store().List(ctx, with(func(f *incidentquery.Filter) { f.Statuses = []string{"RESOLVED"} }))
+		page, err := store().List(ctx, with(func(f *incident.Filter) { f.Statuses = []string{"RESOLVED"} }))
 		require.NoError(t, err)
 		require.Len(t, page.Items, 1)
 		in := page.Items[0]
@@ -167,7 +167,7 @@ func TestListFilters(t *testing.T) {
 		require.Equal(t, base.Add(5*time.Minute+time.Hour), *in.ResolvedAt)
 		require.Regexp(t, `^incident:`, in.WorkflowID)
 
-		page, err = store().List(ctx, with(func(f *incidentquery.Filter) { f.Statuses = []string{"OPEN"} }))
+		page, err = store().List(ctx, with(func(f *incident.Filter) { f.Statuses = []string{"OPEN"} }))
 		require.NoError(t, err)
 		require.Len(t, page.Items, 1)
 		require.Nil(t, page.Items[0].AssignedTo)
@@ -176,9 +176,9 @@ func TestListFilters(t *testing.T) {
 	})
 
 	t.Run("limit out of range", func(t *testing.T) {
-		for _, limit := range []int{-1, incidentquery.MaxLimit + 1} {
-			_, err := store().List(ctx, with(func(f *incidentquery.Filter) { f.Limit = limit }))
-			require.ErrorIs(t, err, incidentquery.ErrInvalidFilter)
+		for _, limit := range []int{-1, incident.MaxLimit + 1} {
+			_, err := store().List(ctx, with(func(f *incident.Filter) { f.Limit = limit }))
+			require.ErrorIs(t, err, incident.ErrInvalidFilter)
 		}
 	})
 }
@@ -193,7 +193,7 @@ func TestListPaginationHasNoDuplicatesOrGaps(t *testing.T) {
 		rows = append(rows, row{Opened: base.Add(time.Duration(i/3) * time.Second), Assign: never, Page: never, Ack: never, Progress: never, Resolve: never})
 	}
 	ids := insert(t, rows...)
-	window := incidentquery.Filter{From: base, To: base.Add(time.Hour)}
+	window := incident.Filter{From: base, To: base.Add(time.Hour)}
 
 	// The expected order: opened_at descending, then id descending.
 	want := make([]row, len(rows))
@@ -242,7 +242,7 @@ func TestListPaginationHasNoDuplicatesOrGaps(t *testing.T) {
 				}
 				require.Len(t, page.Items, tt.limit, "only the last page is short")
 				// The cursor survives its string form.
-				next, err := incidentquery.DecodeCursor(page.Next.Encode())
+				next, err := incident.DecodeCursor(page.Next.Encode())
 				require.NoError(t, err)
 				f.After = &next
 				require.LessOrEqual(t, pages, 30, "pagination does not end")
@@ -347,7 +347,7 @@ func TestGetReturnsTheTimelineInOrder(t *testing.T) {
 	t.Run("not found", func(t *testing.T) {
 		for _, id := range []string{uuid.NewString(), "not-a-uuid"} {
 			_, err := store().Get(ctx, id)
-			require.ErrorIs(t, err, incidentquery.ErrNotFound)
+			require.ErrorIs(t, err, incident.ErrNotFound)
 		}
 	})
 }
@@ -382,7 +382,7 @@ func TestMetrics(t *testing.T) {
 		count             int
 		mean, median, p90 float64
 	}
-	check := func(t *testing.T, what string, got incidentquery.DurationStats, want stats) {
+	check := func(t *testing.T, what string, got incident.DurationStats, want stats) {
 		t.Helper()
 		require.Equal(t, want.count, got.Count, what)
 		if want.count == 0 {
@@ -395,11 +395,11 @@ func TestMetrics(t *testing.T) {
 		require.InDelta(t, want.median, *got.MedianSeconds, 1e-6, what+" median")
 		require.InDelta(t, want.p90, *got.P90Seconds, 1e-6, what+" p90")
 	}
-	staff := map[string]incidentquery.StaffMetrics{}
+	staff := map[string]incident.StaffMetrics{}
 	for _, s := range m.ByStaff {
 		staff[s.StaffID] = s
 	}
-	severity := map[string]incidentquery.SeverityMetrics{}
+	severity := map[string]incident.SeverityMetrics{}
 	var severities []string
 	for _, s := range m.BySeverity {
 		severity[s.Severity] = s
@@ -408,7 +408,7 @@ func TestMetrics(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		group     incidentquery.MetricsGroup
+		group     incident.MetricsGroup
 		incidents int
 		mtta      stats
 		mttr      stats
@@ -474,7 +474,7 @@ func TestMetrics(t *testing.T) {
 
 	t.Run("inverted window", func(t *testing.T) {
 		_, err := store().Metrics(ctx, base.Add(time.Hour), base)
-		require.ErrorIs(t, err, incidentquery.ErrInvalidFilter)
+		require.ErrorIs(t, err, incident.ErrInvalidFilter)
 	})
 }
 

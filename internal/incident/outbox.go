@@ -1,24 +1,12 @@
-// Package outboxquery reads the notification outbox (notification_outbox)
-// for monitoring: how many pages wait to be sent and for how long. The
-// incident and notification activities write the outbox; this package only
-// reads it.
-package outboxquery
+package incident
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/vigil-health/vigil/internal/metrics"
 )
-
-// Store reads the notification outbox.
-type Store struct {
-	// DB is the Vigil database.
-	DB *sqlx.DB
-}
 
 // Backlog returns, per channel that has any, the rows not sent yet (status
 // pending: claimed but not delivered, such as an SMS waiting for the

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/demo"
-	"github.com/vigil-health/vigil/internal/oncall"
+	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/testenv"
 )
 

@@ -1,39 +1,32 @@
 //go:build integration
 
-package outboxquery_test
+package incident_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/outboxquery"
-	"github.com/vigil-health/vigil/internal/testenv"
 )
-
-var db *sqlx.DB
-
-func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "outboxquery", &db, nil)) }
 
 func TestBacklog(t *testing.T) {
 	ctx := context.Background()
-	store := &outboxquery.Store{DB: db}
+	store := &incident.Store{DB: db}
 
 	got, err := store.Backlog(ctx)
 	require.NoError(t, err)
 	require.Empty(t, got, "an empty outbox has no backlog")
 
-	incident := uuid.NewString()
+	incidentID := uuid.NewString()
 	_, err = db.ExecContext(ctx, `
 		INSERT INTO incidents (id, workflow_id, dedup_key_hash, alert_type, severity, patient_id, room, status, opened_at, last_alert_at)
 		VALUES ($1, $2, $3, 'CARDIAC_ARREST', 'CRITICAL', 'P001', 'ICU-3', 'OPEN', now(), now())`,
-		incident, "incident:"+incident, incident)
+		incidentID, "incident:"+incidentID, incidentID)
 	require.NoError(t, err)
 	rows := []struct {
 		step, recipient, channel, status string
@@ -50,7 +43,7 @@ func TestBacklog(t *testing.T) {
 		_, err := db.ExecContext(ctx, `
 			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, created_at)
 			VALUES ($1, $2, $3, $4, $5, now() - make_interval(secs => $6))`,
-			incident, r.step, r.recipient, r.channel, r.status, r.age.Seconds())
+			incidentID, r.step, r.recipient, r.channel, r.status, r.age.Seconds())
 		require.NoError(t, err)
 	}
 

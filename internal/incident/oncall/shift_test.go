@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/oncall"
+	"github.com/vigil-health/vigil/internal/incident/oncall"
 )
 
 func TestShiftAt(t *testing.T) {
