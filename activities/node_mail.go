@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/mail"
-	"github.com/vigil-health/vigil/internal/nodemail"
+	"github.com/vigil-health/vigil/internal/node/nodemail"
 )
 
 // Kinds of node e-mails (node_mail_log.kind).

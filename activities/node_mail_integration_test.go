@@ -19,7 +19,7 @@ import (
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/nodequery"
+	nodestore "github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -132,7 +132,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		require.True(t, warned, "a warning names the node and the refused count: %s", logs.String())
 
 		// The node API shows the refused address.
-		d, err := (&nodequery.Store{DB: db}).Detail(ctx, node, time.Now())
+		d, err := (&nodestore.Store{DB: db}).Detail(ctx, node, time.Now())
 		require.NoError(t, err)
 		require.Len(t, d.Mails, 1)
 		require.Len(t, d.Mails[0].Refused, 1)
@@ -182,7 +182,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 			{"admin@" + node + ".test", "sent", code(250)},
 			{staticCC, "sent", code(250)},
 		}, rcpts)
-		d, err := (&nodequery.Store{DB: db}).Detail(ctx, node, time.Now())
+		d, err := (&nodestore.Store{DB: db}).Detail(ctx, node, time.Now())
 		require.NoError(t, err)
 		require.Len(t, d.Mails[0].Refused, 1)
 		require.False(t, d.Mails[0].Refused[0].Permanent, "deferred, still retried")

@@ -20,10 +20,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/nodehealth"
+	"github.com/vigil-health/vigil/internal/node/broker"
+	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
 
 // BrokerSource is the part of the broker's admin API a fleet scan reads.

@@ -25,10 +25,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-health/vigil/activities"
-	"github.com/vigil-health/vigil/internal/broker"
-	"github.com/vigil-health/vigil/internal/brokersim"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/node/broker"
+	"github.com/vigil-health/vigil/internal/node/brokersim"
 	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/workflows"
 )

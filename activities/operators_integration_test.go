@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/vigil-health/vigil/activities"
-	"github.com/vigil-health/vigil/internal/broker"
-	"github.com/vigil-health/vigil/internal/brokersim"
+	"github.com/vigil-health/vigil/internal/node/broker"
+	"github.com/vigil-health/vigil/internal/node/brokersim"
 )
 
 func signalRecord(kind, subject, signal, actor, outcome string) activities.OperatorSignalRecord {

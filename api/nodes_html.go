@@ -16,9 +16,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/heatmap"
-	"github.com/vigil-health/vigil/internal/nodequery"
-	"github.com/vigil-health/vigil/internal/nodesettings"
+	"github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/heatmap"
 	"github.com/vigil-health/vigil/internal/session"
 )
 
@@ -51,19 +50,19 @@ var nodeTemplates = func() map[string]*template.Template {
 		"ts":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"tsp": func(t *time.Time) string {
 			if t == nil {
-				return nodequery.Null
+				return node.Null
 			}
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 		"num": func(n *int64) string {
 			if n == nil {
-				return nodequery.Null
+				return node.Null
 			}
 			return fmt.Sprint(*n)
 		},
 		"rate": func(f *float64) string {
 			if f == nil {
-				return nodequery.Null
+				return node.Null
 			}
 			return fmt.Sprintf("%.2f %%", *f)
 		},
@@ -134,10 +133,10 @@ type pageData struct {
 	// Login page.
 	Next, Login string
 	// List page.
-	Items       []nodequery.Summary
+	Items       []node.Summary
 	GeneratedAt time.Time
 	// Detail page.
-	Detail *nodequery.Detail
+	Detail *node.Detail
 	Year   int
 }
 
@@ -404,7 +403,7 @@ func (s *Server) nodesPage(c *gin.Context) {
 		return
 	}
 	now := time.Now().UTC()
-	items, err := s.nodeQuery().Summary(c.Request.Context(), now, f)
+	items, err := s.nodeStore().Summary(c.Request.Context(), now, f)
 	if err != nil {
 		s.abortInternal(c, "node summary", err)
 		return
@@ -415,13 +414,13 @@ func (s *Server) nodesPage(c *gin.Context) {
 // nodePage is one node's details.
 func (s *Server) nodePage(c *gin.Context) {
 	id := c.Param("id")
-	if !nodesettings.NodeIDPattern.MatchString(id) {
+	if !node.NodeIDPattern.MatchString(id) {
 		s.pageError(c, http.StatusBadRequest, "Bad request", "That is not a node id.")
 		return
 	}
 	now := time.Now().UTC()
-	d, err := s.nodeQuery().Detail(c.Request.Context(), id, now)
-	if errors.Is(err, nodequery.ErrNotFound) {
+	d, err := s.nodeStore().Detail(c.Request.Context(), id, now)
+	if errors.Is(err, node.ErrNotFound) {
 		s.pageError(c, http.StatusNotFound, "Not found", "There is no node "+id+".")
 		return
 	}

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
-	"github.com/vigil-health/vigil/internal/nodehealth"
+	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
 
 // Limits of a node's monitor.
