@@ -15,61 +15,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/mail"
+	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/node/nodemail"
 )
-
-// Kinds of node e-mails (node_mail_log.kind).
-const (
-	NodeMailAlert     = "alert"
-	NodeMailReminder  = "reminder"
-	NodeMailRecovered = "recovered"
-)
-
-// Outcomes of SendNodeMail (node_mail_log.status, besides 'sending' and
-// 'failed').
-const (
-	NodeMailSent         = "sent"
-	NodeMailNoRecipients = "no_recipients"
-)
-
-// NodeMailFacts are what a node e-mail tells, from the node's latest
-// evaluation.
-type NodeMailFacts struct {
-	LastContact       *time.Time
-	LastWrite         *time.Time
-	DWHVersion        string
-	CurrentDWHVersion string
-	// DailyErrorRate is today's error rate in percent (nil: nothing
-	// processed today).
-	DailyErrorRate *float64
-	// ThresholdHours is the node's failure threshold.
-	ThresholdHours int
-}
-
-// NodeMailRequest is one node e-mail the workflow decided on.
-type NodeMailRequest struct {
-	// Key is the idempotency key node:<id>:<condition>:<episode>:<seq>.
-	Key       string
-	NodeID    string
-	Condition string
-	// Kind is NodeMailAlert, NodeMailReminder or NodeMailRecovered.
-	Kind string
-	// Since is when the condition's episode began.
-	Since time.Time
-	Facts NodeMailFacts
-}
-
-// NodeMailResult is the outcome of SendNodeMail.
-type NodeMailResult struct {
-	// Status is NodeMailSent or NodeMailNoRecipients.
-	Status string
-	// Recipients is how many To addresses the mail reached (the addresses
-	// stay in node_mail_log and node_mail_recipients, out of workflow
-	// history).
-	Recipients int
-	// Refused is how many addresses (To and Cc) were refused for good.
-	Refused int
-}
 
 // NodeMailDeferLimit is how long a recipient the SMTP server keeps
 // refusing with 4xx replies is retried; then the refusal counts as
@@ -133,7 +81,7 @@ func (r nodeMailRecipient) String() string {
 // retried. A crash between the SMTP transaction and the recording of its
 // outcome repeats the mail once to the recipients of that transaction,
 // with the same Message-ID.
-func (a *Nodes) SendNodeMail(ctx context.Context, in *NodeMailRequest) (*NodeMailResult, error) {
+func (a *Nodes) SendNodeMail(ctx context.Context, in *node.MailRequest) (*node.MailResult, error) {
 	if in == nil || in.Key == "" || in.NodeID == "" || in.Condition == "" {
 		return nil, temporal.NewNonRetryableApplicationError("key, node id and condition are required", ErrTypeInvalidInput, nil)
 	}
@@ -171,7 +119,7 @@ func (a *Nodes) SendNodeMail(ctx context.Context, in *NodeMailRequest) (*NodeMai
 	if err != nil {
 		return nil, err
 	}
-	if row.Status == NodeMailSent {
+	if row.Status == node.MailSent {
 		return nodeMailSentResult(row.Recipients, rcpts), nil
 	}
 
@@ -194,7 +142,7 @@ func (a *Nodes) SendNodeMail(ctx context.Context, in *NodeMailRequest) (*NodeMai
 				a.Metrics.Mailed(in.Kind, "no_recipients", 0)
 			}
 			slog.Log(ctx, level, "node mail has no recipients: nothing sent", "node", in.NodeID, "condition", in.Condition, "kind", in.Kind, "key", in.Key)
-			return &NodeMailResult{Status: NodeMailNoRecipients}, nil
+			return &node.MailResult{Status: node.MailNoRecipients}, nil
 		}
 		cc = make([]string, 0, len(a.MailCC))
 		for _, c := range a.MailCC {
@@ -260,7 +208,7 @@ func (a *Nodes) SendNodeMail(ctx context.Context, in *NodeMailRequest) (*NodeMai
 }
 
 // concludeMail decides the key's outcome from its recipients' states.
-func (a *Nodes) concludeMail(ctx context.Context, in *NodeMailRequest, mailID int64, rcpts []nodeMailRecipient, sendErr error) (*NodeMailResult, error) {
+func (a *Nodes) concludeMail(ctx context.Context, in *node.MailRequest, mailID int64, rcpts []nodeMailRecipient, sendErr error) (*node.MailResult, error) {
 	sentTo := 0 // contacts reached
 	var sent, deferred, refused []nodeMailRecipient
 	for _, r := range rcpts {
@@ -311,20 +259,20 @@ func (a *Nodes) concludeMail(ctx context.Context, in *NodeMailRequest, mailID in
 	if _, err := a.DB.ExecContext(ctx, `UPDATE node_mail_log SET status = 'sent', sent_at = now(), error = $2 WHERE id = $1`, mailID, msg); err != nil {
 		return nil, fmt.Errorf("mark mail %s sent: %w", in.Key, err)
 	}
-	a.Metrics.Mailed(in.Kind, NodeMailSent, len(refused))
+	a.Metrics.Mailed(in.Kind, node.MailSent, len(refused))
 	if len(problems) > 0 {
 		slog.WarnContext(ctx, "node mail reached only some recipients", "node", in.NodeID, "key", in.Key,
 			"delivered", len(sent), "refused", len(refused), "undelivered", len(rcpts)-len(sent), "error", msg)
 	}
-	return &NodeMailResult{Status: NodeMailSent, Recipients: sentTo, Refused: len(refused)}, nil
+	return &node.MailResult{Status: node.MailSent, Recipients: sentTo, Refused: len(refused)}, nil
 }
 
 // nodeMailSentResult is the result of a key already sent.
-func nodeMailSentResult(to []string, rcpts []nodeMailRecipient) *NodeMailResult {
+func nodeMailSentResult(to []string, rcpts []nodeMailRecipient) *node.MailResult {
 	if len(rcpts) == 0 { // recorded before node_mail_recipients existed
-		return &NodeMailResult{Status: NodeMailSent, Recipients: len(to)}
+		return &node.MailResult{Status: node.MailSent, Recipients: len(to)}
 	}
-	res := &NodeMailResult{Status: NodeMailSent}
+	res := &node.MailResult{Status: node.MailSent}
 	for _, r := range rcpts {
 		switch {
 		case r.Status == rcptSent && r.Field == "to":
@@ -433,7 +381,7 @@ func (a *Nodes) recordDelivery(ctx context.Context, mailID int64, d *mail.Delive
 
 // failMail records a permanent failure on the key's row, counts it (with
 // the recipients refused for good) and returns cause.
-func (a *Nodes) failMail(ctx context.Context, in *NodeMailRequest, refused int, cause error) error {
+func (a *Nodes) failMail(ctx context.Context, in *node.MailRequest, refused int, cause error) error {
 	key := in.Key
 	var ae *temporal.ApplicationError
 	msg := cause.Error()

@@ -70,11 +70,11 @@ func code(c int) *int { return &c }
 // does not stop the mail for the others.
 func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 	ctx := context.Background()
-	request := func(node string) *activities.NodeMailRequest {
+	request := func(node string) *nodestore.MailRequest {
 		contact := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
-		return &activities.NodeMailRequest{
-			Key: workflows.NodeMailKey(node, "OFFLINE", 1, 0), NodeID: node, Condition: "OFFLINE", Kind: activities.NodeMailAlert,
-			Since: contact.Add(73 * time.Hour), Facts: activities.NodeMailFacts{LastContact: &contact, ThresholdHours: 72},
+		return &nodestore.MailRequest{
+			Key: workflows.NodeMailKey(node, "OFFLINE", 1, 0), NodeID: node, Condition: "OFFLINE", Kind: nodestore.MailAlert,
+			Since: contact.Add(73 * time.Hour), Facts: nodestore.MailFacts{LastContact: &contact, ThresholdHours: 72},
 		}
 	}
 	// Every node has two contacts; the static CC makes three recipients.
@@ -100,7 +100,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 1, Refused: 1}, res)
 		msgs, err := sink.Wait(ctx, 1)
 		require.NoError(t, err)
 		require.Len(t, msgs, 1)
@@ -145,7 +145,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		// A retried activity sends nothing, and counts nothing again.
 		res, err = a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 1, Refused: 1}, res)
 		time.Sleep(100 * time.Millisecond)
 		require.Len(t, sink.Messages(), 1)
 		require.InDelta(t, 1, nodeMails(t, reg, "alert", "sent"), 0)
@@ -192,7 +192,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		require.NoError(t, sink.SetRefusal(busy, 0))
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 2}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 2}, res)
 		msgs, err = sink.Wait(ctx, 2)
 		require.NoError(t, err)
 		require.Len(t, msgs, 2)
@@ -226,7 +226,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		require.NoError(t, err)
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 1, Refused: 1}, res)
 		status, _, rcpts := mailState(t, in.Key)
 		require.Equal(t, "sent", status)
 		require.Equal(t, mailRecipient{busy, "refused", code(452)}, rcpts[0])
@@ -263,7 +263,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		in := request(node)
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 1, Refused: 1}, res)
 		msgs, err := sink.Wait(ctx, 1)
 		require.NoError(t, err)
 		require.Equal(t, []string{"chef@" + node + ".test"}, msgs[0].To)

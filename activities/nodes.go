@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/node/broker"
 	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
@@ -43,63 +44,13 @@ type BrokerSource interface {
 
 var _ BrokerSource = (*broker.Client)(nil)
 
-// Names shared by the fleet scan (which signals node workflows by name,
-// since this package cannot import the workflows package) and the
-// workflows package, which re-exports them and tests that they match.
-const (
-	// NodeMonitorWorkflow is the registered name of workflows.NodeMonitor.
-	NodeMonitorWorkflow = "NodeMonitor"
-	// SignalNodeObservation carries a NodeObservationRef to a node
-	// workflow.
-	SignalNodeObservation = "node-observation"
-	// KindNode is the VigilKind of node workflows.
-	KindNode = "node"
-)
-
-// NodeWorkflowID is the business-keyed workflow id of a node's monitor.
-func NodeWorkflowID(nodeID string) string { return "node:" + nodeID }
-
 // Search attributes set when a scan starts a node workflow; the names match
-// workflows/searchattrs.go (a workflows test checks them).
+// workflows/searchattrs.go.
 var (
 	vigilKindKey = temporal.NewSearchAttributeKeyKeyword("VigilKind")
 	nodeIDKey    = temporal.NewSearchAttributeKeyKeyword("NodeID")
 	nodeNameKey  = temporal.NewSearchAttributeKeyString("NodeName")
 )
-
-// NodeSummary is the one-line summary of node id's workflow in the Web UI,
-// e.g. "Node 5 · Evangelisches Krankenhaus Lindenau" ("Node 5" without a
-// name).
-func NodeSummary(id, name string) string {
-	if name == "" {
-		return "Node " + id
-	}
-	return "Node " + id + " · " + name
-}
-
-// NodeDetails are the fixed details of node id's workflow in the Web UI.
-func NodeDetails(id, name, clientDN string) string {
-	var b strings.Builder
-	b.WriteString("Broker node monitor: records every fleet scan's observation of node " + id +
-		", evaluates its status and e-mails its contacts about OFFLINE, NO IMPORTS, DWH OUTDATED and EXTREME ERROR RATE.")
-	if name != "" {
-		b.WriteString("\nName: " + name)
-	}
-	if clientDN != "" {
-		b.WriteString("\nClient DN: " + clientDN)
-	}
-	b.WriteString("\nSignals: rescan (poll the node now). Query: status.")
-	return b.String()
-}
-
-// NodeName is a node's display name: its settings' common name, else the
-// CN of its client DN, else "".
-func NodeName(commonName, clientDN string) string {
-	if n := strings.TrimSpace(commonName); n != "" {
-		return n
-	}
-	return broker.CommonName(clientDN)
-}
 
 // Error types of the node activities.
 const (
@@ -150,57 +101,11 @@ type Nodes struct {
 	Metrics *metrics.NodeMetrics
 }
 
-// NodeResource is one properties resource of a node as a scan saw it.
-type NodeResource struct {
-	Name string
-	// Entries are sorted by key.
-	Entries []broker.Property
-	// Missing is set when the node has not published the resource (404):
-	// every key it had is logged as DELETED. A resource the scan could not
-	// fetch for another reason is left out of the observation instead, so
-	// nothing is recorded as changed.
-	Missing bool
-}
-
-// NodeObservation is what one fleet scan saw of one node. The scan stores
-// it in node_observations (SaveNodeObservation) and signals the node's
-// workflow only its NodeObservationRef: import error text may hold
-// patient-related content, and the full observation would sit in workflow
-// history twice (signal and activity input).
-type NodeObservation struct {
-	// ScanID identifies the scan; a node workflow ignores a second
-	// observation of the same scan (a retried scan).
-	ScanID     string
-	ObservedAt time.Time
-	Node       broker.Node
-	// Stats is nil when the node has published none, or when fetching them
-	// failed (StatsUnknown is then set and the last known counters are
-	// kept).
-	Stats        *broker.ImportStats
-	StatsUnknown bool
-	Resources    []NodeResource
-	// FetchError describes what could not be fetched ("" when all was);
-	// the node is evaluated from what is known.
-	FetchError string
-}
-
-// NodeObservationRef is what a fleet scan signals to a node's workflow: the
-// key of the observation it stored in node_observations, and when it was
-// made. Nothing the broker reported about imports is in it.
-type NodeObservationRef struct {
-	// ScanID identifies the scan; a node workflow ignores a second
-	// reference to the same scan (a retried scan).
-	ScanID string
-	NodeID string
-	// ObservedAt is when the scan fetched the node.
-	ObservedAt time.Time
-}
-
 // SaveNodeObservation stores obs in node_observations under its scan and
 // node ids, replacing the row an earlier attempt of the same scan wrote,
 // and returns its reference. NUL characters are dropped from its text
 // (jsonb cannot hold them; recording drops them anyway).
-func SaveNodeObservation(ctx context.Context, db sqlx.ExecerContext, obs *NodeObservation) (*NodeObservationRef, error) {
+func SaveNodeObservation(ctx context.Context, db sqlx.ExecerContext, obs *node.Observation) (*node.ObservationRef, error) {
 	if obs == nil || obs.ScanID == "" || obs.Node.ID == "" || obs.ObservedAt.IsZero() {
 		return nil, temporal.NewNonRetryableApplicationError("scan id, node id and observation time are required", ErrTypeInvalidInput, nil)
 	}
@@ -208,7 +113,7 @@ func SaveNodeObservation(ctx context.Context, db sqlx.ExecerContext, obs *NodeOb
 	if err != nil {
 		return nil, fmt.Errorf("encode observation of node %s: %w", obs.Node.ID, err)
 	}
-	ref := &NodeObservationRef{ScanID: obs.ScanID, NodeID: obs.Node.ID, ObservedAt: obs.ObservedAt.UTC()}
+	ref := &node.ObservationRef{ScanID: obs.ScanID, NodeID: obs.Node.ID, ObservedAt: obs.ObservedAt.UTC()}
 	if _, err := db.ExecContext(ctx, `INSERT INTO node_observations (scan_id, node_id, observed_at, payload)
 		VALUES ($1, $2, $3, $4::jsonb)
 		ON CONFLICT (scan_id, node_id) DO UPDATE SET observed_at = EXCLUDED.observed_at, payload = EXCLUDED.payload`,
@@ -250,15 +155,6 @@ type ScanFleetInput struct {
 	ScanID string
 }
 
-// ScanFleetResult is what a scan did.
-type ScanFleetResult struct {
-	ScanID string
-	// Nodes is how many nodes were signalled; Failed how many of them had
-	// something that could not be fetched.
-	Nodes  int
-	Failed int
-}
-
 // ScanFleet lists the broker's nodes, fetches each one (node, statistics
 // and every resource of broker.Resources) with bounded concurrency, stores
 // its observation in node_observations and signals each node's workflow
@@ -275,7 +171,7 @@ type ScanFleetResult struct {
 // scan's row in broker_scans counts nodes and failures. A refused admin key
 // is non-retryable; anything else is retried (node workflows ignore the
 // repeated observations of a retried scan).
-func (a *Nodes) ScanFleet(ctx context.Context, in *ScanFleetInput) (*ScanFleetResult, error) {
+func (a *Nodes) ScanFleet(ctx context.Context, in *ScanFleetInput) (*node.ScanResult, error) {
 	if in == nil || in.ScanID == "" {
 		return nil, temporal.NewNonRetryableApplicationError("scan id is required", ErrTypeInvalidInput, nil)
 	}
@@ -328,8 +224,8 @@ func (a *Nodes) pruneObservations(ctx context.Context) {
 	}
 }
 
-func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error) {
-	res := ScanFleetResult{ScanID: scanID}
+func (a *Nodes) scan(ctx context.Context, scanID string) (node.ScanResult, error) {
+	res := node.ScanResult{ScanID: scanID}
 	nodes, err := a.Broker.Nodes(ctx)
 	if err != nil {
 		return res, brokerError("list nodes", err)
@@ -360,12 +256,12 @@ func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error
 			defer wg.Done()
 			for n := range jobs {
 				obs, err := a.observe(ctx, scanID, n)
-				var ref *NodeObservationRef
+				var ref *node.ObservationRef
 				if err == nil {
 					ref, err = SaveNodeObservation(ctx, a.DB, obs)
 				}
 				if err == nil {
-					err = a.signal(ctx, ref, NodeName(names[n.ID], obs.Node.ClientDN), obs.Node.ClientDN)
+					err = a.signal(ctx, ref, node.Name(names[n.ID], obs.Node.ClientDN), obs.Node.ClientDN)
 				}
 				results <- outcome{failed: obs.FetchError != "", err: err}
 			}
@@ -420,8 +316,8 @@ func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error
 // observe fetches one node. Failures to fetch are recorded on the
 // observation; only a refused admin key (or the scan's cancellation) is an
 // error.
-func (a *Nodes) observe(ctx context.Context, scanID string, listed broker.Node) (*NodeObservation, error) {
-	obs := &NodeObservation{ScanID: scanID, Node: listed}
+func (a *Nodes) observe(ctx context.Context, scanID string, listed broker.Node) (*node.Observation, error) {
+	obs := &node.Observation{ScanID: scanID, Node: listed}
 	var problems []string
 	fail := func(what string, err error) error {
 		if errors.Is(err, broker.ErrUnauthorized) {
@@ -463,9 +359,9 @@ func (a *Nodes) observe(ctx context.Context, scanID string, listed broker.Node) 
 		case err == nil:
 			props = slices.Clone(props)
 			slices.SortStableFunc(props, func(x, y broker.Property) int { return strings.Compare(x.Key, y.Key) })
-			obs.Resources = append(obs.Resources, NodeResource{Name: name, Entries: props})
+			obs.Resources = append(obs.Resources, node.Resource{Name: name, Entries: props})
 		case errors.Is(err, broker.ErrNotFound):
-			obs.Resources = append(obs.Resources, NodeResource{Name: name, Missing: true})
+			obs.Resources = append(obs.Resources, node.Resource{Name: name, Missing: true})
 		default:
 			if err := fail(name, err); err != nil {
 				return obs, err
@@ -499,21 +395,21 @@ func (a *Nodes) settingsNames(ctx context.Context) (map[string]string, error) {
 // signal delivers the observation's reference to the node's workflow,
 // starting it when it is not running: then with its name (a search
 // attribute, and in the run's summary for the Web UI).
-func (a *Nodes) signal(ctx context.Context, ref *NodeObservationRef, name, clientDN string) error {
+func (a *Nodes) signal(ctx context.Context, ref *node.ObservationRef, name, clientDN string) error {
 	id := ref.NodeID
-	attrs := []temporal.SearchAttributeUpdate{vigilKindKey.ValueSet(KindNode), nodeIDKey.ValueSet(id)}
+	attrs := []temporal.SearchAttributeUpdate{vigilKindKey.ValueSet(node.WorkflowKind), nodeIDKey.ValueSet(id)}
 	if name != "" {
 		attrs = append(attrs, nodeNameKey.ValueSet(name))
 	}
-	_, err := a.Temporal.SignalWithStartWorkflow(ctx, NodeWorkflowID(id), SignalNodeObservation, ref,
+	_, err := a.Temporal.SignalWithStartWorkflow(ctx, node.WorkflowID(id), node.SignalObservation, ref,
 		client.StartWorkflowOptions{
-			ID:                    NodeWorkflowID(id),
+			ID:                    node.WorkflowID(id),
 			TaskQueue:             a.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
-			StaticSummary:         NodeSummary(id, name),
-			StaticDetails:         NodeDetails(id, name, clientDN),
+			StaticSummary:         node.RunSummary(id, name),
+			StaticDetails:         node.RunDetails(id, name, clientDN),
 		},
-		NodeMonitorWorkflow, &NodeMonitorStart{NodeID: id})
+		node.MonitorWorkflow, &node.MonitorStart{NodeID: id})
 	if err != nil {
 		return fmt.Errorf("signal node %s: %w", id, err)
 	}
@@ -536,7 +432,7 @@ type RescanNodeInput struct {
 // rescan is a broker_scans row of its own (requested_by the operator) and
 // its signal is recorded as accepted in operator_signals. A node the broker
 // cannot answer for is still observed, with FetchError set.
-func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*NodeObservationRef, error) {
+func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*node.ObservationRef, error) {
 	if in == nil || in.NodeID == "" || in.ScanID == "" {
 		return nil, temporal.NewNonRetryableApplicationError("node id and scan id are required", ErrTypeInvalidInput, nil)
 	}
@@ -548,7 +444,7 @@ func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*NodeObser
 		return nil, fmt.Errorf("record rescan start: %w", err)
 	}
 	obs, err := a.observe(ctx, in.ScanID, broker.Node{ID: in.NodeID})
-	var ref *NodeObservationRef
+	var ref *node.ObservationRef
 	if err == nil {
 		ref, err = SaveNodeObservation(ctx, a.DB, obs)
 	}
@@ -581,35 +477,11 @@ func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*NodeObser
 	return ref, nil
 }
 
-// NodeMonitorStart is the input a scan starts a node workflow with
-// (workflows.NodeMonitorInput has the same shape, plus the carried state).
-type NodeMonitorStart struct {
-	NodeID string
-}
-
 func brokerError(what string, err error) error {
 	if errors.Is(err, broker.ErrUnauthorized) {
 		return temporal.NewNonRetryableApplicationError("the broker refused the admin key", ErrTypeBrokerAuth, err)
 	}
 	return fmt.Errorf("broker %s: %w", what, err)
-}
-
-// NodeEvaluation is a node's evaluated status after an observation, with
-// what its e-mails need.
-type NodeEvaluation struct {
-	// Headline is the first active condition in the seed's precedence;
-	// Conditions are all active ones (nodehealth order).
-	Headline   string
-	Conditions []string
-	// Changed is set when the headline or the conditions changed with this
-	// observation (a status history row was written).
-	Changed bool
-	// IntervalWeeks is the node's notification interval.
-	IntervalWeeks int
-	Facts         NodeMailFacts
-	// Name is the node's display name (NodeName); "" when it has none.
-	// Evaluations recorded before names were returned have none either.
-	Name string `json:",omitempty"`
 }
 
 // evaluationDays is how many days of rows an evaluation reads (TESTING
@@ -634,7 +506,7 @@ const evaluationDays = 60
 //
 // The transaction starts by upserting the node's row, which locks it: two
 // attempts for the same node never interleave.
-func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationRef) (*NodeEvaluation, error) {
+func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *node.ObservationRef) (*node.Evaluation, error) {
 	if ref == nil || ref.ScanID == "" || ref.NodeID == "" {
 		return nil, temporal.NewNonRetryableApplicationError("scan id and node id are required", ErrTypeInvalidInput, nil)
 	}
@@ -650,13 +522,13 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 	}
 	nodeID, scanID, at := ref.NodeID, ref.ScanID, obs.ObservedAt.UTC()
 
-	var node struct {
+	var prior struct {
 		ClientDN        string         `db:"client_dn"`
 		Headline        string         `db:"headline"`
 		Conditions      pq.StringArray `db:"conditions"`
 		ProductionSince *time.Time     `db:"production_since"`
 	}
-	if err := tx.GetContext(ctx, &node, `
+	if err := tx.GetContext(ctx, &prior, `
 		INSERT INTO broker_nodes (node_id, client_dn, last_scan_id, last_checked, last_contact)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (node_id) DO UPDATE SET
@@ -748,17 +620,17 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 		dwh = nodehealth.NormalizeVersion(*facts.DWHVersion)
 	}
 	status := nodehealth.Evaluate(nodehealth.Input{
-		Now: at, Settings: settings, Rows: rows, ProductionSince: node.ProductionSince,
+		Now: at, Settings: settings, Rows: rows, ProductionSince: prior.ProductionSince,
 		LastWriteFallback: facts.LastWrite, DWHVersion: dwh, CurrentDWHVersion: a.CurrentDWHVersion,
 	})
 	conditions := make([]string, len(status.Conditions))
 	for i, c := range status.Conditions {
 		conditions[i] = string(c)
 	}
-	ev := &NodeEvaluation{
+	ev := &node.Evaluation{
 		Headline: string(status.Headline), Conditions: conditions, IntervalWeeks: settings.NotificationIntervalWeeks,
-		Name: NodeName(set.CommonName, node.ClientDN),
-		Facts: NodeMailFacts{
+		Name: node.Name(set.CommonName, prior.ClientDN),
+		Facts: node.MailFacts{
 			LastContact: row.LastContact, LastWrite: row.LastWrite, DWHVersion: dwh,
 			CurrentDWHVersion: nodehealth.NormalizeVersion(a.CurrentDWHVersion),
 			DailyErrorRate:    row.DailyErrorRate, ThresholdHours: settings.ThresholdHoursFailure,
@@ -767,7 +639,7 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 	if ev.Facts.LastWrite == nil {
 		ev.Facts.LastWrite = facts.LastWrite
 	}
-	ev.Changed = ev.Headline != node.Headline || !slices.Equal(conditions, []string(node.Conditions))
+	ev.Changed = ev.Headline != prior.Headline || !slices.Equal(conditions, []string(prior.Conditions))
 	if _, err := tx.ExecContext(ctx, `UPDATE broker_nodes SET dwh_version = $2,
 			production_since = CASE WHEN $3 THEN COALESCE(production_since, $4::date) ELSE production_since END
 		WHERE node_id = $1`, nodeID, dwh, status.ProductionReached, today); err != nil {
@@ -781,7 +653,7 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 		if _, err := tx.ExecContext(ctx, `INSERT INTO node_status_history (node_id, changed_at, scan_id, headline, conditions,
 				previous_headline, previous_conditions)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (node_id, scan_id) DO NOTHING`,
-			nodeID, at, scanID, ev.Headline, pq.StringArray(conditions), node.Headline, nonNilStrings(node.Conditions)); err != nil {
+			nodeID, at, scanID, ev.Headline, pq.StringArray(conditions), prior.Headline, nonNilStrings(prior.Conditions)); err != nil {
 			return nil, fmt.Errorf("record node status %s: %w", nodeID, err)
 		}
 	}
@@ -792,7 +664,7 @@ func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationR
 }
 
 // loadNodeObservation reads the observation ref names.
-func loadNodeObservation(ctx context.Context, tx *sqlx.Tx, ref *NodeObservationRef) (*NodeObservation, error) {
+func loadNodeObservation(ctx context.Context, tx *sqlx.Tx, ref *node.ObservationRef) (*node.Observation, error) {
 	var payload []byte
 	err := tx.GetContext(ctx, &payload, `SELECT payload FROM node_observations WHERE scan_id = $1 AND node_id = $2`, ref.ScanID, ref.NodeID)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -804,7 +676,7 @@ func loadNodeObservation(ctx context.Context, tx *sqlx.Tx, ref *NodeObservationR
 	if err != nil {
 		return nil, fmt.Errorf("read observation of node %s: %w", ref.NodeID, err)
 	}
-	var obs NodeObservation
+	var obs node.Observation
 	if err := json.Unmarshal(payload, &obs); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("observation of node %s in scan %s: %v", ref.NodeID, ref.ScanID, err), ErrTypeInvalidData, err)
@@ -897,7 +769,7 @@ func upsertImportErrors(ctx context.Context, tx *sqlx.Tx, nodeID string, errs []
 
 // recordResource replaces the stored keys of one resource and logs every
 // difference (old NULL: NEW, new NULL: DELETED).
-func recordResource(ctx context.Context, tx *sqlx.Tx, nodeID, scanID string, at time.Time, res NodeResource) error {
+func recordResource(ctx context.Context, tx *sqlx.Tx, nodeID, scanID string, at time.Time, res node.Resource) error {
 	var old []broker.Property
 	if err := tx.SelectContext(ctx, &old, `SELECT key, value FROM node_resources WHERE node_id = $1 AND resource = $2 ORDER BY key`,
 		nodeID, res.Name); err != nil {
