@@ -91,7 +91,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		bad := "admin@" + node + ".test"
 		sink, sender := startRefusingSink(t, map[string]int{bad: 550})
 		reg := metrics.New()
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC}, Metrics: reg.Nodes()}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{staticCC}, Metrics: reg.Nodes()}
 		knownNode(t, node)
 		addContact(t, node, "ED", "chef@"+node+".test", true, false)
 		addContact(t, node, "IT", bad, false, false)
@@ -158,7 +158,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		sink, sender := startRefusingSink(t, map[string]int{busy: 450})
 		// A display name in Cc: progress is matched on the bare address.
 		reg := metrics.New()
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{"AKTIN Monitor <" + staticCC + ">"}, Metrics: reg.Nodes()}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{"AKTIN Monitor <" + staticCC + ">"}, Metrics: reg.Nodes()}
 		in := request(node)
 
 		// Two attempts while the server defers the address: the others get
@@ -216,7 +216,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		node := newNode(t)
 		busy := "chef@" + node + ".test"
 		sink, sender := startRefusingSink(t, map[string]int{busy: 452})
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC}}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{staticCC}}
 		in := request(node)
 		_, err := a.SendNodeMail(ctx, in)
 		require.ErrorContains(t, err, "deferred")
@@ -236,7 +236,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 	t.Run("every address refused: failed, not retried", func(t *testing.T) {
 		node := newNode(t)
 		sink, sender := startRefusingSink(t, map[string]int{"chef@" + node + ".test": 550, "admin@" + node + ".test": 553, staticCC: 550})
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC}}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{staticCC}}
 		in := request(node)
 		_, err := a.SendNodeMail(ctx, in)
 		var ae *temporal.ApplicationError
@@ -259,7 +259,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		addContact(t, node, "ED", "chef@"+node+".test", true, false)
 		addContact(t, node, "IT", "not an address", false, false)
 		sink, sender := startRefusingSink(t, nil)
-		a := &activities.Nodes{DB: db, Mailer: sender}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender}
 		in := request(node)
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)

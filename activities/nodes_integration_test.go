@@ -135,7 +135,7 @@ func TestScanFleet_EndToEnd(t *testing.T) {
 
 	const taskQueue = "activities-nodes"
 	nodes := &activities.Nodes{
-		DB: env.DB, Broker: bc, Temporal: env.Client, TaskQueue: taskQueue,
+		Store: &nodestore.Store{DB: env.DB}, Broker: bc, Temporal: env.Client, TaskQueue: taskQueue,
 		CurrentDWHVersion: brokersim.CurrentDWHVersion, CurrentI2B2Version: "1.5.3",
 		Concurrency: 4, Mailer: sender, MailCC: []string{staticCC},
 	}
@@ -341,7 +341,7 @@ func TestScanFleet_RefusedKeyIsNotRetried(t *testing.T) {
 	require.NoError(t, err)
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	a := &activities.Nodes{DB: db, Broker: bc}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Broker: bc}
 	env.RegisterActivity(a)
 	scanID := "scan-refused-" + uuid.NewString()
 	_, err = env.ExecuteActivity(a.ScanFleet, &activities.ScanFleetInput{ScanID: scanID})
@@ -354,7 +354,7 @@ func TestScanFleet_RefusedKeyIsNotRetried(t *testing.T) {
 	require.Contains(t, msg, "refused the admin key")
 
 	env = s.NewTestActivityEnvironment()
-	noBroker := &activities.Nodes{DB: db}
+	noBroker := &activities.Nodes{Store: &nodestore.Store{DB: db}}
 	env.RegisterActivity(noBroker)
 	_, err = env.ExecuteActivity(noBroker.ScanFleet, &activities.ScanFleetInput{ScanID: "scan-x"})
 	require.ErrorContains(t, err, "no broker")
@@ -383,14 +383,14 @@ func i64(v int64) *int64 { return &v }
 // record stores obs as a fleet scan does and records it by its reference.
 func record(ctx context.Context, t *testing.T, a *activities.Nodes, obs *nodestore.Observation) (*nodestore.Evaluation, error) {
 	t.Helper()
-	ref, err := activities.SaveNodeObservation(ctx, db, obs)
+	ref, err := activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, obs)
 	require.NoError(t, err)
 	return a.RecordNodeObservation(ctx, ref)
 }
 
 func TestRecordNodeObservation_DailyRowsAndStatus(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Nodes{DB: db}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}}
 	node := newNodeID()
 	day1 := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC) // across the year change
 	start1 := day1.Add(-30 * 24 * time.Hour)
@@ -496,7 +496,7 @@ func TestRecordNodeObservation_DailyRowsAndStatus(t *testing.T) {
 
 func TestRecordNodeObservation_ErrorsAndResources(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Nodes{DB: db, CurrentDWHVersion: "1.6"}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}, CurrentDWHVersion: "1.6"}
 	node := newNodeID()
 	at := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 	t1, t2, t3 := at.Add(-3*time.Hour), at.Add(-2*time.Hour), at.Add(-time.Hour)
@@ -595,7 +595,7 @@ func TestRecordNodeObservation_ErrorsAndResources(t *testing.T) {
 
 func TestSaveNodeObservation(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Nodes{DB: db}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}}
 	node := newNodeID()
 	at := time.Date(2026, 4, 2, 9, 0, 0, 0, time.UTC)
 	contact := at.Add(-time.Minute)
@@ -611,10 +611,10 @@ func TestSaveNodeObservation(t *testing.T) {
 		return out
 	}
 	// A retried scan replaces its row: one per scan and node.
-	ref, err := activities.SaveNodeObservation(ctx, db, obs("o1", 10, "first attempt"))
+	ref, err := activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, obs("o1", 10, "first attempt"))
 	require.NoError(t, err)
 	require.Equal(t, nodestore.ObservationRef{ScanID: "o1", NodeID: node, ObservedAt: at}, *ref)
-	ref, err = activities.SaveNodeObservation(ctx, db, obs("o1", 20, "Patient\x00 record\x00 rejected"))
+	ref, err = activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, obs("o1", 20, "Patient\x00 record\x00 rejected"))
 	require.NoError(t, err)
 	var rows int
 	require.NoError(t, db.Get(&rows, `SELECT count(*) FROM node_observations WHERE node_id = $1`, node))
@@ -628,7 +628,7 @@ func TestSaveNodeObservation(t *testing.T) {
 	require.Equal(t, []string{"Patient record rejected"}, errorContents(), "NUL characters are dropped")
 
 	// Text that merely looks like an escaped NUL is kept.
-	ref, err = activities.SaveNodeObservation(ctx, db, obs("o2", 30, `path C:\u0000\x`))
+	ref, err = activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, obs("o2", 30, `path C:\u0000\x`))
 	require.NoError(t, err)
 	_, err = a.RecordNodeObservation(ctx, ref)
 	require.NoError(t, err)
@@ -648,7 +648,7 @@ func TestSaveNodeObservation(t *testing.T) {
 			return err
 		}, "required"},
 		{"observation without time", func() error {
-			_, err := activities.SaveNodeObservation(ctx, db, &nodestore.Observation{ScanID: "o3", Node: broker.Node{ID: node}})
+			_, err := activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, &nodestore.Observation{ScanID: "o3", Node: broker.Node{ID: node}})
 			return err
 		}, "required"},
 	}
@@ -667,7 +667,7 @@ func TestSaveNodeObservation(t *testing.T) {
 func TestSendNodeMail(t *testing.T) {
 	ctx := context.Background()
 	sink, sender := startSink(t)
-	a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC, "MONITOR@aktin.test"}, CurrentI2B2Version: "1.5.3"}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{staticCC, "MONITOR@aktin.test"}, CurrentI2B2Version: "1.5.3"}
 	contact := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 	request := func(node, key string) *nodestore.MailRequest {
 		return &nodestore.MailRequest{
@@ -767,7 +767,7 @@ func TestSendNodeMail(t *testing.T) {
 		node := newNodeID()
 		addContact(t, node, "IT", "it@site.test", false, false)
 		key := workflows.NodeMailKey(node, "DWH OUTDATED", 1, 0)
-		_, err := (&activities.Nodes{DB: db}).SendNodeMail(ctx, request(node, key))
+		_, err := (&activities.Nodes{Store: &nodestore.Store{DB: db}}).SendNodeMail(ctx, request(node, key))
 		var ae *temporal.ApplicationError
 		require.True(t, errors.As(err, &ae))
 		require.Equal(t, activities.ErrTypeMailPermanent, ae.Type())

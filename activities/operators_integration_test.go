@@ -100,7 +100,7 @@ func TestRescanNode(t *testing.T) {
 	require.NoError(t, err)
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	a := &activities.Nodes{DB: db, Broker: bc}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Broker: bc}
 	env.RegisterActivity(a)
 
 	scanID := "rescan-" + uuid.NewString()
@@ -144,7 +144,7 @@ func TestRescanNode(t *testing.T) {
 
 	// Without a broker the rescan fails at once.
 	env = s.NewTestActivityEnvironment()
-	noBroker := &activities.Nodes{DB: db}
+	noBroker := &activities.Nodes{Store: &nodestore.Store{DB: db}}
 	env.RegisterActivity(noBroker)
 	_, err = env.ExecuteActivity(noBroker.RescanNode, &activities.RescanNodeInput{NodeID: node, ScanID: "rescan-x"})
 	var ae *temporal.ApplicationError
