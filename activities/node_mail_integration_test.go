@@ -19,7 +19,7 @@ import (
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/nodequery"
+	nodestore "github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -70,11 +70,11 @@ func code(c int) *int { return &c }
 // does not stop the mail for the others.
 func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 	ctx := context.Background()
-	request := func(node string) *activities.NodeMailRequest {
+	request := func(node string) *nodestore.MailRequest {
 		contact := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
-		return &activities.NodeMailRequest{
-			Key: workflows.NodeMailKey(node, "OFFLINE", 1, 0), NodeID: node, Condition: "OFFLINE", Kind: activities.NodeMailAlert,
-			Since: contact.Add(73 * time.Hour), Facts: activities.NodeMailFacts{LastContact: &contact, ThresholdHours: 72},
+		return &nodestore.MailRequest{
+			Key: workflows.NodeMailKey(node, "OFFLINE", 1, 0), NodeID: node, Condition: "OFFLINE", Kind: nodestore.MailAlert,
+			Since: contact.Add(73 * time.Hour), Facts: nodestore.MailFacts{LastContact: &contact, ThresholdHours: 72},
 		}
 	}
 	// Every node has two contacts; the static CC makes three recipients.
@@ -91,7 +91,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		bad := "admin@" + node + ".test"
 		sink, sender := startRefusingSink(t, map[string]int{bad: 550})
 		reg := metrics.New()
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC}, Metrics: reg.Nodes()}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{staticCC}, Metrics: reg.Nodes()}
 		knownNode(t, node)
 		addContact(t, node, "ED", "chef@"+node+".test", true, false)
 		addContact(t, node, "IT", bad, false, false)
@@ -100,7 +100,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 1, Refused: 1}, res)
 		msgs, err := sink.Wait(ctx, 1)
 		require.NoError(t, err)
 		require.Len(t, msgs, 1)
@@ -132,7 +132,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		require.True(t, warned, "a warning names the node and the refused count: %s", logs.String())
 
 		// The node API shows the refused address.
-		d, err := (&nodequery.Store{DB: db}).Detail(ctx, node, time.Now())
+		d, err := (&nodestore.Store{DB: db}).Detail(ctx, node, time.Now())
 		require.NoError(t, err)
 		require.Len(t, d.Mails, 1)
 		require.Len(t, d.Mails[0].Refused, 1)
@@ -145,7 +145,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		// A retried activity sends nothing, and counts nothing again.
 		res, err = a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 1, Refused: 1}, res)
 		time.Sleep(100 * time.Millisecond)
 		require.Len(t, sink.Messages(), 1)
 		require.InDelta(t, 1, nodeMails(t, reg, "alert", "sent"), 0)
@@ -158,7 +158,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		sink, sender := startRefusingSink(t, map[string]int{busy: 450})
 		// A display name in Cc: progress is matched on the bare address.
 		reg := metrics.New()
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{"AKTIN Monitor <" + staticCC + ">"}, Metrics: reg.Nodes()}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{"AKTIN Monitor <" + staticCC + ">"}, Metrics: reg.Nodes()}
 		in := request(node)
 
 		// Two attempts while the server defers the address: the others get
@@ -182,7 +182,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 			{"admin@" + node + ".test", "sent", code(250)},
 			{staticCC, "sent", code(250)},
 		}, rcpts)
-		d, err := (&nodequery.Store{DB: db}).Detail(ctx, node, time.Now())
+		d, err := (&nodestore.Store{DB: db}).Detail(ctx, node, time.Now())
 		require.NoError(t, err)
 		require.Len(t, d.Mails[0].Refused, 1)
 		require.False(t, d.Mails[0].Refused[0].Permanent, "deferred, still retried")
@@ -192,7 +192,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		require.NoError(t, sink.SetRefusal(busy, 0))
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 2}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 2}, res)
 		msgs, err = sink.Wait(ctx, 2)
 		require.NoError(t, err)
 		require.Len(t, msgs, 2)
@@ -216,7 +216,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		node := newNode(t)
 		busy := "chef@" + node + ".test"
 		sink, sender := startRefusingSink(t, map[string]int{busy: 452})
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC}}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{staticCC}}
 		in := request(node)
 		_, err := a.SendNodeMail(ctx, in)
 		require.ErrorContains(t, err, "deferred")
@@ -226,7 +226,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		require.NoError(t, err)
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 1, Refused: 1}, res)
 		status, _, rcpts := mailState(t, in.Key)
 		require.Equal(t, "sent", status)
 		require.Equal(t, mailRecipient{busy, "refused", code(452)}, rcpts[0])
@@ -236,7 +236,7 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 	t.Run("every address refused: failed, not retried", func(t *testing.T) {
 		node := newNode(t)
 		sink, sender := startRefusingSink(t, map[string]int{"chef@" + node + ".test": 550, "admin@" + node + ".test": 553, staticCC: 550})
-		a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC}}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{staticCC}}
 		in := request(node)
 		_, err := a.SendNodeMail(ctx, in)
 		var ae *temporal.ApplicationError
@@ -259,11 +259,11 @@ func TestSendNodeMail_RefusedRecipients(t *testing.T) {
 		addContact(t, node, "ED", "chef@"+node+".test", true, false)
 		addContact(t, node, "IT", "not an address", false, false)
 		sink, sender := startRefusingSink(t, nil)
-		a := &activities.Nodes{DB: db, Mailer: sender}
+		a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender}
 		in := request(node)
 		res, err := a.SendNodeMail(ctx, in)
 		require.NoError(t, err)
-		require.Equal(t, &activities.NodeMailResult{Status: activities.NodeMailSent, Recipients: 1, Refused: 1}, res)
+		require.Equal(t, &nodestore.MailResult{Status: nodestore.MailSent, Recipients: 1, Refused: 1}, res)
 		msgs, err := sink.Wait(ctx, 1)
 		require.NoError(t, err)
 		require.Equal(t, []string{"chef@" + node + ".test"}, msgs[0].To)

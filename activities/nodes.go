@@ -1,11 +1,7 @@
 package activities
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,16 +10,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/nodehealth"
+	"github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/broker"
 )
 
 // BrokerSource is the part of the broker's admin API a fleet scan reads.
@@ -43,63 +37,13 @@ type BrokerSource interface {
 
 var _ BrokerSource = (*broker.Client)(nil)
 
-// Names shared by the fleet scan (which signals node workflows by name,
-// since this package cannot import the workflows package) and the
-// workflows package, which re-exports them and tests that they match.
-const (
-	// NodeMonitorWorkflow is the registered name of workflows.NodeMonitor.
-	NodeMonitorWorkflow = "NodeMonitor"
-	// SignalNodeObservation carries a NodeObservationRef to a node
-	// workflow.
-	SignalNodeObservation = "node-observation"
-	// KindNode is the VigilKind of node workflows.
-	KindNode = "node"
-)
-
-// NodeWorkflowID is the business-keyed workflow id of a node's monitor.
-func NodeWorkflowID(nodeID string) string { return "node:" + nodeID }
-
 // Search attributes set when a scan starts a node workflow; the names match
-// workflows/searchattrs.go (a workflows test checks them).
+// workflows/searchattrs.go.
 var (
 	vigilKindKey = temporal.NewSearchAttributeKeyKeyword("VigilKind")
 	nodeIDKey    = temporal.NewSearchAttributeKeyKeyword("NodeID")
 	nodeNameKey  = temporal.NewSearchAttributeKeyString("NodeName")
 )
-
-// NodeSummary is the one-line summary of node id's workflow in the Web UI,
-// e.g. "Node 5 · Evangelisches Krankenhaus Lindenau" ("Node 5" without a
-// name).
-func NodeSummary(id, name string) string {
-	if name == "" {
-		return "Node " + id
-	}
-	return "Node " + id + " · " + name
-}
-
-// NodeDetails are the fixed details of node id's workflow in the Web UI.
-func NodeDetails(id, name, clientDN string) string {
-	var b strings.Builder
-	b.WriteString("Broker node monitor: records every fleet scan's observation of node " + id +
-		", evaluates its status and e-mails its contacts about OFFLINE, NO IMPORTS, DWH OUTDATED and EXTREME ERROR RATE.")
-	if name != "" {
-		b.WriteString("\nName: " + name)
-	}
-	if clientDN != "" {
-		b.WriteString("\nClient DN: " + clientDN)
-	}
-	b.WriteString("\nSignals: rescan (poll the node now). Query: status.")
-	return b.String()
-}
-
-// NodeName is a node's display name: its settings' common name, else the
-// CN of its client DN, else "".
-func NodeName(commonName, clientDN string) string {
-	if n := strings.TrimSpace(commonName); n != "" {
-		return n
-	}
-	return broker.CommonName(clientDN)
-}
 
 // Error types of the node activities.
 const (
@@ -123,7 +67,8 @@ const NodeObservationRetention = 7 * 24 * time.Hour
 // Nodes holds the broker node monitoring activities: the fleet scan, the
 // recording and evaluation of one node's observation, and its e-mails.
 type Nodes struct {
-	DB *sqlx.DB
+	// Store holds the node tables.
+	Store *node.Store
 	// Broker is the broker's admin API; nil makes ScanFleet fail
 	// (non-retryable) while recording and mail still work.
 	Broker BrokerSource
@@ -150,113 +95,24 @@ type Nodes struct {
 	Metrics *metrics.NodeMetrics
 }
 
-// NodeResource is one properties resource of a node as a scan saw it.
-type NodeResource struct {
-	Name string
-	// Entries are sorted by key.
-	Entries []broker.Property
-	// Missing is set when the node has not published the resource (404):
-	// every key it had is logged as DELETED. A resource the scan could not
-	// fetch for another reason is left out of the observation instead, so
-	// nothing is recorded as changed.
-	Missing bool
-}
-
-// NodeObservation is what one fleet scan saw of one node. The scan stores
-// it in node_observations (SaveNodeObservation) and signals the node's
-// workflow only its NodeObservationRef: import error text may hold
-// patient-related content, and the full observation would sit in workflow
-// history twice (signal and activity input).
-type NodeObservation struct {
-	// ScanID identifies the scan; a node workflow ignores a second
-	// observation of the same scan (a retried scan).
-	ScanID     string
-	ObservedAt time.Time
-	Node       broker.Node
-	// Stats is nil when the node has published none, or when fetching them
-	// failed (StatsUnknown is then set and the last known counters are
-	// kept).
-	Stats        *broker.ImportStats
-	StatsUnknown bool
-	Resources    []NodeResource
-	// FetchError describes what could not be fetched ("" when all was);
-	// the node is evaluated from what is known.
-	FetchError string
-}
-
-// NodeObservationRef is what a fleet scan signals to a node's workflow: the
-// key of the observation it stored in node_observations, and when it was
-// made. Nothing the broker reported about imports is in it.
-type NodeObservationRef struct {
-	// ScanID identifies the scan; a node workflow ignores a second
-	// reference to the same scan (a retried scan).
-	ScanID string
-	NodeID string
-	// ObservedAt is when the scan fetched the node.
-	ObservedAt time.Time
-}
-
-// SaveNodeObservation stores obs in node_observations under its scan and
-// node ids, replacing the row an earlier attempt of the same scan wrote,
-// and returns its reference. NUL characters are dropped from its text
-// (jsonb cannot hold them; recording drops them anyway).
-func SaveNodeObservation(ctx context.Context, db sqlx.ExecerContext, obs *NodeObservation) (*NodeObservationRef, error) {
-	if obs == nil || obs.ScanID == "" || obs.Node.ID == "" || obs.ObservedAt.IsZero() {
-		return nil, temporal.NewNonRetryableApplicationError("scan id, node id and observation time are required", ErrTypeInvalidInput, nil)
+// SaveNodeObservation stores obs in node_observations
+// (node.Store.SaveObservation) and returns its reference; an observation
+// without scan id, node id or time is a non-retryable error.
+func SaveNodeObservation(ctx context.Context, store *node.Store, obs *node.Observation) (*node.ObservationRef, error) {
+	ref, err := store.SaveObservation(ctx, obs)
+	if errors.Is(err, node.ErrIncompleteObservation) {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	}
-	payload, err := json.Marshal(obs)
 	if err != nil {
-		return nil, fmt.Errorf("encode observation of node %s: %w", obs.Node.ID, err)
-	}
-	ref := &NodeObservationRef{ScanID: obs.ScanID, NodeID: obs.Node.ID, ObservedAt: obs.ObservedAt.UTC()}
-	if _, err := db.ExecContext(ctx, `INSERT INTO node_observations (scan_id, node_id, observed_at, payload)
-		VALUES ($1, $2, $3, $4::jsonb)
-		ON CONFLICT (scan_id, node_id) DO UPDATE SET observed_at = EXCLUDED.observed_at, payload = EXCLUDED.payload`,
-		ref.ScanID, ref.NodeID, ref.ObservedAt, string(dropJSONNul(payload))); err != nil {
-		return nil, classifySQL(fmt.Errorf("store observation of node %s: %w", ref.NodeID, err))
+		return nil, nodeStoreError(err)
 	}
 	return ref, nil
-}
-
-// dropJSONNul removes the \u0000 escapes from encoded JSON (Postgres jsonb
-// refuses them). A backslash outside strings cannot occur, so every one
-// starts an escape.
-func dropJSONNul(b []byte) []byte {
-	const nul = `\u0000`
-	if !bytes.Contains(b, []byte(nul)) {
-		return b
-	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' {
-			out = append(out, b[i])
-			continue
-		}
-		if bytes.HasPrefix(b[i:], []byte(nul)) {
-			i += len(nul) - 1
-			continue
-		}
-		if i+1 < len(b) {
-			out = append(out, b[i], b[i+1])
-			i++
-		}
-	}
-	return out
 }
 
 // ScanFleetInput starts one fleet scan.
 type ScanFleetInput struct {
 	// ScanID is unique per scan and stable across the activity's retries.
 	ScanID string
-}
-
-// ScanFleetResult is what a scan did.
-type ScanFleetResult struct {
-	ScanID string
-	// Nodes is how many nodes were signalled; Failed how many of them had
-	// something that could not be fetched.
-	Nodes  int
-	Failed int
 }
 
 // ScanFleet lists the broker's nodes, fetches each one (node, statistics
@@ -275,15 +131,14 @@ type ScanFleetResult struct {
 // scan's row in broker_scans counts nodes and failures. A refused admin key
 // is non-retryable; anything else is retried (node workflows ignore the
 // repeated observations of a retried scan).
-func (a *Nodes) ScanFleet(ctx context.Context, in *ScanFleetInput) (*ScanFleetResult, error) {
+func (a *Nodes) ScanFleet(ctx context.Context, in *ScanFleetInput) (*node.ScanResult, error) {
 	if in == nil || in.ScanID == "" {
 		return nil, temporal.NewNonRetryableApplicationError("scan id is required", ErrTypeInvalidInput, nil)
 	}
 	if a.Broker == nil {
 		return nil, temporal.NewNonRetryableApplicationError("no broker is configured on this worker", ErrTypeNoBroker, nil)
 	}
-	if _, err := a.DB.ExecContext(ctx, `INSERT INTO broker_scans (scan_id, started_at) VALUES ($1, $2)
-		ON CONFLICT (scan_id) DO NOTHING`, in.ScanID, time.Now().UTC()); err != nil {
+	if err := a.Store.StartScan(ctx, in.ScanID, "", time.Now().UTC()); err != nil {
 		return nil, fmt.Errorf("record scan start: %w", err)
 	}
 	res, err := a.scan(ctx, in.ScanID)
@@ -302,8 +157,7 @@ func (a *Nodes) ScanFleet(ctx context.Context, in *ScanFleetInput) (*ScanFleetRe
 	}
 	// The scan's row is finished even when the scan failed, so operators
 	// see the error; a retry that succeeds overwrites it.
-	if _, dbErr := a.DB.ExecContext(context.WithoutCancel(ctx), `UPDATE broker_scans SET finished_at = $2, nodes = $3, failed = $4, error = $5
-		WHERE scan_id = $1`, in.ScanID, time.Now().UTC(), res.Nodes, res.Failed, msg); dbErr != nil && err == nil {
+	if dbErr := a.Store.FinishScan(context.WithoutCancel(ctx), in.ScanID, time.Now().UTC(), res.Nodes, res.Failed, msg); dbErr != nil && err == nil {
 		err = fmt.Errorf("record scan end: %w", dbErr)
 	}
 	if err != nil {
@@ -317,26 +171,25 @@ func (a *Nodes) ScanFleet(ctx context.Context, in *ScanFleetInput) (*ScanFleetRe
 // NodeObservationRetention (of every node, also those the broker no longer
 // lists). A failure is only logged: the next scan tries again.
 func (a *Nodes) pruneObservations(ctx context.Context) {
-	res, err := a.DB.ExecContext(ctx, `DELETE FROM node_observations WHERE observed_at < $1`,
-		time.Now().Add(-NodeObservationRetention).UTC())
+	n, err := a.Store.PruneObservations(ctx, time.Now().Add(-NodeObservationRetention))
 	if err != nil {
 		slog.WarnContext(ctx, "old node observations not deleted", "err", err)
 		return
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
+	if n > 0 {
 		slog.DebugContext(ctx, "old node observations deleted", "rows", n)
 	}
 }
 
-func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error) {
-	res := ScanFleetResult{ScanID: scanID}
+func (a *Nodes) scan(ctx context.Context, scanID string) (node.ScanResult, error) {
+	res := node.ScanResult{ScanID: scanID}
 	nodes, err := a.Broker.Nodes(ctx)
 	if err != nil {
 		return res, brokerError("list nodes", err)
 	}
 	slices.SortFunc(nodes, func(x, y broker.Node) int { return strings.Compare(x.ID, y.ID) })
 	nodes = slices.CompactFunc(nodes, func(x, y broker.Node) bool { return x.ID == y.ID })
-	names, err := a.settingsNames(ctx)
+	names, err := a.Store.CommonNames(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -360,12 +213,12 @@ func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error
 			defer wg.Done()
 			for n := range jobs {
 				obs, err := a.observe(ctx, scanID, n)
-				var ref *NodeObservationRef
+				var ref *node.ObservationRef
 				if err == nil {
-					ref, err = SaveNodeObservation(ctx, a.DB, obs)
+					ref, err = SaveNodeObservation(ctx, a.Store, obs)
 				}
 				if err == nil {
-					err = a.signal(ctx, ref, NodeName(names[n.ID], obs.Node.ClientDN), obs.Node.ClientDN)
+					err = a.signal(ctx, ref, node.Name(names[n.ID], obs.Node.ClientDN), obs.Node.ClientDN)
 				}
 				results <- outcome{failed: obs.FetchError != "", err: err}
 			}
@@ -420,8 +273,8 @@ func (a *Nodes) scan(ctx context.Context, scanID string) (ScanFleetResult, error
 // observe fetches one node. Failures to fetch are recorded on the
 // observation; only a refused admin key (or the scan's cancellation) is an
 // error.
-func (a *Nodes) observe(ctx context.Context, scanID string, listed broker.Node) (*NodeObservation, error) {
-	obs := &NodeObservation{ScanID: scanID, Node: listed}
+func (a *Nodes) observe(ctx context.Context, scanID string, listed broker.Node) (*node.Observation, error) {
+	obs := &node.Observation{ScanID: scanID, Node: listed}
 	var problems []string
 	fail := func(what string, err error) error {
 		if errors.Is(err, broker.ErrUnauthorized) {
@@ -463,9 +316,9 @@ func (a *Nodes) observe(ctx context.Context, scanID string, listed broker.Node) 
 		case err == nil:
 			props = slices.Clone(props)
 			slices.SortStableFunc(props, func(x, y broker.Property) int { return strings.Compare(x.Key, y.Key) })
-			obs.Resources = append(obs.Resources, NodeResource{Name: name, Entries: props})
+			obs.Resources = append(obs.Resources, node.Resource{Name: name, Entries: props})
 		case errors.Is(err, broker.ErrNotFound):
-			obs.Resources = append(obs.Resources, NodeResource{Name: name, Missing: true})
+			obs.Resources = append(obs.Resources, node.Resource{Name: name, Missing: true})
 		default:
 			if err := fail(name, err); err != nil {
 				return obs, err
@@ -480,40 +333,24 @@ func (a *Nodes) observe(ctx context.Context, scanID string, listed broker.Node) 
 	return obs, nil
 }
 
-// settingsNames returns the common names of the nodes that have settings.
-func (a *Nodes) settingsNames(ctx context.Context) (map[string]string, error) {
-	var rows []struct {
-		NodeID     string `db:"node_id"`
-		CommonName string `db:"common_name"`
-	}
-	if err := a.DB.SelectContext(ctx, &rows, `SELECT node_id, common_name FROM node_settings WHERE common_name <> ''`); err != nil {
-		return nil, fmt.Errorf("read node names: %w", err)
-	}
-	names := make(map[string]string, len(rows))
-	for _, r := range rows {
-		names[r.NodeID] = r.CommonName
-	}
-	return names, nil
-}
-
 // signal delivers the observation's reference to the node's workflow,
 // starting it when it is not running: then with its name (a search
 // attribute, and in the run's summary for the Web UI).
-func (a *Nodes) signal(ctx context.Context, ref *NodeObservationRef, name, clientDN string) error {
+func (a *Nodes) signal(ctx context.Context, ref *node.ObservationRef, name, clientDN string) error {
 	id := ref.NodeID
-	attrs := []temporal.SearchAttributeUpdate{vigilKindKey.ValueSet(KindNode), nodeIDKey.ValueSet(id)}
+	attrs := []temporal.SearchAttributeUpdate{vigilKindKey.ValueSet(node.WorkflowKind), nodeIDKey.ValueSet(id)}
 	if name != "" {
 		attrs = append(attrs, nodeNameKey.ValueSet(name))
 	}
-	_, err := a.Temporal.SignalWithStartWorkflow(ctx, NodeWorkflowID(id), SignalNodeObservation, ref,
+	_, err := a.Temporal.SignalWithStartWorkflow(ctx, node.WorkflowID(id), node.SignalObservation, ref,
 		client.StartWorkflowOptions{
-			ID:                    NodeWorkflowID(id),
+			ID:                    node.WorkflowID(id),
 			TaskQueue:             a.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
-			StaticSummary:         NodeSummary(id, name),
-			StaticDetails:         NodeDetails(id, name, clientDN),
+			StaticSummary:         node.RunSummary(id, name),
+			StaticDetails:         node.RunDetails(id, name, clientDN),
 		},
-		NodeMonitorWorkflow, &NodeMonitorStart{NodeID: id})
+		node.MonitorWorkflow, &node.MonitorStart{NodeID: id})
 	if err != nil {
 		return fmt.Errorf("signal node %s: %w", id, err)
 	}
@@ -536,21 +373,20 @@ type RescanNodeInput struct {
 // rescan is a broker_scans row of its own (requested_by the operator) and
 // its signal is recorded as accepted in operator_signals. A node the broker
 // cannot answer for is still observed, with FetchError set.
-func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*NodeObservationRef, error) {
+func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*node.ObservationRef, error) {
 	if in == nil || in.NodeID == "" || in.ScanID == "" {
 		return nil, temporal.NewNonRetryableApplicationError("node id and scan id are required", ErrTypeInvalidInput, nil)
 	}
 	if a.Broker == nil {
 		return nil, temporal.NewNonRetryableApplicationError("no broker is configured on this worker", ErrTypeNoBroker, nil)
 	}
-	if _, err := a.DB.ExecContext(ctx, `INSERT INTO broker_scans (scan_id, started_at, requested_by) VALUES ($1, $2, $3)
-		ON CONFLICT (scan_id) DO NOTHING`, in.ScanID, time.Now().UTC(), in.Signal.Actor); err != nil {
+	if err := a.Store.StartScan(ctx, in.ScanID, in.Signal.Actor, time.Now().UTC()); err != nil {
 		return nil, fmt.Errorf("record rescan start: %w", err)
 	}
 	obs, err := a.observe(ctx, in.ScanID, broker.Node{ID: in.NodeID})
-	var ref *NodeObservationRef
+	var ref *node.ObservationRef
 	if err == nil {
-		ref, err = SaveNodeObservation(ctx, a.DB, obs)
+		ref, err = SaveNodeObservation(ctx, a.Store, obs)
 	}
 	nodes, failed, msg := 1, 0, ""
 	switch {
@@ -565,9 +401,7 @@ func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*NodeObser
 	}
 	// The rescan's row is finished even when it failed, so operators see
 	// the error; a retry that succeeds overwrites it.
-	if _, dbErr := a.DB.ExecContext(context.WithoutCancel(ctx), `UPDATE broker_scans SET finished_at = $2, nodes = $3,
-			failed = $4, error = $5 WHERE scan_id = $1`,
-		in.ScanID, time.Now().UTC(), nodes, failed, msg); dbErr != nil && err == nil {
+	if dbErr := a.Store.FinishScan(context.WithoutCancel(ctx), in.ScanID, time.Now().UTC(), nodes, failed, msg); dbErr != nil && err == nil {
 		err = fmt.Errorf("record rescan end: %w", dbErr)
 	}
 	if err != nil {
@@ -575,16 +409,10 @@ func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*NodeObser
 	}
 	rec := in.Signal
 	rec.Outcome = OperatorSignalAccepted
-	if err := insertOperatorSignal(ctx, a.DB, &rec); err != nil {
+	if err := insertOperatorSignal(ctx, a.Store.DB, &rec); err != nil {
 		return nil, err
 	}
 	return ref, nil
-}
-
-// NodeMonitorStart is the input a scan starts a node workflow with
-// (workflows.NodeMonitorInput has the same shape, plus the carried state).
-type NodeMonitorStart struct {
-	NodeID string
 }
 
 func brokerError(what string, err error) error {
@@ -594,378 +422,35 @@ func brokerError(what string, err error) error {
 	return fmt.Errorf("broker %s: %w", what, err)
 }
 
-// NodeEvaluation is a node's evaluated status after an observation, with
-// what its e-mails need.
-type NodeEvaluation struct {
-	// Headline is the first active condition in the seed's precedence;
-	// Conditions are all active ones (nodehealth order).
-	Headline   string
-	Conditions []string
-	// Changed is set when the headline or the conditions changed with this
-	// observation (a status history row was written).
-	Changed bool
-	// IntervalWeeks is the node's notification interval.
-	IntervalWeeks int
-	Facts         NodeMailFacts
-	// Name is the node's display name (NodeName); "" when it has none.
-	// Evaluations recorded before names were returned have none either.
-	Name string `json:",omitempty"`
-}
-
-// evaluationDays is how many days of rows an evaluation reads (TESTING
-// looks for a run of consecutive import days in them).
-const evaluationDays = 60
-
 // RecordNodeObservation records one observation of a node and evaluates
-// it, in one transaction. The observation is read from node_observations
-// by its reference (a missing one is a non-retryable error); then:
-//   - the node's row in broker_nodes (client DN, last scan, last contact);
-//   - today's node_daily_stats row (UTC day), replaced by every scan of the
-//     day, with deltas against yesterday's row (nodehealth.NextDailyRow);
-//     when the statistics could not be fetched, the last known counters
-//     are carried, so the row still shows the day's contact;
-//   - the import errors, identified by the SHA-256 of their content, with
-//     repeats and time updated when they changed;
-//   - each fetched resource's keys, with NEW / changed / DELETED entries in
-//     node_resource_changes (one per key and scan: a retry adds none);
-//   - the evaluation (nodehealth.Evaluate) with the node's settings or the
-//     defaults, production_since once reached, and the headline and
-//     conditions, with a node_status_history row when they changed.
-//
-// The transaction starts by upserting the node's row, which locks it: two
-// attempts for the same node never interleave.
-func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *NodeObservationRef) (*NodeEvaluation, error) {
+// it, in one transaction (node.Store.RecordObservation). A missing,
+// undecodable or undated observation is a non-retryable error.
+func (a *Nodes) RecordNodeObservation(ctx context.Context, ref *node.ObservationRef) (*node.Evaluation, error) {
 	if ref == nil || ref.ScanID == "" || ref.NodeID == "" {
 		return nil, temporal.NewNonRetryableApplicationError("scan id and node id are required", ErrTypeInvalidInput, nil)
 	}
-	tx, err := a.DB.BeginTxx(ctx, nil)
+	ev, err := a.Store.RecordObservation(ctx, ref, a.CurrentDWHVersion)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	obs, err := loadNodeObservation(ctx, tx, ref)
-	if err != nil {
-		return nil, err
-	}
-	nodeID, scanID, at := ref.NodeID, ref.ScanID, obs.ObservedAt.UTC()
-
-	var node struct {
-		ClientDN        string         `db:"client_dn"`
-		Headline        string         `db:"headline"`
-		Conditions      pq.StringArray `db:"conditions"`
-		ProductionSince *time.Time     `db:"production_since"`
-	}
-	if err := tx.GetContext(ctx, &node, `
-		INSERT INTO broker_nodes (node_id, client_dn, last_scan_id, last_checked, last_contact)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (node_id) DO UPDATE SET
-			client_dn = COALESCE(NULLIF(EXCLUDED.client_dn, ''), broker_nodes.client_dn),
-			last_scan_id = EXCLUDED.last_scan_id, last_checked = EXCLUDED.last_checked,
-			last_contact = COALESCE(EXCLUDED.last_contact, broker_nodes.last_contact)
-		RETURNING client_dn, headline, conditions, production_since`,
-		nodeID, obs.Node.ClientDN, scanID, at, obs.Node.LastContact); err != nil {
-		return nil, classifySQL(fmt.Errorf("upsert node %s: %w", nodeID, err))
-	}
-
-	// Today's row and the days before it.
-	today := nodehealth.DayOf(at)
-	var stored []nodehealth.DailyRow
-	if err := tx.SelectContext(ctx, &stored, `SELECT day, checked_at, last_contact, last_start, last_write, last_reject,
-			imported, updated, invalid, failed, error_rate, daily_imported, daily_updated, daily_invalid, daily_failed, daily_error_rate
-		FROM node_daily_stats WHERE node_id = $1 AND day >= $2::date AND day <= $3::date ORDER BY day`,
-		nodeID, today.AddDate(0, 0, -evaluationDays), today); err != nil {
-		return nil, fmt.Errorf("read daily rows: %w", err)
-	}
-	rows := make([]nodehealth.DailyRow, 0, len(stored)+1)
-	var todays *nodehealth.DailyRow
-	for _, row := range stored {
-		if row.Day.Equal(today) {
-			todays = &row
-			continue
-		}
-		if row.Day.Before(today) {
-			rows = append(rows, row)
-		}
-	}
-	var prev *nodehealth.DailyRow
-	if len(rows) > 0 {
-		prev = &rows[len(rows)-1]
-	}
-	stats := obs.Stats
-	if obs.StatsUnknown {
-		// Keep the last known counters (today's, else the latest day's).
-		known := todays
-		if known == nil {
-			known = prev
-		}
-		stats = statsOf(known)
-	}
-	row := nodehealth.NextDailyRow(prev, at, obs.Node.LastContact, stats)
-	if err := upsertDailyRow(ctx, tx, nodeID, row); err != nil {
-		return nil, err
-	}
-	rows = append(rows, row)
-
-	if !obs.StatsUnknown && obs.Stats != nil {
-		if err := upsertImportErrors(ctx, tx, nodeID, obs.Stats.Errors); err != nil {
-			return nil, err
-		}
-	}
-	for _, res := range obs.Resources {
-		if err := recordResource(ctx, tx, nodeID, scanID, at, res); err != nil {
-			return nil, err
-		}
-	}
-
-	// Settings, or the defaults.
-	var set struct {
-		CommonName  string `db:"common_name"`
-		Threshold   int    `db:"threshold_hours_failure"`
-		Interval    int    `db:"notification_interval_weeks"`
-		Consecutive int    `db:"consecutive_import_days"`
-	}
-	err = tx.GetContext(ctx, &set, `SELECT common_name, threshold_hours_failure, notification_interval_weeks, consecutive_import_days
-		FROM node_settings WHERE node_id = $1`, nodeID)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("read node settings: %w", err)
-	}
-	settings := nodehealth.Settings{
-		ThresholdHoursFailure: set.Threshold, NotificationIntervalWeeks: set.Interval, ConsecutiveImportDays: set.Consecutive,
-	}.WithDefaults()
-	var facts struct {
-		LastWrite  *time.Time `db:"last_write"`
-		DWHVersion *string    `db:"dwh_version"`
-	}
-	if err := tx.GetContext(ctx, &facts, `SELECT
-			(SELECT max(last_write) FROM node_daily_stats WHERE node_id = $1) AS last_write,
-			(SELECT value FROM node_resources WHERE node_id = $1 AND resource = $2 AND key = 'dwh-j2ee') AS dwh_version`,
-		nodeID, broker.ResourceVersions); err != nil {
-		return nil, fmt.Errorf("read node facts: %w", err)
-	}
-	dwh := ""
-	if facts.DWHVersion != nil {
-		dwh = nodehealth.NormalizeVersion(*facts.DWHVersion)
-	}
-	status := nodehealth.Evaluate(nodehealth.Input{
-		Now: at, Settings: settings, Rows: rows, ProductionSince: node.ProductionSince,
-		LastWriteFallback: facts.LastWrite, DWHVersion: dwh, CurrentDWHVersion: a.CurrentDWHVersion,
-	})
-	conditions := make([]string, len(status.Conditions))
-	for i, c := range status.Conditions {
-		conditions[i] = string(c)
-	}
-	ev := &NodeEvaluation{
-		Headline: string(status.Headline), Conditions: conditions, IntervalWeeks: settings.NotificationIntervalWeeks,
-		Name: NodeName(set.CommonName, node.ClientDN),
-		Facts: NodeMailFacts{
-			LastContact: row.LastContact, LastWrite: row.LastWrite, DWHVersion: dwh,
-			CurrentDWHVersion: nodehealth.NormalizeVersion(a.CurrentDWHVersion),
-			DailyErrorRate:    row.DailyErrorRate, ThresholdHours: settings.ThresholdHoursFailure,
-		},
-	}
-	if ev.Facts.LastWrite == nil {
-		ev.Facts.LastWrite = facts.LastWrite
-	}
-	ev.Changed = ev.Headline != node.Headline || !slices.Equal(conditions, []string(node.Conditions))
-	if _, err := tx.ExecContext(ctx, `UPDATE broker_nodes SET dwh_version = $2,
-			production_since = CASE WHEN $3 THEN COALESCE(production_since, $4::date) ELSE production_since END
-		WHERE node_id = $1`, nodeID, dwh, status.ProductionReached, today); err != nil {
-		return nil, fmt.Errorf("update node %s: %w", nodeID, err)
-	}
-	if ev.Changed {
-		if _, err := tx.ExecContext(ctx, `UPDATE broker_nodes SET headline = $2, conditions = $3, status_since = $4 WHERE node_id = $1`,
-			nodeID, ev.Headline, pq.StringArray(conditions), at); err != nil {
-			return nil, fmt.Errorf("update node status %s: %w", nodeID, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO node_status_history (node_id, changed_at, scan_id, headline, conditions,
-				previous_headline, previous_conditions)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (node_id, scan_id) DO NOTHING`,
-			nodeID, at, scanID, ev.Headline, pq.StringArray(conditions), node.Headline, nonNilStrings(node.Conditions)); err != nil {
-			return nil, fmt.Errorf("record node status %s: %w", nodeID, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit observation of node %s: %w", nodeID, err)
+		return nil, nodeStoreError(err)
 	}
 	return ev, nil
 }
 
-// loadNodeObservation reads the observation ref names.
-func loadNodeObservation(ctx context.Context, tx *sqlx.Tx, ref *NodeObservationRef) (*NodeObservation, error) {
-	var payload []byte
-	err := tx.GetContext(ctx, &payload, `SELECT payload FROM node_observations WHERE scan_id = $1 AND node_id = $2`, ref.ScanID, ref.NodeID)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Stored before the signal was sent: only the retention (or an
-		// operator) removes it, and retrying cannot bring it back.
-		return nil, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("observation of node %s in scan %s not found", ref.NodeID, ref.ScanID), ErrTypeInvalidInput, nil)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read observation of node %s: %w", ref.NodeID, err)
-	}
-	var obs NodeObservation
-	if err := json.Unmarshal(payload, &obs); err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("observation of node %s in scan %s: %v", ref.NodeID, ref.ScanID, err), ErrTypeInvalidData, err)
-	}
-	obs.ScanID, obs.Node.ID = ref.ScanID, ref.NodeID
-	if obs.ObservedAt.IsZero() {
-		obs.ObservedAt = ref.ObservedAt
-	}
-	if obs.ObservedAt.IsZero() {
-		return nil, temporal.NewNonRetryableApplicationError("observation time is required", ErrTypeInvalidInput, nil)
-	}
-	return &obs, nil
-}
-
-// statsOf rebuilds import statistics from a stored row (nil when it has no
-// counters).
-func statsOf(r *nodehealth.DailyRow) *broker.ImportStats {
-	if r == nil || r.Imported == nil || r.Updated == nil || r.Invalid == nil || r.Failed == nil {
-		return nil
-	}
-	return &broker.ImportStats{
-		Start: r.LastStart, LastWrite: r.LastWrite, LastReject: r.LastReject,
-		Imported: *r.Imported, Updated: *r.Updated, Invalid: *r.Invalid, Failed: *r.Failed,
-	}
-}
-
-func upsertDailyRow(ctx context.Context, tx *sqlx.Tx, nodeID string, r nodehealth.DailyRow) error {
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO node_daily_stats (node_id, day, checked_at, last_contact, last_start, last_write, last_reject,
-			imported, updated, invalid, failed, error_rate, daily_imported, daily_updated, daily_invalid, daily_failed, daily_error_rate)
-		VALUES ($1, $2::date, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-		ON CONFLICT (node_id, day) DO UPDATE SET checked_at = EXCLUDED.checked_at, last_contact = EXCLUDED.last_contact,
-			last_start = EXCLUDED.last_start, last_write = EXCLUDED.last_write, last_reject = EXCLUDED.last_reject,
-			imported = EXCLUDED.imported, updated = EXCLUDED.updated, invalid = EXCLUDED.invalid, failed = EXCLUDED.failed,
-			error_rate = EXCLUDED.error_rate, daily_imported = EXCLUDED.daily_imported, daily_updated = EXCLUDED.daily_updated,
-			daily_invalid = EXCLUDED.daily_invalid, daily_failed = EXCLUDED.daily_failed, daily_error_rate = EXCLUDED.daily_error_rate`,
-		nodeID, r.Day.Format(time.DateOnly), r.CheckedAt, r.LastContact, r.LastStart, r.LastWrite, r.LastReject,
-		r.Imported, r.Updated, r.Invalid, r.Failed, r.ErrorRate,
-		r.DailyImported, r.DailyUpdated, r.DailyInvalid, r.DailyFailed, r.DailyErrorRate); err != nil {
-		return classifySQL(fmt.Errorf("write daily row of node %s: %w", nodeID, err))
-	}
-	return nil
-}
-
-// upsertImportErrors writes the errors in one statement, keyed by the
-// SHA-256 of their content; a known error is updated only when its repeats
-// or time changed.
-func upsertImportErrors(ctx context.Context, tx *sqlx.Tx, nodeID string, errs []broker.ImportError) error {
-	type item struct {
-		hash    []byte
-		content string
-		at      time.Time
-		repeats int64
-	}
-	var items []item
-	for _, e := range errs {
-		content := cleanText(e.Content)
-		sum := sha256.Sum256([]byte(content))
-		repeats := max(e.Repeats, 1)
-		if i := slices.IndexFunc(items, func(x item) bool { return string(x.hash) == string(sum[:]) }); i >= 0 {
-			// The same content twice in one report: keep the newest.
-			if e.Timestamp.After(items[i].at) {
-				items[i].at, items[i].repeats = e.Timestamp, repeats
-			}
-			continue
+// nodeStoreError turns the node store's errors that retrying cannot fix
+// into non-retryable application errors: refused data (ErrTypeInvalidData),
+// an undecodable observation (ErrTypeInvalidData) and a missing or undated
+// one (ErrTypeInvalidInput). Every other error stays retryable.
+func nodeStoreError(err error) error {
+	var oe *node.ObservationError
+	if errors.As(err, &oe) {
+		if oe.Err != nil {
+			return temporal.NewNonRetryableApplicationError(oe.Message, ErrTypeInvalidData, oe.Err)
 		}
-		items = append(items, item{hash: sum[:], content: content, at: e.Timestamp, repeats: repeats})
+		return temporal.NewNonRetryableApplicationError(oe.Message, ErrTypeInvalidInput, nil)
 	}
-	if len(items) == 0 {
-		return nil
+	var de *node.DataError
+	if errors.As(err, &de) {
+		return temporal.NewNonRetryableApplicationError("postgres refused the data: "+de.Detail, ErrTypeInvalidData, err)
 	}
-	hashes := make(pq.ByteaArray, len(items))
-	contents := make(pq.StringArray, len(items))
-	ats := make(pq.StringArray, len(items))
-	repeats := make(pq.Int64Array, len(items))
-	for i, it := range items {
-		hashes[i], contents[i], repeats[i] = it.hash, it.content, it.repeats
-		ats[i] = it.at.UTC().Format(time.RFC3339Nano)
-	}
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO node_import_errors (node_id, content_hash, content, error_at, repeats)
-		SELECT $1, h, c, t, r FROM unnest($2::bytea[], $3::text[], $4::timestamptz[], $5::bigint[]) AS u(h, c, t, r)
-		ON CONFLICT (node_id, content_hash) DO UPDATE SET repeats = EXCLUDED.repeats, error_at = EXCLUDED.error_at, updated_at = now()
-		WHERE node_import_errors.repeats <> EXCLUDED.repeats OR node_import_errors.error_at <> EXCLUDED.error_at`,
-		nodeID, hashes, contents, ats, repeats); err != nil {
-		return classifySQL(fmt.Errorf("write import errors of node %s: %w", nodeID, err))
-	}
-	return nil
-}
-
-// recordResource replaces the stored keys of one resource and logs every
-// difference (old NULL: NEW, new NULL: DELETED).
-func recordResource(ctx context.Context, tx *sqlx.Tx, nodeID, scanID string, at time.Time, res NodeResource) error {
-	var old []broker.Property
-	if err := tx.SelectContext(ctx, &old, `SELECT key, value FROM node_resources WHERE node_id = $1 AND resource = $2 ORDER BY key`,
-		nodeID, res.Name); err != nil {
-		return fmt.Errorf("read resource %s: %w", res.Name, err)
-	}
-	next := make([]broker.Property, 0, len(res.Entries))
-	if !res.Missing {
-		for _, p := range res.Entries {
-			p.Key, p.Value = cleanText(p.Key), cleanText(p.Value)
-			if i := slices.IndexFunc(next, func(x broker.Property) bool { return x.Key == p.Key }); i >= 0 {
-				next[i] = p // a repeated key: the last one wins, as in Java properties
-				continue
-			}
-			next = append(next, p)
-		}
-	}
-	slices.SortFunc(next, func(x, y broker.Property) int { return strings.Compare(x.Key, y.Key) })
-	type change struct {
-		key      string
-		old, new *string
-	}
-	var changes []change
-	i, j := 0, 0
-	for i < len(old) || j < len(next) {
-		switch {
-		case j >= len(next) || (i < len(old) && old[i].Key < next[j].Key):
-			changes = append(changes, change{key: old[i].Key, old: &old[i].Value})
-			i++
-		case i >= len(old) || next[j].Key < old[i].Key:
-			changes = append(changes, change{key: next[j].Key, new: &next[j].Value})
-			j++
-		default:
-			if old[i].Value != next[j].Value {
-				changes = append(changes, change{key: old[i].Key, old: &old[i].Value, new: &next[j].Value})
-			}
-			i++
-			j++
-		}
-	}
-	for _, c := range changes {
-		var err error
-		if c.new == nil {
-			_, err = tx.ExecContext(ctx, `DELETE FROM node_resources WHERE node_id = $1 AND resource = $2 AND key = $3`, nodeID, res.Name, c.key)
-		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO node_resources (node_id, resource, key, value, updated_at) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (node_id, resource, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
-				nodeID, res.Name, c.key, *c.new, at)
-		}
-		if err != nil {
-			return classifySQL(fmt.Errorf("write resource %s key %s: %w", res.Name, c.key, err))
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO node_resource_changes (node_id, resource, key, old_value, new_value, changed_at, scan_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (node_id, resource, key, scan_id) DO NOTHING`,
-			nodeID, res.Name, c.key, c.old, c.new, at, scanID); err != nil {
-			return classifySQL(fmt.Errorf("log resource %s key %s: %w", res.Name, c.key, err))
-		}
-	}
-	return nil
-}
-
-// cleanText makes broker text storable: valid UTF-8 without NUL bytes.
-func cleanText(s string) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
-}
-
-func nonNilStrings(xs pq.StringArray) pq.StringArray {
-	if xs == nil {
-		return pq.StringArray{}
-	}
-	return xs
+	return err
 }

@@ -25,10 +25,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-health/vigil/activities"
-	"github.com/vigil-health/vigil/internal/broker"
-	"github.com/vigil-health/vigil/internal/brokersim"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
+	nodestore "github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/broker"
+	"github.com/vigil-health/vigil/internal/node/brokersim"
 	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -134,7 +135,7 @@ func TestScanFleet_EndToEnd(t *testing.T) {
 
 	const taskQueue = "activities-nodes"
 	nodes := &activities.Nodes{
-		DB: env.DB, Broker: bc, Temporal: env.Client, TaskQueue: taskQueue,
+		Store: &nodestore.Store{DB: env.DB}, Broker: bc, Temporal: env.Client, TaskQueue: taskQueue,
 		CurrentDWHVersion: brokersim.CurrentDWHVersion, CurrentI2B2Version: "1.5.3",
 		Concurrency: 4, Mailer: sender, MailCC: []string{staticCC},
 	}
@@ -145,13 +146,13 @@ func TestScanFleet_EndToEnd(t *testing.T) {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
-	scan := func() (client.WorkflowRun, activities.ScanFleetResult) {
+	scan := func() (client.WorkflowRun, nodestore.ScanResult) {
 		t.Helper()
 		run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID: "fleet-scan-" + uuid.NewString(), TaskQueue: taskQueue,
 		}, workflows.FleetScan, &workflows.FleetScanInput{})
 		require.NoError(t, err)
-		var res activities.ScanFleetResult
+		var res nodestore.ScanResult
 		require.NoError(t, run.Get(ctx, &res))
 		return run, res
 	}
@@ -340,7 +341,7 @@ func TestScanFleet_RefusedKeyIsNotRetried(t *testing.T) {
 	require.NoError(t, err)
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	a := &activities.Nodes{DB: db, Broker: bc}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Broker: bc}
 	env.RegisterActivity(a)
 	scanID := "scan-refused-" + uuid.NewString()
 	_, err = env.ExecuteActivity(a.ScanFleet, &activities.ScanFleetInput{ScanID: scanID})
@@ -353,7 +354,7 @@ func TestScanFleet_RefusedKeyIsNotRetried(t *testing.T) {
 	require.Contains(t, msg, "refused the admin key")
 
 	env = s.NewTestActivityEnvironment()
-	noBroker := &activities.Nodes{DB: db}
+	noBroker := &activities.Nodes{Store: &nodestore.Store{DB: db}}
 	env.RegisterActivity(noBroker)
 	_, err = env.ExecuteActivity(noBroker.ScanFleet, &activities.ScanFleetInput{ScanID: "scan-x"})
 	require.ErrorContains(t, err, "no broker")
@@ -380,25 +381,25 @@ func readDaily(t *testing.T, node string, day time.Time) dailyRow {
 func i64(v int64) *int64 { return &v }
 
 // record stores obs as a fleet scan does and records it by its reference.
-func record(ctx context.Context, t *testing.T, a *activities.Nodes, obs *activities.NodeObservation) (*activities.NodeEvaluation, error) {
+func record(ctx context.Context, t *testing.T, a *activities.Nodes, obs *nodestore.Observation) (*nodestore.Evaluation, error) {
 	t.Helper()
-	ref, err := activities.SaveNodeObservation(ctx, db, obs)
+	ref, err := activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, obs)
 	require.NoError(t, err)
 	return a.RecordNodeObservation(ctx, ref)
 }
 
 func TestRecordNodeObservation_DailyRowsAndStatus(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Nodes{DB: db}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}}
 	node := newNodeID()
 	day1 := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC) // across the year change
 	start1 := day1.Add(-30 * 24 * time.Hour)
 	start2 := day1.Add(50 * time.Hour)
-	observe := func(scan string, at time.Time, start time.Time, imported, invalid int64) *activities.NodeEvaluation {
+	observe := func(scan string, at time.Time, start time.Time, imported, invalid int64) *nodestore.Evaluation {
 		t.Helper()
 		contact := at.Add(-time.Minute)
 		write := at.Add(-time.Hour)
-		ev, err := record(ctx, t, a, &activities.NodeObservation{
+		ev, err := record(ctx, t, a, &nodestore.Observation{
 			ScanID: scan, ObservedAt: at, Node: broker.Node{ID: node, ClientDN: "CN=Klinikum", LastContact: &contact},
 			Stats: &broker.ImportStats{Start: &start, LastWrite: &write, Imported: imported, Invalid: invalid},
 		})
@@ -470,7 +471,7 @@ func TestRecordNodeObservation_DailyRowsAndStatus(t *testing.T) {
 	// Statistics that could not be fetched keep the known counters; the
 	// contact is still recorded.
 	contact := day3.Add(12 * time.Hour)
-	_, err := record(ctx, t, a, &activities.NodeObservation{
+	_, err := record(ctx, t, a, &nodestore.Observation{
 		ScanID: "s5", ObservedAt: day3.Add(12 * time.Hour), StatsUnknown: true, FetchError: "stats: 503",
 		Node: broker.Node{ID: node, LastContact: &contact},
 	})
@@ -483,7 +484,7 @@ func TestRecordNodeObservation_DailyRowsAndStatus(t *testing.T) {
 	_, err = db.Exec(`INSERT INTO node_settings (node_id, common_name, threshold_hours_failure, notification_interval_weeks)
 		VALUES ($1, 'Klinikum', 1, 3)`, node)
 	require.NoError(t, err)
-	ev, err = record(ctx, t, a, &activities.NodeObservation{
+	ev, err = record(ctx, t, a, &nodestore.Observation{
 		ScanID: "s6", ObservedAt: day3.Add(15 * time.Hour), StatsUnknown: true, Node: broker.Node{ID: node, LastContact: &contact},
 	})
 	require.NoError(t, err)
@@ -495,7 +496,7 @@ func TestRecordNodeObservation_DailyRowsAndStatus(t *testing.T) {
 
 func TestRecordNodeObservation_ErrorsAndResources(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Nodes{DB: db, CurrentDWHVersion: "1.6"}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}, CurrentDWHVersion: "1.6"}
 	node := newNodeID()
 	at := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 	t1, t2, t3 := at.Add(-3*time.Hour), at.Add(-2*time.Hour), at.Add(-time.Hour)
@@ -506,10 +507,10 @@ func TestRecordNodeObservation_ErrorsAndResources(t *testing.T) {
 		}
 		return out
 	}
-	observe := func(scan string, at time.Time, errs []broker.ImportError, res []activities.NodeResource) *activities.NodeEvaluation {
+	observe := func(scan string, at time.Time, errs []broker.ImportError, res []nodestore.Resource) *nodestore.Evaluation {
 		t.Helper()
 		contact := at
-		ev, err := record(ctx, t, a, &activities.NodeObservation{
+		ev, err := record(ctx, t, a, &nodestore.Observation{
 			ScanID: scan, ObservedAt: at, Node: broker.Node{ID: node, LastContact: &contact},
 			Stats: &broker.ImportStats{Imported: 10, Errors: errs}, Resources: res,
 		})
@@ -520,7 +521,7 @@ func TestRecordNodeObservation_ErrorsAndResources(t *testing.T) {
 		{Timestamp: t1, Repeats: 1, Content: "CDA invalid: missing encounter"},
 		{Timestamp: t2, Repeats: 2, Content: "Patient id rejected\x00"},
 		{Timestamp: t1.Add(-time.Hour), Repeats: 1, Content: "CDA invalid: missing encounter"}, // older duplicate
-	}, []activities.NodeResource{
+	}, []nodestore.Resource{
 		{Name: "versions", Entries: props("dwh-j2ee", "dwh-j2ee-1.5", "java", "11")},
 		{Name: "rscript", Missing: true},
 	})
@@ -551,7 +552,7 @@ func TestRecordNodeObservation_ErrorsAndResources(t *testing.T) {
 	ev = observe("r2", at.Add(time.Hour), []broker.ImportError{
 		{Timestamp: t3, Repeats: 3, Content: "CDA invalid: missing encounter"},
 		{Timestamp: t2, Repeats: 2, Content: "Patient id rejected"},
-	}, []activities.NodeResource{
+	}, []nodestore.Resource{
 		{Name: "versions", Entries: props("os", "debian 12", "dwh-j2ee", "dwh-j2ee-1.6")},
 	})
 	require.Equal(t, []string{"ONLINE"}, ev.Conditions, "no longer outdated")
@@ -562,7 +563,7 @@ func TestRecordNodeObservation_ErrorsAndResources(t *testing.T) {
 	require.True(t, errs[1].Updated.Equal(after[1].Updated), "an unchanged error is not rewritten")
 
 	// A retry of the same scan logs nothing more.
-	observe("r2", at.Add(time.Hour), nil, []activities.NodeResource{
+	observe("r2", at.Add(time.Hour), nil, []nodestore.Resource{
 		{Name: "versions", Entries: props("os", "debian 12", "dwh-j2ee", "dwh-j2ee-1.6")},
 	})
 
@@ -594,12 +595,12 @@ func TestRecordNodeObservation_ErrorsAndResources(t *testing.T) {
 
 func TestSaveNodeObservation(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Nodes{DB: db}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}}
 	node := newNodeID()
 	at := time.Date(2026, 4, 2, 9, 0, 0, 0, time.UTC)
 	contact := at.Add(-time.Minute)
-	obs := func(scan string, imported int64, errText string) *activities.NodeObservation {
-		return &activities.NodeObservation{
+	obs := func(scan string, imported int64, errText string) *nodestore.Observation {
+		return &nodestore.Observation{
 			ScanID: scan, ObservedAt: at, Node: broker.Node{ID: node, LastContact: &contact},
 			Stats: &broker.ImportStats{Imported: imported, Invalid: 1, Errors: []broker.ImportError{{Timestamp: at, Repeats: 1, Content: errText}}},
 		}
@@ -610,10 +611,10 @@ func TestSaveNodeObservation(t *testing.T) {
 		return out
 	}
 	// A retried scan replaces its row: one per scan and node.
-	ref, err := activities.SaveNodeObservation(ctx, db, obs("o1", 10, "first attempt"))
+	ref, err := activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, obs("o1", 10, "first attempt"))
 	require.NoError(t, err)
-	require.Equal(t, activities.NodeObservationRef{ScanID: "o1", NodeID: node, ObservedAt: at}, *ref)
-	ref, err = activities.SaveNodeObservation(ctx, db, obs("o1", 20, "Patient\x00 record\x00 rejected"))
+	require.Equal(t, nodestore.ObservationRef{ScanID: "o1", NodeID: node, ObservedAt: at}, *ref)
+	ref, err = activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, obs("o1", 20, "Patient\x00 record\x00 rejected"))
 	require.NoError(t, err)
 	var rows int
 	require.NoError(t, db.Get(&rows, `SELECT count(*) FROM node_observations WHERE node_id = $1`, node))
@@ -627,7 +628,7 @@ func TestSaveNodeObservation(t *testing.T) {
 	require.Equal(t, []string{"Patient record rejected"}, errorContents(), "NUL characters are dropped")
 
 	// Text that merely looks like an escaped NUL is kept.
-	ref, err = activities.SaveNodeObservation(ctx, db, obs("o2", 30, `path C:\u0000\x`))
+	ref, err = activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, obs("o2", 30, `path C:\u0000\x`))
 	require.NoError(t, err)
 	_, err = a.RecordNodeObservation(ctx, ref)
 	require.NoError(t, err)
@@ -639,15 +640,15 @@ func TestSaveNodeObservation(t *testing.T) {
 		want string
 	}{
 		{"unknown reference", func() error {
-			_, err := a.RecordNodeObservation(ctx, &activities.NodeObservationRef{ScanID: "o9", NodeID: node, ObservedAt: at})
+			_, err := a.RecordNodeObservation(ctx, &nodestore.ObservationRef{ScanID: "o9", NodeID: node, ObservedAt: at})
 			return err
 		}, "not found"},
 		{"reference without scan", func() error {
-			_, err := a.RecordNodeObservation(ctx, &activities.NodeObservationRef{NodeID: node})
+			_, err := a.RecordNodeObservation(ctx, &nodestore.ObservationRef{NodeID: node})
 			return err
 		}, "required"},
 		{"observation without time", func() error {
-			_, err := activities.SaveNodeObservation(ctx, db, &activities.NodeObservation{ScanID: "o3", Node: broker.Node{ID: node}})
+			_, err := activities.SaveNodeObservation(ctx, &nodestore.Store{DB: db}, &nodestore.Observation{ScanID: "o3", Node: broker.Node{ID: node}})
 			return err
 		}, "required"},
 	}
@@ -666,12 +667,12 @@ func TestSaveNodeObservation(t *testing.T) {
 func TestSendNodeMail(t *testing.T) {
 	ctx := context.Background()
 	sink, sender := startSink(t)
-	a := &activities.Nodes{DB: db, Mailer: sender, MailCC: []string{staticCC, "MONITOR@aktin.test"}, CurrentI2B2Version: "1.5.3"}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Mailer: sender, MailCC: []string{staticCC, "MONITOR@aktin.test"}, CurrentI2B2Version: "1.5.3"}
 	contact := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
-	request := func(node, key string) *activities.NodeMailRequest {
-		return &activities.NodeMailRequest{
-			Key: key, NodeID: node, Condition: "OFFLINE", Kind: activities.NodeMailAlert, Since: contact.Add(73 * time.Hour),
-			Facts: activities.NodeMailFacts{LastContact: &contact, ThresholdHours: 72},
+	request := func(node, key string) *nodestore.MailRequest {
+		return &nodestore.MailRequest{
+			Key: key, NodeID: node, Condition: "OFFLINE", Kind: nodestore.MailAlert, Since: contact.Add(73 * time.Hour),
+			Facts: nodestore.MailFacts{LastContact: &contact, ThresholdHours: 72},
 		}
 	}
 	logRow := func(key string) (status string, recipients, cc []string) {
@@ -696,7 +697,7 @@ func TestSendNodeMail(t *testing.T) {
 		key := workflows.NodeMailKey(node, "OFFLINE", 1, 0)
 		res, err := a.SendNodeMail(ctx, request(node, key))
 		require.NoError(t, err)
-		require.Equal(t, activities.NodeMailSent, res.Status)
+		require.Equal(t, nodestore.MailSent, res.Status)
 		require.Equal(t, 2, res.Recipients)
 		msgs, err := sink.Wait(ctx, 1)
 		require.NoError(t, err)
@@ -716,7 +717,7 @@ func TestSendNodeMail(t *testing.T) {
 		// A retried activity sends nothing.
 		res, err = a.SendNodeMail(ctx, request(node, key))
 		require.NoError(t, err)
-		require.Equal(t, activities.NodeMailSent, res.Status)
+		require.Equal(t, nodestore.MailSent, res.Status)
 		time.Sleep(100 * time.Millisecond)
 		require.Len(t, sink.Messages(), 1)
 	})
@@ -730,7 +731,7 @@ func TestSendNodeMail(t *testing.T) {
 		for range 3 {
 			res, err := a.SendNodeMail(ctx, request(node, key))
 			require.NoError(t, err)
-			require.Equal(t, activities.NodeMailNoRecipients, res.Status)
+			require.Equal(t, nodestore.MailNoRecipients, res.Status)
 		}
 		var levels []string
 		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
@@ -752,7 +753,7 @@ func TestSendNodeMail(t *testing.T) {
 		addContact(t, node, "IT", "it@site.test", false, false)
 		res, err := a.SendNodeMail(ctx, request(node, key))
 		require.NoError(t, err)
-		require.Equal(t, activities.NodeMailSent, res.Status)
+		require.Equal(t, nodestore.MailSent, res.Status)
 		msgs, err := sink.Wait(ctx, 1)
 		require.NoError(t, err)
 		require.Equal(t, "Automatic notice: AKTIN DWH offline", msgs[0].Subject, "in the node's language")
@@ -766,7 +767,7 @@ func TestSendNodeMail(t *testing.T) {
 		node := newNodeID()
 		addContact(t, node, "IT", "it@site.test", false, false)
 		key := workflows.NodeMailKey(node, "DWH OUTDATED", 1, 0)
-		_, err := (&activities.Nodes{DB: db}).SendNodeMail(ctx, request(node, key))
+		_, err := (&activities.Nodes{Store: &nodestore.Store{DB: db}}).SendNodeMail(ctx, request(node, key))
 		var ae *temporal.ApplicationError
 		require.True(t, errors.As(err, &ae))
 		require.Equal(t, activities.ErrTypeMailPermanent, ae.Type())

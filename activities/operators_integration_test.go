@@ -14,8 +14,9 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/vigil-health/vigil/activities"
-	"github.com/vigil-health/vigil/internal/broker"
-	"github.com/vigil-health/vigil/internal/brokersim"
+	nodestore "github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/broker"
+	"github.com/vigil-health/vigil/internal/node/brokersim"
 )
 
 func signalRecord(kind, subject, signal, actor, outcome string) activities.OperatorSignalRecord {
@@ -99,7 +100,7 @@ func TestRescanNode(t *testing.T) {
 	require.NoError(t, err)
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	a := &activities.Nodes{DB: db, Broker: bc}
+	a := &activities.Nodes{Store: &nodestore.Store{DB: db}, Broker: bc}
 	env.RegisterActivity(a)
 
 	scanID := "rescan-" + uuid.NewString()
@@ -107,7 +108,7 @@ func TestRescanNode(t *testing.T) {
 		Signal: signalRecord("node", node, "rescan", "operator:alice", "")}
 	v, err := env.ExecuteActivity(a.RescanNode, in)
 	require.NoError(t, err)
-	var ref activities.NodeObservationRef
+	var ref nodestore.ObservationRef
 	require.NoError(t, v.Get(&ref))
 	require.Equal(t, scanID, ref.ScanID)
 	require.Equal(t, node, ref.NodeID)
@@ -143,7 +144,7 @@ func TestRescanNode(t *testing.T) {
 
 	// Without a broker the rescan fails at once.
 	env = s.NewTestActivityEnvironment()
-	noBroker := &activities.Nodes{DB: db}
+	noBroker := &activities.Nodes{Store: &nodestore.Store{DB: db}}
 	env.RegisterActivity(noBroker)
 	_, err = env.ExecuteActivity(noBroker.RescanNode, &activities.RescanNodeInput{NodeID: node, ScanID: "rescan-x"})
 	var ae *temporal.ApplicationError
@@ -152,9 +153,9 @@ func TestRescanNode(t *testing.T) {
 }
 
 func TestNodeName(t *testing.T) {
-	require.Equal(t, "Klinik Nord", activities.NodeName(" Klinik Nord ", "CN=Other,O=AKTIN"))
-	require.Equal(t, "Other", activities.NodeName("", "CN=Other,O=AKTIN"))
-	require.Equal(t, "", activities.NodeName("", ""))
-	require.Equal(t, "Node 5 · Other", activities.NodeSummary("5", "Other"))
-	require.Contains(t, activities.NodeDetails("5", "Other", "CN=Other"), "Client DN: CN=Other")
+	require.Equal(t, "Klinik Nord", nodestore.Name(" Klinik Nord ", "CN=Other,O=AKTIN"))
+	require.Equal(t, "Other", nodestore.Name("", "CN=Other,O=AKTIN"))
+	require.Equal(t, "", nodestore.Name("", ""))
+	require.Equal(t, "Node 5 · Other", nodestore.RunSummary("5", "Other"))
+	require.Contains(t, nodestore.RunDetails("5", "Other", "CN=Other"), "Client DN: CN=Other")
 }

@@ -11,9 +11,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/heatmap"
-	"github.com/vigil-health/vigil/internal/nodequery"
-	"github.com/vigil-health/vigil/internal/nodesettings"
+	"github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/heatmap"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -46,14 +45,14 @@ func (s *Server) nodeRoutes(r *gin.Engine) {
 	s.nodePageRoutes(r)
 }
 
-func (s *Server) nodeQuery() *nodequery.Store       { return &nodequery.Store{DB: s.db} }
-func (s *Server) nodeSettings() *nodesettings.Store { return &nodesettings.Store{DB: s.db} }
+// nodeStore is the node monitoring store.
+func (s *Server) nodeStore() *node.Store { return &node.Store{DB: s.db} }
 
 // nodeIDParam validates the path's node id, answering 400 when it is not
 // one.
 func nodeIDParam(c *gin.Context) (string, bool) {
 	id := c.Param("id")
-	if !nodesettings.NodeIDPattern.MatchString(id) {
+	if !node.NodeIDPattern.MatchString(id) {
 		abortInvalid(c, invalid("id", "must be a node id (1 to 64 letters, digits, '_' or '-')"))
 		return "", false
 	}
@@ -67,7 +66,7 @@ func (s *Server) knownNodeParam(c *gin.Context) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	exists, err := s.nodeQuery().Exists(c.Request.Context(), id)
+	exists, err := s.nodeStore().Exists(c.Request.Context(), id)
 	if err != nil {
 		s.abortInternal(c, "look up node", err)
 		return "", false
@@ -79,16 +78,16 @@ func (s *Server) knownNodeParam(c *gin.Context) (string, bool) {
 	return id, true
 }
 
-// abortNodeStore answers a nodesettings error: a field error is 400 naming
+// abortNodeStore answers a node store error: a field error is 400 naming
 // the field, a duplicate 409, not found 404, anything else 500.
 func (s *Server) abortNodeStore(c *gin.Context, what string, err error) {
-	var fe *nodesettings.FieldError
+	var fe *node.FieldError
 	switch {
 	case errors.As(err, &fe):
 		abortInvalid(c, invalid(fe.Field, fe.Message))
-	case errors.Is(err, nodesettings.ErrDuplicate):
+	case errors.Is(err, node.ErrDuplicate):
 		abortWithError(c, http.StatusConflict, CodeConflict, "the node already has a contact with this role and e-mail address", "email")
-	case errors.Is(err, nodesettings.ErrNotFound):
+	case errors.Is(err, node.ErrNotFound):
 		abortWithError(c, http.StatusNotFound, CodeNotFound, what+": not found", "")
 	default:
 		s.abortInternal(c, what, err)
@@ -99,21 +98,21 @@ func (s *Server) abortNodeStore(c *gin.Context, what string, err error) {
 // /v1/nodes/{id}/settings. PUT fills absent fields with the defaults,
 // PATCH keeps them; root_ids and format_ids are replaced as a whole.
 type nodeSettingsRequest struct {
-	CommonName                *string           `json:"common_name"`
-	LongName                  *string           `json:"long_name"`
-	HospitalInformationSystem *string           `json:"hospital_information_system"`
-	ImportInterface           *string           `json:"import_interface"`
-	RootIDs                   *nodesettings.IDs `json:"root_ids"`
-	FormatIDs                 *nodesettings.IDs `json:"format_ids"`
-	ThresholdHoursFailure     *int              `json:"threshold_hours_failure"`
-	NotificationIntervalWeeks *int              `json:"notification_interval_weeks"`
-	ConsecutiveImportDays     *int              `json:"consecutive_import_days"`
-	Labels                    *[]string         `json:"labels"`
-	MailLanguage              *string           `json:"mail_language"`
+	CommonName                *string   `json:"common_name"`
+	LongName                  *string   `json:"long_name"`
+	HospitalInformationSystem *string   `json:"hospital_information_system"`
+	ImportInterface           *string   `json:"import_interface"`
+	RootIDs                   *node.IDs `json:"root_ids"`
+	FormatIDs                 *node.IDs `json:"format_ids"`
+	ThresholdHoursFailure     *int      `json:"threshold_hours_failure"`
+	NotificationIntervalWeeks *int      `json:"notification_interval_weeks"`
+	ConsecutiveImportDays     *int      `json:"consecutive_import_days"`
+	Labels                    *[]string `json:"labels"`
+	MailLanguage              *string   `json:"mail_language"`
 }
 
 // apply copies the request's fields onto st.
-func (r *nodeSettingsRequest) apply(st *nodesettings.Settings) {
+func (r *nodeSettingsRequest) apply(st *node.Settings) {
 	set := func(dst *string, v *string) {
 		if v != nil {
 			*dst = *v
@@ -157,9 +156,9 @@ func nodeRequest(c *gin.Context, req any) (string, bool) {
 // answerNodeSettings answers a read or change of a node's settings: 404
 // with noSettings when the node has none, a store error as
 // abortNodeStore does, else 200 with st.
-func (s *Server) answerNodeSettings(c *gin.Context, st nodesettings.Settings, err error, noSettings, what string) {
+func (s *Server) answerNodeSettings(c *gin.Context, st node.Settings, err error, noSettings, what string) {
 	switch {
-	case errors.Is(err, nodesettings.ErrNotFound):
+	case errors.Is(err, node.ErrNotFound):
 		abortWithError(c, http.StatusNotFound, CodeNotFound, noSettings, "")
 	case err != nil:
 		s.abortNodeStore(c, what, err)
@@ -173,7 +172,7 @@ func (s *Server) getNodeSettings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	st, err := s.nodeSettings().Get(c.Request.Context(), id)
+	st, err := s.nodeStore().GetSettings(c.Request.Context(), id)
 	s.answerNodeSettings(c, st, err, "node "+id+" has no settings; the defaults apply", "get node settings")
 }
 
@@ -190,9 +189,9 @@ func (s *Server) putNodeSettings(c *gin.Context) {
 		abortInvalid(c, invalid("common_name", "is required"))
 		return
 	}
-	st := nodesettings.Defaults(id)
+	st := node.Defaults(id)
 	req.apply(&st)
-	out, created, err := s.nodeSettings().Put(c.Request.Context(), st)
+	out, created, err := s.nodeStore().PutSettings(c.Request.Context(), st)
 	if err != nil {
 		s.abortNodeStore(c, "store node settings", err)
 		return
@@ -211,7 +210,7 @@ func (s *Server) patchNodeSettings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := s.nodeSettings().Update(c.Request.Context(), id, func(st *nodesettings.Settings) error {
+	out, err := s.nodeStore().UpdateSettings(c.Request.Context(), id, func(st *node.Settings) error {
 		req.apply(st)
 		return nil
 	})
@@ -223,7 +222,7 @@ func (s *Server) deleteNodeSettings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.nodeSettings().Delete(c.Request.Context(), id); err != nil {
+	if err := s.nodeStore().DeleteSettings(c.Request.Context(), id); err != nil {
 		s.abortNodeStore(c, "node "+id+" settings", err)
 		return
 	}
@@ -245,9 +244,9 @@ func (s *Server) importNodeSettings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	nodes, err := nodesettings.ParseMapping(raw)
+	nodes, err := node.ParseMapping(raw)
 	if err != nil {
-		var fe *nodesettings.FieldError
+		var fe *node.FieldError
 		if errors.As(err, &fe) && fe.Field == "" {
 			abortWithError(c, http.StatusBadRequest, CodeInvalidJSON, fe.Message, "")
 			return
@@ -255,7 +254,7 @@ func (s *Server) importNodeSettings(c *gin.Context) {
 		s.abortNodeStore(c, "parse mapping", err)
 		return
 	}
-	created, updated, err := s.nodeSettings().Import(c.Request.Context(), nodes)
+	created, updated, err := s.nodeStore().ImportSettings(c.Request.Context(), nodes)
 	if err != nil {
 		s.abortNodeStore(c, "import node settings", err)
 		return
@@ -285,7 +284,7 @@ func (r *nodeContactRequest) required() *fieldError {
 	return nil
 }
 
-func (r *nodeContactRequest) apply(ct *nodesettings.Contact) {
+func (r *nodeContactRequest) apply(ct *node.Contact) {
 	for _, f := range []struct {
 		dst *string
 		v   *string
@@ -304,7 +303,7 @@ func (r *nodeContactRequest) apply(ct *nodesettings.Contact) {
 
 // NodeContactList answers GET /v1/nodes/{id}/contacts.
 type NodeContactList struct {
-	Items []nodesettings.Contact `json:"items"`
+	Items []node.Contact `json:"items"`
 }
 
 // listNodeContacts lists a node's contacts. E-mail addresses are the
@@ -314,7 +313,7 @@ func (s *Server) listNodeContacts(c *gin.Context) {
 	if !ok {
 		return
 	}
-	items, err := s.nodeSettings().Contacts(c.Request.Context(), id)
+	items, err := s.nodeStore().Contacts(c.Request.Context(), id)
 	if err != nil {
 		s.abortInternal(c, "list node contacts", err)
 		return
@@ -335,9 +334,9 @@ func (s *Server) createNodeContact(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	ct := nodesettings.Contact{NodeID: id}
+	ct := node.Contact{NodeID: id}
 	req.apply(&ct)
-	out, err := s.nodeSettings().CreateContact(c.Request.Context(), ct)
+	out, err := s.nodeStore().CreateContact(c.Request.Context(), ct)
 	if err != nil {
 		s.abortNodeStore(c, "create node contact", err)
 		return
@@ -377,9 +376,9 @@ func (s *Server) changeNodeContact(replace bool) gin.HandlerFunc {
 				return
 			}
 		}
-		out, err := s.nodeSettings().UpdateContact(c.Request.Context(), id, cid, func(ct *nodesettings.Contact) error {
+		out, err := s.nodeStore().UpdateContact(c.Request.Context(), id, cid, func(ct *node.Contact) error {
 			if replace {
-				*ct = nodesettings.Contact{CreatedAt: ct.CreatedAt}
+				*ct = node.Contact{CreatedAt: ct.CreatedAt}
 			}
 			req.apply(ct)
 			return nil
@@ -397,7 +396,7 @@ func (s *Server) deleteNodeContact(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.nodeSettings().DeleteContact(c.Request.Context(), id, cid); err != nil {
+	if err := s.nodeStore().DeleteContact(c.Request.Context(), id, cid); err != nil {
 		s.abortNodeStore(c, what, err)
 		return
 	}

@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -107,12 +107,12 @@ func ndRaw(t *testing.T, s *stack, method, path, token, contentType, body string
 }
 
 // ndSummary returns the summary lines of ids, by id.
-func ndSummary(t *testing.T, s *stack, token, query string, ids ...string) map[string]nodequery.Summary {
+func ndSummary(t *testing.T, s *stack, token, query string, ids ...string) map[string]node.Summary {
 	t.Helper()
 	var list api.NodeSummaryList
 	resp := s.call(t, "GET", "/v1/nodes"+query, token, "", &list)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	out := map[string]nodequery.Summary{}
+	out := map[string]node.Summary{}
 	for _, it := range list.Items {
 		for _, id := range ids {
 			if it.NodeID == id {
@@ -216,7 +216,7 @@ func TestNodeDetail(t *testing.T) {
 	ndExec(t, `INSERT INTO node_mail_log (key, node_id, condition, kind, status, recipients, cc, subject)
 		VALUES ($1, $1, 'OFFLINE', 'alert', 'sent', '{ed@clinic.example}', '{ops@broker.example}', 'Automatische Information: AKTIN DWH Offline')`, id)
 
-	var d nodequery.Detail
+	var d node.Detail
 	require.Equal(t, http.StatusOK, s.call(t, "GET", "/v1/nodes/"+id, token, "", &d).StatusCode)
 	require.Equal(t, id, d.NodeID)
 	require.Equal(t, "Node "+id, d.Name)
@@ -227,7 +227,7 @@ func TestNodeDetail(t *testing.T) {
 	require.NotNil(t, d.LatestStats)
 	require.Equal(t, today.Format(time.DateOnly), d.LatestStats.Day)
 	require.Equal(t, int64(90), *d.LatestStats.DailyImported)
-	require.Len(t, d.Errors, nodequery.ErrorLimit)
+	require.Len(t, d.Errors, node.ErrorLimit)
 	require.Equal(t, "error 24", d.Errors[0].Content, "newest first")
 	require.Equal(t, int64(25), d.Errors[0].Repeats)
 	require.Equal(t, "error 05", d.Errors[19].Content)
@@ -248,7 +248,7 @@ func TestNodeDetail(t *testing.T) {
 	// A node with settings only is known; an unknown one is 404.
 	configured := ndNewID(t)
 	ndExec(t, `INSERT INTO node_settings (node_id, common_name) VALUES ($1, 'Only Settings')`, configured)
-	d = nodequery.Detail{}
+	d = node.Detail{}
 	require.Equal(t, http.StatusOK, s.call(t, "GET", "/v1/nodes/"+configured, token, "", &d).StatusCode)
 	require.Nil(t, d.Node)
 	require.Equal(t, "Only Settings", d.Name)
@@ -296,7 +296,7 @@ func TestNodeHeatmapMatrix(t *testing.T) {
 	ndStats(t, id, today.AddDate(0, 0, -41), &[4]int64{10, 0, 0, 0}, ndF(0))
 	ndStats(t, id, today.AddDate(0, 0, -42), &[4]int64{0, 0, 1, 0}, ndF(100)) // before the window
 
-	m, err := (&nodequery.Store{DB: env.DB}).Heatmap(context.Background(), now, nodequery.DefaultHeatmapDays)
+	m, err := (&node.Store{DB: env.DB}).Heatmap(context.Background(), now, node.DefaultHeatmapDays)
 	require.NoError(t, err)
 	require.Len(t, m.Days, 42)
 	require.Equal(t, today, m.Days[41])

@@ -11,14 +11,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/vigil-health/vigil/internal/heatmap"
-	"github.com/vigil-health/vigil/internal/nodehealth"
-	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/heatmap"
+	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
 
 // NodeSummaryList answers GET /v1/nodes.
 type NodeSummaryList struct {
-	Items []nodequery.Summary `json:"items"`
+	Items []node.Summary `json:"items"`
 	// GeneratedAt is the time the summary was computed at ("today" is its
 	// UTC day; the GAP overlay is relative to it).
 	GeneratedAt time.Time `json:"generated_at"`
@@ -70,7 +70,7 @@ func (s *Server) listNodes(c *gin.Context) {
 		return
 	}
 	now := time.Now().UTC()
-	items, err := s.nodeQuery().Summary(c.Request.Context(), now, f)
+	items, err := s.nodeStore().Summary(c.Request.Context(), now, f)
 	if err != nil {
 		s.abortInternal(c, "node summary", err)
 		return
@@ -78,9 +78,9 @@ func (s *Server) listNodes(c *gin.Context) {
 	c.JSON(http.StatusOK, NodeSummaryList{Items: items, GeneratedAt: now})
 }
 
-func nodeSummaryFilter(c *gin.Context) (nodequery.SummaryFilter, *fieldError) {
+func nodeSummaryFilter(c *gin.Context) (node.SummaryFilter, *fieldError) {
 	var (
-		f  nodequery.SummaryFilter
+		f  node.SummaryFilter
 		fe *fieldError
 	)
 	if f.Conditions, fe = nodeStatusParam(c); fe != nil {
@@ -109,9 +109,9 @@ func (s *Server) getNode(c *gin.Context) {
 	}
 }
 
-func (s *Server) loadNodeDetail(c *gin.Context, id string) (*nodequery.Detail, bool) {
-	d, err := s.nodeQuery().Detail(c.Request.Context(), id, time.Now().UTC())
-	if errors.Is(err, nodequery.ErrNotFound) {
+func (s *Server) loadNodeDetail(c *gin.Context, id string) (*node.Detail, bool) {
+	d, err := s.nodeStore().Detail(c.Request.Context(), id, time.Now().UTC())
+	if errors.Is(err, node.ErrNotFound) {
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no node "+id, "")
 		return nil, false
 	}
@@ -133,12 +133,12 @@ var heatmapContentTypes = map[heatmap.Format]string{
 // still a JSON error and not half an image.
 func (s *Server) nodeHeatmap(format heatmap.Format) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		days, fe := intParam(c, "days", nodequery.DefaultHeatmapDays, 1, nodequery.MaxHeatmapDays)
+		days, fe := intParam(c, "days", node.DefaultHeatmapDays, 1, node.MaxHeatmapDays)
 		if fe != nil {
 			abortInvalid(c, fe)
 			return
 		}
-		m, err := s.nodeQuery().Heatmap(c.Request.Context(), time.Now().UTC(), days)
+		m, err := s.nodeStore().Heatmap(c.Request.Context(), time.Now().UTC(), days)
 		if err != nil {
 			s.abortInternal(c, "heatmap matrix", err)
 			return
@@ -167,16 +167,16 @@ func (s *Server) exportNode(c *gin.Context) {
 		return
 	}
 	year, err := strconv.Atoi(yearText)
-	if err != nil || year < nodequery.MinExportYear || year > nodequery.MaxExportYear {
+	if err != nil || year < node.MinExportYear || year > node.MaxExportYear {
 		abortInvalid(c, invalid("year", "must be a year from 1970 to 9999"))
 		return
 	}
 	kind := c.Query("kind")
-	if !slices.Contains(nodequery.ExportKinds, kind) {
-		abortInvalid(c, invalid("kind", "is required: "+strings.Join(nodequery.ExportKinds, ", ")))
+	if !slices.Contains(node.ExportKinds, kind) {
+		abortInvalid(c, invalid("kind", "is required: "+strings.Join(node.ExportKinds, ", ")))
 		return
 	}
-	exists, err := s.nodeQuery().Exists(c.Request.Context(), id)
+	exists, err := s.nodeStore().Exists(c.Request.Context(), id)
 	if err != nil {
 		s.abortInternal(c, "look up node", err)
 		return
@@ -185,7 +185,7 @@ func (s *Server) exportNode(c *gin.Context) {
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no node "+id, "")
 		return
 	}
-	exp, err := s.nodeQuery().OpenExport(c.Request.Context(), id, year, kind)
+	exp, err := s.nodeStore().OpenExport(c.Request.Context(), id, year, kind)
 	if err != nil {
 		s.abortInternal(c, "open export", err)
 		return

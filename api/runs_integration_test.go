@@ -20,8 +20,8 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/broker"
-	"github.com/vigil-health/vigil/internal/brokersim"
+	"github.com/vigil-health/vigil/internal/node/broker"
+	"github.com/vigil-health/vigil/internal/node/brokersim"
 	"github.com/vigil-health/vigil/worker"
 	"github.com/vigil-health/vigil/workflows"
 )

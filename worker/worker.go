@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
 	"github.com/vigil-health/vigil/internal/watch"
@@ -192,7 +193,7 @@ func nodeActivities(deps Dependencies) *activities.Nodes {
 		berlin = time.UTC
 	}
 	n := &activities.Nodes{
-		DB: deps.DB, Broker: deps.Broker, Temporal: deps.Temporal, TaskQueue: deps.NodeTaskQueue,
+		Store: &node.Store{DB: deps.DB}, Broker: deps.Broker, Temporal: deps.Temporal, TaskQueue: deps.NodeTaskQueue,
 		CurrentDWHVersion: deps.CurrentDWHVersion, CurrentI2B2Version: deps.CurrentI2B2Version,
 		Concurrency: deps.BrokerConcurrency, Mailer: deps.Mailer, MailCC: deps.MailCC, Zone: berlin,
 	}

@@ -13,7 +13,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
-	"github.com/vigil-health/vigil/internal/nodehealth"
+	"github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
 
 // Limits of a node's monitor.
@@ -386,14 +387,14 @@ func (m *nodeMonitor) sendPending(ctx workflow.Context) {
 
 func (m *nodeMonitor) send(ctx workflow.Context, s *NodeMailState) {
 	logger := workflow.GetLogger(ctx)
-	req := &activities.NodeMailRequest{
+	req := &node.MailRequest{
 		Key:    NodeMailKey(m.in.NodeID, s.Condition, s.Episodes, s.Seq),
 		NodeID: m.in.NodeID, Condition: s.Condition, Kind: s.Pending, Since: s.Since,
 	}
 	if ev := m.st.Last; ev != nil {
 		req.Facts = ev.Facts
 	}
-	var res activities.NodeMailResult
+	var res node.MailResult
 	actx := withSummary(nodeMailCtx(ctx), "mail "+s.Condition+" "+s.Pending+" to node "+m.in.NodeID+" contacts")
 	err := workflow.ExecuteActivity(actx, nodeActivities.SendNodeMail, req).Get(ctx, &res)
 	now := workflow.Now(ctx)

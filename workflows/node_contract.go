@@ -3,19 +3,19 @@ package workflows
 import (
 	"time"
 
-	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/node"
 )
 
 // NodeWorkflowID returns the workflow ID of a broker node's monitor,
 // "node:<id>".
-func NodeWorkflowID(nodeID string) string { return activities.NodeWorkflowID(nodeID) }
+func NodeWorkflowID(nodeID string) string { return node.WorkflowID(nodeID) }
 
 // Names of the node workflow's signal and query, and of the fleet scan's
 // schedule.
 const (
 	// SignalNodeObservation carries one NodeObservationRef from a fleet
 	// scan.
-	SignalNodeObservation = activities.SignalNodeObservation
+	SignalNodeObservation = node.SignalObservation
 	// NodeQueryStatus returns the NodeMonitorState.
 	NodeQueryStatus = "status"
 	// NodeSignalRescan is the operator signal (payload OperatorSignal) that
@@ -31,22 +31,22 @@ const (
 
 // Kinds and outcomes of node e-mails.
 const (
-	NodeMailAlert     = activities.NodeMailAlert
-	NodeMailReminder  = activities.NodeMailReminder
-	NodeMailRecovered = activities.NodeMailRecovered
+	NodeMailAlert     = node.MailAlert
+	NodeMailReminder  = node.MailReminder
+	NodeMailRecovered = node.MailRecovered
 
-	NodeMailSent         = activities.NodeMailSent
-	NodeMailNoRecipients = activities.NodeMailNoRecipients
+	NodeMailSent         = node.MailSent
+	NodeMailNoRecipients = node.MailNoRecipients
 )
 
 // NodeObservationRef is the reference to what one fleet scan saw of one
 // node, which is stored in Postgres (node_observations): the scan id, the
 // node id and the time. The observation itself (import errors included)
 // never enters workflow history.
-type NodeObservationRef = activities.NodeObservationRef
+type NodeObservationRef = node.ObservationRef
 
 // NodeEvaluation is a node's evaluated status after an observation.
-type NodeEvaluation = activities.NodeEvaluation
+type NodeEvaluation = node.Evaluation
 
 // NodeMonitorInput starts (or continues) a node's monitor. A fleet scan
 // starts it with the node id only.
@@ -114,11 +114,11 @@ type NodeMonitorState struct {
 
 // NodeSummary is a node run's one-line summary in the Web UI, e.g.
 // "Node 5 · Evangelisches Krankenhaus Lindenau".
-func NodeSummary(nodeID, name string) string { return activities.NodeSummary(nodeID, name) }
+func NodeSummary(nodeID, name string) string { return node.RunSummary(nodeID, name) }
 
 // FleetScanInput starts a fleet scan (nothing to configure yet: the broker
 // and the concurrency are the worker's).
 type FleetScanInput struct{}
 
 // FleetScanResult is what a fleet scan did.
-type FleetScanResult = activities.ScanFleetResult
+type FleetScanResult = node.ScanResult

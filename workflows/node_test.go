@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -52,8 +53,8 @@ type nodeHarness struct {
 	conditions func(at time.Duration) []string
 	interval   func(at time.Duration) int
 	// mailOutcome decides each SendNodeMail call (nil: sent).
-	mailOutcome func(call int, req *activities.NodeMailRequest) (string, error)
-	recorded    []activities.NodeObservationRef
+	mailOutcome func(call int, req *node.MailRequest) (string, error)
+	recorded    []node.ObservationRef
 	mails       []nodeMail
 	// name is the node's name in evaluations ("" for none).
 	name string
@@ -73,7 +74,7 @@ func newNodeHarness(t *testing.T, conditions func(time.Duration) []string) *node
 	var a *activities.Nodes
 	h.env.RegisterActivity(a)
 	h.env.OnActivity(a.RecordNodeObservation, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, obs *activities.NodeObservationRef) (*activities.NodeEvaluation, error) {
+		func(_ context.Context, obs *node.ObservationRef) (*node.Evaluation, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.recorded = append(h.recorded, *obs)
@@ -87,18 +88,18 @@ func newNodeHarness(t *testing.T, conditions func(time.Duration) []string) *node
 			if h.interval != nil {
 				weeks = h.interval(at)
 			}
-			return &activities.NodeEvaluation{Headline: headline, Conditions: conds, IntervalWeeks: weeks, Name: h.name,
-				Facts: activities.NodeMailFacts{LastWrite: &nodeStart}}, nil
+			return &node.Evaluation{Headline: headline, Conditions: conds, IntervalWeeks: weeks, Name: h.name,
+				Facts: node.MailFacts{LastWrite: &nodeStart}}, nil
 		})
 	h.env.OnActivity(a.RescanNode, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in *activities.RescanNodeInput) (*activities.NodeObservationRef, error) {
+		func(_ context.Context, in *activities.RescanNodeInput) (*node.ObservationRef, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.rescans = append(h.rescans, *in)
 			if h.rescanErr != nil {
 				return nil, h.rescanErr
 			}
-			return &activities.NodeObservationRef{ScanID: in.ScanID, NodeID: in.NodeID, ObservedAt: h.env.Now().Truncate(time.Second)}, nil
+			return &node.ObservationRef{ScanID: in.ScanID, NodeID: in.NodeID, ObservedAt: h.env.Now().Truncate(time.Second)}, nil
 		})
 	var ops *activities.Operators
 	h.env.RegisterActivity(ops)
@@ -110,7 +111,7 @@ func newNodeHarness(t *testing.T, conditions func(time.Duration) []string) *node
 			return nil
 		})
 	h.env.OnActivity(a.SendNodeMail, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req *activities.NodeMailRequest) (*activities.NodeMailResult, error) {
+		func(_ context.Context, req *node.MailRequest) (*node.MailResult, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.mails = append(h.mails, nodeMail{At: h.env.Now().Sub(nodeStart).Truncate(time.Second), Key: req.Key, Kind: req.Kind})
@@ -121,7 +122,7 @@ func newNodeHarness(t *testing.T, conditions func(time.Duration) []string) *node
 					return nil, err
 				}
 			}
-			return &activities.NodeMailResult{Status: status}, nil
+			return &node.MailResult{Status: status}, nil
 		})
 	return h
 }
@@ -279,7 +280,7 @@ func TestNodeMonitor_WhichConditionsMail(t *testing.T) {
 
 func TestNodeMonitor_NoRecipientsRetriedWithTheSameKey(t *testing.T) {
 	h := newNodeHarness(t, always("OFFLINE"))
-	h.mailOutcome = func(call int, _ *activities.NodeMailRequest) (string, error) {
+	h.mailOutcome = func(call int, _ *node.MailRequest) (string, error) {
 		if call <= 2 {
 			return workflows.NodeMailNoRecipients, nil
 		}
@@ -297,7 +298,7 @@ func TestNodeMonitor_NoRecipientsRetriedWithTheSameKey(t *testing.T) {
 
 func TestNodeMonitor_PermanentMailFailureWaitsForTheReminder(t *testing.T) {
 	h := newNodeHarness(t, always("OFFLINE"))
-	h.mailOutcome = func(call int, _ *activities.NodeMailRequest) (string, error) {
+	h.mailOutcome = func(call int, _ *node.MailRequest) (string, error) {
 		if call == 1 {
 			return "", temporal.NewNonRetryableApplicationError("550 no such user", activities.ErrTypeMailPermanent, nil)
 		}
@@ -419,7 +420,7 @@ func TestNodeMonitor_ContinueAsNewCarriesState(t *testing.T) {
 	var canceled *temporal.CanceledError
 	require.ErrorAs(t, h2.env.GetWorkflowError(), &canceled)
 	require.Equal(t, []string{"reminder node:7:OFFLINE:1:1 @168h0m0s"}, h2.sent())
-	require.False(t, slices.ContainsFunc(h2.recorded, func(o activities.NodeObservationRef) bool { return o.ScanID == "scan-2" }))
+	require.False(t, slices.ContainsFunc(h2.recorded, func(o node.ObservationRef) bool { return o.ScanID == "scan-2" }))
 }
 
 func TestNodeMonitor_RecordFailureSkipsTheObservation(t *testing.T) {
@@ -431,12 +432,12 @@ func TestNodeMonitor_RecordFailureSkipsTheObservation(t *testing.T) {
 	env.RegisterActivity(a)
 	calls := 0
 	env.OnActivity(a.RecordNodeObservation, mock.Anything, mock.Anything).Return(
-		func(context.Context, *activities.NodeObservationRef) (*activities.NodeEvaluation, error) {
+		func(context.Context, *node.ObservationRef) (*node.Evaluation, error) {
 			calls++
 			if calls == 1 {
 				return nil, temporal.NewNonRetryableApplicationError("bad data", activities.ErrTypeInvalidData, nil)
 			}
-			return &activities.NodeEvaluation{Headline: "ONLINE", Conditions: []string{"ONLINE"}}, nil
+			return &node.Evaluation{Headline: "ONLINE", Conditions: []string{"ONLINE"}}, nil
 		})
 	for i, at := range []time.Duration{time.Millisecond, time.Hour} {
 		env.RegisterDelayedCallback(func() {
@@ -464,7 +465,7 @@ func TestNodeMonitor_RegisteredNameMatchesTheScan(t *testing.T) {
 	h.env.RegisterWorkflow(workflows.NodeMonitor)
 	h.observeAt(0, "scan-1")
 	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
-	h.env.ExecuteWorkflow(activities.NodeMonitorWorkflow, &activities.NodeMonitorStart{NodeID: "7"})
+	h.env.ExecuteWorkflow(node.MonitorWorkflow, &node.MonitorStart{NodeID: "7"})
 	var canceled *temporal.CanceledError
 	require.ErrorAs(t, h.env.GetWorkflowError(), &canceled)
 	require.Equal(t, []string{"alert node:7:OFFLINE:1:0 @0s"}, h.sent())

@@ -11,9 +11,9 @@ import (
 
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/internal/bench"
-	"github.com/vigil-health/vigil/internal/brokersim"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
+	"github.com/vigil-health/vigil/internal/node/brokersim"
 )
 
 // benchNodes runs `vigil bench nodes`: it starts its own stack (embedded

@@ -24,13 +24,13 @@ import (
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/broker"
 	"github.com/vigil-health/vigil/internal/payloadcodec"
 	"github.com/vigil-health/vigil/internal/schedules"
 	"github.com/vigil-health/vigil/internal/slacknotify"
@@ -256,7 +256,7 @@ func startWorker(ctx context.Context, cfg config.Config, db *sqlx.DB, tc client.
 	if err := reg.RegisterState(metrics.StateSources{
 		Outbox: (&incident.Store{DB: db}).Backlog,
 		NodeStatuses: func(ctx context.Context) (map[string]int, error) {
-			return (&nodequery.Store{DB: db}).CountByStatus(ctx, time.Now())
+			return (&node.Store{DB: db}).CountByStatus(ctx, time.Now())
 		},
 		Logger: logger,
 	}); err != nil {

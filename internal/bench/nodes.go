@@ -10,8 +10,8 @@ import (
 	"github.com/lib/pq"
 	temporalclient "go.temporal.io/sdk/client"
 
-	"github.com/vigil-health/vigil/internal/heatmap"
-	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/node/heatmap"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -103,7 +103,7 @@ func Nodes(ctx context.Context, o NodesOptions, progress io.Writer) (*NodesRepor
 	if err := fillHistory(ctx, o.DB, 42); err != nil {
 		return nil, err
 	}
-	store := &nodequery.Store{DB: o.DB}
+	store := &node.Store{DB: o.DB}
 	t0 := time.Now()
 	m, err := store.Heatmap(ctx, time.Now(), 42)
 	if err != nil {

@@ -1,4 +1,4 @@
-package nodesettings_test
+package node_test
 
 import (
 	"errors"
@@ -8,11 +8,11 @@ import (
 	"github.com/lib/pq"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/nodesettings"
+	"github.com/vigil-health/vigil/internal/node"
 )
 
 func TestDefaults(t *testing.T) {
-	d := nodesettings.Defaults("7")
+	d := node.Defaults("7")
 	require.Equal(t, "Node 7", d.CommonName)
 	require.Equal(t, 72, d.ThresholdHoursFailure)
 	require.Equal(t, 3, d.ConsecutiveImportDays)
@@ -26,30 +26,30 @@ func TestSettingsValidate(t *testing.T) {
 	long := strings.Repeat("x", 201)
 	tests := []struct {
 		name   string
-		change func(*nodesettings.Settings)
+		change func(*node.Settings)
 		field  string
 	}{
-		{"valid", func(*nodesettings.Settings) {}, ""},
-		{"bad node id", func(s *nodesettings.Settings) { s.NodeID = "1.2" }, "node_id"},
-		{"common name required", func(s *nodesettings.Settings) { s.CommonName = "  " }, "common_name"},
-		{"common name too long", func(s *nodesettings.Settings) { s.CommonName = long }, "common_name"},
-		{"control character", func(s *nodesettings.Settings) { s.LongName = "a\x00b" }, "long_name"},
-		{"root id too long", func(s *nodesettings.Settings) { s.RootIDs.Encounter = long }, "root_ids.ENCOUNTER"},
-		{"threshold 0", func(s *nodesettings.Settings) { s.ThresholdHoursFailure = 0 }, "threshold_hours_failure"},
-		{"threshold 8760", func(s *nodesettings.Settings) { s.ThresholdHoursFailure = 8760 }, ""},
-		{"threshold 8761", func(s *nodesettings.Settings) { s.ThresholdHoursFailure = 8761 }, "threshold_hours_failure"},
-		{"interval 52", func(s *nodesettings.Settings) { s.NotificationIntervalWeeks = 52 }, ""},
-		{"interval 53", func(s *nodesettings.Settings) { s.NotificationIntervalWeeks = 53 }, "notification_interval_weeks"},
-		{"import days 365", func(s *nodesettings.Settings) { s.ConsecutiveImportDays = 365 }, ""},
-		{"import days 366", func(s *nodesettings.Settings) { s.ConsecutiveImportDays = 366 }, "consecutive_import_days"},
-		{"label with space", func(s *nodesettings.Settings) { s.Labels = pq.StringArray{"a b"} }, "labels"},
-		{"empty label", func(s *nodesettings.Settings) { s.Labels = pq.StringArray{""} }, "labels"},
-		{"language", func(s *nodesettings.Settings) { s.MailLanguage = "fr" }, "mail_language"},
-		{"english", func(s *nodesettings.Settings) { s.MailLanguage = "en" }, ""},
+		{"valid", func(*node.Settings) {}, ""},
+		{"bad node id", func(s *node.Settings) { s.NodeID = "1.2" }, "node_id"},
+		{"common name required", func(s *node.Settings) { s.CommonName = "  " }, "common_name"},
+		{"common name too long", func(s *node.Settings) { s.CommonName = long }, "common_name"},
+		{"control character", func(s *node.Settings) { s.LongName = "a\x00b" }, "long_name"},
+		{"root id too long", func(s *node.Settings) { s.RootIDs.Encounter = long }, "root_ids.ENCOUNTER"},
+		{"threshold 0", func(s *node.Settings) { s.ThresholdHoursFailure = 0 }, "threshold_hours_failure"},
+		{"threshold 8760", func(s *node.Settings) { s.ThresholdHoursFailure = 8760 }, ""},
+		{"threshold 8761", func(s *node.Settings) { s.ThresholdHoursFailure = 8761 }, "threshold_hours_failure"},
+		{"interval 52", func(s *node.Settings) { s.NotificationIntervalWeeks = 52 }, ""},
+		{"interval 53", func(s *node.Settings) { s.NotificationIntervalWeeks = 53 }, "notification_interval_weeks"},
+		{"import days 365", func(s *node.Settings) { s.ConsecutiveImportDays = 365 }, ""},
+		{"import days 366", func(s *node.Settings) { s.ConsecutiveImportDays = 366 }, "consecutive_import_days"},
+		{"label with space", func(s *node.Settings) { s.Labels = pq.StringArray{"a b"} }, "labels"},
+		{"empty label", func(s *node.Settings) { s.Labels = pq.StringArray{""} }, "labels"},
+		{"language", func(s *node.Settings) { s.MailLanguage = "fr" }, "mail_language"},
+		{"english", func(s *node.Settings) { s.MailLanguage = "en" }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := nodesettings.Defaults("10")
+			s := node.Defaults("10")
 			s.CommonName = "[10] Clinic"
 			tc.change(&s)
 			fe := s.Validate()
@@ -64,7 +64,7 @@ func TestSettingsValidate(t *testing.T) {
 }
 
 func TestValidateDeduplicatesLabels(t *testing.T) {
-	s := nodesettings.Defaults("1")
+	s := node.Defaults("1")
 	s.Labels = pq.StringArray{" a ", "b", "a"}
 	require.Nil(t, s.Validate())
 	require.Equal(t, pq.StringArray{"a", "b"}, s.Labels)
@@ -87,7 +87,7 @@ func TestParseEmail(t *testing.T) {
 		{"it@clinic.example, other@clinic.example", "", false},
 	}
 	for _, tc := range tests {
-		got, ok := nodesettings.ParseEmail(tc.in)
+		got, ok := node.ParseEmail(tc.in)
 		require.Equal(t, tc.ok, ok, tc.in)
 		require.Equal(t, tc.want, got, tc.in)
 	}
@@ -96,13 +96,13 @@ func TestParseEmail(t *testing.T) {
 func TestContactValidate(t *testing.T) {
 	tests := []struct {
 		name  string
-		c     nodesettings.Contact
+		c     node.Contact
 		field string
 	}{
-		{"valid", nodesettings.Contact{Role: "ED", Email: "ed@clinic.example"}, ""},
-		{"role", nodesettings.Contact{Role: "Notaufnahme", Email: "ed@clinic.example"}, "role"},
-		{"email", nodesettings.Contact{Role: "IT", Email: "nope"}, "email"},
-		{"name", nodesettings.Contact{Role: "IT", Email: "it@clinic.example", LastName: "a\nb"}, "last_name"},
+		{"valid", node.Contact{Role: "ED", Email: "ed@clinic.example"}, ""},
+		{"role", node.Contact{Role: "Notaufnahme", Email: "ed@clinic.example"}, "role"},
+		{"email", node.Contact{Role: "IT", Email: "nope"}, "email"},
+		{"name", node.Contact{Role: "IT", Email: "it@clinic.example", LastName: "a\nb"}, "last_name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestContactValidate(t *testing.T) {
 }
 
 func TestParseMapping(t *testing.T) {
-	nodes, err := nodesettings.ParseMapping([]byte(`{
+	nodes, err := node.ParseMapping([]byte(`{
 		"10": {"COMMON_NAME": "[10] Klinikum", "LONG_NAME": "changeme", "JIRA_LABELS": ["klinikum", "", "changeme"],
 			"HOSPITAL_INFORMATION_SYSTEM": "ORBIS", "IMPORT_INTERFACE": "Changeme",
 			"ROOT": {"PATIENT": "1.2.276", "ENCOUNTER": "changeme"}, "FORMAT": null,
@@ -134,8 +134,8 @@ func TestParseMapping(t *testing.T) {
 	require.Empty(t, a.LongName, "changeme → empty")
 	require.Empty(t, a.ImportInterface, "changeme is case-insensitive")
 	require.Equal(t, "ORBIS", a.HospitalInformationSystem)
-	require.Equal(t, nodesettings.IDs{Patient: "1.2.276"}, a.RootIDs)
-	require.Equal(t, nodesettings.IDs{}, a.FormatIDs)
+	require.Equal(t, node.IDs{Patient: "1.2.276"}, a.RootIDs)
+	require.Equal(t, node.IDs{}, a.FormatIDs)
 	require.Equal(t, pq.StringArray{"klinikum"}, a.Labels)
 	require.Equal(t, 72, a.ThresholdHoursFailure, "0 → default")
 	require.Equal(t, 1, a.NotificationIntervalWeeks, `"" → default`)
@@ -169,8 +169,8 @@ func TestParseMappingErrorsNameTheNodeAndKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := nodesettings.ParseMapping([]byte(tc.body))
-			var fe *nodesettings.FieldError
+			_, err := node.ParseMapping([]byte(tc.body))
+			var fe *node.FieldError
 			require.True(t, errors.As(err, &fe), "%v", err)
 			require.Equal(t, tc.field, fe.Field)
 		})

@@ -1,4 +1,4 @@
-package nodesettings
+package node
 
 import (
 	"bytes"

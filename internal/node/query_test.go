@@ -1,4 +1,4 @@
-package nodequery_test
+package node_test
 
 import (
 	"sort"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/node"
 )
 
 func TestOverlay(t *testing.T) {
@@ -35,7 +35,7 @@ func TestOverlay(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, c := nodequery.Overlay(tc.headline, tc.conditions, tc.lastChecked, now)
+			h, c := node.Overlay(tc.headline, tc.conditions, tc.lastChecked, now)
 			require.Equal(t, tc.wantHeadline, h)
 			require.Equal(t, tc.want, c)
 		})
@@ -44,6 +44,6 @@ func TestOverlay(t *testing.T) {
 
 func TestLessNodeID(t *testing.T) {
 	ids := []string{"10", "b", "2", "a", "1", "02"}
-	sort.Slice(ids, func(i, j int) bool { return nodequery.LessNodeID(ids[i], ids[j]) })
+	sort.Slice(ids, func(i, j int) bool { return node.LessNodeID(ids[i], ids[j]) })
 	require.Equal(t, []string{"1", "02", "2", "10", "a", "b"}, ids)
 }

@@ -1,4 +1,4 @@
-package nodequery
+package node
 
 import (
 	"context"

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/broker"
+	"github.com/vigil-health/vigil/internal/node/broker"
 )
 
 func TestCommonName(t *testing.T) {

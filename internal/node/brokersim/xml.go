@@ -10,7 +10,7 @@ import (
 	// the zone database so this does not depend on the host's tzdata.
 	_ "time/tzdata"
 
-	"github.com/vigil-health/vigil/internal/broker"
+	"github.com/vigil-health/vigil/internal/node/broker"
 )
 
 // nodeZone is the zone DWH nodes write their timestamps in.

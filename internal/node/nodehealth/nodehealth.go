@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-health/vigil/internal/broker"
+	"github.com/vigil-health/vigil/internal/node/broker"
 )
 
 // Condition is a node status condition, named as the seed's status macro.

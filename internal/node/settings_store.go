@@ -1,4 +1,4 @@
-package nodesettings
+package node
 
 import (
 	"context"
@@ -9,12 +9,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
-
-// Store reads and writes node settings and contacts.
-type Store struct {
-	// DB is the Vigil database.
-	DB *sqlx.DB
-}
 
 const settingsColumns = `node_id, common_name, long_name, hospital_information_system, import_interface,
 	root_ids, format_ids, threshold_hours_failure, notification_interval_weeks, consecutive_import_days,
@@ -54,8 +48,8 @@ func upsert(ctx context.Context, q sqlx.QueryerContext, s Settings, replaceLangu
 	return out, err
 }
 
-// Get returns a node's stored settings; ErrNotFound when it has none.
-func (s *Store) Get(ctx context.Context, nodeID string) (Settings, error) {
+// GetSettings returns a node's stored settings; ErrNotFound when it has none.
+func (s *Store) GetSettings(ctx context.Context, nodeID string) (Settings, error) {
 	var out Settings
 	err := s.DB.GetContext(ctx, &out, `SELECT `+settingsColumns+` FROM node_settings WHERE node_id = $1`, nodeID)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -68,10 +62,10 @@ func (s *Store) Get(ctx context.Context, nodeID string) (Settings, error) {
 	return out, nil
 }
 
-// Put validates st and stores it, replacing any settings of the node;
+// PutSettings validates st and stores it, replacing any settings of the node;
 // created says whether there were none. A validation failure is a
 // *FieldError.
-func (s *Store) Put(ctx context.Context, st Settings) (out Settings, created bool, err error) {
+func (s *Store) PutSettings(ctx context.Context, st Settings) (out Settings, created bool, err error) {
 	if fe := st.Validate(); fe != nil {
 		return st, false, fe
 	}
@@ -82,11 +76,11 @@ func (s *Store) Put(ctx context.Context, st Settings) (out Settings, created boo
 	return u.Settings, u.Inserted, nil
 }
 
-// Update changes a node's stored settings with change, under a row lock so
+// UpdateSettings changes a node's stored settings with change, under a row lock so
 // concurrent updates do not undo each other, and validates the result. An
 // error from change (a *FieldError, say) or from validation is returned
 // as is; ErrNotFound when the node has no settings.
-func (s *Store) Update(ctx context.Context, nodeID string, change func(*Settings) error) (Settings, error) {
+func (s *Store) UpdateSettings(ctx context.Context, nodeID string, change func(*Settings) error) (Settings, error) {
 	tx, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return Settings{}, fmt.Errorf("update node settings: %w", err)
@@ -117,9 +111,9 @@ func (s *Store) Update(ctx context.Context, nodeID string, change func(*Settings
 	return u.Settings, nil
 }
 
-// Delete removes a node's settings (the node is then monitored with the
+// DeleteSettings removes a node's settings (the node is then monitored with the
 // defaults); its contacts stay. ErrNotFound when it had none.
-func (s *Store) Delete(ctx context.Context, nodeID string) error {
+func (s *Store) DeleteSettings(ctx context.Context, nodeID string) error {
 	res, err := s.DB.ExecContext(ctx, `DELETE FROM node_settings WHERE node_id = $1`, nodeID)
 	if err != nil {
 		return fmt.Errorf("delete node settings: %w", err)
@@ -130,11 +124,11 @@ func (s *Store) Delete(ctx context.Context, nodeID string) error {
 	return nil
 }
 
-// Import stores every node's settings (from ParseMapping) in one
+// ImportSettings stores every node's settings (from ParseMapping) in one
 // transaction: all of them or none. A stored mail language is kept. It
 // returns how many nodes got settings for the first time and how many had
 // theirs replaced.
-func (s *Store) Import(ctx context.Context, nodes []Settings) (created, updated int, err error) {
+func (s *Store) ImportSettings(ctx context.Context, nodes []Settings) (created, updated int, err error) {
 	for i := range nodes {
 		if fe := nodes[i].Validate(); fe != nil {
 			return 0, 0, &FieldError{Field: nodes[i].NodeID + "." + fe.Field, Message: fe.Message}

@@ -1,15 +1,4 @@
-// Package nodequery reads the broker node monitoring's query model, which
-// the per-node workflows write to Postgres: the fleet summary, one node's
-// details, the error-rate heatmap matrix and the yearly CSV exports (stats,
-// errors, resource changes) that replace the seed's file backup.
-//
-// A node is known when the broker has listed it (broker_nodes) or an
-// operator gave it settings (node_settings). Its stored status is overlaid
-// at read time with GAP IN MONITORING when it has not been checked for
-// GapAfter (or never): the workflows cannot report their own silence.
-//
-// It only reads; the node workflows and package nodesettings write.
-package nodequery
+package node
 
 import (
 	"context"
@@ -21,11 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"github.com/vigil-health/vigil/internal/nodehealth"
-	"github.com/vigil-health/vigil/internal/nodesettings"
+	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
 
 // GapAfter is how long after its last check a node is shown with GAP IN
@@ -43,16 +30,6 @@ const (
 	// MailLimit is how many mail log entries Detail lists.
 	MailLimit = 20
 )
-
-// ErrNotFound is returned for a node that is neither listed by the broker
-// nor has settings.
-var ErrNotFound = errors.New("no such node")
-
-// Store reads the node monitoring tables.
-type Store struct {
-	// DB is the Vigil database.
-	DB *sqlx.DB
-}
 
 // Summary is one node's line of the fleet summary.
 type Summary struct {
@@ -192,8 +169,8 @@ type Detail struct {
 	Name string `json:"name"`
 	// Settings are the stored settings, or the defaults when HasSettings
 	// is false.
-	Settings    nodesettings.Settings `json:"settings"`
-	HasSettings bool                  `json:"has_settings"`
+	Settings    Settings `json:"settings"`
+	HasSettings bool     `json:"has_settings"`
 	// Node is nil when the broker has never listed the node.
 	Node *Node `json:"node"`
 	// Headline and Conditions are the node's status with the GAP overlay.
@@ -211,7 +188,7 @@ type Detail struct {
 	// first.
 	StatusHistory []StatusChange `json:"status_history"`
 	// Contacts are the people told about the node.
-	Contacts []nodesettings.Contact `json:"contacts"`
+	Contacts []Contact `json:"contacts"`
 	// Mails are the MailLimit latest mail log entries, newest first.
 	Mails []Mail `json:"mails"`
 }
@@ -285,7 +262,7 @@ func (s *Store) Summary(ctx context.Context, now time.Time, f SummaryFilter) ([]
 	}
 	out := make([]Summary, 0, len(rows))
 	for _, r := range rows {
-		r.CommonName = nodesettings.DisplayName(r.NodeID, r.CommonName)
+		r.CommonName = DisplayName(r.NodeID, r.CommonName)
 		var conds []string
 		r.Headline, conds = Overlay(r.Headline, r.Conditions, r.LastChecked, now)
 		r.Conditions = conds
@@ -330,14 +307,13 @@ func (s *Store) Exists(ctx context.Context, nodeID string) (bool, error) {
 // Detail returns everything known about a node at now; ErrNotFound when
 // the node is unknown.
 func (s *Store) Detail(ctx context.Context, nodeID string, now time.Time) (*Detail, error) {
-	settings := &nodesettings.Store{DB: s.DB}
 	d := &Detail{NodeID: nodeID}
-	st, err := settings.Get(ctx, nodeID)
+	st, err := s.GetSettings(ctx, nodeID)
 	switch {
 	case err == nil:
 		d.Settings, d.HasSettings = st, true
-	case errors.Is(err, nodesettings.ErrNotFound):
-		d.Settings = nodesettings.Defaults(nodeID)
+	case errors.Is(err, ErrNotFound):
+		d.Settings = Defaults(nodeID)
 	default:
 		return nil, err
 	}
@@ -358,7 +334,7 @@ func (s *Store) Detail(ctx context.Context, nodeID string, now time.Time) (*Deta
 	default:
 		return nil, fmt.Errorf("node row: %w", err)
 	}
-	d.Name = nodesettings.DisplayName(nodeID, "")
+	d.Name = DisplayName(nodeID, "")
 	if d.HasSettings {
 		d.Name = d.Settings.CommonName
 	}
@@ -407,7 +383,7 @@ func (s *Store) Detail(ctx context.Context, nodeID string, now time.Time) (*Deta
 	for i := range d.StatusHistory {
 		d.StatusHistory[i].ChangedAt = d.StatusHistory[i].ChangedAt.UTC()
 	}
-	if d.Contacts, err = settings.Contacts(ctx, nodeID); err != nil {
+	if d.Contacts, err = s.Contacts(ctx, nodeID); err != nil {
 		return nil, err
 	}
 	d.Mails = []Mail{}

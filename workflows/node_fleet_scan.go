@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/node"
 )
 
 // FleetScan scans the broker's fleet once (run by the broker-fleet-scan
@@ -39,7 +40,7 @@ func FleetScan(ctx workflow.Context, _ *FleetScanInput) (*FleetScanResult, error
 			},
 		},
 	})
-	var res activities.ScanFleetResult
+	var res node.ScanResult
 	started := workflow.Now(ctx)
 	workflow.SetCurrentDetails(ctx, "Scanning the broker fleet (scan "+scanID+"); the activity's heartbeat counts the nodes done.")
 	ctx = withSummary(ctx, "scan the broker fleet and signal every node")

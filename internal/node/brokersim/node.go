@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigil-health/vigil/internal/broker"
+	"github.com/vigil-health/vigil/internal/node/broker"
 )
 
 // Behaviour is a scripted way a simulated node behaves from some time on.

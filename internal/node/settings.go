@@ -1,12 +1,4 @@
-// Package nodesettings keeps what operators maintain about each broker node:
-// its settings (names, interfaces, root and format ids, thresholds, labels,
-// mail language) and its contacts, in Postgres (node_settings,
-// node_contacts). Settings are edited one node at a time or imported in one
-// transaction from the seed's mapping JSON (see ParseMapping).
-//
-// A node without settings is monitored with the defaults of package
-// nodehealth; Defaults returns them as Settings.
-package nodesettings
+package node
 
 import (
 	"database/sql/driver"
@@ -24,7 +16,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/cleantext"
-	"github.com/vigil-health/vigil/internal/nodehealth"
+	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
 
 // Mail languages.
@@ -63,8 +55,8 @@ const (
 	maxEmailLen  = 254
 )
 
-// ErrNotFound is returned for a node without settings or an unknown
-// contact.
+// ErrNotFound is returned for a node that is neither listed by the broker
+// nor has settings (Detail), a node without settings or an unknown contact.
 var ErrNotFound = errors.New("not found")
 
 // ErrDuplicate is returned when a contact with the same node, role and

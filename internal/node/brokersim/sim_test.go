@@ -14,7 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/broker"
+	"github.com/vigil-health/vigil/internal/node/broker"
 )
 
 var t0 = time.Date(2025, time.March, 10, 6, 0, 0, 0, time.UTC)

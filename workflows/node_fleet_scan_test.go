@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -45,12 +46,12 @@ func TestFleetScan(t *testing.T) {
 			env.RegisterActivity(a)
 			var ids []string
 			env.OnActivity(a.ScanFleet, mock.Anything, mock.Anything).Return(
-				func(_ context.Context, in *activities.ScanFleetInput) (*activities.ScanFleetResult, error) {
+				func(_ context.Context, in *activities.ScanFleetInput) (*node.ScanResult, error) {
 					ids = append(ids, in.ScanID)
 					if len(ids) <= len(tt.errs) {
 						return nil, tt.errs[len(ids)-1]
 					}
-					return &activities.ScanFleetResult{ScanID: in.ScanID, Nodes: 3, Failed: 1}, nil
+					return &node.ScanResult{ScanID: in.ScanID, Nodes: 3, Failed: 1}, nil
 				})
 			env.ExecuteWorkflow(workflows.FleetScan, &workflows.FleetScanInput{})
 			require.True(t, env.IsWorkflowCompleted())

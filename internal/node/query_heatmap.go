@@ -1,4 +1,4 @@
-package nodequery
+package node
 
 import (
 	"context"
@@ -6,8 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/vigil-health/vigil/internal/heatmap"
-	"github.com/vigil-health/vigil/internal/nodesettings"
+	"github.com/vigil-health/vigil/internal/node/heatmap"
 )
 
 // Heatmap day counts.
@@ -46,7 +45,7 @@ func (s *Store) Heatmap(ctx context.Context, now time.Time, days int) (heatmap.M
 	m.Rows = make([]heatmap.Row, len(nodes))
 	for i, n := range nodes {
 		index[n.NodeID] = i
-		m.Rows[i] = heatmap.Row{Label: nodesettings.DisplayName(n.NodeID, n.CommonName), Rates: make([]*float64, days)}
+		m.Rows[i] = heatmap.Row{Label: DisplayName(n.NodeID, n.CommonName), Rates: make([]*float64, days)}
 	}
 	rows, err := s.DB.QueryxContext(ctx, `
 		SELECT node_id, (day - $1::date) AS i, daily_error_rate::float8

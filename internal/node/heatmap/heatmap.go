@@ -29,7 +29,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 
-	"github.com/vigil-health/vigil/internal/nodehealth"
+	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
 
 // Row is one node's line of the heatmap.

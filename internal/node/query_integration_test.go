@@ -1,6 +1,6 @@
 //go:build integration
 
-package nodequery_test
+package node_test
 
 import (
 	"context"
@@ -12,18 +12,18 @@ import (
 	"github.com/lib/pq"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/nodequery"
+	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/testenv"
 )
 
 var db *sqlx.DB
 
-func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "nodequery", &db, nil)) }
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "node", &db, nil)) }
 
 func TestCountByStatus(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
-	store := &nodequery.Store{DB: db}
+	store := &node.Store{DB: db}
 
 	got, err := store.CountByStatus(ctx, now)
 	require.NoError(t, err)
@@ -57,7 +57,7 @@ func TestCountByStatus(t *testing.T) {
 	require.Equal(t, 2, got["ONLINE"])
 	require.Equal(t, 1, got["OFFLINE"])
 	require.Equal(t, 2, got["GAP IN MONITORING"])
-	require.Equal(t, 1, got[nodequery.UnknownStatus])
+	require.Equal(t, 1, got[node.UnknownStatus])
 	require.Equal(t, 0, got["TESTING"])
 	var total int
 	for _, n := range got {

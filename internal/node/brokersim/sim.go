@@ -41,8 +41,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vigil-health/vigil/internal/broker"
 	"github.com/vigil-health/vigil/internal/httpserve"
+	"github.com/vigil-health/vigil/internal/node/broker"
 )
 
 // Defaults and limits.
