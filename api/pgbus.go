@@ -9,7 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 )
 
 // bus returns the process's notification bus, starting it on first use. It
@@ -17,7 +17,7 @@ import (
 // new messages.
 func (s *Server) bus() *notificationBus {
 	s.busOnce.Do(func() {
-		s.notifyBus = newNotificationBus(s.databaseURL, s.db, s.logger, notificationChannel, messagestore.NotifyChannel)
+		s.notifyBus = newNotificationBus(s.databaseURL, s.db, s.logger, notificationChannel, message.NotifyChannel)
 	})
 	return s.notifyBus
 }
