@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/actionproof"
+	"github.com/vigil-health/vigil/internal/activation"
 	"github.com/vigil-health/vigil/internal/directory"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
@@ -159,7 +160,7 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	watch := watchActivities(deps)
 	r.RegisterActivity(watch)
 	r.RegisterActivity(&activities.CapacityMaintenance{DB: deps.DB, Slack: deps.Slack, London: watch.London})
-	r.RegisterActivity(&activities.Activations{DB: deps.DB})
+	r.RegisterActivity(&activities.Activations{Store: &activation.Store{DB: deps.DB}})
 	r.RegisterActivity(nodeActivities(deps))
 	r.RegisterActivity(&activities.Operators{DB: deps.DB})
 }
