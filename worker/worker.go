@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-health/vigil/internal/oncall"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
+	"github.com/vigil-health/vigil/internal/systemcheck"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -141,7 +142,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 
 // RegisterActivities registers every activity struct.
 func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
-	r.RegisterActivity(&activities.Database{DB: deps.DB, Identity: identity()})
+	r.RegisterActivity(&activities.Database{Store: &systemcheck.Store{DB: deps.DB}, Identity: identity()})
 	loc := deps.HospitalTZ
 	if loc == nil {
 		loc = time.UTC
