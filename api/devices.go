@@ -168,8 +168,8 @@ func (s *Server) loadDevice(c *gin.Context) (DeviceView, bool) {
 	return v, true
 }
 
-// deviceFound answers a failed device read or write: 404 for a missing
-// device, 500 (or 503) otherwise.
+// deviceFound reports whether a device read or write succeeded; otherwise
+// it answers 404 for a missing device and 500 (or 503) for anything else.
 func (s *Server) deviceFound(c *gin.Context, id string, err error) bool {
 	switch {
 	case errors.Is(err, activation.ErrNotFound):
