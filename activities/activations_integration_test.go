@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/activation"
 )
 
 func insertActivation(t *testing.T, kind, subject, digest string) string {
@@ -26,11 +27,11 @@ func insertActivation(t *testing.T, kind, subject, digest string) string {
 
 func TestRecordActivation_StateAuditAndIdempotence(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Activations{DB: db}
+	a := &activities.Activations{Store: &activation.Store{DB: db}}
 	id := insertActivation(t, "patient", "rec-"+uuid.NewString()[:8], uuid.NewString())
-	audit := &activities.AuthAuditEvent{Event: "attempt_failed", SubjectType: "patient", SubjectID: "p", Reason: "wrong PIN (1 of 10)",
+	audit := &activation.AuthAuditEvent{Event: "attempt_failed", SubjectType: "patient", SubjectID: "p", Reason: "wrong PIN (1 of 10)",
 		RequestID: "req-1", ClientIP: "10.0.0.1"}
-	in := &activities.RecordActivationInput{ActivationID: id, EventKey: "wf:run:" + id + ":1", State: "pending", Attempts: 1, Audit: audit}
+	in := &activation.RecordActivationInput{ActivationID: id, EventKey: "wf:run:" + id + ":1", State: "pending", Attempts: 1, Audit: audit}
 	require.NoError(t, a.RecordActivation(ctx, in))
 	require.NoError(t, a.RecordActivation(ctx, in), "a retry")
 	var n int
@@ -38,11 +39,11 @@ func TestRecordActivation_StateAuditAndIdempotence(t *testing.T) {
 	require.Equal(t, 1, n, "a retried write records its audit event once")
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	require.NoError(t, a.RecordActivation(ctx, &activities.RecordActivationInput{ActivationID: id, EventKey: "wf:run:" + id + ":2",
+	require.NoError(t, a.RecordActivation(ctx, &activation.RecordActivationInput{ActivationID: id, EventKey: "wf:run:" + id + ":2",
 		State: "activated", Attempts: 1, AuthCodeHash: "ah", AuthCodeSalt: "as", ActivatedAt: now,
-		Audit: &activities.AuthAuditEvent{Event: "completed", SubjectType: "patient", SubjectID: "p"}}))
+		Audit: &activation.AuthAuditEvent{Event: "completed", SubjectType: "patient", SubjectID: "p"}}))
 	// A later change without material keeps the authorisation code's hash.
-	require.NoError(t, a.RecordActivation(ctx, &activities.RecordActivationInput{ActivationID: id, EventKey: "wf:run:" + id + ":3",
+	require.NoError(t, a.RecordActivation(ctx, &activation.RecordActivationInput{ActivationID: id, EventKey: "wf:run:" + id + ":3",
 		State: "redeemed", Attempts: 1, FinishedAt: now}))
 	var row struct {
 		State       string    `db:"state"`
@@ -63,22 +64,22 @@ func TestRecordActivation_StateAuditAndIdempotence(t *testing.T) {
 
 func TestRecordActivation_RecreateMaterialAndCollision(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Activations{DB: db}
+	a := &activities.Activations{Store: &activation.Store{DB: db}}
 	taken := uuid.NewString()
 	insertActivation(t, "device", uuid.NewString(), taken)
 	id := insertActivation(t, "device", uuid.NewString(), uuid.NewString())
 	expires := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Millisecond)
 
-	err := a.RecordActivation(ctx, &activities.RecordActivationInput{ActivationID: id, State: "pending",
-		Material: &activities.ActivationMaterial{CodeDigest: taken, CodeHash: "h2", CodeSalt: "s2", ExpiresAt: expires}})
+	err := a.RecordActivation(ctx, &activation.RecordActivationInput{ActivationID: id, State: "pending",
+		Material: &activation.Material{CodeDigest: taken, CodeHash: "h2", CodeSalt: "s2", ExpiresAt: expires}})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
 	require.Equal(t, activities.ErrTypeCodeCollision, appErr.Type())
 	require.True(t, appErr.NonRetryable())
 
 	fresh := uuid.NewString()
-	require.NoError(t, a.RecordActivation(ctx, &activities.RecordActivationInput{ActivationID: id, State: "pending",
-		Material: &activities.ActivationMaterial{CodeDigest: fresh, CodeHash: "h2", CodeSalt: "s2", ExpiresAt: expires}}))
+	require.NoError(t, a.RecordActivation(ctx, &activation.RecordActivationInput{ActivationID: id, State: "pending",
+		Material: &activation.Material{CodeDigest: fresh, CodeHash: "h2", CodeSalt: "s2", ExpiresAt: expires}}))
 	var got struct {
 		Digest  string    `db:"code_digest"`
 		Hash    string    `db:"code_hash"`

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/http"
 	"slices"
@@ -13,17 +12,15 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
-	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/activation"
+	"github.com/vigil-health/vigil/internal/activation/credential"
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/credential"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -64,7 +61,7 @@ const (
 const (
 	auditActivationCreated = "activation_created"
 	auditTokenIssued       = "token_issued"
-	auditDeviceUpdated     = "device_updated"
+	auditDeviceUpdated     = activation.AuditDeviceUpdated
 	auditLoginRefused      = "login_refused"
 	auditSystemToken       = "system_token_issued"
 )
@@ -94,8 +91,8 @@ type activationSettings struct {
 	limiter *ipLimiter
 	// devices and clinicians cache the rows that every request with a
 	// device or clinician token is checked against (see subjectLive).
-	devices    *ttlCache[deviceLive]
-	clinicians *ttlCache[*clinicianRow]
+	devices    *ttlCache[activation.DeviceState]
+	clinicians *ttlCache[*activation.Clinician]
 }
 
 // liveCheckTTL is how long a device or clinician row is trusted by the
@@ -111,7 +108,7 @@ func newActivationSettings(d Deps) *activationSettings {
 		pinLength: d.ActivationPINLength, expiryDays: d.ActivationExpiryDays, maxAttempts: d.ActivationMaxAttempts,
 		patientTTL: d.PatientTokenTTL, deviceTTL: d.DeviceTokenTTL, clinicianTTL: d.ClinicianTokenTTL,
 		allWardsGroups: defaultAllWardsGroups,
-		devices:        newTTLCache[deviceLive](liveCheckTTL), clinicians: newTTLCache[*clinicianRow](liveCheckTTL),
+		devices:        newTTLCache[activation.DeviceState](liveCheckTTL), clinicians: newTTLCache[*activation.Clinician](liveCheckTTL),
 	}
 	if len(d.ActivationSecret) > 0 {
 		// A short secret leaves activations off (503) rather than weak;
@@ -281,20 +278,28 @@ func (s *Server) activationsReady(c *gin.Context) bool {
 	return true
 }
 
-// audit writes one auth_audit row with db (the database or the caller's
-// transaction). It never receives a secret.
-func audit(ctx context.Context, db sqlx.ExecerContext, c *gin.Context, event, subjectType, subjectID, actor, reason string) error {
-	_, err := db.ExecContext(ctx, `
-		INSERT INTO auth_audit (event, subject_type, subject_id, actor, reason, request_id, client_ip)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		event, subjectType, subjectID, actor, reason, requestID(c), c.ClientIP())
-	return err
+// activationStore is the store of activations, devices, clinicians and
+// the auth audit.
+func (s *Server) activationStore() *activation.Store {
+	return &activation.Store{DB: s.db}
+}
+
+// audit writes one auth_audit row with the request's id and client IP. It
+// never receives a secret.
+func (s *Server) audit(ctx context.Context, c *gin.Context, event, subjectType, subjectID, actor, reason string) error {
+	return s.activationStore().Audit(ctx, activation.AuthAuditEvent{Event: event, SubjectType: subjectType, SubjectID: subjectID,
+		Actor: actor, Reason: reason, RequestID: requestID(c), ClientIP: c.ClientIP()})
+}
+
+// requester names the request's caller for a store's audit event.
+func requester(c *gin.Context) activation.Requester {
+	return activation.Requester{Actor: actor(c), RequestID: requestID(c), ClientIP: c.ClientIP()}
 }
 
 // auditRefusal records a refused login or token request; a failed write is
 // logged, and the refusal stands.
 func (s *Server) auditRefusal(c *gin.Context, subjectType, subjectID, actor, reason string) {
-	if err := audit(context.WithoutCancel(c.Request.Context()), s.db, c, auditLoginRefused, subjectType, subjectID, actor, reason); err != nil {
+	if err := s.audit(context.WithoutCancel(c.Request.Context()), c, auditLoginRefused, subjectType, subjectID, actor, reason); err != nil {
 		s.logger.ErrorContext(c.Request.Context(), "audit login refusal", "err", err, "request_id", requestID(c))
 	}
 }
@@ -389,24 +394,17 @@ var errActivationRace = errors.New("activation changed concurrently")
 func (s *Server) openActivation(c *gin.Context, kind, subjectID, pinHash, pinSalt string) (openedActivation, bool, bool) {
 	ctx := c.Request.Context()
 	for range 5 {
-		var live struct {
-			ID         string `db:"id"`
-			State      string `db:"state"`
-			WorkflowID string `db:"workflow_id"`
-		}
-		err := s.db.GetContext(ctx, &live, `SELECT id, state, workflow_id FROM activations
-			WHERE kind = $1 AND subject_id = $2 AND state IN ('pending', 'activated')`, kind, subjectID)
+		live, err := s.activationStore().LiveActivation(ctx, kind, subjectID)
 		var res openedActivation
 		created := false
 		// recreated is the audit reason when this re-creates the subject's
 		// activation.
 		recreated := ""
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		case errors.Is(err, activation.ErrNotFound):
 			if kind == workflows.ActivationKindPatient {
-				var redeemed bool
-				if err := s.db.GetContext(ctx, &redeemed, `SELECT EXISTS (SELECT 1 FROM activations
-					WHERE kind = 'patient' AND subject_id = $1 AND state = 'redeemed')`, subjectID); err != nil {
+				redeemed, err := s.activationStore().PatientRedeemed(ctx, subjectID)
+				if err != nil {
 					s.abortInternal(c, "look up activations", err)
 					return res, false, false
 				}
@@ -518,12 +516,9 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 	}
 	expires := workflows.ActivationExpiry(time.Now(), s.hospitalTZ, s.act.expiryDays)
 	wfID := s.activationWorkflowID(kind, subjectID)
-	_, err = s.db.ExecContext(ctx, `
-		INSERT INTO activations (id, kind, subject_id, workflow_id, code_digest, code_hash, code_salt, pin_salt, expires_at, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		id, kind, subjectID, wfID, digest, codeHash, codeSalt, pinSalt, expires, actor(c))
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+	err = s.activationStore().InsertActivation(ctx, activation.NewActivation{ID: id, Kind: kind, SubjectID: subjectID, WorkflowID: wfID,
+		CodeDigest: digest, CodeHash: codeHash, CodeSalt: codeSalt, PinSalt: pinSalt, ExpiresAt: expires, CreatedBy: actor(c)})
+	if errors.Is(err, activation.ErrActivationClash) {
 		return openedActivation{}, errActivationRace // a concurrent creation, or a device code collision
 	}
 	if err != nil {
@@ -545,7 +540,7 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},
 	})
 	if err != nil {
-		if _, derr := s.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM activations WHERE id = $1`, id); derr != nil {
+		if derr := s.activationStore().DeleteActivation(context.WithoutCancel(ctx), id); derr != nil {
 			s.logger.ErrorContext(ctx, "remove unstarted activation", "err", derr, "request_id", requestID(c))
 		}
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -555,7 +550,7 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		s.abortTemporal(c, "start activation", err)
 		return openedActivation{}, err
 	}
-	if err := audit(ctx, s.db, c, auditActivationCreated, kind, subjectID, actor(c), "created"); err != nil {
+	if err := s.audit(ctx, c, auditActivationCreated, kind, subjectID, actor(c), "created"); err != nil {
 		s.logger.ErrorContext(ctx, "audit activation", "err", err, "request_id", requestID(c))
 	}
 	return openedActivation{code: code, expiresAt: expires}, nil
@@ -593,8 +588,7 @@ func (s *Server) recreateActivation(c *gin.Context, kind, wfID, activationID, pi
 	case errors.As(err, &notFound):
 		// No workflow behind the row (a crash between insert and start):
 		// retire the row and start afresh.
-		if _, err := s.db.ExecContext(ctx, `UPDATE activations SET state = 'expired', finished_at = now(), updated_at = now()
-			WHERE id = $1 AND state IN ('pending', 'activated')`, activationID); err != nil {
+		if err := s.activationStore().RetireOrphanActivation(ctx, activationID); err != nil {
 			s.abortInternal(c, "retire orphan activation", err)
 			return openedActivation{}, err
 		}
@@ -603,7 +597,7 @@ func (s *Server) recreateActivation(c *gin.Context, kind, wfID, activationID, pi
 		s.abortActivation(c, err)
 		return openedActivation{}, err
 	case errors.As(err, &appErr) && slices.Contains([]string{workflows.RejectActivationExpired, workflows.RejectActivationLocked,
-		workflows.RejectActivationStale, activities.ErrTypeCodeCollision}, appErr.Type()):
+		workflows.RejectActivationStale, activation.ErrTypeCodeCollision}, appErr.Type()):
 		// Ending (its final state is being recorded), replaced, or a code
 		// collision: look again.
 		return openedActivation{}, errActivationRace
@@ -638,7 +632,7 @@ func (s *Server) abortActivation(c *gin.Context, err error) {
 		abortWithError(c, http.StatusForbidden, CodeActivationLocked, "the activation is locked after too many wrong PINs or codes; ask for a new one", "")
 	case workflows.RejectActivationUsed:
 		abortWithError(c, http.StatusConflict, CodeActivationUsed, appErr.Message(), "")
-	case workflows.RejectActivationStale, activities.ErrTypeCodeCollision:
+	case workflows.RejectActivationStale, activation.ErrTypeCodeCollision:
 		abortWithError(c, http.StatusConflict, CodeActivationChanged, "the activation changed meanwhile; retry", "")
 	case workflows.RejectInvalid:
 		abortWithError(c, http.StatusBadRequest, CodeInvalidField, appErr.Message(), "")
@@ -724,23 +718,6 @@ func checkActivationAttempt(kind, rawCode string, req activationAttempt, pinLeng
 	}
 }
 
-type activationRow struct {
-	ID           string    `db:"id"`
-	SubjectID    string    `db:"subject_id"`
-	State        string    `db:"state"`
-	CodeHash     string    `db:"code_hash"`
-	CodeSalt     string    `db:"code_salt"`
-	PinSalt      string    `db:"pin_salt"`
-	AuthCodeHash string    `db:"auth_code_hash"`
-	AuthCodeSalt string    `db:"auth_code_salt"`
-	ExpiresAt    time.Time `db:"expires_at"`
-	// WorkflowID is the activation's workflow, as it was started.
-	WorkflowID string `db:"workflow_id"`
-}
-
-const activationRowColumns = `id, subject_id, state, code_hash, code_salt, pin_salt, auth_code_hash, auth_code_salt, expires_at,
-	workflow_id`
-
 // ActivationCompleted answers a successful POST /v1/activations/{code}: the
 // authorisation code is shown this once.
 type ActivationCompleted struct {
@@ -762,10 +739,8 @@ func (s *Server) completeActivation(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	var row activationRow
-	err := s.db.GetContext(ctx, &row, `SELECT `+activationRowColumns+` FROM activations
-		WHERE code_digest = $1 AND kind = $2 ORDER BY created_at DESC LIMIT 1`, s.act.keys.Digest(code), kind)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !credential.Verify(code, row.CodeHash, row.CodeSalt)) {
+	row, err := s.activationStore().ActivationByCode(ctx, kind, s.act.keys.Digest(code))
+	if errors.Is(err, activation.ErrNotFound) || (err == nil && !credential.Verify(code, row.CodeHash, row.CodeSalt)) {
 		s.activationStep(kind, "attempt", "refused")
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown activation code", "")
 		return
@@ -808,8 +783,8 @@ func (s *Server) completeActivation(c *gin.Context) {
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		// The workflow ended since the row was read: say how.
-		var state string
-		if err := s.db.GetContext(ctx, &state, `SELECT state FROM activations WHERE id = $1`, row.ID); err != nil {
+		state, err := s.activationStore().ActivationState(ctx, row.ID)
+		if err != nil {
 			s.abortInternal(c, "re-read activation", err)
 			return
 		}
@@ -870,12 +845,10 @@ func authorisationCodeHeader(c *gin.Context) (string, *fieldError) {
 // as device_code_locked). It answers the request itself when it refuses.
 func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code string) bool {
 	ctx := c.Request.Context()
-	var row activationRow
-	err := s.db.GetContext(ctx, &row, `SELECT `+activationRowColumns+` FROM activations
-		WHERE kind = $1 AND subject_id = $2 AND auth_code_salt <> '' ORDER BY created_at DESC LIMIT 1`, kind, subjectID)
+	row, err := s.activationStore().LatestAuthorised(ctx, kind, subjectID)
 	wrong := err == nil && !credential.Verify(code, row.AuthCodeHash, row.AuthCodeSalt)
 	counted := wrong && kind == workflows.ActivationKindDevice && row.State == workflows.ActivationActivated
-	if errors.Is(err, sql.ErrNoRows) || (wrong && !counted) {
+	if errors.Is(err, activation.ErrNotFound) || (wrong && !counted) {
 		s.activationStep(kind, "exchange", "refused")
 		s.auditRefusal(c, kind, subjectID, "", "unknown or wrong authorisation code")
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "unknown "+kind+" or authorisation code", "")
@@ -912,8 +885,8 @@ func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code s
 	var appErr *temporal.ApplicationError
 	switch {
 	case errors.As(err, &notFound):
-		var state string
-		if err := s.db.GetContext(ctx, &state, `SELECT state FROM activations WHERE id = $1`, row.ID); err != nil {
+		state, err := s.activationStore().ActivationState(ctx, row.ID)
+		if err != nil {
 			s.abortInternal(c, "re-read activation", err)
 			return false
 		}
@@ -972,7 +945,7 @@ func (s *Server) issueSubjectToken(c *gin.Context, claims auth.Claims, ttl time.
 	if claims.SubjectType == auth.SubjectSystem {
 		event = auditSystemToken
 	}
-	if err := audit(c.Request.Context(), s.db, c, event, claims.SubjectType, claims.Subject, auditActor, reason); err != nil {
+	if err := s.audit(c.Request.Context(), c, event, claims.SubjectType, claims.Subject, auditActor, reason); err != nil {
 		s.abortInternal(c, "audit token", err)
 		return
 	}
@@ -1010,18 +983,7 @@ func (s *Server) patientToken(c *gin.Context) {
 }
 
 // ActivationView is an activation without its secrets.
-type ActivationView struct {
-	ID          string     `json:"id" db:"id"`
-	State       string     `json:"state" db:"state"`
-	Attempts    int        `json:"attempts" db:"attempts"`
-	ExpiresAt   time.Time  `json:"expires_at" db:"expires_at"`
-	ActivatedAt *time.Time `json:"activated_at,omitempty" db:"activated_at"`
-	FinishedAt  *time.Time `json:"finished_at,omitempty" db:"finished_at"`
-	CreatedBy   string     `json:"created_by" db:"created_by"`
-	CreatedAt   time.Time  `json:"created_at" db:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at" db:"updated_at"`
-	WorkflowID  string     `json:"workflow_id" db:"workflow_id"`
-}
+type ActivationView = activation.Summary
 
 // listPatientActivations lists a patient's activations, newest first.
 func (s *Server) listPatientActivations(c *gin.Context) {
@@ -1034,10 +996,8 @@ func (s *Server) listPatientActivations(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	items := []ActivationView{}
-	if err := s.db.SelectContext(c.Request.Context(), &items, `
-		SELECT id, state, attempts, expires_at, activated_at, finished_at, created_by, created_at, updated_at, workflow_id
-		FROM activations WHERE kind = 'patient' AND subject_id = $1 ORDER BY created_at DESC LIMIT $2`, pid, limit); err != nil {
+	items, err := s.activationStore().PatientActivations(c.Request.Context(), pid, limit)
+	if err != nil {
 		s.abortInternal(c, "list activations", err)
 		return
 	}

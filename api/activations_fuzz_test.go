@@ -11,7 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/vigil-health/vigil/internal/credential"
+	"github.com/vigil-health/vigil/internal/activation/credential"
 	"github.com/vigil-health/vigil/workflows"
 )
 

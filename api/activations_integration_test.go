@@ -26,8 +26,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/activation/credential"
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/credential"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/testenv"

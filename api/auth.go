@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/session"
 )
 
@@ -132,19 +131,7 @@ type TokenResponse struct {
 }
 
 // StaffInfo is the public view of a staff member.
-type StaffInfo struct {
-	ID     string `json:"id" db:"id"`
-	Login  string `json:"login" db:"login"`
-	Name   string `json:"name" db:"name"`
-	Role   string `json:"role" db:"role"`
-	Access string `json:"access" db:"access"`
-	Active bool   `json:"active" db:"active"`
-}
-
-type staffCredentials struct {
-	StaffInfo
-	PasswordHash string `db:"password_hash"`
-}
+type StaffInfo = reference.Account
 
 // maxLoginLength bounds the login name a sign-in accepts.
 const maxLoginLength = 200
@@ -251,7 +238,7 @@ func (s *Server) me(c *gin.Context) {
 // answers 401.
 func (s *Server) currentStaff(c *gin.Context, id string) (StaffInfo, bool) {
 	info, err := s.staffByID(c.Request.Context(), id)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, reference.ErrNotFound) {
 		s.abortUnauthorized(c, "the account no longer exists")
 		return info, false
 	}
@@ -262,25 +249,15 @@ func (s *Server) currentStaff(c *gin.Context, id string) (StaffInfo, bool) {
 	return info, true
 }
 
-// staffByID reads a staff record; sql.ErrNoRows when it no longer exists.
+// staffByID reads a staff record; reference.ErrNotFound when it no longer
+// exists.
 func (s *Server) staffByID(ctx context.Context, id string) (StaffInfo, error) {
-	var info StaffInfo
-	err := s.db.GetContext(ctx, &info, `SELECT id, login, name, role, access, active FROM staff WHERE id = $1`, id)
-	return info, err
+	return s.referenceStore().Account(ctx, id)
 }
 
 // checkStaffPassword returns the staff member with login when password is
-// theirs. An unknown login costs as much as a wrong password
-// (CheckPassword("") runs a full check), so timing does not reveal which
-// logins exist.
+// theirs; timing does not reveal which logins exist (see
+// reference.Store.CheckPassword).
 func (s *Server) checkStaffPassword(ctx context.Context, login, password string) (StaffInfo, bool, error) {
-	var cred staffCredentials
-	err := s.db.GetContext(ctx, &cred, `SELECT id, login, name, role, access, active, password_hash FROM staff WHERE login = $1`, login)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return StaffInfo{}, false, fmt.Errorf("look up staff login: %w", err)
-	}
-	if !auth.CheckPassword(cred.PasswordHash, password) || cred.ID == "" {
-		return StaffInfo{}, false, nil
-	}
-	return cred.StaffInfo, true, nil
+	return s.referenceStore().CheckPassword(ctx, login, password)
 }

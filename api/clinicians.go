@@ -1,7 +1,6 @@
 package api
 
 import (
-	"database/sql"
 	"errors"
 	"net/http"
 	"regexp"
@@ -12,8 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
-	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/activation"
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/session"
 	"github.com/vigil-health/vigil/workflows"
@@ -32,29 +31,12 @@ type ClinicianView struct {
 	UpdatedAt             time.Time `json:"updated_at"`
 }
 
-type clinicianRow struct {
-	ClinicianID         string         `db:"clinician_id"`
-	SendEntryIdentifier sql.NullString `db:"send_entry_identifier"`
-	LoginActive         bool           `db:"login_active"`
-	Groups              pq.StringArray `db:"groups"`
-	LocationIDs         pq.StringArray `db:"location_ids"`
-	ContractExpiry      sql.NullTime   `db:"contract_expiry_eod_date"`
-	CreatedBy           string         `db:"created_by"`
-	CreatedAt           time.Time      `db:"created_at"`
-	UpdatedAt           time.Time      `db:"updated_at"`
-}
-
-const clinicianColumns = `clinician_id, send_entry_identifier, login_active, groups, location_ids, contract_expiry_eod_date,
-	created_by, created_at, updated_at`
-
-func (r clinicianRow) view() ClinicianView {
-	v := ClinicianView{ClinicianID: r.ClinicianID, LoginActive: r.LoginActive, Groups: nonNil(r.Groups),
-		LocationIDs: nonNil(r.LocationIDs), CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
-	if r.SendEntryIdentifier.Valid {
-		v.SendEntryIdentifier = &r.SendEntryIdentifier.String
-	}
-	if r.ContractExpiry.Valid {
-		d := r.ContractExpiry.Time.Format(time.DateOnly)
+// clinicianView renders a clinician.
+func clinicianView(r activation.Clinician) ClinicianView {
+	v := ClinicianView{ClinicianID: r.ClinicianID, SendEntryIdentifier: r.SendEntryIdentifier, LoginActive: r.LoginActive,
+		Groups: nonNil(r.Groups), LocationIDs: nonNil(r.LocationIDs), CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if r.ContractExpiry != nil {
+		d := r.ContractExpiry.Format(time.DateOnly)
 		v.ContractExpiryEODDate = &d
 	}
 	return v
@@ -164,13 +146,6 @@ func decodeClinician(c *gin.Context, create bool) (clinicianRequest, clinicianFi
 	return req, f, true
 }
 
-func emptyToNil(p *string) any {
-	if p == nil || *p == "" {
-		return nil
-	}
-	return *p
-}
-
 // createClinician registers a clinician (admin); a clinician id or send
 // entry identifier already in use is 409.
 func (s *Server) createClinician(c *gin.Context) {
@@ -178,17 +153,23 @@ func (s *Server) createClinician(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var row clinicianRow
-	err := s.db.GetContext(c.Request.Context(), &row, `
-		INSERT INTO clinicians (clinician_id, send_entry_identifier, login_active, groups, location_ids, contract_expiry_eod_date, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+clinicianColumns,
-		*req.ClinicianID, emptyToNil(f.identifier), *req.LoginActive, pq.Array(nonNil(f.groups)), pq.Array(nonNil(f.locations)),
-		emptyToNil(f.expiry), actor(c))
+	row, err := s.activationStore().CreateClinician(c.Request.Context(), activation.NewClinician{
+		ClinicianID: *req.ClinicianID, SendEntryIdentifier: deref(f.identifier), LoginActive: *req.LoginActive,
+		Groups: f.groups, LocationIDs: f.locations, ContractExpiryEODDate: deref(f.expiry), CreatedBy: actor(c),
+	})
 	if s.abortClinicianConflict(c, err) {
 		return
 	}
 	c.Header("Location", "/v1/clinicians/"+row.ClinicianID)
-	c.JSON(http.StatusCreated, row.view())
+	c.JSON(http.StatusCreated, clinicianView(row))
+}
+
+// deref is *p, or "" for nil.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // abortClinicianConflict answers a failed clinician write.
@@ -196,13 +177,9 @@ func (s *Server) abortClinicianConflict(c *gin.Context, err error) bool {
 	if err == nil {
 		return false
 	}
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
-		field := "clinician_id"
-		if strings.Contains(pqErr.Constraint, "send_entry") {
-			field = "send_entry_identifier"
-		}
-		abortWithError(c, http.StatusConflict, CodeConflict, field+" is already in use", field)
+	var conflict *activation.ConflictError
+	if errors.As(err, &conflict) {
+		abortWithError(c, http.StatusConflict, CodeConflict, conflict.Error(), conflict.Field)
 		return true
 	}
 	s.abortInternal(c, "store clinician", err)
@@ -223,9 +200,8 @@ func (s *Server) getClinician(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var row clinicianRow
-	err := s.db.GetContext(c.Request.Context(), &row, `SELECT `+clinicianColumns+` FROM clinicians WHERE clinician_id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
+	row, err := s.activationStore().Clinician(c.Request.Context(), id)
+	if errors.Is(err, activation.ErrNotFound) {
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no clinician "+id, "")
 		return
 	}
@@ -233,7 +209,7 @@ func (s *Server) getClinician(c *gin.Context) {
 		s.abortInternal(c, "load clinician", err)
 		return
 	}
-	c.JSON(http.StatusOK, row.view())
+	c.JSON(http.StatusOK, clinicianView(row))
 }
 
 func (s *Server) listClinicians(c *gin.Context) {
@@ -242,15 +218,14 @@ func (s *Server) listClinicians(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	var rows []clinicianRow
-	if err := s.db.SelectContext(c.Request.Context(), &rows, `SELECT `+clinicianColumns+` FROM clinicians
-		ORDER BY clinician_id LIMIT $1 OFFSET $2`, limit, offset); err != nil {
+	rows, err := s.activationStore().ListClinicians(c.Request.Context(), limit, offset)
+	if err != nil {
 		s.abortInternal(c, "list clinicians", err)
 		return
 	}
 	items := make([]ClinicianView, 0, len(rows))
 	for _, r := range rows {
-		items = append(items, r.view())
+		items = append(items, clinicianView(r))
 	}
 	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
 }
@@ -265,20 +240,11 @@ func (s *Server) patchClinician(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var row clinicianRow
-	err := s.db.GetContext(c.Request.Context(), &row, `
-		UPDATE clinicians SET
-			send_entry_identifier = CASE WHEN $2 THEN $3 ELSE send_entry_identifier END,
-			login_active = COALESCE($4, login_active),
-			groups = CASE WHEN $5 THEN $6::text[] ELSE groups END,
-			location_ids = CASE WHEN $7 THEN $8::text[] ELSE location_ids END,
-			contract_expiry_eod_date = CASE WHEN $9 THEN $10::date ELSE contract_expiry_eod_date END,
-			updated_at = now()
-		WHERE clinician_id = $1 RETURNING `+clinicianColumns,
-		id, f.identifier != nil, emptyToNil(f.identifier), req.LoginActive,
-		f.groups != nil, pq.Array(nonNil(f.groups)), f.locations != nil, pq.Array(nonNil(f.locations)),
-		f.expiry != nil, emptyToNil(f.expiry))
-	if errors.Is(err, sql.ErrNoRows) {
+	row, err := s.activationStore().PatchClinician(c.Request.Context(), id, activation.ClinicianPatch{
+		SendEntryIdentifier: f.identifier, LoginActive: req.LoginActive, Groups: f.groups, LocationIDs: f.locations,
+		ContractExpiryEODDate: f.expiry,
+	})
+	if errors.Is(err, activation.ErrNotFound) {
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no clinician "+id, "")
 		return
 	}
@@ -288,7 +254,7 @@ func (s *Server) patchClinician(c *gin.Context) {
 	// This process's token checks see the change at once, others within
 	// liveCheckTTL.
 	s.act.clinicians.drop(id)
-	c.JSON(http.StatusOK, row.view())
+	c.JSON(http.StatusOK, clinicianView(row))
 }
 
 // clinicianToken mints a clinician token for a device's user, found by the
@@ -313,9 +279,8 @@ func (s *Server) clinicianToken(c *gin.Context) {
 	}
 	deviceID := principal(c).Subject
 	ctx := c.Request.Context()
-	var row clinicianRow
-	err := s.db.GetContext(ctx, &row, `SELECT `+clinicianColumns+` FROM clinicians WHERE send_entry_identifier = $1`, ident)
-	if errors.Is(err, sql.ErrNoRows) {
+	row, err := s.activationStore().ClinicianBySendEntryIdentifier(ctx, ident)
+	if errors.Is(err, activation.ErrNotFound) {
 		s.auditRefusal(c, auth.SubjectClinician, "send_entry_identifier:"+ident, deviceID, "unknown send_entry_identifier")
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no clinician with that send_entry_identifier", "send_entry_identifier")
 		return
@@ -328,15 +293,14 @@ func (s *Server) clinicianToken(c *gin.Context) {
 		s.auditRefusal(c, auth.SubjectClinician, row.ClinicianID, deviceID, reason)
 		abortWithError(c, http.StatusForbidden, code, "login refused: "+reason, "")
 	}
-	if row.ContractExpiry.Valid && time.Now().After(endOfDay(row.ContractExpiry.Time, s.hospitalTZ)) {
+	if row.ContractExpiry != nil && time.Now().After(endOfDay(*row.ContractExpiry, s.hospitalTZ)) {
 		if row.LoginActive {
-			if _, err := s.db.ExecContext(ctx, `UPDATE clinicians SET login_active = false, updated_at = now()
-				WHERE clinician_id = $1`, row.ClinicianID); err != nil {
+			if err := s.activationStore().EndClinicianLogin(ctx, row.ClinicianID); err != nil {
 				s.abortInternal(c, "deactivate clinician", err)
 				return
 			}
 		}
-		refuse(CodeContractExpired, "contract expired on "+row.ContractExpiry.Time.Format(time.DateOnly))
+		refuse(CodeContractExpired, "contract expired on "+row.ContractExpiry.Format(time.DateOnly))
 		return
 	}
 	if !row.LoginActive {
@@ -436,17 +400,7 @@ func (s *Server) systemToken(c *gin.Context) {
 }
 
 // AuthAuditEntry is one auth_audit row.
-type AuthAuditEntry struct {
-	ID          int64     `json:"id" db:"id"`
-	At          time.Time `json:"at" db:"at"`
-	Event       string    `json:"event" db:"event"`
-	SubjectType string    `json:"subject_type" db:"subject_type"`
-	SubjectID   string    `json:"subject_id" db:"subject_id"`
-	Actor       string    `json:"actor" db:"actor"`
-	Reason      string    `json:"reason" db:"reason"`
-	RequestID   string    `json:"request_id" db:"request_id"`
-	ClientIP    string    `json:"client_ip" db:"client_ip"`
-}
+type AuthAuditEntry = activation.AuditEntry
 
 var authAuditEvents = []string{auditActivationCreated, "attempt_failed", "locked", "completed", "expired",
 	auditTokenIssued, auditDeviceUpdated, auditLoginRefused, auditSystemToken,
@@ -462,8 +416,6 @@ func (s *Server) listAuthAudit(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	// before is an auth_audit id (bigint); the query casts it so that
-	// Postgres does not infer integer from "= 0".
 	before, fe := int64Param(c, "before", 0, 0, pgBigintMax)
 	if fe != nil {
 		abortInvalid(c, fe)
@@ -484,12 +436,10 @@ func (s *Server) listAuthAudit(c *gin.Context) {
 		abortInvalid(c, invalid("subject_id", "must be at most 200 characters of text"))
 		return
 	}
-	items := []AuthAuditEntry{}
-	if err := s.db.SelectContext(c.Request.Context(), &items, `
-		SELECT id, at, event, subject_type, subject_id, actor, reason, request_id, client_ip FROM auth_audit
-		WHERE ($1::bigint = 0 OR id < $1::bigint) AND (cardinality($2::text[]) = 0 OR event = ANY($2))
-			AND ($3 = '' OR subject_type = $3) AND ($4 = '' OR subject_id = $4)
-		ORDER BY id DESC LIMIT $5`, before, pq.Array(nonNil(events)), subjectType, subjectID, limit); err != nil {
+	items, err := s.activationStore().ListAuthAudit(c.Request.Context(), activation.AuditFilter{
+		Before: before, Events: events, SubjectType: subjectType, SubjectID: subjectID, Limit: limit,
+	})
+	if err != nil {
 		s.abortInternal(c, "list auth audit", err)
 		return
 	}

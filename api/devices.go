@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,9 +14,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/activation"
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -26,17 +24,7 @@ import (
 var locationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 
 // DeviceView is a ward device.
-type DeviceView struct {
-	ID          string    `json:"id" db:"id"`
-	LocationID  string    `json:"location_id" db:"location_id"`
-	Description string    `json:"description" db:"description"`
-	Active      bool      `json:"active" db:"active"`
-	CreatedBy   string    `json:"created_by" db:"created_by"`
-	CreatedAt   time.Time `json:"created_at" db:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at" db:"updated_at"`
-}
-
-const deviceColumns = `id, location_id, description, active, created_by, created_at, updated_at`
+type DeviceView = activation.Device
 
 // deviceRequest is the body of POST /v1/devices and PATCH /v1/devices/{id}.
 type deviceRequest struct {
@@ -87,10 +75,8 @@ func (s *Server) createDevice(c *gin.Context) {
 	if req.Description != nil {
 		desc = *req.Description
 	}
-	var v DeviceView
-	if err := s.db.GetContext(c.Request.Context(), &v, `
-		INSERT INTO devices (id, location_id, description, created_by) VALUES ($1, $2, $3, $4) RETURNING `+deviceColumns,
-		uuid.NewString(), *req.LocationID, desc, actor(c)); err != nil {
+	v, err := s.activationStore().CreateDevice(c.Request.Context(), *req.LocationID, desc, actor(c))
+	if err != nil {
 		s.abortInternal(c, "store device", err)
 		return
 	}
@@ -114,10 +100,9 @@ func (s *Server) listDevices(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	items := []DeviceView{}
-	if err := s.db.SelectContext(c.Request.Context(), &items, `SELECT `+deviceColumns+` FROM devices
-		WHERE ($1::boolean IS NULL OR active = $1) AND (cardinality($2::text[]) = 0 OR location_id = ANY($2))
-		ORDER BY created_at, id LIMIT $3 OFFSET $4`, active, pq.Array(nonNil(locations)), limit, offset); err != nil {
+	items, err := s.activationStore().ListDevices(c.Request.Context(),
+		activation.DeviceFilter{Active: active, LocationIDs: locations, Limit: limit, Offset: offset})
+	if err != nil {
 		s.abortInternal(c, "list devices", err)
 		return
 	}
@@ -169,31 +154,36 @@ func deviceIDParam(c *gin.Context) (string, bool) {
 	return strings.ToLower(id), true
 }
 
-// loadDevice reads a device, answering 400/404 itself.
-func (s *Server) loadDevice(c *gin.Context, q sqlx.QueryerContext, forUpdate bool) (DeviceView, bool) {
-	var v DeviceView
+// loadDevice reads the :id path parameter's device, answering 400/404
+// itself.
+func (s *Server) loadDevice(c *gin.Context) (DeviceView, bool) {
 	id, ok := deviceIDParam(c)
 	if !ok {
-		return v, false
+		return DeviceView{}, false
 	}
-	query := `SELECT ` + deviceColumns + ` FROM devices WHERE id = $1`
-	if forUpdate {
-		query += ` FOR UPDATE`
-	}
-	err := sqlx.GetContext(c.Request.Context(), q, &v, query, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		abortWithError(c, http.StatusNotFound, CodeNotFound, "no device "+id, "")
-		return v, false
-	}
-	if err != nil {
-		s.abortInternal(c, "load device", err)
+	v, err := s.activationStore().Device(c.Request.Context(), id)
+	if !s.deviceFound(c, id, err) {
 		return v, false
 	}
 	return v, true
 }
 
+// deviceFound reports whether a device read or write succeeded; otherwise
+// it answers 404 for a missing device and 500 (or 503) for anything else.
+func (s *Server) deviceFound(c *gin.Context, id string, err error) bool {
+	switch {
+	case errors.Is(err, activation.ErrNotFound):
+		abortWithError(c, http.StatusNotFound, CodeNotFound, "no device "+id, "")
+		return false
+	case err != nil:
+		s.abortInternal(c, "load device", err)
+		return false
+	}
+	return true
+}
+
 func (s *Server) getDevice(c *gin.Context) {
-	if v, ok := s.loadDevice(c, s.db, false); ok {
+	if v, ok := s.loadDevice(c); ok {
 		c.JSON(http.StatusOK, v)
 	}
 }
@@ -202,70 +192,23 @@ func (s *Server) getDevice(c *gin.Context) {
 // (admin), with an audit event. Deactivating a device or moving it to
 // another location revokes every token it holds.
 func (s *Server) patchDevice(c *gin.Context) {
-	if _, ok := deviceIDParam(c); !ok {
+	id, ok := deviceIDParam(c)
+	if !ok {
 		return
 	}
 	req, ok := decodeDevice(c, false)
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		s.abortInternal(c, "begin", err)
+	v, changed, err := s.activationStore().PatchDevice(c.Request.Context(), id,
+		activation.DevicePatch{LocationID: req.LocationID, Description: req.Description, Active: req.Active}, requester(c))
+	if !s.deviceFound(c, id, err) {
 		return
 	}
-	defer func() { _ = tx.Rollback() }()
-	v, ok := s.loadDevice(c, tx, true)
-	if !ok {
-		return
+	if changed {
+		s.act.devices.drop(v.ID)
 	}
-	next := v
-	var changes []string
-	revoke := false
-	if req.LocationID != nil && *req.LocationID != v.LocationID {
-		next.LocationID = *req.LocationID
-		changes = append(changes, "location "+v.LocationID+" -> "+next.LocationID)
-		revoke = true
-	}
-	if req.Description != nil && *req.Description != v.Description {
-		next.Description = *req.Description
-		changes = append(changes, "description")
-	}
-	if req.Active != nil && *req.Active != v.Active {
-		next.Active = *req.Active
-		if next.Active {
-			changes = append(changes, "activated")
-		} else {
-			changes = append(changes, "deactivated")
-			revoke = true
-		}
-	}
-	if len(changes) == 0 {
-		c.JSON(http.StatusOK, v)
-		return
-	}
-	if err := tx.GetContext(ctx, &next, `
-		UPDATE devices SET location_id = $2, description = $3, active = $4, updated_at = now(),
-			tokens_revoked_at = CASE WHEN $5 THEN now() ELSE tokens_revoked_at END
-		WHERE id = $1 RETURNING `+deviceColumns, v.ID, next.LocationID, next.Description, next.Active, revoke); err != nil {
-		s.abortInternal(c, "update device", err)
-		return
-	}
-	reason := strings.Join(changes, "; ")
-	if revoke {
-		reason += "; tokens revoked"
-	}
-	if err := audit(ctx, tx, c, auditDeviceUpdated, auth.SubjectDevice, v.ID, actor(c), reason); err != nil {
-		s.abortInternal(c, "audit device update", err)
-		return
-	}
-	if err := tx.Commit(); err != nil {
-		s.abortInternal(c, "commit device", err)
-		return
-	}
-	s.act.devices.drop(v.ID)
-	c.JSON(http.StatusOK, next)
+	c.JSON(http.StatusOK, v)
 }
 
 // createDeviceActivation issues a 9-digit activation code for an active
@@ -274,7 +217,7 @@ func (s *Server) createDeviceActivation(c *gin.Context) {
 	if !s.activationsReady(c) {
 		return
 	}
-	v, ok := s.loadDevice(c, s.db, false)
+	v, ok := s.loadDevice(c)
 	if !ok {
 		return
 	}
@@ -300,7 +243,7 @@ func (s *Server) deviceToken(c *gin.Context) {
 	if !s.activationsReady(c) {
 		return
 	}
-	v, ok := s.loadDevice(c, s.db, false)
+	v, ok := s.loadDevice(c)
 	if !ok {
 		return
 	}
@@ -321,21 +264,13 @@ func (s *Server) deviceToken(c *gin.Context) {
 		LocationIDs: []string{v.LocationID}}, s.act.deviceTTL, "", "activation")
 }
 
-// deviceLive is what the token checks need of a device row.
-type deviceLive struct {
-	Found      bool
-	Active     bool       `db:"active"`
-	RevokedAt  *time.Time `db:"tokens_revoked_at"`
-	LocationID string     `db:"location_id"`
-}
-
 const deviceLiveKey = "vigil.device"
 
 // liveDevice is the device row subjectLive checked for this request (nil
 // for principals without a device).
-func liveDevice(c *gin.Context) *deviceLive {
+func liveDevice(c *gin.Context) *activation.DeviceState {
 	v, _ := c.Get(deviceLiveKey)
-	d, _ := v.(*deviceLive)
+	d, _ := v.(*activation.DeviceState)
 	return d
 }
 
@@ -374,8 +309,8 @@ type subjectRefused struct {
 // subjectRefusal is subjectLive's check without a request: nil when the
 // token still works (with the device row checked, if any), else why not.
 // Open streams call it again as they go.
-func (s *Server) subjectRefusal(ctx context.Context, p *auth.Claims) (*subjectRefused, *deviceLive, error) {
-	var device *deviceLive
+func (s *Server) subjectRefusal(ctx context.Context, p *auth.Claims) (*subjectRefused, *activation.DeviceState, error) {
+	var device *activation.DeviceState
 	switch p.SubjectType {
 	case auth.SubjectDevice:
 		return s.deviceRefusal(ctx, p, p.Subject)
@@ -394,17 +329,16 @@ func (s *Server) subjectRefusal(ctx context.Context, p *auth.Claims) (*subjectRe
 }
 
 // deviceRefusal checks the device deviceID of a device or clinician token.
-func (s *Server) deviceRefusal(ctx context.Context, p *auth.Claims, deviceID string) (*subjectRefused, *deviceLive, error) {
+func (s *Server) deviceRefusal(ctx context.Context, p *auth.Claims, deviceID string) (*subjectRefused, *activation.DeviceState, error) {
 	row, ok := s.act.devices.get(deviceID, time.Now())
 	if _, err := uuid.Parse(deviceID); err != nil {
-		ok, row = true, deviceLive{} // no such device can exist
+		ok, row = true, activation.DeviceState{} // no such device can exist
 	}
 	if !ok {
-		err := s.db.GetContext(ctx, &row, `SELECT active, tokens_revoked_at, location_id FROM devices WHERE id = $1`, deviceID)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		var err error
+		if row, err = s.activationStore().DeviceState(ctx, deviceID); err != nil {
 			return nil, nil, fmt.Errorf("check device: %w", err)
 		}
-		row.Found = err == nil
 		s.act.devices.put(deviceID, row, time.Now())
 	}
 	// iat has whole seconds: a token from the second of the revocation is
@@ -427,9 +361,8 @@ func (s *Server) deviceRefusal(ctx context.Context, p *auth.Claims, deviceID str
 func (s *Server) clinicianRefusal(ctx context.Context, p *auth.Claims) (*subjectRefused, error) {
 	row, ok := s.act.clinicians.get(p.Subject, time.Now())
 	if !ok {
-		var r clinicianRow
-		err := s.db.GetContext(ctx, &r, `SELECT `+clinicianColumns+` FROM clinicians WHERE clinician_id = $1`, p.Subject)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		r, err := s.activationStore().Clinician(ctx, p.Subject)
+		if err != nil && !errors.Is(err, activation.ErrNotFound) {
 			return nil, fmt.Errorf("check clinician: %w", err)
 		}
 		if err == nil {
@@ -443,8 +376,8 @@ func (s *Server) clinicianRefusal(ctx context.Context, p *auth.Claims) (*subject
 		return nil, nil
 	case row == nil:
 		reason = "clinician removed"
-	case row.ContractExpiry.Valid && time.Now().After(endOfDay(row.ContractExpiry.Time, s.hospitalTZ)):
-		code, reason = CodeContractExpired, "contract expired on "+row.ContractExpiry.Time.Format(time.DateOnly)
+	case row.ContractExpiry != nil && time.Now().After(endOfDay(*row.ContractExpiry, s.hospitalTZ)):
+		code, reason = CodeContractExpired, "contract expired on "+row.ContractExpiry.Format(time.DateOnly)
 	case !row.LoginActive:
 		code, reason = CodeLoginInactive, "login inactive"
 	case !inGroup(row.Groups, s.act.clinicianGroups):

@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 )
 
 // Scopes of the message endpoints. System tokens carry ScopeAll instead.
@@ -37,7 +37,7 @@ const maxMessageBodyBytes = 128 << 10
 var messageSubjects = []string{auth.SubjectPatient, auth.SubjectClinician, auth.SubjectSystem}
 
 // messageRoutes registers the messages API. Who may do what is decided by
-// package messagestore from the token's claims alone.
+// package message from the token's claims alone.
 func (s *Server) messageRoutes(v1 *gin.RouterGroup) {
 	read := s.requireSubject(messageSubjects, ScopeReadMessage)
 	write := s.requireSubject(messageSubjects, ScopeWriteMessage)
@@ -53,13 +53,13 @@ func (s *Server) messageRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/receivers/:id/messages/stream", queryTokenAuth(read), s.streamMessages)
 }
 
-func (s *Server) messageStore() *messagestore.Store {
-	return &messagestore.Store{DB: s.db, Batcher: s.messageBatcher}
+func (s *Server) messageStore() *message.Store {
+	return &message.Store{DB: s.db, Batcher: s.messageBatcher}
 }
 
 // MessagePage answers the message lists.
 type MessagePage struct {
-	Items []messagestore.Message `json:"items"`
+	Items []message.Message `json:"items"`
 	// NextCursor fetches the next page; nil on the last one.
 	NextCursor *string `json:"next_cursor"`
 }
@@ -90,9 +90,9 @@ type messageCreateRequest struct {
 
 // decodeMessageCreate parses and validates a create body. It never panics;
 // every refusal is a 4xx naming the field where there is one.
-func decodeMessageCreate(body []byte) (messagestore.NewMessage, *requestError) {
+func decodeMessageCreate(body []byte) (message.NewMessage, *requestError) {
 	var req messageCreateRequest
-	var m messagestore.NewMessage
+	var m message.NewMessage
 	if re := strictDecode(body, &req); re != nil {
 		return m, re
 	}
@@ -111,10 +111,10 @@ func decodeMessageCreate(body []byte) (messagestore.NewMessage, *requestError) {
 	if req.Content == nil {
 		return m, badField("content", "is required")
 	}
-	m = messagestore.NewMessage{
+	m = message.NewMessage{
 		SenderID: *req.SenderID, SenderType: *req.SenderType,
 		ReceiverID: *req.ReceiverID, ReceiverType: *req.ReceiverType,
-		Type: messagestore.Type(*req.MessageType.Value), Content: *req.Content,
+		Type: message.Type(*req.MessageType.Value), Content: *req.Content,
 	}
 	if req.RelatedMessage != nil {
 		id, err := uuid.Parse(*req.RelatedMessage)
@@ -128,7 +128,7 @@ func decodeMessageCreate(body []byte) (messagestore.NewMessage, *requestError) {
 		m.Internal = *req.Internal
 	}
 	if err := m.Validate(); err != nil {
-		var ie *messagestore.InvalidError
+		var ie *message.InvalidError
 		if errors.As(err, &ie) {
 			return m, badField(ie.Field, ie.Reason)
 		}
@@ -154,8 +154,8 @@ var (
 // decodeMessagePatch parses and validates a PATCH body: a non-empty object
 // of patchFields only, none null. It never panics; every refusal is a 4xx
 // naming the field where there is one.
-func decodeMessagePatch(body []byte) (messagestore.Patch, *requestError) {
-	var p messagestore.Patch
+func decodeMessagePatch(body []byte) (message.Patch, *requestError) {
+	var p message.Patch
 	var raw map[string]json.RawMessage
 	if re := strictDecode(body, &raw); re != nil {
 		return p, re
@@ -201,7 +201,7 @@ func decodeMessagePatch(body []byte) (messagestore.Patch, *requestError) {
 				p.Cancelled = &t
 			}
 		case "confirmed_by", "cancelled_by":
-			if !messagestore.ValidPartyID(*v) {
+			if !message.ValidPartyID(*v) {
 				return p, badField(k, "must be a party id (1 to 128 letters, digits, '.', '_', ':', '@' or '-')")
 			}
 			if k == "confirmed_by" {
@@ -235,13 +235,13 @@ func decodeCallbackPatients(body []byte) ([]string, *requestError) {
 	if raw == nil {
 		return nil, notArray
 	}
-	if len(raw) > messagestore.MaxActiveCallbackPatients {
-		return nil, badField("[]", fmt.Sprintf("must hold at most %d patient ids", messagestore.MaxActiveCallbackPatients))
+	if len(raw) > message.MaxActiveCallbackPatients {
+		return nil, badField("[]", fmt.Sprintf("must hold at most %d patient ids", message.MaxActiveCallbackPatients))
 	}
 	out := make([]string, 0, len(raw))
 	for i, r := range raw {
 		var id string
-		if err := json.Unmarshal(r, &id); err != nil || !messagestore.ValidPartyID(id) {
+		if err := json.Unmarshal(r, &id); err != nil || !message.ValidPartyID(id) {
 			return nil, badField("["+strconv.Itoa(i)+"]", "must be a patient id (1 to 128 letters, digits, '.', '_', ':', '@' or '-')")
 		}
 		if !slices.Contains(out, id) {
@@ -254,10 +254,10 @@ func decodeCallbackPatients(body []byte) ([]string, *requestError) {
 // abortMessageError answers a store error: not found (or not visible) 404,
 // refused by the policy 403, refused by the data 400, anything else 500.
 func (s *Server) abortMessageError(c *gin.Context, what string, err error) {
-	var fe *messagestore.ForbiddenError
-	var ie *messagestore.InvalidError
+	var fe *message.ForbiddenError
+	var ie *message.InvalidError
 	switch {
-	case errors.Is(err, messagestore.ErrNotFound):
+	case errors.Is(err, message.ErrNotFound):
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no such message", "")
 	case errors.As(err, &fe):
 		abortWithError(c, http.StatusForbidden, CodeForbidden, fe.Reason, fe.Field)
@@ -288,7 +288,7 @@ func (s *Server) createMessage(c *gin.Context) {
 	}
 	s.metrics.Access().MessageCreated(m.Type.Name())
 	// Wake the receiver's streams (after the insert committed).
-	s.bus().announce(messagestore.NotifyChannel, msg.ReceiverID)
+	s.bus().announce(message.NotifyChannel, msg.ReceiverID)
 	c.Header("Location", "/v1/messages/"+msg.ID)
 	c.JSON(http.StatusCreated, msg)
 }
@@ -354,7 +354,7 @@ const (
 // partyParam reads a path parameter holding a party id.
 func partyParam(c *gin.Context, name string) (string, *fieldError) {
 	id := c.Param(name)
-	if !messagestore.ValidPartyID(id) {
+	if !message.ValidPartyID(id) {
 		return "", invalid(name, "must be a party id (1 to 128 letters, digits, '.', '_', ':', '@' or '-')")
 	}
 	return id, nil
@@ -366,16 +366,16 @@ func partyTypeParam(c *gin.Context, name string) (string, *fieldError) {
 	if !ok {
 		return "", nil
 	}
-	if !slices.Contains(messagestore.PartyTypes, v) {
-		return "", invalid(name, "must be one of "+strings.Join(messagestore.PartyTypes, ", "))
+	if !slices.Contains(message.PartyTypes, v) {
+		return "", invalid(name, "must be one of "+strings.Join(message.PartyTypes, ", "))
 	}
 	return v, nil
 }
 
 // parseMessageList reads a list endpoint's path and query parameters.
-func parseMessageList(c *gin.Context, kind listKind) (messagestore.ListQuery, *fieldError) {
+func parseMessageList(c *gin.Context, kind listKind) (message.ListQuery, *fieldError) {
 	var (
-		q  messagestore.ListQuery
+		q  message.ListQuery
 		fe *fieldError
 	)
 	id, fe := partyParam(c, "id")
@@ -415,11 +415,11 @@ func parseMessageList(c *gin.Context, kind listKind) (messagestore.ListQuery, *f
 			q.Active = b
 		}
 	}
-	if q.Limit, fe = intParam(c, "limit", messagestore.DefaultLimit, 1, messagestore.MaxLimit); fe != nil {
+	if q.Limit, fe = intParam(c, "limit", message.DefaultLimit, 1, message.MaxLimit); fe != nil {
 		return q, fe
 	}
 	if v, ok := c.GetQuery("cursor"); ok {
-		cur, err := messagestore.DecodeCursor(v)
+		cur, err := message.DecodeCursor(v)
 		if err != nil {
 			return q, invalid("cursor", "must be a next_cursor returned by this endpoint")
 		}

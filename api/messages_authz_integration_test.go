@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 )
 
 // authzCase is one row of an authorisation matrix: a caller doing one
@@ -79,11 +79,11 @@ func (s *stack) runAuthz(t *testing.T, cases []authzCase, names map[string]strin
 					got = append(got, names[m.ID])
 				}
 			case c.method == "GET" && strings.HasPrefix(c.path, "/v1/messages/"):
-				var m messagestore.Message
+				var m message.Message
 				require.NoError(t, json.Unmarshal(raw, &m))
 				got = []string{names[m.ID]}
 			default: // active callbacks: patient id -> message
-				var byPatient map[string]messagestore.Message
+				var byPatient map[string]message.Message
 				require.NoError(t, json.Unmarshal(raw, &byPatient))
 				for _, m := range byPatient {
 					got = append(got, names[m.ID])

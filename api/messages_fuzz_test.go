@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 )
 
 // checkRefusal holds a decoder's refusal to the API's promise: a 4xx, never
@@ -43,7 +43,7 @@ func FuzzDecodeMessageCreate(f *testing.F) {
 		if err := m.Validate(); err != nil {
 			t.Fatalf("accepted an invalid message: %v", err)
 		}
-		if !m.Type.Valid() || messagestore.ValidContent(m.Content) != "" {
+		if !m.Type.Valid() || message.ValidContent(m.Content) != "" {
 			t.Fatalf("accepted %+v", m)
 		}
 	})
@@ -69,7 +69,7 @@ func FuzzDecodeMessagePatch(f *testing.F) {
 			t.Fatalf("accepted an empty patch from %q", body)
 		}
 		for _, by := range []*string{p.ConfirmedBy, p.CancelledBy} {
-			if by != nil && !messagestore.ValidPartyID(*by) {
+			if by != nil && !message.ValidPartyID(*by) {
 				t.Fatalf("accepted by %q", *by)
 			}
 		}
@@ -89,11 +89,11 @@ func FuzzDecodeCallbackPatients(f *testing.F) {
 			checkRefusal(t, re)
 			return
 		}
-		if len(ids) > messagestore.MaxActiveCallbackPatients {
+		if len(ids) > message.MaxActiveCallbackPatients {
 			t.Fatalf("accepted %d ids", len(ids))
 		}
 		for _, id := range ids {
-			if !messagestore.ValidPartyID(id) {
+			if !message.ValidPartyID(id) {
 				t.Fatalf("accepted id %q", id)
 			}
 		}

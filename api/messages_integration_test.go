@@ -17,7 +17,7 @@ import (
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 )
 
 // msgParties are one test's party ids, unique to the test so tests sharing
@@ -73,9 +73,9 @@ func msgBody(senderType, sender, receiverType, receiver string, typ int, content
 }
 
 // send creates a message and returns it, requiring 201.
-func (s *stack) send(t *testing.T, token, body string) messagestore.Message {
+func (s *stack) send(t *testing.T, token, body string) message.Message {
 	t.Helper()
-	var m messagestore.Message
+	var m message.Message
 	resp := s.call(t, "POST", "/v1/messages", token, body, &m)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, body)
 	return m
@@ -104,10 +104,10 @@ func TestMessageCreateAndGet(t *testing.T) {
 	m := s.send(t, tk.P, msgBody("patient", p.P, "location", p.L1, 5, "Please call me back\n\tabout my dose"))
 	require.Equal(t, p.P, m.CreatedBy)
 	require.Equal(t, "patient", m.CreatedByType)
-	require.Equal(t, messagestore.TypeRef{Value: 5, Name: "CALLBACK"}, m.MessageType)
+	require.Equal(t, message.TypeRef{Value: 5, Name: "CALLBACK"}, m.MessageType)
 	require.Nil(t, m.Confirmed)
 
-	var got messagestore.Message
+	var got message.Message
 	resp := s.call(t, "GET", "/v1/messages/"+m.ID, tk.C, "", &got)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, m.Content, got.Content)
@@ -215,7 +215,7 @@ func TestMessagePatch(t *testing.T) {
 	}
 
 	// The receiver retrieves and confirms; confirmed_by defaults to it.
-	var got messagestore.Message
+	var got message.Message
 	resp := s.call(t, "PATCH", path, tk.P, `{"retrieved": "2026-03-01T10:00:00Z"}`, &got)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "2026-03-01T10:00:00Z", got.Retrieved.Format(time.RFC3339))
@@ -245,7 +245,7 @@ func TestMessagePatch(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Equal(t, "related_message", e.Field)
 	// Created with a related message it can see.
-	var linked messagestore.Message
+	var linked message.Message
 	resp = s.call(t, "POST", "/v1/messages", tk.P, `{"sender_type":"patient","sender_id":"`+p.P+`","receiver_type":"location","receiver_id":"`+p.L1+
 		`","message_type":{"value":0},"content":"re","related_message":"`+m.ID+`"}`, &linked)
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
@@ -294,7 +294,7 @@ func TestMessagePagination(t *testing.T) {
 	}
 	for path, token := range map[string]string{"/v1/parties/" + p.P + "/messages": tk.P, "/v1/parties/" + p.L1 + "/messages": tk.C} {
 		var got []string
-		var prev *messagestore.Message
+		var prev *message.Message
 		next := path + "?limit=25"
 		pages := 0
 		for {
@@ -350,7 +350,7 @@ func TestMessageActiveCallbacks(t *testing.T) {
 	s.send(t, tk.P, msgBody("patient", p.P, "location", p.L1, 0, "not a callback"))
 	other := s.send(t, tk.P2, msgBody("patient", p.P2, "location", p.L2, 5, "other"))
 
-	var got map[string]messagestore.Message
+	var got map[string]message.Message
 	resp := s.call(t, "POST", "/v1/callbacks/active", tk.C, `["`+p.P+`","`+p.P2+`","`+p.P+`","nobody"]`, &got)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Len(t, got, 2)
@@ -451,7 +451,7 @@ func TestMessageStream(t *testing.T) {
 		for range n {
 			ev := nextEvent(t, events)
 			require.Equal(t, "message", ev.Event)
-			var m messagestore.Message
+			var m message.Message
 			require.NoError(t, json.Unmarshal([]byte(ev.Data), &m))
 			require.NotEmpty(t, ev.ID, "the event id is the stream position")
 			got = append(got, m.ID)

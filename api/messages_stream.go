@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 )
 
 // streamWindow is how far back a message stream that does not resume
@@ -37,7 +37,7 @@ func lastEventID(c *gin.Context) (value, field string) {
 // NOTIFY (see notificationBus.announce); the stream then reads what is new
 // with the caller's authorisation (a patient follows only itself and never
 // gets alerts). Positions follow commit order per receiver (see
-// messagestore.Received), so a resumed stream neither repeats nor skips.
+// message.Received), so a resumed stream neither repeats nor skips.
 // Comments (": ping") keep an idle stream open, and the stream also looks
 // again at each one. ?type= keeps one receiver type.
 func (s *Server) streamMessages(c *gin.Context) {
@@ -54,13 +54,13 @@ func (s *Server) streamMessages(c *gin.Context) {
 	ctx := c.Request.Context()
 	claims := principal(c)
 	store := s.messageStore()
-	if err := messagestore.CanList(claims, receiver); err != nil {
+	if err := message.CanList(claims, receiver); err != nil {
 		s.abortMessageError(c, "stream messages", err)
 		return
 	}
 	// Subscribe before reading the position: nothing stored after it is
 	// missed.
-	wake, unsubscribe := s.bus().subscribe(messagestore.NotifyChannel, receiver)
+	wake, unsubscribe := s.bus().subscribe(message.NotifyChannel, receiver)
 	defer unsubscribe()
 
 	var pos int64
@@ -72,7 +72,7 @@ func (s *Server) streamMessages(c *gin.Context) {
 		case err != nil && len(v) == 36:
 			// An id sent before stream positions existed: the message id.
 			m, err := store.Get(ctx, claims, v)
-			if errors.Is(err, messagestore.ErrNotFound) || (err == nil && m.ReceiverID != receiver) {
+			if errors.Is(err, message.ErrNotFound) || (err == nil && m.ReceiverID != receiver) {
 				abortInvalid(c, invalid(field, "must be the id of an event of this stream"))
 				return
 			}

@@ -2,7 +2,7 @@ package api
 
 import (
 	"github.com/vigil-health/vigil/internal/incident"
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 	"github.com/vigil-health/vigil/internal/pgnotify"
 )
 
@@ -11,7 +11,7 @@ import (
 // new messages.
 func (s *Server) bus() *notificationBus {
 	s.busOnce.Do(func() {
-		s.notifyBus = &notificationBus{pgnotify.New(s.databaseURL, s.db, s.logger, incident.NotificationChannel, messagestore.NotifyChannel)}
+		s.notifyBus = &notificationBus{pgnotify.New(s.databaseURL, s.db, s.logger, incident.NotificationChannel, message.NotifyChannel)}
 	})
 	return s.notifyBus
 }

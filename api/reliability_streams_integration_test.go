@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 )
 
 // resumableStream is an SSE stream a test can drop, as a client whose
@@ -179,7 +179,7 @@ func TestReliability_Streams_MessagesCommitOrder(t *testing.T) {
 
 	later := make(chan string, 1)
 	go func() {
-		var m messagestore.Message
+		var m message.Message
 		resp := s.call(t, "POST", "/v1/messages", tk.C, msgBody("location", p.L1, "patient", p.P, 0, "later"), &m)
 		if resp.StatusCode == http.StatusCreated {
 			later <- m.ID

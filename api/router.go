@@ -20,7 +20,7 @@ import (
 	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/loginguard"
-	"github.com/vigil-health/vigil/internal/messagestore"
+	"github.com/vigil-health/vigil/internal/message"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -135,7 +135,7 @@ type Server struct {
 	busOnce     sync.Once
 	notifyBus   *notificationBus
 	// messageBatcher groups concurrent message creates into shared commits.
-	messageBatcher *messagestore.Batcher
+	messageBatcher *message.Batcher
 	// autoResolveWait is passed to new incidents.
 	autoResolveWait time.Duration
 	// alertWait bounds an alert request's wait for its incident workflow.
@@ -184,7 +184,7 @@ func buildServer(d Deps) *Server {
 	}
 	return &Server{
 		db:             d.DB,
-		messageBatcher: &messagestore.Batcher{DB: d.DB},
+		messageBatcher: &message.Batcher{DB: d.DB},
 		temporal:       d.Temporal,
 		logger:         d.Logger,
 		metrics:        d.Metrics,

@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/api"
+	"github.com/vigil-health/vigil/internal/activation/credential"
 	"github.com/vigil-health/vigil/internal/auth"
-	"github.com/vigil-health/vigil/internal/credential"
 	"github.com/vigil-health/vigil/workflows"
 )
 

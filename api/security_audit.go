@@ -26,7 +26,7 @@ const (
 // id, client IP and authenticated caller. A failed write is logged and the
 // decision stands. It must never be given a secret.
 func (s *Server) auditEvent(c *gin.Context, event, subjectType, subjectID, reason string) {
-	if err := audit(context.WithoutCancel(c.Request.Context()), s.db, c, event, subjectType, subjectID, actor(c), reason); err != nil {
+	if err := s.audit(context.WithoutCancel(c.Request.Context()), c, event, subjectType, subjectID, actor(c), reason); err != nil {
 		s.logger.ErrorContext(c.Request.Context(), "write security audit", "event", event, "err", err, "request_id", requestID(c))
 	}
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -152,7 +151,7 @@ func (s *Server) rotateStaffSession(c *gin.Context, refresh string) (info StaffI
 	}
 	info, err = s.staffByID(ctx, sess.SubjectID)
 	if err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
+		if errors.Is(err, reference.ErrNotFound) {
 			return info, "", "", "the account no longer exists", nil
 		}
 		return info, "", "", "", err

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/systemcheck"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -238,26 +238,15 @@ func (s *Server) getSystemCheck(c *gin.Context) {
 	}
 }
 
-type systemCheckRow struct {
-	RunID          string    `db:"run_id"`
-	Note           string    `db:"note"`
-	RequestedAt    time.Time `db:"requested_at"`
-	RecordedAt     time.Time `db:"recorded_at"`
-	WorkerIdentity string    `db:"worker_identity"`
-}
-
 // loadSystemCheck merges the check's row (written by the activity) with its
 // workflow's status. It returns *serviceerror.NotFound when neither exists.
 func (s *Server) loadSystemCheck(ctx context.Context, id string) (*SystemCheck, error) {
 	wfID := workflows.SystemCheckWorkflowID(id)
 	check := &SystemCheck{CheckID: id, WorkflowID: wfID, WebUIURL: s.workflowURL(wfID)}
 
-	var row systemCheckRow
-	err := s.db.GetContext(ctx, &row, `
-		SELECT run_id, note, requested_at, recorded_at, worker_identity
-		FROM system_checks WHERE id = $1`, id)
+	row, err := (&systemcheck.Store{DB: s.db}).Check(ctx, id)
 	rowFound := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err != nil && !errors.Is(err, systemcheck.ErrNotFound) {
 		return nil, err
 	}
 	if rowFound {

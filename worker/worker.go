@@ -16,12 +16,14 @@ import (
 
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/actionproof"
+	"github.com/vigil-health/vigil/internal/activation"
 	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
+	"github.com/vigil-health/vigil/internal/systemcheck"
 	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/workflows"
@@ -142,7 +144,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 
 // RegisterActivities registers every activity struct.
 func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
-	r.RegisterActivity(&activities.Database{DB: deps.DB, Identity: identity()})
+	r.RegisterActivity(&activities.Database{Store: &systemcheck.Store{DB: deps.DB}, Identity: identity()})
 	loc := deps.HospitalTZ
 	if loc == nil {
 		loc = time.UTC
@@ -161,7 +163,7 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	watches := watchActivities(deps)
 	r.RegisterActivity(watches)
 	r.RegisterActivity(&activities.CapacityMaintenance{Store: watches.Store, Slack: deps.Slack, London: watches.London})
-	r.RegisterActivity(&activities.Activations{DB: deps.DB})
+	r.RegisterActivity(&activities.Activations{Store: &activation.Store{DB: deps.DB}})
 	r.RegisterActivity(nodeActivities(deps))
 	r.RegisterActivity(&activities.Operators{DB: deps.DB})
 }

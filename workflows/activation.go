@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/activation"
 )
 
 var activationActivities *activities.Activations
@@ -30,7 +31,7 @@ func Activation(ctx workflow.Context, in *ActivationInput) (*ActivationResult, e
 		(in.Kind == ActivationKindDevice && in.SubjectID == "") {
 		return nil, temporal.NewNonRetryableApplicationError("activation id, kind, device id, hashes and expiry are required", "InvalidInput", nil)
 	}
-	a := &activation{in: in, hashes: in.Hashes, st: ActivationState{
+	a := &activationRun{in: in, hashes: in.Hashes, st: ActivationState{
 		ActivationID: in.ActivationID, Kind: in.Kind, SubjectID: in.SubjectID, State: ActivationPending,
 		MaxAttempts: in.MaxAttempts, ExpiresAt: in.ExpiresAt,
 	}}
@@ -44,7 +45,7 @@ func Activation(ctx workflow.Context, in *ActivationInput) (*ActivationResult, e
 	return a.run(ctx)
 }
 
-type activation struct {
+type activationRun struct {
 	in       *ActivationInput
 	st       ActivationState
 	hashes   ActivationHashes
@@ -58,7 +59,7 @@ type activation struct {
 	mu workflow.Mutex
 }
 
-func (a *activation) final() bool {
+func (a *activationRun) final() bool {
 	switch a.st.State {
 	case ActivationRedeemed, ActivationExpired, ActivationLocked:
 		return true
@@ -68,21 +69,21 @@ func (a *activation) final() bool {
 
 // deadline is when the current stage ends: the activation's expiry while
 // pending, the authorisation code's once activated.
-func (a *activation) deadline() time.Time {
+func (a *activationRun) deadline() time.Time {
 	if a.st.State == ActivationActivated {
 		return a.st.ActivatedAt.Add(AuthorisationCodeTTL)
 	}
 	return a.st.ExpiresAt
 }
 
-func (a *activation) expired(ctx workflow.Context) bool {
+func (a *activationRun) expired(ctx workflow.Context) bool {
 	return workflow.Now(ctx).After(a.deadline())
 }
 
 func rejectActivation(kind, msg string) error { return temporal.NewApplicationError(msg, kind) }
 
 // usable rejects any update once the activation has ended.
-func (a *activation) usable(ctx workflow.Context) error {
+func (a *activationRun) usable(ctx workflow.Context) error {
 	switch {
 	case a.st.State == ActivationLocked:
 		return rejectActivation(RejectActivationLocked, "the activation is locked after too many wrong PINs or codes")
@@ -94,7 +95,7 @@ func (a *activation) usable(ctx workflow.Context) error {
 	return nil
 }
 
-func (a *activation) setup(ctx workflow.Context) error {
+func (a *activationRun) setup(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandlerWithOptions(ctx, ActivationQueryState, func() (ActivationState, error) { return a.st, nil },
 		workflow.QueryHandlerOptions{Description: "The activation's stage, attempts and expiry (no secrets)."}); err != nil {
 		return fmt.Errorf("register query: %w", err)
@@ -120,7 +121,7 @@ func (a *activation) setup(ctx workflow.Context) error {
 
 // details sets the run's current details in the Web UI: its stage, wrong
 // attempts and deadline. Never a secret or a patient id.
-func (a *activation) details(ctx workflow.Context) {
+func (a *activationRun) details(ctx workflow.Context) {
 	lines := []string{ActivationSummary(a.st.Kind, a.deviceID())}
 	wrong := "wrong PINs"
 	if a.st.Kind == ActivationKindDevice {
@@ -141,14 +142,14 @@ func (a *activation) details(ctx workflow.Context) {
 
 // deviceID is the device's id; "" for a patient (whose runs from before
 // pseudonyms carry the patient id in SubjectID, which is never shown).
-func (a *activation) deviceID() string {
+func (a *activationRun) deviceID() string {
 	if a.st.Kind == ActivationKindDevice {
 		return a.st.SubjectID
 	}
 	return ""
 }
 
-func (a *activation) run(ctx workflow.Context) (*ActivationResult, error) {
+func (a *activationRun) run(ctx workflow.Context) (*ActivationResult, error) {
 	for !a.final() {
 		seen := a.changes
 		a.details(ctx)
@@ -173,8 +174,8 @@ func (a *activation) run(ctx workflow.Context) (*ActivationResult, error) {
 			if !a.st.ActivatedAt.IsZero() {
 				reason = "authorisation code not used in time"
 			}
-			if err := a.record(ctx, &activities.RecordActivationInput{FinishedAt: workflow.Now(ctx)},
-				activities.AuthAuditEvent{Event: "expired", Reason: reason}); err != nil {
+			if err := a.record(ctx, &activation.RecordActivationInput{FinishedAt: workflow.Now(ctx)},
+				activation.AuthAuditEvent{Event: "expired", Reason: reason}); err != nil {
 				return nil, err
 			}
 		}
@@ -186,7 +187,7 @@ func (a *activation) run(ctx workflow.Context) (*ActivationResult, error) {
 	return &ActivationResult{State: a.st.State}, nil
 }
 
-func (a *activation) validateRecreate(ctx workflow.Context, r *RecreateRequest) error {
+func (a *activationRun) validateRecreate(ctx workflow.Context, r *RecreateRequest) error {
 	if err := a.usable(ctx); err != nil {
 		return err
 	}
@@ -203,7 +204,7 @@ func (a *activation) validateRecreate(ctx workflow.Context, r *RecreateRequest) 
 	return nil
 }
 
-func (a *activation) recreate(ctx workflow.Context, r *RecreateRequest) (ActivationState, error) {
+func (a *activationRun) recreate(ctx workflow.Context, r *RecreateRequest) (ActivationState, error) {
 	if err := a.lock(ctx, func() error { return a.validateRecreate(ctx, r) }); err != nil {
 		return a.st, err
 	}
@@ -213,9 +214,9 @@ func (a *activation) recreate(ctx workflow.Context, r *RecreateRequest) (Activat
 		// The patient's code never changes: it is derived from the id.
 		next.CodeHash, next.CodeSalt = a.hashes.CodeHash, a.hashes.CodeSalt
 	}
-	err := a.recordWith(ctx, &activities.RecordActivationInput{Material: &activities.ActivationMaterial{
+	err := a.recordWith(ctx, &activation.RecordActivationInput{Material: &activation.Material{
 		CodeDigest: r.CodeDigest, CodeHash: next.CodeHash, CodeSalt: next.CodeSalt, PinSalt: next.PinSalt, ExpiresAt: r.ExpiresAt,
-	}}, ActivationPending, 0, activities.AuthAuditEvent{Event: "activation_created", Reason: "re-created", Actor: r.Meta.Actor,
+	}}, ActivationPending, 0, activation.AuthAuditEvent{Event: "activation_created", Reason: "re-created", Actor: r.Meta.Actor,
 		RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP})
 	if err != nil {
 		return a.st, err
@@ -228,7 +229,7 @@ func (a *activation) recreate(ctx workflow.Context, r *RecreateRequest) (Activat
 	return a.st, nil
 }
 
-func (a *activation) validateAttempt(ctx workflow.Context, r *AttemptRequest) error {
+func (a *activationRun) validateAttempt(ctx workflow.Context, r *AttemptRequest) error {
 	if err := a.usable(ctx); err != nil {
 		return err
 	}
@@ -247,16 +248,16 @@ func (a *activation) validateAttempt(ctx workflow.Context, r *AttemptRequest) er
 	return nil
 }
 
-func (a *activation) attempt(ctx workflow.Context, r *AttemptRequest) (AttemptResult, error) {
+func (a *activationRun) attempt(ctx workflow.Context, r *AttemptRequest) (AttemptResult, error) {
 	if err := a.lock(ctx, func() error { return a.validateAttempt(ctx, r) }); err != nil {
 		return AttemptResult{}, err
 	}
 	defer a.mu.Unlock()
-	meta := activities.AuthAuditEvent{Actor: r.Meta.Actor, RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP}
+	meta := activation.AuthAuditEvent{Actor: r.Meta.Actor, RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP}
 	if a.st.Kind == ActivationKindDevice || hashEqual(r.PinHash, a.hashes.PinHash) {
 		now := workflow.Now(ctx)
 		meta.Event = "completed"
-		if err := a.recordWith(ctx, &activities.RecordActivationInput{
+		if err := a.recordWith(ctx, &activation.RecordActivationInput{
 			AuthCodeHash: r.AuthCodeHash, AuthCodeSalt: r.AuthCodeSalt, ActivatedAt: now,
 		}, ActivationActivated, a.st.Attempts, meta); err != nil {
 			return AttemptResult{}, err
@@ -268,7 +269,7 @@ func (a *activation) attempt(ctx workflow.Context, r *AttemptRequest) (AttemptRe
 		return AttemptResult{Outcome: AttemptActivated}, nil
 	}
 	attempts := a.st.Attempts + 1
-	state, in := ActivationPending, &activities.RecordActivationInput{}
+	state, in := ActivationPending, &activation.RecordActivationInput{}
 	meta.Event, meta.Reason = "attempt_failed", "wrong PIN ("+strconv.Itoa(attempts)+" of "+strconv.Itoa(a.st.MaxAttempts)+")"
 	if attempts >= a.st.MaxAttempts {
 		state, in.FinishedAt = ActivationLocked, workflow.Now(ctx)
@@ -286,7 +287,7 @@ func (a *activation) attempt(ctx workflow.Context, r *AttemptRequest) (AttemptRe
 	return AttemptResult{Outcome: AttemptWrongPIN, AttemptsLeft: a.st.MaxAttempts - attempts}, nil
 }
 
-func (a *activation) validateRedeem(ctx workflow.Context, r *RedeemRequest) error {
+func (a *activationRun) validateRedeem(ctx workflow.Context, r *RedeemRequest) error {
 	if err := a.usable(ctx); err != nil {
 		return err
 	}
@@ -299,7 +300,7 @@ func (a *activation) validateRedeem(ctx workflow.Context, r *RedeemRequest) erro
 	return nil
 }
 
-func (a *activation) redeem(ctx workflow.Context, r *RedeemRequest) (RedeemResult, error) {
+func (a *activationRun) redeem(ctx workflow.Context, r *RedeemRequest) (RedeemResult, error) {
 	if err := a.lock(ctx, func() error { return a.validateRedeem(ctx, r) }); err != nil {
 		return RedeemResult{}, err
 	}
@@ -312,8 +313,8 @@ func (a *activation) redeem(ctx workflow.Context, r *RedeemRequest) (RedeemResul
 		}
 		return a.wrongDeviceCode(ctx, r)
 	}
-	if err := a.recordWith(ctx, &activities.RecordActivationInput{FinishedAt: workflow.Now(ctx)},
-		ActivationRedeemed, a.st.Attempts, activities.AuthAuditEvent{}); err != nil {
+	if err := a.recordWith(ctx, &activation.RecordActivationInput{FinishedAt: workflow.Now(ctx)},
+		ActivationRedeemed, a.st.Attempts, activation.AuthAuditEvent{}); err != nil {
 		return RedeemResult{}, err
 	}
 	a.st.State = ActivationRedeemed
@@ -330,13 +331,13 @@ const deviceCodeLockoutChange = "device-code-lockout"
 // MaxAttempts-th locks the activation (audited as device_code_locked), so
 // the code cannot be guessed by asking for the device's token again and
 // again. The API audits each wrong code as a refused login.
-func (a *activation) wrongDeviceCode(ctx workflow.Context, r *RedeemRequest) (RedeemResult, error) {
+func (a *activationRun) wrongDeviceCode(ctx workflow.Context, r *RedeemRequest) (RedeemResult, error) {
 	attempts := a.st.Attempts + 1
-	state, in := ActivationActivated, &activities.RecordActivationInput{}
-	var ev activities.AuthAuditEvent
+	state, in := ActivationActivated, &activation.RecordActivationInput{}
+	var ev activation.AuthAuditEvent
 	if attempts >= a.st.MaxAttempts {
 		state, in.FinishedAt = ActivationLocked, workflow.Now(ctx)
-		ev = activities.AuthAuditEvent{Event: "device_code_locked", Actor: r.Meta.Actor, RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP,
+		ev = activation.AuthAuditEvent{Event: "device_code_locked", Actor: r.Meta.Actor, RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP,
 			Reason: strconv.Itoa(attempts) + " wrong authorisation codes"}
 	}
 	if err := a.recordWith(ctx, in, state, attempts, ev); err != nil {
@@ -351,7 +352,7 @@ func (a *activation) wrongDeviceCode(ctx workflow.Context, r *RedeemRequest) (Re
 // lock takes the handlers' mutex and checks the update again, since another
 // handler may have changed the activation after its validator ran; on error
 // the mutex is released.
-func (a *activation) lock(ctx workflow.Context, check func() error) error {
+func (a *activationRun) lock(ctx workflow.Context, check func() error) error {
 	if err := a.mu.Lock(ctx); err != nil {
 		return err
 	}
@@ -363,14 +364,14 @@ func (a *activation) lock(ctx workflow.Context, check func() error) error {
 }
 
 // record writes the current state with an audit event.
-func (a *activation) record(ctx workflow.Context, in *activities.RecordActivationInput, ev activities.AuthAuditEvent) error {
+func (a *activationRun) record(ctx workflow.Context, in *activation.RecordActivationInput, ev activation.AuthAuditEvent) error {
 	return a.recordWith(ctx, in, a.st.State, a.st.Attempts, ev)
 }
 
 // recordWith writes state and attempts (not yet applied to a.st: a handler
 // changes its state only once the write succeeded) and, when ev names an
 // event, the audit row.
-func (a *activation) recordWith(ctx workflow.Context, in *activities.RecordActivationInput, state string, attempts int, ev activities.AuthAuditEvent) error {
+func (a *activationRun) recordWith(ctx workflow.Context, in *activation.RecordActivationInput, state string, attempts int, ev activation.AuthAuditEvent) error {
 	a.seq++
 	info := workflow.GetInfo(ctx)
 	in.ActivationID = a.st.ActivationID

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/activation"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -66,7 +67,7 @@ type actHarness struct {
 	mu       sync.Mutex
 	t        *testing.T
 	env      *testsuite.TestWorkflowEnvironment
-	recorded []activities.RecordActivationInput
+	recorded []activation.RecordActivationInput
 }
 
 func newActHarness(t *testing.T) *actHarness {
@@ -77,7 +78,7 @@ func newActHarness(t *testing.T) *actHarness {
 	h.env.SetTestTimeout(30 * time.Second)
 	var a *activities.Activations
 	h.env.RegisterActivity(a)
-	h.env.OnActivity(a.RecordActivation, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activities.RecordActivationInput) error {
+	h.env.OnActivity(a.RecordActivation, mock.Anything, mock.Anything).Return(func(_ context.Context, in *activation.RecordActivationInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.recorded = append(h.recorded, *in)
@@ -261,7 +262,7 @@ func TestActivation_RecreateResetsAttemptsAndKeepsTheCode(t *testing.T) {
 	require.NoError(t, late.rejected)
 	require.Equal(t, workflows.AttemptActivated, late.attempt.Outcome)
 
-	var material *activities.ActivationMaterial
+	var material *activation.Material
 	for _, r := range h.recorded {
 		if r.Material != nil {
 			material = r.Material

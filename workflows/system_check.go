@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/systemcheck"
 )
 
 // SystemCheckWorkflowID returns the workflow ID of the system check checkID.
@@ -63,9 +64,9 @@ func SystemCheck(ctx workflow.Context, in *SystemCheckInput) (*SystemCheckResult
 	})
 	exec := workflow.GetInfo(ctx).WorkflowExecution
 	var db *activities.Database
-	var rec activities.RecordSystemCheckResult
+	var rec systemcheck.Recorded
 	workflow.SetCurrentDetails(ctx, "Recording the check in Postgres")
-	err := workflow.ExecuteActivity(withSummary(ctx, "record the check in Postgres"), db.RecordSystemCheck, &activities.RecordSystemCheckInput{
+	err := workflow.ExecuteActivity(withSummary(ctx, "record the check in Postgres"), db.RecordSystemCheck, &systemcheck.RecordInput{
 		CheckID:     in.CheckID,
 		WorkflowID:  exec.ID,
 		RunID:       exec.RunID,

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/systemcheck"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -21,32 +22,32 @@ func TestSystemCheck(t *testing.T) {
 	tests := []struct {
 		name     string
 		input    *workflows.SystemCheckInput
-		activity func(context.Context, *activities.RecordSystemCheckInput) (*activities.RecordSystemCheckResult, error)
+		activity func(context.Context, *systemcheck.RecordInput) (*systemcheck.Recorded, error)
 		wantErr  string
 		calls    int
 	}{
 		{
 			name:  "records the check and returns the row's facts",
 			input: &workflows.SystemCheckInput{CheckID: "c1", Note: "hello"},
-			activity: func(_ context.Context, in *activities.RecordSystemCheckInput) (*activities.RecordSystemCheckResult, error) {
+			activity: func(_ context.Context, in *systemcheck.RecordInput) (*systemcheck.Recorded, error) {
 				if in.CheckID != "c1" || in.Note != "hello" || in.WorkflowID == "" || in.RunID == "" {
 					return nil, temporal.NewNonRetryableApplicationError("bad input", "Test", nil)
 				}
-				return &activities.RecordSystemCheckResult{RecordedAt: recorded, WorkerIdentity: "w1"}, nil
+				return &systemcheck.Recorded{RecordedAt: recorded, WorkerIdentity: "w1"}, nil
 			},
 			calls: 1,
 		},
 		{
 			name:  "retries a failing database until it answers",
 			input: &workflows.SystemCheckInput{CheckID: "c2"},
-			activity: func() func(context.Context, *activities.RecordSystemCheckInput) (*activities.RecordSystemCheckResult, error) {
+			activity: func() func(context.Context, *systemcheck.RecordInput) (*systemcheck.Recorded, error) {
 				n := 0
-				return func(context.Context, *activities.RecordSystemCheckInput) (*activities.RecordSystemCheckResult, error) {
+				return func(context.Context, *systemcheck.RecordInput) (*systemcheck.Recorded, error) {
 					n++
 					if n < 3 {
 						return nil, errors.New("connection refused")
 					}
-					return &activities.RecordSystemCheckResult{RecordedAt: recorded, WorkerIdentity: "w1"}, nil
+					return &systemcheck.Recorded{RecordedAt: recorded, WorkerIdentity: "w1"}, nil
 				}
 			}(),
 			calls: 3,
@@ -54,7 +55,7 @@ func TestSystemCheck(t *testing.T) {
 		{
 			name:  "fails after the one-minute schedule-to-close budget",
 			input: &workflows.SystemCheckInput{CheckID: "c3"},
-			activity: func(context.Context, *activities.RecordSystemCheckInput) (*activities.RecordSystemCheckResult, error) {
+			activity: func(context.Context, *systemcheck.RecordInput) (*systemcheck.Recorded, error) {
 				return nil, errors.New("connection refused")
 			},
 			wantErr: "activity error",
@@ -77,7 +78,7 @@ func TestSystemCheck(t *testing.T) {
 			env.RegisterActivity(db)
 			if tt.activity != nil {
 				env.OnActivity(db.RecordSystemCheck, anyCtx, anyInput).Return(
-					func(ctx context.Context, in *activities.RecordSystemCheckInput) (*activities.RecordSystemCheckResult, error) {
+					func(ctx context.Context, in *systemcheck.RecordInput) (*systemcheck.Recorded, error) {
 						calls++
 						return tt.activity(ctx, in)
 					})

@@ -8,7 +8,7 @@ import (
 
 // Label values of the message and activation metrics.
 var (
-	// MessageTypes are the message type names (messagestore's catalogue).
+	// MessageTypes are the message type names (package message's catalogue).
 	MessageTypes = []string{"GENERAL", "DOSAGE", "DIETARY", "FEEDBACK", "CALLBACK", "ACTIVATION_CODE",
 		"RED_ALERT", "AMBER_ALERT", "GREY_ALERT", "CLEAR_ALERTS"}
 	// ActivationKinds are patient and device.

@@ -2,6 +2,8 @@ package reference
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,4 +85,19 @@ func (st *Store) RevokeAPIKey(ctx context.Context, id int64) error {
 		return fmt.Errorf("api key %d: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// APIKeyByToken returns the valid (not revoked) key whose plaintext is
+// token, or ErrNotFound. Only the token's hash reaches the database.
+func (st *Store) APIKeyByToken(ctx context.Context, token string) (APIKey, error) {
+	var k APIKey
+	err := st.DB.GetContext(ctx, &k, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
+		auth.HashAPIKey(token))
+	if errors.Is(err, sql.ErrNoRows) {
+		return APIKey{}, fmt.Errorf("api key: %w", ErrNotFound)
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("look up api key: %w", err)
+	}
+	return k, nil
 }

@@ -77,6 +77,22 @@ type AlertType struct {
 
 const alertTypeColumns = `alert_type, severity, category, description, requires_immediate_response, roles, updated_at`
 
+// AlertTypeSeverities returns every alert type's severity, by type name.
+func (st *Store) AlertTypeSeverities(ctx context.Context) (map[string]string, error) {
+	var rows []struct {
+		AlertType string `db:"alert_type"`
+		Severity  string `db:"severity"`
+	}
+	if err := st.DB.SelectContext(ctx, &rows, `SELECT alert_type, severity FROM alert_types`); err != nil {
+		return nil, fmt.Errorf("load alert catalogue: %w", err)
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows {
+		out[r.AlertType] = r.Severity
+	}
+	return out, nil
+}
+
 // AlertTypeFilter narrows ListAlertTypes; empty fields do not filter.
 type AlertTypeFilter struct {
 	// Severity keeps only types of this severity.

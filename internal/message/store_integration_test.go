@@ -1,6 +1,6 @@
 //go:build integration
 
-package messagestore
+package message
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 // their own (a random prefix), so they do not see each other's messages.
 var db *sqlx.DB
 
-func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "messagestore", &db, nil)) }
+func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "message", &db, nil)) }
 
 func store() *Store { return &Store{DB: db} }
 

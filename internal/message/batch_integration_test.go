@@ -1,6 +1,6 @@
 //go:build integration
 
-package messagestore
+package message
 
 import (
 	"context"

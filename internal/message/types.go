@@ -1,4 +1,4 @@
-// Package messagestore keeps Vigil's typed, immutable messages between
+// Package message keeps Vigil's typed, immutable messages between
 // patients, clinicians, locations and systems, and decides who may create,
 // read and update them.
 //
@@ -7,7 +7,7 @@
 // Visible, CanPatch) and as the SQL filter every list and stream query
 // carries, so a list never returns a message that Visible refuses. All SQL
 // about messages lives in this package.
-package messagestore
+package message
 
 import (
 	"errors"

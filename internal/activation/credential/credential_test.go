@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/credential"
+	"github.com/vigil-health/vigil/internal/activation/credential"
 )
 
 func TestRandomSecretsHaveTheirAlphabetAndLength(t *testing.T) {

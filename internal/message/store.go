@@ -1,4 +1,4 @@
-package messagestore
+package message
 
 import (
 	"context"

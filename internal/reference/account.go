@@ -1,0 +1,84 @@
+package reference
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/vigil-health/vigil/internal/auth"
+)
+
+// Account is what signing in and token checks need of a staff member.
+type Account struct {
+	ID     string `json:"id" db:"id"`
+	Login  string `json:"login" db:"login"`
+	Name   string `json:"name" db:"name"`
+	Role   string `json:"role" db:"role"`
+	Access string `json:"access" db:"access"`
+	Active bool   `json:"active" db:"active"`
+}
+
+const accountColumns = `id, login, name, role, access, active`
+
+// errNoAccount is the error of a missing account: it matches ErrNotFound,
+// and sql.ErrNoRows too for callers written before this store.
+func errNoAccount(id string) error {
+	return fmt.Errorf("staff %s: %w: %w", id, ErrNotFound, sql.ErrNoRows)
+}
+
+// Account returns staff member id's account, or ErrNotFound when it no
+// longer exists.
+func (st *Store) Account(ctx context.Context, id string) (Account, error) {
+	var a Account
+	err := st.DB.GetContext(ctx, &a, `SELECT `+accountColumns+` FROM staff WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, errNoAccount(id)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("look up staff %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// CheckPassword returns the account with login when password is theirs,
+// and false otherwise. An unknown login costs as much as a wrong password
+// (auth.CheckPassword("") runs a full check), so timing does not reveal
+// which logins exist.
+func (st *Store) CheckPassword(ctx context.Context, login, password string) (Account, bool, error) {
+	var cred struct {
+		Account
+		PasswordHash string `db:"password_hash"`
+	}
+	err := st.DB.GetContext(ctx, &cred, `SELECT `+accountColumns+`, password_hash FROM staff WHERE login = $1`, login)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Account{}, false, fmt.Errorf("look up staff login: %w", err)
+	}
+	if !auth.CheckPassword(cred.PasswordHash, password) || cred.ID == "" {
+		return Account{}, false, nil
+	}
+	return cred.Account, true, nil
+}
+
+// AccountBySlackUser returns the account linked to a Slack member id, or
+// ErrNotFound.
+func (st *Store) AccountBySlackUser(ctx context.Context, slackUserID string) (Account, error) {
+	var a Account
+	err := st.DB.GetContext(ctx, &a, `SELECT `+accountColumns+` FROM staff WHERE slack_user_id = $1 AND slack_user_id <> ''`, slackUserID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("staff of slack user %s: %w", slackUserID, ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("look up slack user: %w", err)
+	}
+	return a, nil
+}
+
+// StaffExists reports whether staff member id exists.
+func (st *Store) StaffExists(ctx context.Context, id string) (bool, error) {
+	var exists bool
+	if err := st.DB.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM staff WHERE id = $1)`, id); err != nil {
+		return false, fmt.Errorf("look up staff %s: %w", id, err)
+	}
+	return exists, nil
+}
