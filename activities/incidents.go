@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,20 +9,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/reference"
 )
 
 // Incidents holds the activities of the incident workflow: loading its plan,
 // projecting its state to Postgres, picking on-call staff and paging them.
 type Incidents struct {
-	DB       *sqlx.DB
-	Schedule *oncall.Schedule
+	// Store is the incident store; Reference reads alert types and
+	// escalation policies.
+	Store     *incident.Store
+	Reference *reference.Store
+	Schedule  *oncall.Schedule
 	// Metrics, when set, counts escalations and pages and observes MTTA,
 	// MTTR and time to assign from the workflow's own timestamps.
 	Metrics *metrics.IncidentMetrics
@@ -58,36 +59,19 @@ type Plan struct {
 // LoadPlan reads the alert type's ordered roles and its escalation policy:
 // the alert type's own policy when one exists, else its severity's.
 func (a *Incidents) LoadPlan(ctx context.Context, in *LoadPlanInput) (*Plan, error) {
-	var t struct {
-		Roles    pq.StringArray `db:"roles"`
-		Severity string         `db:"severity"`
-	}
-	err := a.DB.GetContext(ctx, &t, `SELECT roles, severity FROM alert_types WHERE alert_type = $1`, in.AlertType)
-	if errors.Is(err, sql.ErrNoRows) {
+	p, err := a.Reference.AlertPlan(ctx, in.AlertType)
+	if errors.Is(err, reference.ErrUnknownAlertType) {
 		return nil, temporal.NewNonRetryableApplicationError("unknown alert type "+in.AlertType, "UnknownAlertType", err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("load alert type %s: %w", in.AlertType, err)
-	}
-	var p struct {
-		ID       string `db:"id"`
-		Steps    []byte `db:"steps"`
-		Reminder int    `db:"start_reminder_seconds"`
-	}
-	// The alert type's own policy wins over its severity's.
-	err = a.DB.GetContext(ctx, &p, `
-		SELECT id, steps, start_reminder_seconds FROM escalation_policies
-		WHERE alert_type = $1 OR severity = $2
-		ORDER BY alert_type IS NULL LIMIT 1`, in.AlertType, t.Severity)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, reference.ErrNoPolicy) {
 		return nil, temporal.NewNonRetryableApplicationError("no escalation policy for "+in.AlertType, "NoPolicy", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load escalation policy for %s: %w", in.AlertType, err)
+		return nil, err
 	}
-	plan := &Plan{PolicyID: p.ID, Roles: t.Roles, StartReminderSeconds: p.Reminder}
+	plan := &Plan{PolicyID: p.PolicyID, Roles: p.Roles, StartReminderSeconds: p.StartReminderSeconds}
 	if err := json.Unmarshal(p.Steps, &plan.Steps); err != nil {
-		return nil, temporal.NewNonRetryableApplicationError("escalation policy "+p.ID+" is malformed", "BadPolicy", err)
+		return nil, temporal.NewNonRetryableApplicationError("escalation policy "+p.PolicyID+" is malformed", "BadPolicy", err)
 	}
 	if plan.FailsafeRole, err = a.Schedule.FailsafeRole(ctx); err != nil {
 		return nil, fmt.Errorf("load failsafe role: %w", err)
@@ -132,7 +116,7 @@ func (a *Incidents) record(ctx context.Context, in *RecordInput) error {
 }
 
 // store is the incident store over the activities' database.
-func (a *Incidents) store() *incident.Store { return &incident.Store{DB: a.DB} }
+func (a *Incidents) store() *incident.Store { return a.Store }
 
 // observe exports the recorded events as metrics. The times come from the
 // workflow's state, so a restarted worker loses nothing; a retried Record

@@ -10,8 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/reference"
 )
 
 // lateness returns the sample count and sum of vigil_escalation_lateness_seconds.
@@ -34,7 +36,7 @@ func lateness(t *testing.T, reg *metrics.Registry) (int, float64) {
 func TestPage_StoresDueTime(t *testing.T) {
 	ctx := context.Background()
 	reg := metrics.New()
-	a := &activities.Incidents{DB: db, Metrics: reg.Incidents()}
+	a := &activities.Incidents{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, Metrics: reg.Incidents()}
 	incident, nurse := newIncident(t), newStaff(t, "")
 	due := time.Now().Add(-2 * time.Second).UTC().Truncate(time.Microsecond)
 
@@ -87,7 +89,7 @@ func TestPage_StoresDueTime(t *testing.T) {
 // worker) pages whoever the first run paged, never a second person.
 func TestPageStep_PicksPagesAndIsIdempotentPerStep(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Incidents{DB: db, Schedule: &oncall.Schedule{DB: db, Location: time.UTC}}
+	a := &activities.Incidents{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, Schedule: &oncall.Schedule{DB: db, Location: time.UTC}}
 	incident, nurse := newIncident(t), newStaff(t, "")
 	nobody := []activities.PickChoice{{PickInput: activities.PickInput{Roles: []string{"NO_SUCH_ROLE"}, At: time.Now()}}}
 	step := func(stepName, recipient string, choices []activities.PickChoice) *activities.PageStepResult {

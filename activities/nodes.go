@@ -409,7 +409,7 @@ func (a *Nodes) RescanNode(ctx context.Context, in *RescanNodeInput) (*node.Obse
 	}
 	rec := in.Signal
 	rec.Outcome = OperatorSignalAccepted
-	if err := insertOperatorSignal(ctx, a.Store.DB, &rec); err != nil {
+	if err := recordOperatorSignal(ctx, a.Store.DB, &rec); err != nil {
 		return nil, err
 	}
 	return ref, nil

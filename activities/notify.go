@@ -2,20 +2,19 @@ package activities
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/activity"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
 )
@@ -42,7 +41,10 @@ const slackHistoryLimit = 50
 // Notifier holds the activities that notify people outside Vigil: the
 // incident's Slack message and SMS pages. Both channels are optional.
 type Notifier struct {
-	DB *sqlx.DB
+	// Store is the incident store (Slack message rows, the SMS outbox);
+	// Reference names the assignee.
+	Store     *incident.Store
+	Reference *reference.Store
 	// Slack posts incident messages; nil disables Slack (SyncSlack is a no-op).
 	Slack *slacknotify.Client
 	// SlackChannel is the channel ID incident messages go to; empty means
@@ -190,7 +192,7 @@ func (n *Notifier) syncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyn
 }
 
 // store is the incident store over the notifier's database.
-func (n *Notifier) store() *incident.Store { return &incident.Store{DB: n.DB} }
+func (n *Notifier) store() *incident.Store { return n.Store }
 
 // slackMessage builds the message, looking up the assignee's name.
 func (n *Notifier) slackMessage(ctx context.Context, in *SlackSyncInput) (slacknotify.IncidentMessage, error) {
@@ -199,10 +201,13 @@ func (n *Notifier) slackMessage(ctx context.Context, in *SlackSyncInput) (slackn
 		Room: in.Room, AssigneeName: in.AssigneeName, AlertCount: in.AlertCount, OpenedAt: in.OpenedAt,
 	}
 	if m.AssigneeName == "" && in.AssigneeID != "" {
-		err := n.DB.GetContext(ctx, &m.AssigneeName, `SELECT name FROM staff WHERE id = $1`, in.AssigneeID)
-		if errors.Is(err, sql.ErrNoRows) {
+		who, err := n.Reference.Account(ctx, in.AssigneeID)
+		switch {
+		case errors.Is(err, reference.ErrNotFound):
 			m.AssigneeName = in.AssigneeID
-		} else if err != nil {
+		case err == nil:
+			m.AssigneeName = who.Name
+		default:
 			return m, fmt.Errorf("look up assignee %s: %w", in.AssigneeID, err)
 		}
 	}

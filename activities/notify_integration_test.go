@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/incident"
+	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
 	"github.com/vigil-health/vigil/internal/sms"
@@ -63,7 +65,7 @@ func slackNotifier(t *testing.T) (*activities.Notifier, *slackfake.Server) {
 	srv := slackfake.New(t)
 	srv.Token = slackToken
 	c := slacknotify.New(slacknotify.Config{Token: slackToken, APIURL: srv.APIURL(), DefaultChannel: channel})
-	return &activities.Notifier{DB: db, Slack: c, WebURL: "https://vigil.example"}, srv
+	return &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, Slack: c, WebURL: "https://vigil.example"}, srv
 }
 
 func syncInput(id, status string, seq int) *activities.SlackSyncInput {
@@ -245,7 +247,7 @@ func TestSyncSlack_Errors(t *testing.T) {
 }
 
 func TestSyncSlack_DisabledIsANoOp(t *testing.T) {
-	n := &activities.Notifier{DB: db}
+	n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}}
 	id := newIncident(t)
 	res, err := n.SyncSlack(context.Background(), syncInput(id, "OPEN", 1))
 	require.NoError(t, err)
@@ -302,7 +304,7 @@ func TestSendSMS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			srv := smsfake.New(t, accountSID, authToken)
-			n := &activities.Notifier{DB: db}
+			n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}}
 			if !tt.disabled {
 				n.SMS = &sms.Client{BaseURL: srv.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"}
 			}
@@ -343,7 +345,7 @@ func TestSendSMS(t *testing.T) {
 func TestSendSMS_RetryableFailureKeepsTheRowPending(t *testing.T) {
 	ctx := context.Background()
 	srv := smsfake.New(t, accountSID, authToken)
-	n := &activities.Notifier{DB: db, SMS: &sms.Client{BaseURL: srv.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"}}
+	n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, SMS: &sms.Client{BaseURL: srv.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"}}
 	in := &activities.SMSInput{IncidentID: newIncident(t), Step: "escalation-1", Recipient: newStaff(t, "+447700900301"), Body: "page"}
 
 	srv.FailNext(smsfake.Failure{Status: 429, Code: 20429, Message: "Too Many Requests", RetryAfter: "30"})
@@ -370,7 +372,7 @@ func TestSendSMS_RetryableFailureKeepsTheRowPending(t *testing.T) {
 
 func TestSendSMS_ConcurrentAttemptsSendOnce(t *testing.T) {
 	srv := smsfake.New(t, accountSID, authToken)
-	n := &activities.Notifier{DB: db, SMS: &sms.Client{BaseURL: srv.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"}}
+	n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, SMS: &sms.Client{BaseURL: srv.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"}}
 	in := &activities.SMSInput{IncidentID: newIncident(t), Step: "assign", Recipient: newStaff(t, "+447700900401"), Body: "page"}
 	var wg sync.WaitGroup
 	results := make([]*activities.SMSResult, 4)
@@ -388,7 +390,7 @@ func TestSendSMS_ConcurrentAttemptsSendOnce(t *testing.T) {
 }
 
 func TestNotifyInputsAreValidated(t *testing.T) {
-	n := &activities.Notifier{DB: db, Slack: slacknotify.New(slacknotify.Config{Token: "x", APIURL: "http://127.0.0.1:1/"})}
+	n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, Slack: slacknotify.New(slacknotify.Config{Token: "x", APIURL: "http://127.0.0.1:1/"})}
 	_, err := n.SyncSlack(context.Background(), &activities.SlackSyncInput{})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr) && appErr.NonRetryable())

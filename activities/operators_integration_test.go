@@ -17,6 +17,7 @@ import (
 	nodestore "github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/node/broker"
 	"github.com/vigil-health/vigil/internal/node/brokersim"
+	"github.com/vigil-health/vigil/internal/operatorsignal"
 )
 
 func signalRecord(kind, subject, signal, actor, outcome string) activities.OperatorSignalRecord {
@@ -66,7 +67,7 @@ func TestRecordWatchOperatorState(t *testing.T) {
 
 func TestRecordOperatorSignal(t *testing.T) {
 	ctx := context.Background()
-	a := &activities.Operators{DB: db}
+	a := &activities.Operators{Store: &operatorsignal.Store{DB: db}}
 	subject := newNodeID()
 	rec := signalRecord("node", subject, "rescan", "", activities.OperatorSignalRefused)
 	rec.Refusal = "the payload names no operator"

@@ -1,10 +1,9 @@
 package activities
 
 import (
-	"errors"
-
-	"github.com/lib/pq"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // ErrTypeInvalidData marks a write Postgres refused for its data (SQLSTATE
@@ -15,9 +14,8 @@ const ErrTypeInvalidData = "InvalidData"
 // classifySQL turns a data error into a non-retryable application error and
 // leaves every other error (connection, deadlock, timeout) retryable.
 func classifySQL(err error) error {
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code.Class() == "22" {
-		return temporal.NewNonRetryableApplicationError("postgres refused the data: "+pqErr.Message, ErrTypeInvalidData, err)
+	if msg, ok := database.DataError(err); ok {
+		return temporal.NewNonRetryableApplicationError("postgres refused the data: "+msg, ErrTypeInvalidData, err)
 	}
 	return err
 }

@@ -161,7 +161,7 @@ func (a *Watches) RecordWatchOperatorState(ctx context.Context, in *WatchOperato
 		WatchID: in.WatchID, State: in.State, Actor: in.Signal.Actor, At: in.Signal.At, Reason: in.Signal.Reason,
 	}
 	err := a.Store.SetOperatorState(ctx, st, func(ctx context.Context, tx watch.Execer) error {
-		return insertOperatorSignal(ctx, tx, &in.Signal)
+		return recordOperatorSignal(ctx, tx, &in.Signal)
 	})
 	var classified *temporal.ApplicationError
 	if errors.As(err, &classified) {

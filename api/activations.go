@@ -281,7 +281,7 @@ func (s *Server) activationsReady(c *gin.Context) bool {
 // activationStore is the store of activations, devices, clinicians and
 // the auth audit.
 func (s *Server) activationStore() *activation.Store {
-	return &activation.Store{DB: s.db}
+	return s.stores.Activations
 }
 
 // audit writes one auth_audit row with the request's id and client IP. It

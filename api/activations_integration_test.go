@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/stores"
 	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/worker"
 	"github.com/vigil-health/vigil/workflows"
@@ -103,7 +104,7 @@ func startActivationStack(t *testing.T, perMinute int) *actStack {
 	logs := &activationLog{}
 	reg := metrics.New()
 	srv := httptest.NewServer(api.NewRouter(api.Deps{
-		DB: env.DB, Temporal: env.Client, Metrics: reg, Namespace: env.Temporal.Namespace(), TaskQueue: taskQueue,
+		Stores: stores.New(env.DB), Temporal: env.Client, Metrics: reg, Namespace: env.Temporal.Namespace(), TaskQueue: taskQueue,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Signer: signer, HospitalTZ: london, TransitionKeys: testenv.TransitionKeys,
 		ActivationSecret: []byte(activationSecret), ActivationRatePerMinute: perMinute,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -99,13 +99,8 @@ func alertSourceOf(c *gin.Context) *alertSource {
 // access token); nil when the token is not valid.
 func (s *Server) sourceFor(ctx context.Context, token string) (*alertSource, error) {
 	if strings.HasPrefix(token, auth.APIKeyPrefix) {
-		var key struct {
-			ID   int64  `db:"id"`
-			Name string `db:"name"`
-		}
-		err := s.db.GetContext(ctx, &key,
-			`SELECT id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, auth.HashAPIKey(token))
-		if errors.Is(err, sql.ErrNoRows) {
+		key, err := s.referenceStore().APIKeyByToken(ctx, token)
+		if errors.Is(err, reference.ErrNotFound) {
 			return nil, nil
 		}
 		if err != nil {
@@ -601,17 +596,11 @@ func (ac *alertCatalogue) severity(ctx context.Context, s *Server, alertType str
 	ac.mu.Lock()
 	defer ac.mu.Unlock()
 	if ac.types == nil || time.Since(ac.loadedAt) > alertTypeMaxAge {
-		var rows []struct {
-			AlertType string `db:"alert_type"`
-			Severity  string `db:"severity"`
-		}
-		if err := s.db.SelectContext(ctx, &rows, `SELECT alert_type, severity FROM alert_types`); err != nil {
+		types, err := s.referenceStore().AlertTypeSeverities(ctx)
+		if err != nil {
 			return "", false, fmt.Errorf("load alert catalogue: %w", err)
 		}
-		ac.types = make(map[string]string, len(rows))
-		for _, r := range rows {
-			ac.types[r.AlertType] = r.Severity
-		}
+		ac.types = types
 		ac.loadedAt = time.Now()
 	}
 	sev, ok := ac.types[alertType]

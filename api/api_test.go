@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/session"
+	"github.com/vigil-health/vigil/internal/stores"
 )
 
 // unreachableDeps points at ports where nothing listens: good for every test
@@ -39,7 +40,7 @@ func unreachableDeps(t *testing.T, logger *slog.Logger) api.Deps {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return api.Deps{DB: db, Temporal: tc, Logger: logger, Namespace: "default", TaskQueue: "test", Rights: liveSessions{}}
+	return api.Deps{Stores: stores.New(db), Temporal: tc, Logger: logger, Namespace: "default", TaskQueue: "test", Rights: liveSessions{}}
 }
 
 // liveSessions is the session check of unit tests whose database is

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"database/sql"
 	"errors"
 	"mime"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/session"
 )
 
@@ -101,7 +101,7 @@ func (s *Server) renewPageSession(c *gin.Context, cookie string) (*auth.Claims, 
 		return nil, err
 	}
 	info, err := s.staffByID(ctx, subjectID)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, reference.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {

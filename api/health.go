@@ -28,7 +28,7 @@ type readinessCheck struct {
 func (s *Server) readyz(c *gin.Context) {
 	ctx := c.Request.Context()
 	checks := map[string]readinessCheck{
-		"postgres": check(ctx, func(ctx context.Context) error { return s.db.PingContext(ctx) }),
+		"postgres": check(ctx, func(ctx context.Context) error { return s.stores.Ping(ctx) }),
 		"temporal": check(ctx, func(ctx context.Context) error {
 			_, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err

@@ -97,8 +97,8 @@ func (s *Server) transition(update string, needsBody bool) gin.HandlerFunc {
 				abortInvalid(c, invalid("staff_id", "is required"))
 				return
 			}
-			var exists bool
-			if err := s.db.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM staff WHERE id = $1)`, body.StaffID); err != nil {
+			exists, err := s.referenceStore().StaffExists(ctx, body.StaffID)
+			if err != nil {
 				s.abortInternal(c, "look up staff", err)
 				return
 			}

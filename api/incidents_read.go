@@ -57,7 +57,7 @@ var (
 
 // incidentStore is the incident capability's store.
 func (s *Server) incidentStore() *incident.Store {
-	return &incident.Store{DB: s.db}
+	return s.stores.Incidents
 }
 
 // readIncidentList lists incidents, newest first, with filters and keyset

@@ -54,7 +54,7 @@ func (s *Server) messageRoutes(v1 *gin.RouterGroup) {
 }
 
 func (s *Server) messageStore() *message.Store {
-	return &message.Store{DB: s.db, Batcher: s.messageBatcher}
+	return s.stores.Messages
 }
 
 // MessagePage answers the message lists.

@@ -46,7 +46,7 @@ func (s *Server) nodeRoutes(r *gin.Engine) {
 }
 
 // nodeStore is the node monitoring store.
-func (s *Server) nodeStore() *node.Store { return &node.Store{DB: s.db} }
+func (s *Server) nodeStore() *node.Store { return s.stores.Nodes }
 
 // nodeIDParam validates the path's node id, answering 400 when it is not
 // one.

@@ -53,7 +53,7 @@ func (s *Server) referenceRoutes(v1 *gin.RouterGroup) {
 
 // referenceStore is the store behind the reference handlers.
 func (s *Server) referenceStore() *reference.Store {
-	return &reference.Store{DB: s.db}
+	return s.stores.Reference
 }
 
 // abortReference answers a reference store error: 400 for a bad field, 403

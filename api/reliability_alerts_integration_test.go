@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/stores"
 	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/worker"
 )
@@ -267,7 +268,7 @@ func TestReliability_AlertMergeDoesNotWaitForPostgres(t *testing.T) {
 func alertAPI(t *testing.T, taskQueue string, wait time.Duration) *stack {
 	t.Helper()
 	srv := httptest.NewServer(api.NewRouter(api.Deps{
-		DB: env.DB, Temporal: env.Client, Logger: env.Logger, Metrics: metrics.New(),
+		Stores: stores.New(env.DB), Temporal: env.Client, Logger: env.Logger, Metrics: metrics.New(),
 		Namespace: env.Temporal.Namespace(), TaskQueue: taskQueue, AlertWait: wait,
 		TransitionKeys: testenv.TransitionKeys,
 	}))

@@ -13,21 +13,21 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/loginguard"
-	"github.com/vigil-health/vigil/internal/message"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/stores"
 	"github.com/vigil-health/vigil/workflows"
 )
 
 // Deps are the API's dependencies, shared by every handler.
 type Deps struct {
-	DB        *sqlx.DB
+	// Stores are the capability stores the handlers call.
+	Stores    *stores.Set
 	Temporal  client.Client
 	Logger    *slog.Logger
 	Metrics   *metrics.Registry
@@ -110,7 +110,7 @@ type Deps struct {
 
 // Server holds the dependencies; its methods are the handlers.
 type Server struct {
-	db        *sqlx.DB
+	stores    *stores.Set
 	temporal  client.Client
 	logger    *slog.Logger
 	metrics   *metrics.Registry
@@ -134,8 +134,6 @@ type Server struct {
 	databaseURL string
 	busOnce     sync.Once
 	notifyBus   *notificationBus
-	// messageBatcher groups concurrent message creates into shared commits.
-	messageBatcher *message.Batcher
 	// autoResolveWait is passed to new incidents.
 	autoResolveWait time.Duration
 	// alertWait bounds an alert request's wait for its incident workflow.
@@ -183,8 +181,7 @@ func buildServer(d Deps) *Server {
 		d.HospitalTZ = time.UTC
 	}
 	return &Server{
-		db:             d.DB,
-		messageBatcher: &message.Batcher{DB: d.DB},
+		stores:         d.Stores,
 		temporal:       d.Temporal,
 		logger:         d.Logger,
 		metrics:        d.Metrics,

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/slacknotify"
+	"github.com/vigil-health/vigil/internal/stores"
 	"github.com/vigil-health/vigil/internal/testenv"
 )
 
@@ -119,7 +120,7 @@ func TestSecurity_Input_ParamTextNamedParameter(t *testing.T) {
 func TestSecurity_Input_SlackPayloadText(t *testing.T) {
 	st := startStack(t)
 	srv := httptest.NewServer(api.NewRouter(api.Deps{
-		DB: env.DB, Temporal: env.Client, Logger: env.Logger, Metrics: metrics.New(),
+		Stores: stores.New(env.DB), Temporal: env.Client, Logger: env.Logger, Metrics: metrics.New(),
 		Namespace: env.Temporal.Namespace(), TaskQueue: st.TaskQueue, Signer: st.Signer, HospitalTZ: london,
 		SlackSigningSecret: slackTestSecret, TransitionKeys: testenv.TransitionKeys,
 	}))

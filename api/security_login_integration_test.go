@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/stores"
 )
 
 // startLoginStack is the API alone (sign-in needs no worker) with its own
@@ -34,7 +35,7 @@ func startLoginStack(t *testing.T, mutate func(*api.Deps)) *stack {
 	signer, err := auth.NewSigner(auth.SignerConfig{Issuer: "vigil", HMACSecret: []byte("integration-test-secret-0123456789abcdef")})
 	require.NoError(t, err)
 	d := api.Deps{
-		DB: env.DB, Temporal: env.Client, Logger: env.Logger, Metrics: metrics.New(),
+		Stores: stores.New(env.DB), Temporal: env.Client, Logger: env.Logger, Metrics: metrics.New(),
 		Namespace: env.Temporal.Namespace(), TaskQueue: "test-" + uuid.NewString(),
 		Signer: signer, HospitalTZ: london, DatabaseURL: env.DatabaseURL,
 	}

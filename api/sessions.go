@@ -18,7 +18,7 @@ import (
 // carry the session id (sid) and every request checks, through a cache of a
 // few seconds, that the session is live and what its holder may do now.
 
-func (s *Server) sessionStore() *session.Store { return &session.Store{DB: s.db} }
+func (s *Server) sessionStore() *session.Store { return s.stores.Sessions }
 
 // RightsChecker answers, per request, whether a session is live and what
 // its holder may do now; *session.Checker is the implementation.
@@ -35,7 +35,7 @@ type RightsChecker interface {
 func (s *Server) rightsChecker() RightsChecker {
 	s.rightsOnce.Do(func() {
 		if s.rights == nil {
-			s.rights = &session.Checker{DB: s.db}
+			s.rights = s.stores.RightsChecker()
 		}
 	})
 	return s.rights

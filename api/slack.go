@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/incident"
+	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -128,12 +128,8 @@ func (s *Server) slackInteractions(c *gin.Context) {
 // the Slack user.
 func (s *Server) slackAcknowledge(c *gin.Context, slackUserID, incidentID string) {
 	ctx := c.Request.Context()
-	var staff struct {
-		ID     string `db:"id"`
-		Access string `db:"access"`
-	}
-	err := s.db.GetContext(ctx, &staff, `SELECT id, access FROM staff WHERE slack_user_id = $1 AND slack_user_id <> ''`, slackUserID)
-	if errors.Is(err, sql.ErrNoRows) {
+	staff, err := s.referenceStore().AccountBySlackUser(ctx, slackUserID)
+	if errors.Is(err, reference.ErrNotFound) {
 		s.slackReply(c, slackNotLinked)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/stores"
 	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -53,7 +54,7 @@ func TestSlackAcknowledgesAsTheLinkedStaffMember(t *testing.T) {
 	st := startStack(t)
 	router := api.NewRouter(api.Deps{
 		TransitionKeys:     testenv.TransitionKeys,
-		DB:                 env.DB,
+		Stores:             stores.New(env.DB),
 		Temporal:           env.Client,
 		Logger:             env.Logger,
 		Metrics:            metrics.New(),

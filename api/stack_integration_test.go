@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/metrics"
+	"github.com/vigil-health/vigil/internal/stores"
 	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/worker"
 )
@@ -72,7 +73,7 @@ func startStackOn(t *testing.T, tc client.Client, extra worker.Dependencies, api
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	d := api.Deps{
-		DB:             env.DB,
+		Stores:         stores.New(env.DB),
 		Temporal:       tc,
 		Logger:         env.Logger,
 		Metrics:        metrics.New(),

@@ -244,7 +244,7 @@ func (s *Server) loadSystemCheck(ctx context.Context, id string) (*SystemCheck, 
 	wfID := workflows.SystemCheckWorkflowID(id)
 	check := &SystemCheck{CheckID: id, WorkflowID: wfID, WebUIURL: s.workflowURL(wfID)}
 
-	row, err := (&systemcheck.Store{DB: s.db}).Check(ctx, id)
+	row, err := s.stores.SystemChecks.Check(ctx, id)
 	rowFound := err == nil
 	if err != nil && !errors.Is(err, systemcheck.ErrNotFound) {
 		return nil, err

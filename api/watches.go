@@ -268,7 +268,7 @@ func (s *Server) createWatch(c *gin.Context) {
 
 // watchStore is the capacity watch store.
 func (s *Server) watchStore() *watch.Store {
-	return &watch.Store{DB: s.db}
+	return s.stores.Watches
 }
 
 // watchSettings is the row of a watch with the configuration cfg.

@@ -17,10 +17,13 @@ import (
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/activation"
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/incident/oncall"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/node"
+	"github.com/vigil-health/vigil/internal/operatorsignal"
+	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
 	"github.com/vigil-health/vigil/internal/systemcheck"
@@ -149,13 +152,15 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	if loc == nil {
 		loc = time.UTC
 	}
-	inc := &activities.Incidents{DB: deps.DB, Schedule: &oncall.Schedule{DB: deps.DB, Location: loc},
+	incidents := &incident.Store{DB: deps.DB}
+	refs := &reference.Store{DB: deps.DB}
+	inc := &activities.Incidents{Store: incidents, Reference: refs, Schedule: &oncall.Schedule{DB: deps.DB, Location: loc},
 		SlackEnabled: deps.Slack != nil, SMSEnabled: deps.SMS != nil}
 	if deps.Metrics != nil {
 		inc.Metrics = deps.Metrics.Incidents()
 	}
 	r.RegisterActivity(inc)
-	notifier := &activities.Notifier{DB: deps.DB, Slack: deps.Slack, SlackChannel: deps.SlackChannel, SMS: deps.SMS}
+	notifier := &activities.Notifier{Store: incidents, Reference: refs, Slack: deps.Slack, SlackChannel: deps.SlackChannel, SMS: deps.SMS}
 	if deps.Metrics != nil {
 		notifier.Metrics = deps.Metrics.Incidents()
 	}
@@ -165,7 +170,7 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	r.RegisterActivity(&activities.CapacityMaintenance{Store: watches.Store, Slack: deps.Slack, London: watches.London})
 	r.RegisterActivity(&activities.Activations{Store: &activation.Store{DB: deps.DB}})
 	r.RegisterActivity(nodeActivities(deps))
-	r.RegisterActivity(&activities.Operators{DB: deps.DB})
+	r.RegisterActivity(&activities.Operators{Store: &operatorsignal.Store{DB: deps.DB}})
 }
 
 func watchActivities(deps Dependencies) *activities.Watches {

@@ -35,6 +35,7 @@ import (
 	"github.com/vigil-health/vigil/internal/schedules"
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/sms"
+	"github.com/vigil-health/vigil/internal/stores"
 	"github.com/vigil-health/vigil/internal/temporalclient"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/worker"
@@ -368,7 +369,7 @@ func newDirectory(cfg config.Config) (directory.Directory, error) {
 
 func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Registry, logger *slog.Logger, uiURL string) api.Deps {
 	return api.Deps{
-		DB:                 db,
+		Stores:             stores.New(db),
 		Temporal:           tc,
 		Logger:             logger,
 		Metrics:            reg,

@@ -38,3 +38,14 @@ func IsUnavailable(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr)
 }
+
+// DataError returns Postgres's message when err is a statement Postgres
+// refused for its data (SQLSTATE class 22, e.g. a NUL byte in text):
+// retrying it cannot help.
+func DataError(err error) (string, bool) {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code.Class() == "22" {
+		return pqErr.Message, true
+	}
+	return "", false
+}
