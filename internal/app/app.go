@@ -56,38 +56,20 @@ func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	var parts lifecycle
 	defer parts.stopAll(cfg.ShutdownTimeout, logger)
 
-	db, err := openDatabase(ctx, cfg, logger, false, cfg.AutoMigrate)
+	conns, err := connect(ctx, cfg, logger, &parts)
 	if err != nil {
 		return err
 	}
-	parts.add("postgres", func(context.Context) error { return db.Close() })
-
-	reg := metrics.New()
-	codec, err := PayloadCodec(cfg, false, logger)
-	if err != nil {
-		return err
-	}
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, reg, codec, logger)
-	if err != nil {
-		return err
-	}
-	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
-
-	deps := apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)
-	deps.PayloadCodec = codec
+	deps := apiDeps(cfg, conns.db, conns.tc, conns.reg, logger, cfg.TemporalUIURL)
+	deps.PayloadCodec = conns.codec
 	if deps.TransitionKeys, err = TransitionKeys(cfg, false, logger); err != nil {
 		return err
 	}
 	if err := addSecrets(&deps, cfg, false, logger); err != nil {
 		return err
 	}
-	srv, err := startHTTP(cfg.HTTPAddr, api.NewRouter(deps))
+	srv, err := serve(ctx, cfg, deps, api.NewRouter(deps), &parts, logger)
 	if err != nil {
-		return err
-	}
-	parts.add("http server", srv.shutdown)
-	logger.InfoContext(ctx, "listening", "url", srv.url())
-	if _, err := startMetrics(cfg, deps, srv.errc, &parts); err != nil {
 		return err
 	}
 	logger.InfoContext(ctx, "vigil api started", "url", srv.url(), "config", cfg)
@@ -100,42 +82,71 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	var parts lifecycle
 	defer parts.stopAll(cfg.ShutdownTimeout, logger)
 
-	db, err := openDatabase(ctx, cfg, logger, false, cfg.AutoMigrate)
+	conns, err := connect(ctx, cfg, logger, &parts)
 	if err != nil {
 		return err
+	}
+	keys, err := TransitionKeys(cfg, false, logger)
+	if err != nil {
+		return err
+	}
+	if err := startWorker(ctx, cfg, conns.db, conns.tc, conns.reg, keys, &parts, logger); err != nil {
+		return err
+	}
+	deps := apiDeps(cfg, conns.db, conns.tc, conns.reg, logger, cfg.TemporalUIURL)
+	srv, err := serve(ctx, cfg, deps, api.NewOperationsRouter(deps), &parts, logger)
+	if err != nil {
+		return err
+	}
+	logger.InfoContext(ctx, "vigil worker started", "task_queue", cfg.TaskQueue, "health_url", srv.url(), "config", cfg)
+	return waitForStop(ctx, srv.errc)
+}
+
+// connections are what `vigil api` and `vigil worker` open first: the
+// database, and a Temporal client reporting to the process's metrics
+// registry and encrypting payloads with its codec.
+type connections struct {
+	db    *sqlx.DB
+	reg   *metrics.Registry
+	codec *payloadcodec.Codec
+	tc    client.Client
+}
+
+// connect opens the database (migrating it when VIGIL_AUTO_MIGRATE is set)
+// and dials Temporal, adding both to parts to be closed at stop.
+func connect(ctx context.Context, cfg config.Config, logger *slog.Logger, parts *lifecycle) (connections, error) {
+	db, err := openDatabase(ctx, cfg, logger, false, cfg.AutoMigrate)
+	if err != nil {
+		return connections{}, err
 	}
 	parts.add("postgres", func(context.Context) error { return db.Close() })
 
 	reg := metrics.New()
 	codec, err := PayloadCodec(cfg, false, logger)
 	if err != nil {
-		return err
+		return connections{}, err
 	}
 	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, reg, codec, logger)
 	if err != nil {
-		return err
+		return connections{}, err
 	}
 	parts.add("temporal client", func(context.Context) error { tc.Close(); return nil })
+	return connections{db: db, reg: reg, codec: codec, tc: tc}, nil
+}
 
-	keys, err := TransitionKeys(cfg, false, logger)
+// serve starts the process's HTTP server with h on VIGIL_HTTP_ADDR, and
+// the metrics server when VIGIL_METRICS_ADDR is set, adding both to parts.
+func serve(ctx context.Context, cfg config.Config, deps api.Deps, h http.Handler, parts *lifecycle, logger *slog.Logger) (*httpServer, error) {
+	srv, err := startHTTP(cfg.HTTPAddr, h)
 	if err != nil {
-		return err
-	}
-	if err := startWorker(ctx, cfg, db, tc, reg, keys, &parts, logger); err != nil {
-		return err
-	}
-	deps := apiDeps(cfg, db, tc, reg, logger, cfg.TemporalUIURL)
-	srv, err := startHTTP(cfg.HTTPAddr, api.NewOperationsRouter(deps))
-	if err != nil {
-		return err
+		return nil, err
 	}
 	parts.add("http server", srv.shutdown)
 	logger.InfoContext(ctx, "listening", "url", srv.url())
-	if _, err := startMetrics(cfg, deps, srv.errc, &parts); err != nil {
-		return err
+	if _, err := startMetrics(cfg, deps, srv.errc, parts); err != nil {
+		return nil, err
 	}
-	logger.InfoContext(ctx, "vigil worker started", "task_queue", cfg.TaskQueue, "health_url", srv.url(), "config", cfg)
-	return waitForStop(ctx, srv.errc)
+	return srv, nil
 }
 
 // Migrate applies pending migrations, or with args ["status"] prints which

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -383,7 +384,7 @@ func TestVerifyRejects(t *testing.T) {
 			require.ErrorIs(t, err, tt.wantErr)
 			require.Nil(t, got)
 			for _, sentinel := range []error{auth.ErrTokenExpired, auth.ErrTokenInvalid, auth.ErrWrongTokenType} {
-				if sentinel != tt.wantErr {
+				if !errors.Is(sentinel, tt.wantErr) {
 					require.NotErrorIs(t, err, sentinel, "errors must map to exactly one sentinel")
 				}
 			}

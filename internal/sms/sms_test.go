@@ -104,7 +104,7 @@ func TestSend(t *testing.T) {
 				require.ErrorIs(t, err, tt.wantIs)
 			}
 			for _, sentinel := range []error{sms.ErrBadNumber, sms.ErrAuth, sms.ErrRejected} {
-				if sentinel != tt.wantIs {
+				if !errors.Is(sentinel, tt.wantIs) {
 					require.False(t, errors.Is(err, sentinel), "%v is not %v", err, sentinel)
 				}
 			}

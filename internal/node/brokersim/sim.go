@@ -31,8 +31,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -43,6 +41,7 @@ import (
 
 	"github.com/vigil-health/vigil/internal/httpserve"
 	"github.com/vigil-health/vigil/internal/node/broker"
+	"github.com/vigil-health/vigil/internal/sim"
 )
 
 // Defaults and limits.
@@ -75,8 +74,8 @@ type Options struct {
 	Now func() time.Time
 	// Latency delays every response.
 	Latency time.Duration
-	// FailRate is the fraction of requests answered 503.
-	FailRate float64
+	// FailureRate is the fraction of requests answered 503.
+	FailureRate float64
 	// Seed makes failure injection deterministic.
 	Seed uint64
 }
@@ -87,7 +86,7 @@ func (o Options) String() string {
 	if o.AdminKey != "" {
 		key = "[REDACTED]"
 	}
-	return fmt.Sprintf("brokersim.Options{AdminKey:%s, Latency:%s, FailRate:%g}", key, o.Latency, o.FailRate)
+	return fmt.Sprintf("brokersim.Options{AdminKey:%s, Latency:%s, FailureRate:%g}", key, o.Latency, o.FailureRate)
 }
 
 // GoString is String, so %#v redacts too.
@@ -141,16 +140,13 @@ type Simulator struct {
 	started  time.Time
 	requests atomic.Int64
 	version  atomic.Uint64 // bumps when the fleet or a script changes
+	// Faults injects latency and 503s (SetLatency, SetFailureRate).
+	*sim.Faults
 
-	mu       sync.RWMutex
-	clock    time.Time
-	nodes    map[string]*node
-	order    []*node
-	latency  time.Duration
-	failRate float64
-
-	rngMu sync.Mutex
-	rng   *rand.Rand
+	mu    sync.RWMutex
+	clock time.Time
+	nodes map[string]*node
+	order []*node
 
 	listMu sync.Mutex
 	list   struct {
@@ -166,9 +162,7 @@ func New(opts Options) *Simulator {
 		adminKey: opts.AdminKey,
 		nowFn:    opts.Now,
 		nodes:    make(map[string]*node),
-		latency:  max(0, opts.Latency),
-		failRate: clamp01(opts.FailRate),
-		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		Faults:   sim.NewFaults(opts.Latency, opts.FailureRate, opts.Seed),
 	}
 	if s.adminKey == "" {
 		s.adminKey = DefaultAdminKey
@@ -179,13 +173,6 @@ func New(opts Options) *Simulator {
 	s.clock = s.nowFn()
 	s.started = s.clock
 	return s
-}
-
-func clamp01(f float64) float64 {
-	if math.IsNaN(f) || f < 0 {
-		return 0
-	}
-	return math.Min(f, 1)
 }
 
 // Now returns the simulator's clock.
@@ -370,20 +357,6 @@ func (s *Simulator) NodeIDs() []string {
 // Requests returns how many requests the handler has received.
 func (s *Simulator) Requests() int { return int(s.requests.Load()) }
 
-// SetFailRate changes the fraction of requests answered 503.
-func (s *Simulator) SetFailRate(f float64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failRate = clamp01(f)
-}
-
-// SetLatency changes the delay before every response.
-func (s *Simulator) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = max(0, d)
-}
-
 // response is a rendered document with its validators.
 type response struct {
 	body     []byte
@@ -425,31 +398,12 @@ func (s *Simulator) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 	})
+	faulty := s.Wrap(mux, func(w http.ResponseWriter) {
+		http.Error(w, "service temporarily unavailable", http.StatusServiceUnavailable)
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
-		s.mu.RLock()
-		latency, failRate := s.latency, s.failRate
-		s.mu.RUnlock()
-		fail := false
-		if failRate > 0 {
-			s.rngMu.Lock()
-			fail = s.rng.Float64() < failRate
-			s.rngMu.Unlock()
-		}
-		if latency > 0 {
-			t := time.NewTimer(latency)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		if fail {
-			http.Error(w, "service temporarily unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		mux.ServeHTTP(w, r)
+		faulty.ServeHTTP(w, r)
 	})
 }
 

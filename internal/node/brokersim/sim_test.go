@@ -539,7 +539,7 @@ func TestFleets(t *testing.T) {
 }
 
 func TestFailureInjectionAndLatency(t *testing.T) {
-	sim := New(Options{FailRate: 1})
+	sim := New(Options{FailureRate: 1})
 	_, err := sim.AddNode(NodeSpec{ID: "1"})
 	require.NoError(t, err)
 	c, _ := startSim(t, sim, DefaultAdminKey)
@@ -549,7 +549,7 @@ func TestFailureInjectionAndLatency(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, se.StatusCode)
 	require.False(t, broker.IsPermanent(err))
 
-	sim.SetFailRate(0)
+	sim.SetFailureRate(0)
 	sim.SetLatency(30 * time.Millisecond)
 	start := time.Now()
 	_, err = c.Nodes(t.Context())

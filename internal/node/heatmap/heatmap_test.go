@@ -3,8 +3,8 @@ package heatmap
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
-	"image"
 	"image/color"
 	"image/png"
 	"io"
@@ -78,11 +78,6 @@ func TestRenderDump(t *testing.T) {
 			require.NoError(t, os.WriteFile(dir+"/"+name+"."+string(fm), b.Bytes(), 0o644))
 		}
 	}
-}
-
-// pixelSize is the PNG size of a canvas of w×h points.
-func pixelSize(w, h float64) image.Point {
-	return image.Pt(int(w*DPI/72+0.5), int(h*DPI/72+0.5))
 }
 
 func TestRenderPNGCells(t *testing.T) {
@@ -254,7 +249,7 @@ func requireXML(t *testing.T, b []byte) {
 	d := xml.NewDecoder(bytes.NewReader(b))
 	for {
 		_, err := d.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return
 		}
 		require.NoError(t, err)

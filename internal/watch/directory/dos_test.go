@@ -238,7 +238,7 @@ func TestErrorClassification(t *testing.T) {
 			require.NotContains(t, err.Error(), secret)
 			all := []error{directory.ErrUnauthorized, directory.ErrUnavailable, directory.ErrNotFound}
 			for _, sentinel := range all {
-				require.Equal(t, sentinel == tt.want, errors.Is(err, sentinel), "errors.Is(%v)", sentinel)
+				require.Equal(t, errors.Is(sentinel, tt.want), errors.Is(err, sentinel), "errors.Is(%v)", sentinel)
 			}
 		})
 	}

@@ -35,6 +35,7 @@ import (
 
 	"github.com/vigil-health/vigil/internal/httpserve"
 	"github.com/vigil-health/vigil/internal/watch/directory"
+	"github.com/vigil-health/vigil/internal/sim"
 )
 
 // Request paths, as ServeMux patterns.
@@ -163,28 +164,27 @@ type Simulator struct {
 	now       func() time.Time
 	zone      *time.Location
 	requests  atomic.Int64
+	// Faults injects latency and 503s (SetLatency, SetFailureRate).
+	*sim.Faults
 
-	mu          sync.Mutex
-	rng         *rand.Rand
-	latency     time.Duration
-	failureRate float64
-	order       []*entry
-	byID        map[string]*entry
-	buckets     map[string]*bucket
+	mu      sync.Mutex
+	rng     *rand.Rand
+	order   []*entry
+	byID    map[string]*entry
+	buckets map[string]*bucket
 }
 
 // New returns a simulator configured by opts.
 func New(opts Options) *Simulator {
 	s := &Simulator{
-		accounts:    opts.Accounts,
-		locations:   make(map[string]Location),
-		rate:        math.Max(0, opts.RatePerSecond),
-		now:         opts.Now,
-		rng:         rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		latency:     max(0, opts.Latency),
-		failureRate: clamp01(opts.FailureRate),
-		byID:        make(map[string]*entry),
-		buckets:     make(map[string]*bucket),
+		accounts:  opts.Accounts,
+		locations: make(map[string]Location),
+		rate:      math.Max(0, opts.RatePerSecond),
+		now:       opts.Now,
+		rng:       rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		Faults:    sim.NewFaults(opts.Latency, opts.FailureRate, opts.Seed),
+		byID:      make(map[string]*entry),
+		buckets:   make(map[string]*bucket),
 	}
 	if s.accounts == nil {
 		s.accounts = DefaultAccounts()
@@ -229,13 +229,6 @@ func New(opts Options) *Simulator {
 	return s
 }
 
-func clamp01(f float64) float64 {
-	if math.IsNaN(f) || f < 0 {
-		return 0
-	}
-	return math.Min(f, 1)
-}
-
 func normalizePostcode(pc string) string {
 	return strings.ToUpper(strings.Join(strings.Fields(pc), ""))
 }
@@ -248,25 +241,7 @@ func (s *Simulator) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		s.mu.Lock()
-		latency := s.latency
-		fail := s.failureRate > 0 && s.rng.Float64() < s.failureRate
-		s.mu.Unlock()
-		if latency > 0 {
-			t := time.NewTimer(latency)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		if fail {
-			writeError(w, http.StatusServiceUnavailable, "service temporarily unavailable")
-			return
-		}
+	authorized := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
 		acc, known := s.accounts[user]
 		if !ok || !known || subtle.ConstantTimeCompare([]byte(pass), []byte(acc.Password)) != 1 {
@@ -280,6 +255,13 @@ func (s *Simulator) Handler() http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, acc)))
+	})
+	faulty := s.Wrap(authorized, func(w http.ResponseWriter) {
+		writeError(w, http.StatusServiceUnavailable, "service temporarily unavailable")
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		faulty.ServeHTTP(w, r)
 	})
 }
 
@@ -491,20 +473,6 @@ func (s *Simulator) Start(addr string) (url string, stop func(), err error) {
 
 // Requests returns how many requests the handler has received.
 func (s *Simulator) Requests() int { return int(s.requests.Load()) }
-
-// SetFailureRate changes the fraction of requests answered 503.
-func (s *Simulator) SetFailureRate(f float64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failureRate = clamp01(f)
-}
-
-// SetLatency changes the delay before every response.
-func (s *Simulator) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = max(0, d)
-}
 
 // Get returns a copy of the service id (removed or not).
 func (s *Simulator) Get(id string) (Service, bool) {
