@@ -298,11 +298,3 @@ func localTime(t time.Time, loc *time.Location) string {
 	}
 	return t.In(loc).Format("02/01/2006 15:04")
 }
-
-// nullTime stores a zero time as NULL.
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t
-}
