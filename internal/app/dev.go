@@ -20,8 +20,8 @@ import (
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
-	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 	"github.com/vigil-health/vigil/internal/node/brokersim"
+	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 	"github.com/vigil-health/vigil/workflows"
 )
 

@@ -34,8 +34,8 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/internal/httpserve"
-	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/internal/sim"
+	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // Request paths, as ServeMux patterns.
