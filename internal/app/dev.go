@@ -14,13 +14,13 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/mail"
 	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/node/brokersim"
+	"github.com/vigil-health/vigil/internal/reference"
 	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -238,17 +238,11 @@ func (d *DevStack) startBrokerAndMail(ctx context.Context, cfg *config.Config, d
 // demoAPIKey makes a fresh API key for the demo generator, revoking the
 // previous run's.
 func demoAPIKey(ctx context.Context, db *sqlx.DB) (string, error) {
-	k, err := auth.NewAPIKey()
+	k, err := (&reference.Store{DB: db}).ReplaceAPIKey(ctx, "demo-generator")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("demo api key: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now() WHERE name = 'demo-generator' AND revoked_at IS NULL`); err != nil {
-		return "", fmt.Errorf("revoke old demo key: %w", err)
-	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO api_keys (name, prefix, key_hash) VALUES ('demo-generator', $1, $2)`, k.Prefix, k.Hash); err != nil {
-		return "", fmt.Errorf("store demo key: %w", err)
-	}
-	return k.Plaintext.Reveal(), nil
+	return k.Reveal(), nil
 }
 
 // Err reports a part that failed after start.

@@ -5,6 +5,7 @@ package reference_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -106,5 +107,45 @@ func TestAlertTypeSeverities(t *testing.T) {
 	require.Len(t, got, len(want.Items))
 	for _, at := range want.Items {
 		require.Equal(t, at.Severity, got[at.AlertType], at.AlertType)
+	}
+}
+
+func TestReplaceAPIKey_RevokesThePreviousKeyOfThatName(t *testing.T) {
+	ctx := context.Background()
+	first, err := store().ReplaceAPIKey(ctx, "replace test")
+	require.NoError(t, err)
+	second, err := store().ReplaceAPIKey(ctx, "replace test")
+	require.NoError(t, err)
+	require.NotEqual(t, first, second)
+
+	_, err = store().APIKeyByToken(ctx, first.Reveal())
+	require.ErrorIs(t, err, reference.ErrNotFound, "the previous key is revoked")
+	got, err := store().APIKeyByToken(ctx, second.Reveal())
+	require.NoError(t, err)
+	require.Equal(t, "replace test", got.Name)
+}
+
+func TestAlertPlan(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		alertType string
+		wantErr   error
+	}{
+		{"seeded type with a severity policy", "FALL_DETECTED", nil},
+		{"unknown type", "NO_SUCH_TYPE", reference.ErrUnknownAlertType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := store().AlertPlan(ctx, tt.alertType)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.NotEmpty(t, p.Roles)
+			require.NotEmpty(t, p.PolicyID)
+			require.True(t, json.Valid(p.Steps), "steps are the stored JSON")
+		})
 	}
 }

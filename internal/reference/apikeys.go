@@ -58,6 +58,31 @@ func (st *Store) CreateAPIKey(ctx context.Context, in APIKeyInput) (APIKey, auth
 	return k, key.Plaintext, nil
 }
 
+// ReplaceAPIKey revokes every valid key named name and creates a new one,
+// in one transaction (the demo alert generator gets a fresh key on each
+// start). It returns the plaintext, which is not kept anywhere.
+func (st *Store) ReplaceAPIKey(ctx context.Context, name string) (auth.Secret, error) {
+	key, err := auth.NewAPIKey()
+	if err != nil {
+		return "", fmt.Errorf("create api key: %w", err)
+	}
+	tx, err := st.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL`, name); err != nil {
+		return "", fmt.Errorf("revoke old %s key: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys (name, prefix, key_hash) VALUES ($1, $2, $3)`, name, key.Prefix, key.Hash); err != nil {
+		return "", fmt.Errorf("store %s key: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return "", fmt.Errorf("commit %s key: %w", name, err)
+	}
+	return key.Plaintext, nil
+}
+
 // ListAPIKeys returns a page of API keys, revoked ones included, ordered by
 // id.
 func (st *Store) ListAPIKeys(ctx context.Context, p Page) (List[APIKey], error) {
