@@ -130,8 +130,29 @@ func runIncidents(ctx context.Context, cfg config.Config, b *command, args []str
 	b.DurationVar(&o.Settle, "settle", 5*time.Second, "wait after a phase for workflows to catch up")
 	b.IntVar(&o.EscalationIncidents, "escalation-incidents", 500, "unacknowledged incidents whose escalation step falls due at once (0 skips the phase)")
 	b.DurationVar(&o.EscalationWait, "escalation-wait", 30*time.Second, "shortest wait before that step (whole seconds)")
+	b.DurationVar(&o.CeilingDuration, "ceiling-duration", 10*time.Second, "length of each ceiling phase: the bare SystemCheck, then new incidents, each at its maximum (0 skips them)")
+	b.IntVar(&o.CeilingConcurrency, "ceiling-concurrency", 50, "requests in flight in the ceiling phases")
+	temporalAddr := b.String("temporal", cfg.TemporalAddress, "the stack's Temporal, to count the run's workflow-task time-outs (empty skips)")
 	if err := b.Parse(args); err != nil {
 		return 2
+	}
+	if o.CeilingDuration < 0 || o.CeilingConcurrency < 1 {
+		return b.usageError("-ceiling-duration must be 0 or more and -ceiling-concurrency positive")
+	}
+	if *temporalAddr != "" {
+		// Counting time-outs reads event types only, never payloads: without
+		// the stack's payload key the default converter serves.
+		dc, err := devDataConverter(cfg)
+		if err != nil {
+			dc = nil
+		}
+		tc, err := dialTemporal(ctx, *temporalAddr, cfg.TemporalNamespace, dc)
+		if err != nil {
+			fmt.Fprintf(b.stderr, "workflow tasks: %v (time-outs not counted)\n", err)
+		} else {
+			defer tc.Close()
+			o.Temporal, o.Namespace = tc, cfg.TemporalNamespace
+		}
 	}
 	if o.Rate <= 0 || o.SustainRate <= 0 || o.DupWorkers < 1 || o.DupKeys < 1 {
 		return b.usageError("-rate, -sustain-rate, -dup-workers and -dup-keys must be positive")
@@ -165,6 +186,15 @@ escalation page lateness       %6d  %9.1f %9.1f %9.1f
 escalation: %d incidents opened in %.1f s, steps due within %.0f ms, %d of %d pages sent, %d new alerts at %.0f/s meanwhile, errors %d
 `, append(latencyRow(e.Lateness), e.Incidents, e.OpenSeconds, e.DueSpreadMs, e.Sent, e.Due,
 				e.BackgroundAlerts, e.BackgroundRate, e.Errors)...)
+		}
+		if cr := rep.Ceiling; cr != nil {
+			fmt.Fprintf(w, `
+ceiling (%d in flight, %.0f s each): bare SystemCheck %.1f/s (errors %d); incidents assigned and paged %.1f/s (%d of %d created, errors %d) -> %.0f %% of bare
+`, cr.Concurrency, cr.Seconds, cr.SystemChecksPerSecond, cr.SystemCheckErrors, cr.IncidentsPerSecond,
+				cr.IncidentsPaged, cr.IncidentsCreated, cr.IncidentErrors, 100*cr.Ratio)
+		}
+		if rep.WorkflowTaskTimeouts >= 0 {
+			fmt.Fprintf(w, "workflow-task time-outs: %d in %d workflows\n", rep.WorkflowTaskTimeouts, rep.Workflows)
 		}
 	})
 }

@@ -21,6 +21,7 @@ func TestCommand_UsageErrors(t *testing.T) {
 		{"unknown flag", []string{"incidents", "-nope"}, "flag provided but not defined: -nope"},
 		{"incidents rate", []string{"incidents", "-rate", "0"}, "vigil bench: -rate, -sustain-rate, -dup-workers and -dup-keys must be positive"},
 		{"incidents escalation wait", []string{"incidents", "-escalation-wait", "2h"}, "vigil bench: -escalation-incidents must be 0 or more and -escalation-wait from 1s to 1h"},
+		{"incidents ceiling concurrency", []string{"incidents", "-ceiling-concurrency", "0"}, "vigil bench: -ceiling-duration must be 0 or more and -ceiling-concurrency positive"},
 		{"messages reads", []string{"messages", "-reads", "0"}, "vigil bench: -rate, -messages and -reads must be positive"},
 		{"nodes count", []string{"nodes", "-nodes", "0"}, "vigil bench nodes: -nodes and -scans must be positive"},
 	}

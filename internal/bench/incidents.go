@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	temporalsdk "go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/database"
@@ -48,6 +49,15 @@ type IncidentsOptions struct {
 	// after they open, while new alerts arrive at Rate (0 skips the phase).
 	EscalationIncidents int
 	EscalationWait      time.Duration
+	// CeilingDuration is the length of each ceiling phase: the bare
+	// SystemCheck workflow, then new incidents, each driven at its maximum
+	// by CeilingConcurrency requests in flight (0 skips them).
+	CeilingDuration    time.Duration
+	CeilingConcurrency int
+	// Temporal, when set, is the stack's Temporal: the run's workflow-task
+	// time-outs are counted from the histories of the workflows it ran.
+	Temporal  temporalsdk.Client
+	Namespace string
 }
 
 // Latency is a distribution summary in milliseconds.
@@ -79,6 +89,13 @@ type IncidentsReport struct {
 
 	// Escalation is the escalation phase's outcome (nil when skipped).
 	Escalation *EscalationReport `json:"escalation_lateness,omitempty"`
+	// Ceiling compares incident and bare-workflow throughput (nil when
+	// skipped).
+	Ceiling *CeilingReport `json:"ceiling,omitempty"`
+	// WorkflowTaskTimeouts counts workflow-task time-outs in the run's
+	// workflows (Workflows of them); -1 when Temporal was not reachable.
+	Workflows            int `json:"workflows"`
+	WorkflowTaskTimeouts int `json:"workflow_task_timeouts"`
 }
 
 // Incidents runs the incident benchmark: a reference phase (the one-activity
@@ -101,8 +118,9 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	if err != nil {
 		return nil, err
 	}
-	rep := &IncidentsReport{Rate: o.Rate, SustainRate: o.SustainRate}
+	rep := &IncidentsReport{Rate: o.Rate, SustainRate: o.SustainRate, WorkflowTaskTimeouts: -1}
 	run := uuid.NewString()[:8]
+	began := time.Now()
 
 	fmt.Fprintf(progress, "reference: SystemCheck workflows at %.0f/s for %s\n", o.Rate, o.Duration/2)
 	ref := openLoop(ctx, o.Rate, o.Duration/2, func(int) (time.Duration, error) {
@@ -202,6 +220,22 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 		var raised []benchAlert
 		rep.Escalation, raised, escErr = escalation(ctx, db, c, staff, run, o, progress)
 		alerts = append(alerts, raised...)
+	}
+
+	if escErr == nil && o.CeilingDuration > 0 {
+		var raised []benchAlert
+		rep.Ceiling, raised, escErr = ceiling(ctx, c, staff, run, o, progress, func(ids []string) (assignedSummary, error) {
+			return pagedTimes(ctx, db, ids)
+		})
+		alerts = append(alerts, raised...)
+	}
+	if o.Temporal != nil {
+		fmt.Fprintf(progress, "workflow tasks: reading the run's histories for time-outs\n")
+		if n, timeouts, err := workflowTaskTimeouts(ctx, o.Temporal, o.Namespace, began); err == nil {
+			rep.Workflows, rep.WorkflowTaskTimeouts = n, timeouts
+		} else {
+			fmt.Fprintf(progress, "workflow tasks: %v\n", err)
+		}
 	}
 
 	// Leave no open incident behind: the source clears every benchmark
@@ -344,6 +378,27 @@ func incidentTimes(ctx context.Context, db *sqlx.DB, ids []string) (assigned, pa
 		}
 	}
 	return summarize(a), summarize(p), done, nil
+}
+
+// pagedTimes counts the incidents of ids that are assigned and paged, and
+// when the last of them was first paged.
+func pagedTimes(ctx context.Context, db *sqlx.DB, ids []string) (assignedSummary, error) {
+	var out struct {
+		N    int        `db:"n"`
+		Last *time.Time `db:"last"`
+	}
+	if len(ids) == 0 {
+		return assignedSummary{}, nil
+	}
+	if err := db.GetContext(ctx, &out, `SELECT count(*) AS n, max(first_paged_at) AS last FROM incidents
+		WHERE id = ANY($1) AND assigned_at IS NOT NULL AND first_paged_at IS NOT NULL`, pq.Array(ids)); err != nil {
+		return assignedSummary{}, fmt.Errorf("read paged incidents: %w", err)
+	}
+	s := assignedSummary{n: out.N}
+	if out.Last != nil {
+		s.last = *out.Last
+	}
+	return s, nil
 }
 
 func summarize(ds []time.Duration) Latency {
