@@ -477,9 +477,20 @@ func (w *watchRun) record(ctx workflow.Context, pollID string, at time.Time, cha
 	if len(changes) > 0 {
 		summary = "record " + strconv.Itoa(len(changes)) + " change(s)"
 	}
-	if err := workflow.ExecuteActivity(withSummary(dbCtx(ctx), summary), watchActivities.RecordChanges, &activities.RecordChangesInput{
+	in := &activities.RecordChangesInput{
 		WatchID: w.in.WatchID, PollID: pollID, At: at, Changes: recs, Current: current, State: state,
-	}).Get(ctx, nil); err != nil {
+	}
+	// The record is a short, idempotent Postgres step (unique per poll and
+	// change): since localRecordChange it runs as a local activity in the
+	// workflow task that took the poll's answer, so a poll costs two
+	// workflow tasks instead of three.
+	var recorded workflow.Future
+	if workflow.GetVersion(ctx, localRecordChange, workflow.DefaultVersion, 1) == 1 {
+		recorded = workflow.ExecuteLocalActivity(summarizedLocal(localDBCtx(ctx), summary), watchActivities.RecordChanges, in)
+	} else {
+		recorded = workflow.ExecuteActivity(withSummary(dbCtx(ctx), summary), watchActivities.RecordChanges, in)
+	}
+	if err := recorded.Get(ctx, nil); err != nil {
 		return err
 	}
 	// A pause or resume that landed while this was written (the API writes
@@ -497,6 +508,9 @@ func (w *watchRun) record(ctx workflow.Context, pollID string, at time.Time, cha
 // stateRewriteChange versions writing a watch's state again when it
 // changed while a poll was recorded.
 const stateRewriteChange = "watch-state-rewrite"
+
+// localRecordChange versions recording a poll as a local activity.
+const localRecordChange = "watch-local-record"
 
 // announce notifies the changes people are told about, in parallel.
 func (w *watchRun) announce(ctx workflow.Context, pollID string, changes []watch.Change) error {
