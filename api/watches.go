@@ -273,11 +273,7 @@ func (s *Server) watchStore() *watch.Store {
 
 // watchSettings is the row of a watch with the configuration cfg.
 func watchSettings(id, createdBy string, cfg workflows.WatchConfig) watch.Watch {
-	return watch.Watch{
-		ID: id, Kind: cfg.Kind, ServiceID: cfg.ServiceID, Search: cfg.Search, Description: cfg.Description,
-		Interval: cfg.Interval, SlackChannel: cfg.SlackChannel, SMSNumbers: cfg.SMSNumbers,
-		RecoveryPolls: cfg.RecoveryPolls, CreatedBy: createdBy,
-	}
+	return watch.Watch{ID: id, Config: cfg, CreatedBy: createdBy}
 }
 
 func (s *Server) view(w watch.Watch) WatchView {

@@ -53,21 +53,9 @@ const (
 	WatchDeleted = "deleted"
 )
 
-// WatchConfig is what a watch polls, how often, and whom it tells.
-type WatchConfig struct {
-	Kind      string
-	ServiceID string
-	Search    directory.SearchQuery
-	// Description names the watch in notifications.
-	Description string
-	Interval    time.Duration
-	// SlackChannel and SMSNumbers receive change notifications.
-	SlackChannel string
-	SMSNumbers   []string
-	// RecoveryPolls is how many consecutive polls a better status must hold
-	// before it is announced (hysteresis); 1 announces at once.
-	RecoveryPolls int
-}
+// WatchConfig is what a watch polls, how often, and whom it tells (the
+// watch capability's one configuration type).
+type WatchConfig = watch.Config
 
 // WatchInput starts (or continues) a watch.
 type WatchInput struct {

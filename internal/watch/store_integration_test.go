@@ -24,11 +24,11 @@ func TestCreateStoresOnlyWhenStarted(t *testing.T) {
 		startErr error
 		stored   bool
 	}{
-		{"service watch", watch.Watch{Kind: watch.KindService, ServiceID: "2000001", Interval: 5 * time.Minute, RecoveryPolls: 1, SMSNumbers: []string{}}, nil, true},
-		{"search watch", watch.Watch{Kind: watch.KindSearch, Search: directory.SearchQuery{Postcode: "LS1 4AP", DistanceMiles: 10,
+		{"service watch", watch.Watch{Config: watch.Config{Kind: watch.KindService, ServiceID: "2000001", Interval: 5 * time.Minute, RecoveryPolls: 1, SMSNumbers: []string{}}}, nil, true},
+		{"search watch", watch.Watch{Config: watch.Config{Kind: watch.KindSearch, Search: directory.SearchQuery{Postcode: "LS1 4AP", DistanceMiles: 10,
 			ServiceTypes: []string{"40"}, ResultsLimit: 10, Role: "CAPMON"}, Interval: time.Minute, RecoveryPolls: 2,
-			SMSNumbers: []string{"+447700900001"}}, nil, true},
-		{"start fails", watch.Watch{Kind: watch.KindService, ServiceID: "2000002", Interval: time.Minute, RecoveryPolls: 1}, refused, false},
+			SMSNumbers: []string{"+447700900001"}}}, nil, true},
+		{"start fails", watch.Watch{Config: watch.Config{Kind: watch.KindService, ServiceID: "2000002", Interval: time.Minute, RecoveryPolls: 1}}, refused, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +50,7 @@ func TestCreateStoresOnlyWhenStarted(t *testing.T) {
 
 func TestUpdateCommitsOnlyWhenApplied(t *testing.T) {
 	ctx := context.Background()
-	w := watch.Watch{ID: uuid.NewString(), Kind: watch.KindService, ServiceID: "2000001", Interval: time.Minute, RecoveryPolls: 1}
+	w := watch.Watch{ID: uuid.NewString(), Config: watch.Config{Kind: watch.KindService, ServiceID: "2000001", Interval: time.Minute, RecoveryPolls: 1}}
 	require.NoError(t, store().Create(ctx, w, func() error { return nil }))
 	refused := errors.New("refused")
 	tests := []struct {
@@ -83,7 +83,7 @@ func TestUpdateCommitsOnlyWhenApplied(t *testing.T) {
 
 func TestStateAndDeletion(t *testing.T) {
 	ctx := context.Background()
-	w := watch.Watch{ID: uuid.NewString(), Kind: watch.KindService, ServiceID: "2000001", Interval: time.Minute, RecoveryPolls: 1}
+	w := watch.Watch{ID: uuid.NewString(), Config: watch.Config{Kind: watch.KindService, ServiceID: "2000001", Interval: time.Minute, RecoveryPolls: 1}}
 	require.NoError(t, store().Create(ctx, w, func() error { return nil }))
 	require.NoError(t, store().SetState(ctx, w.ID, "paused", "staff-2"))
 	got, err := store().Get(ctx, w.ID)
@@ -104,7 +104,7 @@ func TestStateAndDeletion(t *testing.T) {
 
 func TestRecordChangesOnceAndNotifiedTargets(t *testing.T) {
 	ctx := context.Background()
-	w := watch.Watch{ID: uuid.NewString(), Kind: watch.KindService, ServiceID: "7000001", Interval: time.Minute, RecoveryPolls: 1}
+	w := watch.Watch{ID: uuid.NewString(), Config: watch.Config{Kind: watch.KindService, ServiceID: "7000001", Interval: time.Minute, RecoveryPolls: 1}}
 	require.NoError(t, store().Create(ctx, w, func() error { return nil }))
 	polled := time.Date(2026, 7, 17, 9, 0, 0, 0, time.UTC)
 	pollID := uuid.NewString()

@@ -21,22 +21,27 @@ const (
 // ErrNotFound is returned for a watch that does not exist or was deleted.
 var ErrNotFound = errors.New("watch not found")
 
-// Watch is one watch's row: what it polls, how often, whom it tells and its
-// state.
-type Watch struct {
-	ID   string
-	Kind string
-	// ServiceID is the service a service watch polls.
+// Config is what a watch polls, how often, and whom it tells: the watch
+// workflow's configuration and the settings its row stores.
+type Config struct {
+	Kind      string
 	ServiceID string
-	// Search is what a search watch polls; the zero value for a service
-	// watch.
-	Search      directory.SearchQuery
+	Search    directory.SearchQuery
+	// Description names the watch in notifications.
 	Description string
 	Interval    time.Duration
 	// SlackChannel and SMSNumbers receive change notifications.
-	SlackChannel  string
-	SMSNumbers    []string
+	SlackChannel string
+	SMSNumbers   []string
+	// RecoveryPolls is how many consecutive polls a better status must hold
+	// before it is announced (hysteresis); 1 announces at once.
 	RecoveryPolls int
+}
+
+// Watch is one watch's row: its configuration and its state.
+type Watch struct {
+	ID string
+	Config
 	// State is active, paused, degraded or deleted.
 	State string
 	// StateChangedBy is who last paused or resumed the watch: a staff id
@@ -82,9 +87,9 @@ const watchColumns = `id, kind, service_id, postcode, distance_miles, service_ty
 
 func (r watchRow) watch() Watch {
 	w := Watch{
-		ID: r.ID, Kind: r.Kind, ServiceID: r.ServiceID, Description: r.Description,
-		Interval: time.Duration(r.Interval) * time.Second, SlackChannel: r.SlackChannel, SMSNumbers: r.SMSNumbers,
-		RecoveryPolls: r.RecoveryPolls, State: r.State, StateChangedBy: r.StateChangedBy, StateChangedAt: r.StateChangedAt,
+		ID: r.ID, Config: Config{Kind: r.Kind, ServiceID: r.ServiceID, Description: r.Description,
+			Interval: time.Duration(r.Interval) * time.Second, SlackChannel: r.SlackChannel, SMSNumbers: r.SMSNumbers,
+			RecoveryPolls: r.RecoveryPolls}, State: r.State, StateChangedBy: r.StateChangedBy, StateChangedAt: r.StateChangedAt,
 		StateReason: r.StateReason, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if r.Kind == KindSearch {
