@@ -202,19 +202,7 @@ func (s *Simulator) Advance(now time.Time) {
 // Run advances the clock to Options.Now every interval until ctx is done.
 // It blocks; run it with go.
 func (s *Simulator) Run(ctx context.Context, every time.Duration) {
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.Advance(s.nowFn())
-		}
-	}
+	sim.Every(ctx, every, func() { s.Advance(s.nowFn()) })
 }
 
 // AddNode adds a node and returns its spec with defaults filled in.

@@ -537,19 +537,7 @@ func (s *Simulator) update(id string, f func(*entry)) error {
 // user, occasionally a ROBOT reset. It blocks; run it with go. The choices
 // follow Options.Seed.
 func (s *Simulator) RandomChanges(ctx context.Context, every time.Duration, fraction float64) {
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.randomStep(fraction)
-		}
-	}
+	sim.Every(ctx, every, func() { s.randomStep(fraction) })
 }
 
 // randomStep applies one round of RandomChanges and returns the ids it
