@@ -411,12 +411,7 @@ var authAuditEvents = []string{auditActivationCreated, "attempt_failed", "locked
 // listAuthAudit pages through the auth audit, newest first (admin); before
 // is the id cursor from the previous page.
 func (s *Server) listAuthAudit(c *gin.Context) {
-	limit, fe := intParam(c, "limit", 50, 1, 200)
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	before, fe := int64Param(c, "before", 0, 0, pgBigintMax)
+	limit, before, fe := idPage(c)
 	if fe != nil {
 		abortInvalid(c, fe)
 		return

@@ -31,12 +31,7 @@ func (s *Server) listNotifications(c *gin.Context) {
 		}
 		unread = b
 	}
-	limit, fe := intParam(c, "limit", 50, 1, 200)
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	before, fe := int64Param(c, "before", 0, 0, pgBigintMax)
+	limit, before, fe := idPage(c)
 	if fe != nil {
 		abortInvalid(c, fe)
 		return

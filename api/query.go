@@ -70,6 +70,19 @@ func offsetPage(c *gin.Context) (limit, offset int, fe *fieldError) {
 	return limit, offset, nil
 }
 
+// idPage reads the limit (1 to 200, default 50) and before (an id cursor:
+// the smallest id of the previous page; 0, the default, starts at the
+// newest) of a list paged by id, newest first.
+func idPage(c *gin.Context) (limit int, before int64, fe *fieldError) {
+	if limit, fe = intParam(c, "limit", 50, 1, 200); fe != nil {
+		return 0, 0, fe
+	}
+	if before, fe = int64Param(c, "before", 0, 0, pgBigintMax); fe != nil {
+		return 0, 0, fe
+	}
+	return limit, before, nil
+}
+
 // enumListParam reads a comma-separated (or repeated) query
 // parameter whose values must all be in allowed.
 func enumListParam(c *gin.Context, name string, allowed []string) ([]string, *fieldError) {
