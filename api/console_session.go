@@ -31,7 +31,7 @@ const (
 	pageAccessCookie  = "vigil_token"
 	pageRefreshCookie = "vigil_refresh"
 	pageCookiePath    = "/ui"
-	pageHome          = "/ui/nodes"
+	pageHome          = "/ui/"
 )
 
 // requireStaffPage authenticates a page request: a bearer header as on
@@ -139,7 +139,7 @@ func (s *Server) setPageCookie(c *gin.Context, name, value string, ttl time.Dura
 }
 
 // safeNext returns next when it is a path under /ui (no scheme, no host,
-// no protocol-relative or backslash tricks), else the node list.
+// no protocol-relative or backslash tricks), else My work.
 func safeNext(next string) string {
 	u, err := url.Parse(next)
 	if err != nil || next == "" || u.Scheme != "" || u.Host != "" || u.User != nil ||
@@ -155,7 +155,9 @@ func safeNext(next string) string {
 func sameOrigin(c *gin.Context) bool {
 	origin := c.GetHeader("Origin")
 	if origin == "" {
-		return true
+		// Without Origin, a browser's Fetch Metadata still tells a
+		// cross-site request.
+		return c.GetHeader("Sec-Fetch-Site") != "cross-site"
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host == c.Request.Host

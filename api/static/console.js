@@ -1,0 +1,61 @@
+// Vigil console: live My work. Follows /ui/stream (the signed-in staff
+// member's notifications); on each new one it refreshes the lists, shows a
+// badge, puts the count in the tab title and plays a short tone (once the
+// page has had a click or key press, as browsers require for sound).
+(function () {
+  'use strict';
+  var work = document.getElementById('work');
+  var badge = document.getElementById('badge');
+  if (!work || !badge || !window.EventSource) { return; }
+  var baseTitle = document.title;
+  var count = 0;
+  var audio = null;
+  function unlock() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!audio && Ctx) { audio = new Ctx(); }
+  }
+  document.addEventListener('click', unlock, { once: true });
+  document.addEventListener('keydown', unlock, { once: true });
+  function tone() {
+    if (!audio) { return; }
+    var osc = audio.createOscillator();
+    var gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.3);
+    osc.connect(gain);
+    gain.connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.3);
+  }
+  function typing() {
+    var fields = work.querySelectorAll('textarea, input:not([type=hidden])');
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value !== '') { return true; }
+    }
+    return false;
+  }
+  function refresh(started) {
+    if (typing()) { return; } // keep what the user is writing; the badge says there is news
+    fetch(location.pathname + location.search, { credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(new Error('HTTP ' + r.status)); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('work');
+        if (!fresh) { return; }
+        work.innerHTML = fresh.innerHTML;
+        window.vigilLastUpdateMs = performance.now() - started;
+      })
+      .catch(function () { /* the next event retries */ });
+  }
+  var last = work.getAttribute('data-last-event') || '0';
+  var stream = new EventSource('/ui/stream?last_event_id=' + encodeURIComponent(last));
+  stream.addEventListener('notification', function () {
+    var started = performance.now();
+    count++;
+    document.title = '(' + count + ') ' + baseTitle;
+    badge.textContent = count + ' new';
+    badge.hidden = false;
+    tone();
+    refresh(started);
+  });
+})();
