@@ -650,7 +650,7 @@ func TestNodePages(t *testing.T) {
 
 	resp, _ = ndRaw(t, s, "POST", "/ui/login", "", formType, form("n01", demoPassword, "//evil.example/ui/"))
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
-	require.Equal(t, "/ui/nodes", resp.Header.Get("Location"), "no open redirect")
+	require.Equal(t, "/ui/", resp.Header.Get("Location"), "no open redirect: My work")
 	resp, _ = ndRaw(t, s, "POST", "/ui/login", "", formType, form("n01", demoPassword, "/ui/nodes/"+id), "Origin", s.URL)
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.Equal(t, "/ui/nodes/"+id, resp.Header.Get("Location"))
