@@ -34,17 +34,19 @@ import (
 // script (/ui/static/console.js) that follows /ui/stream, the caller's
 // notification stream, to refresh the list live.
 
-//go:embed static/console.js
+//go:embed static/console.js static/favicon.svg
 var consoleStatic embed.FS
 
-// consoleJS is the console's only script.
-var consoleJS = func() []byte {
-	b, err := consoleStatic.ReadFile("static/console.js")
+// consoleJS is the console's only script; consoleIcon its tab icon.
+var consoleJS, consoleIcon = mustStatic("static/console.js"), mustStatic("static/favicon.svg")
+
+func mustStatic(name string) []byte {
+	b, err := consoleStatic.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
 	return b
-}()
+}
 
 const (
 	// csrfField is the hidden form field of the CSRF token.
@@ -76,6 +78,10 @@ func (s *Server) consoleRoutes(r *gin.Engine, ui, page *gin.RouterGroup) {
 	ui.GET("/static/console.js", func(c *gin.Context) {
 		c.Header("Cache-Control", "no-cache")
 		c.Data(http.StatusOK, "text/javascript; charset=utf-8", consoleJS)
+	})
+	ui.GET("/static/favicon.svg", func(c *gin.Context) {
+		c.Header("Cache-Control", "max-age=86400")
+		c.Data(http.StatusOK, "image/svg+xml", consoleIcon)
 	})
 	page.GET("/", s.workPage)
 	page.GET("/board", s.boardPage)

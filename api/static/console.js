@@ -35,7 +35,10 @@
     }
     return false;
   }
-  function refresh(started) {
+  // refresh reloads the lists. A page can reach the stream a moment before
+  // the incident's row shows the assignment, so while the paged incident
+  // is not among mine yet it tries again a few times.
+  function refresh(started, incidentID, attempt) {
     if (typing()) { return; } // keep what the user is writing; the badge says there is news
     fetch(location.pathname + location.search, { credentials: 'same-origin' })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(new Error('HTTP ' + r.status)); })
@@ -43,19 +46,28 @@
         var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('work');
         if (!fresh) { return; }
         work.innerHTML = fresh.innerHTML;
+        var mine = document.getElementById('mine');
+        if (incidentID && mine && !mine.querySelector('[id="i-' + incidentID + '"]') && attempt < 6) {
+          setTimeout(function () { refresh(started, incidentID, attempt + 1); }, 500);
+          return;
+        }
+        // For the browser test's measure of a live update.
         window.vigilLastUpdateMs = performance.now() - started;
+        window.vigilUpdatedAt = Date.now();
       })
       .catch(function () { /* the next event retries */ });
   }
   var last = work.getAttribute('data-last-event') || '0';
   var stream = new EventSource('/ui/stream?last_event_id=' + encodeURIComponent(last));
-  stream.addEventListener('notification', function () {
+  stream.addEventListener('notification', function (e) {
     var started = performance.now();
+    var incidentID = '';
+    try { incidentID = JSON.parse(e.data).incident_id || ''; } catch (err) { /* no incident */ }
     count++;
     document.title = '(' + count + ') ' + baseTitle;
     badge.textContent = count + ' new';
     badge.hidden = false;
     tone();
-    refresh(started);
+    refresh(started, incidentID, 0);
   });
 })();
