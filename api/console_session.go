@@ -242,7 +242,8 @@ func (s *Server) nodeLogin(c *gin.Context) {
 }
 
 // nodeLogout ends the console session: its cookies are cleared and the
-// session is revoked, so copies of the cookies stop working too.
+// session is revoked, so copies of the cookies stop working too. The form
+// must carry the session's CSRF token.
 func (s *Server) nodeLogout(c *gin.Context) {
 	if !sameOrigin(c) {
 		s.pageError(c, http.StatusForbidden, "Forbidden", "Cross-site sign-out is refused.")
@@ -259,6 +260,12 @@ func (s *Server) nodeLogout(c *gin.Context) {
 		if id, _, _, rights, err := s.rightsChecker().CheckCookie(ctx, cookie); err == nil && rights.Live {
 			sid = id
 		}
+	}
+	if sid != "" && !s.validCSRF(sid, c.PostForm(csrfField)) {
+		// The sign-out form carries the session's CSRF token, like every
+		// console form.
+		s.pageError(c, http.StatusForbidden, "Forbidden", "This form has expired or came from another site. Reload the page and try again.")
+		return
 	}
 	if sid != "" {
 		if sess, err := s.sessionStore().Get(ctx, sid); err == nil {

@@ -719,7 +719,8 @@ func TestNodePages(t *testing.T) {
 	resp, _ = ndRaw(t, s, "GET", "/ui/nodes/"+id, s.login(t, "n01"), "", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	resp, _ = ndRaw(t, s, "POST", "/ui/logout", "", formType, "", "Cookie", session)
+	_, page2 := ndRaw(t, s, "GET", "/ui/nodes", "", "", "", "Cookie", session)
+	resp, _ = ndRaw(t, s, "POST", "/ui/logout", "", formType, url.Values{"csrf": {consoleCSRF(t, page2)}}.Encode(), "Cookie", session)
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	for _, c := range resp.Cookies() {
 		require.Empty(t, c.Value, c.Name)
