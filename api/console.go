@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -186,9 +188,59 @@ type boardFilter struct {
 // boardRow is one incident of the board.
 type boardRow struct {
 	consoleIncident
-	// NextEscalation is when the next escalation step is due, nil when the
-	// store does not know (it keeps the step, not its due time).
+	// NextEscalation is when the workflow's next page is due (the next
+	// escalation step while ASSIGNED, the next start reminder while
+	// ACKNOWLEDGED), nil when there is none or the workflow did not answer
+	// in time. The store keeps the step, not its due time, so the board
+	// asks each run's state query.
 	NextEscalation *time.Time
+}
+
+// Bounds of the board's state queries.
+const (
+	boardQueryTimeout     = 2 * time.Second
+	boardQueryConcurrency = 8
+)
+
+// nextEscalations fills the rows' NextEscalation from their workflows'
+// state queries, a few at a time, within boardQueryTimeout; a query that
+// fails or is late leaves its row without one.
+func (s *Server) nextEscalations(ctx context.Context, rows []boardRow) {
+	ctx, cancel := context.WithTimeout(ctx, boardQueryTimeout)
+	defer cancel()
+	sem := make(chan struct{}, boardQueryConcurrency)
+	var wg sync.WaitGroup
+	for i := range rows {
+		if rows[i].Status != incident.StatusAssigned && rows[i].Status != incident.StatusAcknowledged {
+			continue
+		}
+		wg.Add(1)
+		go func(r *boardRow) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			res, err := s.temporal.QueryWorkflow(ctx, r.WorkflowID, "", workflows.IncidentQueryState)
+			var st workflows.IncidentState
+			if err == nil {
+				err = res.Get(&st)
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					s.logger.WarnContext(ctx, "board: query incident state", "incident_id", r.ID, "err", err)
+				}
+				return
+			}
+			if !st.NextPageDue.IsZero() && st.Status == r.Status {
+				due := st.NextPageDue.UTC()
+				r.NextEscalation = &due
+			}
+		}(&rows[i])
+	}
+	wg.Wait()
 }
 
 // severityRank orders severities, most severe first.
@@ -254,6 +306,7 @@ func (s *Server) renderBoard(c *gin.Context, status int, message string, q url.V
 		mine := in.AssignedTo != nil && *in.AssignedTo == p.Subject
 		rows = append(rows, boardRow{consoleIncident: consoleIncident{Incident: in, Mine: mine, CanClaim: !mine}})
 	}
+	s.nextEscalations(c.Request.Context(), rows)
 	sort.SliceStable(rows, func(i, j int) bool {
 		if a, b := severityRank(rows[i].Severity), severityRank(rows[j].Severity); a != b {
 			return a < b
@@ -274,8 +327,9 @@ func (s *Server) renderBoard(c *gin.Context, status int, message string, q url.V
 		}
 		back += "?" + enc.Encode()
 	}
+	c.Header("Content-Security-Policy", consoleScriptCSP)
 	s.renderPage(c, status, "console_board.html", pageData{
-		Title: "Incident board", SignedIn: true, Nav: "board", Message: message, Back: back, Now: time.Now().UTC(),
+		Title: "Incident board", SignedIn: true, Nav: "board", Message: message, Back: back, Now: time.Now().UTC(), Scripts: true,
 		Board: rows, Filter: f, Roles: roleList, Severities: incident.Severities, Statuses: openStatuses,
 	})
 }

@@ -52,6 +52,7 @@ var nodeTemplates = func() map[string]*template.Template {
 			return *s
 		},
 		"age":      consoleAge,
+		"rfc3339":  func(t *time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"sevclass": severityClass,
 		"row": func(in consoleIncident, d pageData) incidentRow {
 			return incidentRow{I: in, P: d}

@@ -1,7 +1,31 @@
-// Vigil console: live My work. Follows /ui/stream (the signed-in staff
-// member's notifications); on each new one it refreshes the lists, shows a
-// badge, puts the count in the tab title and plays a short tone (once the
-// page has had a click or key press, as browsers require for sound).
+// Vigil console scripts. On the board, a live countdown to each
+// incident's next escalation ([data-due] elements). On My work, the live
+// list: it follows /ui/stream (the signed-in staff member's notifications);
+// on each new one it refreshes the lists, shows a badge, puts the count in
+// the tab title and plays a short tone (once the page has had a click or
+// key press, as browsers require for sound).
+(function () {
+  'use strict';
+  var dues = document.querySelectorAll('[data-due]');
+  function countdown() {
+    var now = Date.now();
+    for (var i = 0; i < dues.length; i++) {
+      var left = Math.round((Date.parse(dues[i].getAttribute('data-due')) - now) / 1000);
+      if (left <= 0) {
+        dues[i].textContent = 'due now';
+        continue;
+      }
+      var m = Math.floor(left / 60);
+      var s = left % 60;
+      dues[i].textContent = 'in ' + (m > 0 ? m + 'm ' : '') + (s < 10 && m > 0 ? '0' : '') + s + 's';
+    }
+  }
+  if (dues.length > 0) {
+    countdown();
+    setInterval(countdown, 1000);
+  }
+})();
+
 (function () {
   'use strict';
   var work = document.getElementById('work');

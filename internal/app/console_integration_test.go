@@ -53,7 +53,8 @@ const measurePage = `(() => {
 // through the API appears live on My work (the tab title counts it), she
 // acknowledges and resolves it with notes, the detail page shows the
 // timeline and links to the run, and a charge nurse sees the board and
-// reassigns an incident there. Any browser console error fails the test.
+// reassigns an incident there, under a live countdown to its next
+// escalation. Any browser console error fails the test.
 // Each page is screenshotted into VIGIL_SCREENSHOTS_DIR when set, and the
 // first load (time, bytes) of each page and the live update's latency are
 // logged.
@@ -240,6 +241,15 @@ func TestConsole_NurseWorksAnIncidentLiveInChromium(t *testing.T) {
 	require.NotContains(t, text, "TEST-ROOM-A", "the resolved incident left the board")
 	measure("board")
 	row := `#b-` + second.IncidentID
+	// The next escalation counts down live (the run's state query gives
+	// the due time).
+	due, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(row+` [data-due]`)))
+	require.NoError(t, err)
+	require.Regexp(t, `^(in (\d+m )?\d+s|due now)$`, due)
+	time.Sleep(1100 * time.Millisecond)
+	later, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(row+` [data-due]`)))
+	require.NoError(t, err)
+	require.NotEqual(t, due, later, "the countdown ticks")
 	require.NoError(t, chromedp.Do(browser,
 		chromedp.SendKeys(chromedp.CSS(row+` input[name=staff_id]`), "N02"),
 		chromedp.Click(chromedp.CSS(row+` button`)),
