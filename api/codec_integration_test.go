@@ -336,8 +336,11 @@ func TestCodec_WebUIPreflightAndConsoleCookie(t *testing.T) {
 
 	// Signing out of the console ends the cookie's use here too, and clears
 	// it on both paths.
-	req, err = http.NewRequestWithContext(context.Background(), "POST", s.URL+"/ui/logout", nil)
+	_, page := ndRaw(t, s.stack, "GET", "/ui/nodes", "", "", "", "Cookie", "vigil_token="+uiAccess.Value)
+	req, err = http.NewRequestWithContext(context.Background(), "POST", s.URL+"/ui/logout",
+		strings.NewReader(url.Values{"csrf": {consoleCSRF(t, page)}}.Encode()))
 	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.AddCookie(&http.Cookie{Name: "vigil_token", Value: uiAccess.Value})
 	req.AddCookie(&http.Cookie{Name: "vigil_refresh", Value: uiSession.Value})
 	resp, err = noRedirect.Do(req)

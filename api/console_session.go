@@ -31,7 +31,7 @@ const (
 	pageAccessCookie  = "vigil_token"
 	pageRefreshCookie = "vigil_refresh"
 	pageCookiePath    = "/ui"
-	pageHome          = "/ui/nodes"
+	pageHome          = "/ui/"
 )
 
 // requireStaffPage authenticates a page request: a bearer header as on
@@ -139,7 +139,7 @@ func (s *Server) setPageCookie(c *gin.Context, name, value string, ttl time.Dura
 }
 
 // safeNext returns next when it is a path under /ui (no scheme, no host,
-// no protocol-relative or backslash tricks), else the node list.
+// no protocol-relative or backslash tricks), else My work.
 func safeNext(next string) string {
 	u, err := url.Parse(next)
 	if err != nil || next == "" || u.Scheme != "" || u.Host != "" || u.User != nil ||
@@ -155,7 +155,9 @@ func safeNext(next string) string {
 func sameOrigin(c *gin.Context) bool {
 	origin := c.GetHeader("Origin")
 	if origin == "" {
-		return true
+		// Without Origin, a browser's Fetch Metadata still tells a
+		// cross-site request.
+		return c.GetHeader("Sec-Fetch-Site") != "cross-site"
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host == c.Request.Host
@@ -240,7 +242,8 @@ func (s *Server) nodeLogin(c *gin.Context) {
 }
 
 // nodeLogout ends the console session: its cookies are cleared and the
-// session is revoked, so copies of the cookies stop working too.
+// session is revoked, so copies of the cookies stop working too. The form
+// must carry the session's CSRF token.
 func (s *Server) nodeLogout(c *gin.Context) {
 	if !sameOrigin(c) {
 		s.pageError(c, http.StatusForbidden, "Forbidden", "Cross-site sign-out is refused.")
@@ -257,6 +260,12 @@ func (s *Server) nodeLogout(c *gin.Context) {
 		if id, _, _, rights, err := s.rightsChecker().CheckCookie(ctx, cookie); err == nil && rights.Live {
 			sid = id
 		}
+	}
+	if sid != "" && !s.validCSRF(sid, c.PostForm(csrfField)) {
+		// The sign-out form carries the session's CSRF token, like every
+		// console form.
+		s.pageError(c, http.StatusForbidden, "Forbidden", "This form has expired or came from another site. Reload the page and try again.")
+		return
 	}
 	if sid != "" {
 		if sess, err := s.sessionStore().Get(ctx, sid); err == nil {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/workflows"
 )
@@ -57,89 +59,153 @@ func (s *Server) transition(update string, needsBody bool) gin.HandlerFunc {
 		if !decodeJSON(c, &body, !needsBody) {
 			return
 		}
-		p := principal(c)
-		req := &workflows.TransitionRequest{
-			IncidentID: id,
-			Actor:      workflows.Actor{StaffID: p.Subject, Access: p.Access},
+		res, fe, err := s.applyTransition(c.Request.Context(), update, id, principal(c), body)
+		switch {
+		case fe != nil:
+			abortInvalid(c, fe)
+		case err != nil:
+			s.abortTransitionFailure(c, err)
+		default:
+			c.JSON(http.StatusOK, TransitionResponse{
+				IncidentID: res.IncidentID, PreviousStatus: res.PreviousStatus, Status: res.Status,
+				AssignedTo: res.AssignedTo, At: res.At,
+			})
 		}
-		ctx := c.Request.Context()
-		if !validText(body.ResolutionNotes, true) {
-			abortInvalid(c, invalid("resolution_notes", "must be text without control characters"))
-			return
-		}
-		if !validText(body.Note, true) {
-			abortInvalid(c, invalid("note", "must be text without control characters"))
-			return
-		}
-		if !validText(body.StaffID, false) {
-			abortInvalid(c, invalid("staff_id", "must be text without control characters"))
-			return
-		}
-		switch update {
-		case workflows.IncidentUpdateResolve:
-			if strings.TrimSpace(body.ResolutionNotes) == "" {
-				abortInvalid(c, invalid("resolution_notes", "is required"))
-				return
-			}
-			if n := len([]rune(strings.TrimSpace(body.ResolutionNotes))); n < workflows.MinResolutionNotes || n > workflows.MaxNoteLength {
-				abortInvalid(c, invalid("resolution_notes", "must be 10 to 2000 characters"))
-				return
-			}
-			req.Notes = body.ResolutionNotes
-		case workflows.IncidentUpdateNote:
-			if n := len([]rune(strings.TrimSpace(body.Note))); n == 0 || n > workflows.MaxNoteLength {
-				abortInvalid(c, invalid("note", "must be 1 to 2000 characters"))
-				return
-			}
-			req.Notes = body.Note
-		case workflows.IncidentUpdateReassign:
-			if body.StaffID == "" {
-				abortInvalid(c, invalid("staff_id", "is required"))
-				return
-			}
-			exists, err := s.referenceStore().StaffExists(ctx, body.StaffID)
-			if err != nil {
-				s.abortInternal(c, "look up staff", err)
-				return
-			}
-			if !exists {
-				abortInvalid(c, invalid("staff_id", "is not a staff member"))
-				return
-			}
-			req.ToStaffID = body.StaffID
-		}
-
-		wfID, status, err := s.incidentStore().Workflow(ctx, id)
-		if errors.Is(err, incident.ErrNotFound) {
-			abortWithError(c, http.StatusNotFound, CodeNotFound, "no incident "+id, "")
-			return
-		}
-		if err != nil {
-			s.abortInternal(c, "look up incident", err)
-			return
-		}
-		if status == workflows.StatusResolved {
-			abortWithError(c, http.StatusConflict, CodeConflict, "the incident is resolved", "")
-			return
-		}
-		if s.transitionKeys == nil {
-			s.abortInternal(c, "incident update", errNoTransitionKeys)
-			return
-		}
-		h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys, wfID, update, "", req))
-		var res workflows.TransitionResult
-		if err == nil {
-			err = h.Get(ctx, &res)
-		}
-		if err != nil {
-			s.abortTransition(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, TransitionResponse{
-			IncidentID: res.IncidentID, PreviousStatus: res.PreviousStatus, Status: res.Status,
-			AssignedTo: res.AssignedTo, At: res.At,
-		})
 	}
+}
+
+// transitionRefusal is a transition refused before it reached the
+// workflow: no such incident, or a resolved one.
+type transitionRefusal struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *transitionRefusal) Error() string { return e.message }
+
+// transitionFailure is a transition that failed: what failed (for the
+// log) and whether the error came from the workflow Update (whose
+// rejections carry the workflow's reason, see abortTransition).
+type transitionFailure struct {
+	what   string
+	update bool
+	err    error
+}
+
+func (e *transitionFailure) Error() string { return e.what + ": " + e.err.Error() }
+func (e *transitionFailure) Unwrap() error { return e.err }
+
+// applyTransition checks a staff member's state change of an incident and
+// sends it to the incident's workflow as a signed Update: the one path of
+// the JSON endpoints and the console's forms. It returns the result, or a
+// field error for bad input, or an error: a *transitionRefusal, or a
+// *transitionFailure (whose Update errors carry the workflow's rejection).
+func (s *Server) applyTransition(ctx context.Context, update, id string, p *auth.Claims, body transitionRequest) (*workflows.TransitionResult, *fieldError, error) {
+	req := &workflows.TransitionRequest{
+		IncidentID: id,
+		Actor:      workflows.Actor{StaffID: p.Subject, Access: p.Access},
+	}
+	if !validText(body.ResolutionNotes, true) {
+		return nil, invalid("resolution_notes", "must be text without control characters"), nil
+	}
+	if !validText(body.Note, true) {
+		return nil, invalid("note", "must be text without control characters"), nil
+	}
+	if !validText(body.StaffID, false) {
+		return nil, invalid("staff_id", "must be text without control characters"), nil
+	}
+	switch update {
+	case workflows.IncidentUpdateResolve:
+		if strings.TrimSpace(body.ResolutionNotes) == "" {
+			return nil, invalid("resolution_notes", "is required"), nil
+		}
+		if n := len([]rune(strings.TrimSpace(body.ResolutionNotes))); n < workflows.MinResolutionNotes || n > workflows.MaxNoteLength {
+			return nil, invalid("resolution_notes", "must be 10 to 2000 characters"), nil
+		}
+		req.Notes = body.ResolutionNotes
+	case workflows.IncidentUpdateNote:
+		if n := len([]rune(strings.TrimSpace(body.Note))); n == 0 || n > workflows.MaxNoteLength {
+			return nil, invalid("note", "must be 1 to 2000 characters"), nil
+		}
+		req.Notes = body.Note
+	case workflows.IncidentUpdateReassign:
+		if body.StaffID == "" {
+			return nil, invalid("staff_id", "is required"), nil
+		}
+		exists, err := s.referenceStore().StaffExists(ctx, body.StaffID)
+		if err != nil {
+			return nil, nil, &transitionFailure{what: "look up staff", err: err}
+		}
+		if !exists {
+			return nil, invalid("staff_id", "is not a staff member"), nil
+		}
+		req.ToStaffID = body.StaffID
+	}
+
+	wfID, status, err := s.incidentStore().Workflow(ctx, id)
+	if errors.Is(err, incident.ErrNotFound) {
+		return nil, nil, &transitionRefusal{status: http.StatusNotFound, code: CodeNotFound, message: "no incident " + id}
+	}
+	if err != nil {
+		return nil, nil, &transitionFailure{what: "look up incident", err: err}
+	}
+	if status == workflows.StatusResolved {
+		return nil, nil, &transitionRefusal{status: http.StatusConflict, code: CodeConflict, message: "the incident is resolved"}
+	}
+	if s.transitionKeys == nil {
+		return nil, nil, &transitionFailure{what: "incident update", err: errNoTransitionKeys}
+	}
+	h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys, wfID, update, "", req))
+	var res workflows.TransitionResult
+	if err == nil {
+		err = h.Get(ctx, &res)
+	}
+	if err != nil {
+		return nil, nil, &transitionFailure{what: "incident update", update: true, err: err}
+	}
+	return &res, nil, nil
+}
+
+// abortTransitionFailure answers an error of applyTransition.
+func (s *Server) abortTransitionFailure(c *gin.Context, err error) {
+	var refusal *transitionRefusal
+	var failure *transitionFailure
+	switch {
+	case errors.As(err, &refusal):
+		abortWithError(c, refusal.status, refusal.code, refusal.message, "")
+	case errors.As(err, &failure) && failure.update:
+		s.abortTransition(c, failure.err)
+	case errors.As(err, &failure):
+		s.abortInternal(c, failure.what, failure.err)
+	default:
+		s.abortInternal(c, "incident update", err)
+	}
+}
+
+// transitionRejection is the status and message of a transition the
+// workflow or applyTransition refused (ok false for a failure that is not
+// a refusal: a store or Temporal error), as abortTransition maps them.
+func transitionRejection(err error) (status int, message string, ok bool) {
+	var refusal *transitionRefusal
+	var appErr *temporal.ApplicationError
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &refusal):
+		return refusal.status, refusal.message, true
+	case errors.As(err, &appErr):
+		switch appErr.Type() {
+		case workflows.RejectForbidden:
+			return http.StatusForbidden, appErr.Message(), true
+		case workflows.RejectInvalid:
+			return http.StatusBadRequest, appErr.Message(), true
+		case workflows.RejectIllegal, workflows.RejectClosed:
+			return http.StatusConflict, appErr.Message(), true
+		}
+	case errors.As(err, &notFound):
+		return http.StatusConflict, "the incident is resolved", true
+	}
+	return 0, "", false
 }
 
 // abortTransition maps a rejected or failed update to its answer.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/node/heatmap"
 )
@@ -18,7 +19,7 @@ import (
 // The broker node pages: server-rendered HTML, no JavaScript, behind the
 // console session (console_session.go).
 
-//go:embed templates/nodes_*.html
+//go:embed templates/*.html
 var nodeTemplateFS embed.FS
 
 // nodeTemplates are the page templates, by page file name.
@@ -50,9 +51,18 @@ var nodeTemplates = func() map[string]*template.Template {
 			}
 			return *s
 		},
+		"age":      consoleAge,
+		"rfc3339":  func(t *time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"sevclass": severityClass,
+		"row": func(in consoleIncident, d pageData) incidentRow {
+			return incidentRow{I: in, P: d}
+		},
 	}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"nodes_list.html", "nodes_detail.html", "nodes_login.html", "nodes_error.html"} {
+	for _, page := range []string{
+		"nodes_list.html", "nodes_detail.html", "nodes_login.html", "nodes_error.html",
+		"console_work.html", "console_board.html", "console_incident.html",
+	} {
 		out[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(nodeTemplateFS, "templates/nodes_layout.html", "templates/"+page))
 	}
 	return out
@@ -87,6 +97,7 @@ func (s *Server) nodePageRoutes(r *gin.Engine) {
 	page.GET("/nodes/heatmap.svg", s.nodeHeatmap(heatmap.SVG))
 	page.GET("/nodes/:id", s.nodePage)
 	page.GET("/nodes/:id/export", s.exportNode)
+	s.consoleRoutes(r, ui, page)
 }
 
 // pageHeaders keeps the pages out of frames and caches and forbids scripts.
@@ -116,11 +127,73 @@ type pageData struct {
 	// Detail page.
 	Detail *node.Detail
 	Year   int
+
+	// Every signed-in page (renderPage fills these): the CSRF token of
+	// the session, the viewer's staff id, and whether they are a charge
+	// nurse or an admin.
+	CSRF   string
+	Me     string
+	Charge bool
+	// Nav names the current console page; Scripts loads the console
+	// script; Back is where the page's forms return.
+	Nav     string
+	Scripts bool
+	Back    string
+	Now     time.Time
+	// My work.
+	Mine, Claimable []consoleIncident
+	LastEventID     int64
+	// Board.
+	Board                       []boardRow
+	Filter                      boardFilter
+	Roles, Severities, Statuses []string
+	// Incident detail.
+	Incident       consoleIncident
+	IncidentDetail *incident.IncidentDetail
+	Timeline       []timelineEntry
+	WebUIURL       string
+}
+
+// incidentRow is an incident with its page's data, for the shared
+// incident card and action templates.
+type incidentRow struct {
+	I consoleIncident
+	P pageData
+}
+
+// consoleAge is how long ago t was, rounded: "45s", "12m", "3h 05m", "2d 4h".
+func consoleAge(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", max(0, int(d.Seconds())))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// severityClass is the badge colour of a severity.
+func severityClass(sev string) string {
+	switch sev {
+	case "CRITICAL":
+		return "red"
+	case "HIGH":
+		return "orange"
+	case "MEDIUM":
+		return "yellow"
+	}
+	return "blue"
 }
 
 // renderPage executes a page into memory first, so a template failure is a
 // clean 500 and not half a page.
 func (s *Server) renderPage(c *gin.Context, status int, page string, data pageData) {
+	if p := principal(c); p != nil {
+		data.CSRF, data.Me, data.Charge = s.csrfToken(c), p.Subject, isCharge(p)
+	}
 	var buf bytes.Buffer
 	if err := nodeTemplates[page].Execute(&buf, data); err != nil {
 		s.abortInternal(c, "render "+page, err)
@@ -147,7 +220,7 @@ func (s *Server) nodesPage(c *gin.Context) {
 		s.abortInternal(c, "node summary", err)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "nodes_list.html", pageData{Title: "Broker nodes", SignedIn: true, Items: items, GeneratedAt: now})
+	s.renderPage(c, http.StatusOK, "nodes_list.html", pageData{Title: "Broker nodes", SignedIn: true, Nav: "nodes", Items: items, GeneratedAt: now})
 }
 
 // nodePage is one node's details.
@@ -167,5 +240,5 @@ func (s *Server) nodePage(c *gin.Context) {
 		s.abortInternal(c, "node detail", err)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "nodes_detail.html", pageData{Title: d.Name, SignedIn: true, Detail: d, Year: now.Year()})
+	s.renderPage(c, http.StatusOK, "nodes_detail.html", pageData{Title: d.Name, SignedIn: true, Nav: "nodes", Detail: d, Year: now.Year()})
 }

@@ -650,7 +650,7 @@ func TestNodePages(t *testing.T) {
 
 	resp, _ = ndRaw(t, s, "POST", "/ui/login", "", formType, form("n01", demoPassword, "//evil.example/ui/"))
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
-	require.Equal(t, "/ui/nodes", resp.Header.Get("Location"), "no open redirect")
+	require.Equal(t, "/ui/", resp.Header.Get("Location"), "no open redirect: My work")
 	resp, _ = ndRaw(t, s, "POST", "/ui/login", "", formType, form("n01", demoPassword, "/ui/nodes/"+id), "Origin", s.URL)
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.Equal(t, "/ui/nodes/"+id, resp.Header.Get("Location"))
@@ -719,7 +719,8 @@ func TestNodePages(t *testing.T) {
 	resp, _ = ndRaw(t, s, "GET", "/ui/nodes/"+id, s.login(t, "n01"), "", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	resp, _ = ndRaw(t, s, "POST", "/ui/logout", "", formType, "", "Cookie", session)
+	_, page2 := ndRaw(t, s, "GET", "/ui/nodes", "", "", "", "Cookie", session)
+	resp, _ = ndRaw(t, s, "POST", "/ui/logout", "", formType, url.Values{"csrf": {consoleCSRF(t, page2)}}.Encode(), "Cookie", session)
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	for _, c := range resp.Cookies() {
 		require.Empty(t, c.Value, c.Name)

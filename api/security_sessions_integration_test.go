@@ -173,10 +173,12 @@ func TestSecurity_Sessions_ConsoleCookiesDieWithTheSession(t *testing.T) {
 		jar = append(jar, c.Name+"="+c.Value)
 	}
 	cookies := strings.Join(jar, "; ")
-	resp, _ = ndRaw(t, s, "GET", "/ui/nodes", "", "", "", "Cookie", cookies)
+	resp, page := ndRaw(t, s, "GET", "/ui/nodes", "", "", "", "Cookie", cookies)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
 	resp, _ = ndRaw(t, s, "POST", "/ui/logout", "", "application/x-www-form-urlencoded", "", "Cookie", cookies)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "the sign-out form needs the session's CSRF token")
+	resp, _ = ndRaw(t, s, "POST", "/ui/logout", "", "application/x-www-form-urlencoded", url.Values{"csrf": {consoleCSRF(t, page)}}.Encode(), "Cookie", cookies)
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	// Before the fix a copy of the cookies still worked after logout (200).
 	resp, _ = ndRaw(t, s, "GET", "/ui/nodes", "", "", "", "Cookie", cookies)

@@ -261,6 +261,7 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 	_, _ = fmt.Fprintf(out, `
 Vigil dev stack is up.
   API             %[1]s
+  Staff console   %[1]s/ (sign in with a staff login; the demo's are below)
   Temporal Web UI %[2]s/namespaces/%[4]s/workflows
   Temporal gRPC   %[3]s (namespace %[4]s)
   Postgres        %[5]s
