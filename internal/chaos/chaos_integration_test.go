@@ -127,6 +127,9 @@ func TestChaos(t *testing.T) {
 		require.NoError(t, err)
 		d := max(n-smsSeen, 0)
 		smsSeen = n
+		if d > 0 {
+			t.Logf("%d SMS duplicated at the simulator", d)
+		}
 		return d
 	}
 

@@ -5,6 +5,8 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +91,7 @@ func (s *stack) checkAlerts(t *testing.T, m *monitor, keys []string, settle time
 			}
 			if n := len(perKey[k]); n > 1 {
 				o.duplicated += n - 1
+				fmt.Fprintf(os.Stderr, "chaos: key %s has %d incidents\n", k, n)
 			}
 			switch {
 			case want == 0 && len(perKey[k]) == 0:
@@ -96,6 +99,7 @@ func (s *stack) checkAlerts(t *testing.T, m *monitor, keys []string, settle time
 				o.lost += want - got
 			case got > want:
 				o.duplicated += got - want
+				fmt.Fprintf(os.Stderr, "chaos: key %s counted %d alerts, %d accepted\n", k, got, want)
 			}
 		}
 		m.mu.Unlock()
@@ -159,6 +163,7 @@ func (s *stack) pageOutcome(ctx context.Context, ids []string, pc pageCheck) (ou
 		if r.Pages > 1 {
 			// Two steps named for the same due page (on time and late).
 			o.duplicated += r.Pages - 1
+			fmt.Fprintf(os.Stderr, "chaos: incident %s has %d %s outbox rows\n", r.IncidentID, r.Pages, r.Channel)
 		}
 		if r.LastSent != nil && r.LastSent.After(o.lastDelivery) {
 			o.lastDelivery = *r.LastSent
@@ -181,6 +186,9 @@ func (s *stack) pageOutcome(ctx context.Context, ids []string, pc pageCheck) (ou
 		return o, err
 	}
 	o.duplicated += twice
+	if twice > 0 {
+		fmt.Fprintf(os.Stderr, "chaos: %d pages notified twice\n", twice)
+	}
 	return o, nil
 }
 
@@ -207,6 +215,7 @@ func (s *stack) checkSlack(ids []string, settle time.Duration) outcome {
 				o.lost++
 			case n > 1:
 				o.duplicated += n - 1
+				fmt.Fprintf(os.Stderr, "chaos: incident %s has %d Slack messages\n", id, n)
 			}
 		}
 		if o.lost == 0 || time.Now().After(deadline) {
