@@ -22,15 +22,15 @@ import (
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/embeddedtemporal"
+	"github.com/vigil-health/vigil/internal/netport"
 	"github.com/vigil-health/vigil/internal/testenv"
 )
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := netport.Free("127.0.0.1")
 	require.NoError(t, err)
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // anyPorts lets the embedded Temporal server pick every port it binds

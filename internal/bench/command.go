@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
+	"github.com/vigil-health/vigil/internal/netport"
 	"github.com/vigil-health/vigil/internal/node/brokersim"
 	"github.com/vigil-health/vigil/internal/temporalclient"
 )
@@ -386,12 +386,9 @@ func runNodes(ctx context.Context, cfg config.Config, b *command, args []string)
 	})
 }
 
-// freePort asks the kernel for a free TCP port on the loopback interface.
+// freePort is a free TCP port on the loopback interface (0 when there is
+// none).
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	port, _ := netport.Free("127.0.0.1")
+	return port
 }

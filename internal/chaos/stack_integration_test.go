@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
+	"github.com/vigil-health/vigil/internal/netport"
 	"github.com/vigil-health/vigil/internal/node/brokersim"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
 	"github.com/vigil-health/vigil/internal/sms/smsfake"
@@ -401,12 +402,15 @@ func databaseName(t testing.TB, url string) string {
 	return name
 }
 
+// freePort picks a port below the ephemeral range: the suite stops and
+// starts its processes on the same addresses, and a port from the ephemeral
+// range can be handed to another process's listener or connection while
+// its owner is down.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := netport.Free("127.0.0.1")
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 func freeAddr(t testing.TB) string { return "127.0.0.1:" + strconv.Itoa(freePort(t)) }

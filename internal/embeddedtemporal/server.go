@@ -32,6 +32,8 @@ import (
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+
+	"github.com/vigil-health/vigil/internal/netport"
 )
 
 // Options configures the embedded server.
@@ -169,8 +171,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			break
 		}
 		if !pickFrontend {
+			// A server that failed half-built can keep the frontend's
+			// listener open (it is never handed back to be closed): then
+			// the fixed port cannot be tried again, and the first failure
+			// is the one to report.
 			if perr := checkPortFree(opts.IP, opts.FrontendPort); perr != nil {
-				return nil, fmt.Errorf("temporal frontend: %w", perr)
+				return nil, fmt.Errorf("temporal frontend on port %d: %w (then the port stayed held: %v)", opts.FrontendPort, err, perr)
 			}
 		}
 		if attempt == bindAttempts {
@@ -459,16 +465,30 @@ const clusterName = "active"
 
 func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {
 	services := map[string]config.Service{}
+	// Each port is picked free, and different from the others picked here.
+	used := map[int]bool{opts.FrontendPort: true}
+	pick := func() (int, error) {
+		for {
+			p, err := pickPort(opts.IP)
+			if err != nil {
+				return 0, err
+			}
+			if !used[p] {
+				used[p] = true
+				return p, nil
+			}
+		}
+	}
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
 		grpcPort := opts.FrontendPort
 		if name != "frontend" {
-			p, err := pickPort(opts.IP)
+			p, err := pick()
 			if err != nil {
 				return nil, err
 			}
 			grpcPort = p
 		}
-		membershipPort, err := pickPort(opts.IP)
+		membershipPort, err := pick()
 		if err != nil {
 			return nil, err
 		}
@@ -512,14 +532,10 @@ func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {
 	}, nil
 }
 
-func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort picks a port below the kernel's ephemeral range (see netport),
+// so no other process's "port 0" listener or connection takes it before the
+// server binds it.
+func freePort(ip string) (int, error) { return netport.Free(ip) }
 
 func checkPortFree(ip string, port int) error {
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
