@@ -363,6 +363,11 @@ func (s *Server) renderIncident(c *gin.Context, status int, message, id string) 
 		s.abortInternal(c, "load incident", err)
 		return
 	}
+	pages, err := s.incidentStore().PageOutcomes(c.Request.Context(), d.ID)
+	if err != nil {
+		s.abortInternal(c, "load incident pages", err)
+		return
+	}
 	p := principal(c)
 	mine := d.AssignedTo != nil && *d.AssignedTo == p.Subject
 	timeline := make([]timelineEntry, 0, len(d.Timeline))
@@ -373,8 +378,36 @@ func (s *Server) renderIncident(c *gin.Context, status int, message, id string) 
 		Title: "Incident " + d.AlertType, SignedIn: true, Nav: "incident", Message: message, Now: time.Now().UTC(),
 		Back:           "/ui/incidents/" + d.ID,
 		Incident:       consoleIncident{Incident: d.Incident, Mine: mine, CanClaim: !mine},
-		IncidentDetail: d, Timeline: timeline, WebUIURL: s.workflowURL(d.WorkflowID),
+		IncidentDetail: d, Timeline: timeline, WebUIURL: s.workflowURL(d.WorkflowID), Pages: pages,
 	})
+}
+
+// channelName is a page channel as staff name it.
+func channelName(channel string) string {
+	switch channel {
+	case "inapp":
+		return "In-app"
+	case "sms":
+		return "SMS"
+	case "slack":
+		return "Slack"
+	}
+	return channel
+}
+
+// pageOutcomeColour is the badge colour of a page's outcome: green once
+// sent, red when it failed for good, yellow while it waits (a provider that
+// is down), grey when skipped (no number, no Slack account).
+func pageOutcomeColour(status string) string {
+	switch status {
+	case "sent":
+		return "green"
+	case "failed":
+		return "red"
+	case "pending":
+		return "yellow"
+	}
+	return "grey"
 }
 
 // detailFields flattens an event's JSON detail object into sorted fields.

@@ -155,6 +155,13 @@ func TestConsole_FormsNeedCSRFShowRefusalsAndKeepRights(t *testing.T) {
 	for _, want := range []string{"RESOLVED", "ACKNOWLEDGED", "NOTE_ADDED", "Patient conscious", "Helped back to bed, no injury.", "PAGED"} {
 		require.Contains(t, string(body), want)
 	}
+	// The pages table: the assignee's in-app page, sent.
+	pages := string(body)[strings.Index(string(body), `<table id="pages">`):]
+	pages = pages[:strings.Index(pages, "</table>")]
+	require.Contains(t, pages, "<td>assign</td>")
+	require.Contains(t, pages, "("+*row.AssignedTo+")")
+	require.Contains(t, pages, "<td>In-app</td>")
+	require.Contains(t, pages, `<span class="badge green">sent</span>`)
 	resp, _ = ndRaw(t, s, "GET", "/ui/incidents/"+uuid.NewString(), "", "", "", "Cookie", cookie)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 

@@ -51,9 +51,11 @@ var nodeTemplates = func() map[string]*template.Template {
 			}
 			return *s
 		},
-		"age":      consoleAge,
-		"rfc3339":  func(t *time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"sevclass": severityClass,
+		"age":       consoleAge,
+		"rfc3339":   func(t *time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"sevclass":  severityClass,
+		"channel":   channelName,
+		"pageclass": pageOutcomeColour,
 		"row": func(in consoleIncident, d pageData) incidentRow {
 			return incidentRow{I: in, P: d}
 		},
@@ -152,6 +154,7 @@ type pageData struct {
 	IncidentDetail *incident.IncidentDetail
 	Timeline       []timelineEntry
 	WebUIURL       string
+	Pages          []incident.PageOutcome
 }
 
 // incidentRow is an incident with its page's data, for the shared

@@ -37,3 +37,45 @@ func (s *Store) Backlog(ctx context.Context) ([]metrics.OutboxBacklog, error) {
 	}
 	return out, nil
 }
+
+// PageOutcome is what became of one page of an incident: one recipient, at
+// one step, on one channel (one notification_outbox row).
+type PageOutcome struct {
+	Step          string     `json:"step" db:"step"`
+	Recipient     string     `json:"recipient" db:"recipient"`
+	RecipientName *string    `json:"recipient_name" db:"recipient_name"`
+	Channel       string     `json:"channel" db:"channel"`
+	Status        string     `json:"status" db:"status"`
+	Attempts      int        `json:"attempts" db:"attempts"`
+	LastError     string     `json:"last_error" db:"last_error"`
+	CreatedAt     time.Time  `json:"created_at" db:"created_at"`
+	SentAt        *time.Time `json:"sent_at" db:"sent_at"`
+}
+
+// maxPageError bounds the provider error a page outcome carries.
+const maxPageError = 200
+
+// PageOutcomes lists an incident's pages, in the order they were queued.
+func (s *Store) PageOutcomes(ctx context.Context, incidentID string) ([]PageOutcome, error) {
+	out := []PageOutcome{}
+	if err := s.DB.SelectContext(ctx, &out, `
+		SELECT o.step, o.recipient, st.name AS recipient_name, o.channel, o.status,
+			o.attempts, o.last_error, o.created_at, o.sent_at
+		FROM notification_outbox o
+		LEFT JOIN staff st ON st.id = o.recipient
+		WHERE o.incident_id = $1
+		ORDER BY o.id`, incidentID); err != nil {
+		return nil, fmt.Errorf("load pages of incident %s: %w", incidentID, err)
+	}
+	for i := range out {
+		out[i].CreatedAt = out[i].CreatedAt.UTC()
+		if out[i].SentAt != nil {
+			t := out[i].SentAt.UTC()
+			out[i].SentAt = &t
+		}
+		if r := []rune(out[i].LastError); len(r) > maxPageError {
+			out[i].LastError = string(r[:maxPageError]) + "…"
+		}
+	}
+	return out, nil
+}

@@ -4,6 +4,7 @@ package incident_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,4 +70,49 @@ func TestBacklog(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]float64{"sms": 2, "inapp": 0, "slack": 0}, values)
+}
+
+func TestPageOutcomes_ListsEachPageWithItsOutcome(t *testing.T) {
+	ctx := context.Background()
+	store := &incident.Store{DB: db}
+	incidentID := uuid.NewString()
+	_, err := db.ExecContext(ctx, `
+		INSERT INTO incidents (id, workflow_id, dedup_key_hash, alert_type, severity, patient_id, room, status, opened_at, last_alert_at)
+		VALUES ($1, $2, $3, 'CARDIAC_ARREST', 'CRITICAL', 'P001', 'ICU-3', 'OPEN', now(), now())`,
+		incidentID, "incident:"+incidentID, incidentID)
+	require.NoError(t, err)
+
+	got, err := store.PageOutcomes(ctx, incidentID)
+	require.NoError(t, err)
+	require.Empty(t, got, "no pages yet")
+
+	long := strings.Repeat("x", 500)
+	rows := []struct {
+		step, recipient, channel, status, lastError string
+		sent                                        bool
+	}{
+		{"assign", "page-test-nobody", "inapp", "sent", "", true},
+		{"assign", "page-test-nobody", "sms", "failed", long, false},
+		{"escalate-1", "page-test-nobody", "slack", "pending", "slack: 503", false},
+	}
+	for _, r := range rows {
+		_, err := db.ExecContext(ctx, `
+			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, attempts, last_error, sent_at)
+			VALUES ($1, $2, $3, $4, $5, 1, $6, CASE WHEN $7 THEN now() END)`,
+			incidentID, r.step, r.recipient, r.channel, r.status, r.lastError, r.sent)
+		require.NoError(t, err)
+	}
+
+	got, err = store.PageOutcomes(ctx, incidentID)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	for i, r := range rows {
+		require.Equal(t, r.step, got[i].Step)
+		require.Equal(t, r.channel, got[i].Channel)
+		require.Equal(t, r.status, got[i].Status)
+		require.Nil(t, got[i].RecipientName, "no staff member by that id")
+		require.Equal(t, r.sent, got[i].SentAt != nil)
+	}
+	require.Len(t, []rune(got[1].LastError), 201, "a long provider error is cut")
+	require.Equal(t, "slack: 503", got[2].LastError)
 }
