@@ -249,7 +249,7 @@ func (s *Server) oncallDeleteOverride(c *gin.Context) {
 			s.abortInternal(c, "delete override", err)
 			return
 		}
-		msg := "Not deleted: " + r.Message + "."
+		msg := "Not deleted: " + strings.TrimSpace(r.Field+" "+r.Message) + "."
 		if r.Status == http.StatusNotFound {
 			msg = "Not deleted: that override no longer exists."
 		}
