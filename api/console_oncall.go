@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"strings"
 	"time"
@@ -31,8 +32,11 @@ const (
 	// oncallInputLayout is a datetime-local input's value; browsers send
 	// seconds only when the input's step asks for them.
 	oncallInputLayout = "2006-01-02T15:04"
-	// oncallTimeLayout is how the page shows a time, in the hospital's zone.
-	oncallTimeLayout = "Mon 2006-01-02 15:04 MST"
+	// The page shows a time of today on the hospital's clock as 15:04, one
+	// of another day with its date, and of another year with the year.
+	oncallTodayLayout = "15:04"
+	oncallDayLayout   = "Mon 2 Jan 15:04"
+	oncallYearLayout  = "Mon 2 Jan 2006 15:04"
 	// oncallMaxPages bounds the pages of staff and overrides read for the
 	// page (reference.MaxLimit each).
 	oncallMaxPages = 10
@@ -56,13 +60,14 @@ var oncallFieldLabels = map[string]string{
 
 // oncallView is what the On call page shows.
 type oncallView struct {
-	// TimeZone is the hospital's, in which every time is shown.
-	TimeZone string
+	// TimeZone is the hospital's, in which every time is shown, and Zone
+	// its abbreviation now (GMT, BST).
+	TimeZone, Zone string
 	// Shift is the current shift and ShiftEnds its end; NextShift is the
-	// following one, from NextStarts.
-	Shift, NextShift      string
-	ShiftEnds, NextStarts oncallTime
-	Roles                 []oncallRole
+	// following one.
+	Shift, NextShift string
+	ShiftEnds        oncallTime
+	Roles            []oncallRole
 	// OverrideCount is the number of overrides listed.
 	OverrideCount int
 	// The add form: its choices, the values sent and the error of each
@@ -86,6 +91,12 @@ type oncallRole struct {
 	Role      string
 	Now, Next []oncallPerson
 	Overrides []oncallOverride
+}
+
+// Label is the role's name with a line break allowed after each
+// underscore, for narrow screens.
+func (r oncallRole) Label() template.HTML {
+	return template.HTML(strings.ReplaceAll(template.HTMLEscapeString(r.Role), "_", "_<wbr>")) //nolint:gosec // escaped first
 }
 
 // oncallPerson is someone on call, until when (the end of their override,
@@ -116,10 +127,10 @@ func (s *Server) renderOnCall(c *gin.Context, status int, message string, v *onc
 	loc := s.hospitalTZ
 	now := time.Now()
 	shiftEnds := shiftEnd(now, loc)
-	v.TimeZone = loc.String()
+	v.TimeZone, v.Zone = loc.String(), now.In(loc).Format("MST")
 	v.Shift, _ = oncall.ShiftAt(now, loc)
 	v.NextShift, _ = oncall.ShiftAt(shiftEnds, loc)
-	v.ShiftEnds, v.NextStarts = hospitalTime(shiftEnds, loc), hospitalTime(shiftEnds, loc)
+	v.ShiftEnds = hospitalTime(shiftEnds, now, loc)
 
 	current, err := s.referenceStore().OnCall(ctx, loc, "", now)
 	if err != nil {
@@ -170,7 +181,7 @@ func (s *Server) renderOnCall(c *gin.Context, status int, message string, v *onc
 			v.OverrideCount++
 			r.Overrides = append(r.Overrides, oncallOverride{
 				Override: o, StaffName: names[o.StaffID], CreatedByName: names[o.CreatedBy],
-				From: hospitalTime(o.StartsAt, loc), Until: hospitalTime(o.EndsAt, loc), Active: active,
+				From: hospitalTime(o.StartsAt, now, loc), Until: hospitalTime(o.EndsAt, now, loc), Active: active,
 			})
 		}
 	}
@@ -180,7 +191,7 @@ func (s *Server) renderOnCall(c *gin.Context, status int, message string, v *onc
 			if !byOverride {
 				end = shiftEnds
 			}
-			byRole[g.Role].Now = append(byRole[g.Role].Now, oncallPerson{OnCallPerson: p, Until: hospitalTime(end, loc), Override: byOverride})
+			byRole[g.Role].Now = append(byRole[g.Role].Now, oncallPerson{OnCallPerson: p, Until: hospitalTime(end, now, loc), Override: byOverride})
 		}
 	}
 	for _, g := range next.Roles {
@@ -304,9 +315,18 @@ func shiftEnd(t time.Time, loc *time.Location) time.Time {
 	return time.Date(local.Year(), local.Month(), local.Day(), hour, 0, 0, 0, loc)
 }
 
-// hospitalTime is t as the page shows it on the clock of loc.
-func hospitalTime(t time.Time, loc *time.Location) oncallTime {
-	return oncallTime{RFC3339: t.In(loc).Format(time.RFC3339), Text: t.In(loc).Format(oncallTimeLayout)}
+// hospitalTime is t as the page shows it on the clock of loc, short when
+// it falls on the same day as now.
+func hospitalTime(t, now time.Time, loc *time.Location) oncallTime {
+	local, today := t.In(loc), now.In(loc)
+	layout := oncallYearLayout
+	switch {
+	case local.Year() == today.Year() && local.YearDay() == today.YearDay():
+		layout = oncallTodayLayout
+	case local.Year() == today.Year():
+		layout = oncallDayLayout
+	}
+	return oncallTime{RFC3339: local.Format(time.RFC3339), Text: local.Format(layout)}
 }
 
 // later is the later of a and b.
