@@ -90,6 +90,7 @@ func (s *Server) consoleRoutes(r *gin.Engine, ui, page *gin.RouterGroup) {
 	page.GET("/incidents/:id", s.incidentPage)
 	page.POST("/incidents/:id/:action", s.consoleAction)
 	page.GET("/stream", s.streamNotifications)
+	s.oncallRoutes(page)
 }
 
 // isCharge reports whether the claims carry charge or admin access.
@@ -116,6 +117,22 @@ func (s *Server) checkCSRF(c *gin.Context) bool {
 	}
 	p := principal(c)
 	return p != nil && sameOrigin(c) && s.validCSRF(p.SessionID, c.PostForm(csrfField))
+}
+
+// checkConsoleForm admits a console form post: a URL-encoded body of at
+// most 64 KiB with the session's CSRF token from this origin. Otherwise it
+// answers an error page (415 or 403) and returns false.
+func (s *Server) checkConsoleForm(c *gin.Context) bool {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		s.pageError(c, http.StatusUnsupportedMediaType, "Unsupported form", "Send the console's form.")
+		return false
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)
+	if !s.checkCSRF(c) {
+		s.pageError(c, http.StatusForbidden, "Forbidden", "This form has expired or came from another site. Reload the page and try again.")
+		return false
+	}
+	return true
 }
 
 // validCSRF reports whether token is the CSRF token of session sid.
@@ -438,13 +455,7 @@ func detailFields(raw json.RawMessage) []detailField {
 // note, reassign) as the JSON API does, then returns to the form's page;
 // a refused action re-renders that page with the reason and a 4xx status.
 func (s *Server) consoleAction(c *gin.Context) {
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		s.pageError(c, http.StatusUnsupportedMediaType, "Unsupported form", "Send the console's form.")
-		return
-	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)
-	if !s.checkCSRF(c) {
-		s.pageError(c, http.StatusForbidden, "Forbidden", "This form has expired or came from another site. Reload the page and try again.")
+	if !s.checkConsoleForm(c) {
 		return
 	}
 	update, ok := consoleActions[c.Param("action")]

@@ -64,6 +64,7 @@ var nodeTemplates = func() map[string]*template.Template {
 	for _, page := range []string{
 		"nodes_list.html", "nodes_detail.html", "nodes_login.html", "nodes_error.html",
 		"console_work.html", "console_board.html", "console_incident.html",
+		"console_oncall.html",
 	} {
 		out[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(nodeTemplateFS, "templates/nodes_layout.html", "templates/"+page))
 	}
@@ -155,6 +156,8 @@ type pageData struct {
 	Timeline       []timelineEntry
 	WebUIURL       string
 	Pages          []incident.PageOutcome
+	// On call.
+	OnCall *oncallView
 }
 
 // incidentRow is an incident with its page's data, for the shared

@@ -56,25 +56,42 @@ func (s *Server) referenceStore() *reference.Store {
 	return s.stores.Reference
 }
 
-// abortReference answers a reference store error: 400 for a bad field, 403
-// for a refused change, 404 for a missing record, 409 for a clash, and 500
-// (logged) for anything else.
+// abortReference answers a reference store error as referenceRefusal
+// classifies it, and with a 500 (logged) for anything else.
 func (s *Server) abortReference(c *gin.Context, what string, err error) {
+	r, ok := referenceRefusal(err)
+	if !ok {
+		s.abortInternal(c, what, err)
+		return
+	}
+	abortWithError(c, r.Status, r.Code, r.Message, r.Field)
+}
+
+// refusal is a request refused for the caller's reasons: its status, error
+// code, the field concerned (possibly empty) and the message.
+type refusal struct {
+	Status               int
+	Code, Field, Message string
+}
+
+// referenceRefusal classifies a reference store error: 400 for a bad field,
+// 403 for a refused change, 404 for a missing record, 409 for a clash; ok
+// is false for anything else (the server's fault).
+func referenceRefusal(err error) (r refusal, ok bool) {
 	var fieldErr *reference.FieldError
 	var conflictErr *reference.ConflictError
 	var forbiddenErr *reference.ForbiddenError
 	switch {
 	case errors.As(err, &fieldErr):
-		abortInvalid(c, invalid(fieldErr.Field, fieldErr.Message))
+		return refusal{http.StatusBadRequest, CodeInvalidField, fieldErr.Field, fieldErr.Message}, true
 	case errors.As(err, &forbiddenErr):
-		abortWithError(c, http.StatusForbidden, CodeForbidden, forbiddenErr.Message, forbiddenErr.Field)
+		return refusal{http.StatusForbidden, CodeForbidden, forbiddenErr.Field, forbiddenErr.Message}, true
 	case errors.As(err, &conflictErr):
-		abortWithError(c, http.StatusConflict, CodeConflict, conflictErr.Message, conflictErr.Field)
+		return refusal{http.StatusConflict, CodeConflict, conflictErr.Field, conflictErr.Message}, true
 	case errors.Is(err, reference.ErrNotFound):
-		abortWithError(c, http.StatusNotFound, CodeNotFound, err.Error(), "")
-	default:
-		s.abortInternal(c, what, err)
+		return refusal{http.StatusNotFound, CodeNotFound, "", err.Error()}, true
 	}
+	return refusal{}, false
 }
 
 // referencePage reads the limit and offset query parameters, answering 400
