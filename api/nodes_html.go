@@ -78,7 +78,7 @@ var nodeTemplates = func() map[string]*template.Template {
 			}
 			return *s
 		},
-		"lts":      localTime,
+		"lts": localTime,
 		"ltsp": func(loc *time.Location, t *time.Time) string {
 			if t == nil {
 				return node.Null
