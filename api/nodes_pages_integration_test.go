@@ -122,10 +122,9 @@ func TestNodePages_FilterSortZoneRescan(t *testing.T) {
 
 	t.Run("bad query is a 400 naming the field, on the page", func(t *testing.T) {
 		for query, field := range map[string]string{
-			"sort=size":                      "sort",
-			"status=FINE":                    "status",
-			"q=" + strings.Repeat("x", 101):  "q",
-			"q=" + url.QueryEscape("a\x00b"): "q",
+			"sort=size":                     "sort",
+			"status=FINE":                   "status",
+			"q=" + strings.Repeat("x", 101): "q",
 		} {
 			resp, page := get(nurse, "/ui/nodes?"+query)
 			require.Equal(t, http.StatusBadRequest, resp.StatusCode, query)
