@@ -303,10 +303,17 @@ var nodeSorts = []nodeSort{
 const nodeSearchMax = 100
 
 // parseNodeListQuery reads the list's query: status and label as GET
-// /v1/nodes reads them (nodeSummaryFilter), q and sort.
-func parseNodeListQuery(c *gin.Context) (nodeListQuery, node.SummaryFilter, *fieldError) {
-	q := nodeListQuery{Status: c.Query("status"), Q: strings.TrimSpace(c.Query("q")), Sort: c.Query("sort")}
-	f, fe := nodeSummaryFilter(c)
+// /v1/nodes reads them (nodeSummaryFilter), q and sort. The filter form
+// sends every field, "status=" for any status; empty fields count as
+// absent (GET /v1/nodes refuses an empty status).
+func parseNodeListQuery(query url.Values) (nodeListQuery, node.SummaryFilter, *fieldError) {
+	for k, v := range query {
+		if len(v) == 1 && strings.TrimSpace(v[0]) == "" {
+			delete(query, k)
+		}
+	}
+	q := nodeListQuery{Status: query.Get("status"), Q: strings.TrimSpace(query.Get("q")), Sort: query.Get("sort")}
+	f, fe := nodeSummaryFilter(query)
 	if fe != nil {
 		return q, f, fe
 	}
@@ -373,15 +380,15 @@ func (s *Server) nodesPage(c *gin.Context) {
 	if c.Query("scan") == "started" {
 		notice = "Fleet scan started: the table shows its results once the scan has checked the nodes (it refreshes itself)."
 	}
-	s.renderNodes(c, http.StatusOK, "", notice)
+	s.renderNodes(c, http.StatusOK, "", notice, c.Request.URL.Query())
 }
 
-// renderNodes renders the node list of the request's query, with a
+// renderNodes renders the node list of query, with a
 // message (a refusal) or a notice. A bad query is a 400 naming the field,
 // on the page above its form.
-func (s *Server) renderNodes(c *gin.Context, status int, message, notice string) {
+func (s *Server) renderNodes(c *gin.Context, status int, message, notice string, query url.Values) {
 	now := time.Now().UTC()
-	q, f, fe := parseNodeListQuery(c)
+	q, f, fe := parseNodeListQuery(query)
 	data := pageData{
 		Title: "Broker nodes", SignedIn: true, Nav: "nodes", GeneratedAt: now, TZ: s.hospitalTZ,
 		Message: message, Notice: notice, Nodes: q, Conditions: nodeConditions(), Sorts: nodeSorts,
@@ -443,8 +450,7 @@ func (s *Server) nodeScanAction(c *gin.Context) {
 		status, reason = http.StatusServiceUnavailable, "Vigil could not reach the workflow service just now; try again in a few seconds"
 	}
 	// Show the list the form came from.
-	c.Request.URL.RawQuery = back.RawQuery
-	s.renderNodes(c, status, "Rescan refused: "+reason+".", "")
+	s.renderNodes(c, status, "Rescan refused: "+reason+".", "", back.Query())
 }
 
 // nodePage is one node's details.
