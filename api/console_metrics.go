@@ -142,7 +142,7 @@ func (s *Server) buildMetrics(c *gin.Context, days int, now time.Time) (*metrics
 	}
 	v.Severity = chart.Bars{
 		ID: "severity", Title: "Incidents per severity", Desc: "How many incidents of each severity opened in the window; the table below gives the numbers and their response times.",
-		ValueLabel: "incidents", Bars: sev, Colour: "#c62828",
+		ValueLabel: "incidents", Bars: sev,
 	}.SVG()
 	staff := make([]chart.Bar, 0, len(report.ByStaff))
 	for _, g := range report.ByStaff {

@@ -147,7 +147,7 @@ func (l Line) SVG() (template.HTML, error) {
 	lx := float64(lineWidth - marginRight)
 	for si := len(l.Series) - 1; si >= 0; si-- {
 		name := shorten(l.Series[si].Name)
-		w := 28 + 7*float64(len([]rune(name)))
+		w := 40 + 7*float64(len([]rune(name)))
 		lx -= w
 		dashAttr := ""
 		if d := dashes[si%len(dashes)]; d != "" {
