@@ -19,9 +19,11 @@ const (
 
 // Heatmap returns every known node's daily error rate over the days UTC
 // days ending today (oldest first), nil where a day has no row or no rate,
-// rows sorted by heatmap.Sort (the seed's weighting). A day without a
-// stats row is marked NoData (grey), a row without a rate is "no imports"
-// (black). Rows are labelled with the node's display name.
+// rows sorted by heatmap.Sort (the seed's weighting). A day without daily
+// figures is marked NoData (grey): no stats row, or a row without deltas
+// (the node's first day, a restart, a counter reset); a day with deltas but
+// no rate had no imports (black). Rows are labelled with the node's
+// display name.
 func (s *Store) Heatmap(ctx context.Context, now time.Time, days int) (heatmap.Matrix, error) {
 	if days < 1 || days > MaxHeatmapDays {
 		return heatmap.Matrix{}, fmt.Errorf("heatmap: %d days is not between 1 and %d", days, MaxHeatmapDays)
@@ -54,7 +56,7 @@ func (s *Store) Heatmap(ctx context.Context, now time.Time, days int) (heatmap.M
 	rows, err := s.DB.QueryxContext(ctx, `
 		SELECT node_id, (day - $1::date) AS i, daily_error_rate::float8
 		FROM node_daily_stats
-		WHERE day >= $1::date AND day <= $2::date`,
+		WHERE day >= $1::date AND day <= $2::date AND daily_imported IS NOT NULL`,
 		first.Format(time.DateOnly), today.Format(time.DateOnly))
 	if err != nil {
 		return m, fmt.Errorf("heatmap rates: %w", err)

@@ -2,9 +2,9 @@
 // seed's removed error_histogram_service) as PNG or SVG with gonum/plot.
 //
 // Cells are coloured by nodehealth.Band: black no imports, blue below 1 %,
-// yellow 1 % to below 10 %, red 10 % and more; a day without any
-// statistics is grey ("no data"), so a node that has not reported yet is
-// not drawn as failing. Rows are drawn top to bottom in Matrix order; call
+// yellow 1 % to below 10 %, red 10 % and more; a day without daily
+// figures is grey ("no data"), so a node that has not reported yet is not
+// drawn as failing. Rows are drawn top to bottom in Matrix order; call
 // Sort first for the seed's weighting.
 package heatmap
 
@@ -41,14 +41,15 @@ type Row struct {
 	// Rates are the daily error rates in percent, oldest → newest, one per
 	// Matrix.Days entry; nil means no imports that day.
 	Rates []*float64
-	// NoData marks the days without any statistics (the node reported
-	// nothing, or was not monitored yet), drawn grey whatever the rate.
+	// NoData marks the days without daily figures (the node reported
+	// nothing, was not monitored yet, or the day has no deltas to compare),
+	// drawn grey whatever the rate.
 	// Nil means every day has statistics; otherwise one per Matrix.Days
 	// entry.
 	NoData []bool
 }
 
-// BandNoData is the band of a day without statistics (grey), after the
+// BandNoData is the band of a day without daily figures (grey), after the
 // nodehealth bands.
 const BandNoData = nodehealth.BandExtreme + 1
 
