@@ -25,7 +25,7 @@ var dashes = []string{"", "6 3", "2 3", "8 3 2 3", "1 2"}
 const (
 	lineWidth, lineHeight = 640, 260
 	marginLeft            = 60
-	marginRight           = 16
+	marginRight           = 24
 	marginTop             = 40
 	marginBottom          = 52
 	barRow                = 26
