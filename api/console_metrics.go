@@ -22,8 +22,11 @@ import (
 // each with its data table. Any signed-in staff member may see it, as
 // anyone with a staff token may read the JSON report.
 
-// metricsWindows are the page's windows in days; the first is the default.
-var metricsWindows = []int{7, 1, 30, 90}
+// metricsWindows are the page's windows in days, metricsDefaultDays the
+// default one.
+var metricsWindows = []int{1, 7, 30, 90}
+
+const metricsDefaultDays = 7
 
 // metricsView is the metrics page's data.
 type metricsView struct {
@@ -49,7 +52,7 @@ type metricsPoint struct {
 // bad window is a 400 naming days, on the page.
 func (s *Server) metricsPage(c *gin.Context) {
 	data := pageData{Title: "Metrics", SignedIn: true, Nav: "metrics", TZ: s.hospitalTZ}
-	days := metricsWindows[0]
+	days := metricsDefaultDays
 	if v, ok := c.GetQuery("days"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || !slices.Contains(metricsWindows, n) {
