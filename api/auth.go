@@ -39,13 +39,19 @@ func (s *Server) requireStaff(levels ...string) gin.HandlerFunc {
 			abortWithError(c, http.StatusForbidden, CodeForbidden, "a staff token is required", "")
 			return
 		}
-		if len(levels) > 0 && claims.Access != auth.AccessAdmin && !slices.Contains(levels, claims.Access) {
+		if !hasAccess(claims, levels...) {
 			abortWithError(c, http.StatusForbidden, CodeForbidden, "requires "+strings.Join(levels, " or ")+" access", "")
 			return
 		}
 		c.Set(principalKey, claims)
 		c.Next()
 	}
+}
+
+// hasAccess reports whether staff claims carry one of the access levels
+// (admin access carries every one); no levels allow any staff member.
+func hasAccess(claims *auth.Claims, levels ...string) bool {
+	return len(levels) == 0 || claims.Access == auth.AccessAdmin || slices.Contains(levels, claims.Access)
 }
 
 // ScopeAll is the scope of system tokens: it grants every other scope.

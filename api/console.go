@@ -91,6 +91,7 @@ func (s *Server) consoleRoutes(r *gin.Engine, ui, page *gin.RouterGroup) {
 	page.POST("/incidents/:id/:action", s.consoleAction)
 	page.GET("/stream", s.streamNotifications)
 	s.oncallRoutes(page)
+	page.GET("/metrics", s.metricsPage)
 }
 
 // isCharge reports whether the claims carry charge or admin access.

@@ -406,18 +406,35 @@ func (s *Server) deleteNodeContact(c *gin.Context) {
 // triggerNodeScan runs the fleet scan schedule now (outside its cadence);
 // the scan itself runs asynchronously: 202.
 func (s *Server) triggerNodeScan(c *gin.Context) {
-	ctx := c.Request.Context()
-	err := s.temporal.ScheduleClient().GetHandle(ctx, workflows.FleetScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{})
+	err := s.triggerFleetScan(c.Request.Context())
+	if err == nil {
+		c.JSON(http.StatusAccepted, gin.H{"schedule_id": workflows.FleetScanScheduleID, "triggered": true})
+		return
+	}
+	if status, code, reason, ok := fleetScanRefusal(err); ok {
+		abortWithError(c, status, code, reason, "")
+		return
+	}
+	s.abortTemporal(c, "trigger fleet scan", err)
+}
+
+// triggerFleetScan triggers the fleet scan schedule (the JSON API's and
+// the node page's rescan).
+func (s *Server) triggerFleetScan(ctx context.Context) error {
+	return s.temporal.ScheduleClient().GetHandle(ctx, workflows.FleetScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{})
+}
+
+// fleetScanRefusal is the answer to a failed trigger that is not the
+// workflow service's fault: no schedule (no broker configured) or no
+// answer in time.
+func fleetScanRefusal(err error) (status int, code, reason string, ok bool) {
 	var notFound *serviceerror.NotFound
 	switch {
-	case err == nil:
-		c.JSON(http.StatusAccepted, gin.H{"schedule_id": workflows.FleetScanScheduleID, "triggered": true})
 	case errors.As(err, &notFound):
-		abortWithError(c, http.StatusNotFound, CodeNotFound,
-			"the fleet scan schedule "+workflows.FleetScanScheduleID+" does not exist: no broker is configured", "")
+		return http.StatusNotFound, CodeNotFound,
+			"the fleet scan schedule " + workflows.FleetScanScheduleID + " does not exist: no broker is configured", true
 	case errors.Is(err, context.DeadlineExceeded):
-		abortWithError(c, http.StatusGatewayTimeout, CodeTimeout, "the workflow service did not answer in time", "")
-	default:
-		s.abortTemporal(c, "trigger fleet scan", err)
+		return http.StatusGatewayTimeout, CodeTimeout, "the workflow service did not answer in time", true
 	}
+	return 0, "", "", false
 }

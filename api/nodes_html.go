@@ -2,25 +2,52 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
+	"mime"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/incident"
 	"github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/node/heatmap"
+	"github.com/vigil-health/vigil/internal/node/nodehealth"
 )
 
-// The broker node pages: server-rendered HTML, no JavaScript, behind the
-// console session (console_session.go).
+// The broker node pages: server-rendered HTML behind the console session
+// (console_session.go). The list filters and sorts by its URL query, so
+// it works without script; a small same-origin script (refresh.js)
+// refreshes its table every nodeRefreshSeconds. Times are shown in the
+// hospital's zone. Admins can rescan the fleet from the list.
 
 //go:embed templates/*.html
 var nodeTemplateFS embed.FS
+
+//go:embed static/refresh.js
+var refreshJS []byte
+
+// nodeRefreshSeconds is how often the node list refreshes its table.
+const nodeRefreshSeconds = 30
+
+// localTimeLayout shows a time with its zone's abbreviation.
+const localTimeLayout = "2006-01-02 15:04 MST"
+
+// localTime formats t in loc (UTC when nil).
+func localTime(loc *time.Location, t time.Time) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format(localTimeLayout)
+}
 
 // nodeTemplates are the page templates, by page file name.
 var nodeTemplates = func() map[string]*template.Template {
@@ -51,6 +78,14 @@ var nodeTemplates = func() map[string]*template.Template {
 			}
 			return *s
 		},
+		"lts": localTime,
+		"ltsp": func(loc *time.Location, t *time.Time) string {
+			if t == nil {
+				return node.Null
+			}
+			return localTime(loc, *t)
+		},
+		"dur":       humanDuration,
 		"age":       consoleAge,
 		"rfc3339":   func(t *time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"sevclass":  severityClass,
@@ -62,7 +97,7 @@ var nodeTemplates = func() map[string]*template.Template {
 	}
 	out := map[string]*template.Template{}
 	for _, page := range []string{
-		"nodes_list.html", "nodes_detail.html", "nodes_login.html", "nodes_error.html",
+		"nodes_list.html", "nodes_detail.html", "nodes_login.html", "nodes_error.html", "console_metrics.html",
 		"console_work.html", "console_board.html", "console_incident.html",
 		"console_oncall.html",
 	} {
@@ -95,7 +130,12 @@ func (s *Server) nodePageRoutes(r *gin.Engine) {
 	ui.POST("/login", s.nodeLogin)
 	ui.POST("/logout", s.nodeLogout)
 	page := ui.Group("", s.requireStaffPage())
+	ui.GET("/static/refresh.js", func(c *gin.Context) {
+		c.Header("Cache-Control", "no-cache")
+		c.Data(http.StatusOK, "text/javascript; charset=utf-8", refreshJS)
+	})
 	page.GET("/nodes", s.nodesPage)
+	page.POST("/nodes/scan", s.nodeScanAction)
 	page.GET("/nodes/heatmap.png", s.nodeHeatmap(heatmap.PNG))
 	page.GET("/nodes/heatmap.svg", s.nodeHeatmap(heatmap.SVG))
 	page.GET("/nodes/:id", s.nodePage)
@@ -124,12 +164,24 @@ type pageData struct {
 	Message  string
 	// Login page.
 	Next, Login string
+	// Notice is a confirmation (a started rescan), shown as a status.
+	Notice string
+	// TZ is the hospital's zone, which the node and metrics pages show
+	// times in.
+	TZ *time.Location
 	// List page.
-	Items       []node.Summary
+	Items       []nodeRow
 	GeneratedAt time.Time
+	Nodes       nodeListQuery
+	Conditions  []string
+	Sorts       []nodeSort
+	Admin       bool
+	Refresh     int
 	// Detail page.
 	Detail *node.Detail
 	Year   int
+	// Metrics page.
+	Metrics *metricsView
 
 	// Every signed-in page (renderPage fills these): the CSRF token of
 	// the session, the viewer's staff id, and whether they are a charge
@@ -213,20 +265,198 @@ func (s *Server) pageError(c *gin.Context, status int, title, message string) {
 	c.Abort()
 }
 
+// nodeRow is one node of the list with the link to its monitor's run.
+type nodeRow struct {
+	node.Summary
+	RunURL string
+}
+
+// nodeListQuery is the node list's URL query: a condition, a name search
+// and the order.
+type nodeListQuery struct {
+	Status, Q, Sort string
+}
+
+// SortedBy is the list's URL with the same filters in another order.
+func (q nodeListQuery) SortedBy(sort string) string {
+	v := url.Values{}
+	for k, val := range map[string]string{"status": q.Status, "q": q.Q, "sort": sort} {
+		if val != "" && (k != "sort" || val != nodeSorts[0].Value) {
+			v.Set(k, val)
+		}
+	}
+	if len(v) == 0 {
+		return "/ui/nodes"
+	}
+	return "/ui/nodes?" + v.Encode()
+}
+
+// URL is the list's URL.
+func (q nodeListQuery) URL() string { return q.SortedBy(q.Sort) }
+
+// nodeSort is an order of the node list.
+type nodeSort struct{ Value, Name string }
+
+// nodeSorts are the list's orders; the first is the default.
+var nodeSorts = []nodeSort{
+	{"id", "Node id"},
+	{"name", "Name"},
+	{"status", "Status, worst first"},
+	{"contact", "Last contact, oldest first"},
+}
+
+// nodeSearchMax bounds the name search.
+const nodeSearchMax = 100
+
+// parseNodeListQuery reads the list's query: status and label as GET
+// /v1/nodes reads them (nodeSummaryFilter), q and sort. The filter form
+// sends every field, "status=" for any status; empty fields count as
+// absent (GET /v1/nodes refuses an empty status).
+func parseNodeListQuery(query url.Values) (nodeListQuery, node.SummaryFilter, *fieldError) {
+	for k, v := range query {
+		if len(v) == 1 && strings.TrimSpace(v[0]) == "" {
+			delete(query, k)
+		}
+	}
+	q := nodeListQuery{Status: query.Get("status"), Q: strings.TrimSpace(query.Get("q")), Sort: query.Get("sort")}
+	f, fe := nodeSummaryFilter(query)
+	if fe != nil {
+		return q, f, fe
+	}
+	if len(q.Q) > nodeSearchMax || !validText(q.Q, false) {
+		return q, f, invalid("q", fmt.Sprintf("must be a name or node id of at most %d characters", nodeSearchMax))
+	}
+	if q.Sort == "" {
+		q.Sort = nodeSorts[0].Value
+	}
+	if !slices.ContainsFunc(nodeSorts, func(s nodeSort) bool { return s.Value == q.Sort }) {
+		names := make([]string, len(nodeSorts))
+		for i, s := range nodeSorts {
+			names[i] = s.Value
+		}
+		return q, f, invalid("sort", "must be one of "+strings.Join(names, ", "))
+	}
+	return q, f, nil
+}
+
+// searchNodes keeps the nodes whose name or id contains q (any case).
+func searchNodes(items []node.Summary, q string) []node.Summary {
+	if q == "" {
+		return items
+	}
+	q = strings.ToLower(q)
+	return slices.DeleteFunc(items, func(n node.Summary) bool {
+		return !strings.Contains(strings.ToLower(n.CommonName), q) && !strings.Contains(strings.ToLower(n.NodeID), q)
+	})
+}
+
+// statusRank orders headlines as nodehealth.Precedence (worst first),
+// nodes without one last.
+func statusRank(headline string) int {
+	if i := slices.Index(nodehealth.Precedence, nodehealth.Condition(headline)); i >= 0 {
+		return i
+	}
+	return len(nodehealth.Precedence)
+}
+
+// sortNodes orders the list (the store gives it by node id); ties keep
+// the node id order.
+func sortNodes(items []node.Summary, by string) {
+	timeOf := func(t *time.Time) int64 {
+		if t == nil {
+			return -1 << 62 // never contacted: oldest
+		}
+		return t.UnixNano()
+	}
+	switch by {
+	case "name":
+		slices.SortStableFunc(items, func(a, b node.Summary) int {
+			return cmp.Compare(strings.ToLower(a.CommonName), strings.ToLower(b.CommonName))
+		})
+	case "status":
+		slices.SortStableFunc(items, func(a, b node.Summary) int { return cmp.Compare(statusRank(a.Headline), statusRank(b.Headline)) })
+	case "contact":
+		slices.SortStableFunc(items, func(a, b node.Summary) int { return cmp.Compare(timeOf(a.LastContact), timeOf(b.LastContact)) })
+	}
+}
+
 // nodesPage is the fleet summary with the heatmap.
 func (s *Server) nodesPage(c *gin.Context) {
-	f, fe := nodeSummaryFilter(c)
+	notice := ""
+	if c.Query("scan") == "started" {
+		notice = "Fleet scan started: the table shows its results once the scan has checked the nodes (it refreshes itself)."
+	}
+	s.renderNodes(c, http.StatusOK, "", notice, c.Request.URL.Query())
+}
+
+// renderNodes renders the node list of query, with a
+// message (a refusal) or a notice. A bad query is a 400 naming the field,
+// on the page above its form.
+func (s *Server) renderNodes(c *gin.Context, status int, message, notice string, query url.Values) {
+	now := time.Now().UTC()
+	q, f, fe := parseNodeListQuery(query)
+	data := pageData{
+		Title: "Broker nodes", SignedIn: true, Nav: "nodes", GeneratedAt: now, TZ: s.hospitalTZ,
+		Message: message, Notice: notice, Nodes: q, Conditions: nodeConditions(), Sorts: nodeSorts,
+		Admin: hasAccess(principal(c), auth.AccessAdmin), Refresh: nodeRefreshSeconds,
+	}
 	if fe != nil {
-		s.pageError(c, http.StatusBadRequest, "Bad request", fe.Field+": "+fe.Message)
+		data.Message = "Refused: " + fe.Field + " " + fe.Message + "."
+		c.Header("Content-Security-Policy", consoleScriptCSP)
+		s.renderPage(c, http.StatusBadRequest, "nodes_list.html", data)
 		return
 	}
-	now := time.Now().UTC()
 	items, err := s.nodeStore().Summary(c.Request.Context(), now, f)
 	if err != nil {
 		s.abortInternal(c, "node summary", err)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "nodes_list.html", pageData{Title: "Broker nodes", SignedIn: true, Nav: "nodes", Items: items, GeneratedAt: now})
+	items = searchNodes(items, q.Q)
+	sortNodes(items, q.Sort)
+	data.Items = make([]nodeRow, len(items))
+	for i, it := range items {
+		data.Items[i] = nodeRow{Summary: it, RunURL: s.workflowURL(node.WorkflowID(it.NodeID))}
+	}
+	c.Header("Content-Security-Policy", consoleScriptCSP)
+	s.renderPage(c, status, "nodes_list.html", data)
+}
+
+// nodeScanAction is the list's rescan form (admins): it triggers the
+// fleet scan as POST /v1/nodes/scan does, then returns to the list it came
+// from with a notice; a refusal re-renders the list with the reason.
+func (s *Server) nodeScanAction(c *gin.Context) {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		s.pageError(c, http.StatusUnsupportedMediaType, "Unsupported form", "Send the node list's form.")
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 16<<10)
+	if !s.checkCSRF(c) {
+		s.pageError(c, http.StatusForbidden, "Forbidden", "This form has expired or came from another site. Reload the page and try again.")
+		return
+	}
+	if !hasAccess(principal(c), auth.AccessAdmin) {
+		s.pageError(c, http.StatusForbidden, "Forbidden", "Only admins can rescan the fleet.")
+		return
+	}
+	back, err := url.Parse(safeNext(c.PostForm("back")))
+	if err != nil || back.Path != "/ui/nodes" {
+		back = &url.URL{Path: "/ui/nodes"}
+	}
+	err = s.triggerFleetScan(c.Request.Context())
+	if err == nil {
+		q := back.Query()
+		q.Set("scan", "started")
+		back.RawQuery = q.Encode()
+		c.Redirect(http.StatusSeeOther, back.String())
+		return
+	}
+	status, _, reason, ok := fleetScanRefusal(err)
+	if !ok {
+		s.logger.ErrorContext(c.Request.Context(), "console: trigger fleet scan", "err", err, "request_id", requestID(c))
+		status, reason = http.StatusServiceUnavailable, "Vigil could not reach the workflow service just now; try again in a few seconds"
+	}
+	// Show the list the form came from.
+	s.renderNodes(c, status, "Rescan refused: "+reason+".", "", back.Query())
 }
 
 // nodePage is one node's details.
@@ -246,5 +476,8 @@ func (s *Server) nodePage(c *gin.Context) {
 		s.abortInternal(c, "node detail", err)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "nodes_detail.html", pageData{Title: d.Name, SignedIn: true, Nav: "nodes", Detail: d, Year: now.Year()})
+	s.renderPage(c, http.StatusOK, "nodes_detail.html", pageData{
+		Title: d.Name, SignedIn: true, Nav: "nodes", Detail: d, Year: now.Year(), TZ: s.hospitalTZ,
+		WebUIURL: s.workflowURL(node.WorkflowID(d.NodeID)),
+	})
 }

@@ -293,6 +293,7 @@ func TestNodeHeatmapMatrix(t *testing.T) {
 	ndExec(t, `INSERT INTO node_settings (node_id, common_name) VALUES ($1, 'Matrix Clinic')`, id)
 	ndStats(t, id, today, &[4]int64{10, 0, 1, 0}, ndF(9.09))
 	ndStats(t, id, today.AddDate(0, 0, -2), nil, nil)
+	ndStats(t, id, today.AddDate(0, 0, -3), &[4]int64{0, 0, 0, 0}, nil)
 	ndStats(t, id, today.AddDate(0, 0, -41), &[4]int64{10, 0, 0, 0}, ndF(0))
 	ndStats(t, id, today.AddDate(0, 0, -42), &[4]int64{0, 0, 1, 0}, ndF(100)) // before the window
 
@@ -301,17 +302,27 @@ func TestNodeHeatmapMatrix(t *testing.T) {
 	require.Len(t, m.Days, 42)
 	require.Equal(t, today, m.Days[41])
 	require.Equal(t, today.AddDate(0, 0, -41), m.Days[0])
-	var row []*float64
+	var (
+		row    []*float64
+		noData []bool
+	)
 	for _, r := range m.Rows {
 		if r.Label == "Matrix Clinic" {
-			row = r.Rates
+			row, noData = r.Rates, r.NoData
 		}
 	}
 	require.Len(t, row, 42)
+	require.Len(t, noData, 42)
 	require.InDelta(t, 9.09, *row[41], 1e-9)
-	require.Nil(t, row[39], "a row without a rate")
+	require.False(t, noData[41])
+	require.Nil(t, row[39], "a row without deltas")
+	require.True(t, noData[39], "a row without deltas: no data")
+	require.Nil(t, row[38], "deltas without imports")
+	require.False(t, noData[38], "deltas without imports: no imports")
 	require.Nil(t, row[20], "no row")
+	require.True(t, noData[20], "no row: no data")
 	require.InDelta(t, 0.0, *row[0], 1e-9)
+	require.False(t, noData[0])
 }
 
 func TestNodeExport(t *testing.T) {

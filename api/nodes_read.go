@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,8 +41,8 @@ func nodeConditions() []string {
 // nodeStatusParam reads ?status=: a comma-separated (or repeated) list of
 // conditions, spelt as in the API ("NO IMPORTS") or with underscores
 // ("NO_IMPORTS"), case-insensitive.
-func nodeStatusParam(c *gin.Context) ([]string, *fieldError) {
-	raw, ok := c.GetQueryArray("status")
+func nodeStatusParam(query url.Values) ([]string, *fieldError) {
+	raw, ok := query["status"]
 	if !ok {
 		return nil, nil
 	}
@@ -64,7 +65,7 @@ func nodeStatusParam(c *gin.Context) ([]string, *fieldError) {
 // listNodes returns the fleet summary. ?status= keeps nodes with one of the
 // given conditions active, ?label= nodes with that label.
 func (s *Server) listNodes(c *gin.Context) {
-	f, fe := nodeSummaryFilter(c)
+	f, fe := nodeSummaryFilter(c.Request.URL.Query())
 	if fe != nil {
 		abortInvalid(c, fe)
 		return
@@ -78,16 +79,17 @@ func (s *Server) listNodes(c *gin.Context) {
 	c.JSON(http.StatusOK, NodeSummaryList{Items: items, GeneratedAt: now})
 }
 
-func nodeSummaryFilter(c *gin.Context) (node.SummaryFilter, *fieldError) {
+// nodeSummaryFilter reads ?status= and ?label= of a query.
+func nodeSummaryFilter(query url.Values) (node.SummaryFilter, *fieldError) {
 	var (
 		f  node.SummaryFilter
 		fe *fieldError
 	)
-	if f.Conditions, fe = nodeStatusParam(c); fe != nil {
+	if f.Conditions, fe = nodeStatusParam(query); fe != nil {
 		return f, fe
 	}
-	if v, ok := c.GetQuery("label"); ok {
-		v = strings.TrimSpace(v)
+	if vs, ok := query["label"]; ok {
+		v := strings.TrimSpace(vs[0])
 		if v == "" || len(v) > 100 || !validText(v, false) {
 			return f, invalid("label", "must be a label of 1 to 100 characters")
 		}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // DurationStats summarises one duration over a set of incidents. Incidents
@@ -235,4 +237,106 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// Bucket is the width of a metrics time series' buckets.
+type Bucket string
+
+// The bucket widths.
+const (
+	BucketHour Bucket = "hour"
+	BucketDay  Bucket = "day"
+)
+
+// MaxSeriesBuckets bounds a time series (a year of days, or 60 days of
+// hours).
+const MaxSeriesBuckets = 1464
+
+// SeriesPoint is one bucket of a metrics time series: the incidents opened
+// in [Start, the next bucket's start) and the means of their durations,
+// measured as in MetricsGroup (nil when no incident of the bucket reached
+// the duration's end point).
+type SeriesPoint struct {
+	Start               time.Time `json:"start"`
+	Incidents           int       `json:"incidents"`
+	MTTASeconds         *float64  `json:"mtta_seconds"`
+	MTTRSeconds         *float64  `json:"mttr_seconds"`
+	TimeToAssignSeconds *float64  `json:"time_to_assign_seconds"`
+}
+
+// seriesQuery counts the incidents opened in each bucket [start, next
+// start) of $1 (the buckets' starts, ascending), the last ending at $2,
+// from $3 on; buckets without incidents have no row.
+const seriesQuery = `
+	WITH b AS (
+		SELECT u.start, lead(u.start, 1, $2::timestamptz) OVER (ORDER BY u.i) AS stop, u.i - 1 AS i
+		FROM unnest($1::timestamptz[]) WITH ORDINALITY AS u(start, i)
+	)
+	SELECT b.i, count(*) AS incidents,
+		avg(EXTRACT(EPOCH FROM n.acknowledged_at - n.opened_at))::float8 AS mtta,
+		avg(CASE WHEN n.status = 'RESOLVED' THEN EXTRACT(EPOCH FROM n.resolved_at - n.opened_at) END)::float8 AS mttr,
+		avg(EXTRACT(EPOCH FROM n.assigned_at - n.opened_at))::float8 AS assign
+	FROM b JOIN incidents n ON n.opened_at >= b.start AND n.opened_at < b.stop AND n.opened_at >= $3
+	GROUP BY b.i`
+
+// MetricsSeries is the time series of the incidents opened in [from, to):
+// one point per hour or day of loc (UTC when nil), from the bucket that
+// holds from to the one that holds the instant before to, every bucket
+// present (an empty one has no incidents and nil means). Days follow the
+// zone's calendar, so a day of a summer-time change has 23 or 25 hours.
+func (s *Store) MetricsSeries(ctx context.Context, from, to time.Time, bucket Bucket, loc *time.Location) ([]SeriesPoint, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if from.IsZero() || to.IsZero() || !from.Before(to) {
+		return nil, fmt.Errorf("%w: series window %v to %v", ErrInvalidFilter, from, to)
+	}
+	f := from.In(loc)
+	var (
+		start time.Time
+		next  func(time.Time) time.Time
+	)
+	switch bucket {
+	case BucketHour:
+		start = time.Date(f.Year(), f.Month(), f.Day(), f.Hour(), 0, 0, 0, loc)
+		next = func(t time.Time) time.Time { return t.Add(time.Hour) }
+	case BucketDay:
+		start = time.Date(f.Year(), f.Month(), f.Day(), 0, 0, 0, 0, loc)
+		next = func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }
+	default:
+		return nil, fmt.Errorf("%w: bucket %q is not hour or day", ErrInvalidFilter, bucket)
+	}
+	var starts []time.Time
+	for t := start; t.Before(to); t = next(t) {
+		if len(starts) == MaxSeriesBuckets {
+			return nil, fmt.Errorf("%w: more than %d %s buckets from %v to %v", ErrInvalidFilter, MaxSeriesBuckets, bucket, from, to)
+		}
+		starts = append(starts, t)
+	}
+	var rows []struct {
+		I         int             `db:"i"`
+		Incidents int             `db:"incidents"`
+		MTTA      sql.NullFloat64 `db:"mtta"`
+		MTTR      sql.NullFloat64 `db:"mttr"`
+		Assign    sql.NullFloat64 `db:"assign"`
+	}
+	texts := make([]string, len(starts))
+	for i, t := range starts {
+		texts[i] = t.Format(time.RFC3339Nano)
+	}
+	if err := s.DB.SelectContext(ctx, &rows, seriesQuery, pq.StringArray(texts), to, from); err != nil {
+		return nil, fmt.Errorf("incident metrics series: %w", err)
+	}
+	out := make([]SeriesPoint, len(starts))
+	for i, t := range starts {
+		out[i] = SeriesPoint{Start: t}
+	}
+	for _, r := range rows {
+		if r.I < 0 || r.I >= len(out) {
+			return nil, fmt.Errorf("incident metrics series: bucket %d of %d", r.I, len(out))
+		}
+		out[r.I].Incidents = r.Incidents
+		out[r.I].MTTASeconds, out[r.I].MTTRSeconds, out[r.I].TimeToAssignSeconds = ptr(r.MTTA), ptr(r.MTTR), ptr(r.Assign)
+	}
+	return out, nil
 }

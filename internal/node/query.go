@@ -39,6 +39,9 @@ type Summary struct {
 	ImportInterface string `json:"import_interface" db:"import_interface"`
 	// LastChecked is the last scan that checked the node; nil if none has.
 	LastChecked *time.Time `json:"last_checked" db:"last_checked"`
+	// LastContact is the broker's last contact with the node; nil if
+	// unknown.
+	LastContact *time.Time `json:"last_contact" db:"last_contact"`
 	// Headline is the first active condition in the seed's precedence;
 	// Conditions are every active one, GAP IN MONITORING overlaid.
 	Headline   string         `json:"headline" db:"headline"`
@@ -240,6 +243,7 @@ func (s *Store) Summary(ctx context.Context, now time.Time, f SummaryFilter) ([]
 			COALESCE(ns.labels, '{}') AS labels,
 			ns.node_id IS NOT NULL AS has_settings,
 			bn.last_checked,
+			bn.last_contact,
 			COALESCE(bn.headline, '') AS headline,
 			COALESCE(bn.conditions, '{}') AS conditions,
 			t.daily_imported + t.daily_updated AS imports_today,
@@ -266,7 +270,7 @@ func (s *Store) Summary(ctx context.Context, now time.Time, f SummaryFilter) ([]
 		var conds []string
 		r.Headline, conds = Overlay(r.Headline, r.Conditions, r.LastChecked, now)
 		r.Conditions = conds
-		r.LastChecked = utcPtr(r.LastChecked)
+		r.LastChecked, r.LastContact = utcPtr(r.LastChecked), utcPtr(r.LastContact)
 		if len(f.Conditions) > 0 && !slices.ContainsFunc(conds, func(c string) bool { return slices.Contains(f.Conditions, c) }) {
 			continue
 		}

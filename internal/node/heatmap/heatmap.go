@@ -2,8 +2,10 @@
 // seed's removed error_histogram_service) as PNG or SVG with gonum/plot.
 //
 // Cells are coloured by nodehealth.Band: black no imports, blue below 1 %,
-// yellow 1 % to below 10 %, red 10 % and more. Rows are drawn top to
-// bottom in Matrix order; call Sort first for the seed's weighting.
+// yellow 1 % to below 10 %, red 10 % and more; a day without daily
+// figures is grey ("no data"), so a node that has not reported yet is not
+// drawn as failing. Rows are drawn top to bottom in Matrix order; call
+// Sort first for the seed's weighting.
 package heatmap
 
 import (
@@ -39,6 +41,24 @@ type Row struct {
 	// Rates are the daily error rates in percent, oldest → newest, one per
 	// Matrix.Days entry; nil means no imports that day.
 	Rates []*float64
+	// NoData marks the days without daily figures (the node reported
+	// nothing, was not monitored yet, or the day has no deltas to compare),
+	// drawn grey whatever the rate.
+	// Nil means every day has statistics; otherwise one per Matrix.Days
+	// entry.
+	NoData []bool
+}
+
+// BandNoData is the band of a day without daily figures (grey), after the
+// nodehealth bands.
+const BandNoData = nodehealth.BandExtreme + 1
+
+// band is the band of row r's day j.
+func (r Row) band(j int) nodehealth.HeatBand {
+	if r.NoData != nil && r.NoData[j] {
+		return BandNoData
+	}
+	return nodehealth.Band(r.Rates[j])
 }
 
 // Matrix is the heatmap's data: the days (UTC midnights, oldest first) and
@@ -73,12 +93,15 @@ const Title = "Daily import error rate (%)"
 
 // Band colours and legend names, indexed by nodehealth.HeatBand.
 var (
-	// BandColors are the cell colours: black, medium blue, yellow, red.
+	// BandColors are the cell colours: black, medium blue, yellow, red,
+	// and a mid grey for no data (3:1 against the white page, and a step
+	// of the PNG palette's grey ramp, so it stays exact).
 	BandColors = [...]color.RGBA{
 		nodehealth.BandNoImports: {0x00, 0x00, 0x00, 0xff},
 		nodehealth.BandOnline:    {0x00, 0x00, 0xcd, 0xff},
 		nodehealth.BandLow:       {0xff, 0xd7, 0x00, 0xff},
 		nodehealth.BandExtreme:   {0xdc, 0x14, 0x14, 0xff},
+		BandNoData:               {0x94, 0x94, 0x94, 0xff},
 	}
 	// BandNames are the legend texts.
 	BandNames = [...]string{
@@ -86,6 +109,7 @@ var (
 		nodehealth.BandOnline:    "0–1 %",
 		nodehealth.BandLow:       "1–10 %",
 		nodehealth.BandExtreme:   "≥ 10 %",
+		BandNoData:               "No data",
 	}
 )
 
@@ -126,6 +150,9 @@ func render(w io.Writer, f Format, m Matrix) (rect vg.Rectangle, err error) {
 	for i, r := range m.Rows {
 		if len(r.Rates) != len(m.Days) {
 			return vg.Rectangle{}, fmt.Errorf("heatmap: row %d (%q) has %d rates for %d days", i, r.Label, len(r.Rates), len(m.Days))
+		}
+		if r.NoData != nil && len(r.NoData) != len(m.Days) {
+			return vg.Rectangle{}, fmt.Errorf("heatmap: row %d (%q) has %d no-data marks for %d days", i, r.Label, len(r.NoData), len(m.Days))
 		}
 	}
 
@@ -322,10 +349,10 @@ func (c *cells) Plot(dc draw.Canvas, p *plot.Plot) {
 		y0, y1 := trY(float64(nr-1-i)), trY(float64(nr-i))
 		start := 0
 		for j := 1; j <= len(r.Rates); j++ {
-			if j < len(r.Rates) && nodehealth.Band(r.Rates[j]) == nodehealth.Band(r.Rates[start]) {
+			if j < len(r.Rates) && r.band(j) == r.band(start) {
 				continue
 			}
-			dc.SetColor(BandColors[nodehealth.Band(r.Rates[start])])
+			dc.SetColor(BandColors[r.band(start)])
 			dc.Fill(vg.Rectangle{Min: vg.Point{X: xs[start], Y: y0}, Max: vg.Point{X: xs[j], Y: y1}}.Path())
 			start = j
 		}
@@ -371,11 +398,11 @@ func (c *cells) paint(cv *vgimg.Canvas, xs []vg.Length, trY func(float64) vg.Len
 		top, bottom := py(trY(float64(nr-i))), py(trY(float64(nr-1-i)))
 		start := 0
 		for j := 1; j <= len(r.Rates); j++ {
-			if j < len(r.Rates) && nodehealth.Band(r.Rates[j]) == nodehealth.Band(r.Rates[start]) {
+			if j < len(r.Rates) && r.band(j) == r.band(start) {
 				continue
 			}
 			rect := image.Rect(cols[start], top, cols[j], bottom)
-			imagedraw.Draw(img, rect, uni[nodehealth.Band(r.Rates[start])], image.Point{}, imagedraw.Src)
+			imagedraw.Draw(img, rect, uni[r.band(start)], image.Point{}, imagedraw.Src)
 			start = j
 		}
 	}

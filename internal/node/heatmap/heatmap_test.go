@@ -31,7 +31,7 @@ func days(n int) []time.Time {
 	return d
 }
 
-// smallMatrix has one row per band plus a mixed row.
+// smallMatrix has one row per band plus two mixed rows.
 func smallMatrix() Matrix {
 	return Matrix{
 		Days: days(4),
@@ -41,6 +41,10 @@ func smallMatrix() Matrix {
 			{Label: "[3] Low", Rates: []*float64{f(1), f(5), f(9.99), f(4)}},
 			{Label: "[4] Extreme", Rates: []*float64{f(10), f(50), f(100), f(20)}},
 			{Label: "[5] Mixed", Rates: []*float64{nil, f(0.2), f(3), f(12)}},
+			{Label: "[6] Not reported", Rates: []*float64{nil, nil, nil, nil}, NoData: []bool{true, true, true, true}},
+			// Reported from the second day on; a no-data day wins over
+			// any rate.
+			{Label: "[7] New", Rates: []*float64{f(50), nil, f(0.5), f(20)}, NoData: []bool{true, false, false, false}},
 		},
 	}
 }
@@ -90,7 +94,7 @@ func TestRenderPNGCells(t *testing.T) {
 
 	// The image grows with the rows: one more row is 14 px taller.
 	m2 := smallMatrix()
-	m2.Rows = append(m2.Rows, Row{Label: "[6] Extra", Rates: make([]*float64, 4)})
+	m2.Rows = append(m2.Rows, Row{Label: "[8] Extra", Rates: make([]*float64, 4)})
 	var b2 bytes.Buffer
 	require.NoError(t, Render(&b2, PNG, m2))
 	cfg2, err := png.DecodeConfig(&b2)
@@ -105,12 +109,12 @@ func TestRenderPNGCells(t *testing.T) {
 	require.GreaterOrEqual(t, cellW*DPI/72, 20.0-0.01, "a day is at least 20 px wide")
 	require.GreaterOrEqual(t, cellH*DPI/72, 14.0-0.01, "a row is at least 14 px high")
 	for i, r := range m.Rows {
-		for j, rate := range r.Rates {
+		for j := range r.Rates {
 			// Centre of cell (row i from the top, day j from the left).
 			x := (float64(rect.Min.X) + (float64(j)+0.5)*cellW) * DPI / 72
 			y := float64(h) - (float64(rect.Max.Y)-(float64(i)+0.5)*cellH)*DPI/72
 			got := color.RGBAModel.Convert(img.At(int(x), int(y))).(color.RGBA)
-			want := BandColors[nodehealth.Band(rate)]
+			want := BandColors[r.band(j)]
 			require.Equal(t, want, got, "row %d (%s) day %d", i, r.Label, j)
 		}
 	}
@@ -150,7 +154,7 @@ func TestRenderSVG(t *testing.T) {
 	require.NoError(t, Render(&b, SVG, smallMatrix()))
 	requireXML(t, b.Bytes())
 	svg := b.String()
-	for _, want := range []string{Title, "No imports", "0–1 %", "1–10 %", "≥ 10 %", "[4] Extreme", "2025-12-04"} {
+	for _, want := range []string{Title, "No imports", "0–1 %", "1–10 %", "≥ 10 %", "No data", "[4] Extreme", "2025-12-04"} {
 		require.Contains(t, svg, escape(want))
 	}
 	// Vector, not an embedded raster; every band colour is used.
@@ -169,11 +173,57 @@ func TestRenderErrors(t *testing.T) {
 	}{
 		{"unknown format", "gif", smallMatrix(), "unknown format"},
 		{"short row", PNG, Matrix{Days: days(3), Rows: []Row{{Label: "x", Rates: []*float64{nil}}}}, "has 1 rates for 3 days"},
+		{"short no-data marks", SVG, Matrix{Days: days(2), Rows: []Row{{Label: "x", Rates: []*float64{nil, nil}, NoData: []bool{true}}}}, "has 1 no-data marks for 2 days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := Render(io.Discard, tt.f, tt.m)
 			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+// TestNoDataIsNotNoImports: a day without statistics is grey and a day
+// with statistics but no imports black, in both formats, and the legend
+// names both.
+func TestNoDataIsNotNoImports(t *testing.T) {
+	require.NotEqual(t, BandColors[nodehealth.BandNoImports], BandColors[BandNoData])
+	tests := []struct {
+		name   string
+		noData []bool
+		want   nodehealth.HeatBand
+	}{
+		{"no statistics", []bool{true}, BandNoData},
+		{"statistics without imports", []bool{false}, nodehealth.BandNoImports},
+		{"no marks at all", nil, nodehealth.BandNoImports},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Matrix{Days: days(1), Rows: []Row{{Label: "[1] Only", Rates: []*float64{nil}, NoData: tt.noData}}}
+			require.Equal(t, tt.want, m.Rows[0].band(0))
+
+			var b bytes.Buffer
+			rect, err := render(&b, PNG, m)
+			require.NoError(t, err)
+			img, err := png.Decode(&b)
+			require.NoError(t, err)
+			x := float64(rect.Min.X+rect.Max.X) / 2 * DPI / 72
+			y := float64(img.Bounds().Dy()) - float64(rect.Min.Y+rect.Max.Y)/2*DPI/72
+			require.Equal(t, BandColors[tt.want], color.RGBAModel.Convert(img.At(int(x), int(y))).(color.RGBA))
+
+			b.Reset()
+			require.NoError(t, Render(&b, SVG, m))
+			svg := b.String()
+			require.Contains(t, svg, "No data")
+			require.Contains(t, svg, "No imports")
+			grey := BandColors[BandNoData]
+			// The legend swatch is always grey; the cell adds a second fill.
+			n := strings.Count(svg, fmt.Sprintf("fill:#%02X%02X%02X", grey.R, grey.G, grey.B))
+			if tt.want == BandNoData {
+				require.Equal(t, 2, n)
+			} else {
+				require.Equal(t, 1, n)
+			}
 		})
 	}
 }
