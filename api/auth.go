@@ -39,13 +39,19 @@ func (s *Server) requireStaff(levels ...string) gin.HandlerFunc {
 			abortWithError(c, http.StatusForbidden, CodeForbidden, "a staff token is required", "")
 			return
 		}
-		if len(levels) > 0 && claims.Access != auth.AccessAdmin && !slices.Contains(levels, claims.Access) {
+		if !hasAccess(claims, levels...) {
 			abortWithError(c, http.StatusForbidden, CodeForbidden, "requires "+strings.Join(levels, " or ")+" access", "")
 			return
 		}
 		c.Set(principalKey, claims)
 		c.Next()
 	}
+}
+
+// hasAccess reports whether claims carry one of the access levels (any
+// level when none is named); admins have every level.
+func hasAccess(claims *auth.Claims, levels ...string) bool {
+	return claims != nil && (len(levels) == 0 || claims.Access == auth.AccessAdmin || slices.Contains(levels, claims.Access))
 }
 
 // ScopeAll is the scope of system tokens: it grants every other scope.
