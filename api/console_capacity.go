@@ -232,7 +232,11 @@ func tileOrigin(template string) string {
 		// A partial wildcard is not a CSP source: the subdomain label
 		// becomes "*." (e.g. https://*.tile.example.org).
 		rest := host[i+len("s-sub"):]
-		host = "*" + rest[strings.Index(rest, "."):]
+		dot := strings.Index(rest, ".")
+		if dot < 0 {
+			return ""
+		}
+		host = "*" + rest[dot:]
 	}
 	return u.Scheme + "://" + host
 }
