@@ -49,24 +49,22 @@
     }
   }
 
-  var points = [];
-  services.forEach(function (s) {
-    if (s.lat === null || s.lon === null) {
-      return;
-    }
+  // The view first: Leaflet draws a marker's path only on a map that has
+  // one, and paint labels the path.
+  var placed = services.filter(function (s) { return s.lat !== null && s.lon !== null; });
+  if (placed.length > 0) {
+    map.fitBounds(placed.map(function (s) { return [s.lat, s.lon]; }), { padding: [30, 30], maxZoom: 12 });
+  } else {
+    map.setView([53.5, -1.8], 6);
+  }
+  placed.forEach(function (s) {
     var m = L.circleMarker([s.lat, s.lon], {
       radius: 9, color: '#1a1a1a', weight: 2, fillOpacity: 0.9,
       className: 'svc svc-' + s.id
     }).bindTooltip(label(s)).addTo(map);
     markers[s.id] = m;
     paint(m, s);
-    points.push([s.lat, s.lon]);
   });
-  if (points.length > 0) {
-    map.fitBounds(points, { padding: [30, 30], maxZoom: 12 });
-  } else {
-    map.setView([53.5, -1.8], 6);
-  }
 
   function update(list) {
     list.forEach(function (s) {
