@@ -35,7 +35,7 @@ import (
 // changes as the JSON API. The script (/ui/static/capacity.js) polls
 // /ui/capacity/statuses to recolour the markers and the table.
 
-//go:embed static/capacity.js static/leaflet
+//go:embed static/capacity.js static/capacity.css static/leaflet
 var capacityStatic embed.FS
 
 // staticAsset is an embedded file, with its gzip encoding when that pays.
@@ -45,7 +45,7 @@ type staticAsset struct {
 }
 
 // capacityAssets are the page's files by their path under /ui/static/:
-// capacity.js and leaflet/... (Leaflet 1.9.4's script, style sheet, images
+// capacity.js, capacity.css and leaflet/... (Leaflet 1.9.4's script, style sheet, images
 // and licence).
 var capacityAssets = func() map[string]staticAsset {
 	out := map[string]staticAsset{}
@@ -107,7 +107,9 @@ const (
 // capacityRoutes registers the Capacity page, its status feed, its forms
 // and its files.
 func (s *Server) capacityRoutes(ui, page *gin.RouterGroup) {
-	ui.GET("/static/capacity.js", func(c *gin.Context) { serveAsset(c, capacityAssets["capacity.js"], "no-cache") })
+	for _, name := range []string{"capacity.js", "capacity.css"} {
+		ui.GET("/static/"+name, func(c *gin.Context) { serveAsset(c, capacityAssets[name], "no-cache") })
+	}
 	ui.GET("/static/leaflet/*file", func(c *gin.Context) {
 		a, ok := capacityAssets["leaflet"+c.Param("file")]
 		if !ok {

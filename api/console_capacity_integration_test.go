@@ -48,6 +48,8 @@ func TestConsoleCapacity_PageFormsAndRights(t *testing.T) {
 	require.Contains(t, page, "Charge nurses and admins manage watches.")
 	require.NotContains(t, page, `action="/ui/capacity/watches"`, "no create form for a nurse")
 	require.Contains(t, page, `<script type="application/json" id="capacity-data">`)
+	require.Contains(t, page, `data-tiles=""`, "no tile URL configured")
+	require.Contains(t, page, "Map tiles are off")
 	csp := resp.Header.Get("Content-Security-Policy")
 	require.Contains(t, csp, "script-src 'self';")
 	require.Contains(t, csp, "style-src 'self' 'unsafe-inline'")
@@ -193,6 +195,7 @@ func TestConsoleCapacity_ServesLeafletCompressedAndCached(t *testing.T) {
 		"/ui/static/leaflet/images/layers.png":      "image/png",
 		"/ui/static/leaflet/LICENSE":                "text/plain; charset=utf-8",
 		"/ui/static/capacity.js":                    "text/javascript; charset=utf-8",
+		"/ui/static/capacity.css":                   "text/css; charset=utf-8",
 		"/ui/static/leaflet/images/marker-icon.png": "image/png",
 	} {
 		resp, _ := ndRaw(t, s, "GET", path, "", "", "")

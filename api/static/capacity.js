@@ -53,7 +53,10 @@
   // one, and paint labels the path.
   var placed = services.filter(function (s) { return s.lat !== null && s.lon !== null; });
   if (placed.length > 0) {
-    map.fitBounds(placed.map(function (s) { return [s.lat, s.lon]; }), { padding: [30, 30], maxZoom: 12 });
+    var bounds = L.latLngBounds(placed.map(function (s) { return [s.lat, s.lon]; }));
+    var fit = function () { map.fitBounds(bounds, { padding: [30, 30], maxZoom: 12 }); };
+    fit();
+    map.on('resize', fit); // a phone turned, a window resized: every marker stays in view
   } else {
     map.setView([53.5, -1.8], 6);
   }
