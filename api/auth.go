@@ -48,10 +48,10 @@ func (s *Server) requireStaff(levels ...string) gin.HandlerFunc {
 	}
 }
 
-// hasAccess reports whether staff claims carry one of the access levels
-// (admin access carries every one); no levels allow any staff member.
+// hasAccess reports whether claims carry one of the access levels (any
+// level when none is named); admins have every level.
 func hasAccess(claims *auth.Claims, levels ...string) bool {
-	return len(levels) == 0 || claims.Access == auth.AccessAdmin || slices.Contains(levels, claims.Access)
+	return claims != nil && (len(levels) == 0 || claims.Access == auth.AccessAdmin || slices.Contains(levels, claims.Access))
 }
 
 // ScopeAll is the scope of system tokens: it grants every other scope.

@@ -92,6 +92,7 @@ func (s *Server) consoleRoutes(r *gin.Engine, ui, page *gin.RouterGroup) {
 	page.GET("/stream", s.streamNotifications)
 	s.oncallRoutes(page)
 	page.GET("/metrics", s.metricsPage)
+	s.capacityRoutes(ui, page)
 }
 
 // isCharge reports whether the claims carry charge or admin access.

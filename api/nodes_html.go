@@ -99,7 +99,7 @@ var nodeTemplates = func() map[string]*template.Template {
 	for _, page := range []string{
 		"nodes_list.html", "nodes_detail.html", "nodes_login.html", "nodes_error.html", "console_metrics.html",
 		"console_work.html", "console_board.html", "console_incident.html",
-		"console_oncall.html",
+		"console_oncall.html", "console_capacity.html",
 	} {
 		out[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(nodeTemplateFS, "templates/nodes_layout.html", "templates/"+page))
 	}
@@ -210,6 +210,8 @@ type pageData struct {
 	Pages          []incident.PageOutcome
 	// On call.
 	OnCall *oncallView
+	// Capacity page.
+	Capacity *capacityView
 }
 
 // incidentRow is an incident with its page's data, for the shared

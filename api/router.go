@@ -106,6 +106,9 @@ type Deps struct {
 	LoginFailureWindow       time.Duration
 	LoginBaseBackoff         time.Duration
 	LoginMaxBackoff          time.Duration
+	// MapTileURL is the capacity map's tile URL template; empty shows the
+	// map without tiles.
+	MapTileURL string
 }
 
 // Server holds the dependencies; its methods are the handlers.
@@ -155,6 +158,8 @@ type Server struct {
 	// rightsChecker); rightsOnce creates it.
 	rightsOnce sync.Once
 	rights     RightsChecker
+	// mapTileURL is the capacity map's tile URL template.
+	mapTileURL string
 }
 
 func newServer(d Deps) *Server {
@@ -204,6 +209,7 @@ func buildServer(d Deps) *Server {
 		codecOrigins:       uiOrigins(d.TemporalUIURL),
 		trustedProxies:     d.TrustedProxies,
 		separateMetrics:    d.SeparateMetrics,
+		mapTileURL:         d.MapTileURL,
 		loginGuard: loginguard.New(loginguard.Config{
 			AccountFreeFailures: d.LoginAccountFreeFailures,
 			ClientFreeFailures:  d.LoginClientFreeFailures,

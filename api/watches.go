@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/workflows"
@@ -25,7 +26,7 @@ import (
 // watchRoutes registers capacity watch management. Reading needs any staff
 // token; changing watches needs charge (or admin) access.
 func (s *Server) watchRoutes(v1 *gin.RouterGroup) {
-	read, manage := s.requireStaff(), s.requireStaff("charge")
+	read, manage := s.requireStaff(), s.requireStaff(watchManageAccess)
 	v1.POST("/watches", manage, s.createWatch)
 	v1.GET("/watches", read, s.listWatches)
 	v1.GET("/watches/:id", read, s.getWatch)
@@ -35,6 +36,10 @@ func (s *Server) watchRoutes(v1 *gin.RouterGroup) {
 	v1.POST("/watches/:id/resume", manage, s.watchLifecycle(workflows.WatchUpdateResume, "active"))
 	v1.GET("/watches/:id/statuses", read, s.watchStatuses)
 }
+
+// watchManageAccess is the access level that may change watches (admins
+// may too).
+const watchManageAccess = auth.AccessCharge
 
 // watchRequest is the body of POST /v1/watches and PATCH /v1/watches/{id}
 // (where every field is optional and kind cannot change).
@@ -221,9 +226,37 @@ func (s *Server) createWatch(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	ctx := c.Request.Context()
+	id, err := s.startWatch(c.Request.Context(), principal(c).Subject, cfg)
+	if err != nil {
+		s.abortWatchChange(c, "store watch", err)
+		return
+	}
+	view, err := s.loadWatch(c, id)
+	if err != nil {
+		s.abortInternal(c, "load watch", err)
+		return
+	}
+	c.Header("Location", "/v1/watches/"+id)
+	c.JSON(http.StatusCreated, view)
+}
+
+// watchWorkflowError is a watch change its workflow refused or could not
+// take (start, Update, stop), as opposed to a store failure.
+type watchWorkflowError struct {
+	// update: an Update of the running workflow (its refusals map like
+	// incident transitions'); otherwise a start or stop.
+	update bool
+	err    error
+}
+
+func (e *watchWorkflowError) Error() string { return "watch workflow: " + e.err.Error() }
+func (e *watchWorkflowError) Unwrap() error { return e.err }
+
+// startWatch stores a watch of cfg created by createdBy and starts its
+// workflow (watch:<id>) in one step: if the workflow cannot start, nothing
+// is stored (a *watchWorkflowError). It returns the new watch's id.
+func (s *Server) startWatch(ctx context.Context, createdBy string, cfg workflows.WatchConfig) (string, error) {
 	id := uuid.NewString()
-	createdBy := principal(c).Subject
 	var startErr error
 	started := false
 	err := s.watchStore().Create(ctx, watchSettings(id, createdBy, cfg), func() error {
@@ -245,25 +278,33 @@ func (s *Server) createWatch(c *gin.Context) {
 	})
 	switch {
 	case startErr != nil:
-		s.abortTemporal(c, "start watch", startErr)
-		return
+		return "", &watchWorkflowError{err: fmt.Errorf("start watch: %w", startErr)}
 	case err != nil && started:
 		// The workflow started but its row did not land: stop the workflow
 		// so no watch polls and notifies with nothing behind it.
 		_ = s.temporal.TerminateWorkflow(context.WithoutCancel(ctx), workflows.WatchWorkflowID(id), "", "watch row not stored")
-		s.abortInternal(c, "commit watch", err)
-		return
+		return "", fmt.Errorf("commit watch: %w", err)
 	case err != nil:
-		s.abortInternal(c, "store watch", err)
-		return
+		return "", fmt.Errorf("store watch: %w", err)
 	}
-	view, err := s.loadWatch(c, id)
-	if err != nil {
-		s.abortInternal(c, "load watch", err)
-		return
+	return id, nil
+}
+
+// abortWatchChange answers a failed watch change: the workflow's refusal
+// or failure as the API maps them, a store failure as internal.
+func (s *Server) abortWatchChange(c *gin.Context, what string, err error) {
+	var wf *watchWorkflowError
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &wf) && wf.update && errors.As(err, &notFound):
+		abortWithError(c, http.StatusConflict, CodeConflict, "the watch is not running", "")
+	case errors.As(err, &wf) && wf.update:
+		s.abortTransition(c, wf.err)
+	case errors.As(err, &wf):
+		s.abortTemporal(c, what, wf.err)
+	default:
+		s.abortInternal(c, what, err)
 	}
-	c.Header("Location", "/v1/watches/"+id)
-	c.JSON(http.StatusCreated, view)
 }
 
 // watchStore is the capacity watch store.
@@ -369,60 +410,70 @@ func (s *Server) patchWatch(c *gin.Context) {
 	if !decodeJSON(c, &req, false) {
 		return
 	}
-	if req.Kind != nil && *req.Kind != v.Kind {
-		abortInvalid(c, invalid("kind", "cannot change; create a new watch"))
+	fe, err := s.reconfigureWatch(c.Request.Context(), v, req)
+	switch {
+	case fe != nil:
+		abortInvalid(c, fe)
 		return
+	case err != nil:
+		s.abortWatchChange(c, "update watch", err)
+		return
+	}
+	s.getWatch(c)
+}
+
+// reconfigureWatch merges req onto the watch v and hands the result to its
+// workflow: an invalid request is a *fieldError, a refused or failed Update
+// a *watchWorkflowError.
+func (s *Server) reconfigureWatch(ctx context.Context, v WatchView, req watchRequest) (*fieldError, error) {
+	if req.Kind != nil && *req.Kind != v.Kind {
+		return invalid("kind", "cannot change; create a new watch"), nil
 	}
 	// The store merges onto the row as it is now, locked, so two
 	// concurrent PATCHes of different fields do not undo each other; the
 	// row changes only if the workflow takes the new configuration.
 	var (
-		fe       *fieldError
-		cfg      workflows.WatchConfig
-		applyErr error
+		fe  *fieldError
+		cfg workflows.WatchConfig
 	)
-	err := s.watchStore().Update(c.Request.Context(), v.ID, func(current watch.Watch) (watch.Watch, error) {
+	err := s.watchStore().Update(ctx, v.ID, func(current watch.Watch) (watch.Watch, error) {
 		cfg, fe = req.config(s.view(current).config())
 		if fe != nil {
 			return current, fe
 		}
 		return watchSettings(current.ID, current.CreatedBy, cfg), nil
 	}, func(watch.Watch) error {
-		applyErr = s.updateWatch(c, v.ID, workflows.WatchUpdateConfigure, cfg)
-		return applyErr
+		return s.sendWatchUpdate(ctx, v.ID, workflows.WatchUpdateConfigure, cfg)
 	})
-	switch {
-	case fe != nil:
-		abortInvalid(c, fe)
-		return
-	case applyErr != nil:
-		return // updateWatch answered
-	case err != nil:
-		s.abortInternal(c, "update watch", err)
-		return
+	if fe != nil {
+		return fe, nil
 	}
-	s.getWatch(c)
+	return nil, err
 }
 
-// updateWatch sends an Update to the watch's workflow and answers the
-// request itself when it fails.
-func (s *Server) updateWatch(c *gin.Context, id, name string, args ...any) error {
-	h, err := s.temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+// sendWatchUpdate sends an Update to the watch's workflow and waits for it;
+// a failure is a *watchWorkflowError.
+func (s *Server) sendWatchUpdate(ctx context.Context, id, name string, args ...any) error {
+	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.WatchWorkflowID(id), UpdateName: name, Args: args,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
-		err = h.Get(c.Request.Context(), nil)
+		err = h.Get(ctx, nil)
 	}
 	if err != nil {
-		var notFound *serviceerror.NotFound
-		if errors.As(err, &notFound) {
-			abortWithError(c, http.StatusConflict, CodeConflict, "the watch is not running", "")
-			return err
-		}
-		s.abortTransition(c, err)
+		return &watchWorkflowError{update: true, err: err}
 	}
-	return err
+	return nil
+}
+
+// setWatchState pauses or resumes the watch id through its workflow's
+// Update and records the state, with who changed it.
+func (s *Server) setWatchState(ctx context.Context, id, update, state, by string) error {
+	if err := s.sendWatchUpdate(ctx, id, update); err != nil {
+		return err
+	}
+	return s.watchStore().SetState(ctx, id, state, by)
 }
 
 // watchLifecycle pauses or resumes a watch through its workflow's Update and
@@ -434,11 +485,8 @@ func (s *Server) watchLifecycle(update, state string) gin.HandlerFunc {
 		if !ok {
 			return
 		}
-		if err := s.updateWatch(c, v.ID, update); err != nil {
-			return
-		}
-		if err := s.watchStore().SetState(c.Request.Context(), v.ID, state, actor(c)); err != nil {
-			s.abortInternal(c, "update watch state", err)
+		if err := s.setWatchState(c.Request.Context(), v.ID, update, state, actor(c)); err != nil {
+			s.abortWatchChange(c, "update watch state", err)
 			return
 		}
 		s.getWatch(c)
@@ -452,9 +500,18 @@ func (s *Server) deleteWatch(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
+	if err := s.removeWatch(c.Request.Context(), v.ID); err != nil {
+		s.abortWatchChange(c, "delete watch", err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// removeWatch stops the watch's workflow (one already stopped is fine) and
+// marks it deleted; a failure to stop is a *watchWorkflowError.
+func (s *Server) removeWatch(ctx context.Context, id string) error {
 	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.WatchWorkflowID(v.ID), UpdateName: workflows.WatchUpdateStop,
+		WorkflowID: workflows.WatchWorkflowID(id), UpdateName: workflows.WatchUpdateStop,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
@@ -462,14 +519,9 @@ func (s *Server) deleteWatch(c *gin.Context) {
 	}
 	var notFound *serviceerror.NotFound
 	if err != nil && !errors.As(err, &notFound) { // already stopped: deleting still succeeds
-		s.abortTemporal(c, "stop watch", err)
-		return
+		return &watchWorkflowError{err: fmt.Errorf("stop watch: %w", err)}
 	}
-	if err := s.watchStore().MarkDeleted(c.Request.Context(), v.ID); err != nil {
-		s.abortInternal(c, "delete watch", err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return s.watchStore().MarkDeleted(ctx, id)
 }
 
 // watchStatuses answers from the workflow itself (a Query): the live view.

@@ -408,6 +408,7 @@ func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Regi
 		LoginClientFreeFailures:  cfg.LoginClientFreeFailures,
 		LoginFailureWindow:       cfg.LoginFailureWindow,
 		LoginMaxBackoff:          cfg.LoginMaxBackoff,
+		MapTileURL:               cfg.MapTileURL,
 	}
 }
 

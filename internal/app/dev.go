@@ -111,7 +111,8 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		}
 	}
 
-	if cfg.DirectoryURL == "" {
+	simulated := cfg.DirectoryURL == ""
+	if simulated {
 		// No directory configured: run the simulator, with the demo's
 		// services changing now and then.
 		sim := directorysim.New(directorysim.Options{Accounts: directorysim.DefaultAccounts(), RatePerSecond: 200})
@@ -173,6 +174,15 @@ func StartDev(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *D
 		d.MetricsURL = m.url()
 	}
 
+	if cfg.Dev.Demo && simulated {
+		// The demo's capacity watches, on the simulator's services, made
+		// through the API as the charge nurse C01.
+		if n, err := demo.SeedWatches(ctx, d.APIURL, "c01", cfg.Dev.DemoPassword.Reveal()); err != nil {
+			logger.WarnContext(ctx, "demo watches not seeded", "err", err)
+		} else if n > 0 {
+			logger.InfoContext(ctx, "demo watches seeded", "watches", n)
+		}
+	}
 	if cfg.Dev.Demo && cfg.Dev.DemoAlertsPerMinute > 0 {
 		key, err := demoAPIKey(ctx, db)
 		if err != nil {

@@ -140,6 +140,10 @@ type Config struct {
 	CapacitySummaryChannel string
 	// CapacitySummaryEvery is the summary's period.
 	CapacitySummaryEvery time.Duration
+	// MapTileURL is the tile URL template of the console's capacity map
+	// ({z}, {x} and {y}; {s} a subdomain, {r} "@2x" on sharp screens),
+	// loaded by the browser; empty shows the map without tiles.
+	MapTileURL string
 	// BrokerURL is the data broker whose nodes are monitored; empty runs no
 	// fleet scan (`vigil dev` then starts its simulator). BrokerAPIKey is
 	// its admin key, sent as a bearer token.
@@ -223,6 +227,7 @@ const (
 	DefaultDevBindIP            = "127.0.0.1"
 	DefaultDevUIPort            = 8233
 	DefaultDemoPassword         = "vigil-demo"
+	DefaultMapTileURL           = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 	DefaultLoginAccountFailures = 5
 	DefaultLoginClientFailures  = 20
 	DefaultLoginFailureWindow   = 15 * time.Minute
@@ -282,6 +287,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		SnapshotRetention:        r.duration("VIGIL_SNAPSHOT_RETENTION", DefaultSnapshotRetention, time.Hour),
 		CapacitySummaryChannel:   r.raw("VIGIL_CAPACITY_SUMMARY_CHANNEL", ""),
 		CapacitySummaryEvery:     r.duration("VIGIL_CAPACITY_SUMMARY_EVERY", DefaultCapacitySummaryEvery, time.Minute),
+		MapTileURL:               r.tileURL("VIGIL_MAP_TILE_URL", DefaultMapTileURL),
 		BrokerURL:                strings.TrimRight(r.raw("VIGIL_BROKER_URL", ""), "/"),
 		BrokerAPIKey:             r.secret("VIGIL_BROKER_API_KEY", 1),
 		BrokerScanEvery:          r.duration("VIGIL_BROKER_SCAN_EVERY", DefaultBrokerScanEvery, time.Minute),
@@ -392,6 +398,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("directory_url", c.DirectoryURL),
 		slog.String("snapshot_retention", c.SnapshotRetention.String()),
 		slog.String("capacity_summary_channel", c.CapacitySummaryChannel),
+		slog.String("map_tile_url", c.MapTileURL),
 		slog.String("broker_url", c.BrokerURL),
 		slog.Any("broker_api_key", c.BrokerAPIKey),
 		slog.String("broker_scan_every", c.BrokerScanEvery.String()),
@@ -700,6 +707,28 @@ func (r *reader) httpURL(name, def string) string {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		r.fail(name, v, "must be an http(s) URL such as http://localhost:8233")
+		return def
+	}
+	return v
+}
+
+// tileURL reads a map tile URL template: an http(s) URL with {z}, {x} and
+// {y}, whose host may hold {s}. Set but empty means no tiles.
+func (r *reader) tileURL(name, def string) string {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return ""
+	}
+	sample := strings.NewReplacer("{s}", "a", "{z}", "1", "{x}", "1", "{y}", "1", "{r}", "").Replace(v)
+	u, err := url.Parse(sample)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		!strings.Contains(v, "{z}") || !strings.Contains(v, "{x}") || !strings.Contains(v, "{y}") ||
+		strings.ContainsAny(sample, `{}\"' <>`) {
+		r.fail(name, v, "must be an http(s) URL template with {z}, {x} and {y}, such as "+DefaultMapTileURL)
 		return def
 	}
 	return v

@@ -255,3 +255,39 @@ func TestLoad_PayloadKeys(t *testing.T) {
 	require.NotContains(t, err.Error(), short)
 	require.NotContains(t, err.Error(), k2)
 }
+
+func TestLoad_MapTileURL(t *testing.T) {
+	tests := []struct {
+		name, value string
+		set         bool
+		want        string
+		wantErr     bool
+	}{
+		{name: "default", want: config.DefaultMapTileURL},
+		{name: "empty turns tiles off", value: "", set: true, want: ""},
+		{name: "blank turns tiles off", value: "  ", set: true, want: ""},
+		{name: "own tile server", value: "http://tiles.internal:8080/osm/{z}/{x}/{y}.png", set: true, want: "http://tiles.internal:8080/osm/{z}/{x}/{y}.png"},
+		{name: "subdomains and retina", value: "https://{s}.tiles.example.org/{z}/{x}/{y}{r}.png", set: true, want: "https://{s}.tiles.example.org/{z}/{x}/{y}{r}.png"},
+		{name: "not http", value: "ftp://tiles.example.org/{z}/{x}/{y}.png", set: true, wantErr: true},
+		{name: "no host", value: "https:///{z}/{x}/{y}.png", set: true, wantErr: true},
+		{name: "missing y", value: "https://tiles.example.org/{z}/{x}.png", set: true, wantErr: true},
+		{name: "unknown placeholder", value: "https://tiles.example.org/{z}/{x}/{y}.png?key={key}", set: true, wantErr: true},
+		{name: "quote", value: "https://tiles.example.org/{z}/{x}/{y}.png'", set: true, wantErr: true},
+		{name: "credentials", value: "https://u:p@tiles.example.org/{z}/{x}/{y}.png", set: true, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kv := map[string]string{}
+			if tt.set {
+				kv["VIGIL_MAP_TILE_URL"] = tt.value
+			}
+			cfg, err := config.Load(env(kv))
+			if tt.wantErr {
+				require.ErrorContains(t, err, "VIGIL_MAP_TILE_URL")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, cfg.MapTileURL)
+		})
+	}
+}

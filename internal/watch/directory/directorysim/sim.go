@@ -233,7 +233,16 @@ func normalizePostcode(pc string) string {
 	return strings.ToUpper(strings.Join(strings.Fields(pc), ""))
 }
 
-// Handler returns the HTTP handler serving the directory API.
+// Handler returns the HTTP handler serving the directory API, and the
+// simulator's control endpoint:
+//
+//	POST /sim/services/{id}/capacity  {"capacity": "LOW", "by": "demo.user"}
+//
+// which sets a service's capacity (HIGH, LOW, NONE or "" for a reset; by
+// defaults to "sim.control") and answers the service as the directory now
+// serves it. It takes the same Basic credentials as the API, but neither
+// the rate limit nor injected faults, so a demo or a test can flip a status
+// on purpose.
 func (s *Simulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+searchPattern, s.handleSearch)
@@ -241,7 +250,25 @@ func (s *Simulator) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
-	authorized := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	control := http.NewServeMux()
+	control.HandleFunc("POST "+capacityControlPattern, s.handleSetCapacity)
+	control.HandleFunc("/sim/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	})
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user := r.Context().Value(userKey{}).(string)
+		if wait, ok := s.allow(user); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeError(w, http.StatusTooManyRequests, "too many requests")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	faulty := s.Wrap(api, func(w http.ResponseWriter) {
+		writeError(w, http.StatusServiceUnavailable, "service temporarily unavailable")
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
 		user, pass, ok := r.BasicAuth()
 		acc, known := s.accounts[user]
 		if !ok || !known || subtle.ConstantTimeCompare([]byte(pass), []byte(acc.Password)) != 1 {
@@ -249,23 +276,57 @@ func (s *Simulator) Handler() http.Handler {
 			writeError(w, http.StatusUnauthorized, "Authentication Denied")
 			return
 		}
-		if wait, ok := s.allow(user); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			writeError(w, http.StatusTooManyRequests, "too many requests")
+		ctx := context.WithValue(context.WithValue(r.Context(), accountKey{}, acc), userKey{}, user)
+		if strings.HasPrefix(r.URL.Path, "/sim/") {
+			control.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
-		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, acc)))
-	})
-	faulty := s.Wrap(authorized, func(w http.ResponseWriter) {
-		writeError(w, http.StatusServiceUnavailable, "service temporarily unavailable")
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		faulty.ServeHTTP(w, r)
+		faulty.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-type accountKey struct{}
+// capacityControlPattern is the control endpoint's path.
+const capacityControlPattern = "/sim/services/{id}/capacity"
+
+// controlBy is who a control request changes a capacity as, by default.
+const controlBy = "sim.control"
+
+// handleSetCapacity is POST /sim/services/{id}/capacity.
+func (s *Simulator) handleSetCapacity(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Capacity *string `json:"capacity"`
+		By       string  `json:"by"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.Capacity == nil {
+		writeError(w, http.StatusBadRequest, `send {"capacity": "HIGH", "LOW", "NONE" or ""}`)
+		return
+	}
+	by := strings.TrimSpace(body.By)
+	if by == "" {
+		by = controlBy
+	}
+	id := r.PathValue("id")
+	err := s.SetCapacity(id, strings.ToUpper(strings.TrimSpace(*body.Capacity)), by)
+	switch {
+	case errors.Is(err, ErrUnknownService):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no service %q", id))
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "capacity must be HIGH, LOW, NONE or \"\"")
+		return
+	}
+	s.mu.Lock()
+	out := s.render(s.byID[id])
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, envelope{Success: success{Code: http.StatusOK, ServiceCount: 1, Services: []serviceJSON{out}}})
+}
+
+type (
+	accountKey struct{}
+	userKey    struct{}
+)
 
 // allow takes a token from user's bucket, or says how long until one is
 // available.
