@@ -308,13 +308,7 @@ func (s *Server) capacityStatuses(c *gin.Context) {
 // viewer's right to manage watches, answering the request itself when one
 // fails.
 func (s *Server) capacityForm(c *gin.Context) bool {
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		s.pageError(c, http.StatusUnsupportedMediaType, "Unsupported form", "Send the console's form.")
-		return false
-	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)
-	if !s.checkCSRF(c) {
-		s.pageError(c, http.StatusForbidden, "Forbidden", "This form has expired or came from another site. Reload the page and try again.")
+	if !s.checkConsoleForm(c) {
 		return false
 	}
 	if !hasAccess(principal(c), watchManageAccess) {

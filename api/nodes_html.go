@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -427,13 +426,7 @@ func (s *Server) renderNodes(c *gin.Context, status int, message, notice string,
 // fleet scan as POST /v1/nodes/scan does, then returns to the list it came
 // from with a notice; a refusal re-renders the list with the reason.
 func (s *Server) nodeScanAction(c *gin.Context) {
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		s.pageError(c, http.StatusUnsupportedMediaType, "Unsupported form", "Send the node list's form.")
-		return
-	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 16<<10)
-	if !s.checkCSRF(c) {
-		s.pageError(c, http.StatusForbidden, "Forbidden", "This form has expired or came from another site. Reload the page and try again.")
+	if !s.checkConsoleForm(c) {
 		return
 	}
 	if !hasAccess(principal(c), auth.AccessAdmin) {
