@@ -234,7 +234,7 @@ func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 			documented = append(documented, method+" "+path)
 		}
 	}
-	param := regexp.MustCompile(`:([A-Za-z_]+)`)
+	param := regexp.MustCompile(`[:*]([A-Za-z_]+)`)
 	var served []string
 	for _, r := range api.NewRouter(unreachableDeps(t, nil)).Routes() {
 		served = append(served, r.Method+" "+param.ReplaceAllString(r.Path, "{$1}"))

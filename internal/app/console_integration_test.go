@@ -52,7 +52,8 @@ const measurePage = `(() => {
 // of `vigil dev` in headless Chromium: a nurse signs in, an alert posted
 // through the API appears live on My work (the tab title counts it), she
 // acknowledges and resolves it with notes, the detail page shows the
-// timeline and links to the run, and a charge nurse sees the board and
+// timeline and the pages with their outcome and links to the run, the
+// metrics page counts it, and a charge nurse sees the board and
 // reassigns an incident there, under a live countdown to its next
 // escalation. Any browser console error fails the test.
 // Each page is screenshotted into VIGIL_SCREENSHOTS_DIR when set, and the
@@ -162,8 +163,24 @@ func TestConsole_NurseWorksAnIncidentLiveInChromium(t *testing.T) {
 		require.Equal(t, base+"/ui/", loc, "sign-in lands on My work")
 	}
 
-	// 1. The nurse signs in and lands on My work, with nothing yet.
+	// resolvedCounts reads the metrics page's count of acknowledged and
+	// resolved incidents of the last 24 hours.
+	resolvedCounts := func() (acked, resolved string) {
+		t.Helper()
+		navigate(t, browser, base+"/ui/metrics?days=1")
+		waitPageText(t, browser, "the metrics page", func(s string) bool { return strings.Contains(s, "Time to resolve (MTTR)") })
+		acked, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#mtta-count`)))
+		require.NoError(t, err)
+		resolved, err = chromedp.Run(browser, chromedp.Text(chromedp.CSS(`#mttr-count`)))
+		require.NoError(t, err)
+		return acked, resolved
+	}
+
+	// 1. The nurse signs in and lands on My work, with nothing yet; the
+	// metrics count no acknowledged or resolved incident.
 	signIn("n01")
+	acked, resolved := resolvedCounts()
+	require.Equal(t, []string{"0", "0"}, []string{acked, resolved}, "metrics before the first incident")
 	navigate(t, browser, base+"/ui/")
 	measure("My work")
 	checkConsole("My work")
@@ -224,9 +241,16 @@ func TestConsole_NurseWorksAnIncidentLiveInChromium(t *testing.T) {
 	href, err := chromedp.Run(browser, chromedp.Evaluate[string](`document.querySelector('a[href*="/workflows/"]').href`))
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(href, stack.TemporalUIURL+"/namespaces/"), href)
+	require.Contains(t, text, "Pages", "the pages table")
+	require.Contains(t, text, "In-app", "the in-app page and its outcome")
 	measure("incident detail")
 	shoot("incident")
 	checkConsole("the incident detail")
+
+	// The metrics now count it as acknowledged and resolved.
+	acked, resolved = resolvedCounts()
+	require.Equal(t, []string{"1", "1"}, []string{acked, resolved}, "metrics after the resolution")
+	checkConsole("the metrics page")
 
 	// 5. A second fall; the charge nurse's board shows it (not the
 	// resolved one), and she reassigns it to N02.
