@@ -2,7 +2,9 @@
 // Leaflet map, one circle marker per service coloured by status, with the
 // status in its tooltip; tiles from the template in #map's data-tiles (none
 // when it is empty). Every 10 seconds it reads /ui/capacity/statuses and
-// recolours the markers and the table's status badges without a reload.
+// recolours the markers and the table's status badges without a reload,
+// and adds a marker for a service that appeared since (a new watch's first
+// poll).
 // Without tiles (a closed network) the markers still show; without this
 // script the table lists every service.
 (function () {
@@ -60,19 +62,24 @@
   } else {
     map.setView([53.5, -1.8], 6);
   }
-  placed.forEach(function (s) {
+  function place(s) {
     var m = L.circleMarker([s.lat, s.lon], {
       radius: 9, color: '#1a1a1a', weight: 2, fillOpacity: 0.9,
       className: 'svc svc-' + s.id
     }).bindTooltip(label(s)).addTo(map);
     markers[s.id] = m;
     paint(m, s);
-  });
+  }
+  placed.forEach(place);
 
+  // update recolours the markers and badges, and places a marker for a
+  // service first seen since the page loaded (a watch's first poll).
   function update(list) {
     list.forEach(function (s) {
       if (markers[s.id]) {
         paint(markers[s.id], s);
+      } else if (s.lat !== null && s.lon !== null && s.lat !== undefined && s.lon !== undefined) {
+        place(s);
       }
       var badge = document.querySelector('[data-status="' + s.id + '"]');
       if (badge && badge.textContent !== s.status) {

@@ -195,9 +195,12 @@ func TestConsole_CapacityMapFollowsTheDirectoryInChromium(t *testing.T) {
 
 	// The markers: one per demo service on the map, coloured, with the
 	// status in their label; the attribution is shown.
-	markers, err := chromedp.Run(browser, chromedp.Evaluate[int](`document.querySelectorAll('path.svc').length`))
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, markers, 3)
+	// A demo watch that had not polled when the page loaded gets its
+	// marker at the next refresh (every 10 s).
+	require.Eventually(t, func() bool {
+		ok, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.querySelectorAll('path.svc').length >= 3 && ` + marker + ` !== null`))
+		return err == nil && ok
+	}, 30*time.Second, 200*time.Millisecond, "a marker for each demo service")
 	before, err := chromedp.Run(browser, chromedp.Evaluate[string](marker+`.getAttribute('data-capacity')`))
 	require.NoError(t, err)
 	fill, err := chromedp.Run(browser, chromedp.Evaluate[string](marker+`.getAttribute('fill')`))
