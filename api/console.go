@@ -90,6 +90,7 @@ func (s *Server) consoleRoutes(r *gin.Engine, ui, page *gin.RouterGroup) {
 	page.GET("/incidents/:id", s.incidentPage)
 	page.POST("/incidents/:id/:action", s.consoleAction)
 	page.GET("/stream", s.streamNotifications)
+	s.consoleMessageRoutes(ui, page)
 }
 
 // isCharge reports whether the claims carry charge or admin access.
