@@ -86,8 +86,10 @@ func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
 		mu       sync.Mutex
 		problems []string
 	)
+	// Subscribe before any other action: the first one starts the browser.
+	console := chromedp.Console(browser)
 	go func() {
-		for m, err := range chromedp.Console(browser) {
+		for m, err := range console {
 			if err != nil {
 				return
 			}
