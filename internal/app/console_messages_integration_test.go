@@ -145,6 +145,7 @@ func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
 		return strings.Contains(s, "Conversations") && strings.Contains(s, "patient "+pid) && strings.Contains(s, "My inhaler is empty.")
 	})
 	measure("messages")
+	shoot("messages-list")
 	checkConsole("the conversation list")
 
 	// 2. The conversation; the doctor sends a DOSAGE message through the
