@@ -134,11 +134,13 @@ func (s *Server) clinicianOrRefuse(c *gin.Context) *auth.Claims {
 }
 
 // asConsoleClinician lets the message stream run with the caller's
-// clinician claims (see consoleClinician); the stream ends when the
-// console's access token would, and the browser reconnects through the
-// session check.
+// clinician claims (see consoleClinician), which the stream rechecks as it
+// goes. The staff session is rechecked too: the stream ends when the
+// session ends or when the console's access token would expire (the
+// browser then reconnects through the session check).
 func (s *Server) asConsoleClinician(c *gin.Context) {
-	claims, reason, err := s.consoleClinician(c.Request.Context(), principal(c))
+	staff := principal(c)
+	claims, reason, err := s.consoleClinician(c.Request.Context(), staff)
 	switch {
 	case err != nil:
 		s.abortInternal(c, "check clinician", err)
@@ -147,6 +149,26 @@ func (s *Server) asConsoleClinician(c *gin.Context) {
 		abortWithError(c, http.StatusForbidden, CodeForbidden, reason, "")
 		return
 	}
+	ctx, cancel := context.WithCancel(c.Request.Context())
+	defer cancel()
+	if staff.SessionID != "" {
+		go func() {
+			tick := time.NewTicker(streamRecheck)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					if r, err := s.rightsChecker().Check(ctx, staff.SessionID, staff.SubjectType, staff.Subject); err == nil && !r.Live {
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	c.Request = c.Request.WithContext(ctx)
 	c.Set(principalKey, claims)
 	c.Next()
 }

@@ -5,6 +5,7 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -159,6 +160,23 @@ func TestConsoleMessages_ClinicianConversationsSendAndRights(t *testing.T) {
 	require.True(t, found, "the console stream carries the sent message")
 	_, body = get(conv, doctor)
 	require.Contains(t, body, `id="m-`+got.ID+`"`)
+
+	// Signing out ends the session's open streams.
+	second := consoleSignIn(t, s, "s09")
+	_, page := get("/ui/messages", second)
+	req, err = http.NewRequestWithContext(ctx, "GET", s.URL+"/ui/messages-stream/"+p.P, nil)
+	require.NoError(t, err)
+	req.Header.Set("Cookie", second)
+	open, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = open.Body.Close() }()
+	require.Equal(t, http.StatusOK, open.StatusCode)
+	resp, _ = ndRaw(t, s, "POST", "/ui/logout", "", consoleFormType, url.Values{"csrf": {consoleCSRF(t, []byte(page))}}.Encode(), "Cookie", second)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	signedOut := time.Now()
+	_, err = io.Copy(io.Discard, open.Body)
+	require.NoError(t, err, "the stream ends (not the test's timeout)")
+	t.Logf("stream ended %v after sign-out", time.Since(signedOut).Round(time.Millisecond))
 
 	// When the clinician's login ends, the page and the link go.
 	require.Equal(t, http.StatusOK, s.call(t, "PATCH", "/v1/clinicians/S09", admin, `{"login_active":false}`, nil).StatusCode)
