@@ -59,8 +59,8 @@ const (
 	// clinician's parties (itself, its wards) the conversation list reads.
 	consoleInboxLimit = 200
 	// consoleMaxStreams bounds the streams a page follows: browsers open
-	// about six connections per site.
-	consoleMaxStreams = 4
+	// six HTTP/1.1 connections per site, for every tab of it.
+	consoleMaxStreams = 3
 )
 
 // consoleMessageRoutes registers the Messages page.

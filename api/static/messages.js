@@ -3,7 +3,8 @@
 // script follows /ui/messages-stream/<id> (the JSON API's message stream,
 // with the console session) and adds each new message: to the open
 // conversation when the conversation's party sent or receives it
-// (#thread), else to the "new" list above the conversations (#live).
+// (#thread), else to the "new" list above the conversations (#live, for
+// messages stored after the page was rendered).
 // Messages are added as text, never as HTML.
 (function () {
   'use strict';
@@ -12,6 +13,10 @@
   var partyType = list.getAttribute('data-party-type');
   var partyID = list.getAttribute('data-party-id');
   var ids = (list.getAttribute('data-streams') || '').split(' ');
+  // The list page shows only what arrives after it was rendered (the
+  // streams start a few seconds back).
+  var since = Date.parse(list.getAttribute('data-since') || '') || 0;
+  var section = document.getElementById('live-section');
   var baseTitle = document.title;
   var count = 0;
   function involves(m) {
@@ -26,7 +31,7 @@
     return e;
   }
   function add(m) {
-    if (!involves(m) || document.getElementById('m-' + m.id)) { return; }
+    if (!involves(m) || document.getElementById('m-' + m.id) || Date.parse(m.created_at) < since) { return; }
     var li = el('li');
     li.id = 'm-' + m.id;
     li.appendChild(el('span', 'badge grey', m.message_type.name));
@@ -38,7 +43,7 @@
     li.appendChild(when);
     li.appendChild(el('p', 'body', m.content));
     list.appendChild(li);
-    list.hidden = false;
+    if (section) { section.hidden = false; }
     var empty = document.getElementById('empty');
     if (empty) { empty.hidden = true; }
     count++;
@@ -46,11 +51,22 @@
     // For the browser test's measure of live arrival.
     window.vigilMessageArrivedAt = Date.now();
   }
+  var streams = [];
   for (var i = 0; i < ids.length; i++) {
     if (!ids[i]) { continue; }
     var stream = new EventSource('/ui/messages-stream/' + encodeURIComponent(ids[i]));
     stream.addEventListener('message', function (e) {
       try { add(JSON.parse(e.data)); } catch (err) { /* not a message */ }
     });
+    streams.push(stream);
   }
+  // Leaving the page closes its streams at once: browsers allow about six
+  // connections per site, and the next page needs them. A page restored
+  // from the back-forward cache is loaded afresh.
+  window.addEventListener('pagehide', function () {
+    for (var j = 0; j < streams.length; j++) { streams[j].close(); }
+  });
+  window.addEventListener('pageshow', function (e) {
+    if (e.persisted) { location.reload(); }
+  });
 })();

@@ -145,6 +145,13 @@ func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
 		return strings.Contains(s, "Conversations") && strings.Contains(s, "patient "+pid) && strings.Contains(s, "My inhaler is empty.")
 	})
 	measure("messages")
+	// A new message shows on the list page too, without a reload.
+	listPosted := time.Now()
+	sendAs("Are you there?")
+	waitPageText(t, browser, "the new message on the list page", func(s string) bool {
+		return strings.Contains(s, "New since you opened this page") && strings.Contains(s, "Are you there?")
+	})
+	t.Logf("live arrival on the list page: shown within %d ms of posting", time.Since(listPosted).Milliseconds())
 	shoot("messages-list")
 	checkConsole("the conversation list")
 
@@ -161,6 +168,13 @@ func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#content`), reply),
 		chromedp.Click(chromedp.CSS(`form.send button[type=submit]`)),
 	))
+	// The page after the redirect loads fully at once: the pages before it
+	// closed their streams, so the browser's six connections per site are
+	// free.
+	require.Eventually(t, func() bool {
+		st, err := chromedp.Run(browser, chromedp.Evaluate[string](`location.hash.startsWith('#m-') ? document.readyState : ''`))
+		return err == nil && st == "complete"
+	}, 10*time.Second, 100*time.Millisecond, "the conversation after sending loads fully")
 	waitPageText(t, browser, "the sent message in the conversation", func(s string) bool {
 		return strings.Contains(s, reply) && strings.Contains(s, "DOSAGE")
 	})
