@@ -93,6 +93,7 @@ func (s *Server) consoleRoutes(r *gin.Engine, ui, page *gin.RouterGroup) {
 	s.oncallRoutes(page)
 	page.GET("/metrics", s.metricsPage)
 	s.capacityRoutes(ui, page)
+	s.consoleMessageRoutes(ui, page)
 }
 
 // isCharge reports whether the claims carry charge or admin access.

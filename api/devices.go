@@ -359,16 +359,9 @@ func (s *Server) deviceRefusal(ctx context.Context, p *auth.Claims, deviceID str
 
 // clinicianRefusal checks a clinician token's clinician.
 func (s *Server) clinicianRefusal(ctx context.Context, p *auth.Claims) (*subjectRefused, error) {
-	row, ok := s.act.clinicians.get(p.Subject, time.Now())
-	if !ok {
-		r, err := s.activationStore().Clinician(ctx, p.Subject)
-		if err != nil && !errors.Is(err, activation.ErrNotFound) {
-			return nil, fmt.Errorf("check clinician: %w", err)
-		}
-		if err == nil {
-			row = &r
-		}
-		s.act.clinicians.put(p.Subject, row, time.Now())
+	row, err := s.cachedClinician(ctx, p.Subject)
+	if err != nil {
+		return nil, err
 	}
 	code, reason := CodeUnauthorized, ""
 	switch {
@@ -389,6 +382,23 @@ func (s *Server) clinicianRefusal(ctx context.Context, p *auth.Claims) (*subject
 	}
 	return &subjectRefused{code: code, message: "the clinician token no longer works (" + reason + "); log in again",
 		audit: "token refused: " + reason}, nil
+}
+
+// cachedClinician is the clinician with id (nil when there is none), read
+// through the short-lived cache of the live checks.
+func (s *Server) cachedClinician(ctx context.Context, id string) (*activation.Clinician, error) {
+	row, ok := s.act.clinicians.get(id, time.Now())
+	if !ok {
+		r, err := s.activationStore().Clinician(ctx, id)
+		if err != nil && !errors.Is(err, activation.ErrNotFound) {
+			return nil, fmt.Errorf("check clinician: %w", err)
+		}
+		if err == nil {
+			row = &r
+		}
+		s.act.clinicians.put(id, row, time.Now())
+	}
+	return row, nil
 }
 
 // inGroup reports whether any of groups is one of allowed (lower-case).

@@ -281,16 +281,26 @@ func (s *Server) createMessage(c *gin.Context) {
 		re.abort(c)
 		return
 	}
-	msg, err := s.messageStore().Create(c.Request.Context(), principal(c), m)
+	msg, err := s.sendMessage(c.Request.Context(), principal(c), m)
 	if err != nil {
 		s.abortMessageError(c, "create message", err)
 		return
 	}
+	c.Header("Location", "/v1/messages/"+msg.ID)
+	c.JSON(http.StatusCreated, msg)
+}
+
+// sendMessage stores m from the caller (the JSON API's and the console's
+// send), counts it and wakes the receiver's streams.
+func (s *Server) sendMessage(ctx context.Context, claims *auth.Claims, m message.NewMessage) (*message.Message, error) {
+	msg, err := s.messageStore().Create(ctx, claims, m)
+	if err != nil {
+		return nil, err
+	}
 	s.metrics.Access().MessageCreated(m.Type.Name())
 	// Wake the receiver's streams (after the insert committed).
 	s.bus().announce(message.NotifyChannel, msg.ReceiverID)
-	c.Header("Location", "/v1/messages/"+msg.ID)
-	c.JSON(http.StatusCreated, msg)
+	return msg, nil
 }
 
 // messageID reads the :id path parameter as a message id.

@@ -98,7 +98,7 @@ var nodeTemplates = func() map[string]*template.Template {
 	for _, page := range []string{
 		"nodes_list.html", "nodes_detail.html", "nodes_login.html", "nodes_error.html", "console_metrics.html",
 		"console_work.html", "console_board.html", "console_incident.html",
-		"console_oncall.html", "console_capacity.html",
+		"console_oncall.html", "console_capacity.html", "console_messages.html",
 	} {
 		out[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(nodeTemplateFS, "templates/nodes_layout.html", "templates/"+page))
 	}
@@ -211,6 +211,9 @@ type pageData struct {
 	OnCall *oncallView
 	// Capacity page.
 	Capacity *capacityView
+	// Messages page (console_messages.go); Clinician shows its link.
+	Messages  *messagesView
+	Clinician bool
 }
 
 // incidentRow is an incident with its page's data, for the shared
@@ -252,6 +255,7 @@ func severityClass(sev string) string {
 func (s *Server) renderPage(c *gin.Context, status int, page string, data pageData) {
 	if p := principal(c); p != nil {
 		data.CSRF, data.Me, data.Charge = s.csrfToken(c), p.Subject, isCharge(p)
+		data.Clinician = data.SignedIn && s.consoleMayMessage(c)
 	}
 	var buf bytes.Buffer
 	if err := nodeTemplates[page].Execute(&buf, data); err != nil {
