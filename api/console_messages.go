@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -418,13 +417,7 @@ func (s *Server) renderConversation(c *gin.Context, status int, msg string, clai
 // then returns to the conversation; a refusal re-renders it with the
 // reason next to the field and a 4xx status.
 func (s *Server) consoleSendMessage(c *gin.Context) {
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		s.pageError(c, http.StatusUnsupportedMediaType, "Unsupported form", "Send the console's form.")
-		return
-	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)
-	if !s.checkCSRF(c) {
-		s.pageError(c, http.StatusForbidden, "Forbidden", "This form has expired or came from another site. Reload the page and try again.")
+	if !s.checkConsoleForm(c) {
 		return
 	}
 	claims := s.clinicianOrRefuse(c)
