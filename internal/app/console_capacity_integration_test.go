@@ -198,7 +198,7 @@ func TestConsole_CapacityMapFollowsTheDirectoryInChromium(t *testing.T) {
 	// A demo watch that had not polled when the page loaded gets its
 	// marker at the next refresh (every 10 s).
 	require.Eventually(t, func() bool {
-		ok, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.querySelectorAll('path.svc').length >= 3 && ` + marker + ` !== null`))
+		ok, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.querySelectorAll('path.svc').length >= 3 && `+marker+` !== null`))
 		return err == nil && ok
 	}, 30*time.Second, 200*time.Millisecond, "a marker for each demo service")
 	before, err := chromedp.Run(browser, chromedp.Evaluate[string](marker+`.getAttribute('data-capacity')`))
