@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/api"
@@ -40,11 +39,7 @@ func TestConsole_NurseWorksAnIncidentLiveInChromium(t *testing.T) {
 		now.Add(-time.Minute).Format(time.RFC3339), now.Add(3*time.Hour).Format(time.RFC3339)), http.StatusCreated, nil)
 	admin := login(t, base, "a01", password)
 	raise := func(room string) api.AlertResponse {
-		var created api.AlertResponse
-		call(t, base, "POST", "/v1/alerts", admin, `{"alert_type":"FALL_DETECTED","patient_id":"TEST-MRN-`+strings.ToUpper(uuid.NewString()[:8])+
-			`","room":"`+room+`","value":"fall","source":"bed-sensor","observed_at":"`+time.Now().UTC().Format(time.RFC3339)+`"}`,
-			http.StatusCreated, &created)
-		return created
+		return raiseFall(t, base, admin, fakeMRN(), room)
 	}
 
 	b := stack.openBrowser(t)

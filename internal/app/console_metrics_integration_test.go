@@ -3,13 +3,11 @@
 package app_test
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -29,9 +27,7 @@ func TestConsole_NodesAndMetricsInChromium(t *testing.T) {
 	// Two falls, so the metrics have incidents to draw.
 	admin := login(t, base, "a01", password)
 	for _, room := range []string{"TEST-ROOM-M1", "TEST-ROOM-M2"} {
-		call(t, base, "POST", "/v1/alerts", admin, `{"alert_type":"FALL_DETECTED","patient_id":"TEST-MRN-`+strings.ToUpper(uuid.NewString()[:8])+
-			`","room":"`+room+`","value":"fall","source":"bed-sensor","observed_at":"`+time.Now().UTC().Format(time.RFC3339)+`"}`,
-			http.StatusCreated, nil)
+		raiseFall(t, base, admin, fakeMRN(), room)
 	}
 
 	b := stack.openBrowser(t)

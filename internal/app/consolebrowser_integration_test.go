@@ -8,16 +8,20 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
@@ -72,6 +76,22 @@ func startDev(t *testing.T, cfg config.Config, level slog.Level) *app.DevStack {
 	require.NoError(t, err)
 	t.Cleanup(stack.Stop)
 	return stack
+}
+
+// fakeMRN is a fake patient's id: nothing in the tests is real data.
+func fakeMRN() string {
+	return "TEST-MRN-" + strings.ToUpper(uuid.NewString()[:8])
+}
+
+// raiseFall posts a fall of patient in room, observed now, through the API
+// with an admin's token and returns the API's answer.
+func raiseFall(t *testing.T, base, token, patient, room string) api.AlertResponse {
+	t.Helper()
+	var created api.AlertResponse
+	call(t, base, "POST", "/v1/alerts", token, `{"alert_type":"FALL_DETECTED","patient_id":"`+patient+
+		`","room":"`+room+`","value":"fall","source":"bed-sensor","observed_at":"`+time.Now().UTC().Format(time.RFC3339)+`"}`,
+		http.StatusCreated, &created)
+	return created
 }
 
 // consoleStack is a `vigil dev` stack with the demo hospital for a test in

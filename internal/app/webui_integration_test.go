@@ -5,7 +5,6 @@ package app_test
 import (
 	"context"
 	"encoding/base64"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -19,7 +18,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/vigil-health/vigil/api"
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/internal/payloadcodec"
 )
@@ -48,10 +46,7 @@ func TestDev_WebUIDecodesIncidentForSignedInAdmin(t *testing.T) {
 	suffix := strings.ToUpper(uuid.NewString()[:8])
 	patient, room := "TEST-MRN-"+suffix, "TEST-ROOM-"+suffix
 	token := login(t, stack.APIURL, "a01", stack.password)
-	var created api.AlertResponse
-	call(t, stack.APIURL, "POST", "/v1/alerts", token, `{"alert_type":"FALL_DETECTED","patient_id":"`+patient+
-		`","room":"`+room+`","value":"fall","source":"bed-sensor","observed_at":"`+time.Now().UTC().Format(time.RFC3339)+`"}`,
-		http.StatusCreated, &created)
+	created := raiseFall(t, stack.APIURL, token, patient, room)
 	require.True(t, strings.HasPrefix(created.WebUIURL, stack.TemporalUIURL+"/namespaces/"), created.WebUIURL)
 	runPage := created.WebUIURL
 
