@@ -19,10 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-health/vigil/internal/app"
-	"github.com/vigil-health/vigil/internal/config"
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/temporalclient"
-	"github.com/vigil-health/vigil/internal/testenv"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -33,32 +30,9 @@ import (
 // directory what was written before still decodes.
 func TestDev_PayloadsEncryptedAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
-	dsn, err := testenv.NewDatabase(ctx, "devcodec")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Drop(context.Background(), dsn) })
-	dataDir := t.TempDir()
-	cfg, err := config.Load(func(k string) (string, bool) {
-		v, ok := map[string]string{
-			"DATABASE_URL":       dsn,
-			"VIGIL_HTTP_ADDR":    "127.0.0.1:0",
-			"VIGIL_DEV_DATA_DIR": dataDir,
-			"VIGIL_DEMO":         "false",
-		}[k]
-		return v, ok
-	})
-	require.NoError(t, err)
+	cfg, _ := devConfig(t, "devcodec", map[string]string{"VIGIL_DEMO": "false"})
 	require.Empty(t, cfg.PayloadKeys)
-	anyPorts(&cfg)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	stack, err := app.StartDev(ctx, cfg, logger)
-	require.NoError(t, err)
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stack.Stop()
-		}
-	})
+	stack := startDev(t, cfg, slog.LevelWarn)
 	st, err := os.Stat(app.DevPayloadKeyFile(cfg))
 	require.NoError(t, err, "the dev key is kept beside the Temporal data")
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
@@ -123,15 +97,12 @@ func TestDev_PayloadsEncryptedAcrossRestarts(t *testing.T) {
 	require.Contains(t, string(raw), "binary/encrypted")
 
 	stack.Stop()
-	stopped = true
 
 	// Restarted on the same data directory, the stack reads what it wrote.
-	stack, err = app.StartDev(ctx, cfg, logger)
-	require.NoError(t, err)
-	stopped = false
+	stack = startDev(t, cfg, slog.LevelWarn)
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	tc, err := temporalclient.Dial(tctx, stack.TemporalAddress, stack.Namespace, logger, temporalclient.WithDataConverter(stack.DataConverter))
+	tc, err := temporalclient.Dial(tctx, stack.TemporalAddress, stack.Namespace, stderrLogger(slog.LevelWarn), temporalclient.WithDataConverter(stack.DataConverter))
 	require.NoError(t, err)
 	defer tc.Close()
 	var result workflows.SystemCheckResult

@@ -8,24 +8,15 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
-
-	"github.com/vigil-health/vigil/internal/app"
-	"github.com/vigil-health/vigil/internal/config"
-	"github.com/vigil-health/vigil/internal/database"
-	"github.com/vigil-health/vigil/internal/testenv"
 )
 
 // tileServer serves the same small PNG for every tile, so the map has
@@ -59,31 +50,10 @@ func tileServer(t *testing.T) (string, *atomic.Int64) {
 // error fails the test; the first load is measured and screenshots go to
 // VIGIL_SCREENSHOTS_DIR.
 func TestConsole_CapacityMapFollowsTheDirectoryInChromium(t *testing.T) {
-	chromium := findChromium(t)
-	ctx := context.Background()
-	dsn, err := testenv.NewDatabase(ctx, "devcapacity")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Drop(context.Background(), dsn) })
 	tiles, tileHits := tileServer(t)
-	cfg, err := config.Load(func(k string) (string, bool) {
-		v, ok := map[string]string{
-			"DATABASE_URL":                 dsn,
-			"VIGIL_HTTP_ADDR":              "127.0.0.1:0",
-			"VIGIL_DEV_DATA_DIR":           t.TempDir(),
-			"VIGIL_DEMO":                   "true",
-			"VIGIL_DEMO_ALERTS_PER_MINUTE": "0",
-			"VIGIL_MAP_TILE_URL":           tiles,
-		}[k]
-		return v, ok
-	})
-	require.NoError(t, err)
-	anyPorts(&cfg)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	stack, err := app.StartDev(ctx, cfg, logger)
-	require.NoError(t, err)
-	t.Cleanup(stack.Stop)
+	stack := startConsoleStack(t, "devcapacity", map[string]string{"VIGIL_MAP_TILE_URL": tiles})
 	base := stack.APIURL
-	password := cfg.Dev.DemoPassword.Reveal()
+	password := stack.password
 	const serviceID = "2000001" // Leeds General Infirmary ED, a demo watch
 
 	// The demo seeded its watches; their first polls put the services on
@@ -118,68 +88,16 @@ func TestConsole_CapacityMapFollowsTheDirectoryInChromium(t *testing.T) {
 		return false
 	}, 30*time.Second, 200*time.Millisecond, "the demo watch's first poll")
 
-	browser := newBrowser(t, chromium)
-	var (
-		mu       sync.Mutex
-		problems []string
-	)
-	messages := chromedp.Console(browser)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
-				mu.Lock()
-				problems = append(problems, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	checkConsole := func(where string) {
-		t.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		require.Empty(t, problems, "browser console errors by %s", where)
-	}
-	shoot := func(name string) {
-		t.Helper()
-		dir := os.Getenv("VIGIL_SCREENSHOTS_DIR")
-		if dir == "" {
-			return
-		}
-		shot, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
-		require.NoError(t, err)
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		path := filepath.Join(dir, "console-"+name+".png")
-		require.NoError(t, os.WriteFile(path, shot, 0o644)) //nolint:gosec // a screenshot for the docs
-		t.Logf("screenshot: %s", path)
-	}
+	b := stack.openBrowser(t)
 
 	// A charge nurse signs in and opens the Capacity page.
-	navigate(t, browser, base+"/ui/login?next=/ui/capacity")
-	require.NoError(t, chromedp.Do(browser,
-		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "c01"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-	))
-	waitPageText(t, browser, "the Capacity page", func(s string) bool {
+	b.signIn("/ui/login?next=/ui/capacity", "c01")
+	b.waitText("the Capacity page", func(s string) bool {
 		return strings.Contains(s, "Map of the watched services") && strings.Contains(s, "Recent changes")
 	})
 	marker := `document.querySelector('path.svc-` + serviceID + `')`
-	var p *pagePerf
-	require.Eventually(t, func() bool {
-		p, err = chromedp.Run(browser, chromedp.Evaluate[*pagePerf](measurePage))
-		return err == nil && p != nil
-	}, 10*time.Second, 50*time.Millisecond)
-	t.Logf("page Capacity: first load %.0f ms (interactive %.0f ms), %.1f KB in %d resources + the document",
-		p.Load, p.Interactive, p.Bytes/1024, p.Resources)
-	var assets struct {
-		Leaflet float64 `json:"leaflet"`
-		Tiles   int     `json:"tiles"`
-	}
-	assets, err = chromedp.Run(browser, chromedp.Evaluate[struct {
+	b.measure("Capacity")
+	assets, err := chromedp.Run(b.tab, chromedp.Evaluate[struct {
 		Leaflet float64 `json:"leaflet"`
 		Tiles   int     `json:"tiles"`
 	}](`(() => {
@@ -198,24 +116,24 @@ func TestConsole_CapacityMapFollowsTheDirectoryInChromium(t *testing.T) {
 	// A demo watch that had not polled when the page loaded gets its
 	// marker at the next refresh (every 10 s).
 	require.Eventually(t, func() bool {
-		ok, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.querySelectorAll('path.svc').length >= 3 && `+marker+` !== null`))
+		ok, err := chromedp.Run(b.tab, chromedp.Evaluate[bool](`document.querySelectorAll('path.svc').length >= 3 && `+marker+` !== null`))
 		return err == nil && ok
 	}, 30*time.Second, 200*time.Millisecond, "a marker for each demo service")
-	before, err := chromedp.Run(browser, chromedp.Evaluate[string](marker+`.getAttribute('data-capacity')`))
+	before, err := chromedp.Run(b.tab, chromedp.Evaluate[string](marker+`.getAttribute('data-capacity')`))
 	require.NoError(t, err)
-	fill, err := chromedp.Run(browser, chromedp.Evaluate[string](marker+`.getAttribute('fill')`))
+	fill, err := chromedp.Run(b.tab, chromedp.Evaluate[string](marker+`.getAttribute('fill')`))
 	require.NoError(t, err)
 	wantFill := map[string]string{"HIGH": "#2e7d32", "LOW": "#fbc02d", "NONE": "#c62828", "RESET": "#757575"}
 	require.Equal(t, wantFill[before], fill, "marker colour of %s", before)
-	label, err := chromedp.Run(browser, chromedp.Evaluate[string](marker+`.getAttribute('aria-label')`))
+	label, err := chromedp.Run(b.tab, chromedp.Evaluate[string](marker+`.getAttribute('aria-label')`))
 	require.NoError(t, err)
 	require.Contains(t, label, "Leeds General Infirmary")
 	require.Contains(t, label, before)
-	text := waitPageText(t, browser, "the attribution", func(s string) bool { return strings.Contains(s, "OpenStreetMap contributors") })
+	text := b.waitText("the attribution", func(s string) bool { return strings.Contains(s, "OpenStreetMap contributors") })
 	require.Contains(t, text, "Not at HIGH")
 	require.Positive(t, tileHits.Load(), "the tiles came from the configured server")
-	shoot("capacity")
-	checkConsole("the Capacity page")
+	b.shoot("capacity")
+	b.checkConsole("the Capacity page")
 
 	// The directory changes the status (the simulator's control
 	// endpoint); changing the watch's interval makes it poll at once, and
@@ -225,9 +143,9 @@ func TestConsole_CapacityMapFollowsTheDirectoryInChromium(t *testing.T) {
 	if before == "NONE" {
 		target = "LOW"
 	}
-	_, err = chromedp.Run(browser, chromedp.Evaluate[int](`window.vigilNoReload = 1`))
+	_, err = chromedp.Run(b.tab, chromedp.Evaluate[int](`window.vigilNoReload = 1`))
 	require.NoError(t, err)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, stack.DirectoryURL+"/sim/services/"+serviceID+"/capacity",
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, stack.DirectoryURL+"/sim/services/"+serviceID+"/capacity",
 		strings.NewReader(`{"capacity":"`+target+`","by":"browser.test"}`))
 	require.NoError(t, err)
 	req.SetBasicAuth("capmon", "capmon-demo")
@@ -238,25 +156,25 @@ func TestConsole_CapacityMapFollowsTheDirectoryInChromium(t *testing.T) {
 	flipped := time.Now()
 	call(t, base, "PATCH", "/v1/watches/"+watchID, charge, `{"interval_seconds":60}`, http.StatusOK, nil)
 	require.Eventually(t, func() bool {
-		got, err := chromedp.Run(browser, chromedp.Evaluate[string](marker+`.getAttribute('data-capacity') + ' ' + `+marker+`.getAttribute('fill')`))
+		got, err := chromedp.Run(b.tab, chromedp.Evaluate[string](marker+`.getAttribute('data-capacity') + ' ' + `+marker+`.getAttribute('fill')`))
 		return err == nil && got == target+" "+wantFill[target]
 	}, 45*time.Second, 250*time.Millisecond, "the marker turns %s", target)
 	t.Logf("status flipped in the directory to marker recoloured: %d ms (watch poll + page refresh every 10 s)", time.Since(flipped).Milliseconds())
-	still, err := chromedp.Run(browser, chromedp.Evaluate[int](`window.vigilNoReload || 0`))
+	still, err := chromedp.Run(b.tab, chromedp.Evaluate[int](`window.vigilNoReload || 0`))
 	require.NoError(t, err)
 	require.Equal(t, 1, still, "no reload")
-	badge, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(`[data-status="`+serviceID+`"]`)))
+	badge, err := chromedp.Run(b.tab, chromedp.Text(chromedp.CSS(`[data-status="`+serviceID+`"]`)))
 	require.NoError(t, err)
 	require.Equal(t, target, badge)
-	label, err = chromedp.Run(browser, chromedp.Evaluate[string](marker+`.getAttribute('aria-label')`))
+	label, err = chromedp.Run(b.tab, chromedp.Evaluate[string](marker+`.getAttribute('aria-label')`))
 	require.NoError(t, err)
 	require.Contains(t, label, target)
-	shoot("capacity-flipped")
-	checkConsole("the live update")
+	b.shoot("capacity-flipped")
+	b.checkConsole("the live update")
 
 	// The same page at a phone's width.
-	require.NoError(t, chromedp.Do(browser, chromedp.EmulateViewport(390, 844)))
-	shoot("capacity-phone")
-	require.NoError(t, chromedp.Do(browser, chromedp.EmulateViewport(1280, 900)))
-	checkConsole("the phone width")
+	require.NoError(t, chromedp.Do(b.tab, chromedp.EmulateViewport(390, 844)))
+	b.shoot("capacity-phone")
+	require.NoError(t, chromedp.Do(b.tab, chromedp.EmulateViewport(1280, 900)))
+	b.checkConsole("the phone width")
 }

@@ -6,12 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,10 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/api"
-	"github.com/vigil-health/vigil/internal/app"
-	"github.com/vigil-health/vigil/internal/config"
-	"github.com/vigil-health/vigil/internal/database"
-	"github.com/vigil-health/vigil/internal/testenv"
 )
 
 // TestConsoleMessages_ClinicianAndPatientInChromium drives the console's
@@ -37,29 +29,9 @@ import (
 // arrival's latency are logged; the page is screenshotted into
 // VIGIL_SCREENSHOTS_DIR when set.
 func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
-	chromium := findChromium(t)
-	ctx := context.Background()
-	dsn, err := testenv.NewDatabase(ctx, "devmessages")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Drop(context.Background(), dsn) })
-	cfg, err := config.Load(func(k string) (string, bool) {
-		v, ok := map[string]string{
-			"DATABASE_URL":                 dsn,
-			"VIGIL_HTTP_ADDR":              "127.0.0.1:0",
-			"VIGIL_DEV_DATA_DIR":           t.TempDir(),
-			"VIGIL_DEMO":                   "true",
-			"VIGIL_DEMO_ALERTS_PER_MINUTE": "0",
-		}[k]
-		return v, ok
-	})
-	require.NoError(t, err)
-	anyPorts(&cfg)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	stack, err := app.StartDev(ctx, cfg, logger)
-	require.NoError(t, err)
-	t.Cleanup(stack.Stop)
+	stack := startConsoleStack(t, "devmessages")
 	base := stack.APIURL
-	password := cfg.Dev.DemoPassword.Reveal()
+	password := stack.password
 
 	// S09 (Dr Lucas Pembridge) is registered as a clinician of WARD-7.
 	admin := login(t, base, "a01", password)
@@ -81,89 +53,36 @@ func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
 	}
 	sendAs("My inhaler is empty.")
 
-	browser := newBrowser(t, chromium)
-	var (
-		mu       sync.Mutex
-		problems []string
-	)
-	// Subscribe before any other action: the first one starts the browser.
-	console := chromedp.Console(browser)
-	go func() {
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
-				mu.Lock()
-				problems = append(problems, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	checkConsole := func(where string) {
-		t.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		require.Empty(t, problems, "browser console errors by %s", where)
-	}
-	measure := func(page string) {
-		t.Helper()
-		var p *pagePerf
-		require.Eventually(t, func() bool {
-			p, err = chromedp.Run(browser, chromedp.Evaluate[*pagePerf](measurePage))
-			return err == nil && p != nil
-		}, 10*time.Second, 50*time.Millisecond)
-		t.Logf("page %s: first load %.0f ms (interactive %.0f ms), %.1f KB in %d resources + the document",
-			page, p.Load, p.Interactive, p.Bytes/1024, p.Resources)
-	}
-	shoot := func(name string) {
-		t.Helper()
-		dir := os.Getenv("VIGIL_SCREENSHOTS_DIR")
-		if dir == "" {
-			return
-		}
-		png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
-		require.NoError(t, err)
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		path := filepath.Join(dir, "console-"+name+".png")
-		require.NoError(t, os.WriteFile(path, png, 0o644)) //nolint:gosec // a screenshot for the docs
-		t.Logf("screenshot: %s", path)
-	}
+	b := stack.openBrowser(t)
 
 	// 1. The doctor signs in; the nav links to Messages, which lists the
 	// patient's conversation.
-	navigate(t, browser, base+"/")
-	require.NoError(t, chromedp.Do(browser,
-		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "s09"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-	))
-	waitPageText(t, browser, "My work after signing in", func(s string) bool { return strings.Contains(s, "Messages") })
-	require.NoError(t, chromedp.Do(browser, chromedp.Click(chromedp.CSS(`nav a[href="/ui/messages"]`))))
-	waitPageText(t, browser, "the conversation list", func(s string) bool {
+	b.signIn("/", "s09")
+	b.waitText("My work after signing in", func(s string) bool { return strings.Contains(s, "Messages") })
+	require.NoError(t, chromedp.Do(b.tab, chromedp.Click(chromedp.CSS(`nav a[href="/ui/messages"]`))))
+	b.waitText("the conversation list", func(s string) bool {
 		return strings.Contains(s, "Conversations") && strings.Contains(s, "patient "+pid) && strings.Contains(s, "My inhaler is empty.")
 	})
-	measure("messages")
+	b.measure("messages")
 	// A new message shows on the list page too, without a reload.
 	listPosted := time.Now()
 	sendAs("Are you there?")
-	waitPageText(t, browser, "the new message on the list page", func(s string) bool {
+	b.waitText("the new message on the list page", func(s string) bool {
 		return strings.Contains(s, "New since you opened this page") && strings.Contains(s, "Are you there?")
 	})
 	t.Logf("live arrival on the list page: shown within %d ms of posting", time.Since(listPosted).Milliseconds())
-	shoot("messages-list")
-	checkConsole("the conversation list")
+	b.shoot("messages-list")
+	b.checkConsole("the conversation list")
 
 	// 2. The conversation; the doctor sends a DOSAGE message through the
 	// form.
-	require.NoError(t, chromedp.Do(browser, chromedp.Click(chromedp.CSS(`a[href="/ui/messages/patient:`+pid+`"]`))))
-	waitPageText(t, browser, "the conversation", func(s string) bool {
+	require.NoError(t, chromedp.Do(b.tab, chromedp.Click(chromedp.CSS(`a[href="/ui/messages/patient:`+pid+`"]`))))
+	b.waitText("the conversation", func(s string) bool {
 		return strings.Contains(s, "Messages with patient "+pid) && strings.Contains(s, "Send a message")
 	})
-	measure("conversation")
+	b.measure("conversation")
 	const reply = "A new inhaler is on its way to your room."
-	require.NoError(t, chromedp.Do(browser,
+	require.NoError(t, chromedp.Do(b.tab,
 		chromedp.SetValue(chromedp.CSS(`#message_type`), "1"),
 		chromedp.SendKeys(chromedp.CSS(`#content`), reply),
 		chromedp.Click(chromedp.CSS(`form.send button[type=submit]`)),
@@ -172,13 +91,13 @@ func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
 	// closed their streams, so the browser's six connections per site are
 	// free.
 	require.Eventually(t, func() bool {
-		st, err := chromedp.Run(browser, chromedp.Evaluate[string](`location.hash.startsWith('#m-') ? document.readyState : ''`))
+		st, err := chromedp.Run(b.tab, chromedp.Evaluate[string](`location.hash.startsWith('#m-') ? document.readyState : ''`))
 		return err == nil && st == "complete"
 	}, 10*time.Second, 100*time.Millisecond, "the conversation after sending loads fully")
-	waitPageText(t, browser, "the sent message in the conversation", func(s string) bool {
+	b.waitText("the sent message in the conversation", func(s string) bool {
 		return strings.Contains(s, reply) && strings.Contains(s, "DOSAGE")
 	})
-	checkConsole("sending")
+	b.checkConsole("sending")
 
 	// 3. The patient's side receives it, through the JSON API with the
 	// patient's own token.
@@ -191,24 +110,24 @@ func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
 
 	// 4. The patient answers; the answer appears in the open page without
 	// a reload.
-	_, err = chromedp.Run(browser, chromedp.Evaluate[bool](`(window.vigilSamePage = true)`))
+	_, err := chromedp.Run(b.tab, chromedp.Evaluate[bool](`(window.vigilSamePage = true)`))
 	require.NoError(t, err)
 	posted := time.Now()
 	sendAs("Thank you, doctor.")
-	waitPageText(t, browser, "the patient's answer arriving live", func(s string) bool { return strings.Contains(s, "Thank you, doctor.") })
-	same, err := chromedp.Run(browser, chromedp.Evaluate[bool](`window.vigilSamePage === true`))
+	b.waitText("the patient's answer arriving live", func(s string) bool { return strings.Contains(s, "Thank you, doctor.") })
+	same, err := chromedp.Run(b.tab, chromedp.Evaluate[bool](`window.vigilSamePage === true`))
 	require.NoError(t, err)
 	require.True(t, same, "no reload")
-	arrived, err := chromedp.Run(browser, chromedp.Evaluate[float64](`window.vigilMessageArrivedAt || 0`))
+	arrived, err := chromedp.Run(b.tab, chromedp.Evaluate[float64](`window.vigilMessageArrivedAt || 0`))
 	require.NoError(t, err)
 	t.Logf("live arrival: patient's message posted to shown in the conversation in %d ms", int64(arrived)-posted.UnixMilli())
-	title, err := chromedp.Run(browser, chromedp.Title())
+	title, err := chromedp.Run(b.tab, chromedp.Title())
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(title, "(1) "), "the tab title counts the new message: %q", title)
-	shoot("messages")
-	require.NoError(t, chromedp.Do(browser, chromedp.EmulateViewport(390, 844)))
-	shoot("messages-phone")
-	checkConsole("the live arrival")
+	b.shoot("messages")
+	require.NoError(t, chromedp.Do(b.tab, chromedp.EmulateViewport(390, 844)))
+	b.shoot("messages-phone")
+	b.checkConsole("the live arrival")
 }
 
 // patientToken exchanges a patient's authorisation code for its token.

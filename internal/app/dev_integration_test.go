@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,12 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/embeddedtemporal"
 	"github.com/vigil-health/vigil/internal/netport"
-	"github.com/vigil-health/vigil/internal/testenv"
 )
 
 func freePort(t *testing.T) int {
@@ -62,34 +59,13 @@ func get(t *testing.T, rawURL string, out any) int {
 // through the Web UI's own API, and stops everything.
 func TestDev_WholeStackInOneProcess(t *testing.T) {
 	ctx := context.Background()
-	dsn, err := testenv.NewDatabase(ctx, "dev")
-	require.NoError(t, err)
+	cfg, dsn := devConfig(t, "dev", map[string]string{
+		// /metrics on its own address, not on the API's.
+		"VIGIL_METRICS_ADDR": "127.0.0.1:0",
+	})
 	// StartDev must create the database itself.
 	require.NoError(t, database.Drop(ctx, dsn))
-	t.Cleanup(func() { _ = database.Drop(context.Background(), dsn) })
-
-	cfg, err := config.Load(func(k string) (string, bool) {
-		v, ok := map[string]string{
-			"DATABASE_URL":       dsn,
-			"VIGIL_HTTP_ADDR":    "127.0.0.1:0",
-			"VIGIL_DEV_DATA_DIR": t.TempDir(),
-			// /metrics on its own address, not on the API's.
-			"VIGIL_METRICS_ADDR": "127.0.0.1:0",
-		}[k]
-		return v, ok
-	})
-	require.NoError(t, err)
-	anyPorts(&cfg)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	stack, err := app.StartDev(ctx, cfg, logger)
-	require.NoError(t, err)
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stack.Stop()
-		}
-	})
+	stack := startDev(t, cfg, slog.LevelWarn)
 
 	var ready struct{ Status string }
 	require.Equal(t, http.StatusOK, get(t, stack.APIURL+"/readyz", &ready))
@@ -152,7 +128,6 @@ func TestDev_WholeStackInOneProcess(t *testing.T) {
 	}, 15*time.Second, 100*time.Millisecond)
 
 	stack.Stop()
-	stopped = true
 	_, err = net.DialTimeout("tcp", strings.TrimPrefix(stack.APIURL, "http://"), time.Second)
 	require.Error(t, err, "the API port is released on stop")
 	_, err = net.DialTimeout("tcp", strings.TrimPrefix(stack.MetricsURL, "http://"), time.Second)

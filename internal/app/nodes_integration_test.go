@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,13 +16,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/app"
-	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/mailsink"
 	"github.com/vigil-health/vigil/internal/node/brokersim"
-	"github.com/vigil-health/vigil/internal/testenv"
 )
 
 // TestDev_BrokerFleetMails drives a scripted broker fleet through the whole
@@ -33,9 +29,6 @@ import (
 // twice, and a node that comes back gets its "recovered" mail.
 func TestDev_BrokerFleetMails(t *testing.T) {
 	ctx := context.Background()
-	dsn, err := testenv.NewDatabase(ctx, "devnodes")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = database.Drop(context.Background(), dsn) })
 
 	now := time.Now().UTC()
 	sim := brokersim.New(brokersim.Options{})
@@ -56,29 +49,18 @@ func TestDev_BrokerFleetMails(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sink.Close() })
 
-	cfg, err := config.Load(func(k string) (string, bool) {
-		v, ok := map[string]string{
-			"DATABASE_URL":              dsn,
-			"VIGIL_HTTP_ADDR":           "127.0.0.1:0",
-			"VIGIL_DEV_DATA_DIR":        t.TempDir(),
-			"VIGIL_DEMO":                "false",
-			"VIGIL_BROKER_URL":          simURL,
-			"VIGIL_BROKER_API_KEY":      brokersim.DefaultAdminKey,
-			"VIGIL_DWH_CURRENT_VERSION": brokersim.CurrentDWHVersion,
-			"VIGIL_SMTP_HOST":           sink.Host(),
-			"VIGIL_SMTP_PORT":           strconv.Itoa(sink.Port()),
-			"VIGIL_SMTP_TLS":            "none",
-			"VIGIL_MAIL_FROM":           "monitor@vigil.example",
-			"VIGIL_MAIL_CC":             "broker-ops@vigil.example",
-		}[k]
-		return v, ok
+	cfg, dsn := devConfig(t, "devnodes", map[string]string{
+		"VIGIL_DEMO":                "false",
+		"VIGIL_BROKER_URL":          simURL,
+		"VIGIL_BROKER_API_KEY":      brokersim.DefaultAdminKey,
+		"VIGIL_DWH_CURRENT_VERSION": brokersim.CurrentDWHVersion,
+		"VIGIL_SMTP_HOST":           sink.Host(),
+		"VIGIL_SMTP_PORT":           strconv.Itoa(sink.Port()),
+		"VIGIL_SMTP_TLS":            "none",
+		"VIGIL_MAIL_FROM":           "monitor@vigil.example",
+		"VIGIL_MAIL_CC":             "broker-ops@vigil.example",
 	})
-	require.NoError(t, err)
-	anyPorts(&cfg)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	stack, err := app.StartDev(ctx, cfg, logger)
-	require.NoError(t, err)
-	t.Cleanup(stack.Stop)
+	stack := startDev(t, cfg, slog.LevelError)
 	require.Nil(t, stack.Mail, "an SMTP server is configured: no mail catcher")
 
 	db, err := database.Open(ctx, dsn)
