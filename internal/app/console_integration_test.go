@@ -146,7 +146,7 @@ func TestConsole_NurseWorksAnIncidentLiveInChromium(t *testing.T) {
 	// 5. A second fall; the charge nurse's board shows it (not the
 	// resolved one), and she reassigns it to N02.
 	second := raise("TEST-ROOM-B")
-	require.NoError(t, chromedp.Do(b.tab, chromedp.Click(chromedp.CSS(`nav button[type=submit]`))))
+	b.click(`nav button[type=submit]`)
 	b.waitText("the sign-in form after signing out", func(s string) bool { return strings.Contains(s, "Password") })
 	signIn("c01")
 	b.navigate(base + "/ui/board")

@@ -59,7 +59,7 @@ func TestConsoleMessages_ClinicianAndPatientInChromium(t *testing.T) {
 	// patient's conversation.
 	b.signIn("/", "s09")
 	b.waitText("My work after signing in", func(s string) bool { return strings.Contains(s, "Messages") })
-	require.NoError(t, chromedp.Do(b.tab, chromedp.Click(chromedp.CSS(`nav a[href="/ui/messages"]`))))
+	b.click(`nav a[href="/ui/messages"]`)
 	b.waitText("the conversation list", func(s string) bool {
 		return strings.Contains(s, "Conversations") && strings.Contains(s, "patient "+pid) && strings.Contains(s, "My inhaler is empty.")
 	})

@@ -25,7 +25,7 @@ func TestConsole_ChargeNurseAddsAnOverrideInChromium(t *testing.T) {
 	// The charge nurse signs in and opens On call from the navigation.
 	b.signIn("/", "c01")
 	b.waitText("My work after signing in", func(s string) bool { return strings.Contains(s, "Sign out") })
-	require.NoError(t, chromedp.Do(b.tab, chromedp.Click(chromedp.CSS(`nav a[href="/ui/oncall"]`))))
+	b.click(`nav a[href="/ui/oncall"]`)
 	text := b.waitText("the On call page", func(s string) bool { return strings.Contains(s, "Add an override") })
 	require.Contains(t, text, "Europe/London")
 	b.measure("On call")

@@ -172,6 +172,20 @@ func (b *consoleBrowser) waitText(what string, ok func(string) bool) string {
 	return waitPageText(b.t, b.tab, what, ok)
 }
 
+// click clicks the element selector names, trying again while the page
+// that holds it is still being replaced (a redirect's last step, a list
+// the page's script redraws): Chromium then answers "Could not find node
+// with given id" before anything was clicked.
+func (b *consoleBrowser) click(selector string) {
+	b.t.Helper()
+	var err error
+	require.Eventually(b.t, func() bool {
+		err = chromedp.Do(b.tab, chromedp.Click(chromedp.CSS(selector)))
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond, "click %s", selector)
+	require.NoError(b.t, err)
+}
+
 // signIn opens path on the API, which shows the sign-in form, and submits
 // it for login with the demo staff's password. The caller waits for the
 // page it expects next.
