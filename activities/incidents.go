@@ -89,6 +89,17 @@ type AuditEvent = incident.AuditEvent
 type RecordInput struct {
 	Row    IncidentRow
 	Events []AuditEvent
+	// Armed is the escalation step the incident now waits for, written in
+	// the projection's transaction for the escalation dispatcher; nil
+	// cancels any armed step (the incident is no longer waiting).
+	Armed *ArmedStep `json:",omitempty"`
+}
+
+// ArmedStep is an escalation step due at Due: the dispatcher runs Input
+// through PageStep then, as the workflow's timer does later.
+type ArmedStep struct {
+	Due   time.Time
+	Input PageStepInput
 }
 
 // RecordResult says what the workflow should do after a record.
@@ -108,7 +119,15 @@ func (a *Incidents) Record(ctx context.Context, in *RecordInput) (*RecordResult,
 }
 
 func (a *Incidents) record(ctx context.Context, in *RecordInput) error {
-	if err := a.store().Record(ctx, in.Row, in.Events); err != nil {
+	var arm *incident.ArmedStep
+	if in.Armed != nil {
+		input, err := json.Marshal(in.Armed.Input)
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError("encode the armed step", "BadArmedStep", err)
+		}
+		arm = &incident.ArmedStep{Step: in.Armed.Input.Page.Step, Due: in.Armed.Due, Input: input}
+	}
+	if err := a.store().Record(ctx, in.Row, in.Events, arm); err != nil {
 		return classifySQL(err)
 	}
 	a.observe(in)
@@ -303,11 +322,19 @@ func (a *Incidents) PageStep(ctx context.Context, in *PageStepInput) (*PageStepR
 }
 
 // pickForStep is the person a step pages: whoever an earlier run of the
-// same step paged, else the first choice that finds someone.
+// same step picked (the escalation dispatcher's run, then the workflow's,
+// or a retry), else the first choice that finds someone, recorded as the
+// step's pick unless a concurrent run recorded one first.
 func (a *Incidents) pickForStep(ctx context.Context, in *PageStepInput) (*PickResult, error) {
 	if in.Page.Recipient != "" {
 		return &PickResult{Found: true, StaffID: in.Page.Recipient}, nil
 	}
+	if p, found, err := a.store().StepPicked(ctx, in.Page.IncidentID, in.Page.Step); err != nil {
+		return nil, classifySQL(err)
+	} else if found {
+		return stepPickResult(p), nil
+	}
+	// Pages from before picks were recorded: the outbox has the recipient.
 	prev, found, err := a.store().StepRecipient(ctx, in.Page.IncidentID, in.Page.Step)
 	if err != nil {
 		return nil, classifySQL(err)
@@ -323,6 +350,14 @@ func (a *Incidents) pickForStep(ctx context.Context, in *PageStepInput) (*PickRe
 			return nil, err
 		}
 		if p.Found && !(c.SameRoleOnly && p.Fallback) {
+			won, err := a.store().ClaimStepPick(ctx, in.Page.IncidentID, in.Page.Step, incident.StepPick{
+				Recipient: p.StaffID, Role: p.Role, Fallback: p.Fallback, Reason: p.Reason})
+			if err != nil {
+				return nil, classifySQL(err)
+			}
+			if won.Recipient != p.StaffID {
+				return stepPickResult(won), nil
+			}
 			return p, nil
 		}
 		if p.Reason != "" {
@@ -330,6 +365,12 @@ func (a *Incidents) pickForStep(ctx context.Context, in *PageStepInput) (*PickRe
 		}
 	}
 	return &PickResult{Found: false, Reason: strings.Join(reasons, "; ")}, nil
+}
+
+// stepPickResult is a recorded pick as the step's result: the same as the
+// first run's.
+func stepPickResult(p incident.StepPick) *PickResult {
+	return &PickResult{Found: true, StaffID: p.Recipient, Role: p.Role, Fallback: p.Fallback, Reason: p.Reason}
 }
 
 // repick describes the person an earlier run of the step paged, with the

@@ -58,13 +58,20 @@ type AuditEvent struct {
 
 // Record upserts the incident row, unless a newer projection is already
 // there, and inserts the audit events, in one transaction; replays of the
-// same input are no-ops.
-func (s *Store) Record(ctx context.Context, row Row, events []AuditEvent) error {
+// same input are no-ops. In the same transaction it arms the escalation
+// step the incident now waits for (arm), or cancels the armed one (nil).
+func (s *Store) Record(ctx context.Context, row Row, events []AuditEvent, arm *ArmedStep) error {
 	tx, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	// The armed step first: a dispatcher claiming it holds its row while it
+	// checks the incident's status, so a claim sees either the status
+	// before this write or none of it.
+	if err := armStep(ctx, tx, row.ID, row.LastSeq, arm); err != nil {
+		return err
+	}
 	_, err = tx.NamedExecContext(ctx, `
 		INSERT INTO incidents (id, workflow_id, dedup_key_hash, alert_type, severity, patient_id, room, source,
 			integration, unscoped_key_hash, status, assigned_to, assigned_role, alert_count, escalation_step, opened_at, assigned_at,

@@ -1,0 +1,144 @@
+package incident
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// ArmedStep is the escalation step an ASSIGNED incident waits for: the
+// workflow writes it with the incident's projection (Record), so the
+// worker's dispatcher can page it as soon as it is due, without waiting for
+// a workflow task. Input is the step's page as the workflow would run it
+// (activities.PageStepInput, JSON).
+type ArmedStep struct {
+	Step  string
+	Due   time.Time
+	Input json.RawMessage
+}
+
+// DueStep is an armed step a dispatcher has claimed until ClaimedUntil.
+type DueStep struct {
+	IncidentID   string          `db:"incident_id"`
+	Step         string          `db:"step"`
+	Due          time.Time       `db:"due_at"`
+	Input        json.RawMessage `db:"input"`
+	ClaimedUntil time.Time       `db:"claimed_until"`
+	Attempts     int             `db:"attempts"`
+}
+
+// armStep writes, in the projection's transaction, the step the incident
+// now waits for: arm replaces an older projection's step (a step already
+// paged stays paged when the same step, due at the same time, is written
+// again), and nil cancels it. seq orders the writes as the projection's
+// last_seq does, so a late, older write changes nothing.
+func armStep(ctx context.Context, tx *sqlx.Tx, incidentID string, seq int, arm *ArmedStep) error {
+	if arm == nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM escalation_schedule WHERE incident_id = $1 AND seq < $2`,
+			incidentID, seq); err != nil {
+			return fmt.Errorf("cancel the armed step of %s: %w", incidentID, err)
+		}
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO escalation_schedule AS s (incident_id, step, due_at, seq, input)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (incident_id) DO UPDATE SET
+			input = EXCLUDED.input, seq = EXCLUDED.seq,
+			claimed_until = CASE WHEN s.step = EXCLUDED.step AND s.due_at = EXCLUDED.due_at THEN s.claimed_until END,
+			attempts = CASE WHEN s.step = EXCLUDED.step AND s.due_at = EXCLUDED.due_at THEN s.attempts ELSE 0 END,
+			done_at = CASE WHEN s.step = EXCLUDED.step AND s.due_at = EXCLUDED.due_at THEN s.done_at END,
+			step = EXCLUDED.step, due_at = EXCLUDED.due_at
+		WHERE s.seq < EXCLUDED.seq`, incidentID, arm.Step, arm.Due, seq, []byte(arm.Input)); err != nil {
+		return fmt.Errorf("arm step %s of %s: %w", arm.Step, incidentID, err)
+	}
+	return nil
+}
+
+// ClaimDueSteps claims up to limit armed steps due by now whose incident is
+// still ASSIGNED, each for lease: another dispatcher skips them until then,
+// and a dispatcher killed before DoneStep leaves them to be claimed again
+// when the lease runs out.
+func (s *Store) ClaimDueSteps(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]DueStep, error) {
+	var steps []DueStep
+	if err := s.DB.SelectContext(ctx, &steps, `
+		UPDATE escalation_schedule s SET claimed_until = $2::timestamptz + $3 * interval '1 microsecond', attempts = s.attempts + 1
+		FROM (
+			SELECT d.incident_id FROM escalation_schedule d JOIN incidents i ON i.id = d.incident_id
+			WHERE d.done_at IS NULL AND d.due_at <= $2 AND (d.claimed_until IS NULL OR d.claimed_until <= $2)
+				AND i.status = 'ASSIGNED'
+			ORDER BY d.due_at
+			LIMIT $1
+			FOR UPDATE OF d SKIP LOCKED
+		) due
+		WHERE s.incident_id = due.incident_id
+		RETURNING s.incident_id, s.step, s.due_at, s.input, s.claimed_until, s.attempts`,
+		limit, now, lease.Microseconds()); err != nil {
+		return nil, fmt.Errorf("claim due escalation steps: %w", err)
+	}
+	return steps, nil
+}
+
+// DoneStep marks a claimed step paged (or found nobody to page); a step
+// re-armed or cancelled since the claim is left alone.
+func (s *Store) DoneStep(ctx context.Context, st DueStep) error {
+	if _, err := s.DB.ExecContext(ctx, `
+		UPDATE escalation_schedule SET done_at = now(), claimed_until = NULL
+		WHERE incident_id = $1 AND step = $2 AND due_at = $3`, st.IncidentID, st.Step, st.Due); err != nil {
+		return fmt.Errorf("mark step %s of %s done: %w", st.Step, st.IncidentID, err)
+	}
+	return nil
+}
+
+// NextStepDue is when the next armed step falls due (or its claim runs
+// out); found is false when no step waits.
+func (s *Store) NextStepDue(ctx context.Context) (at time.Time, found bool, err error) {
+	var next sql.NullTime
+	if err := s.DB.GetContext(ctx, &next, `
+		SELECT min(greatest(due_at, coalesce(claimed_until, due_at))) FROM escalation_schedule WHERE done_at IS NULL`); err != nil {
+		return time.Time{}, false, fmt.Errorf("next escalation step due: %w", err)
+	}
+	return next.Time, next.Valid, nil
+}
+
+// StepPick is whom a page step of an incident picked.
+type StepPick struct {
+	Recipient string `db:"recipient"`
+	Role      string `db:"role"`
+	Fallback  bool   `db:"fallback"`
+	Reason    string `db:"reason"`
+}
+
+// ClaimStepPick records p as the pick of the incident's step unless an
+// earlier attempt recorded one, and returns the pick that stands: the first.
+func (s *Store) ClaimStepPick(ctx context.Context, incidentID, step string, p StepPick) (StepPick, error) {
+	var won StepPick
+	if err := s.DB.GetContext(ctx, &won, `
+		INSERT INTO incident_step_picks (incident_id, step, recipient, role, fallback, reason)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (incident_id, step) DO UPDATE SET recipient = incident_step_picks.recipient
+		RETURNING recipient, role, fallback, reason`,
+		incidentID, step, p.Recipient, p.Role, p.Fallback, p.Reason); err != nil {
+		return StepPick{}, fmt.Errorf("record the pick of step %s: %w", step, err)
+	}
+	return won, nil
+}
+
+// StepPicked is the pick recorded for the incident's step, if any.
+func (s *Store) StepPicked(ctx context.Context, incidentID, step string) (p StepPick, found bool, err error) {
+	err = s.DB.GetContext(ctx, &p, `
+		SELECT recipient, role, fallback, reason FROM incident_step_picks WHERE incident_id = $1 AND step = $2`,
+		incidentID, step)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return StepPick{}, false, nil
+	case err != nil:
+		return StepPick{}, false, fmt.Errorf("look up the pick of step %s: %w", step, err)
+	}
+	return p, true, nil
+}
