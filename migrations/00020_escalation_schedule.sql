@@ -8,7 +8,7 @@
 -- activities.PageStepInput. A dispatcher claims a row until claimed_until,
 -- so a dispatcher killed mid-page leaves it to be claimed again.
 CREATE TABLE escalation_schedule (
-    incident_id   text PRIMARY KEY,
+    incident_id   uuid PRIMARY KEY REFERENCES incidents (id) ON DELETE CASCADE,
     step          text NOT NULL,
     due_at        timestamptz NOT NULL,
     seq           integer NOT NULL,
@@ -23,7 +23,7 @@ CREATE INDEX escalation_schedule_due ON escalation_schedule (due_at) WHERE done_
 -- run of the same step (the workflow's timer after the dispatcher, or a
 -- retry) pages the same person.
 CREATE TABLE incident_step_picks (
-    incident_id text NOT NULL,
+    incident_id uuid NOT NULL,
     step        text NOT NULL,
     recipient   text NOT NULL,
     role        text NOT NULL DEFAULT '',

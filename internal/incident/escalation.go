@@ -95,12 +95,14 @@ func (s *Store) DoneStep(ctx context.Context, st DueStep) error {
 	return nil
 }
 
-// NextStepDue is when the next armed step falls due (or its claim runs
-// out); found is false when no step waits.
+// NextStepDue is when the next armed step of an ASSIGNED incident falls due
+// (or its claim runs out); found is false when no step waits.
 func (s *Store) NextStepDue(ctx context.Context) (at time.Time, found bool, err error) {
 	var next sql.NullTime
 	if err := s.DB.GetContext(ctx, &next, `
-		SELECT min(greatest(due_at, coalesce(claimed_until, due_at))) FROM escalation_schedule WHERE done_at IS NULL`); err != nil {
+		SELECT min(greatest(s.due_at, coalesce(s.claimed_until, s.due_at)))
+		FROM escalation_schedule s JOIN incidents i ON i.id = s.incident_id
+		WHERE s.done_at IS NULL AND i.status = 'ASSIGNED'`); err != nil {
 		return time.Time{}, false, fmt.Errorf("next escalation step due: %w", err)
 	}
 	return next.Time, next.Valid, nil

@@ -66,12 +66,6 @@ func (s *Store) Record(ctx context.Context, row Row, events []AuditEvent, arm *A
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	// The armed step first: a dispatcher claiming it holds its row while it
-	// checks the incident's status, so a claim sees either the status
-	// before this write or none of it.
-	if err := armStep(ctx, tx, row.ID, row.LastSeq, arm); err != nil {
-		return err
-	}
 	_, err = tx.NamedExecContext(ctx, `
 		INSERT INTO incidents (id, workflow_id, dedup_key_hash, alert_type, severity, patient_id, room, source,
 			integration, unscoped_key_hash, status, assigned_to, assigned_role, alert_count, escalation_step, opened_at, assigned_at,
@@ -92,6 +86,9 @@ func (s *Store) Record(ctx context.Context, row Row, events []AuditEvent, arm *A
 		WHERE incidents.last_seq < EXCLUDED.last_seq`, row)
 	if err != nil {
 		return fmt.Errorf("upsert incident %s: %w", row.ID, err)
+	}
+	if err := armStep(ctx, tx, row.ID, row.LastSeq, arm); err != nil {
+		return err
 	}
 	for _, ev := range events {
 		detail, err := json.Marshal(ev.Detail)
