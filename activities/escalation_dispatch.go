@@ -29,6 +29,10 @@ type EscalationDispatcher struct {
 	// Lease is how long a claimed step is left to this dispatcher before
 	// another may claim it (a dispatcher killed mid-page); zero means 15 s.
 	Lease time.Duration
+	// MaxLate is how overdue a step may be for the dispatcher to page it:
+	// one later than that (the worker was down) is left to the workflow,
+	// whose late timer sends one consolidated, delayed page. Zero means 30 s.
+	MaxLate time.Duration
 }
 
 // dispatchBatch is the most steps one claim takes.
@@ -47,7 +51,7 @@ func (d *EscalationDispatcher) Run(ctx context.Context) {
 		}
 		wait := poll
 		if err == nil {
-			if next, found, err := d.Incidents.store().NextStepDue(ctx); err == nil && found {
+			if next, found, err := d.Incidents.store().NextStepDue(ctx, time.Now().Add(-d.maxLate())); err == nil && found {
 				wait = min(max(time.Until(next), 0), poll)
 			}
 		}
@@ -65,7 +69,7 @@ func (d *EscalationDispatcher) Run(ctx context.Context) {
 // it claimed.
 func (d *EscalationDispatcher) DispatchDue(ctx context.Context) (int, error) {
 	store := d.Incidents.store()
-	steps, err := store.ClaimDueSteps(ctx, time.Now(), dispatchBatch, cmp.Or(d.Lease, 15*time.Second))
+	steps, err := store.ClaimDueSteps(ctx, time.Now(), d.maxLate(), dispatchBatch, cmp.Or(d.Lease, 15*time.Second))
 	if err != nil {
 		return 0, err
 	}
@@ -110,3 +114,5 @@ func (d *EscalationDispatcher) page(ctx context.Context, st incident.DueStep) er
 	}
 	return d.Incidents.store().DoneStep(ctx, st)
 }
+
+func (d *EscalationDispatcher) maxLate() time.Duration { return cmp.Or(d.MaxLate, 30*time.Second) }

@@ -279,6 +279,10 @@ type PickChoice struct {
 type PageStepInput struct {
 	Choices []PickChoice
 	Page    PageInput
+	// PagedAs, when set, names the step the escalation dispatcher may have
+	// paged in this one's place (a delayed page's overdue step): if it did,
+	// this step is that page, and nobody is paged again.
+	PagedAs string `json:",omitempty"`
 }
 
 // PageStepResult is who was picked (Found=false: nobody, and nothing was
@@ -300,15 +304,20 @@ const smsNotConfigured = "SMS is not configured"
 // step): a re-run, after a workflow task was lost with its worker, pages
 // whoever the first run paged rather than picking again.
 func (a *Incidents) PageStep(ctx context.Context, in *PageStepInput) (*PageStepResult, error) {
-	pick, err := a.pickForStep(ctx, in)
+	page := in.Page
+	pick, err := a.pickedAs(ctx, in)
 	if err != nil {
+		return nil, err
+	}
+	if pick != nil {
+		page.Step = in.PagedAs
+	} else if pick, err = a.pickForStep(ctx, in); err != nil {
 		return nil, err
 	}
 	out := &PageStepResult{Pick: *pick, SMS: a.SMSEnabled}
 	if !pick.Found {
 		return out, nil
 	}
-	page := in.Page
 	page.Recipient = pick.StaffID
 	if !a.SMSEnabled {
 		page.SMSSkipped = smsNotConfigured
@@ -319,6 +328,22 @@ func (a *Incidents) PageStep(ctx context.Context, in *PageStepInput) (*PageStepR
 	}
 	out.Page = *res
 	return out, nil
+}
+
+// pickedAs is the pick of in.PagedAs when that step was picked (by the
+// escalation dispatcher), else nil.
+func (a *Incidents) pickedAs(ctx context.Context, in *PageStepInput) (*PickResult, error) {
+	if in.PagedAs == "" {
+		return nil, nil
+	}
+	p, found, err := a.store().StepPicked(ctx, in.Page.IncidentID, in.PagedAs)
+	switch {
+	case err != nil:
+		return nil, classifySQL(err)
+	case !found:
+		return nil, nil
+	}
+	return stepPickResult(p), nil
 }
 
 // pickForStep is the person a step pages: whoever an earlier run of the

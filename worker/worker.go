@@ -105,7 +105,9 @@ func New(c client.Client, taskQueue string, deps Dependencies) *Workers {
 	RegisterWorkflows(w.main)
 	inc := RegisterActivities(w.main, deps)
 	if !deps.NoEscalationDispatcher && deps.DB != nil {
-		w.dispatcher = &activities.EscalationDispatcher{Incidents: inc}
+		// Steps overdue by more than half the workflow's grace are left to
+		// its delayed page, so the two never page the same step twice.
+		w.dispatcher = &activities.EscalationDispatcher{Incidents: inc, MaxLate: workflows.LateTimerGrace / 2}
 	}
 	if deps.Directory != nil {
 		rate := deps.DirectoryRate

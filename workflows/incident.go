@@ -484,7 +484,13 @@ func (w *incident) escalate(ctx workflow.Context) error {
 		// not the first overdue step.
 		label = "delayed-" + strconv.Itoa(fire+1)
 	}
-	if err := w.pageTarget(ctx, step, label, w.st.NextPageDue, delayed); err != nil {
+	// A delayed page of the step the run armed may have gone out already,
+	// from the escalation dispatcher, under the step's own name.
+	pagedAs := ""
+	if delayed && skipped == 0 && w.useArmedSteps(ctx) {
+		pagedAs = escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps))
+	}
+	if err := w.pageTargetAs(ctx, step, label, pagedAs, w.st.NextPageDue, delayed); err != nil {
 		return err
 	}
 	w.st.EscalationStep += 1 + skipped
@@ -1089,9 +1095,18 @@ func (w *incident) pick(ctx workflow.Context, roles, exclude []string, failsafe 
 // them and makes them the assignee. due is when the page was due (zero for
 // a page sent at once).
 func (w *incident) pageTarget(ctx workflow.Context, step EscalationStep, label string, due time.Time, delayed bool) error {
+	return w.pageTargetAs(ctx, step, label, "", due, delayed)
+}
+
+// pageTargetAs is pageTarget for a step the escalation dispatcher may have
+// paged as pagedAs ("": none).
+func (w *incident) pageTargetAs(ctx workflow.Context, step EscalationStep, label, pagedAs string, due time.Time, delayed bool) error {
 	title := pageTitle(w.st.Plan.Roles, label, delayed)
 	if w.useLocalSteps(ctx) {
-		res, err := w.pageStep(ctx, w.stepChoices(ctx, step), label, "INCIDENT_ESCALATED", title, due)
+		res, err := w.runPageStep(ctx, &activities.PageStepInput{
+			Choices: w.stepChoices(ctx, step), PagedAs: pagedAs,
+			Page: activities.PageInput{IncidentID: w.st.IncidentID, Step: label, Kind: "INCIDENT_ESCALATED", Title: title, Body: w.pageBody(), Due: due},
+		})
 		if err != nil {
 			return err
 		}

@@ -60,17 +60,19 @@ func armStep(ctx context.Context, tx *sqlx.Tx, incidentID string, seq int, arm *
 	return nil
 }
 
-// ClaimDueSteps claims up to limit armed steps due by now whose incident is
-// still ASSIGNED, each for lease: another dispatcher skips them until then,
-// and a dispatcher killed before DoneStep leaves them to be claimed again
-// when the lease runs out.
-func (s *Store) ClaimDueSteps(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]DueStep, error) {
+// ClaimDueSteps claims up to limit armed steps due by now, and no more than
+// maxLate before, whose incident is still ASSIGNED, each for lease: another
+// dispatcher skips them until then, and a dispatcher killed before DoneStep
+// leaves them to be claimed again when the lease runs out. A step overdue
+// by more than maxLate is left to the workflow's timer (whose late wake-up
+// sends one consolidated, delayed page).
+func (s *Store) ClaimDueSteps(ctx context.Context, now time.Time, maxLate time.Duration, limit int, lease time.Duration) ([]DueStep, error) {
 	var steps []DueStep
 	if err := s.DB.SelectContext(ctx, &steps, `
 		UPDATE escalation_schedule s SET claimed_until = $2::timestamptz + $3 * interval '1 microsecond', attempts = s.attempts + 1
 		FROM (
 			SELECT d.incident_id FROM escalation_schedule d JOIN incidents i ON i.id = d.incident_id
-			WHERE d.done_at IS NULL AND d.due_at <= $2 AND (d.claimed_until IS NULL OR d.claimed_until <= $2)
+			WHERE d.done_at IS NULL AND d.due_at <= $2 AND d.due_at >= $4 AND (d.claimed_until IS NULL OR d.claimed_until <= $2)
 				AND i.status = 'ASSIGNED'
 			ORDER BY d.due_at
 			LIMIT $1
@@ -78,7 +80,7 @@ func (s *Store) ClaimDueSteps(ctx context.Context, now time.Time, limit int, lea
 		) due
 		WHERE s.incident_id = due.incident_id
 		RETURNING s.incident_id, s.step, s.due_at, s.input, s.claimed_until, s.attempts`,
-		limit, now, lease.Microseconds()); err != nil {
+		limit, now, lease.Microseconds(), now.Add(-maxLate)); err != nil {
 		return nil, fmt.Errorf("claim due escalation steps: %w", err)
 	}
 	return steps, nil
@@ -95,14 +97,15 @@ func (s *Store) DoneStep(ctx context.Context, st DueStep) error {
 	return nil
 }
 
-// NextStepDue is when the next armed step of an ASSIGNED incident falls due
-// (or its claim runs out); found is false when no step waits.
-func (s *Store) NextStepDue(ctx context.Context) (at time.Time, found bool, err error) {
+// NextStepDue is when the next armed step of an ASSIGNED incident, due
+// after since, falls due (or its claim runs out); found is false when no
+// step waits.
+func (s *Store) NextStepDue(ctx context.Context, since time.Time) (at time.Time, found bool, err error) {
 	var next sql.NullTime
 	if err := s.DB.GetContext(ctx, &next, `
 		SELECT min(greatest(s.due_at, coalesce(s.claimed_until, s.due_at)))
 		FROM escalation_schedule s JOIN incidents i ON i.id = s.incident_id
-		WHERE s.done_at IS NULL AND i.status = 'ASSIGNED'`); err != nil {
+		WHERE s.done_at IS NULL AND s.due_at >= $1 AND i.status = 'ASSIGNED'`, since); err != nil {
 		return time.Time{}, false, fmt.Errorf("next escalation step due: %w", err)
 	}
 	return next.Time, next.Valid, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/incident"
@@ -34,7 +35,7 @@ func recordArmed(t *testing.T, id string, seq int, status, step string, due time
 // claimed is the steps of ids a claim at now takes, as incident/step.
 func claimed(t *testing.T, now time.Time, lease time.Duration, ids ...string) []string {
 	t.Helper()
-	steps, err := store().ClaimDueSteps(context.Background(), now, 64, lease)
+	steps, err := store().ClaimDueSteps(context.Background(), now, 24*time.Hour, 64, lease)
 	require.NoError(t, err)
 	var got []string
 	for _, st := range steps {
@@ -58,13 +59,19 @@ func TestEscalationSchedule_ArmClaimLeaseDone(t *testing.T) {
 	const lease = 10 * time.Second
 	recordArmed(t, id, 3, incident.StatusAssigned, "escalation-1", due)
 
-	next, found, err := store().NextStepDue(ctx)
+	next, found, err := store().NextStepDue(ctx, due.Add(-time.Minute))
 	require.NoError(t, err)
 	require.True(t, found)
 	require.False(t, next.After(due))
 
 	require.Empty(t, claimed(t, due.Add(-time.Millisecond), lease, id), "not due yet")
-	steps, err := store().ClaimDueSteps(ctx, due, 64, lease)
+	tooLate, err := store().ClaimDueSteps(ctx, due.Add(2*time.Minute), time.Minute, 64, lease)
+	require.NoError(t, err)
+	require.Empty(t, tooLate, "overdue past maxLate: left to the workflow's delayed page")
+	if next, found, err := store().NextStepDue(ctx, due.Add(time.Millisecond)); assert.NoError(t, err) && found {
+		require.False(t, next.Equal(due), "a step older than the window is not waited for")
+	}
+	steps, err := store().ClaimDueSteps(ctx, due, 24*time.Hour, 64, lease)
 	require.NoError(t, err)
 	require.Len(t, steps, 1)
 	st := steps[0]
