@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -65,54 +66,56 @@ func (d *EscalationDispatcher) Run(ctx context.Context) {
 	}
 }
 
-// DispatchDue claims the steps due now and pages them; it returns how many
-// it claimed.
+// DispatchDue claims the steps due now and pages them: each step's pick as
+// PageStep makes it (several at once), then their pages in one transaction,
+// so pages due together to one person share a commit. It returns how many
+// steps it claimed.
 func (d *EscalationDispatcher) DispatchDue(ctx context.Context) (int, error) {
 	store := d.Incidents.store()
-	steps, err := store.ClaimDueSteps(ctx, time.Now(), d.maxLate(), dispatchBatch, cmp.Or(d.Lease, 15*time.Second))
-	if err != nil {
+	due, err := store.ClaimDueSteps(ctx, time.Now(), d.maxLate(), dispatchBatch, cmp.Or(d.Lease, 15*time.Second))
+	if err != nil || len(due) == 0 {
 		return 0, err
 	}
 	var (
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, cmp.Or(max(d.Concurrency, 0), 8))
-		errMu sync.Mutex
-		first error
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, cmp.Or(max(d.Concurrency, 0), 8))
+		picked = make([]*pickedStep, len(due))
+		errs   = make([]error, len(due))
 	)
-	for _, st := range steps {
+	for i, st := range due {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := d.page(ctx, st); err != nil {
-				errMu.Lock()
-				if first == nil {
-					first = err
-				}
-				errMu.Unlock()
+			var in PageStepInput
+			if err := json.Unmarshal(st.Input, &in); err != nil {
+				errs[i] = fmt.Errorf("decode armed step %s of %s: %w", st.Step, st.IncidentID, err)
+				return
+			}
+			if picked[i], errs[i] = d.Incidents.pickStep(ctx, &in); errs[i] != nil {
+				errs[i] = fmt.Errorf("pick for step %s of %s: %w", st.Step, st.IncidentID, errs[i])
 			}
 		}()
 	}
 	wg.Wait()
-	return len(steps), first
-}
-
-// page runs one claimed step; a failure leaves the claim to expire, and the
-// step to the next claim or the workflow's timer.
-func (d *EscalationDispatcher) page(ctx context.Context, st incident.DueStep) error {
-	var in PageStepInput
-	if err := json.Unmarshal(st.Input, &in); err != nil {
-		return fmt.Errorf("decode armed step %s of %s: %w", st.Step, st.IncidentID, err)
+	// A step that failed keeps its claim until the lease runs out, then is
+	// tried again (or its workflow's timer pages it first).
+	var (
+		send []*pickedStep
+		done []incident.DueStep
+	)
+	for i, st := range due {
+		if errs[i] == nil {
+			send, done = append(send, picked[i]), append(done, st)
+		}
 	}
-	res, err := d.Incidents.PageStep(ctx, &in)
-	if err != nil {
-		return fmt.Errorf("page step %s of %s: %w", st.Step, st.IncidentID, err)
+	if err := d.Incidents.sendSteps(ctx, send); err != nil {
+		return len(due), fmt.Errorf("page %d due steps: %w", len(send), err)
 	}
-	if !res.Pick.Found {
-		slog.InfoContext(ctx, "escalation step found nobody to page; the workflow records it",
-			"incident_id", st.IncidentID, "step", st.Step)
+	if err := store.DoneSteps(ctx, done); err != nil {
+		return len(due), err
 	}
-	return d.Incidents.store().DoneStep(ctx, st)
+	return len(due), errors.Join(errs...)
 }
 
 func (d *EscalationDispatcher) maxLate() time.Duration { return cmp.Or(d.MaxLate, 30*time.Second) }

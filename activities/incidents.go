@@ -243,27 +243,43 @@ type PageResult struct {
 // Page delivers a page through the outbox. The in-app channel stores the
 // notification, which the SSE stream pushes to the person at once.
 func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error) {
-	var due *time.Time
-	if !in.Due.IsZero() {
-		due = &in.Due
-	}
-	at, sentBefore, err := a.store().PageInApp(ctx, incident.InAppPage{
-		IncidentID: in.IncidentID, Step: in.Step, Recipient: in.Recipient,
-		Kind: in.Kind, Title: in.Title, Body: in.Body, Due: due, SMSSkipped: in.SMSSkipped,
-	})
+	res, err := a.pageAll(ctx, []*PageInput{in})
 	if err != nil {
 		return nil, err
 	}
-	if sentBefore {
-		return &PageResult{Delivered: true, DeliveredAt: at}, nil
-	}
-	if a.Metrics != nil {
-		a.Metrics.Notified("inapp", "sent")
-		if due != nil {
-			a.Metrics.ObserveLateness(at.Sub(*due))
+	return &res[0], nil
+}
+
+// pageAll delivers pages through the outbox in one transaction (Page's, for
+// one page); the results are in the order of pages.
+func (a *Incidents) pageAll(ctx context.Context, pages []*PageInput) ([]PageResult, error) {
+	in := make([]incident.InAppPage, len(pages))
+	for i, p := range pages {
+		var due *time.Time
+		if !p.Due.IsZero() {
+			due = &p.Due
+		}
+		in[i] = incident.InAppPage{
+			IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient,
+			Kind: p.Kind, Title: p.Title, Body: p.Body, Due: due, SMSSkipped: p.SMSSkipped,
 		}
 	}
-	return &PageResult{Delivered: true, DeliveredAt: at}, nil
+	sent, err := a.store().PageInApps(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]PageResult, len(pages))
+	for i, s := range sent {
+		res[i] = PageResult{Delivered: true, DeliveredAt: s.At}
+		if s.Before || a.Metrics == nil {
+			continue
+		}
+		a.Metrics.Notified("inapp", "sent")
+		if in[i].Due != nil {
+			a.Metrics.ObserveLateness(s.At.Sub(*in[i].Due))
+		}
+	}
+	return res, nil
 }
 
 // PickChoice is one way to find the person a page goes to.
@@ -304,6 +320,25 @@ const smsNotConfigured = "SMS is not configured"
 // step): a re-run, after a workflow task was lost with its worker, pages
 // whoever the first run paged rather than picking again.
 func (a *Incidents) PageStep(ctx context.Context, in *PageStepInput) (*PageStepResult, error) {
+	st, err := a.pickStep(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.sendSteps(ctx, []*pickedStep{st}); err != nil {
+		return nil, err
+	}
+	return st.out, nil
+}
+
+// pickedStep is a page step whose person is picked: its result so far, and
+// the page to send (nil: nobody was found).
+type pickedStep struct {
+	out  *PageStepResult
+	page *PageInput
+}
+
+// pickStep is the first half of PageStep: whom the step pages, and how.
+func (a *Incidents) pickStep(ctx context.Context, in *PageStepInput) (*pickedStep, error) {
 	page := in.Page
 	pick, err := a.pickedAs(ctx, in)
 	if err != nil {
@@ -314,20 +349,39 @@ func (a *Incidents) PageStep(ctx context.Context, in *PageStepInput) (*PageStepR
 	} else if pick, err = a.pickForStep(ctx, in); err != nil {
 		return nil, err
 	}
-	out := &PageStepResult{Pick: *pick, SMS: a.SMSEnabled}
+	st := &pickedStep{out: &PageStepResult{Pick: *pick, SMS: a.SMSEnabled}}
 	if !pick.Found {
-		return out, nil
+		return st, nil
 	}
 	page.Recipient = pick.StaffID
 	if !a.SMSEnabled {
 		page.SMSSkipped = smsNotConfigured
 	}
-	res, err := a.Page(ctx, &page)
-	if err != nil {
-		return nil, err
+	st.page = &page
+	return st, nil
+}
+
+// sendSteps is the second half of PageStep: the picked steps' pages, sent
+// in one transaction.
+func (a *Incidents) sendSteps(ctx context.Context, steps []*pickedStep) error {
+	var pages []*PageInput
+	var to []*pickedStep
+	for _, st := range steps {
+		if st.page != nil {
+			pages, to = append(pages, st.page), append(to, st)
+		}
 	}
-	out.Page = *res
-	return out, nil
+	if len(pages) == 0 {
+		return nil
+	}
+	res, err := a.pageAll(ctx, pages)
+	if err != nil {
+		return err
+	}
+	for i, st := range to {
+		st.out.Page = res[i]
+	}
+	return nil
 }
 
 // pickedAs is the pick of in.PagedAs when that step was picked (by the

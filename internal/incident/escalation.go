@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // ArmedStep is the escalation step an ASSIGNED incident waits for: the
@@ -86,13 +87,22 @@ func (s *Store) ClaimDueSteps(ctx context.Context, now time.Time, maxLate time.D
 	return steps, nil
 }
 
-// DoneStep marks a claimed step paged (or found nobody to page); a step
+// DoneSteps marks claimed steps paged (or found nobody to page); a step
 // re-armed or cancelled since the claim is left alone.
-func (s *Store) DoneStep(ctx context.Context, st DueStep) error {
+func (s *Store) DoneSteps(ctx context.Context, steps []DueStep) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	ids, names, due := make([]string, len(steps)), make([]string, len(steps)), make([]time.Time, len(steps))
+	for i, st := range steps {
+		ids[i], names[i], due[i] = st.IncidentID, st.Step, st.Due
+	}
 	if _, err := s.DB.ExecContext(ctx, `
-		UPDATE escalation_schedule SET done_at = now(), claimed_until = NULL
-		WHERE incident_id = $1 AND step = $2 AND due_at = $3`, st.IncidentID, st.Step, st.Due); err != nil {
-		return fmt.Errorf("mark step %s of %s done: %w", st.Step, st.IncidentID, err)
+		UPDATE escalation_schedule s SET done_at = now(), claimed_until = NULL
+		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS d (incident_id, step, due_at)
+		WHERE s.incident_id = d.incident_id AND s.step = d.step AND s.due_at = d.due_at`,
+		pq.Array(ids), pq.Array(names), pq.Array(due)); err != nil {
+		return fmt.Errorf("mark %d escalation steps done: %w", len(steps), err)
 	}
 	return nil
 }

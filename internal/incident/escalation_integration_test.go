@@ -5,10 +5,12 @@ package incident_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -85,7 +87,7 @@ func TestEscalationSchedule_ArmClaimLeaseDone(t *testing.T) {
 	require.Empty(t, claimed(t, due.Add(lease/2), lease, id), "claimed by another dispatcher")
 	require.Equal(t, []string{id + "/escalation-1"}, claimed(t, due.Add(lease), lease, id), "the lease ran out")
 
-	require.NoError(t, store().DoneStep(ctx, st))
+	require.NoError(t, store().DoneSteps(ctx, []incident.DueStep{st}))
 	require.Empty(t, claimed(t, due.Add(time.Hour), lease, id), "paged")
 	recordArmed(t, id, 4, incident.StatusAssigned, "escalation-1", due)
 	require.Empty(t, claimed(t, due.Add(time.Hour), lease, id), "the same step written again stays paged")
@@ -149,4 +151,41 @@ func TestClaimStepPick_FirstPickStands(t *testing.T) {
 	won, err = store().ClaimStepPick(ctx, id, "escalation-2", incident.StepPick{Recipient: "N03"})
 	require.NoError(t, err)
 	require.Equal(t, "N03", won.Recipient, "another step picks anew")
+}
+
+// TestPageInApps_OneTransactionForSeveral pages several people in one
+// transaction, as the dispatcher does: results in the order of the pages,
+// a page sent before is not sent again, and each page is one outbox row and
+// one notification.
+func TestPageInApps_OneTransactionForSeveral(t *testing.T) {
+	ctx := context.Background()
+	ids := insert(t, row{Opened: time.Now()}, row{Opened: time.Now()}, row{Opened: time.Now()})
+	due := time.Now().Add(-time.Second)
+	page := func(i int, staff string) incident.InAppPage {
+		return incident.InAppPage{IncidentID: ids[i], Step: "escalation-1", Recipient: staff, Kind: "INCIDENT_ESCALATED",
+			Title: "t", Body: "b", Due: &due, SMSSkipped: "SMS is not configured"}
+	}
+	first, _, err := store().PageInApp(ctx, page(0, "N02"))
+	require.NoError(t, err)
+
+	sent, err := store().PageInApps(ctx, []incident.InAppPage{page(1, "N02"), page(0, "N02"), page(2, "N01"), page(1, "N01")})
+	require.NoError(t, err)
+	require.Len(t, sent, 4)
+	require.Equal(t, []bool{false, true, false, false}, []bool{sent[0].Before, sent[1].Before, sent[2].Before, sent[3].Before})
+	require.True(t, sent[1].At.Equal(first), "sent before: its first sending time")
+	for _, i := range []int{0, 2, 3} {
+		require.False(t, sent[i].At.IsZero())
+	}
+	var rows []string
+	require.NoError(t, db.Select(&rows, `SELECT o.incident_id || '/' || o.recipient || '/' || o.channel || '/' || o.status || '/' || (n.id IS NOT NULL)
+		FROM notification_outbox o LEFT JOIN staff_notifications n ON n.outbox_id = o.id
+		WHERE o.incident_id = ANY($1::uuid[]) ORDER BY 1`, pq.Array(ids)))
+	want := []string{
+		ids[0] + "/N02/inapp/sent/true", ids[0] + "/N02/sms/skipped/false",
+		ids[1] + "/N01/inapp/sent/true", ids[1] + "/N01/sms/skipped/false",
+		ids[1] + "/N02/inapp/sent/true", ids[1] + "/N02/sms/skipped/false",
+		ids[2] + "/N01/inapp/sent/true", ids[2] + "/N01/sms/skipped/false",
+	}
+	slices.Sort(want)
+	require.Equal(t, want, rows)
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -77,57 +79,99 @@ type InAppPage struct {
 // recipient's notification lock. It returns when the page was sent, and
 // whether an earlier attempt sent it (then this call changed nothing).
 func (s *Store) PageInApp(ctx context.Context, p InAppPage) (sentAt time.Time, sentBefore bool, err error) {
-	tx, err := s.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	row, err := claimOutbox(ctx, tx, OutboxKey{IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient, Channel: "inapp"}, p.Due)
+	sent, err := s.PageInApps(ctx, []InAppPage{p})
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	if row.Status == "sent" && row.SentAt != nil {
-		return *row.SentAt, true, nil
+	return sent[0].At, sent[0].Before, nil
+}
+
+// PageSent is when a page was sent, and whether an earlier attempt sent it.
+type PageSent struct {
+	At     time.Time
+	Before bool
+}
+
+// PageInApps is PageInApp for several pages in one transaction (the
+// escalation dispatcher's steps due at once): each recipient's notification
+// lock is taken once, in recipient order, and held until the one commit,
+// so pages to one person cost one commit together rather than one each.
+// The result is in the order of pages.
+func (s *Store) PageInApps(ctx context.Context, pages []InAppPage) ([]PageSent, error) {
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
 	}
+	defer func() { _ = tx.Rollback() }()
+
+	sent := make([]PageSent, len(pages))
+	outboxIDs := make([]int64, len(pages))
+	byRecipient := map[string][]int{} // the pages not sent before
+	for i, p := range pages {
+		row, err := claimOutbox(ctx, tx, OutboxKey{IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient, Channel: "inapp"}, p.Due)
+		if err != nil {
+			return nil, err
+		}
+		if row.Status == "sent" && row.SentAt != nil {
+			sent[i] = PageSent{At: *row.SentAt, Before: true}
+			continue
+		}
+		if slices.Contains(outboxIDs[:i], row.ID) {
+			return nil, fmt.Errorf("page %s of %s to %s is in the batch twice", p.Step, p.IncidentID, p.Recipient)
+		}
+		outboxIDs[i] = row.ID
+		byRecipient[p.Recipient] = append(byRecipient[p.Recipient], i)
+	}
+	recipients := slices.Sorted(maps.Keys(byRecipient))
 	// Everything that needs no lock comes first (pg_notify is delivered at
-	// commit): the recipient's lock is held for one statement and the
-	// commit, as pages to one person are serialised by it.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', $1)`, p.Recipient); err != nil {
-		return time.Time{}, false, fmt.Errorf("notify listeners: %w", err)
-	}
-	if p.SMSSkipped != "" {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, last_error)
-			VALUES ($1, $2, $3, 'sms', 'skipped', $4)
-			ON CONFLICT (incident_id, step, recipient, channel) DO NOTHING`,
-			p.IncidentID, p.Step, p.Recipient, p.SMSSkipped); err != nil {
-			return time.Time{}, false, fmt.Errorf("record sms skipped: %w", err)
+	// commit): the recipients' locks are held for their statements and the
+	// commit, as pages to one person are serialised by them.
+	for _, r := range recipients {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', $1)`, r); err != nil {
+			return nil, fmt.Errorf("notify listeners: %w", err)
+		}
+		for _, i := range byRecipient[r] {
+			p := pages[i]
+			if p.SMSSkipped == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `
+				INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, last_error)
+				VALUES ($1, $2, $3, 'sms', 'skipped', $4)
+				ON CONFLICT (incident_id, step, recipient, channel) DO NOTHING`,
+				p.IncidentID, p.Step, p.Recipient, p.SMSSkipped); err != nil {
+				return nil, fmt.Errorf("record sms skipped: %w", err)
+			}
 		}
 	}
-	// The recipient's notification lock, held until commit, makes its
-	// notification ids commit in order: a stream resuming after an id
-	// misses none.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, NotificationLockClass, p.Recipient); err != nil {
-		return time.Time{}, false, fmt.Errorf("lock recipient notifications: %w", err)
-	}
-	var at time.Time
-	if err := tx.QueryRowxContext(ctx, `
-		WITH n AS (
-			INSERT INTO staff_notifications (staff_id, incident_id, outbox_id, kind, title, body)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (outbox_id) DO NOTHING
-			RETURNING id, created_at
-		)
-		UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1, sent_at = now()
-		WHERE id = $3
-		RETURNING sent_at`, p.Recipient, p.IncidentID, row.ID, p.Kind, p.Title, p.Body).Scan(&at); err != nil {
-		return time.Time{}, false, fmt.Errorf("deliver in-app page: %w", err)
+	// Each recipient's notification lock, held until commit, makes their
+	// notification ids commit in order: a stream resuming after an id misses
+	// none. Taken in recipient order, so two batches never wait on each
+	// other in a circle.
+	for _, r := range recipients {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, NotificationLockClass, r); err != nil {
+			return nil, fmt.Errorf("lock recipient notifications: %w", err)
+		}
+		for _, i := range byRecipient[r] {
+			p := pages[i]
+			if err := tx.QueryRowxContext(ctx, `
+				WITH n AS (
+					INSERT INTO staff_notifications (staff_id, incident_id, outbox_id, kind, title, body)
+					VALUES ($1, $2, $3, $4, $5, $6)
+					ON CONFLICT (outbox_id) DO NOTHING
+					RETURNING id, created_at
+				)
+				UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1, sent_at = now()
+				WHERE id = $3
+				RETURNING sent_at`, p.Recipient, p.IncidentID, outboxIDs[i], p.Kind, p.Title, p.Body).Scan(&sent[i].At); err != nil {
+				return nil, fmt.Errorf("deliver in-app page: %w", err)
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return time.Time{}, false, fmt.Errorf("commit page: %w", err)
+		return nil, fmt.Errorf("commit page: %w", err)
 	}
-	return at, false, nil
+	return sent, nil
 }
 
 // SMSClaim is an SMS outbox row claimed and locked by an open transaction,
