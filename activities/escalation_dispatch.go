@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,49 +16,76 @@ import (
 
 // EscalationDispatcher pages escalation steps when they fall due, from the
 // steps the incident workflows arm in Postgres (incident.ArmedStep), so a
-// page never waits for a workflow task. It runs the step through PageStep,
-// as the workflow's timer does later: the step's pick is recorded once and
-// the outbox's key is (incident, step, recipient, channel), so the later run
-// finds the step done and pages nobody again. It is only an accelerator:
-// when it is down or behind, the workflow's timer pages as before.
+// page never waits for a workflow task. It runs each step as PageStep does,
+// in two halves: the pick, made up to Lead ahead (PageStep's pick, recorded
+// as the step's), then, at the due time, the page, sent with the other
+// steps due then in one transaction that first checks the steps are still
+// armed (PageArmedSteps). The workflow's own timer runs the step later,
+// finds its pick recorded and its page sent, and pages nobody again. The
+// dispatcher is only an accelerator: when it is down or behind, the
+// workflow's timer pages as before.
 type EscalationDispatcher struct {
 	Incidents *Incidents
-	// Concurrency is how many steps are paged at once; zero means 8.
+	// Concurrency is how many picks run at once; zero means 8.
 	Concurrency int
 	// Poll is the longest it sleeps before looking for newly armed steps;
 	// zero means 250 ms.
 	Poll time.Duration
+	// Lead is how far ahead of its due time a step is claimed and its
+	// person picked; zero means 3 s.
+	Lead time.Duration
 	// Lease is how long a claimed step is left to this dispatcher before
-	// another may claim it (a dispatcher killed mid-page); zero means 15 s.
+	// another may claim it (a dispatcher killed before the page); zero
+	// means 15 s.
 	Lease time.Duration
 	// MaxLate is how overdue a step may be for the dispatcher to page it:
 	// one later than that (the worker was down) is left to the workflow,
 	// whose late timer sends one consolidated, delayed page. Zero means 30 s.
 	MaxLate time.Duration
+
+	once    sync.Once
+	picking chan struct{}
 }
 
-// dispatchBatch is the most steps one claim takes.
-const dispatchBatch = 64
+// dispatchBatch is the most steps one claim takes; dispatchBatches is how
+// many claimed batches are in flight at once.
+const (
+	dispatchBatch   = 64
+	dispatchBatches = 8
+)
 
 // Run pages due steps until ctx ends.
 func (d *EscalationDispatcher) Run(ctx context.Context) {
-	poll := cmp.Or(d.Poll, 250*time.Millisecond)
+	var (
+		inflight sync.WaitGroup
+		batches  = make(chan struct{}, dispatchBatches)
+	)
+	defer inflight.Wait()
 	for ctx.Err() == nil {
-		n, err := d.DispatchDue(ctx)
+		steps, err := d.claim(ctx)
+		if err == nil && len(steps) > 0 {
+			select {
+			case batches <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			inflight.Add(1)
+			go func() {
+				defer func() { <-batches; inflight.Done() }()
+				if err := d.dispatch(ctx, steps); err != nil && ctx.Err() == nil {
+					slog.WarnContext(ctx, "escalation dispatcher: a step is left to its workflow's timer", "err", err)
+				}
+			}()
+			continue // there may be more due
+		}
 		if err != nil && ctx.Err() == nil {
 			slog.WarnContext(ctx, "escalation dispatcher", "err", err)
 		}
-		if n > 0 && err == nil {
-			continue // there may be more due
-		}
-		wait := poll
+		wait := cmp.Or(d.Poll, 250*time.Millisecond)
 		if err == nil {
 			if next, found, err := d.Incidents.store().NextStepDue(ctx, time.Now().Add(-d.maxLate())); err == nil && found {
-				wait = min(max(time.Until(next), 0), poll)
+				wait = min(max(time.Until(next.Add(-d.lead())), 5*time.Millisecond), wait)
 			}
-		}
-		if wait <= 0 {
-			wait = 5 * time.Millisecond // claimed by another, not yet expired
 		}
 		select {
 		case <-ctx.Done():
@@ -66,56 +94,103 @@ func (d *EscalationDispatcher) Run(ctx context.Context) {
 	}
 }
 
-// DispatchDue claims the steps due now and pages them: each step's pick as
-// PageStep makes it (several at once), then their pages in one transaction,
-// so pages due together to one person share a commit. It returns how many
-// steps it claimed.
+// DispatchDue claims the steps due within Lead and pages them when due; it
+// returns how many it claimed.
 func (d *EscalationDispatcher) DispatchDue(ctx context.Context) (int, error) {
-	store := d.Incidents.store()
-	due, err := store.ClaimDueSteps(ctx, time.Now(), d.maxLate(), dispatchBatch, cmp.Or(d.Lease, 15*time.Second))
-	if err != nil || len(due) == 0 {
+	steps, err := d.claim(ctx)
+	if err != nil || len(steps) == 0 {
 		return 0, err
 	}
+	return len(steps), d.dispatch(ctx, steps)
+}
+
+func (d *EscalationDispatcher) claim(ctx context.Context) ([]incident.DueStep, error) {
+	return d.Incidents.store().ClaimDueSteps(ctx, time.Now(), incident.DueWindow{
+		Lead: d.lead(), MaxLate: d.maxLate(), Limit: dispatchBatch, Lease: cmp.Or(d.Lease, 15*time.Second)})
+}
+
+// dispatch picks for the claimed steps, then pages them as they fall due.
+// A step whose pick or page failed keeps its claim until the lease runs
+// out, then is tried again (or its workflow's timer pages it first).
+func (d *EscalationDispatcher) dispatch(ctx context.Context, due []incident.DueStep) error {
+	d.once.Do(func() { d.picking = make(chan struct{}, cmp.Or(max(d.Concurrency, 0), 8)) })
 	var (
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, cmp.Or(max(d.Concurrency, 0), 8))
-		picked = make([]*pickedStep, len(due))
-		errs   = make([]error, len(due))
+		wg    sync.WaitGroup
+		pages = make([]incident.ArmedPage, len(due))
+		errs  = make([]error, len(due))
 	)
 	for i, st := range due {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var in PageStepInput
-			if err := json.Unmarshal(st.Input, &in); err != nil {
-				errs[i] = fmt.Errorf("decode armed step %s of %s: %w", st.Step, st.IncidentID, err)
-				return
-			}
-			if picked[i], errs[i] = d.Incidents.pickStep(ctx, &in); errs[i] != nil {
-				errs[i] = fmt.Errorf("pick for step %s of %s: %w", st.Step, st.IncidentID, errs[i])
-			}
+			defer wg.Done()
+			d.picking <- struct{}{}
+			defer func() { <-d.picking }()
+			pages[i], errs[i] = d.pick(ctx, st)
 		}()
 	}
 	wg.Wait()
-	// A step that failed keeps its claim until the lease runs out, then is
-	// tried again (or its workflow's timer pages it first).
-	var (
-		send []*pickedStep
-		done []incident.DueStep
-	)
-	for i, st := range due {
+	var ready []incident.ArmedPage
+	for i := range due {
 		if errs[i] == nil {
-			send, done = append(send, picked[i]), append(done, st)
+			ready = append(ready, pages[i])
 		}
 	}
-	if err := d.Incidents.sendSteps(ctx, send); err != nil {
-		return len(due), fmt.Errorf("page %d due steps: %w", len(send), err)
+	slices.SortFunc(ready, func(a, b incident.ArmedPage) int { return a.Step.Due.Compare(b.Step.Due) })
+	for len(ready) > 0 {
+		if wait := time.Until(ready[0].Step.Due); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		now := time.Now()
+		n, _ := slices.BinarySearchFunc(ready, now, func(p incident.ArmedPage, t time.Time) int {
+			if p.Step.Due.After(t) {
+				return 1
+			}
+			return -1
+		})
+		if err := d.page(ctx, ready[:n]); err != nil {
+			errs = append(errs, err)
+		}
+		ready = ready[n:]
 	}
-	if err := store.DoneSteps(ctx, done); err != nil {
-		return len(due), err
-	}
-	return len(due), errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
+// pick is the first half of PageStep for a claimed step.
+func (d *EscalationDispatcher) pick(ctx context.Context, st incident.DueStep) (incident.ArmedPage, error) {
+	var in PageStepInput
+	if err := json.Unmarshal(st.Input, &in); err != nil {
+		return incident.ArmedPage{}, fmt.Errorf("decode armed step %s of %s: %w", st.Step, st.IncidentID, err)
+	}
+	picked, err := d.Incidents.pickStep(ctx, &in)
+	if err != nil {
+		return incident.ArmedPage{}, fmt.Errorf("pick for step %s of %s: %w", st.Step, st.IncidentID, err)
+	}
+	ap := incident.ArmedPage{Step: st}
+	if picked.page != nil {
+		p := inAppPage(picked.page)
+		ap.Page = &p
+	}
+	return ap, nil
+}
+
+// page is the second half of PageStep for steps now due: their pages in
+// one transaction, those of steps still armed only.
+func (d *EscalationDispatcher) page(ctx context.Context, steps []incident.ArmedPage) error {
+	res, err := d.Incidents.store().PageArmedSteps(ctx, steps)
+	if err != nil {
+		return fmt.Errorf("page %d due steps: %w", len(steps), err)
+	}
+	for i, r := range res {
+		if r.Armed && steps[i].Page != nil {
+			d.Incidents.observePage(*steps[i].Page, r.Sent)
+		}
+	}
+	return nil
+}
+
+func (d *EscalationDispatcher) lead() time.Duration    { return cmp.Or(d.Lead, 3*time.Second) }
 func (d *EscalationDispatcher) maxLate() time.Duration { return cmp.Or(d.MaxLate, 30*time.Second) }

@@ -98,7 +98,7 @@ func TestEscalationDispatcher_RetriesAnExpiredClaim(t *testing.T) {
 
 	// A dispatcher claims it and dies.
 	const lease = 300 * time.Millisecond
-	dead, err := a.Store.ClaimDueSteps(ctx, time.Now(), time.Minute, 64, lease)
+	dead, err := a.Store.ClaimDueSteps(ctx, time.Now(), incident.DueWindow{MaxLate: time.Minute, Limit: 64, Lease: lease})
 	require.NoError(t, err)
 	require.Len(t, dead, 1)
 

@@ -243,43 +243,37 @@ type PageResult struct {
 // Page delivers a page through the outbox. The in-app channel stores the
 // notification, which the SSE stream pushes to the person at once.
 func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error) {
-	res, err := a.pageAll(ctx, []*PageInput{in})
+	p := inAppPage(in)
+	at, sentBefore, err := a.store().PageInApp(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	return &res[0], nil
+	a.observePage(p, incident.PageSent{At: at, Before: sentBefore})
+	return &PageResult{Delivered: true, DeliveredAt: at}, nil
 }
 
-// pageAll delivers pages through the outbox in one transaction (Page's, for
-// one page); the results are in the order of pages.
-func (a *Incidents) pageAll(ctx context.Context, pages []*PageInput) ([]PageResult, error) {
-	in := make([]incident.InAppPage, len(pages))
-	for i, p := range pages {
-		var due *time.Time
-		if !p.Due.IsZero() {
-			due = &p.Due
-		}
-		in[i] = incident.InAppPage{
-			IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient,
-			Kind: p.Kind, Title: p.Title, Body: p.Body, Due: due, SMSSkipped: p.SMSSkipped,
-		}
+// inAppPage is a page as the outbox stores it.
+func inAppPage(p *PageInput) incident.InAppPage {
+	var due *time.Time
+	if !p.Due.IsZero() {
+		due = &p.Due
 	}
-	sent, err := a.store().PageInApps(ctx, in)
-	if err != nil {
-		return nil, err
+	return incident.InAppPage{
+		IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient,
+		Kind: p.Kind, Title: p.Title, Body: p.Body, Due: due, SMSSkipped: p.SMSSkipped,
 	}
-	res := make([]PageResult, len(pages))
-	for i, s := range sent {
-		res[i] = PageResult{Delivered: true, DeliveredAt: s.At}
-		if s.Before || a.Metrics == nil {
-			continue
-		}
-		a.Metrics.Notified("inapp", "sent")
-		if in[i].Due != nil {
-			a.Metrics.ObserveLateness(s.At.Sub(*in[i].Due))
-		}
+}
+
+// observePage counts a page sent (not one an earlier attempt sent) and how
+// late it went out.
+func (a *Incidents) observePage(p incident.InAppPage, s incident.PageSent) {
+	if s.Before || a.Metrics == nil {
+		return
 	}
-	return res, nil
+	a.Metrics.Notified("inapp", "sent")
+	if p.Due != nil {
+		a.Metrics.ObserveLateness(s.At.Sub(*p.Due))
+	}
 }
 
 // PickChoice is one way to find the person a page goes to.
@@ -324,8 +318,12 @@ func (a *Incidents) PageStep(ctx context.Context, in *PageStepInput) (*PageStepR
 	if err != nil {
 		return nil, err
 	}
-	if err := a.sendSteps(ctx, []*pickedStep{st}); err != nil {
-		return nil, err
+	if st.page != nil {
+		res, err := a.Page(ctx, st.page)
+		if err != nil {
+			return nil, err
+		}
+		st.out.Page = *res
 	}
 	return st.out, nil
 }
@@ -337,7 +335,8 @@ type pickedStep struct {
 	page *PageInput
 }
 
-// pickStep is the first half of PageStep: whom the step pages, and how.
+// pickStep is the first half of PageStep (the escalation dispatcher runs
+// it ahead of the page): whom the step pages, and how.
 func (a *Incidents) pickStep(ctx context.Context, in *PageStepInput) (*pickedStep, error) {
 	page := in.Page
 	pick, err := a.pickedAs(ctx, in)
@@ -359,29 +358,6 @@ func (a *Incidents) pickStep(ctx context.Context, in *PageStepInput) (*pickedSte
 	}
 	st.page = &page
 	return st, nil
-}
-
-// sendSteps is the second half of PageStep: the picked steps' pages, sent
-// in one transaction.
-func (a *Incidents) sendSteps(ctx context.Context, steps []*pickedStep) error {
-	var pages []*PageInput
-	var to []*pickedStep
-	for _, st := range steps {
-		if st.page != nil {
-			pages, to = append(pages, st.page), append(to, st)
-		}
-	}
-	if len(pages) == 0 {
-		return nil
-	}
-	res, err := a.pageAll(ctx, pages)
-	if err != nil {
-		return err
-	}
-	for i, st := range to {
-		st.out.Page = res[i]
-	}
-	return nil
 }
 
 // pickedAs is the pick of in.PagedAs when that step was picked (by the

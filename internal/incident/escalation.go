@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -61,19 +62,31 @@ func armStep(ctx context.Context, tx *sqlx.Tx, incidentID string, seq int, arm *
 	return nil
 }
 
-// ClaimDueSteps claims up to limit armed steps due by now, and no more than
-// maxLate before, whose incident is still ASSIGNED, each for lease: another
-// dispatcher skips them until then, and a dispatcher killed before DoneStep
-// leaves them to be claimed again when the lease runs out. A step overdue
-// by more than maxLate is left to the workflow's timer (whose late wake-up
-// sends one consolidated, delayed page).
-func (s *Store) ClaimDueSteps(ctx context.Context, now time.Time, maxLate time.Duration, limit int, lease time.Duration) ([]DueStep, error) {
+// DueWindow is which armed steps a dispatcher claims, and for how long.
+type DueWindow struct {
+	// Lead claims steps due up to Lead from now: their pick is made ahead,
+	// their page waits for the due time (PageArmedSteps).
+	Lead time.Duration
+	// MaxLate leaves steps overdue by more than it to the workflow's timer
+	// (whose late wake-up sends one consolidated, delayed page).
+	MaxLate time.Duration
+	// Limit is the most steps one claim takes.
+	Limit int
+	// Lease is how long a claim holds: a dispatcher killed before it paged
+	// leaves its steps to be claimed again when the lease runs out.
+	Lease time.Duration
+}
+
+// ClaimDueSteps claims the armed steps in the window w around now whose
+// incident is still ASSIGNED, each until now + w.Lease; other dispatchers
+// skip them until then.
+func (s *Store) ClaimDueSteps(ctx context.Context, now time.Time, w DueWindow) ([]DueStep, error) {
 	var steps []DueStep
 	if err := s.DB.SelectContext(ctx, &steps, `
 		UPDATE escalation_schedule s SET claimed_until = $2::timestamptz + $3 * interval '1 microsecond', attempts = s.attempts + 1
 		FROM (
 			SELECT d.incident_id FROM escalation_schedule d JOIN incidents i ON i.id = d.incident_id
-			WHERE d.done_at IS NULL AND d.due_at <= $2 AND d.due_at >= $4 AND (d.claimed_until IS NULL OR d.claimed_until <= $2)
+			WHERE d.done_at IS NULL AND d.due_at <= $5 AND d.due_at >= $4 AND (d.claimed_until IS NULL OR d.claimed_until <= $2)
 				AND i.status = 'ASSIGNED'
 			ORDER BY d.due_at
 			LIMIT $1
@@ -81,30 +94,87 @@ func (s *Store) ClaimDueSteps(ctx context.Context, now time.Time, maxLate time.D
 		) due
 		WHERE s.incident_id = due.incident_id
 		RETURNING s.incident_id, s.step, s.due_at, s.input, s.claimed_until, s.attempts`,
-		limit, now, lease.Microseconds(), now.Add(-maxLate)); err != nil {
+		w.Limit, now, w.Lease.Microseconds(), now.Add(-w.MaxLate), now.Add(w.Lead)); err != nil {
 		return nil, fmt.Errorf("claim due escalation steps: %w", err)
 	}
 	return steps, nil
 }
 
-// DoneSteps marks claimed steps paged (or found nobody to page); a step
-// re-armed or cancelled since the claim is left alone.
-func (s *Store) DoneSteps(ctx context.Context, steps []DueStep) error {
-	if len(steps) == 0 {
-		return nil
+// ArmedPage is a claimed step and its page (nil: the step found nobody).
+type ArmedPage struct {
+	Step DueStep
+	Page *InAppPage
+}
+
+// ArmedPageResult is what became of an ArmedPage: Armed is false when the
+// step was cancelled or replaced since the claim (nothing was sent); Sent is
+// its page's sending.
+type ArmedPageResult struct {
+	Armed bool
+	Sent  PageSent
+}
+
+// PageArmedSteps sends the pages of claimed steps in one transaction (as
+// PageInApps does), those of steps still armed only: it locks their rows
+// and checks their incident is still ASSIGNED first, so an
+// acknowledgement's projection, which cancels the step, waits for the page
+// or makes it go out not at all. The steps are marked done in the same
+// transaction. Results are in the order of steps.
+func (s *Store) PageArmedSteps(ctx context.Context, steps []ArmedPage) ([]ArmedPageResult, error) {
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
 	}
+	defer func() { _ = tx.Rollback() }()
 	ids, names, due := make([]string, len(steps)), make([]string, len(steps)), make([]time.Time, len(steps))
 	for i, st := range steps {
-		ids[i], names[i], due[i] = st.IncidentID, st.Step, st.Due
+		ids[i], names[i], due[i] = st.Step.IncidentID, st.Step.Step, st.Step.Due
 	}
-	if _, err := s.DB.ExecContext(ctx, `
-		UPDATE escalation_schedule s SET done_at = now(), claimed_until = NULL
-		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS d (incident_id, step, due_at)
-		WHERE s.incident_id = d.incident_id AND s.step = d.step AND s.due_at = d.due_at`,
-		pq.Array(ids), pq.Array(names), pq.Array(due)); err != nil {
-		return fmt.Errorf("mark %d escalation steps done: %w", len(steps), err)
+	var armed []string
+	if err := tx.SelectContext(ctx, &armed, `
+		SELECT s.incident_id FROM escalation_schedule s
+		JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS d (incident_id, step, due_at)
+			ON s.incident_id = d.incident_id AND s.step = d.step AND s.due_at = d.due_at
+		JOIN incidents i ON i.id = s.incident_id
+		WHERE s.done_at IS NULL AND i.status = 'ASSIGNED'
+		ORDER BY s.incident_id
+		FOR UPDATE OF s`, pq.Array(ids), pq.Array(names), pq.Array(due)); err != nil {
+		return nil, fmt.Errorf("lock %d armed steps: %w", len(steps), err)
 	}
-	return nil
+	res := make([]ArmedPageResult, len(steps))
+	var (
+		pages []InAppPage
+		at    []int
+		done  []string
+	)
+	for i, st := range steps {
+		if !slices.Contains(armed, st.Step.IncidentID) {
+			continue
+		}
+		res[i].Armed = true
+		done = append(done, st.Step.IncidentID)
+		if st.Page != nil {
+			pages, at = append(pages, *st.Page), append(at, i)
+		}
+	}
+	if len(done) == 0 {
+		return res, nil
+	}
+	sent, err := pageInApps(ctx, tx, pages)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		res[i].Sent = sent[j]
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE escalation_schedule SET done_at = now(), claimed_until = NULL WHERE incident_id = ANY($1::uuid[])`,
+		pq.Array(done)); err != nil {
+		return nil, fmt.Errorf("mark %d escalation steps done: %w", len(done), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit the pages of %d steps: %w", len(done), err)
+	}
+	return res, nil
 }
 
 // NextStepDue is when the next armed step of an ASSIGNED incident, due

@@ -37,7 +37,7 @@ func recordArmed(t *testing.T, id string, seq int, status, step string, due time
 // claimed is the steps of ids a claim at now takes, as incident/step.
 func claimed(t *testing.T, now time.Time, lease time.Duration, ids ...string) []string {
 	t.Helper()
-	steps, err := store().ClaimDueSteps(context.Background(), now, 24*time.Hour, 64, lease)
+	steps, err := store().ClaimDueSteps(context.Background(), now, incident.DueWindow{MaxLate: 24 * time.Hour, Limit: 64, Lease: lease})
 	require.NoError(t, err)
 	var got []string
 	for _, st := range steps {
@@ -67,13 +67,16 @@ func TestEscalationSchedule_ArmClaimLeaseDone(t *testing.T) {
 	require.False(t, next.After(due))
 
 	require.Empty(t, claimed(t, due.Add(-time.Millisecond), lease, id), "not due yet")
-	tooLate, err := store().ClaimDueSteps(ctx, due.Add(2*time.Minute), time.Minute, 64, lease)
+	tooLate, err := store().ClaimDueSteps(ctx, due.Add(2*time.Minute), incident.DueWindow{MaxLate: time.Minute, Limit: 64, Lease: lease})
 	require.NoError(t, err)
 	require.Empty(t, tooLate, "overdue past maxLate: left to the workflow's delayed page")
 	if next, found, err := store().NextStepDue(ctx, due.Add(time.Millisecond)); assert.NoError(t, err) && found {
 		require.False(t, next.Equal(due), "a step older than the window is not waited for")
 	}
-	steps, err := store().ClaimDueSteps(ctx, due, 24*time.Hour, 64, lease)
+	early, err := store().ClaimDueSteps(ctx, due.Add(-2*time.Second), incident.DueWindow{Lead: time.Second, MaxLate: time.Minute, Limit: 64, Lease: lease})
+	require.NoError(t, err)
+	require.Empty(t, early, "due after the lead")
+	steps, err := store().ClaimDueSteps(ctx, due.Add(-time.Second), incident.DueWindow{Lead: time.Second, MaxLate: time.Minute, Limit: 64, Lease: lease})
 	require.NoError(t, err)
 	require.Len(t, steps, 1)
 	st := steps[0]
@@ -81,13 +84,15 @@ func TestEscalationSchedule_ArmClaimLeaseDone(t *testing.T) {
 	require.Equal(t, "escalation-1", st.Step)
 	require.True(t, st.Due.Equal(due))
 	require.JSONEq(t, `{"Page":{"Step":"escalation-1"}}`, string(st.Input))
-	require.True(t, st.ClaimedUntil.Equal(due.Add(lease)))
+	require.True(t, st.ClaimedUntil.Equal(due.Add(lease-time.Second)), "claimed a lead ahead")
 	require.Equal(t, 1, st.Attempts)
 
 	require.Empty(t, claimed(t, due.Add(lease/2), lease, id), "claimed by another dispatcher")
 	require.Equal(t, []string{id + "/escalation-1"}, claimed(t, due.Add(lease), lease, id), "the lease ran out")
 
-	require.NoError(t, store().DoneSteps(ctx, []incident.DueStep{st}))
+	res, err := store().PageArmedSteps(ctx, []incident.ArmedPage{{Step: st}})
+	require.NoError(t, err)
+	require.Equal(t, []incident.ArmedPageResult{{Armed: true}}, res, "found nobody: done, nothing sent")
 	require.Empty(t, claimed(t, due.Add(time.Hour), lease, id), "paged")
 	recordArmed(t, id, 4, incident.StatusAssigned, "escalation-1", due)
 	require.Empty(t, claimed(t, due.Add(time.Hour), lease, id), "the same step written again stays paged")
@@ -122,6 +127,17 @@ func TestEscalationSchedule_Cancel(t *testing.T) {
 			recordArmed(t, id, 1, incident.StatusAssigned, "escalation-1", due)
 			tt.cancel(t, id)
 			require.Empty(t, claimed(t, due.Add(time.Minute), time.Second, id))
+			// A dispatcher that claimed it before it was cancelled sends
+			// nothing.
+			res, err := store().PageArmedSteps(context.Background(), []incident.ArmedPage{{
+				Step: incident.DueStep{IncidentID: id, Step: "escalation-1", Due: due},
+				Page: &incident.InAppPage{IncidentID: id, Step: "escalation-1", Recipient: "N01", Kind: "INCIDENT_ESCALATED", Title: "t", Body: "b"},
+			}})
+			require.NoError(t, err)
+			require.Equal(t, []incident.ArmedPageResult{{}}, res)
+			var pages int
+			require.NoError(t, db.Get(&pages, `SELECT count(*) FROM notification_outbox WHERE incident_id = $1`, id))
+			require.Zero(t, pages)
 			// A retried older projection does not arm it again.
 			recordArmed(t, id, 1, incident.StatusAssigned, "escalation-1", due)
 			require.Empty(t, claimed(t, due.Add(time.Minute), time.Second, id))

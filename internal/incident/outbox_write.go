@@ -103,7 +103,18 @@ func (s *Store) PageInApps(ctx context.Context, pages []InAppPage) ([]PageSent, 
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	sent, err := pageInApps(ctx, tx, pages)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit page: %w", err)
+	}
+	return sent, nil
+}
 
+// pageInApps is PageInApps inside tx.
+func pageInApps(ctx context.Context, tx *sqlx.Tx, pages []InAppPage) ([]PageSent, error) {
 	sent := make([]PageSent, len(pages))
 	outboxIDs := make([]int64, len(pages))
 	byRecipient := map[string][]int{} // the pages not sent before
@@ -167,9 +178,6 @@ func (s *Store) PageInApps(ctx context.Context, pages []InAppPage) ([]PageSent, 
 				return nil, fmt.Errorf("deliver in-app page: %w", err)
 			}
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit page: %w", err)
 	}
 	return sent, nil
 }
