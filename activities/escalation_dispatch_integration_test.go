@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/activities"
@@ -83,18 +85,8 @@ func TestPageStep_RecordedPickStands(t *testing.T) {
 func TestEscalationDispatcher_RetriesAnExpiredClaim(t *testing.T) {
 	ctx := context.Background()
 	a := incidentActivities()
-	id, nurse := newIncident(t), newStaff(t, "")
 	due := time.Now().Add(-time.Second).Truncate(time.Millisecond)
-	in, err := json.Marshal(activities.PageStepInput{Page: activities.PageInput{
-		IncidentID: id, Step: "escalation-1", Recipient: nurse, Kind: "INCIDENT_ESCALATED", Title: "Escalated incident", Body: "b", Due: due,
-	}})
-	require.NoError(t, err)
-	staff := nurse
-	require.NoError(t, a.Store.Record(ctx, incident.Row{
-		ID: id, WorkflowID: "incident:" + id, DedupKeyHash: id, AlertType: "CARDIAC_ARREST", Severity: "CRITICAL",
-		PatientID: "P001", Room: "ICU-3", Status: incident.StatusAssigned, AssignedTo: &staff, AlertCount: 1,
-		OpenedAt: due.Add(-time.Minute), LastAlertAt: due.Add(-time.Minute), LastSeq: 2,
-	}, nil, &incident.ArmedStep{Step: "escalation-1", Due: due, Input: in}))
+	id, nurse := armedIncident(t, a, due)
 
 	// A dispatcher claims it and dies.
 	const lease = 300 * time.Millisecond
@@ -117,4 +109,65 @@ func TestEscalationDispatcher_RetriesAnExpiredClaim(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "done")
 	require.Equal(t, []string{nurse}, inappPages(t, id, "escalation-1"))
+}
+
+// armedIncident is an ASSIGNED incident whose step escalation-1, a page to
+// a new nurse, is armed due at due.
+func armedIncident(t *testing.T, a *activities.Incidents, due time.Time) (id, nurse string) {
+	t.Helper()
+	id, nurse = newIncident(t), newStaff(t, "")
+	in, err := json.Marshal(activities.PageStepInput{Page: activities.PageInput{
+		IncidentID: id, Step: "escalation-1", Recipient: nurse, Kind: "INCIDENT_ESCALATED", Title: "Escalated incident", Body: "b", Due: due,
+	}})
+	require.NoError(t, err)
+	staff := nurse
+	require.NoError(t, a.Store.Record(context.Background(), incident.Row{
+		ID: id, WorkflowID: "incident:" + id, DedupKeyHash: id, AlertType: "CARDIAC_ARREST", Severity: "CRITICAL",
+		PatientID: "P001", Room: "ICU-3", Status: incident.StatusAssigned, AssignedTo: &staff, AlertCount: 1,
+		OpenedAt: due.Add(-time.Minute), LastAlertAt: due.Add(-time.Minute), LastSeq: 2,
+	}, nil, &incident.ArmedStep{Step: "escalation-1", Due: due, Input: in}))
+	return id, nurse
+}
+
+// TestEscalationDispatcher_RunPagesStepsAsTheyFallDue runs the dispatcher
+// as the worker does: steps are claimed and picked ahead and each is paged
+// once, when it is due and not before; a step cancelled after its pick is
+// not paged.
+func TestEscalationDispatcher_RunPagesStepsAsTheyFallDue(t *testing.T) {
+	a := incidentActivities()
+	start := time.Now()
+	type armed struct{ id, nurse string }
+	var steps []armed
+	for i := range 6 {
+		id, nurse := armedIncident(t, a, start.Add(1500*time.Millisecond+time.Duration(i)*100*time.Millisecond).Truncate(time.Millisecond))
+		steps = append(steps, armed{id, nurse})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&activities.EscalationDispatcher{Incidents: a, Lead: time.Second}).Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// The last one is acknowledged after its pick, before it is due.
+	time.Sleep(time.Until(start.Add(1200 * time.Millisecond)))
+	cancelled := steps[len(steps)-1]
+	_, err := db.Exec(`DELETE FROM escalation_schedule WHERE incident_id = $1`, cancelled.id)
+	require.NoError(t, err)
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, st := range steps[:len(steps)-1] {
+			assert.Equal(c, []string{st.nurse}, inappPages(t, st.id, "escalation-1"))
+		}
+	}, 10*time.Second, 20*time.Millisecond)
+	var late []float64
+	require.NoError(t, db.Select(&late, `SELECT extract(epoch FROM sent_at - due_at) FROM notification_outbox
+		WHERE incident_id = ANY($1::uuid[]) AND channel = 'inapp'`, pq.Array([]string{steps[0].id, steps[1].id, steps[2].id, steps[3].id, steps[4].id})))
+	require.Len(t, late, 5)
+	for _, l := range late {
+		require.GreaterOrEqual(t, l, 0.0, "not before it is due")
+		require.Less(t, l, 1.0)
+	}
+	require.Empty(t, inappPages(t, cancelled.id, "escalation-1"), "cancelled")
 }

@@ -57,9 +57,11 @@ func startWorker(t *testing.T, taskQueue string) *worker.Workers {
 	return w
 }
 
+// dispatcher is an escalation dispatcher that claims and picks a step half
+// a second before it is due.
 func dispatcher() *activities.EscalationDispatcher {
 	london, _ := time.LoadLocation("Europe/London")
-	return &activities.EscalationDispatcher{Incidents: &activities.Incidents{
+	return &activities.EscalationDispatcher{Lead: 500 * time.Millisecond, Incidents: &activities.Incidents{
 		Store: &incident.Store{DB: env.DB}, Reference: &reference.Store{DB: env.DB},
 		Schedule: &oncall.Schedule{DB: env.DB, Location: london},
 	}}
