@@ -196,7 +196,7 @@ func (w *incident) armedStep(ctx workflow.Context) *activities.ArmedStep {
 		return nil
 	}
 	step := w.st.Plan.Steps[min(w.st.EscalationStep, len(w.st.Plan.Steps)-1)]
-	label := escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps))
+	label := w.stepLabel(ctx, escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps)))
 	choices := w.stepChoicesAt(step, w.st.NextPageDue)
 	return &activities.ArmedStep{Due: w.st.NextPageDue, Input: activities.PageStepInput{
 		Choices: choices,
@@ -205,6 +205,18 @@ func (w *incident) armedStep(ctx workflow.Context) *activities.ArmedStep {
 			Title: pageTitle(w.st.Plan.Roles, label, false), Body: w.pageBody(), Due: w.st.NextPageDue,
 		},
 	}}
+}
+
+// stepLabel names the escalation step the run waits for. A reassignment
+// restarts the escalation; in runs that arm their steps, the restarted
+// steps carry the reassignment's number ("escalation-1-r2"), so their
+// recorded picks and outbox rows are new ones and the new assignee's
+// silence pages someone again. Older runs keep the plain names.
+func (w *incident) stepLabel(ctx workflow.Context, label string) string {
+	if w.st.Reassignments > 0 && w.useArmedSteps(ctx) {
+		return label + "-r" + strconv.Itoa(w.st.Reassignments)
+	}
+	return label
 }
 
 // escalationLabel names escalation step next (0-based) of a plan of n steps.
@@ -474,7 +486,7 @@ func (w *incident) escalate(ctx workflow.Context) error {
 	}
 	fire, skipped, delayed := PlanEscalation(w.st.Plan.Steps, w.st.EscalationStep, w.st.NextPageDue, now)
 	step := w.st.Plan.Steps[fire]
-	label := escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps))
+	label := w.stepLabel(ctx, escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps)))
 	if delayed {
 		w.event(ctx, ActionDelayedPage, "system", "", StatusAssigned, StatusAssigned, map[string]string{
 			"due": w.st.NextPageDue.UTC().Format(time.RFC3339), "late_by": now.Sub(w.st.NextPageDue).String(),
@@ -482,13 +494,13 @@ func (w *incident) escalate(ctx workflow.Context) error {
 		})
 		// Named after the step actually paged (the latest overdue one),
 		// not the first overdue step.
-		label = "delayed-" + strconv.Itoa(fire+1)
+		label = w.stepLabel(ctx, "delayed-"+strconv.Itoa(fire+1))
 	}
 	// A delayed page of the step the run armed may have gone out already,
 	// from the escalation dispatcher, under the step's own name.
 	pagedAs := ""
 	if delayed && skipped == 0 && w.useArmedSteps(ctx) {
-		pagedAs = escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps))
+		pagedAs = w.stepLabel(ctx, escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps)))
 	}
 	if err := w.pageTargetAs(ctx, step, label, pagedAs, w.st.NextPageDue, delayed); err != nil {
 		return err

@@ -52,7 +52,7 @@ func TestIncident_ArmsEscalationStepsWithItsProjection(t *testing.T) {
 			want: []armed{
 				{Status: workflows.StatusOpen},
 				{Status: workflows.StatusAssigned, Step: "escalation-1", Due: 2 * time.Minute, Target: "NURSE"},
-				{Status: workflows.StatusAssigned, Step: "escalation-1", Due: 3 * time.Minute, Target: "NURSE"},
+				{Status: workflows.StatusAssigned, Step: "escalation-1-r1", Due: 3 * time.Minute, Target: "NURSE"},
 				{Status: workflows.StatusResolved},
 			},
 		},
