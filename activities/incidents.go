@@ -89,6 +89,17 @@ type AuditEvent = incident.AuditEvent
 type RecordInput struct {
 	Row    IncidentRow
 	Events []AuditEvent
+	// Armed is the escalation step the incident now waits for, written in
+	// the projection's transaction for the escalation dispatcher; nil
+	// cancels any armed step (the incident is no longer waiting).
+	Armed *ArmedStep `json:",omitempty"`
+}
+
+// ArmedStep is an escalation step due at Due: the dispatcher runs Input
+// through PageStep then, as the workflow's timer does later.
+type ArmedStep struct {
+	Due   time.Time
+	Input PageStepInput
 }
 
 // RecordResult says what the workflow should do after a record.
@@ -108,7 +119,15 @@ func (a *Incidents) Record(ctx context.Context, in *RecordInput) (*RecordResult,
 }
 
 func (a *Incidents) record(ctx context.Context, in *RecordInput) error {
-	if err := a.store().Record(ctx, in.Row, in.Events); err != nil {
+	var arm *incident.ArmedStep
+	if in.Armed != nil {
+		input, err := json.Marshal(in.Armed.Input)
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError("encode the armed step", "BadArmedStep", err)
+		}
+		arm = &incident.ArmedStep{Step: in.Armed.Input.Page.Step, Due: in.Armed.Due, Input: input}
+	}
+	if err := a.store().Record(ctx, in.Row, in.Events, arm); err != nil {
 		return classifySQL(err)
 	}
 	a.observe(in)
@@ -224,27 +243,37 @@ type PageResult struct {
 // Page delivers a page through the outbox. The in-app channel stores the
 // notification, which the SSE stream pushes to the person at once.
 func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error) {
-	var due *time.Time
-	if !in.Due.IsZero() {
-		due = &in.Due
-	}
-	at, sentBefore, err := a.store().PageInApp(ctx, incident.InAppPage{
-		IncidentID: in.IncidentID, Step: in.Step, Recipient: in.Recipient,
-		Kind: in.Kind, Title: in.Title, Body: in.Body, Due: due, SMSSkipped: in.SMSSkipped,
-	})
+	p := inAppPage(in)
+	at, sentBefore, err := a.store().PageInApp(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	if sentBefore {
-		return &PageResult{Delivered: true, DeliveredAt: at}, nil
-	}
-	if a.Metrics != nil {
-		a.Metrics.Notified("inapp", "sent")
-		if due != nil {
-			a.Metrics.ObserveLateness(at.Sub(*due))
-		}
-	}
+	a.observePage(p, incident.PageSent{At: at, Before: sentBefore})
 	return &PageResult{Delivered: true, DeliveredAt: at}, nil
+}
+
+// inAppPage is a page as the outbox stores it.
+func inAppPage(p *PageInput) incident.InAppPage {
+	var due *time.Time
+	if !p.Due.IsZero() {
+		due = &p.Due
+	}
+	return incident.InAppPage{
+		IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient,
+		Kind: p.Kind, Title: p.Title, Body: p.Body, Due: due, SMSSkipped: p.SMSSkipped,
+	}
+}
+
+// observePage counts a page sent (not one an earlier attempt sent) and how
+// late it went out.
+func (a *Incidents) observePage(p incident.InAppPage, s incident.PageSent) {
+	if s.Before || a.Metrics == nil {
+		return
+	}
+	a.Metrics.Notified("inapp", "sent")
+	if p.Due != nil {
+		a.Metrics.ObserveLateness(s.At.Sub(*p.Due))
+	}
 }
 
 // PickChoice is one way to find the person a page goes to.
@@ -260,6 +289,10 @@ type PickChoice struct {
 type PageStepInput struct {
 	Choices []PickChoice
 	Page    PageInput
+	// PagedAs, when set, names the step the escalation dispatcher may have
+	// paged in this one's place (a delayed page's overdue step): if it did,
+	// this step is that page, and nobody is paged again.
+	PagedAs string `json:",omitempty"`
 }
 
 // PageStepResult is who was picked (Found=false: nobody, and nothing was
@@ -281,33 +314,82 @@ const smsNotConfigured = "SMS is not configured"
 // step): a re-run, after a workflow task was lost with its worker, pages
 // whoever the first run paged rather than picking again.
 func (a *Incidents) PageStep(ctx context.Context, in *PageStepInput) (*PageStepResult, error) {
-	pick, err := a.pickForStep(ctx, in)
+	st, err := a.pickStep(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	out := &PageStepResult{Pick: *pick, SMS: a.SMSEnabled}
-	if !pick.Found {
-		return out, nil
+	if st.page != nil {
+		res, err := a.Page(ctx, st.page)
+		if err != nil {
+			return nil, err
+		}
+		st.out.Page = *res
 	}
+	return st.out, nil
+}
+
+// pickedStep is a page step whose person is picked: its result so far, and
+// the page to send (nil: nobody was found).
+type pickedStep struct {
+	out  *PageStepResult
+	page *PageInput
+}
+
+// pickStep is the first half of PageStep (the escalation dispatcher runs
+// it ahead of the page): whom the step pages, and how.
+func (a *Incidents) pickStep(ctx context.Context, in *PageStepInput) (*pickedStep, error) {
 	page := in.Page
+	pick, err := a.pickedAs(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if pick != nil {
+		page.Step = in.PagedAs
+	} else if pick, err = a.pickForStep(ctx, in); err != nil {
+		return nil, err
+	}
+	st := &pickedStep{out: &PageStepResult{Pick: *pick, SMS: a.SMSEnabled}}
+	if !pick.Found {
+		return st, nil
+	}
 	page.Recipient = pick.StaffID
 	if !a.SMSEnabled {
 		page.SMSSkipped = smsNotConfigured
 	}
-	res, err := a.Page(ctx, &page)
-	if err != nil {
-		return nil, err
+	st.page = &page
+	return st, nil
+}
+
+// pickedAs is the pick of in.PagedAs when that step was picked (by the
+// escalation dispatcher), else nil.
+func (a *Incidents) pickedAs(ctx context.Context, in *PageStepInput) (*PickResult, error) {
+	if in.PagedAs == "" {
+		return nil, nil
 	}
-	out.Page = *res
-	return out, nil
+	p, found, err := a.store().StepPicked(ctx, in.Page.IncidentID, in.PagedAs)
+	switch {
+	case err != nil:
+		return nil, classifySQL(err)
+	case !found:
+		return nil, nil
+	}
+	return stepPickResult(p), nil
 }
 
 // pickForStep is the person a step pages: whoever an earlier run of the
-// same step paged, else the first choice that finds someone.
+// same step picked (the escalation dispatcher's run, then the workflow's,
+// or a retry), else the first choice that finds someone, recorded as the
+// step's pick unless a concurrent run recorded one first.
 func (a *Incidents) pickForStep(ctx context.Context, in *PageStepInput) (*PickResult, error) {
 	if in.Page.Recipient != "" {
 		return &PickResult{Found: true, StaffID: in.Page.Recipient}, nil
 	}
+	if p, found, err := a.store().StepPicked(ctx, in.Page.IncidentID, in.Page.Step); err != nil {
+		return nil, classifySQL(err)
+	} else if found {
+		return stepPickResult(p), nil
+	}
+	// Pages from before picks were recorded: the outbox has the recipient.
 	prev, found, err := a.store().StepRecipient(ctx, in.Page.IncidentID, in.Page.Step)
 	if err != nil {
 		return nil, classifySQL(err)
@@ -323,6 +405,14 @@ func (a *Incidents) pickForStep(ctx context.Context, in *PageStepInput) (*PickRe
 			return nil, err
 		}
 		if p.Found && !(c.SameRoleOnly && p.Fallback) {
+			won, err := a.store().ClaimStepPick(ctx, in.Page.IncidentID, in.Page.Step, incident.StepPick{
+				Recipient: p.StaffID, Role: p.Role, Fallback: p.Fallback, Reason: p.Reason})
+			if err != nil {
+				return nil, classifySQL(err)
+			}
+			if won.Recipient != p.StaffID {
+				return stepPickResult(won), nil
+			}
 			return p, nil
 		}
 		if p.Reason != "" {
@@ -330,6 +420,12 @@ func (a *Incidents) pickForStep(ctx context.Context, in *PageStepInput) (*PickRe
 		}
 	}
 	return &PickResult{Found: false, Reason: strings.Join(reasons, "; ")}, nil
+}
+
+// stepPickResult is a recorded pick as the step's result: the same as the
+// first run's.
+func stepPickResult(p incident.StepPick) *PickResult {
+	return &PickResult{Found: true, StaffID: p.Recipient, Role: p.Role, Fallback: p.Fallback, Reason: p.Reason}
 }
 
 // repick describes the person an earlier run of the step paged, with the

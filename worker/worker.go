@@ -5,6 +5,7 @@
 package worker
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -71,12 +72,19 @@ type Dependencies struct {
 	// nodes are compared with ("" disables DWH OUTDATED).
 	CurrentDWHVersion  string
 	CurrentI2B2Version string
+	// NoEscalationDispatcher runs no escalation dispatcher in this process:
+	// escalation steps are then paged by the workflows' timers only.
+	NoEscalationDispatcher bool
 }
 
 // Workers are one process's Temporal workers.
 type Workers struct {
 	main      sdkworker.Worker
 	directory sdkworker.Worker
+	// dispatcher pages escalation steps as they fall due (nil: none).
+	dispatcher     *activities.EscalationDispatcher
+	stopDispatcher context.CancelFunc
+	dispatcherDone chan struct{}
 }
 
 // New returns the workers for taskQueue with everything registered. The
@@ -95,7 +103,12 @@ func New(c client.Client, taskQueue string, deps Dependencies) *Workers {
 		deps.NodeTaskQueue = taskQueue
 	}
 	RegisterWorkflows(w.main)
-	RegisterActivities(w.main, deps)
+	inc := RegisterActivities(w.main, deps)
+	if !deps.NoEscalationDispatcher && deps.DB != nil {
+		// Steps overdue by more than half the workflow's grace are left to
+		// its delayed page, so the two never page the same step twice.
+		w.dispatcher = &activities.EscalationDispatcher{Incidents: inc, MaxLate: workflows.LateTimerGrace / 2}
+	}
 	if deps.Directory != nil {
 		rate := deps.DirectoryRate
 		if rate <= 0 {
@@ -122,11 +135,23 @@ func (w *Workers) Start() error {
 			return fmt.Errorf("start directory worker: %w", err)
 		}
 	}
+	if w.dispatcher != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		w.stopDispatcher, w.dispatcherDone = cancel, make(chan struct{})
+		go func() {
+			defer close(w.dispatcherDone)
+			w.dispatcher.Run(ctx)
+		}()
+	}
 	return nil
 }
 
 // Stop stops every worker.
 func (w *Workers) Stop() {
+	if w.stopDispatcher != nil {
+		w.stopDispatcher()
+		<-w.dispatcherDone
+	}
 	if w.directory != nil {
 		w.directory.Stop()
 	}
@@ -145,8 +170,9 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.FleetScan)
 }
 
-// RegisterActivities registers every activity struct.
-func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
+// RegisterActivities registers every activity struct; it returns the
+// incident activities, which the escalation dispatcher runs too.
+func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) *activities.Incidents {
 	r.RegisterActivity(&activities.Database{Store: &systemcheck.Store{DB: deps.DB}, Identity: identity()})
 	loc := deps.HospitalTZ
 	if loc == nil {
@@ -171,6 +197,7 @@ func RegisterActivities(r sdkworker.ActivityRegistry, deps Dependencies) {
 	r.RegisterActivity(&activities.Activations{Store: &activation.Store{DB: deps.DB}})
 	r.RegisterActivity(nodeActivities(deps))
 	r.RegisterActivity(&activities.Operators{Store: &operatorsignal.Store{DB: deps.DB}})
+	return inc
 }
 
 func watchActivities(deps Dependencies) *activities.Watches {

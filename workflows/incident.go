@@ -114,6 +114,9 @@ type incident struct {
 	// localSteps is set when this run writes Postgres and pages through
 	// local activities (versionLocalSteps).
 	localSteps *bool
+	// armedSteps is set when this run arms its escalation steps in Postgres
+	// with its projection (versionArmedSteps).
+	armedSteps *bool
 	// upserted are the search attribute values this run last upserted
 	// (status, role, incident id).
 	upserted [3]string
@@ -165,6 +168,63 @@ func (w *incident) useLocalSteps(ctx workflow.Context) bool {
 		w.localSteps = &v
 	}
 	return *w.localSteps
+}
+
+// versionArmedSteps marks the change that writes, with every projection of
+// an ASSIGNED incident, the escalation step it waits for (and cancels it
+// with the projection that leaves ASSIGNED), so the worker's escalation
+// dispatcher pages the step when it falls due without waiting for a
+// workflow task; the run's own timer still runs the step and finds it done.
+const versionArmedSteps = "armed-escalation-steps"
+
+// useArmedSteps reports whether this run arms its escalation steps; the
+// first call records the decision in history, so older runs replay the
+// projections they wrote.
+func (w *incident) useArmedSteps(ctx workflow.Context) bool {
+	if w.armedSteps == nil {
+		v := w.useLocalSteps(ctx) && workflow.GetVersion(ctx, versionArmedSteps, workflow.DefaultVersion, 1) >= 1
+		w.armedSteps = &v
+	}
+	return *w.armedSteps
+}
+
+// armedStep is the escalation step an ASSIGNED incident waits for, as
+// escalate will page it when its timer fires on time; nil when it waits for
+// none.
+func (w *incident) armedStep(ctx workflow.Context) *activities.ArmedStep {
+	if w.st.Status != StatusAssigned || w.st.NextPageDue.IsZero() || len(w.st.Plan.Steps) == 0 {
+		return nil
+	}
+	step := w.st.Plan.Steps[min(w.st.EscalationStep, len(w.st.Plan.Steps)-1)]
+	label := w.stepLabel(ctx, escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps)))
+	choices := w.stepChoicesAt(step, w.st.NextPageDue)
+	return &activities.ArmedStep{Due: w.st.NextPageDue, Input: activities.PageStepInput{
+		Choices: choices,
+		Page: activities.PageInput{
+			IncidentID: w.st.IncidentID, Step: label, Kind: "INCIDENT_ESCALATED",
+			Title: pageTitle(w.st.Plan.Roles, label, false), Body: w.pageBody(), Due: w.st.NextPageDue,
+		},
+	}}
+}
+
+// stepLabel names the escalation step the run waits for. A reassignment
+// restarts the escalation; in runs that arm their steps, the restarted
+// steps carry the reassignment's number ("escalation-1-r2"), so their
+// recorded picks and outbox rows are new ones and the new assignee's
+// silence pages someone again. Older runs keep the plain names.
+func (w *incident) stepLabel(ctx workflow.Context, label string) string {
+	if w.st.Reassignments > 0 && w.useArmedSteps(ctx) {
+		return label + "-r" + strconv.Itoa(w.st.Reassignments)
+	}
+	return label
+}
+
+// escalationLabel names escalation step next (0-based) of a plan of n steps.
+func escalationLabel(next, n int) string {
+	if next >= n {
+		return "escalation-repeat-" + strconv.Itoa(next+1)
+	}
+	return "escalation-" + strconv.Itoa(next+1)
 }
 
 // recordsDone reports whether every projection written in its own
@@ -426,10 +486,7 @@ func (w *incident) escalate(ctx workflow.Context) error {
 	}
 	fire, skipped, delayed := PlanEscalation(w.st.Plan.Steps, w.st.EscalationStep, w.st.NextPageDue, now)
 	step := w.st.Plan.Steps[fire]
-	label := "escalation-" + strconv.Itoa(w.st.EscalationStep+1)
-	if w.st.EscalationStep >= len(w.st.Plan.Steps) {
-		label = "escalation-repeat-" + strconv.Itoa(w.st.EscalationStep+1)
-	}
+	label := w.stepLabel(ctx, escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps)))
 	if delayed {
 		w.event(ctx, ActionDelayedPage, "system", "", StatusAssigned, StatusAssigned, map[string]string{
 			"due": w.st.NextPageDue.UTC().Format(time.RFC3339), "late_by": now.Sub(w.st.NextPageDue).String(),
@@ -437,9 +494,15 @@ func (w *incident) escalate(ctx workflow.Context) error {
 		})
 		// Named after the step actually paged (the latest overdue one),
 		// not the first overdue step.
-		label = "delayed-" + strconv.Itoa(fire+1)
+		label = w.stepLabel(ctx, "delayed-"+strconv.Itoa(fire+1))
 	}
-	if err := w.pageTarget(ctx, step, label, w.st.NextPageDue, delayed); err != nil {
+	// A delayed page of the step the run armed may have gone out already,
+	// from the escalation dispatcher, under the step's own name.
+	pagedAs := ""
+	if delayed && skipped == 0 && w.useArmedSteps(ctx) {
+		pagedAs = w.stepLabel(ctx, escalationLabel(w.st.EscalationStep, len(w.st.Plan.Steps)))
+	}
+	if err := w.pageTargetAs(ctx, step, label, pagedAs, w.st.NextPageDue, delayed); err != nil {
 		return err
 	}
 	w.st.EscalationStep += 1 + skipped
@@ -1044,9 +1107,18 @@ func (w *incident) pick(ctx workflow.Context, roles, exclude []string, failsafe 
 // them and makes them the assignee. due is when the page was due (zero for
 // a page sent at once).
 func (w *incident) pageTarget(ctx workflow.Context, step EscalationStep, label string, due time.Time, delayed bool) error {
+	return w.pageTargetAs(ctx, step, label, "", due, delayed)
+}
+
+// pageTargetAs is pageTarget for a step the escalation dispatcher may have
+// paged as pagedAs ("": none).
+func (w *incident) pageTargetAs(ctx workflow.Context, step EscalationStep, label, pagedAs string, due time.Time, delayed bool) error {
 	title := pageTitle(w.st.Plan.Roles, label, delayed)
 	if w.useLocalSteps(ctx) {
-		res, err := w.pageStep(ctx, w.stepChoices(ctx, step), label, "INCIDENT_ESCALATED", title, due)
+		res, err := w.runPageStep(ctx, &activities.PageStepInput{
+			Choices: w.stepChoices(ctx, step), PagedAs: pagedAs,
+			Page: activities.PageInput{IncidentID: w.st.IncidentID, Step: label, Kind: "INCIDENT_ESCALATED", Title: title, Body: w.pageBody(), Due: due},
+		})
 		if err != nil {
 			return err
 		}
@@ -1108,7 +1180,11 @@ func pageTitle(roles []string, label string, delayed bool) string {
 // order: the step's target (a role, or the next person in the role), then
 // the failsafe role.
 func (w *incident) stepChoices(ctx workflow.Context, step EscalationStep) []activities.PickChoice {
-	now := workflow.Now(ctx)
+	return w.stepChoicesAt(step, workflow.Now(ctx))
+}
+
+// stepChoicesAt is stepChoices for a step picked at now.
+func (w *incident) stepChoicesAt(step EscalationStep, now time.Time) []activities.PickChoice {
 	var choices []activities.PickChoice
 	switch step.Target {
 	case TargetRole:
@@ -1263,6 +1339,9 @@ func (w *incident) recordWith(ctx workflow.Context, local bool) error {
 	w.recordQueued = false // this record carries whatever was queued
 	row := w.row(ctx)
 	rec := &activities.RecordInput{Row: row, Events: events}
+	if w.useArmedSteps(ctx) {
+		rec.Armed = w.armedStep(ctx)
+	}
 	if w.useLocalSteps(ctx) {
 		var (
 			res activities.RecordResult

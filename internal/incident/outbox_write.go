@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // NotificationLockClass is the first key of the advisory lock (the second is
@@ -77,57 +80,165 @@ type InAppPage struct {
 // recipient's notification lock. It returns when the page was sent, and
 // whether an earlier attempt sent it (then this call changed nothing).
 func (s *Store) PageInApp(ctx context.Context, p InAppPage) (sentAt time.Time, sentBefore bool, err error) {
-	tx, err := s.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	row, err := claimOutbox(ctx, tx, OutboxKey{IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient, Channel: "inapp"}, p.Due)
+	sent, err := s.PageInApps(ctx, []InAppPage{p})
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	if row.Status == "sent" && row.SentAt != nil {
-		return *row.SentAt, true, nil
+	return sent[0].At, sent[0].Before, nil
+}
+
+// PageSent is when a page was sent, and whether an earlier attempt sent it.
+type PageSent struct {
+	At     time.Time
+	Before bool
+}
+
+// PageInApps is PageInApp for several pages in one transaction (the
+// escalation dispatcher's steps due at once): each recipient's notification
+// lock is taken once, in recipient order, and held until the one commit,
+// so pages to one person cost one commit together rather than one each.
+// The result is in the order of pages.
+func (s *Store) PageInApps(ctx context.Context, pages []InAppPage) ([]PageSent, error) {
+	tx, err := s.DB.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
 	}
-	// Everything that needs no lock comes first (pg_notify is delivered at
-	// commit): the recipient's lock is held for one statement and the
-	// commit, as pages to one person are serialised by it.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', $1)`, p.Recipient); err != nil {
-		return time.Time{}, false, fmt.Errorf("notify listeners: %w", err)
-	}
-	if p.SMSSkipped != "" {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, last_error)
-			VALUES ($1, $2, $3, 'sms', 'skipped', $4)
-			ON CONFLICT (incident_id, step, recipient, channel) DO NOTHING`,
-			p.IncidentID, p.Step, p.Recipient, p.SMSSkipped); err != nil {
-			return time.Time{}, false, fmt.Errorf("record sms skipped: %w", err)
-		}
-	}
-	// The recipient's notification lock, held until commit, makes its
-	// notification ids commit in order: a stream resuming after an id
-	// misses none.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, NotificationLockClass, p.Recipient); err != nil {
-		return time.Time{}, false, fmt.Errorf("lock recipient notifications: %w", err)
-	}
-	var at time.Time
-	if err := tx.QueryRowxContext(ctx, `
-		WITH n AS (
-			INSERT INTO staff_notifications (staff_id, incident_id, outbox_id, kind, title, body)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (outbox_id) DO NOTHING
-			RETURNING id, created_at
-		)
-		UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1, sent_at = now()
-		WHERE id = $3
-		RETURNING sent_at`, p.Recipient, p.IncidentID, row.ID, p.Kind, p.Title, p.Body).Scan(&at); err != nil {
-		return time.Time{}, false, fmt.Errorf("deliver in-app page: %w", err)
+	defer func() { _ = tx.Rollback() }()
+	sent, err := pageInApps(ctx, tx, pages)
+	if err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return time.Time{}, false, fmt.Errorf("commit page: %w", err)
+		return nil, fmt.Errorf("commit page: %w", err)
 	}
-	return at, false, nil
+	return sent, nil
+}
+
+// pageInApps is PageInApps inside tx, in a few statements whatever the
+// number of pages: the outbox rows are claimed together, then each
+// recipient's notifications are written together under their lock.
+func pageInApps(ctx context.Context, tx *sqlx.Tx, pages []InAppPage) ([]PageSent, error) {
+	sent := make([]PageSent, len(pages))
+	if len(pages) == 0 {
+		return sent, nil
+	}
+	n := len(pages)
+	incidents, steps, recipients, dues := make([]string, n), make([]string, n), make([]string, n), make([]sql.NullTime, n)
+	seen := make(map[OutboxKey]bool, n)
+	for i, p := range pages {
+		key := OutboxKey{IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient, Channel: "inapp"}
+		if seen[key] {
+			return nil, fmt.Errorf("page %s of %s to %s is in the batch twice", p.Step, p.IncidentID, p.Recipient)
+		}
+		seen[key] = true
+		incidents[i], steps[i], recipients[i] = p.IncidentID, p.Step, p.Recipient
+		if p.Due != nil {
+			dues[i] = sql.NullTime{Time: *p.Due, Valid: true}
+		}
+	}
+	// Claim (insert, or find and lock) every page's outbox row; due_at is
+	// written on insert only, so a retry keeps the first attempt's.
+	var claimed []struct {
+		N int `db:"n"`
+		OutboxRow
+	}
+	if err := tx.SelectContext(ctx, &claimed, `
+		WITH u AS (
+			SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS u (incident_id, step, recipient, due_at, n)
+		), o AS (
+			INSERT INTO notification_outbox (incident_id, step, recipient, channel, due_at)
+			SELECT incident_id, step, recipient, 'inapp', due_at FROM u ORDER BY incident_id, step, recipient
+			ON CONFLICT (incident_id, step, recipient, channel) DO UPDATE SET attempts = notification_outbox.attempts
+			RETURNING id, incident_id, step, recipient, status, provider_ref, last_error, sent_at
+		)
+		SELECT u.n, o.id, o.status, o.provider_ref, o.last_error, o.sent_at
+		FROM o JOIN u ON o.incident_id = u.incident_id AND o.step = u.step AND o.recipient = u.recipient`,
+		pq.Array(incidents), pq.Array(steps), pq.Array(recipients), pq.Array(dues)); err != nil {
+		return nil, fmt.Errorf("claim inapp outbox rows: %w", err)
+	}
+	if len(claimed) != n {
+		return nil, fmt.Errorf("claimed %d inapp outbox rows for %d pages", len(claimed), n)
+	}
+	outboxIDs := make([]int64, n)
+	byRecipient := map[string][]int{} // the pages not sent before
+	var skipped []int
+	for _, c := range claimed {
+		i := c.N - 1
+		if c.Status == "sent" && c.SentAt != nil {
+			sent[i] = PageSent{At: *c.SentAt, Before: true}
+			continue
+		}
+		outboxIDs[i] = c.ID
+		byRecipient[pages[i].Recipient] = append(byRecipient[pages[i].Recipient], i)
+		if pages[i].SMSSkipped != "" {
+			skipped = append(skipped, i)
+		}
+	}
+	if len(byRecipient) == 0 {
+		return sent, nil
+	}
+	to := slices.Sorted(maps.Keys(byRecipient))
+	// Everything that needs no lock comes first (pg_notify is delivered at
+	// commit): the recipients' locks are held for one statement each and
+	// the commit, as pages to one person are serialised by them.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify('staff_notifications', r) FROM unnest($1::text[]) AS r`, pq.Array(to)); err != nil {
+		return nil, fmt.Errorf("notify listeners: %w", err)
+	}
+	if len(skipped) > 0 {
+		si, ss, sr, reason := make([]string, len(skipped)), make([]string, len(skipped)), make([]string, len(skipped)), make([]string, len(skipped))
+		for j, i := range skipped {
+			si[j], ss[j], sr[j], reason[j] = pages[i].IncidentID, pages[i].Step, pages[i].Recipient, pages[i].SMSSkipped
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, last_error)
+			SELECT incident_id, step, recipient, 'sms', 'skipped', reason
+			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u (incident_id, step, recipient, reason)
+			ORDER BY incident_id, step, recipient
+			ON CONFLICT (incident_id, step, recipient, channel) DO NOTHING`,
+			pq.Array(si), pq.Array(ss), pq.Array(sr), pq.Array(reason)); err != nil {
+			return nil, fmt.Errorf("record sms skipped: %w", err)
+		}
+	}
+	// Each recipient's notification lock, held until commit, makes their
+	// notification ids commit in order: a stream resuming after an id misses
+	// none. Taken in recipient order, so two transactions never wait on each
+	// other in a circle.
+	for _, r := range to {
+		idx := byRecipient[r]
+		ids, incs, kinds, titles, bodies := make([]int64, len(idx)), make([]string, len(idx)), make([]string, len(idx)), make([]string, len(idx)), make([]string, len(idx))
+		for j, i := range idx {
+			ids[j], incs[j], kinds[j], titles[j], bodies[j] = outboxIDs[i], pages[i].IncidentID, pages[i].Kind, pages[i].Title, pages[i].Body
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, NotificationLockClass, r); err != nil {
+			return nil, fmt.Errorf("lock recipient notifications: %w", err)
+		}
+		var rows []struct {
+			ID     int64     `db:"id"`
+			SentAt time.Time `db:"sent_at"`
+		}
+		if err := tx.SelectContext(ctx, &rows, `
+			WITH u AS (
+				SELECT * FROM unnest($2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u (outbox_id, incident_id, kind, title, body, n)
+			), n AS (
+				INSERT INTO staff_notifications (staff_id, incident_id, outbox_id, kind, title, body)
+				SELECT $1, incident_id, outbox_id, kind, title, body FROM u ORDER BY n
+				ON CONFLICT (outbox_id) DO NOTHING
+				RETURNING id
+			)
+			UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1, sent_at = clock_timestamp()
+			WHERE id IN (SELECT outbox_id FROM u)
+			RETURNING id, sent_at`, r, pq.Array(ids), pq.Array(incs), pq.Array(kinds), pq.Array(titles), pq.Array(bodies)); err != nil {
+			return nil, fmt.Errorf("deliver in-app pages to %s: %w", r, err)
+		}
+		at := make(map[int64]time.Time, len(rows))
+		for _, row := range rows {
+			at[row.ID] = row.SentAt
+		}
+		for _, i := range idx {
+			sent[i] = PageSent{At: at[outboxIDs[i]]}
+		}
+	}
+	return sent, nil
 }
 
 // SMSClaim is an SMS outbox row claimed and locked by an open transaction,

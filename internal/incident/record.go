@@ -58,8 +58,9 @@ type AuditEvent struct {
 
 // Record upserts the incident row, unless a newer projection is already
 // there, and inserts the audit events, in one transaction; replays of the
-// same input are no-ops.
-func (s *Store) Record(ctx context.Context, row Row, events []AuditEvent) error {
+// same input are no-ops. In the same transaction it arms the escalation
+// step the incident now waits for (arm), or cancels the armed one (nil).
+func (s *Store) Record(ctx context.Context, row Row, events []AuditEvent, arm *ArmedStep) error {
 	tx, err := s.DB.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -85,6 +86,9 @@ func (s *Store) Record(ctx context.Context, row Row, events []AuditEvent) error 
 		WHERE incidents.last_seq < EXCLUDED.last_seq`, row)
 	if err != nil {
 		return fmt.Errorf("upsert incident %s: %w", row.ID, err)
+	}
+	if err := armStep(ctx, tx, row.ID, row.LastSeq, arm); err != nil {
+		return err
 	}
 	for _, ev := range events {
 		detail, err := json.Marshal(ev.Detail)
