@@ -156,15 +156,45 @@ func (s *Server) applyTransition(ctx context.Context, update, id string, p *auth
 	if s.transitionKeys == nil {
 		return nil, nil, &transitionFailure{what: "incident update", err: errNoTransitionKeys}
 	}
-	h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys, wfID, update, "", req))
 	var res workflows.TransitionResult
-	if err == nil {
-		err = h.Get(ctx, &res)
-	}
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys, wfID, update, "", req))
+		if err == nil {
+			err = h.Get(ctx, &res)
+		}
+		if err == nil {
+			return &res, nil, nil
+		}
+		if attempt < ackCatchUpAttempts && s.pagedBeforeTheRunKnew(ctx, update, id, p.Subject, err) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(ackCatchUpWait):
+				continue
+			}
+		}
 		return nil, nil, &transitionFailure{what: "incident update", update: true, err: err}
 	}
-	return &res, nil, nil
+}
+
+// The escalation dispatcher pages a due step from Postgres before the
+// run's own timer task has run; until it has, the run does not know the
+// person it paged, and refuses their acknowledgement. Such an
+// acknowledgement is tried again, ackCatchUpAttempts times ackCatchUpWait
+// apart (5 s in all), while the run catches up.
+const (
+	ackCatchUpAttempts = 20
+	ackCatchUpWait     = 250 * time.Millisecond
+)
+
+// pagedBeforeTheRunKnew reports whether err is the run's refusal of an
+// acknowledgement by staffID whom Vigil has already paged for the incident.
+func (s *Server) pagedBeforeTheRunKnew(ctx context.Context, update, incidentID, staffID string, err error) bool {
+	var appErr *temporal.ApplicationError
+	if update != workflows.IncidentUpdateAcknowledge || !errors.As(err, &appErr) || appErr.Type() != workflows.RejectForbidden {
+		return false
+	}
+	paged, lookupErr := s.incidentStore().WasPaged(ctx, incidentID, staffID)
+	return lookupErr == nil && paged
 }
 
 // abortTransitionFailure answers an error of applyTransition.

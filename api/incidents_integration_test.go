@@ -308,3 +308,43 @@ func TestAlerts_StormIsCoalescedIntoOneIncident(t *testing.T) {
 	require.Less(t, merges, n-1, "duplicates were coalesced into fewer workflow updates than alerts")
 	t.Logf("%d alerts became %d merge updates", n, merges)
 }
+
+// TestIncidents_AcknowledgementWaitsForTheRunToKnowItsPage: the escalation
+// dispatcher pages a due step from Postgres before the run's timer task has
+// run, so for a moment the run refuses the acknowledgement of the person it
+// paged. The API tries again while the run catches up (here: a charge nurse
+// hands it to that person a second later) and answers 200; someone never
+// paged is refused at once, not after the retries.
+func TestIncidents_AcknowledgementWaitsForTheRunToKnowItsPage(t *testing.T) {
+	s := startStack(t)
+	key := s.apiKey(t, "monitors")
+	var created api.AlertResponse
+	require.Equal(t, http.StatusCreated, s.call(t, "POST", "/v1/alerts", key, alertBody("MEDICATION_ERROR", "P-"+uuid.NewString()[:8]), &created).StatusCode)
+	row := waitIncident(t, created.IncidentID, func(r incidentRow) bool { return r.AssignedTo != nil })
+	paged, never := "N03", "N04"
+	if *row.AssignedTo == paged || *row.AssignedTo == never {
+		paged, never = "N05", "N06"
+	}
+	path := "/v1/incidents/" + created.IncidentID
+
+	// Someone never paged: refused at once.
+	var e api.ErrorBody
+	began := time.Now()
+	require.Equal(t, http.StatusForbidden, s.call(t, "POST", path+"/acknowledge", s.login(t, strings.ToLower(never)), "", &e).StatusCode)
+	require.Less(t, time.Since(began), 2*time.Second, "no retries for someone never paged")
+
+	// Paged by the dispatcher (its outbox row), not yet known to the run.
+	_, err := env.DB.Exec(`INSERT INTO notification_outbox (incident_id, step, recipient, channel, status, attempts, sent_at)
+		VALUES ($1, 'escalation-1', $2, 'inapp', 'sent', 1, now())`, created.IncidentID, paged)
+	require.NoError(t, err)
+	charge := s.login(t, "c01")
+	go func() {
+		time.Sleep(time.Second)
+		s.call(t, "POST", path+"/reassign", charge, `{"staff_id":"`+paged+`"}`, nil)
+	}()
+	var tr api.TransitionResponse
+	began = time.Now()
+	require.Equal(t, http.StatusOK, s.call(t, "POST", path+"/acknowledge", s.login(t, strings.ToLower(paged)), "", &tr).StatusCode)
+	require.GreaterOrEqual(t, time.Since(began), time.Second, "answered once the run knew")
+	require.Equal(t, "ACKNOWLEDGED", tr.Status)
+}

@@ -79,3 +79,15 @@ func (s *Store) PageOutcomes(ctx context.Context, incidentID string) ([]PageOutc
 	}
 	return out, nil
 }
+
+// WasPaged reports whether staffID has been sent a page of the incident
+// (an outbox row of theirs marked sent, on any channel).
+func (s *Store) WasPaged(ctx context.Context, incidentID, staffID string) (bool, error) {
+	var paged bool
+	if err := s.DB.GetContext(ctx, &paged, `
+		SELECT EXISTS (SELECT 1 FROM notification_outbox
+			WHERE incident_id = $1 AND recipient = $2 AND status = 'sent')`, incidentID, staffID); err != nil {
+		return false, fmt.Errorf("look up pages of incident %s: %w", incidentID, err)
+	}
+	return paged, nil
+}

@@ -115,4 +115,17 @@ func TestPageOutcomes_ListsEachPageWithItsOutcome(t *testing.T) {
 	}
 	require.Len(t, []rune(got[1].LastError), 201, "a long provider error is cut")
 	require.Equal(t, "slack: 503", got[2].LastError)
+
+	// WasPaged: a sent page on any channel counts; a failed or pending one
+	// does not.
+	for staff, want := range map[string]bool{"page-test-nobody": true, "page-test-other": false} {
+		paged, err := store.WasPaged(ctx, incidentID, staff)
+		require.NoError(t, err)
+		require.Equal(t, want, paged, staff)
+	}
+	_, err = db.ExecContext(ctx, `DELETE FROM notification_outbox WHERE incident_id = $1 AND status = 'sent'`, incidentID)
+	require.NoError(t, err)
+	paged, err := store.WasPaged(ctx, incidentID, "page-test-nobody")
+	require.NoError(t, err)
+	require.False(t, paged, "only failed and pending pages are left")
 }
