@@ -263,10 +263,13 @@ type SMSResult struct {
 // error. Rate limits and provider outages return a retryable error (the row
 // stays pending, its attempts counted), honouring Retry-After.
 //
-// The row stays locked while the provider is called, so concurrent attempts
-// cannot both send. A process that dies after the provider accepted the
-// message but before the commit leaves no trace, and its retry sends again:
-// SMS delivery is at least once, which for pages is the safe side.
+// Exactly once across crashes: before calling the provider, the attempt
+// commits a send lease on the row that ends at the activity's deadline.
+// Another attempt that finds the lease running waits for it to end. One
+// that finds an earlier send without a known outcome (its worker was killed
+// inside the call, or the connection was lost) first looks for the message
+// in the provider's log, and records the one it finds instead of sending it
+// again.
 func (n *Notifier) SendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error) {
 	res, err := n.sendSMS(ctx, in)
 	if n.Metrics != nil && n.SMS != nil {
@@ -284,7 +287,7 @@ func (n *Notifier) sendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error
 	if in.IncidentID == "" || in.Step == "" || in.Recipient == "" {
 		return nil, temporal.NewNonRetryableApplicationError("incident id, step and recipient are required", ErrTypeInvalidInput, nil)
 	}
-	claim, err := n.store().ClaimSMS(ctx, in.IncidentID, in.Step, in.Recipient)
+	claim, err := n.claimSMS(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +319,17 @@ func (n *Notifier) sendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error
 		return settleSMS(ctx, claim, "skipped", "", "the phone number on file is not in E.164 form")
 	}
 
+	inDoubtSince := claim.InDoubtSince
+	if err := claim.StartSend(ctx, sendLeaseEnd(ctx)); err != nil {
+		return nil, err
+	}
+	if inDoubtSince != nil {
+		res, err := n.findSentSMS(ctx, claim, in, phone, *inDoubtSince)
+		if res != nil || err != nil {
+			return res, err
+		}
+	}
+
 	sid, sendErr := n.SMS.Send(ctx, phone, in.Body)
 	if sendErr == nil {
 		sentAt, err := claim.MarkSent(ctx, sid)
@@ -331,18 +345,85 @@ func (n *Notifier) sendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error
 			"recipient", in.Recipient, "error", sendErr)
 		return settleSMS(ctx, claim, "failed", sid, sendErr.Error())
 	}
-	// Retryable: count the attempt and keep the row pending.
-	if err := claim.CountAttempt(ctx, sendErr.Error()); err != nil {
-		return nil, fmt.Errorf("%w (send: %w)", err, sendErr)
+	// Retryable: count the attempt and keep the row pending. Unless the
+	// provider answered, it may have taken the message: the send stays in
+	// doubt and the next attempt reads the provider's log first.
+	answered := se != nil && se.StatusCode >= 400
+	return nil, retrySMS(ctx, claim, sendErr, answered)
+}
+
+// claimSMS claims the page's SMS outbox row. While another attempt's send
+// lease runs (it may be calling the provider now), it waits for that
+// attempt's outcome or for the lease to end, claiming again every 50 ms.
+func (n *Notifier) claimSMS(ctx context.Context, in *SMSInput) (*incident.SMSClaim, error) {
+	for {
+		claim, err := n.store().ClaimSMS(ctx, in.IncidentID, in.Step, in.Recipient)
+		if err != nil {
+			return nil, err
+		}
+		if claim.Row.Status != "pending" || claim.LeaseLeft <= 0 {
+			return claim, nil
+		}
+		claim.Close()
+		wait := min(claim.LeaseLeft, 50*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, temporal.NewApplicationErrorWithOptions("another attempt is sending this SMS", ErrTypeSMSRetryable, temporal.ApplicationErrorOptions{
+				NextRetryDelay: claim.LeaseLeft,
+			})
+		case <-time.After(wait):
+		}
+	}
+}
+
+// findSentSMS settles a send left in doubt by an earlier attempt: it looks
+// for the message in the provider's log, sent since that attempt began
+// (less a minute for clocks that differ), and records the first one no
+// other page has recorded. It returns nil, nil when the message is not
+// there, and the caller sends it.
+func (n *Notifier) findSentSMS(ctx context.Context, claim *incident.SMSClaim, in *SMSInput, phone string, since time.Time) (*SMSResult, error) {
+	refs, err := n.SMS.FindSent(ctx, phone, in.Body, since.Add(-time.Minute))
+	if err != nil {
+		return nil, retrySMS(ctx, claim, fmt.Errorf("look for an earlier attempt's message: %w", err), false)
+	}
+	ref, err := claim.UnrecordedRef(ctx, in.Recipient, refs)
+	if err != nil || ref == "" {
+		return nil, err
+	}
+	sentAt, err := claim.MarkSent(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	logger(ctx).Info("sms found in the provider's log after an attempt without an answer; not sent again",
+		"incident_id", in.IncidentID, "step", in.Step, "recipient", in.Recipient, "sid", ref)
+	return &SMSResult{Sent: true, SID: ref, SentAt: sentAt, Status: "sent"}, nil
+}
+
+// retrySMS counts a failed attempt (answered: the provider said it did not
+// take the message) and returns the retryable error, honouring the
+// provider's Retry-After.
+func retrySMS(ctx context.Context, claim *incident.SMSClaim, cause error, answered bool) error {
+	if err := claim.CountAttempt(ctx, cause.Error(), answered); err != nil {
+		return fmt.Errorf("%w (send: %w)", err, cause)
 	}
 	var delay time.Duration
-	if se != nil {
+	if se := (*sms.Error)(nil); errors.As(cause, &se) {
 		delay = se.RetryAfter
 	}
-	return nil, temporal.NewApplicationErrorWithOptions(sendErr.Error(), ErrTypeSMSRetryable, temporal.ApplicationErrorOptions{
+	return temporal.NewApplicationErrorWithOptions(cause.Error(), ErrTypeSMSRetryable, temporal.ApplicationErrorOptions{
 		NextRetryDelay: delay,
-		Cause:          sendErr,
+		Cause:          cause,
 	})
+}
+
+// sendLeaseEnd is when this attempt's send is given up: the activity's
+// deadline (its context ends the provider call then), or 30 s from now
+// outside an activity without one.
+func sendLeaseEnd(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(30 * time.Second)
 }
 
 // settleSMS marks the outbox row skipped or failed, commits and answers

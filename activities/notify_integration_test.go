@@ -389,6 +389,133 @@ func TestSendSMS_ConcurrentAttemptsSendOnce(t *testing.T) {
 	require.Len(t, srv.Messages(), 1)
 }
 
+// interruptedSend leaves the SMS outbox row of in as a worker killed inside
+// the provider call leaves it: a send started, leased until leaseUntil,
+// with no outcome recorded. delivered says whether the provider took the
+// message before the kill.
+func interruptedSend(t *testing.T, n *activities.Notifier, in *activities.SMSInput, phone string, leaseUntil time.Time, delivered bool) {
+	t.Helper()
+	ctx := context.Background()
+	claim, err := n.Store.ClaimSMS(ctx, in.IncidentID, in.Step, in.Recipient)
+	require.NoError(t, err)
+	defer claim.Close()
+	require.NoError(t, claim.StartSend(ctx, leaseUntil))
+	if delivered {
+		_, err := n.SMS.Send(ctx, phone, in.Body)
+		require.NoError(t, err)
+	}
+}
+
+// TestSendSMS_ExactlyOnceAcrossAnInterruptedSend covers the attempts that
+// follow a send without a known outcome: the provider's log decides whether
+// to send again, so the recipient gets the page once.
+func TestSendSMS_ExactlyOnceAcrossAnInterruptedSend(t *testing.T) {
+	tests := []struct {
+		name string
+		// interrupt leaves the first attempt without an outcome.
+		interrupt func(t *testing.T, n *activities.Notifier, srv *smsfake.Server, in *activities.SMSInput, phone string)
+		// wantFirstErr: the interrupted attempt itself returned a retryable error.
+		wantFirstErr bool
+		wantAttempts int
+	}{
+		{
+			name: "worker killed after the provider took the message",
+			interrupt: func(t *testing.T, n *activities.Notifier, _ *smsfake.Server, in *activities.SMSInput, phone string) {
+				interruptedSend(t, n, in, phone, time.Now().Add(-time.Second), true)
+			},
+			wantAttempts: 1,
+		},
+		{
+			name: "worker killed before the request reached the provider",
+			interrupt: func(t *testing.T, n *activities.Notifier, _ *smsfake.Server, in *activities.SMSInput, phone string) {
+				interruptedSend(t, n, in, phone, time.Now().Add(-time.Second), false)
+			},
+			wantAttempts: 1,
+		},
+		{
+			name: "connection lost after the provider took the message",
+			interrupt: func(t *testing.T, n *activities.Notifier, srv *smsfake.Server, in *activities.SMSInput, _ string) {
+				srv.DropNextAnswers(1)
+				_, err := n.SendSMS(context.Background(), in)
+				var appErr *temporal.ApplicationError
+				require.ErrorAs(t, err, &appErr)
+				require.Equal(t, activities.ErrTypeSMSRetryable, appErr.Type())
+			},
+			wantFirstErr: true,
+			wantAttempts: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smsfake.New(t, accountSID, authToken)
+			n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, SMS: &sms.Client{BaseURL: srv.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"}}
+			phone := "+447700900501"
+			in := &activities.SMSInput{IncidentID: newIncident(t), Step: "escalation-1", Recipient: newStaff(t, phone), Body: "page: Room 4"}
+			tt.interrupt(t, n, srv, in, phone)
+
+			res, err := n.SendSMS(context.Background(), in)
+			require.NoError(t, err)
+			require.True(t, res.Sent)
+			require.Len(t, srv.Messages(), 1, "the page reached the provider once")
+			require.Equal(t, srv.Messages()[0].SID, res.SID)
+			row := smsOutbox(t, in)
+			require.Equal(t, "sent", row.Status)
+			require.Equal(t, res.SID, row.ProviderRef)
+			require.Equal(t, tt.wantAttempts, row.Attempts)
+
+			again, err := n.SendSMS(context.Background(), in)
+			require.NoError(t, err)
+			require.Equal(t, res.SID, again.SID)
+			require.Len(t, srv.Messages(), 1)
+		})
+	}
+}
+
+// TestSendSMS_WaitsForAnotherAttemptsLease: an attempt that finds another
+// one's send lease running waits for it to end, then settles the send.
+func TestSendSMS_WaitsForAnotherAttemptsLease(t *testing.T) {
+	srv := smsfake.New(t, accountSID, authToken)
+	n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, SMS: &sms.Client{BaseURL: srv.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"}}
+	phone := "+447700900502"
+	in := &activities.SMSInput{IncidentID: newIncident(t), Step: "assign", Recipient: newStaff(t, phone), Body: "page"}
+	interruptedSend(t, n, in, phone, time.Now().Add(time.Second), false)
+
+	start := time.Now()
+	res, err := n.SendSMS(context.Background(), in)
+	require.NoError(t, err)
+	require.True(t, res.Sent)
+	require.GreaterOrEqual(t, time.Since(start), 800*time.Millisecond, "waited for the lease")
+	require.Len(t, srv.Messages(), 1)
+
+	// An attempt whose context ends first gives up, retryably, sending nothing.
+	in2 := &activities.SMSInput{IncidentID: in.IncidentID, Step: "escalation-1", Recipient: in.Recipient, Body: "page"}
+	interruptedSend(t, n, in2, phone, time.Now().Add(time.Minute), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = n.SendSMS(ctx, in2)
+	require.Error(t, err)
+	require.Len(t, srv.Messages(), 1)
+	require.Equal(t, "pending", smsOutbox(t, in2).Status)
+}
+
+// TestSendSMS_InterruptedSendIgnoresAnotherPagesMessage: the same text to
+// the same person for another step is that step's message, not this one's.
+func TestSendSMS_InterruptedSendIgnoresAnotherPagesMessage(t *testing.T) {
+	srv := smsfake.New(t, accountSID, authToken)
+	n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, SMS: &sms.Client{BaseURL: srv.URL, AccountSID: accountSID, AuthToken: authToken, From: "+447700900999"}}
+	phone := "+447700900503"
+	first := &activities.SMSInput{IncidentID: newIncident(t), Step: "assign", Recipient: newStaff(t, phone), Body: "same text"}
+	res, err := n.SendSMS(context.Background(), first)
+	require.NoError(t, err)
+	second := &activities.SMSInput{IncidentID: first.IncidentID, Step: "escalation-1", Recipient: first.Recipient, Body: "same text"}
+	interruptedSend(t, n, second, phone, time.Now().Add(-time.Second), false)
+
+	res2, err := n.SendSMS(context.Background(), second)
+	require.NoError(t, err)
+	require.NotEqual(t, res.SID, res2.SID)
+	require.Len(t, srv.Messages(), 2)
+}
+
 func TestNotifyInputsAreValidated(t *testing.T) {
 	n := &activities.Notifier{Store: &incident.Store{DB: db}, Reference: &reference.Store{DB: db}, Slack: slacknotify.New(slacknotify.Config{Token: "x", APIURL: "http://127.0.0.1:1/"})}
 	_, err := n.SyncSlack(context.Background(), &activities.SlackSyncInput{})

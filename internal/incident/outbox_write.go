@@ -241,14 +241,28 @@ func pageInApps(ctx context.Context, tx *sqlx.Tx, pages []InAppPage) ([]PageSent
 	return sent, nil
 }
 
-// SMSClaim is an SMS outbox row claimed and locked by an open transaction,
-// so concurrent attempts cannot both send. Exactly one of MarkSent, Settle
-// and CountAttempt commits it; Close rolls back whatever was not committed.
+// SMSClaim is an SMS outbox row claimed and locked by an open transaction.
+// Until StartSend, exactly one of MarkSent, Settle and CountAttempt commits
+// it and Close rolls back whatever was not committed. StartSend commits the
+// claim with a send lease before the provider is called, so the row is not
+// locked during the call; the outcome is then recorded on the row by the
+// same methods.
 type SMSClaim struct {
+	db *sqlx.DB
 	tx *sqlx.Tx
 	// Row is the outbox row as claimed: a settled status (sent, skipped,
 	// failed) is the outcome of an earlier attempt.
 	Row OutboxRow
+	// InDoubtSince, when set, is when an earlier attempt began a send whose
+	// outcome is unknown: it died inside the provider call, or the call
+	// ended without an answer. The message may have gone out since then, so
+	// the provider's log is read before sending again.
+	InDoubtSince *time.Time
+	// LeaseLeft, when positive, is how long another attempt's send lease
+	// still runs: that attempt may be calling the provider right now.
+	LeaseLeft time.Duration
+	// sending is set once StartSend committed the claim.
+	sending bool
 }
 
 // ClaimSMS claims the SMS outbox row of (incident, step, recipient) in a
@@ -263,7 +277,21 @@ func (s *Store) ClaimSMS(ctx context.Context, incidentID, step, recipient string
 		_ = tx.Rollback()
 		return nil, err
 	}
-	return &SMSClaim{tx: tx, Row: row}, nil
+	var send struct {
+		StartedAt *time.Time `db:"send_started_at"`
+		LeaseLeft *float64   `db:"lease_left"`
+	}
+	if err := tx.GetContext(ctx, &send, `
+		SELECT send_started_at, EXTRACT(EPOCH FROM send_lease_until - clock_timestamp())::float8 AS lease_left
+		FROM notification_outbox WHERE id = $1`, row.ID); err != nil {
+		_ = tx.Rollback()
+		return nil, fmt.Errorf("read sms send state: %w", err)
+	}
+	c := &SMSClaim{db: s.DB, tx: tx, Row: row, InDoubtSince: send.StartedAt}
+	if send.LeaseLeft != nil && *send.LeaseLeft > 0 {
+		c.LeaseLeft = time.Duration(*send.LeaseLeft * float64(time.Second))
+	}
+	return c, nil
 }
 
 // Close rolls the claim's transaction back if it was not committed.
@@ -282,20 +310,81 @@ func (c *SMSClaim) RecipientPhone(ctx context.Context, staffID string) (phone st
 	return phone, true, nil
 }
 
+// StartSend records that a send begins, leased until leaseUntil (when the
+// attempt is given up), and commits the claim: the provider is called
+// without the row locked. The first unanswered send's start is kept, so a
+// later attempt knows since when the message may be in the provider's log.
+func (c *SMSClaim) StartSend(ctx context.Context, leaseUntil time.Time) error {
+	if _, err := c.tx.ExecContext(ctx, `
+		UPDATE notification_outbox
+		SET send_started_at = COALESCE(send_started_at, clock_timestamp()), send_lease_until = $2
+		WHERE id = $1`, c.Row.ID, leaseUntil); err != nil {
+		return fmt.Errorf("start sms send: %w", err)
+	}
+	if err := c.tx.Commit(); err != nil {
+		return fmt.Errorf("commit sms send start: %w", err)
+	}
+	c.sending = true
+	return nil
+}
+
+// UnrecordedRef returns the first of refs (provider message ids, best
+// first) that no SMS outbox row of recipient has recorded yet, or "" when
+// every one is already another page's message.
+func (c *SMSClaim) UnrecordedRef(ctx context.Context, recipient string, refs []string) (string, error) {
+	if len(refs) == 0 {
+		return "", nil
+	}
+	var ref []string
+	if err := c.db.SelectContext(ctx, &ref, `
+		SELECT u.ref FROM unnest($2::text[]) WITH ORDINALITY AS u (ref, n)
+		WHERE NOT EXISTS (
+			SELECT 1 FROM notification_outbox o
+			WHERE o.recipient = $1 AND o.channel = 'sms' AND o.provider_ref = u.ref)
+		ORDER BY u.n LIMIT 1`, recipient, pq.Array(refs)); err != nil {
+		return "", fmt.Errorf("match sms provider refs: %w", err)
+	}
+	if len(ref) == 0 {
+		return "", nil
+	}
+	return ref[0], nil
+}
+
+// exec runs a statement that records an outcome: in the claim's
+// transaction, committed, before StartSend; on the row itself after it.
+func (c *SMSClaim) exec(ctx context.Context, what string, dest any, query string, args ...any) error {
+	var err error
+	switch {
+	case c.sending && dest != nil:
+		err = c.db.GetContext(ctx, dest, query, args...)
+	case c.sending:
+		_, err = c.db.ExecContext(ctx, query, args...)
+	case dest != nil:
+		err = c.tx.GetContext(ctx, dest, query, args...)
+	default:
+		_, err = c.tx.ExecContext(ctx, query, args...)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if !c.sending {
+		if err := c.tx.Commit(); err != nil {
+			return fmt.Errorf("commit %s: %w", what, err)
+		}
+	}
+	return nil
+}
+
 // MarkSent records the provider's message id, marks the row sent and
 // commits; it returns when the row was marked sent.
 func (c *SMSClaim) MarkSent(ctx context.Context, providerRef string) (time.Time, error) {
 	var sentAt time.Time
-	if err := c.tx.GetContext(ctx, &sentAt, `
+	err := c.exec(ctx, "mark sms sent", &sentAt, `
 		UPDATE notification_outbox
-		SET status = 'sent', attempts = attempts + 1, provider_ref = $2, last_error = '', sent_at = now()
-		WHERE id = $1 RETURNING sent_at`, c.Row.ID, providerRef); err != nil {
-		return time.Time{}, fmt.Errorf("mark sms sent: %w", err)
-	}
-	if err := c.tx.Commit(); err != nil {
-		return time.Time{}, fmt.Errorf("commit sms: %w", err)
-	}
-	return sentAt, nil
+		SET status = 'sent', attempts = attempts + 1, provider_ref = $2, last_error = '', sent_at = now(),
+			send_started_at = NULL, send_lease_until = NULL
+		WHERE id = $1 RETURNING sent_at`, c.Row.ID, providerRef)
+	return sentAt, err
 }
 
 // Settle marks the row skipped or failed (a failure counts as an attempt)
@@ -305,27 +394,20 @@ func (c *SMSClaim) Settle(ctx context.Context, status, providerRef, reason strin
 	if status == "failed" {
 		attempt = 1
 	}
-	if _, err := c.tx.ExecContext(ctx, `
-		UPDATE notification_outbox SET status = $2, provider_ref = $3, last_error = $4, attempts = attempts + $5
-		WHERE id = $1`, c.Row.ID, status, providerRef, reason, attempt); err != nil {
-		return fmt.Errorf("mark sms %s: %w", status, err)
-	}
-	if err := c.tx.Commit(); err != nil {
-		return fmt.Errorf("commit sms %s: %w", status, err)
-	}
-	return nil
+	return c.exec(ctx, "mark sms "+status, nil, `
+		UPDATE notification_outbox SET status = $2, provider_ref = $3, last_error = $4, attempts = attempts + $5,
+			send_started_at = NULL, send_lease_until = NULL
+		WHERE id = $1`, c.Row.ID, status, providerRef, reason, attempt)
 }
 
 // CountAttempt counts a failed attempt that will be retried, keeping the
-// row pending with the error, and commits.
-func (c *SMSClaim) CountAttempt(ctx context.Context, lastError string) error {
-	if _, err := c.tx.ExecContext(ctx, `
-		UPDATE notification_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1`,
-		c.Row.ID, lastError); err != nil {
-		return fmt.Errorf("record sms attempt: %w", err)
-	}
-	if err := c.tx.Commit(); err != nil {
-		return fmt.Errorf("commit sms attempt: %w", err)
-	}
-	return nil
+// row pending with the error, and commits. answered says the provider
+// answered that it did not take the message; otherwise (no answer, or an
+// unreadable one) the send stays in doubt and the next attempt reads the
+// provider's log first.
+func (c *SMSClaim) CountAttempt(ctx context.Context, lastError string, answered bool) error {
+	return c.exec(ctx, "record sms attempt", nil, `
+		UPDATE notification_outbox SET attempts = attempts + 1, last_error = $2, send_lease_until = NULL,
+			send_started_at = CASE WHEN $3 THEN NULL ELSE send_started_at END
+		WHERE id = $1`, c.Row.ID, lastError, answered)
 }

@@ -130,26 +130,29 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
 // digits, the first not 0.
 func ValidE164(number string) bool { return e164.MatchString(number) }
 
-// Send sends body to the E.164 number to and returns the message's SID. A
-// malformed number fails with ErrBadNumber before anything is sent.
-func (c *Client) Send(ctx context.Context, to, body string) (sid string, err error) {
-	if !ValidE164(to) {
-		return "", &Error{Message: "the number is not in E.164 form", Err: ErrBadNumber}
-	}
-	if utf8.RuneCountInString(body) > MaxBodyRunes {
-		body = string([]rune(body)[:MaxBodyRunes-1]) + "…"
-	}
+// messagesPath is the Messages resource of the account.
+func (c *Client) messagesPath() string {
+	return "/2010-04-01/Accounts/" + url.PathEscape(c.AccountSID) + "/Messages.json"
+}
+
+// do sends a request to path (with its query) on the API host and reads the
+// answer. A transport failure is a retryable *Error.
+func (c *Client) do(ctx context.Context, method, path string, form url.Values) (*http.Response, []byte, error) {
 	base := c.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	endpoint := strings.TrimSuffix(base, "/") + "/2010-04-01/Accounts/" + url.PathEscape(c.AccountSID) + "/Messages.json"
-	form := url.Values{"To": {to}, "From": {c.From}, "Body": {body}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", fmt.Errorf("sms: build request: %w", err)
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sms: build request: %w", err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.SetBasicAuth(c.AccountSID, c.AuthToken)
 	hc := c.HTTP
@@ -159,14 +162,40 @@ func (c *Client) Send(ctx context.Context, to, body string) (sid string, err err
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("sms: send: %w", ctx.Err())
+			return nil, nil, fmt.Errorf("sms: %s Messages.json: %w", method, ctx.Err())
 		}
-		return "", &Error{Retryable: true, Err: err}
+		return nil, nil, &Error{Retryable: true, Err: err}
 	}
 	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return "", &Error{StatusCode: resp.StatusCode, Retryable: true, Err: err}
+		return resp, nil, &Error{StatusCode: resp.StatusCode, Retryable: true, Err: err}
+	}
+	return resp, raw, nil
+}
+
+// fitBody cuts a body longer than MaxBodyRunes, as Send sends it.
+func fitBody(body string) string {
+	if utf8.RuneCountInString(body) > MaxBodyRunes {
+		return string([]rune(body)[:MaxBodyRunes-1]) + "…"
+	}
+	return body
+}
+
+// Send sends body to the E.164 number to and returns the message's SID. A
+// malformed number fails with ErrBadNumber before anything is sent.
+//
+// An *Error whose StatusCode is below 400 (no answer, or an unreadable
+// one) leaves it unknown whether the provider took the message: FindSent
+// tells.
+func (c *Client) Send(ctx context.Context, to, body string) (sid string, err error) {
+	if !ValidE164(to) {
+		return "", &Error{Message: "the number is not in E.164 form", Err: ErrBadNumber}
+	}
+	form := url.Values{"To": {to}, "From": {c.From}, "Body": {fitBody(body)}}
+	resp, raw, err := c.do(ctx, http.MethodPost, c.messagesPath(), form)
+	if err != nil {
+		return "", err
 	}
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -194,6 +223,11 @@ func (c *Client) Send(ctx context.Context, to, body string) (sid string, err err
 		return ok.SID, nil
 	}
 
+	return "", apiError(resp, raw)
+}
+
+// apiError classifies the provider's error answer.
+func apiError(resp *http.Response, raw []byte) *Error {
 	var apiErr struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
@@ -214,7 +248,69 @@ func (c *Client) Send(ctx context.Context, to, body string) (sid string, err err
 	default:
 		e.Err = ErrRejected
 	}
-	return "", e
+	return e
+}
+
+// findPages is how many pages of the provider's log FindSent reads at most.
+const findPages = 5
+
+// FindSent looks in the provider's message log for messages from the
+// client's sender to the number to with exactly body (as Send sends it),
+// created at or after since, and returns their SIDs, newest first. It
+// skips messages the provider reports failed or undelivered. It is how a
+// send that ended without an answer (a process killed inside the call, a
+// lost connection) is settled without sending the message twice.
+//
+// It reads the Messages list resource (GET Messages.json?To=&From=), newest
+// first, following next_page_uri until the messages are older than since,
+// at most findPages pages of 50.
+func (c *Client) FindSent(ctx context.Context, to, body string, since time.Time) ([]string, error) {
+	body = fitBody(body)
+	q := url.Values{"To": {to}, "From": {c.From}, "PageSize": {"50"}}
+	next := c.messagesPath() + "?" + q.Encode()
+	var sids []string
+	for page := 0; page < findPages && next != ""; page++ {
+		resp, raw, err := c.do(ctx, http.MethodGet, next, nil)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+			return nil, apiError(resp, raw)
+		}
+		var list struct {
+			Messages []struct {
+				SID         string `json:"sid"`
+				To          string `json:"to"`
+				From        string `json:"from"`
+				Body        string `json:"body"`
+				Status      string `json:"status"`
+				DateCreated string `json:"date_created"`
+			} `json:"messages"`
+			NextPageURI string `json:"next_page_uri"`
+		}
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, &Error{StatusCode: resp.StatusCode, Retryable: true, Message: "the provider's message list is unreadable", Err: err}
+		}
+		older := false
+		for _, m := range list.Messages {
+			created, err := time.Parse(time.RFC1123Z, m.DateCreated)
+			if err != nil {
+				return nil, &Error{StatusCode: resp.StatusCode, Retryable: true, Message: "a message in the provider's list has an unreadable date_created", Err: err}
+			}
+			if created.Before(since) {
+				older = true
+				continue
+			}
+			if m.To == to && m.From == c.From && m.Body == body && m.Status != "failed" && m.Status != "undelivered" && m.SID != "" {
+				sids = append(sids, m.SID)
+			}
+		}
+		next = list.NextPageURI
+		if older {
+			break
+		}
+	}
+	return sids, nil
 }
 
 // parseRetryAfter reads a Retry-After header: delay seconds or an HTTP

@@ -170,3 +170,44 @@ func TestClientNeverShowsTheToken(t *testing.T) {
 	}
 	require.Contains(t, buf.String(), accountSID)
 }
+
+func TestFindSent(t *testing.T) {
+	c, srv := newClient(t)
+	ctx := context.Background()
+	// 120 other messages to the number after the one sought, so it is on
+	// the third page of 50.
+	sought, err := c.Send(ctx, "+447700900123", "the page")
+	require.NoError(t, err)
+	for i := range 120 {
+		_, err := c.Send(ctx, "+447700900123", fmt.Sprintf("other %d", i))
+		require.NoError(t, err)
+	}
+	_, err = c.Send(ctx, "+447700900124", "the page")
+	require.NoError(t, err)
+
+	tests := []struct {
+		name  string
+		to    string
+		body  string
+		since time.Time
+		want  []string
+	}{
+		{name: "found on a later page", to: "+447700900123", body: "the page", since: time.Now().Add(-time.Minute), want: []string{sought}},
+		{name: "older than since", to: "+447700900123", body: "the page", since: time.Now().Add(time.Minute)},
+		{name: "other body", to: "+447700900123", body: "not sent"},
+		{name: "other number", to: "+447700900125", body: "the page"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := c.FindSent(ctx, tt.to, tt.body, tt.since)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+
+	srv.SetOutage(&smsfake.Failure{Status: http.StatusServiceUnavailable, Code: 20503, Message: "Service Unavailable"})
+	_, err = c.FindSent(ctx, "+447700900123", "the page", time.Time{})
+	var se *sms.Error
+	require.ErrorAs(t, err, &se)
+	require.True(t, se.Retryable)
+}

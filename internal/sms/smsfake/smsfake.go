@@ -1,7 +1,9 @@
 // Package smsfake is a small stand-in for Twilio's Messages API, for tests:
 // POST /2010-04-01/Accounts/{sid}/Messages.json with HTTP Basic auth and a
-// form body, answering with Twilio's JSON. Numbers can be marked unusable
-// and failures queued.
+// form body, answering with Twilio's JSON, and GET of the same resource,
+// the message log (filtered by To and From, newest first, paged with
+// PageSize and next_page_uri). Numbers can be marked unusable, failures
+// queued, and a message can be accepted with the answer lost.
 package smsfake
 
 import (
@@ -9,9 +11,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Message is a message the fake accepted.
@@ -36,11 +40,15 @@ type Server struct {
 
 	mu       sync.Mutex
 	messages []Message
+	// created is when each message was accepted, by index.
+	created  []time.Time
 	calls    int
 	bad      map[string]int
 	failures []Failure
 	// outage, when set, answers every request until cleared.
 	outage *Failure
+	// dropAnswers is how many accepted messages get no answer.
+	dropAnswers int
 }
 
 // New starts a fake for the account and closes it when the test ends.
@@ -74,6 +82,15 @@ func (s *Server) SetOutage(f *Failure) {
 	s.outage = f
 }
 
+// DropNextAnswers makes the next n messages be accepted and logged, with
+// the connection then closed before any answer: a provider that took the
+// message while its caller died or lost the connection.
+func (s *Server) DropNextAnswers(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropAnswers = n
+}
+
 // Messages returns the accepted messages, oldest first.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
@@ -92,12 +109,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	if r.Method != http.MethodPost || r.URL.Path != "/2010-04-01/Accounts/"+s.AccountSID+"/Messages.json" {
+	if (r.Method != http.MethodPost && r.Method != http.MethodGet) || r.URL.Path != "/2010-04-01/Accounts/"+s.AccountSID+"/Messages.json" {
 		twilioError(w, http.StatusNotFound, 20404, "The requested resource was not found")
 		return
 	}
 	if user, pass, ok := r.BasicAuth(); !ok || user != s.AccountSID || pass != s.AuthToken {
 		twilioError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return
+	}
+	if r.Method == http.MethodGet && s.outage == nil {
+		s.list(w, r)
 		return
 	}
 	if s.outage != nil || len(s.failures) > 0 {
@@ -129,11 +150,58 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	m := Message{SID: fmt.Sprintf("SM%032d", len(s.messages)+1), To: to, From: r.PostForm.Get("From"), Body: r.PostForm.Get("Body")}
 	s.messages = append(s.messages, m)
+	s.created = append(s.created, time.Now().UTC())
+	if s.dropAnswers > 0 {
+		s.dropAnswers--
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	_ = json.NewEncoder(w).Encode(s.resource(len(s.messages) - 1))
+}
+
+// resource is the i-th message as Twilio's JSON shows it.
+func (s *Server) resource(i int) map[string]any {
+	m := s.messages[i]
+	return map[string]any{
 		"sid": m.SID, "status": "queued", "to": m.To, "from": m.From, "body": m.Body,
-		"account_sid": s.AccountSID, "error_code": nil, "error_message": nil,
+		"account_sid": s.AccountSID, "date_created": s.created[i].Format(time.RFC1123Z),
+		"error_code": nil, "error_message": nil,
+	}
+}
+
+// list answers the message log: messages matching the To and From
+// filters, newest first, PageSize (default 50) a page, Page counting from 0.
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	size, err := strconv.Atoi(q.Get("PageSize"))
+	if err != nil || size < 1 || size > 1000 {
+		size = 50
+	}
+	page, _ := strconv.Atoi(q.Get("Page"))
+	var match []int
+	for i := len(s.messages) - 1; i >= 0; i-- {
+		m := s.messages[i]
+		if (q.Get("To") == "" || m.To == q.Get("To")) && (q.Get("From") == "" || m.From == q.Get("From")) {
+			match = append(match, i)
+		}
+	}
+	out := []map[string]any{}
+	for i := page * size; i < len(match) && i < (page+1)*size; i++ {
+		out = append(out, s.resource(match[i]))
+	}
+	next := ""
+	if (page+1)*size < len(match) {
+		nq := url.Values{"To": {q.Get("To")}, "From": {q.Get("From")}, "PageSize": {strconv.Itoa(size)}, "Page": {strconv.Itoa(page + 1)}}
+		next = r.URL.Path + "?" + nq.Encode()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"messages": out, "next_page_uri": next, "page": page, "page_size": size,
+		"uri": r.URL.RequestURI(),
 	})
 }
 
