@@ -85,11 +85,7 @@ func invalidRequest(msg string) error { return temporal.NewApplicationError(msg,
 // reminders, auto-resolve from the source, and an audit event for every
 // change, projected to Postgres.
 func Incident(ctx workflow.Context, in *IncidentInput) error {
-	w := &incident{in: in}
-	if err := w.setup(ctx); err != nil {
-		return err
-	}
-	return w.run(ctx)
+	return setUpAndRun(ctx, &incident{in: in})
 }
 
 type incident struct {
@@ -145,11 +141,19 @@ const versionAlertAnswerFirst = "alert-answer-before-projection"
 // writing their projection; the first call records the decision in history,
 // so older runs replay the record they made inside the update.
 func (w *incident) answerAlertFirst(ctx workflow.Context) bool {
-	if w.alertAnswerFirst == nil {
-		v := workflow.GetVersion(ctx, versionAlertAnswerFirst, workflow.DefaultVersion, 1) >= 1
-		w.alertAnswerFirst = &v
+	return decideOnce(&w.alertAnswerFirst, func() bool {
+		return workflow.GetVersion(ctx, versionAlertAnswerFirst, workflow.DefaultVersion, 1) >= 1
+	})
+}
+
+// decideOnce returns *decision, deciding it on the first call: a version
+// decision is recorded in history once, and later calls in the run reuse it.
+func decideOnce(decision **bool, decide func() bool) bool {
+	if *decision == nil {
+		v := decide()
+		*decision = &v
 	}
-	return *w.alertAnswerFirst
+	return **decision
 }
 
 // versionLocalSteps marks the change that made the short Postgres steps
@@ -163,11 +167,9 @@ const versionLocalSteps = "local-steps"
 // Postgres steps; the first call records the decision in history, so older
 // runs replay the activities they scheduled.
 func (w *incident) useLocalSteps(ctx workflow.Context) bool {
-	if w.localSteps == nil {
-		v := workflow.GetVersion(ctx, versionLocalSteps, workflow.DefaultVersion, 1) >= 1
-		w.localSteps = &v
-	}
-	return *w.localSteps
+	return decideOnce(&w.localSteps, func() bool {
+		return workflow.GetVersion(ctx, versionLocalSteps, workflow.DefaultVersion, 1) >= 1
+	})
 }
 
 // versionArmedSteps marks the change that writes, with every projection of
@@ -181,11 +183,9 @@ const versionArmedSteps = "armed-escalation-steps"
 // first call records the decision in history, so older runs replay the
 // projections they wrote.
 func (w *incident) useArmedSteps(ctx workflow.Context) bool {
-	if w.armedSteps == nil {
-		v := w.useLocalSteps(ctx) && workflow.GetVersion(ctx, versionArmedSteps, workflow.DefaultVersion, 1) >= 1
-		w.armedSteps = &v
-	}
-	return *w.armedSteps
+	return decideOnce(&w.armedSteps, func() bool {
+		return w.useLocalSteps(ctx) && workflow.GetVersion(ctx, versionArmedSteps, workflow.DefaultVersion, 1) >= 1
+	})
 }
 
 // armedStep is the escalation step an ASSIGNED incident waits for, as
@@ -235,11 +235,9 @@ func (w *incident) recordsDone() bool { return w.pendingRecords == 0 }
 // call records the decision in history, so replays of older runs (which never
 // scheduled these activities) stay deterministic.
 func (w *incident) withSideChannels(ctx workflow.Context) bool {
-	if w.sideChannels == nil {
-		v := workflow.GetVersion(ctx, versionSideChannels, workflow.DefaultVersion, 1) >= 1
-		w.sideChannels = &v
-	}
-	return *w.sideChannels
+	return decideOnce(&w.sideChannels, func() bool {
+		return workflow.GetVersion(ctx, versionSideChannels, workflow.DefaultVersion, 1) >= 1
+	})
 }
 
 var (
@@ -1517,12 +1515,7 @@ func dbCtx(ctx workflow.Context) workflow.Context {
 }
 
 func dbRetryPolicy() *temporal.RetryPolicy {
-	return &temporal.RetryPolicy{
-		InitialInterval:        500 * time.Millisecond,
-		BackoffCoefficient:     2,
-		MaximumInterval:        10 * time.Second,
-		NonRetryableErrorTypes: []string{"UnknownAlertType", "NoPolicy", "BadPolicy"},
-	}
+	return doublingRetry(500*time.Millisecond, 10*time.Second, "UnknownAlertType", "NoPolicy", "BadPolicy")
 }
 
 // summarized gives the activities scheduled with ctx a summary for the
@@ -1572,12 +1565,7 @@ func sideCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    10 * time.Second,
 		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        15 * time.Second,
-			NonRetryableErrorTypes: []string{activities.ErrTypeSlackPermanent},
-		},
+		RetryPolicy:            doublingRetry(time.Second, 15*time.Second, activities.ErrTypeSlackPermanent),
 	})
 }
 
@@ -1596,5 +1584,5 @@ func pageCtx(ctx workflow.Context) workflow.Context {
 }
 
 func pageRetryPolicy() *temporal.RetryPolicy {
-	return &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}
+	return doublingRetry(time.Second, 10*time.Second)
 }
