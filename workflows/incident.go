@@ -669,11 +669,8 @@ func (w *incident) onSourceResolved(ctx workflow.Context) bool {
 
 func (w *incident) autoResolve(ctx workflow.Context) error {
 	prev := w.st.Status
-	w.st.Status = StatusResolved
-	w.st.ResolvedAt = workflow.Now(ctx)
-	w.st.ResolvedBy = "source"
-	w.st.Resolution = "Auto-resolved: the source reported the condition cleared and it stayed clear for " + w.in.StableOKWait.String() + "."
-	w.st.SourceOKSince = time.Time{}
+	w.markResolved(workflow.Now(ctx), "source",
+		"Auto-resolved: the source reported the condition cleared and it stayed clear for "+w.in.StableOKWait.String()+".")
 	w.event(ctx, ActionAutoResolved, "source", "", prev, StatusResolved, nil)
 	if err := w.upsertSearchAttributes(ctx); err != nil {
 		return err
@@ -832,18 +829,10 @@ func (w *incident) onOperatorSignal(ctx workflow.Context, name string, sig *Oper
 		switch name {
 		case IncidentSignalAcknowledge:
 			// The escalation stops; the assignee, if any, stays.
-			w.st.Status = StatusAcknowledged
-			if w.st.AcknowledgedAt.IsZero() {
-				w.st.AcknowledgedAt = now
-			}
-			w.st.Reminders = 0
+			w.markAcknowledged(now)
 			w.event(ctx, ActionAcknowledged, "operator", actor, prev, StatusAcknowledged, nil)
 		case IncidentSignalResolve:
-			w.st.Status = StatusResolved
-			w.st.ResolvedAt = now
-			w.st.ResolvedBy = actor
-			w.st.Resolution = strings.TrimSpace(sig.Notes)
-			w.st.SourceOKSince = time.Time{}
+			w.markResolved(now, actor, strings.TrimSpace(sig.Notes))
 			w.event(ctx, ActionResolved, "operator", actor, prev, StatusResolved, nil)
 		case IncidentSignalNote:
 			w.event(ctx, ActionNoteAdded, "operator", actor, prev, prev, map[string]string{"note": strings.TrimSpace(sig.Notes)})
@@ -931,11 +920,7 @@ func (w *incident) applyAcknowledge(ctx workflow.Context, req *TransitionRequest
 		// The source acknowledged (e.g. at the bedside monitor): the
 		// escalation stops, the assignee stays.
 		prev := w.st.Status
-		w.st.Status = StatusAcknowledged
-		if w.st.AcknowledgedAt.IsZero() {
-			w.st.AcknowledgedAt = workflow.Now(ctx)
-		}
-		w.st.Reminders = 0
+		w.markAcknowledged(workflow.Now(ctx))
 		w.event(ctx, ActionAcknowledged, "source", req.Actor.Source, prev, StatusAcknowledged, nil)
 		_ = w.upsertSearchAttributes(ctx)
 		return
@@ -952,13 +937,29 @@ func (w *incident) acknowledge(ctx workflow.Context, staffID, action string) {
 			w.st.AssignedAt = now
 		}
 	}
+	w.markAcknowledged(now)
+	w.event(ctx, action, "staff", staffID, prev, StatusAcknowledged, nil)
+	_ = w.upsertSearchAttributes(ctx)
+}
+
+// markAcknowledged acknowledges the incident at now, keeping the time of
+// its first acknowledgement, and stops the escalation reminders.
+func (w *incident) markAcknowledged(now time.Time) {
 	w.st.Status = StatusAcknowledged
 	if w.st.AcknowledgedAt.IsZero() {
 		w.st.AcknowledgedAt = now
 	}
 	w.st.Reminders = 0
-	w.event(ctx, action, "staff", staffID, prev, StatusAcknowledged, nil)
-	_ = w.upsertSearchAttributes(ctx)
+}
+
+// markResolved resolves the incident at now by resolvedBy, with the
+// resolution's text, and forgets when the source last reported OK.
+func (w *incident) markResolved(now time.Time, resolvedBy, resolution string) {
+	w.st.Status = StatusResolved
+	w.st.ResolvedAt = now
+	w.st.ResolvedBy = resolvedBy
+	w.st.Resolution = resolution
+	w.st.SourceOKSince = time.Time{}
 }
 
 func (w *incident) validateClaim(req *TransitionRequest) error {
@@ -1027,11 +1028,7 @@ func (w *incident) validateResolve(req *TransitionRequest) error {
 
 func (w *incident) applyResolve(ctx workflow.Context, req *TransitionRequest) {
 	prev := w.st.Status
-	w.st.Status = StatusResolved
-	w.st.ResolvedAt = workflow.Now(ctx)
-	w.st.ResolvedBy = req.Actor.StaffID
-	w.st.Resolution = strings.TrimSpace(req.Notes)
-	w.st.SourceOKSince = time.Time{}
+	w.markResolved(workflow.Now(ctx), req.Actor.StaffID, strings.TrimSpace(req.Notes))
 	w.event(ctx, ActionResolved, "staff", req.Actor.StaffID, prev, StatusResolved, nil)
 	_ = w.upsertSearchAttributes(ctx)
 }
