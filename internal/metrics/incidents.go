@@ -87,21 +87,11 @@ func NewIncidentMetrics(r *Registry) (*IncidentMetrics, error) {
 			Name: "vigil_notifications_total",
 			Help: "Notification attempts, by channel and outcome.",
 		}, []string{"channel", "outcome"}),
-		MTTA: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vigil_incident_mtta_seconds",
-			Help:    "Time from an incident opening to its first acknowledgement, observed when it resolves; never-acknowledged incidents are not observed.",
-			Buckets: ResponseTimeBuckets,
-		}, []string{"severity"}),
-		MTTR: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vigil_incident_mttr_seconds",
-			Help:    "Time from an incident opening to its resolution.",
-			Buckets: ResponseTimeBuckets,
-		}, []string{"severity"}),
-		TimeToAssign: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vigil_incident_time_to_assign_seconds",
-			Help:    "Time from an incident opening to its first assignment, observed when it resolves.",
-			Buckets: ResponseTimeBuckets,
-		}, []string{"severity"}),
+		MTTA: responseTimes("vigil_incident_mtta_seconds",
+			"Time from an incident opening to its first acknowledgement, observed when it resolves; never-acknowledged incidents are not observed."),
+		MTTR: responseTimes("vigil_incident_mttr_seconds", "Time from an incident opening to its resolution."),
+		TimeToAssign: responseTimes("vigil_incident_time_to_assign_seconds",
+			"Time from an incident opening to its first assignment, observed when it resolves."),
 		EscalationLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vigil_escalation_lateness_seconds",
 			Help:    "How late an escalation or reminder page went out after it was due (its in-app delivery).",
@@ -128,6 +118,11 @@ func NewIncidentMetrics(r *Registry) (*IncidentMetrics, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// responseTimes is a histogram of incident response times by severity.
+func responseTimes(name, help string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: ResponseTimeBuckets}, []string{"severity"})
 }
 
 // register registers c on r, or returns the collector already registered
