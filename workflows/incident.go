@@ -85,11 +85,7 @@ func invalidRequest(msg string) error { return temporal.NewApplicationError(msg,
 // reminders, auto-resolve from the source, and an audit event for every
 // change, projected to Postgres.
 func Incident(ctx workflow.Context, in *IncidentInput) error {
-	w := &incident{in: in}
-	if err := w.setup(ctx); err != nil {
-		return err
-	}
-	return w.run(ctx)
+	return setUpAndRun(ctx, &incident{in: in})
 }
 
 type incident struct {
@@ -145,11 +141,19 @@ const versionAlertAnswerFirst = "alert-answer-before-projection"
 // writing their projection; the first call records the decision in history,
 // so older runs replay the record they made inside the update.
 func (w *incident) answerAlertFirst(ctx workflow.Context) bool {
-	if w.alertAnswerFirst == nil {
-		v := workflow.GetVersion(ctx, versionAlertAnswerFirst, workflow.DefaultVersion, 1) >= 1
-		w.alertAnswerFirst = &v
+	return decideOnce(&w.alertAnswerFirst, func() bool {
+		return workflow.GetVersion(ctx, versionAlertAnswerFirst, workflow.DefaultVersion, 1) >= 1
+	})
+}
+
+// decideOnce returns *decision, deciding it on the first call: a version
+// decision is recorded in history once, and later calls in the run reuse it.
+func decideOnce(decision **bool, decide func() bool) bool {
+	if *decision == nil {
+		v := decide()
+		*decision = &v
 	}
-	return *w.alertAnswerFirst
+	return **decision
 }
 
 // versionLocalSteps marks the change that made the short Postgres steps
@@ -163,11 +167,9 @@ const versionLocalSteps = "local-steps"
 // Postgres steps; the first call records the decision in history, so older
 // runs replay the activities they scheduled.
 func (w *incident) useLocalSteps(ctx workflow.Context) bool {
-	if w.localSteps == nil {
-		v := workflow.GetVersion(ctx, versionLocalSteps, workflow.DefaultVersion, 1) >= 1
-		w.localSteps = &v
-	}
-	return *w.localSteps
+	return decideOnce(&w.localSteps, func() bool {
+		return workflow.GetVersion(ctx, versionLocalSteps, workflow.DefaultVersion, 1) >= 1
+	})
 }
 
 // versionArmedSteps marks the change that writes, with every projection of
@@ -181,11 +183,9 @@ const versionArmedSteps = "armed-escalation-steps"
 // first call records the decision in history, so older runs replay the
 // projections they wrote.
 func (w *incident) useArmedSteps(ctx workflow.Context) bool {
-	if w.armedSteps == nil {
-		v := w.useLocalSteps(ctx) && workflow.GetVersion(ctx, versionArmedSteps, workflow.DefaultVersion, 1) >= 1
-		w.armedSteps = &v
-	}
-	return *w.armedSteps
+	return decideOnce(&w.armedSteps, func() bool {
+		return w.useLocalSteps(ctx) && workflow.GetVersion(ctx, versionArmedSteps, workflow.DefaultVersion, 1) >= 1
+	})
 }
 
 // armedStep is the escalation step an ASSIGNED incident waits for, as
@@ -235,11 +235,9 @@ func (w *incident) recordsDone() bool { return w.pendingRecords == 0 }
 // call records the decision in history, so replays of older runs (which never
 // scheduled these activities) stay deterministic.
 func (w *incident) withSideChannels(ctx workflow.Context) bool {
-	if w.sideChannels == nil {
-		v := workflow.GetVersion(ctx, versionSideChannels, workflow.DefaultVersion, 1) >= 1
-		w.sideChannels = &v
-	}
-	return *w.sideChannels
+	return decideOnce(&w.sideChannels, func() bool {
+		return workflow.GetVersion(ctx, versionSideChannels, workflow.DefaultVersion, 1) >= 1
+	})
 }
 
 var (
@@ -671,11 +669,8 @@ func (w *incident) onSourceResolved(ctx workflow.Context) bool {
 
 func (w *incident) autoResolve(ctx workflow.Context) error {
 	prev := w.st.Status
-	w.st.Status = StatusResolved
-	w.st.ResolvedAt = workflow.Now(ctx)
-	w.st.ResolvedBy = "source"
-	w.st.Resolution = "Auto-resolved: the source reported the condition cleared and it stayed clear for " + w.in.StableOKWait.String() + "."
-	w.st.SourceOKSince = time.Time{}
+	w.markResolved(workflow.Now(ctx), "source",
+		"Auto-resolved: the source reported the condition cleared and it stayed clear for "+w.in.StableOKWait.String()+".")
 	w.event(ctx, ActionAutoResolved, "source", "", prev, StatusResolved, nil)
 	if err := w.upsertSearchAttributes(ctx); err != nil {
 		return err
@@ -834,18 +829,10 @@ func (w *incident) onOperatorSignal(ctx workflow.Context, name string, sig *Oper
 		switch name {
 		case IncidentSignalAcknowledge:
 			// The escalation stops; the assignee, if any, stays.
-			w.st.Status = StatusAcknowledged
-			if w.st.AcknowledgedAt.IsZero() {
-				w.st.AcknowledgedAt = now
-			}
-			w.st.Reminders = 0
+			w.markAcknowledged(now)
 			w.event(ctx, ActionAcknowledged, "operator", actor, prev, StatusAcknowledged, nil)
 		case IncidentSignalResolve:
-			w.st.Status = StatusResolved
-			w.st.ResolvedAt = now
-			w.st.ResolvedBy = actor
-			w.st.Resolution = strings.TrimSpace(sig.Notes)
-			w.st.SourceOKSince = time.Time{}
+			w.markResolved(now, actor, strings.TrimSpace(sig.Notes))
 			w.event(ctx, ActionResolved, "operator", actor, prev, StatusResolved, nil)
 		case IncidentSignalNote:
 			w.event(ctx, ActionNoteAdded, "operator", actor, prev, prev, map[string]string{"note": strings.TrimSpace(sig.Notes)})
@@ -933,11 +920,7 @@ func (w *incident) applyAcknowledge(ctx workflow.Context, req *TransitionRequest
 		// The source acknowledged (e.g. at the bedside monitor): the
 		// escalation stops, the assignee stays.
 		prev := w.st.Status
-		w.st.Status = StatusAcknowledged
-		if w.st.AcknowledgedAt.IsZero() {
-			w.st.AcknowledgedAt = workflow.Now(ctx)
-		}
-		w.st.Reminders = 0
+		w.markAcknowledged(workflow.Now(ctx))
 		w.event(ctx, ActionAcknowledged, "source", req.Actor.Source, prev, StatusAcknowledged, nil)
 		_ = w.upsertSearchAttributes(ctx)
 		return
@@ -954,13 +937,29 @@ func (w *incident) acknowledge(ctx workflow.Context, staffID, action string) {
 			w.st.AssignedAt = now
 		}
 	}
+	w.markAcknowledged(now)
+	w.event(ctx, action, "staff", staffID, prev, StatusAcknowledged, nil)
+	_ = w.upsertSearchAttributes(ctx)
+}
+
+// markAcknowledged acknowledges the incident at now, keeping the time of
+// its first acknowledgement, and stops the escalation reminders.
+func (w *incident) markAcknowledged(now time.Time) {
 	w.st.Status = StatusAcknowledged
 	if w.st.AcknowledgedAt.IsZero() {
 		w.st.AcknowledgedAt = now
 	}
 	w.st.Reminders = 0
-	w.event(ctx, action, "staff", staffID, prev, StatusAcknowledged, nil)
-	_ = w.upsertSearchAttributes(ctx)
+}
+
+// markResolved resolves the incident at now by resolvedBy, with the
+// resolution's text, and forgets when the source last reported OK.
+func (w *incident) markResolved(now time.Time, resolvedBy, resolution string) {
+	w.st.Status = StatusResolved
+	w.st.ResolvedAt = now
+	w.st.ResolvedBy = resolvedBy
+	w.st.Resolution = resolution
+	w.st.SourceOKSince = time.Time{}
 }
 
 func (w *incident) validateClaim(req *TransitionRequest) error {
@@ -1029,11 +1028,7 @@ func (w *incident) validateResolve(req *TransitionRequest) error {
 
 func (w *incident) applyResolve(ctx workflow.Context, req *TransitionRequest) {
 	prev := w.st.Status
-	w.st.Status = StatusResolved
-	w.st.ResolvedAt = workflow.Now(ctx)
-	w.st.ResolvedBy = req.Actor.StaffID
-	w.st.Resolution = strings.TrimSpace(req.Notes)
-	w.st.SourceOKSince = time.Time{}
+	w.markResolved(workflow.Now(ctx), req.Actor.StaffID, strings.TrimSpace(req.Notes))
 	w.event(ctx, ActionResolved, "staff", req.Actor.StaffID, prev, StatusResolved, nil)
 	_ = w.upsertSearchAttributes(ctx)
 }
@@ -1517,12 +1512,7 @@ func dbCtx(ctx workflow.Context) workflow.Context {
 }
 
 func dbRetryPolicy() *temporal.RetryPolicy {
-	return &temporal.RetryPolicy{
-		InitialInterval:        500 * time.Millisecond,
-		BackoffCoefficient:     2,
-		MaximumInterval:        10 * time.Second,
-		NonRetryableErrorTypes: []string{"UnknownAlertType", "NoPolicy", "BadPolicy"},
-	}
+	return doublingRetry(500*time.Millisecond, 10*time.Second, "UnknownAlertType", "NoPolicy", "BadPolicy")
 }
 
 // summarized gives the activities scheduled with ctx a summary for the
@@ -1572,12 +1562,7 @@ func sideCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    10 * time.Second,
 		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        15 * time.Second,
-			NonRetryableErrorTypes: []string{activities.ErrTypeSlackPermanent},
-		},
+		RetryPolicy:            doublingRetry(time.Second, 15*time.Second, activities.ErrTypeSlackPermanent),
 	})
 }
 
@@ -1596,5 +1581,5 @@ func pageCtx(ctx workflow.Context) workflow.Context {
 }
 
 func pageRetryPolicy() *temporal.RetryPolicy {
-	return &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}
+	return doublingRetry(time.Second, 10*time.Second)
 }

@@ -54,11 +54,7 @@ const (
 // the node's name and shows its status, last import, last observation,
 // last mail and next reminder as current details in the Web UI.
 func NodeMonitor(ctx workflow.Context, in *NodeMonitorInput) error {
-	m := &nodeMonitor{in: in}
-	if err := m.setup(ctx); err != nil {
-		return err
-	}
-	return m.run(ctx)
+	return setUpAndRun(ctx, &nodeMonitor{in: in})
 }
 
 type nodeMonitor struct {
@@ -510,12 +506,7 @@ func nodeDBCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeInvalidData, activities.ErrTypeInvalidInput},
-		},
+		RetryPolicy:            doublingRetry(time.Second, time.Minute, activities.ErrTypeInvalidData, activities.ErrTypeInvalidInput),
 	})
 }
 
@@ -526,14 +517,8 @@ func rescanCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute,
 		ScheduleToCloseTimeout: 5 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    5 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeBrokerAuth, activities.ErrTypeNoBroker, activities.ErrTypeInvalidInput,
-			},
-		},
+		RetryPolicy: doublingRetry(5*time.Second, time.Minute,
+			activities.ErrTypeBrokerAuth, activities.ErrTypeNoBroker, activities.ErrTypeInvalidInput),
 	})
 }
 
@@ -545,11 +530,6 @@ func nodeMailCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute,
 		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        10 * time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeMailPermanent, activities.ErrTypeInvalidInput},
-		},
+		RetryPolicy:            doublingRetry(10*time.Second, 10*time.Minute, activities.ErrTypeMailPermanent, activities.ErrTypeInvalidInput),
 	})
 }

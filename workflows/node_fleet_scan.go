@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
@@ -31,14 +30,8 @@ func FleetScan(ctx workflow.Context, _ *FleetScanInput) (*FleetScanResult, error
 		HeartbeatTimeout: time.Minute,
 		// Give up before the next scan is due; it starts over anyway.
 		ScheduleToCloseTimeout: 14 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    10 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    2 * time.Minute,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeBrokerAuth, activities.ErrTypeNoBroker, activities.ErrTypeInvalidInput,
-			},
-		},
+		RetryPolicy: doublingRetry(10*time.Second, 2*time.Minute,
+			activities.ErrTypeBrokerAuth, activities.ErrTypeNoBroker, activities.ErrTypeInvalidInput),
 	})
 	var res node.ScanResult
 	started := workflow.Now(ctx)

@@ -56,11 +56,7 @@ func SystemCheck(ctx workflow.Context, in *SystemCheckInput) (*SystemCheckResult
 		// Give up after a minute, so a broken database shows up as a failed
 		// check instead of a check that never ends.
 		ScheduleToCloseTimeout: time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    10 * time.Second,
-		},
+		RetryPolicy:            doublingRetry(time.Second, 10*time.Second),
 	})
 	exec := workflow.GetInfo(ctx).WorkflowExecution
 	var db *activities.Database

@@ -34,11 +34,7 @@ const (
 // the Web UI show its state, last poll, services by status, last change and
 // last operator signal.
 func Watch(ctx workflow.Context, in *WatchInput) error {
-	w := &watchRun{in: in}
-	if err := w.setup(ctx); err != nil {
-		return err
-	}
-	return w.run(ctx)
+	return setUpAndRun(ctx, &watchRun{in: in})
 }
 
 type watchRun struct {
@@ -218,6 +214,17 @@ func (w *watchRun) drainSignal(ctx workflow.Context) (bool, error) {
 	return false, nil
 }
 
+// drainSignals applies, one by one, every operator signal that arrived but
+// was not taken yet.
+func (w *watchRun) drainSignals(ctx workflow.Context) error {
+	for {
+		more, err := w.drainSignal(ctx)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
 // operatorSignal applies an operator's pause or resume as the update of the
 // same name does, and records it (the watch's row shows who did it); a
 // refused one is recorded with its reason.
@@ -287,14 +294,8 @@ func (w *watchRun) run(ctx workflow.Context) error {
 			}
 			// Operator signals already delivered are applied here: the next
 			// run would not see them.
-			for {
-				more, err := w.drainSignal(ctx)
-				if err != nil {
-					return err
-				}
-				if !more {
-					break
-				}
+			if err := w.drainSignals(ctx); err != nil {
+				return err
 			}
 			next := *w.in
 			carry := w.st
@@ -334,14 +335,8 @@ func (w *watchRun) deleted(ctx workflow.Context) error {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, WatchStateKey.ValueSet(WatchDeleted)); err != nil {
 		return fmt.Errorf("upsert search attributes: %w", err)
 	}
-	for {
-		more, err := w.drainSignal(ctx)
-		if err != nil {
-			return err
-		}
-		if !more {
-			break
-		}
+	if err := w.drainSignals(ctx); err != nil {
+		return err
 	}
 	w.details(ctx)
 	return nil

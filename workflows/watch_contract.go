@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -136,7 +137,7 @@ func DecideChanges(prev []ServiceState, obs []watch.Observation, recoveryPolls i
 	}
 	seen := make([]watch.Observation, len(obs))
 	copy(seen, obs)
-	slices.SortFunc(seen, func(a, b watch.Observation) int { return compareStrings(a.ServiceID, b.ServiceID) })
+	slices.SortFunc(seen, func(a, b watch.Observation) int { return cmp.Compare(a.ServiceID, b.ServiceID) })
 
 	var next []ServiceState
 	var changes []watch.Change
@@ -197,17 +198,6 @@ func change(kind string, p ServiceState, o watch.Observation, announce bool) wat
 		Kind: kind, ServiceID: o.ServiceID, Name: o.Name, Region: o.Region, Type: o.Type,
 		Previous: p.Capacity, PrevRAG: p.RAG, Capacity: o.Capacity, RAG: o.RAG,
 		ChangedBy: o.UpdatedBy, ChangedAt: o.UpdatedAt, Announce: announce,
-	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	default:
-		return 0
 	}
 }
 

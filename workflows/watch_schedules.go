@@ -76,11 +76,7 @@ func SnapshotRetention(ctx workflow.Context, in *RetentionInput) (*RetentionResu
 		HeartbeatTimeout: time.Minute,
 		// Give up before the next daily run is due; that run catches up.
 		ScheduleToCloseTimeout: 12 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    5 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    5 * time.Minute,
-		},
+		RetryPolicy:            doublingRetry(5*time.Second, 5*time.Minute),
 	})
 	var res activities.DeleteSnapshotsResult
 	workflow.SetCurrentDetails(ctx, "Deleting snapshots polled before "+clock(before))

@@ -24,19 +24,8 @@ export TEMPORAL_ADDRESS
 SEARCH_ATTRIBUTES="VigilKind IncidentStatus Severity AlertType AssignedRole WatchID NodeID WatchState NodeStatus IncidentID"
 TEXT_SEARCH_ATTRIBUTES="NodeName"
 
-# retry CMD [ARG...]: runs CMD until it succeeds, at most MAX_ATTEMPTS times.
-retry() {
-	attempt=1
-	until "$@"; do
-		if [ "$attempt" -ge "$MAX_ATTEMPTS" ]; then
-			echo "giving up after $attempt attempts: $*" >&2
-			return 1
-		fi
-		echo "not yet ($attempt/$MAX_ATTEMPTS): $*" >&2
-		attempt=$((attempt + 1))
-		sleep "$SLEEP_SECONDS"
-	done
-}
+# retry CMD [ARG...] (mounted beside this script).
+. "$(dirname "$0")/retry.sh"
 
 ensure_namespace() {
 	if temporal operator namespace describe --namespace "$NAMESPACE" >/dev/null 2>&1; then

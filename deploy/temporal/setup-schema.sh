@@ -24,19 +24,8 @@ set -eu
 : "${SLEEP_SECONDS:=2}"
 export SQL_HOST SQL_PORT SQL_USER SQL_PASSWORD
 
-# retry CMD [ARG...]: runs CMD until it succeeds, at most MAX_ATTEMPTS times.
-retry() {
-	attempt=1
-	until "$@"; do
-		if [ "$attempt" -ge "$MAX_ATTEMPTS" ]; then
-			echo "giving up after $attempt attempts: $*" >&2
-			return 1
-		fi
-		echo "not yet ($attempt/$MAX_ATTEMPTS): $*" >&2
-		attempt=$((attempt + 1))
-		sleep "$SLEEP_SECONDS"
-	done
-}
+# retry CMD [ARG...] (mounted beside this script).
+. "$(dirname "$0")/retry.sh"
 
 sql_tool() {
 	temporal-sql-tool --plugin postgres12 --endpoint "$SQL_HOST" --port "$SQL_PORT" --user "$SQL_USER" "$@"

@@ -53,32 +53,46 @@ func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 
 // API runs the REST API until ctx ends.
 func API(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	var parts lifecycle
-	defer parts.stopAll(cfg.ShutdownTimeout, logger)
-
-	conns, err := connect(ctx, cfg, logger, &parts)
-	if err != nil {
-		return err
-	}
-	deps := apiDeps(cfg, conns.db, conns.tc, conns.reg, logger, cfg.TemporalUIURL)
-	deps.PayloadCodec = conns.codec
-	if deps.TransitionKeys, err = TransitionKeys(cfg, false, logger); err != nil {
-		return err
-	}
-	if err := addSecrets(&deps, cfg, false, logger); err != nil {
-		return err
-	}
-	srv, err := serve(ctx, cfg, deps, api.NewRouter(deps), &parts, logger)
-	if err != nil {
-		return err
-	}
-	logger.InfoContext(ctx, "vigil api started", "url", srv.url(), "config", cfg)
-	return waitForStop(ctx, srv.errc)
+	return runServer(ctx, cfg, logger, func(conns connections, _ *lifecycle) (api.Deps, http.Handler, error) {
+		deps := apiDeps(cfg, conns.db, conns.tc, conns.reg, logger, cfg.TemporalUIURL)
+		deps.PayloadCodec = conns.codec
+		var err error
+		if deps.TransitionKeys, err = TransitionKeys(cfg, false, logger); err != nil {
+			return deps, nil, err
+		}
+		if err := addSecrets(&deps, cfg, false, logger); err != nil {
+			return deps, nil, err
+		}
+		return deps, api.NewRouter(deps), nil
+	}, func(url string) {
+		logger.InfoContext(ctx, "vigil api started", "url", url, "config", cfg)
+	})
 }
 
 // Worker runs the Temporal worker, plus health and metrics endpoints, until
 // ctx ends.
 func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	return runServer(ctx, cfg, logger, func(conns connections, parts *lifecycle) (api.Deps, http.Handler, error) {
+		keys, err := TransitionKeys(cfg, false, logger)
+		if err != nil {
+			return api.Deps{}, nil, err
+		}
+		if err := startWorker(ctx, cfg, conns.db, conns.tc, conns.reg, keys, parts, logger); err != nil {
+			return api.Deps{}, nil, err
+		}
+		deps := apiDeps(cfg, conns.db, conns.tc, conns.reg, logger, cfg.TemporalUIURL)
+		return deps, api.NewOperationsRouter(deps), nil
+	}, func(url string) {
+		logger.InfoContext(ctx, "vigil worker started", "task_queue", cfg.TaskQueue, "health_url", url, "config", cfg)
+	})
+}
+
+// runServer is the start-up path `vigil api` and `vigil worker` share: it
+// connects, has start add the process's own parts and build the handler to
+// serve, serves it, calls started with the server's URL and blocks until ctx
+// ends; then it stops every part in reverse order of start.
+func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger,
+	start func(conns connections, parts *lifecycle) (api.Deps, http.Handler, error), started func(url string)) error {
 	var parts lifecycle
 	defer parts.stopAll(cfg.ShutdownTimeout, logger)
 
@@ -86,19 +100,15 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	keys, err := TransitionKeys(cfg, false, logger)
+	deps, h, err := start(conns, &parts)
 	if err != nil {
 		return err
 	}
-	if err := startWorker(ctx, cfg, conns.db, conns.tc, conns.reg, keys, &parts, logger); err != nil {
-		return err
-	}
-	deps := apiDeps(cfg, conns.db, conns.tc, conns.reg, logger, cfg.TemporalUIURL)
-	srv, err := serve(ctx, cfg, deps, api.NewOperationsRouter(deps), &parts, logger)
+	srv, err := serve(ctx, cfg, deps, h, &parts, logger)
 	if err != nil {
 		return err
 	}
-	logger.InfoContext(ctx, "vigil worker started", "task_queue", cfg.TaskQueue, "health_url", srv.url(), "config", cfg)
+	started(srv.url())
 	return waitForStop(ctx, srv.errc)
 }
 

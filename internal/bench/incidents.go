@@ -130,37 +130,36 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	})
 	rep.Reference = summarize(ref.durations)
 
+	// newIncidents raises a new incident (patient B-<run>-<tag><i>) per
+	// arrival at rate for o.Duration and returns the IDs of those opened.
+	newIncidents := func(tag string, rate float64) (phase, []string) {
+		ids := newIDs()
+		p := openLoop(ctx, rate, o.Duration, func(i int) (time.Duration, error) {
+			start := time.Now()
+			id, err := c.alert(ctx, "FALL_DETECTED", fmt.Sprintf("B-%s-%s%d", run, tag, i), "")
+			if err == nil {
+				ids.add(id)
+			}
+			return time.Since(start), err
+		})
+		return p, ids.all()
+	}
+
 	fmt.Fprintf(progress, "latency: new incidents at %.0f/s for %s\n", o.Rate, o.Duration)
-	ids := newIDs()
-	lat := openLoop(ctx, o.Rate, o.Duration, func(i int) (time.Duration, error) {
-		start := time.Now()
-		id, err := c.alert(ctx, "FALL_DETECTED", fmt.Sprintf("B-%s-L%d", run, i), "")
-		if err == nil {
-			ids.add(id)
-		}
-		return time.Since(start), err
-	})
+	lat, latIDs := newIncidents("L", o.Rate)
 	rep.Accepted, rep.Errors = summarize(lat.durations), lat.errors
 	time.Sleep(o.Settle)
-	if rep.AlertToAssigned, rep.AlertToFirstNotify, _, err = incidentTimes(ctx, db, ids.all()); err != nil {
+	if rep.AlertToAssigned, rep.AlertToFirstNotify, _, err = incidentTimes(ctx, db, latIDs); err != nil {
 		return nil, err
 	}
 
 	fmt.Fprintf(progress, "throughput: new incidents at %.0f/s for %s\n", o.SustainRate, o.Duration)
-	sids := newIDs()
 	phaseStart := time.Now()
-	sus := openLoop(ctx, o.SustainRate, o.Duration, func(i int) (time.Duration, error) {
-		start := time.Now()
-		id, err := c.alert(ctx, "FALL_DETECTED", fmt.Sprintf("B-%s-S%d", run, i), "")
-		if err == nil {
-			sids.add(id)
-		}
-		return time.Since(start), err
-	})
+	sus, susIDs := newIncidents("S", o.SustainRate)
 	rep.Errors += sus.errors
-	rep.SustainCreated = len(sids.all())
+	rep.SustainCreated = len(susIDs)
 	time.Sleep(o.Settle)
-	_, _, lastAssigned, err := incidentTimes(ctx, db, sids.all())
+	_, _, lastAssigned, err := incidentTimes(ctx, db, susIDs)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/vigil-health/vigil/internal/sim"
 )
 
 // alertTypes are the 32 types of the seed catalogue with a plausible reading
@@ -69,14 +71,7 @@ func (g *AlertGenerator) Run(ctx context.Context) {
 		g.Rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	}
 	patients := Patients()
-	tick := time.NewTicker(time.Duration(float64(time.Minute) / g.PerMinute))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	sim.Every(ctx, time.Duration(float64(time.Minute)/g.PerMinute), func() {
 		p := patients[g.Rand.IntN(len(patients))]
 		t := alertTypes[g.Rand.IntN(len(alertTypes))]
 		body := map[string]any{
@@ -85,13 +80,13 @@ func (g *AlertGenerator) Run(ctx context.Context) {
 		}
 		if err := g.post(ctx, "/v1/alerts", body); err != nil {
 			g.Logger.WarnContext(ctx, "demo alert not accepted", "err", err)
-			continue
+			return
 		}
 		if g.Rand.IntN(2) == 0 {
 			delay := time.Duration(60+g.Rand.IntN(180)) * time.Second
 			go g.clearLater(ctx, delay, p, t.Type)
 		}
-	}
+	})
 }
 
 // clearLater reports the alert's condition cleared, as Alertmanager does.

@@ -49,14 +49,7 @@ func NewAccessMetrics(r *Registry) (*AccessMetrics, error) {
 		Tokens: counterVec("vigil_tokens_issued_total", "Access tokens issued, by subject type.",
 			[]string{"subject_type"}, [][]string{TokenSubjects}),
 	}
-	var err error
-	if m.Messages, err = register(r, m.Messages); err != nil {
-		return nil, err
-	}
-	if m.ActivationSteps, err = register(r, m.ActivationSteps); err != nil {
-		return nil, err
-	}
-	if m.Tokens, err = register(r, m.Tokens); err != nil {
+	if err := registerFields(r, field(&m.Messages), field(&m.ActivationSteps), field(&m.Tokens)); err != nil {
 		return nil, err
 	}
 	return m, nil

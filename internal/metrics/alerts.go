@@ -16,16 +16,10 @@ var refusedByRegistry sync.Map // *Registry -> *prometheus.CounterVec
 // MustRegister, if a metric of the same name but a different shape is
 // already registered.
 func AlertsRefused(r *Registry) *prometheus.CounterVec {
-	if v, ok := refusedByRegistry.Load(r); ok {
-		return v.(*prometheus.CounterVec)
-	}
-	c, err := register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "vigil_alerts_refused_total",
-		Help: "Alerts of an integration batch that Vigil could not parse (each opened a failsafe incident instead), by source and reason.",
-	}, []string{"source", "reason"}))
-	if err != nil {
-		panic(err)
-	}
-	v, _ := refusedByRegistry.LoadOrStore(r, c)
-	return v.(*prometheus.CounterVec)
+	return cached(&refusedByRegistry, r, func(r *Registry) (*prometheus.CounterVec, error) {
+		return register(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_alerts_refused_total",
+			Help: "Alerts of an integration batch that Vigil could not parse (each opened a failsafe incident instead), by source and reason.",
+		}, []string{"source", "reason"}))
+	})
 }

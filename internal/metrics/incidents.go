@@ -87,21 +87,11 @@ func NewIncidentMetrics(r *Registry) (*IncidentMetrics, error) {
 			Name: "vigil_notifications_total",
 			Help: "Notification attempts, by channel and outcome.",
 		}, []string{"channel", "outcome"}),
-		MTTA: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vigil_incident_mtta_seconds",
-			Help:    "Time from an incident opening to its first acknowledgement, observed when it resolves; never-acknowledged incidents are not observed.",
-			Buckets: ResponseTimeBuckets,
-		}, []string{"severity"}),
-		MTTR: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vigil_incident_mttr_seconds",
-			Help:    "Time from an incident opening to its resolution.",
-			Buckets: ResponseTimeBuckets,
-		}, []string{"severity"}),
-		TimeToAssign: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vigil_incident_time_to_assign_seconds",
-			Help:    "Time from an incident opening to its first assignment, observed when it resolves.",
-			Buckets: ResponseTimeBuckets,
-		}, []string{"severity"}),
+		MTTA: responseTimes("vigil_incident_mtta_seconds",
+			"Time from an incident opening to its first acknowledgement, observed when it resolves; never-acknowledged incidents are not observed."),
+		MTTR: responseTimes("vigil_incident_mttr_seconds", "Time from an incident opening to its resolution."),
+		TimeToAssign: responseTimes("vigil_incident_time_to_assign_seconds",
+			"Time from an incident opening to its first assignment, observed when it resolves."),
 		EscalationLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vigil_escalation_lateness_seconds",
 			Help:    "How late an escalation or reminder page went out after it was due (its in-app delivery).",
@@ -122,32 +112,17 @@ func NewIncidentMetrics(r *Registry) (*IncidentMetrics, error) {
 			m.Notifications.WithLabelValues(channel, o)
 		}
 	}
-	var err error
-	if m.AlertsReceived, err = register(r, m.AlertsReceived); err != nil {
-		return nil, err
-	}
-	if m.IncidentsOpened, err = register(r, m.IncidentsOpened); err != nil {
-		return nil, err
-	}
-	if m.Escalations, err = register(r, m.Escalations); err != nil {
-		return nil, err
-	}
-	if m.Notifications, err = register(r, m.Notifications); err != nil {
-		return nil, err
-	}
-	if m.MTTA, err = register(r, m.MTTA); err != nil {
-		return nil, err
-	}
-	if m.MTTR, err = register(r, m.MTTR); err != nil {
-		return nil, err
-	}
-	if m.TimeToAssign, err = register(r, m.TimeToAssign); err != nil {
-		return nil, err
-	}
-	if m.EscalationLateness, err = register(r, m.EscalationLateness); err != nil {
+	err := registerFields(r, field(&m.AlertsReceived), field(&m.IncidentsOpened), field(&m.Escalations),
+		field(&m.Notifications), field(&m.MTTA), field(&m.MTTR), field(&m.TimeToAssign), field(&m.EscalationLateness))
+	if err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// responseTimes is a histogram of incident response times by severity.
+func responseTimes(name, help string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: ResponseTimeBuckets}, []string{"severity"})
 }
 
 // register registers c on r, or returns the collector already registered
@@ -166,6 +141,29 @@ func register[C prometheus.Collector](r *Registry, c C) (C, error) {
 	return c, fmt.Errorf("register metric: %w", err)
 }
 
+// fieldRegistration registers the collector of one metrics struct field.
+type fieldRegistration func(*Registry) error
+
+// field registers *c on r and, when r already has a collector of that name
+// and shape, puts the registered one in *c (see register).
+func field[C prometheus.Collector](c *C) fieldRegistration {
+	return func(r *Registry) (err error) {
+		*c, err = register(r, *c)
+		return err
+	}
+}
+
+// registerFields runs the field registrations in order and stops at the
+// first that fails.
+func registerFields(r *Registry, fields ...fieldRegistration) error {
+	for _, register := range fields {
+		if err := register(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // incidentsByRegistry caches each Registry's IncidentMetrics (a Registry
 // lives as long as its process, so entries are never removed).
 var incidentsByRegistry sync.Map // *Registry -> *IncidentMetrics
@@ -174,15 +172,7 @@ var incidentsByRegistry sync.Map // *Registry -> *IncidentMetrics
 // registering them on first use. It panics, like MustRegister, if a metric
 // of the same name but a different shape is already registered.
 func (r *Registry) Incidents() *IncidentMetrics {
-	if m, ok := incidentsByRegistry.Load(r); ok {
-		return m.(*IncidentMetrics)
-	}
-	m, err := NewIncidentMetrics(r)
-	if err != nil {
-		panic(err)
-	}
-	actual, _ := incidentsByRegistry.LoadOrStore(r, m)
-	return actual.(*IncidentMetrics)
+	return cached(&incidentsByRegistry, r, NewIncidentMetrics)
 }
 
 // severityLabel bounds a severity to the known values.

@@ -54,17 +54,7 @@ func NewNodeMetrics(r *Registry) (*NodeMetrics, error) {
 		NodePolls: counterVec("vigil_broker_node_polls_total", "Per-node broker fetches of fleet scans, by outcome.",
 			[]string{"outcome"}, [][]string{BrokerNodePollOutcomes}),
 	}
-	var err error
-	if m.Mails, err = register(r, m.Mails); err != nil {
-		return nil, err
-	}
-	if m.RefusedRecipients, err = register(r, m.RefusedRecipients); err != nil {
-		return nil, err
-	}
-	if m.Scans, err = register(r, m.Scans); err != nil {
-		return nil, err
-	}
-	if m.NodePolls, err = register(r, m.NodePolls); err != nil {
+	if err := registerFields(r, field(&m.Mails), field(&m.RefusedRecipients), field(&m.Scans), field(&m.NodePolls)); err != nil {
 		return nil, err
 	}
 	return m, nil

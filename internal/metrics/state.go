@@ -91,47 +91,46 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect runs the queries at once, each within the timeout.
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	var wg sync.WaitGroup
-	if c.src.Outbox != nil {
+	start := func(name string, query func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.run(ch, "outbox", func(ctx context.Context) error {
-				rows, err := c.src.Outbox(ctx)
-				if err != nil {
-					return err
-				}
-				seen := map[string]OutboxBacklog{}
-				for _, b := range rows {
-					seen[b.Channel] = b
-				}
-				for _, ch := range OutboxChannels {
-					if _, ok := seen[ch]; !ok {
-						seen[ch] = OutboxBacklog{Channel: ch}
-					}
-				}
-				for channel, b := range seen {
-					ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(b.Pending), channel)
-					ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, b.OldestAge.Seconds(), channel)
-				}
-				return nil
-			})
+			c.run(ch, name, query)
 		}()
 	}
+	if c.src.Outbox != nil {
+		start("outbox", func(ctx context.Context) error {
+			rows, err := c.src.Outbox(ctx)
+			if err != nil {
+				return err
+			}
+			seen := map[string]OutboxBacklog{}
+			for _, b := range rows {
+				seen[b.Channel] = b
+			}
+			for _, ch := range OutboxChannels {
+				if _, ok := seen[ch]; !ok {
+					seen[ch] = OutboxBacklog{Channel: ch}
+				}
+			}
+			for channel, b := range seen {
+				ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(b.Pending), channel)
+				ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, b.OldestAge.Seconds(), channel)
+			}
+			return nil
+		})
+	}
 	if c.src.NodeStatuses != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.run(ch, "nodes", func(ctx context.Context) error {
-				counts, err := c.src.NodeStatuses(ctx)
-				if err != nil {
-					return err
-				}
-				for status, n := range counts {
-					ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(n), status)
-				}
-				return nil
-			})
-		}()
+		start("nodes", func(ctx context.Context) error {
+			counts, err := c.src.NodeStatuses(ctx)
+			if err != nil {
+				return err
+			}
+			for status, n := range counts {
+				ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(n), status)
+			}
+			return nil
+		})
 	}
 	wg.Wait()
 }

@@ -61,17 +61,7 @@ func NewWatchMetrics(r *Registry) (*WatchMetrics, error) {
 		Notifications: counterVec("vigil_watch_notifications_total", "Capacity change notifications, by channel and outcome.",
 			[]string{"channel", "outcome"}, [][]string{WatchNotifyChannels, WatchNotifyOutcomes}),
 	}
-	var err error
-	if m.PollLag, err = register(r, m.PollLag); err != nil {
-		return nil, err
-	}
-	if m.Polls, err = register(r, m.Polls); err != nil {
-		return nil, err
-	}
-	if m.Changes, err = register(r, m.Changes); err != nil {
-		return nil, err
-	}
-	if m.Notifications, err = register(r, m.Notifications); err != nil {
+	if err := registerFields(r, field(&m.PollLag), field(&m.Polls), field(&m.Changes), field(&m.Notifications)); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -53,17 +53,8 @@ type Env struct {
 // Run starts an Env for package name, runs the tests and tears the Env down.
 // It returns the exit code for os.Exit.
 func Run(m *testing.M, name string, env **Env) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	e, err := Start(ctx, name)
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
-		return 1
-	}
-	*env = e
-	code := m.Run()
-	e.Close()
-	return code
+	return runTests(m, func(ctx context.Context) (*Env, error) { return Start(ctx, name) },
+		func(e *Env) { *env = e })
 }
 
 // RunDB is Run for packages that need only Postgres: a fresh, migrated
@@ -71,20 +62,30 @@ func Run(m *testing.M, name string, env **Env) int {
 //
 //	func TestMain(m *testing.M) { os.Exit(testenv.RunDB(m, "oncall", &db, seed)) }
 func RunDB(m *testing.M, name string, db **sqlx.DB, setup func(context.Context, *sqlx.DB) error) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	e, err := StartDB(ctx, name)
-	if err == nil && setup != nil {
-		if err = setup(ctx, e.DB); err != nil {
-			err = fmt.Errorf("set up test database: %w", err)
-			e.Close()
+	return runTests(m, func(ctx context.Context) (*Env, error) {
+		e, err := StartDB(ctx, name)
+		if err == nil && setup != nil {
+			if err = setup(ctx, e.DB); err != nil {
+				e.Close()
+				return nil, fmt.Errorf("set up test database: %w", err)
+			}
 		}
-	}
+		return e, err
+	}, func(e *Env) { *db = e.DB })
+}
+
+// runTests starts an Env with start (given two minutes), hands it to use,
+// runs the tests and tears the Env down. It returns the exit code for
+// os.Exit.
+func runTests(m *testing.M, start func(context.Context) (*Env, error), use func(*Env)) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	e, err := start(ctx)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 		return 1
 	}
-	*db = e.DB
+	use(e)
 	code := m.Run()
 	e.Close()
 	return code

@@ -16,6 +16,7 @@
 package directorysim
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -396,7 +397,7 @@ func (s *Simulator) handleSearch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortStableFunc(hits, func(a, b hit) int {
-		if c := compareFloat(a.dist, b.dist); c != 0 {
+		if c := cmp.Compare(a.dist, b.dist); c != 0 {
 			return c
 		}
 		return strings.Compare(a.e.ID, b.e.ID)
@@ -410,16 +411,6 @@ func (s *Simulator) handleSearch(w http.ResponseWriter, r *http.Request) {
 		out = append(out, s.render(h.e))
 	}
 	writeJSON(w, http.StatusOK, envelope{Success: success{Code: http.StatusOK, ServiceCount: len(out), Services: out}})
-}
-
-func compareFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (s *Simulator) handleByID(w http.ResponseWriter, r *http.Request) {
