@@ -107,17 +107,30 @@ type SlackSyncResult struct {
 // the post goes ahead, as a duplicate page is safer than none) - is accepted.
 func (n *Notifier) SyncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyncResult, error) {
 	res, err := n.syncSlack(ctx, in)
-	if n.Metrics != nil && n.Slack != nil {
+	n.countNotified("slack", n.Slack != nil, err, func() string {
 		switch {
-		case err != nil:
-			n.Metrics.Notified("slack", "error")
 		case res.Posted:
-			n.Metrics.Notified("slack", "posted")
+			return "posted"
 		case res.Updated:
-			n.Metrics.Notified("slack", "updated")
+			return "updated"
 		}
-	}
+		return ""
+	})
 	return res, err
+}
+
+// countNotified counts one call of an enabled channel's activity in
+// vigil_notifications_total: "error" when it failed, else its outcome (none
+// counted when the outcome is "").
+func (n *Notifier) countNotified(channel string, enabled bool, err error, outcome func() string) {
+	if n.Metrics == nil || !enabled {
+		return
+	}
+	if err != nil {
+		n.Metrics.Notified(channel, "error")
+	} else if o := outcome(); o != "" {
+		n.Metrics.Notified(channel, o)
+	}
 }
 
 func (n *Notifier) syncSlack(ctx context.Context, in *SlackSyncInput) (*SlackSyncResult, error) {
@@ -272,14 +285,7 @@ type SMSResult struct {
 // again.
 func (n *Notifier) SendSMS(ctx context.Context, in *SMSInput) (*SMSResult, error) {
 	res, err := n.sendSMS(ctx, in)
-	if n.Metrics != nil && n.SMS != nil {
-		switch {
-		case err != nil:
-			n.Metrics.Notified("sms", "error")
-		default:
-			n.Metrics.Notified("sms", res.Status)
-		}
-	}
+	n.countNotified("sms", n.SMS != nil, err, func() string { return res.Status })
 	return res, err
 }
 
