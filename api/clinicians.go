@@ -438,9 +438,5 @@ func (s *Server) listAuthAudit(c *gin.Context) {
 		s.abortInternal(c, "list auth audit", err)
 		return
 	}
-	out := gin.H{"items": items}
-	if len(items) == limit {
-		out["next_before"] = items[len(items)-1].ID
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, idPageBody(items, limit, func(e activation.AuditEntry) int64 { return e.ID }))
 }

@@ -417,23 +417,15 @@ func parseMessageList(c *gin.Context, kind listKind) (message.ListQuery, *fieldE
 		return q, fe
 	}
 	if kind != listCallbacks {
-		if v, ok := c.GetQuery("active"); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return q, invalid("active", "must be true or false")
-			}
-			q.Active = b
+		if q.Active, fe = boolParam(c, "active", q.Active); fe != nil {
+			return q, fe
 		}
 	}
 	if q.Limit, fe = intParam(c, "limit", message.DefaultLimit, 1, message.MaxLimit); fe != nil {
 		return q, fe
 	}
-	if v, ok := c.GetQuery("cursor"); ok {
-		cur, err := message.DecodeCursor(v)
-		if err != nil {
-			return q, invalid("cursor", "must be a next_cursor returned by this endpoint")
-		}
-		q.Cursor = &cur
+	if q.Cursor, fe = cursorParam(c, message.DecodeCursor); fe != nil {
+		return q, fe
 	}
 	return q, nil
 }
@@ -452,12 +444,7 @@ func (s *Server) listMessages(kind listKind) gin.HandlerFunc {
 			s.abortMessageError(c, "list messages", err)
 			return
 		}
-		out := MessagePage{Items: page.Items}
-		if page.Next != nil {
-			next := page.Next.Encode()
-			out.NextCursor = &next
-		}
-		c.JSON(http.StatusOK, out)
+		c.JSON(http.StatusOK, MessagePage{Items: page.Items, NextCursor: nextCursor(page.Next)})
 	}
 }
 

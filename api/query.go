@@ -58,6 +58,54 @@ func parseInt64(field, v string, lo, hi int64) (int64, *fieldError) {
 	return n, nil
 }
 
+// boolParam reads an optional true/false query parameter; def when absent.
+func boolParam(c *gin.Context, name string, def bool) (bool, *fieldError) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def, invalid(name, "must be true or false")
+	}
+	return b, nil
+}
+
+// cursorParam reads the optional cursor of a list paged by keyset: nil
+// when absent, refused unless decode (the list's DecodeCursor) takes it.
+func cursorParam[C any](c *gin.Context, decode func(string) (C, error)) (*C, *fieldError) {
+	v, ok := c.GetQuery("cursor")
+	if !ok {
+		return nil, nil
+	}
+	cur, err := decode(v)
+	if err != nil {
+		return nil, invalid("cursor", "must be a next_cursor returned by this endpoint")
+	}
+	return &cur, nil
+}
+
+// nextCursor is the next_cursor of a keyset page whose next page starts at
+// next: nil on the last page.
+func nextCursor[C interface{ Encode() string }](next *C) *string {
+	if next == nil {
+		return nil
+	}
+	encoded := (*next).Encode()
+	return &encoded
+}
+
+// idPageBody is the body of a page of a list paged by id (see idPage):
+// the items and, when the page is full, next_before, the id (given by id)
+// of its last item.
+func idPageBody[T any](items []T, limit int, id func(T) int64) gin.H {
+	body := gin.H{"items": items}
+	if len(items) == limit {
+		body["next_before"] = id(items[len(items)-1])
+	}
+	return body
+}
+
 // offsetPage reads the limit (1 to 200, default 50) and offset (default 0)
 // of a list paged by offset.
 func offsetPage(c *gin.Context) (limit, offset int, fe *fieldError) {
