@@ -335,13 +335,26 @@ type DeviceActivationCreated struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func patientIDParam(c *gin.Context) (string, bool) {
-	id := c.Param("id")
-	if !workflows.ValidSubjectID(id) {
-		abortInvalid(c, invalid("id", "must be 1 to 64 letters, digits, '_' or '-'"))
-		return "", false
+// subjectIDParam reads the :id path parameter as a patient's or a
+// clinician's id, answering 400 when it is malformed.
+func subjectIDParam(c *gin.Context) (string, bool) {
+	return pathIDParam(c, workflows.ValidSubjectID, "must be 1 to 64 letters, digits, '_' or '-'")
+}
+
+// newHashedSecret makes a secret (a PIN, an authorisation code) with
+// generate and hashes it with a new salt; ok is false when it has answered
+// a failure (500).
+func (s *Server) newHashedSecret(c *gin.Context, what string, generate func() (string, error)) (secret, hash, salt string, ok bool) {
+	secret, err := generate()
+	if err != nil {
+		s.abortInternal(c, "new "+what, err)
+		return "", "", "", false
 	}
-	return id, true
+	if hash, salt, err = credential.Hash(secret); err != nil {
+		s.abortInternal(c, "hash "+what, err)
+		return "", "", "", false
+	}
+	return secret, hash, salt, true
 }
 
 // createPatientActivation issues a new PIN for the patient: a new
@@ -351,18 +364,12 @@ func (s *Server) createPatientActivation(c *gin.Context) {
 	if !s.activationsReady(c) {
 		return
 	}
-	pid, ok := patientIDParam(c)
+	pid, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}
-	pin, err := credential.NewPIN(s.act.pinLength)
-	if err != nil {
-		s.abortInternal(c, "new pin", err)
-		return
-	}
-	pinHash, pinSalt, err := credential.Hash(pin)
-	if err != nil {
-		s.abortInternal(c, "hash pin", err)
+	pin, pinHash, pinSalt, ok := s.newHashedSecret(c, "pin", func() (string, error) { return credential.NewPIN(s.act.pinLength) })
+	if !ok {
 		return
 	}
 	res, created, ok := s.openActivation(c, workflows.ActivationKindPatient, pid, pinHash, pinSalt)
@@ -370,11 +377,7 @@ func (s *Server) createPatientActivation(c *gin.Context) {
 		return
 	}
 	noStore(c)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	c.JSON(status, PatientActivationCreated{PIN: pin, ActivationCode: res.code, ExpiresAt: res.expiresAt})
+	c.JSON(createdStatus(created), PatientActivationCreated{PIN: pin, ActivationCode: res.code, ExpiresAt: res.expiresAt})
 }
 
 type openedActivation struct {
@@ -759,14 +762,8 @@ func (s *Server) completeActivation(c *gin.Context) {
 		abortActivationState(c, workflows.ActivationExpired)
 		return
 	}
-	authCode, err := credential.NewAuthorisationCode()
-	if err != nil {
-		s.abortInternal(c, "new authorisation code", err)
-		return
-	}
-	authHash, authSalt, err := credential.Hash(authCode)
-	if err != nil {
-		s.abortInternal(c, "hash authorisation code", err)
+	authCode, authHash, authSalt, ok := s.newHashedSecret(c, "authorisation code", credential.NewAuthorisationCode)
+	if !ok {
 		return
 	}
 	att := &workflows.AttemptRequest{AuthCodeHash: authHash, AuthCodeSalt: authSalt, Meta: requestMeta(c), PinSalt: row.PinSalt}
@@ -966,7 +963,7 @@ func (s *Server) patientToken(c *gin.Context) {
 	if !s.activationsReady(c) {
 		return
 	}
-	pid, ok := patientIDParam(c)
+	pid, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}
@@ -987,7 +984,7 @@ type ActivationView = activation.Summary
 
 // listPatientActivations lists a patient's activations, newest first.
 func (s *Server) listPatientActivations(c *gin.Context) {
-	pid, ok := patientIDParam(c)
+	pid, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}

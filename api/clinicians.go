@@ -186,17 +186,8 @@ func (s *Server) abortClinicianConflict(c *gin.Context, err error) bool {
 	return true
 }
 
-func clinicianIDParam(c *gin.Context) (string, bool) {
-	id := c.Param("id")
-	if !workflows.ValidSubjectID(id) {
-		abortInvalid(c, invalid("id", "must be 1 to 64 letters, digits, '_' or '-'"))
-		return "", false
-	}
-	return id, true
-}
-
 func (s *Server) getClinician(c *gin.Context) {
-	id, ok := clinicianIDParam(c)
+	id, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}
@@ -232,7 +223,7 @@ func (s *Server) listClinicians(c *gin.Context) {
 
 // patchClinician changes the fields given (admin).
 func (s *Server) patchClinician(c *gin.Context) {
-	id, ok := clinicianIDParam(c)
+	id, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}

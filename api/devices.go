@@ -230,11 +230,7 @@ func (s *Server) createDeviceActivation(c *gin.Context) {
 		return
 	}
 	noStore(c)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	c.JSON(status, DeviceActivationCreated{Code: res.code, ExpiresAt: res.expiresAt})
+	c.JSON(createdStatus(created), DeviceActivationCreated{Code: res.code, ExpiresAt: res.expiresAt})
 }
 
 // deviceToken exchanges the device's authorisation code for a device token

@@ -196,12 +196,7 @@ func (s *Server) putNodeSettings(c *gin.Context) {
 		s.abortNodeStore(c, "store node settings", err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-		c.Header("Location", "/v1/nodes/"+id+"/settings")
-	}
-	c.JSON(status, out)
+	answerStored(c, created, "/v1/nodes/"+id+"/settings", out)
 }
 
 func (s *Server) patchNodeSettings(c *gin.Context) {

@@ -58,6 +58,17 @@ func parseInt64(field, v string, lo, hi int64) (int64, *fieldError) {
 	return n, nil
 }
 
+// pathIDParam reads the :id path parameter, answering 400 with message
+// unless valid accepts it.
+func pathIDParam(c *gin.Context, valid func(string) bool, message string) (string, bool) {
+	id := c.Param("id")
+	if !valid(id) {
+		abortInvalid(c, invalid("id", message))
+		return "", false
+	}
+	return id, true
+}
+
 // boolParam reads an optional true/false query parameter; def when absent.
 func boolParam(c *gin.Context, name string, def bool) (bool, *fieldError) {
 	v, ok := c.GetQuery(name)

@@ -185,13 +185,7 @@ func putReference[K, In, T any](s *Server, c *gin.Context, what string, key K, p
 		out, created, err = put(ctx, key, in)
 		return out, err
 	})
-	if !ok {
-		return
+	if ok {
+		answerStored(c, created, location(out), out)
 	}
-	if created {
-		c.Header("Location", location(out))
-		c.JSON(http.StatusCreated, out)
-		return
-	}
-	c.JSON(http.StatusOK, out)
 }

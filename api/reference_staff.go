@@ -13,12 +13,7 @@ import (
 // referenceStaffID reads the :id path parameter as a staff id, answering 400
 // when it is malformed.
 func referenceStaffID(c *gin.Context) (string, bool) {
-	id := c.Param("id")
-	if !reference.ValidStaffID(id) {
-		abortInvalid(c, invalid("id", "must be 1 to 32 letters, digits, '_' or '-'"))
-		return "", false
-	}
-	return id, true
+	return pathIDParam(c, reference.ValidStaffID, "must be 1 to 32 letters, digits, '_' or '-'")
 }
 
 // listStaffMembers returns a page of staff, optionally of one role.
