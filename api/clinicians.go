@@ -204,21 +204,7 @@ func (s *Server) getClinician(c *gin.Context) {
 }
 
 func (s *Server) listClinicians(c *gin.Context) {
-	limit, offset, fe := offsetPage(c)
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	rows, err := s.activationStore().ListClinicians(c.Request.Context(), limit, offset)
-	if err != nil {
-		s.abortInternal(c, "list clinicians", err)
-		return
-	}
-	items := make([]ClinicianView, 0, len(rows))
-	for _, r := range rows {
-		items = append(items, clinicianView(r))
-	}
-	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
+	listByOffset(s, c, "list clinicians", s.activationStore().ListClinicians, clinicianView)
 }
 
 // patchClinician changes the fields given (admin).

@@ -111,10 +111,7 @@ func parseIncidentFilter(c *gin.Context) (incident.Filter, *fieldError) {
 	if f.From, f.To, fe = timeWindow(c); fe != nil {
 		return f, fe
 	}
-	if f.Limit, fe = intParam(c, "limit", incident.DefaultLimit, 1, incident.MaxLimit); fe != nil {
-		return f, fe
-	}
-	if f.After, fe = cursorParam(c, incident.DecodeCursor); fe != nil {
+	if f.Limit, f.After, fe = keysetPage(c, incident.DefaultLimit, incident.MaxLimit, incident.DecodeCursor); fe != nil {
 		return f, fe
 	}
 	return f, nil

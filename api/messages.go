@@ -421,10 +421,7 @@ func parseMessageList(c *gin.Context, kind listKind) (message.ListQuery, *fieldE
 			return q, fe
 		}
 	}
-	if q.Limit, fe = intParam(c, "limit", message.DefaultLimit, 1, message.MaxLimit); fe != nil {
-		return q, fe
-	}
-	if q.Cursor, fe = cursorParam(c, message.DecodeCursor); fe != nil {
+	if q.Limit, q.Cursor, fe = keysetPage(c, message.DefaultLimit, message.MaxLimit, message.DecodeCursor); fe != nil {
 		return q, fe
 	}
 	return q, nil

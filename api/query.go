@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,18 +84,22 @@ func boolParam(c *gin.Context, name string, def bool) (bool, *fieldError) {
 	return b, nil
 }
 
-// cursorParam reads the optional cursor of a list paged by keyset: nil
-// when absent, refused unless decode (the list's DecodeCursor) takes it.
-func cursorParam[C any](c *gin.Context, decode func(string) (C, error)) (*C, *fieldError) {
+// keysetPage reads the limit (1 to maxLimit, default defaultLimit) and
+// the optional cursor (nil when absent; refused unless decode, the list's
+// DecodeCursor, takes it) of a list paged by keyset.
+func keysetPage[C any](c *gin.Context, defaultLimit, maxLimit int, decode func(string) (C, error)) (limit int, cursor *C, fe *fieldError) {
+	if limit, fe = intParam(c, "limit", defaultLimit, 1, maxLimit); fe != nil {
+		return 0, nil, fe
+	}
 	v, ok := c.GetQuery("cursor")
 	if !ok {
-		return nil, nil
+		return limit, nil, nil
 	}
 	cur, err := decode(v)
 	if err != nil {
-		return nil, invalid("cursor", "must be a next_cursor returned by this endpoint")
+		return 0, nil, invalid("cursor", "must be a next_cursor returned by this endpoint")
 	}
-	return &cur, nil
+	return limit, &cur, nil
 }
 
 // nextCursor is the next_cursor of a keyset page whose next page starts at
@@ -115,6 +121,26 @@ func idPageBody[T any](items []T, limit int, id func(T) int64) gin.H {
 		body["next_before"] = id(items[len(items)-1])
 	}
 	return body
+}
+
+// listByOffset answers a list paged by offset (see offsetPage): list's
+// rows of the page, each shown with view, with the limit and offset.
+func listByOffset[R, V any](s *Server, c *gin.Context, what string, list func(context.Context, int, int) ([]R, error), view func(R) V) {
+	limit, offset, fe := offsetPage(c)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
+	}
+	rows, err := list(c.Request.Context(), limit, offset)
+	if err != nil {
+		s.abortInternal(c, what, err)
+		return
+	}
+	items := make([]V, 0, len(rows))
+	for _, r := range rows {
+		items = append(items, view(r))
+	}
+	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
 }
 
 // offsetPage reads the limit (1 to 200, default 50) and offset (default 0)

@@ -123,10 +123,7 @@ func parseWatchChangeFilter(c *gin.Context) (watch.ChangeFilter, *fieldError) {
 	if f.From, f.To, fe = timeWindow(c); fe != nil {
 		return f, fe
 	}
-	if f.Limit, fe = intParam(c, "limit", watch.DefaultLimit, 1, watch.MaxLimit); fe != nil {
-		return f, fe
-	}
-	if f.Cursor, fe = cursorParam(c, watch.DecodeCursor); fe != nil {
+	if f.Limit, f.Cursor, fe = keysetPage(c, watch.DefaultLimit, watch.MaxLimit, watch.DecodeCursor); fe != nil {
 		return f, fe
 	}
 	return f, nil
