@@ -1,10 +1,8 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,47 +98,6 @@ func keysetPage[C any](c *gin.Context, defaultLimit, maxLimit int, decode func(s
 		return 0, nil, invalid("cursor", "must be a next_cursor returned by this endpoint")
 	}
 	return limit, &cur, nil
-}
-
-// nextCursor is the next_cursor of a keyset page whose next page starts at
-// next: nil on the last page.
-func nextCursor[C interface{ Encode() string }](next *C) *string {
-	if next == nil {
-		return nil
-	}
-	encoded := (*next).Encode()
-	return &encoded
-}
-
-// idPageBody is the body of a page of a list paged by id (see idPage):
-// the items and, when the page is full, next_before, the id (given by id)
-// of its last item.
-func idPageBody[T any](items []T, limit int, id func(T) int64) gin.H {
-	body := gin.H{"items": items}
-	if len(items) == limit {
-		body["next_before"] = id(items[len(items)-1])
-	}
-	return body
-}
-
-// listByOffset answers a list paged by offset (see offsetPage): list's
-// rows of the page, each shown with view, with the limit and offset.
-func listByOffset[R, V any](s *Server, c *gin.Context, what string, list func(context.Context, int, int) ([]R, error), view func(R) V) {
-	limit, offset, fe := offsetPage(c)
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	rows, err := list(c.Request.Context(), limit, offset)
-	if err != nil {
-		s.abortInternal(c, what, err)
-		return
-	}
-	items := make([]V, 0, len(rows))
-	for _, r := range rows {
-		items = append(items, view(r))
-	}
-	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
 }
 
 // offsetPage reads the limit (1 to 200, default 50) and offset (default 0)
