@@ -154,17 +154,18 @@ func newActivationSettings(d Deps) *activationSettings {
 func (s *Server) activationRoutes(v1 *gin.RouterGroup) {
 	staff, admin := s.requireStaff(), s.requireStaff(auth.AccessAdmin)
 	limited := s.rateLimitByIP()
-	v1.POST("/patients/:id/activation", s.requireActivationWriter(), s.createPatientActivation)
+	keys := s.requireActivationKeys()
+	v1.POST("/patients/:id/activation", s.requireActivationWriter(), keys, s.createPatientActivation)
 	v1.GET("/patients/:id/activations", s.requireActivationWriter(), s.listPatientActivations)
-	v1.GET("/patients/:id/token", limited, s.patientToken)
-	v1.POST("/activations/:code", limited, s.completeActivation)
+	v1.GET("/patients/:id/token", limited, keys, s.patientToken)
+	v1.POST("/activations/:code", limited, keys, s.completeActivation)
 
 	v1.POST("/devices", admin, s.createDevice)
 	v1.GET("/devices", staff, s.listDevices)
 	v1.GET("/devices/:id", staff, s.getDevice)
 	v1.PATCH("/devices/:id", admin, s.patchDevice)
-	v1.POST("/devices/:id/activation", admin, s.createDeviceActivation)
-	v1.GET("/devices/:id/token", limited, s.deviceToken)
+	v1.POST("/devices/:id/activation", admin, keys, s.createDeviceActivation)
+	v1.GET("/devices/:id/token", limited, keys, s.deviceToken)
 
 	v1.POST("/clinicians", admin, s.createClinician)
 	v1.GET("/clinicians", staff, s.listClinicians)
@@ -269,13 +270,15 @@ func (s *Server) rateLimitByIP() gin.HandlerFunc {
 	}
 }
 
-// activationsReady answers 503 when no activation secret is configured.
-func (s *Server) activationsReady(c *gin.Context) bool {
-	if s.act.keys == nil {
-		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "activations are not configured (VIGIL_ACTIVATION_SECRET)", "")
-		return false
+// requireActivationKeys answers 503 to the routes that issue or check
+// activation and authorisation codes when no activation secret is
+// configured.
+func (s *Server) requireActivationKeys() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.act.keys == nil {
+			abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "activations are not configured (VIGIL_ACTIVATION_SECRET)", "")
+		}
 	}
-	return true
 }
 
 // activationStore is the store of activations, devices, clinicians and
@@ -361,9 +364,6 @@ func (s *Server) newHashedSecret(c *gin.Context, what string, generate func() (s
 // activation (201), or the pending one re-created with the same code, its
 // attempts reset and its expiry pushed (200).
 func (s *Server) createPatientActivation(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
 	pid, ok := subjectIDParam(c)
 	if !ok {
 		return
@@ -734,9 +734,6 @@ type ActivationCompleted struct {
 // known one that can no longer be used says why (410 expired, 403 locked,
 // 409 used); a wrong PIN is 403 with the attempts left.
 func (s *Server) completeActivation(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
 	kind, code, pin, ok := decodeActivationAttempt(c, s.act.pinLength)
 	if !ok {
 		return
@@ -834,6 +831,17 @@ func authorisationCodeHeader(c *gin.Context) (string, *fieldError) {
 		return "", invalid(AuthorisationCodeHeader, "must be the 32-character authorisation code")
 	}
 	return code, nil
+}
+
+// authorisationCode is authorisationCodeHeader for a handler: it answers
+// 400 itself, and ok is false, when the header is missing or malformed.
+func authorisationCode(c *gin.Context) (code string, ok bool) {
+	code, fe := authorisationCodeHeader(c)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return "", false
+	}
+	return code, true
 }
 
 // redeemAuthorisationCode exchanges the subject's authorisation code, once.
@@ -960,16 +968,12 @@ func (s *Server) issueSubjectToken(c *gin.Context, claims auth.Claims, ttl time.
 // patientToken exchanges the patient's authorisation code for a patient
 // token, once.
 func (s *Server) patientToken(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
 	pid, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}
-	code, fe := authorisationCodeHeader(c)
-	if fe != nil {
-		abortInvalid(c, fe)
+	code, ok := authorisationCode(c)
+	if !ok {
 		return
 	}
 	if !s.redeemAuthorisationCode(c, workflows.ActivationKindPatient, pid, code) {

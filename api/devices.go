@@ -214,9 +214,6 @@ func (s *Server) patchDevice(c *gin.Context) {
 // createDeviceActivation issues a 9-digit activation code for an active
 // device: a new activation (201), or the pending one with a new code (200).
 func (s *Server) createDeviceActivation(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
 	v, ok := s.loadDevice(c)
 	if !ok {
 		return
@@ -236,16 +233,12 @@ func (s *Server) createDeviceActivation(c *gin.Context) {
 // deviceToken exchanges the device's authorisation code for a device token
 // carrying its location, once. A deactivated device gets 403.
 func (s *Server) deviceToken(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
 	v, ok := s.loadDevice(c)
 	if !ok {
 		return
 	}
-	code, fe := authorisationCodeHeader(c)
-	if fe != nil {
-		abortInvalid(c, fe)
+	code, ok := authorisationCode(c)
+	if !ok {
 		return
 	}
 	if !v.Active {
