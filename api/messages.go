@@ -270,15 +270,26 @@ func (s *Server) abortMessageError(c *gin.Context, what string, err error) {
 	}
 }
 
-// createMessage stores a new message from the caller (201).
-func (s *Server) createMessage(c *gin.Context) {
+// readMessageBody reads a message endpoint's JSON body (at most
+// maxMessageBodyBytes) and decodes it with decode; ok is false when it has
+// answered the refusal.
+func readMessageBody[T any](c *gin.Context, decode func([]byte) (T, *requestError)) (v T, ok bool) {
 	body, ok := readJSONBody(c, maxMessageBodyBytes)
 	if !ok {
-		return
+		return v, false
 	}
-	m, re := decodeMessageCreate(body)
+	v, re := decode(body)
 	if re != nil {
 		re.abort(c)
+		return v, false
+	}
+	return v, true
+}
+
+// createMessage stores a new message from the caller (201).
+func (s *Server) createMessage(c *gin.Context) {
+	m, ok := readMessageBody(c, decodeMessageCreate)
+	if !ok {
 		return
 	}
 	msg, err := s.sendMessage(c.Request.Context(), principal(c), m)
@@ -333,13 +344,8 @@ func (s *Server) patchMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, ok := readJSONBody(c, maxMessageBodyBytes)
+	p, ok := readMessageBody(c, decodeMessagePatch)
 	if !ok {
-		return
-	}
-	p, re := decodeMessagePatch(body)
-	if re != nil {
-		re.abort(c)
 		return
 	}
 	msg, err := s.messageStore().Update(c.Request.Context(), principal(c), id, p)
@@ -448,13 +454,8 @@ func (s *Server) listMessages(kind listKind) gin.HandlerFunc {
 // activeCallbacks answers, for each patient id of the body, the newest
 // active callback that patient sent (patients without one are absent).
 func (s *Server) activeCallbacks(c *gin.Context) {
-	body, ok := readJSONBody(c, maxMessageBodyBytes)
+	ids, ok := readMessageBody(c, decodeCallbackPatients)
 	if !ok {
-		return
-	}
-	ids, re := decodeCallbackPatients(body)
-	if re != nil {
-		re.abort(c)
 		return
 	}
 	out, err := s.messageStore().ActiveCallbacks(c.Request.Context(), principal(c), ids)
