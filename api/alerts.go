@@ -46,18 +46,27 @@ func (s *Server) requireAlertSource(allowRoutingKey bool) gin.HandlerFunc {
 			s.abortUnauthorized(c, "an API key or staff token is required")
 			return
 		}
-		src, err := s.sourceFor(c.Request.Context(), token)
-		if err != nil {
-			s.abortInternal(c, "authenticate alert source", err)
-			return
+		if _, ok := s.authenticateSource(c, token, "the API key or token is invalid"); ok {
+			c.Next()
 		}
-		if src == nil {
-			s.abortUnauthorized(c, "the API key or token is invalid")
-			return
-		}
-		setAlertSource(c, src)
-		c.Next()
 	}
+}
+
+// authenticateSource looks up the alert source token (an API key or a staff
+// access token) names and records it as the request's; it answers 401 with
+// refusal when token names none. ok is false when it has answered.
+func (s *Server) authenticateSource(c *gin.Context, token, refusal string) (src *alertSource, ok bool) {
+	src, err := s.sourceFor(c.Request.Context(), token)
+	if err != nil {
+		s.abortInternal(c, "authenticate alert source", err)
+		return nil, false
+	}
+	if src == nil {
+		s.abortUnauthorized(c, refusal)
+		return nil, false
+	}
+	setAlertSource(c, src)
+	return src, true
 }
 
 // alertSource is the authenticated sender of alerts.

@@ -610,16 +610,10 @@ func (s *Server) postPagerDuty(c *gin.Context) {
 			s.abortUnauthorized(c, "an API key is required (Authorization header or routing_key)")
 			return
 		}
-		var err error
-		if src, err = s.sourceFor(ctx, ev.RoutingKey); err != nil {
-			s.abortInternal(c, "authenticate alert source", err)
+		var ok bool
+		if src, ok = s.authenticateSource(c, ev.RoutingKey, "the routing_key is not a valid API key"); !ok {
 			return
 		}
-		if src == nil {
-			s.abortUnauthorized(c, "the routing_key is not a valid API key")
-			return
-		}
-		setAlertSource(c, src)
 	}
 	switch ev.EventAction {
 	case "trigger":
