@@ -84,37 +84,17 @@ func (r *clinicianRequest) check(create bool) (clinicianFields, *fieldError) {
 		}
 		f.identifier = r.SendEntryIdentifier
 	}
+	var fe *fieldError
 	if r.Groups != nil {
-		if len(*r.Groups) > 20 {
-			return f, invalid("groups", "at most 20 groups")
-		}
-		for _, g := range *r.Groups {
-			g = strings.ToLower(strings.TrimSpace(g))
-			if g == "" || !validText(g, false) || utf8.RuneCountInString(g) > 64 {
-				return f, invalid("groups", "each group must be 1 to 64 characters of text")
-			}
-			if !slices.Contains(f.groups, g) {
-				f.groups = append(f.groups, g)
-			}
-		}
-		if f.groups == nil {
-			f.groups = []string{}
+		if f.groups, fe = distinctValues("groups", *r.Groups, 20, "at most 20 groups", cleanGroup,
+			"each group must be 1 to 64 characters of text"); fe != nil {
+			return f, fe
 		}
 	}
 	if r.LocationIDs != nil {
-		if len(*r.LocationIDs) > 100 {
-			return f, invalid("location_ids", "at most 100 locations")
-		}
-		for _, l := range *r.LocationIDs {
-			if !locationIDPattern.MatchString(l) {
-				return f, invalid("location_ids", "must be location ids (1 to 64 letters, digits, '_', '.', ':' or '-')")
-			}
-			if !slices.Contains(f.locations, l) {
-				f.locations = append(f.locations, l)
-			}
-		}
-		if f.locations == nil {
-			f.locations = []string{}
+		if f.locations, fe = distinctValues("location_ids", *r.LocationIDs, 100, "at most 100 locations", cleanLocationID,
+			"must be location ids (1 to 64 letters, digits, '_', '.', ':' or '-')"); fe != nil {
+			return f, fe
 		}
 	}
 	if r.ContractExpiryEODDate != nil {
@@ -129,6 +109,38 @@ func (r *clinicianRequest) check(create bool) (clinicianFields, *fieldError) {
 		return f, invalid("body", "give at least one field to change")
 	}
 	return f, nil
+}
+
+// distinctValues checks the values of a list field: at most most of them
+// (else tooMany), each as clean makes it (clean refuses it with bad),
+// repeats dropped. A list given empty stays empty, not nil.
+func distinctValues(field string, values []string, most int, tooMany string, clean func(string) (string, bool), bad string) ([]string, *fieldError) {
+	if len(values) > most {
+		return nil, invalid(field, tooMany)
+	}
+	out := []string{}
+	for _, v := range values {
+		v, ok := clean(v)
+		if !ok {
+			return nil, invalid(field, bad)
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// cleanGroup lower-cases a clinician group, refusing an empty or overlong
+// one.
+func cleanGroup(g string) (string, bool) {
+	g = strings.ToLower(strings.TrimSpace(g))
+	return g, g != "" && validText(g, false) && utf8.RuneCountInString(g) <= 64
+}
+
+// cleanLocationID takes a location id as it is, refusing a malformed one.
+func cleanLocationID(l string) (string, bool) {
+	return l, locationIDPattern.MatchString(l)
 }
 
 // decodeClinician reads and checks a clinician body, answering 4xx naming
