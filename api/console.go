@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -375,12 +374,7 @@ func (s *Server) renderIncident(c *gin.Context, status int, message, id string) 
 		return
 	}
 	d, err := s.incidentStore().Get(c.Request.Context(), parsed.String())
-	if errors.Is(err, incident.ErrNotFound) {
-		s.pageError(c, http.StatusNotFound, "Not found", "There is no incident "+parsed.String()+".")
-		return
-	}
-	if err != nil {
-		s.abortInternal(c, "load incident", err)
+	if s.pageLoadFailed(c, "load incident", err, incident.ErrNotFound, "There is no incident "+parsed.String()+".") {
 		return
 	}
 	pages, err := s.incidentStore().PageOutcomes(c.Request.Context(), d.ID)

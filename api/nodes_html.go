@@ -270,6 +270,21 @@ func (s *Server) pageError(c *gin.Context, status int, title, message string) {
 	c.Abort()
 }
 
+// pageLoadFailed answers a console page whose record could not be loaded
+// (what failed): the 404 page saying missing when err is notFound, a 500
+// for any other error. It returns false, answering nothing, when err is nil.
+func (s *Server) pageLoadFailed(c *gin.Context, what string, err, notFound error, missing string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, notFound):
+		s.pageError(c, http.StatusNotFound, "Not found", missing)
+	default:
+		s.abortInternal(c, what, err)
+	}
+	return true
+}
+
 // nodeRow is one node of the list with the link to its monitor's run.
 type nodeRow struct {
 	node.Summary
@@ -467,12 +482,7 @@ func (s *Server) nodePage(c *gin.Context) {
 	}
 	now := time.Now().UTC()
 	d, err := s.nodeStore().Detail(c.Request.Context(), id, now)
-	if errors.Is(err, node.ErrNotFound) {
-		s.pageError(c, http.StatusNotFound, "Not found", "There is no node "+id+".")
-		return
-	}
-	if err != nil {
-		s.abortInternal(c, "node detail", err)
+	if s.pageLoadFailed(c, "node detail", err, node.ErrNotFound, "There is no node "+id+".") {
 		return
 	}
 	s.renderPage(c, http.StatusOK, "nodes_detail.html", pageData{
