@@ -72,14 +72,20 @@ var consoleActions = map[string]string{
 	"reassign":    workflows.IncidentUpdateReassign,
 }
 
+// serveScript serves an embedded console script, which browsers revalidate
+// on every load (no-cache).
+func serveScript(script []byte) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Header("Cache-Control", "no-cache")
+		c.Data(http.StatusOK, "text/javascript; charset=utf-8", script)
+	}
+}
+
 // consoleRoutes registers the console pages on the signed-in page group,
 // and / as a redirect to My work.
 func (s *Server) consoleRoutes(r *gin.Engine, ui, page *gin.RouterGroup) {
 	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, pageHome) })
-	ui.GET("/static/console.js", func(c *gin.Context) {
-		c.Header("Cache-Control", "no-cache")
-		c.Data(http.StatusOK, "text/javascript; charset=utf-8", consoleJS)
-	})
+	ui.GET("/static/console.js", serveScript(consoleJS))
 	ui.GET("/static/favicon.svg", func(c *gin.Context) {
 		c.Header("Cache-Control", "max-age=86400")
 		c.Data(http.StatusOK, "image/svg+xml", consoleIcon)

@@ -129,10 +129,7 @@ func (s *Server) nodePageRoutes(r *gin.Engine) {
 	ui.POST("/login", s.nodeLogin)
 	ui.POST("/logout", s.nodeLogout)
 	page := ui.Group("", s.requireStaffPage())
-	ui.GET("/static/refresh.js", func(c *gin.Context) {
-		c.Header("Cache-Control", "no-cache")
-		c.Data(http.StatusOK, "text/javascript; charset=utf-8", refreshJS)
-	})
+	ui.GET("/static/refresh.js", serveScript(refreshJS))
 	page.GET("/nodes", s.nodesPage)
 	page.POST("/nodes/scan", s.nodeScanAction)
 	page.GET("/nodes/heatmap.png", s.nodeHeatmap(heatmap.PNG))
