@@ -723,13 +723,7 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 		return
 	}
 	a.Integration, a.IdempotencyKey = alertSourceOf(c).Integration, idem
-	_, err = s.ingest(ctx, a)
-	if timedOut, _ := alertTimedOut(err); timedOut {
-		s.abortMaybeApplied(c, s.alertWorkflowID(a), err)
-		return
-	}
-	if err != nil {
-		s.abortTemporal(c, "pagerduty trigger", err)
+	if _, ok := s.ingestOne(ctx, c, a, "pagerduty trigger"); !ok {
 		return
 	}
 	c.JSON(http.StatusAccepted, PagerDutyResponse{Status: "success", Message: "Event processed", DedupKey: a.DedupKey})
