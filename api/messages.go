@@ -270,6 +270,16 @@ func (s *Server) abortMessageError(c *gin.Context, what string, err error) {
 	}
 }
 
+// answerMessageStore answers a message store call (what): its error as
+// abortMessageError maps it, or 200 with out.
+func (s *Server) answerMessageStore(c *gin.Context, what string, out any, err error) {
+	if err != nil {
+		s.abortMessageError(c, what, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
 // readMessageBody reads a message endpoint's JSON body (at most
 // maxMessageBodyBytes) and decodes it with decode; ok is false when it has
 // answered the refusal.
@@ -331,11 +341,7 @@ func (s *Server) getMessage(c *gin.Context) {
 		return
 	}
 	msg, err := s.messageStore().Get(c.Request.Context(), principal(c), id)
-	if err != nil {
-		s.abortMessageError(c, "get message", err)
-		return
-	}
-	c.JSON(http.StatusOK, msg)
+	s.answerMessageStore(c, "get message", msg, err)
 }
 
 // patchMessage changes a message's state.
@@ -349,11 +355,7 @@ func (s *Server) patchMessage(c *gin.Context) {
 		return
 	}
 	msg, err := s.messageStore().Update(c.Request.Context(), principal(c), id, p)
-	if err != nil {
-		s.abortMessageError(c, "update message", err)
-		return
-	}
-	c.JSON(http.StatusOK, msg)
+	s.answerMessageStore(c, "update message", msg, err)
 }
 
 // listKind is which list an endpoint serves.
@@ -459,9 +461,5 @@ func (s *Server) activeCallbacks(c *gin.Context) {
 		return
 	}
 	out, err := s.messageStore().ActiveCallbacks(c.Request.Context(), principal(c), ids)
-	if err != nil {
-		s.abortMessageError(c, "list active callbacks", err)
-		return
-	}
-	c.JSON(http.StatusOK, out)
+	s.answerMessageStore(c, "list active callbacks", out, err)
 }
