@@ -271,11 +271,18 @@ func (s *Server) pageError(c *gin.Context, status int, title, message string) {
 // (what failed): the 404 page saying missing when err is notFound, a 500
 // for any other error. It returns false, answering nothing, when err is nil.
 func (s *Server) pageLoadFailed(c *gin.Context, what string, err, notFound error, missing string) bool {
+	return s.lookupFailed(c, what, err, notFound, func() { s.pageError(c, http.StatusNotFound, "Not found", missing) })
+}
+
+// lookupFailed answers a failed lookup of a record (what): with answerMissing
+// when err is notFound, a 500 for any other error. It returns false,
+// answering nothing, when err is nil.
+func (s *Server) lookupFailed(c *gin.Context, what string, err, notFound error, answerMissing func()) bool {
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, notFound):
-		s.pageError(c, http.StatusNotFound, "Not found", missing)
+		answerMissing()
 	default:
 		s.abortInternal(c, what, err)
 	}
