@@ -172,8 +172,7 @@ func (s *Server) createClinician(c *gin.Context) {
 	if s.abortClinicianConflict(c, err) {
 		return
 	}
-	c.Header("Location", "/v1/clinicians/"+row.ClinicianID)
-	c.JSON(http.StatusCreated, clinicianView(row))
+	answerCreated(c, "/v1/clinicians/"+row.ClinicianID, clinicianView(row))
 }
 
 // deref is *p, or "" for nil.

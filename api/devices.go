@@ -80,8 +80,7 @@ func (s *Server) createDevice(c *gin.Context) {
 		s.abortInternal(c, "store device", err)
 		return
 	}
-	c.Header("Location", "/v1/devices/"+v.ID)
-	c.JSON(http.StatusCreated, v)
+	answerCreated(c, "/v1/devices/"+v.ID, v)
 }
 
 // listDevices lists devices, optionally only active (or inactive) ones, or

@@ -307,8 +307,7 @@ func (s *Server) createMessage(c *gin.Context) {
 		s.abortMessageError(c, "create message", err)
 		return
 	}
-	c.Header("Location", "/v1/messages/"+msg.ID)
-	c.JSON(http.StatusCreated, msg)
+	answerCreated(c, "/v1/messages/"+msg.ID, msg)
 }
 
 // sendMessage stores m from the caller (the JSON API's and the console's

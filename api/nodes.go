@@ -336,8 +336,7 @@ func (s *Server) createNodeContact(c *gin.Context) {
 		s.abortNodeStore(c, "create node contact", err)
 		return
 	}
-	c.Header("Location", "/v1/nodes/"+id+"/contacts/"+strconv.FormatInt(out.ID, 10))
-	c.JSON(http.StatusCreated, out)
+	answerCreated(c, "/v1/nodes/"+id+"/contacts/"+strconv.FormatInt(out.ID, 10), out)
 }
 
 // contactParams validates the path's node and contact ids; what names the

@@ -35,8 +35,7 @@ func (s *Server) createStaffMember(c *gin.Context) {
 	if !ok {
 		return
 	}
-	c.Header("Location", "/v1/staff/"+m.ID)
-	c.JSON(http.StatusCreated, m)
+	answerCreated(c, "/v1/staff/"+m.ID, m)
 }
 
 // patchStaffMember changes some of a staff member's fields. An admin may

@@ -16,13 +16,21 @@ func createdStatus(created bool) int {
 	return http.StatusOK
 }
 
+// answerCreated answers 201 with the new record's location in the
+// Location header.
+func answerCreated(c *gin.Context, location string, body any) {
+	c.Header("Location", location)
+	c.JSON(http.StatusCreated, body)
+}
+
 // answerStored answers a PUT that stored body: 201 with a Location header
 // when it created the record, 200 when it replaced it.
 func answerStored(c *gin.Context, created bool, location string, body any) {
 	if created {
-		c.Header("Location", location)
+		answerCreated(c, location, body)
+		return
 	}
-	c.JSON(createdStatus(created), body)
+	c.JSON(http.StatusOK, body)
 }
 
 // nextCursor is the next_cursor of a keyset page whose next page starts at

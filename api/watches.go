@@ -236,8 +236,7 @@ func (s *Server) createWatch(c *gin.Context) {
 		s.abortInternal(c, "load watch", err)
 		return
 	}
-	c.Header("Location", "/v1/watches/"+id)
-	c.JSON(http.StatusCreated, view)
+	answerCreated(c, "/v1/watches/"+id, view)
 }
 
 // watchWorkflowError is a watch change its workflow refused or could not
