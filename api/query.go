@@ -12,7 +12,8 @@ import (
 )
 
 // Query-parameter parsing shared by the list endpoints. Each helper answers a
-// bad value with the field error naming the parameter.
+// bad value with the field error naming the parameter (pathIDParam, for the
+// :id path parameter, answers the request itself).
 
 // intParam reads an optional integer query parameter within [lo, hi]; a
 // parameter given empty is refused.
