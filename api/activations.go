@@ -154,17 +154,18 @@ func newActivationSettings(d Deps) *activationSettings {
 func (s *Server) activationRoutes(v1 *gin.RouterGroup) {
 	staff, admin := s.requireStaff(), s.requireStaff(auth.AccessAdmin)
 	limited := s.rateLimitByIP()
-	v1.POST("/patients/:id/activation", s.requireActivationWriter(), s.createPatientActivation)
+	keys := s.requireActivationKeys()
+	v1.POST("/patients/:id/activation", s.requireActivationWriter(), keys, s.createPatientActivation)
 	v1.GET("/patients/:id/activations", s.requireActivationWriter(), s.listPatientActivations)
-	v1.GET("/patients/:id/token", limited, s.patientToken)
-	v1.POST("/activations/:code", limited, s.completeActivation)
+	v1.GET("/patients/:id/token", limited, keys, s.patientToken)
+	v1.POST("/activations/:code", limited, keys, s.completeActivation)
 
 	v1.POST("/devices", admin, s.createDevice)
 	v1.GET("/devices", staff, s.listDevices)
 	v1.GET("/devices/:id", staff, s.getDevice)
 	v1.PATCH("/devices/:id", admin, s.patchDevice)
-	v1.POST("/devices/:id/activation", admin, s.createDeviceActivation)
-	v1.GET("/devices/:id/token", limited, s.deviceToken)
+	v1.POST("/devices/:id/activation", admin, keys, s.createDeviceActivation)
+	v1.GET("/devices/:id/token", limited, keys, s.deviceToken)
 
 	v1.POST("/clinicians", admin, s.createClinician)
 	v1.GET("/clinicians", staff, s.listClinicians)
@@ -269,13 +270,15 @@ func (s *Server) rateLimitByIP() gin.HandlerFunc {
 	}
 }
 
-// activationsReady answers 503 when no activation secret is configured.
-func (s *Server) activationsReady(c *gin.Context) bool {
-	if s.act.keys == nil {
-		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "activations are not configured (VIGIL_ACTIVATION_SECRET)", "")
-		return false
+// requireActivationKeys answers 503 to the routes that issue or check
+// activation and authorisation codes when no activation secret is
+// configured.
+func (s *Server) requireActivationKeys() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.act.keys == nil {
+			abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "activations are not configured (VIGIL_ACTIVATION_SECRET)", "")
+		}
 	}
-	return true
 }
 
 // activationStore is the store of activations, devices, clinicians and
@@ -335,34 +338,38 @@ type DeviceActivationCreated struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func patientIDParam(c *gin.Context) (string, bool) {
-	id := c.Param("id")
-	if !workflows.ValidSubjectID(id) {
-		abortInvalid(c, invalid("id", "must be 1 to 64 letters, digits, '_' or '-'"))
-		return "", false
+// subjectIDParam reads the :id path parameter as a patient's or a
+// clinician's id, answering 400 when it is malformed.
+func subjectIDParam(c *gin.Context) (string, bool) {
+	return pathIDParam(c, workflows.ValidSubjectID, "must be 1 to 64 letters, digits, '_' or '-'")
+}
+
+// newHashedSecret makes a secret (a PIN, an authorisation code) with
+// generate and hashes it with a new salt; ok is false when it has answered
+// a failure (500).
+func (s *Server) newHashedSecret(c *gin.Context, what string, generate func() (string, error)) (secret, hash, salt string, ok bool) {
+	secret, err := generate()
+	if err != nil {
+		s.abortInternal(c, "new "+what, err)
+		return "", "", "", false
 	}
-	return id, true
+	if hash, salt, err = credential.Hash(secret); err != nil {
+		s.abortInternal(c, "hash "+what, err)
+		return "", "", "", false
+	}
+	return secret, hash, salt, true
 }
 
 // createPatientActivation issues a new PIN for the patient: a new
 // activation (201), or the pending one re-created with the same code, its
 // attempts reset and its expiry pushed (200).
 func (s *Server) createPatientActivation(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
-	pid, ok := patientIDParam(c)
+	pid, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}
-	pin, err := credential.NewPIN(s.act.pinLength)
-	if err != nil {
-		s.abortInternal(c, "new pin", err)
-		return
-	}
-	pinHash, pinSalt, err := credential.Hash(pin)
-	if err != nil {
-		s.abortInternal(c, "hash pin", err)
+	pin, pinHash, pinSalt, ok := s.newHashedSecret(c, "pin", func() (string, error) { return credential.NewPIN(s.act.pinLength) })
+	if !ok {
 		return
 	}
 	res, created, ok := s.openActivation(c, workflows.ActivationKindPatient, pid, pinHash, pinSalt)
@@ -370,11 +377,7 @@ func (s *Server) createPatientActivation(c *gin.Context) {
 		return
 	}
 	noStore(c)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	c.JSON(status, PatientActivationCreated{PIN: pin, ActivationCode: res.code, ExpiresAt: res.expiresAt})
+	c.JSON(createdStatus(created), PatientActivationCreated{PIN: pin, ActivationCode: res.code, ExpiresAt: res.expiresAt})
 }
 
 type openedActivation struct {
@@ -731,9 +734,6 @@ type ActivationCompleted struct {
 // known one that can no longer be used says why (410 expired, 403 locked,
 // 409 used); a wrong PIN is 403 with the attempts left.
 func (s *Server) completeActivation(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
 	kind, code, pin, ok := decodeActivationAttempt(c, s.act.pinLength)
 	if !ok {
 		return
@@ -759,14 +759,8 @@ func (s *Server) completeActivation(c *gin.Context) {
 		abortActivationState(c, workflows.ActivationExpired)
 		return
 	}
-	authCode, err := credential.NewAuthorisationCode()
-	if err != nil {
-		s.abortInternal(c, "new authorisation code", err)
-		return
-	}
-	authHash, authSalt, err := credential.Hash(authCode)
-	if err != nil {
-		s.abortInternal(c, "hash authorisation code", err)
+	authCode, authHash, authSalt, ok := s.newHashedSecret(c, "authorisation code", credential.NewAuthorisationCode)
+	if !ok {
 		return
 	}
 	att := &workflows.AttemptRequest{AuthCodeHash: authHash, AuthCodeSalt: authSalt, Meta: requestMeta(c), PinSalt: row.PinSalt}
@@ -837,6 +831,17 @@ func authorisationCodeHeader(c *gin.Context) (string, *fieldError) {
 		return "", invalid(AuthorisationCodeHeader, "must be the 32-character authorisation code")
 	}
 	return code, nil
+}
+
+// authorisationCode is authorisationCodeHeader for a handler: it answers
+// 400 itself, and ok is false, when the header is missing or malformed.
+func authorisationCode(c *gin.Context) (code string, ok bool) {
+	code, fe := authorisationCodeHeader(c)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return "", false
+	}
+	return code, true
 }
 
 // redeemAuthorisationCode exchanges the subject's authorisation code, once.
@@ -963,16 +968,12 @@ func (s *Server) issueSubjectToken(c *gin.Context, claims auth.Claims, ttl time.
 // patientToken exchanges the patient's authorisation code for a patient
 // token, once.
 func (s *Server) patientToken(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
-	pid, ok := patientIDParam(c)
+	pid, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}
-	code, fe := authorisationCodeHeader(c)
-	if fe != nil {
-		abortInvalid(c, fe)
+	code, ok := authorisationCode(c)
+	if !ok {
 		return
 	}
 	if !s.redeemAuthorisationCode(c, workflows.ActivationKindPatient, pid, code) {
@@ -987,7 +988,7 @@ type ActivationView = activation.Summary
 
 // listPatientActivations lists a patient's activations, newest first.
 func (s *Server) listPatientActivations(c *gin.Context) {
-	pid, ok := patientIDParam(c)
+	pid, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}

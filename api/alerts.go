@@ -46,18 +46,27 @@ func (s *Server) requireAlertSource(allowRoutingKey bool) gin.HandlerFunc {
 			s.abortUnauthorized(c, "an API key or staff token is required")
 			return
 		}
-		src, err := s.sourceFor(c.Request.Context(), token)
-		if err != nil {
-			s.abortInternal(c, "authenticate alert source", err)
-			return
+		if _, ok := s.authenticateSource(c, token, "the API key or token is invalid"); ok {
+			c.Next()
 		}
-		if src == nil {
-			s.abortUnauthorized(c, "the API key or token is invalid")
-			return
-		}
-		setAlertSource(c, src)
-		c.Next()
 	}
+}
+
+// authenticateSource looks up the alert source token (an API key or a staff
+// access token) names and records it as the request's; it answers 401 with
+// refusal when token names none. ok is false when it has answered.
+func (s *Server) authenticateSource(c *gin.Context, token, refusal string) (src *alertSource, ok bool) {
+	src, err := s.sourceFor(c.Request.Context(), token)
+	if err != nil {
+		s.abortInternal(c, "authenticate alert source", err)
+		return nil, false
+	}
+	if src == nil {
+		s.abortUnauthorized(c, refusal)
+		return nil, false
+	}
+	setAlertSource(c, src)
+	return src, true
 }
 
 // alertSource is the authenticated sender of alerts.
@@ -436,13 +445,8 @@ func (s *Server) postAlert(c *gin.Context) {
 		return
 	}
 	a.Integration, a.IdempotencyKey = alertSourceOf(c).Integration, idem
-	res, err := s.ingest(ctx, a)
-	if timedOut, _ := alertTimedOut(err); timedOut {
-		s.abortMaybeApplied(c, s.alertWorkflowID(a), err)
-		return
-	}
-	if err != nil {
-		s.abortTemporal(c, "ingest alert", err)
+	res, ok := s.ingestOne(ctx, c, a, "ingest alert")
+	if !ok {
 		return
 	}
 	status := http.StatusOK
@@ -459,6 +463,22 @@ func (s *Server) postAlert(c *gin.Context) {
 // alertWorkflowID is the incident workflow of a's dedup key.
 func (s *Server) alertWorkflowID(a *alert) string {
 	return workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(a.Integration, a.DedupKey))
+}
+
+// ingestOne ingests the alert of a one-alert request (what): it answers
+// 504 maybe_applied when the workflow did not accept it in time and the
+// Temporal error when it failed; ok is false when it has answered.
+func (s *Server) ingestOne(ctx context.Context, c *gin.Context, a *alert, what string) (res *AlertResponse, ok bool) {
+	res, err := s.ingest(ctx, a)
+	if timedOut, _ := alertTimedOut(err); timedOut {
+		s.abortMaybeApplied(c, s.alertWorkflowID(a), err)
+		return nil, false
+	}
+	if err != nil {
+		s.abortTemporal(c, what, err)
+		return nil, false
+	}
+	return res, true
 }
 
 // ingest hands an alert to its incident workflow through the coalescer. The

@@ -610,16 +610,10 @@ func (s *Server) postPagerDuty(c *gin.Context) {
 			s.abortUnauthorized(c, "an API key is required (Authorization header or routing_key)")
 			return
 		}
-		var err error
-		if src, err = s.sourceFor(ctx, ev.RoutingKey); err != nil {
-			s.abortInternal(c, "authenticate alert source", err)
+		var ok bool
+		if src, ok = s.authenticateSource(c, ev.RoutingKey, "the routing_key is not a valid API key"); !ok {
 			return
 		}
-		if src == nil {
-			s.abortUnauthorized(c, "the routing_key is not a valid API key")
-			return
-		}
-		setAlertSource(c, src)
 	}
 	switch ev.EventAction {
 	case "trigger":
@@ -729,13 +723,7 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 		return
 	}
 	a.Integration, a.IdempotencyKey = alertSourceOf(c).Integration, idem
-	_, err = s.ingest(ctx, a)
-	if timedOut, _ := alertTimedOut(err); timedOut {
-		s.abortMaybeApplied(c, s.alertWorkflowID(a), err)
-		return
-	}
-	if err != nil {
-		s.abortTemporal(c, "pagerduty trigger", err)
+	if _, ok := s.ingestOne(ctx, c, a, "pagerduty trigger"); !ok {
 		return
 	}
 	c.JSON(http.StatusAccepted, PagerDutyResponse{Status: "success", Message: "Event processed", DedupKey: a.DedupKey})

@@ -84,37 +84,17 @@ func (r *clinicianRequest) check(create bool) (clinicianFields, *fieldError) {
 		}
 		f.identifier = r.SendEntryIdentifier
 	}
+	var fe *fieldError
 	if r.Groups != nil {
-		if len(*r.Groups) > 20 {
-			return f, invalid("groups", "at most 20 groups")
-		}
-		for _, g := range *r.Groups {
-			g = strings.ToLower(strings.TrimSpace(g))
-			if g == "" || !validText(g, false) || utf8.RuneCountInString(g) > 64 {
-				return f, invalid("groups", "each group must be 1 to 64 characters of text")
-			}
-			if !slices.Contains(f.groups, g) {
-				f.groups = append(f.groups, g)
-			}
-		}
-		if f.groups == nil {
-			f.groups = []string{}
+		if f.groups, fe = distinctValues("groups", *r.Groups, 20, "at most 20 groups", cleanGroup,
+			"each group must be 1 to 64 characters of text"); fe != nil {
+			return f, fe
 		}
 	}
 	if r.LocationIDs != nil {
-		if len(*r.LocationIDs) > 100 {
-			return f, invalid("location_ids", "at most 100 locations")
-		}
-		for _, l := range *r.LocationIDs {
-			if !locationIDPattern.MatchString(l) {
-				return f, invalid("location_ids", "must be location ids (1 to 64 letters, digits, '_', '.', ':' or '-')")
-			}
-			if !slices.Contains(f.locations, l) {
-				f.locations = append(f.locations, l)
-			}
-		}
-		if f.locations == nil {
-			f.locations = []string{}
+		if f.locations, fe = distinctValues("location_ids", *r.LocationIDs, 100, "at most 100 locations", cleanLocationID,
+			"must be location ids (1 to 64 letters, digits, '_', '.', ':' or '-')"); fe != nil {
+			return f, fe
 		}
 	}
 	if r.ContractExpiryEODDate != nil {
@@ -129,6 +109,38 @@ func (r *clinicianRequest) check(create bool) (clinicianFields, *fieldError) {
 		return f, invalid("body", "give at least one field to change")
 	}
 	return f, nil
+}
+
+// distinctValues checks the values of a list field: at most most of them
+// (else tooMany), each as clean makes it (clean refuses it with bad),
+// repeats dropped. A list given empty stays empty, not nil.
+func distinctValues(field string, values []string, most int, tooMany string, clean func(string) (string, bool), bad string) ([]string, *fieldError) {
+	if len(values) > most {
+		return nil, invalid(field, tooMany)
+	}
+	out := []string{}
+	for _, v := range values {
+		v, ok := clean(v)
+		if !ok {
+			return nil, invalid(field, bad)
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// cleanGroup lower-cases a clinician group, refusing an empty or overlong
+// one.
+func cleanGroup(g string) (string, bool) {
+	g = strings.ToLower(strings.TrimSpace(g))
+	return g, g != "" && validText(g, false) && utf8.RuneCountInString(g) <= 64
+}
+
+// cleanLocationID takes a location id as it is, refusing a malformed one.
+func cleanLocationID(l string) (string, bool) {
+	return l, locationIDPattern.MatchString(l)
 }
 
 // decodeClinician reads and checks a clinician body, answering 4xx naming
@@ -160,8 +172,7 @@ func (s *Server) createClinician(c *gin.Context) {
 	if s.abortClinicianConflict(c, err) {
 		return
 	}
-	c.Header("Location", "/v1/clinicians/"+row.ClinicianID)
-	c.JSON(http.StatusCreated, clinicianView(row))
+	answerCreated(c, "/v1/clinicians/"+row.ClinicianID, clinicianView(row))
 }
 
 // deref is *p, or "" for nil.
@@ -186,17 +197,8 @@ func (s *Server) abortClinicianConflict(c *gin.Context, err error) bool {
 	return true
 }
 
-func clinicianIDParam(c *gin.Context) (string, bool) {
-	id := c.Param("id")
-	if !workflows.ValidSubjectID(id) {
-		abortInvalid(c, invalid("id", "must be 1 to 64 letters, digits, '_' or '-'"))
-		return "", false
-	}
-	return id, true
-}
-
 func (s *Server) getClinician(c *gin.Context) {
-	id, ok := clinicianIDParam(c)
+	id, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}
@@ -213,26 +215,12 @@ func (s *Server) getClinician(c *gin.Context) {
 }
 
 func (s *Server) listClinicians(c *gin.Context) {
-	limit, offset, fe := offsetPage(c)
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	rows, err := s.activationStore().ListClinicians(c.Request.Context(), limit, offset)
-	if err != nil {
-		s.abortInternal(c, "list clinicians", err)
-		return
-	}
-	items := make([]ClinicianView, 0, len(rows))
-	for _, r := range rows {
-		items = append(items, clinicianView(r))
-	}
-	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
+	listByOffset(s, c, "list clinicians", s.activationStore().ListClinicians, clinicianView)
 }
 
 // patchClinician changes the fields given (admin).
 func (s *Server) patchClinician(c *gin.Context) {
-	id, ok := clinicianIDParam(c)
+	id, ok := subjectIDParam(c)
 	if !ok {
 		return
 	}
@@ -438,9 +426,5 @@ func (s *Server) listAuthAudit(c *gin.Context) {
 		s.abortInternal(c, "list auth audit", err)
 		return
 	}
-	out := gin.H{"items": items}
-	if len(items) == limit {
-		out["next_before"] = items[len(items)-1].ID
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, idPageBody(items, limit, func(e activation.AuditEntry) int64 { return e.ID }))
 }

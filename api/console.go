@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -73,14 +72,20 @@ var consoleActions = map[string]string{
 	"reassign":    workflows.IncidentUpdateReassign,
 }
 
+// serveScript serves an embedded console script, which browsers revalidate
+// on every load (no-cache).
+func serveScript(script []byte) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Header("Cache-Control", "no-cache")
+		c.Data(http.StatusOK, "text/javascript; charset=utf-8", script)
+	}
+}
+
 // consoleRoutes registers the console pages on the signed-in page group,
 // and / as a redirect to My work.
 func (s *Server) consoleRoutes(r *gin.Engine, ui, page *gin.RouterGroup) {
 	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, pageHome) })
-	ui.GET("/static/console.js", func(c *gin.Context) {
-		c.Header("Cache-Control", "no-cache")
-		c.Data(http.StatusOK, "text/javascript; charset=utf-8", consoleJS)
-	})
+	ui.GET("/static/console.js", serveScript(consoleJS))
 	ui.GET("/static/favicon.svg", func(c *gin.Context) {
 		c.Header("Cache-Control", "max-age=86400")
 		c.Data(http.StatusOK, "image/svg+xml", consoleIcon)
@@ -375,12 +380,7 @@ func (s *Server) renderIncident(c *gin.Context, status int, message, id string) 
 		return
 	}
 	d, err := s.incidentStore().Get(c.Request.Context(), parsed.String())
-	if errors.Is(err, incident.ErrNotFound) {
-		s.pageError(c, http.StatusNotFound, "Not found", "There is no incident "+parsed.String()+".")
-		return
-	}
-	if err != nil {
-		s.abortInternal(c, "load incident", err)
+	if s.pageLoadFailed(c, "load incident", err, incident.ErrNotFound, "There is no incident "+parsed.String()+".") {
 		return
 	}
 	pages, err := s.incidentStore().PageOutcomes(c.Request.Context(), d.ID)

@@ -445,12 +445,7 @@ func (s *Server) capacityWatchAction(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	w, err := s.watchStore().Get(ctx, id.String())
-	if errors.Is(err, watch.ErrNotFound) {
-		s.pageError(c, http.StatusNotFound, "Not found", "There is no watch "+id.String()+".")
-		return
-	}
-	if err != nil {
-		s.abortInternal(c, "load watch", err)
+	if s.pageLoadFailed(c, "load watch", err, watch.ErrNotFound, "There is no watch "+id.String()+".") {
 		return
 	}
 	refuse := func(status int, field, message string) {

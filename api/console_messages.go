@@ -64,10 +64,7 @@ const (
 
 // consoleMessageRoutes registers the Messages page.
 func (s *Server) consoleMessageRoutes(ui, page *gin.RouterGroup) {
-	ui.GET("/static/messages.js", func(c *gin.Context) {
-		c.Header("Cache-Control", "no-cache")
-		c.Data(http.StatusOK, "text/javascript; charset=utf-8", messagesJS)
-	})
+	ui.GET("/static/messages.js", serveScript(messagesJS))
 	page.GET("/messages", s.messagesPage)
 	page.GET("/messages/:party", s.conversationPage)
 	page.POST("/messages/:party", s.consoleSendMessage)

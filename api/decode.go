@@ -232,6 +232,19 @@ func (sc *jsonTextScanner) more(close byte) bool {
 	return false
 }
 
+// openEmpty steps over the opening bracket at sc.pos and the white space
+// after it, and over close when it follows at once: true for an empty
+// object or array.
+func (sc *jsonTextScanner) openEmpty(close byte) bool {
+	sc.pos++
+	sc.space()
+	if sc.pos < len(sc.raw) && sc.raw[sc.pos] == close {
+		sc.pos++
+		return true
+	}
+	return false
+}
+
 // value scans one value at path; it returns the path of a faulty string.
 func (sc *jsonTextScanner) value(path string, depth int) (string, bool) {
 	if sc.pos >= len(sc.raw) || depth > jsonMaxDepth {
@@ -240,10 +253,7 @@ func (sc *jsonTextScanner) value(path string, depth int) (string, bool) {
 	}
 	switch sc.raw[sc.pos] {
 	case '{':
-		sc.pos++
-		sc.space()
-		if sc.pos < len(sc.raw) && sc.raw[sc.pos] == '}' {
-			sc.pos++
+		if sc.openEmpty('}') {
 			return "", false
 		}
 		for sc.err == nil {
@@ -270,10 +280,7 @@ func (sc *jsonTextScanner) value(path string, depth int) (string, bool) {
 		}
 		return "", false
 	case '[':
-		sc.pos++
-		sc.space()
-		if sc.pos < len(sc.raw) && sc.raw[sc.pos] == ']' {
-			sc.pos++
+		if sc.openEmpty(']') {
 			return "", false
 		}
 		for i := 0; sc.err == nil; i++ {

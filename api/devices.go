@@ -80,8 +80,7 @@ func (s *Server) createDevice(c *gin.Context) {
 		s.abortInternal(c, "store device", err)
 		return
 	}
-	c.Header("Location", "/v1/devices/"+v.ID)
-	c.JSON(http.StatusCreated, v)
+	answerCreated(c, "/v1/devices/"+v.ID, v)
 }
 
 // listDevices lists devices, optionally only active (or inactive) ones, or
@@ -214,9 +213,6 @@ func (s *Server) patchDevice(c *gin.Context) {
 // createDeviceActivation issues a 9-digit activation code for an active
 // device: a new activation (201), or the pending one with a new code (200).
 func (s *Server) createDeviceActivation(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
 	v, ok := s.loadDevice(c)
 	if !ok {
 		return
@@ -230,26 +226,18 @@ func (s *Server) createDeviceActivation(c *gin.Context) {
 		return
 	}
 	noStore(c)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	c.JSON(status, DeviceActivationCreated{Code: res.code, ExpiresAt: res.expiresAt})
+	c.JSON(createdStatus(created), DeviceActivationCreated{Code: res.code, ExpiresAt: res.expiresAt})
 }
 
 // deviceToken exchanges the device's authorisation code for a device token
 // carrying its location, once. A deactivated device gets 403.
 func (s *Server) deviceToken(c *gin.Context) {
-	if !s.activationsReady(c) {
-		return
-	}
 	v, ok := s.loadDevice(c)
 	if !ok {
 		return
 	}
-	code, fe := authorisationCodeHeader(c)
-	if fe != nil {
-		abortInvalid(c, fe)
+	code, ok := authorisationCode(c)
+	if !ok {
 		return
 	}
 	if !v.Active {

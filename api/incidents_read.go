@@ -73,13 +73,9 @@ func (s *Server) readIncidentList(c *gin.Context) {
 		s.abortInternal(c, "list incidents", err)
 		return
 	}
-	out := IncidentListPage{Items: make([]IncidentListItem, 0, len(page.Items))}
+	out := IncidentListPage{Items: make([]IncidentListItem, 0, len(page.Items)), NextCursor: nextCursor(page.Next)}
 	for _, in := range page.Items {
 		out.Items = append(out.Items, IncidentListItem{Incident: in, WebUIURL: s.workflowURL(in.WorkflowID)})
-	}
-	if page.Next != nil {
-		next := page.Next.Encode()
-		out.NextCursor = &next
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -115,15 +111,8 @@ func parseIncidentFilter(c *gin.Context) (incident.Filter, *fieldError) {
 	if f.From, f.To, fe = timeWindow(c); fe != nil {
 		return f, fe
 	}
-	if f.Limit, fe = intParam(c, "limit", incident.DefaultLimit, 1, incident.MaxLimit); fe != nil {
+	if f.Limit, f.After, fe = keysetPage(c, incident.DefaultLimit, incident.MaxLimit, incident.DecodeCursor); fe != nil {
 		return f, fe
-	}
-	if v, ok := c.GetQuery("cursor"); ok {
-		cur, err := incident.DecodeCursor(v)
-		if err != nil {
-			return f, invalid("cursor", "must be a next_cursor returned by this endpoint")
-		}
-		f.After = &cur
 	}
 	return f, nil
 }

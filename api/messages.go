@@ -270,15 +270,36 @@ func (s *Server) abortMessageError(c *gin.Context, what string, err error) {
 	}
 }
 
-// createMessage stores a new message from the caller (201).
-func (s *Server) createMessage(c *gin.Context) {
-	body, ok := readJSONBody(c, maxMessageBodyBytes)
-	if !ok {
+// answerMessageStore answers a message store call (what): its error as
+// abortMessageError maps it, or 200 with out.
+func (s *Server) answerMessageStore(c *gin.Context, what string, out any, err error) {
+	if err != nil {
+		s.abortMessageError(c, what, err)
 		return
 	}
-	m, re := decodeMessageCreate(body)
+	c.JSON(http.StatusOK, out)
+}
+
+// readMessageBody reads a message endpoint's JSON body (at most
+// maxMessageBodyBytes) and decodes it with decode; ok is false when it has
+// answered the refusal.
+func readMessageBody[T any](c *gin.Context, decode func([]byte) (T, *requestError)) (v T, ok bool) {
+	body, ok := readJSONBody(c, maxMessageBodyBytes)
+	if !ok {
+		return v, false
+	}
+	v, re := decode(body)
 	if re != nil {
 		re.abort(c)
+		return v, false
+	}
+	return v, true
+}
+
+// createMessage stores a new message from the caller (201).
+func (s *Server) createMessage(c *gin.Context) {
+	m, ok := readMessageBody(c, decodeMessageCreate)
+	if !ok {
 		return
 	}
 	msg, err := s.sendMessage(c.Request.Context(), principal(c), m)
@@ -286,8 +307,7 @@ func (s *Server) createMessage(c *gin.Context) {
 		s.abortMessageError(c, "create message", err)
 		return
 	}
-	c.Header("Location", "/v1/messages/"+msg.ID)
-	c.JSON(http.StatusCreated, msg)
+	answerCreated(c, "/v1/messages/"+msg.ID, msg)
 }
 
 // sendMessage stores m from the caller (the JSON API's and the console's
@@ -320,11 +340,7 @@ func (s *Server) getMessage(c *gin.Context) {
 		return
 	}
 	msg, err := s.messageStore().Get(c.Request.Context(), principal(c), id)
-	if err != nil {
-		s.abortMessageError(c, "get message", err)
-		return
-	}
-	c.JSON(http.StatusOK, msg)
+	s.answerMessageStore(c, "get message", msg, err)
 }
 
 // patchMessage changes a message's state.
@@ -333,21 +349,12 @@ func (s *Server) patchMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, ok := readJSONBody(c, maxMessageBodyBytes)
+	p, ok := readMessageBody(c, decodeMessagePatch)
 	if !ok {
 		return
 	}
-	p, re := decodeMessagePatch(body)
-	if re != nil {
-		re.abort(c)
-		return
-	}
 	msg, err := s.messageStore().Update(c.Request.Context(), principal(c), id, p)
-	if err != nil {
-		s.abortMessageError(c, "update message", err)
-		return
-	}
-	c.JSON(http.StatusOK, msg)
+	s.answerMessageStore(c, "update message", msg, err)
 }
 
 // listKind is which list an endpoint serves.
@@ -417,23 +424,12 @@ func parseMessageList(c *gin.Context, kind listKind) (message.ListQuery, *fieldE
 		return q, fe
 	}
 	if kind != listCallbacks {
-		if v, ok := c.GetQuery("active"); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return q, invalid("active", "must be true or false")
-			}
-			q.Active = b
+		if q.Active, fe = boolParam(c, "active", q.Active); fe != nil {
+			return q, fe
 		}
 	}
-	if q.Limit, fe = intParam(c, "limit", message.DefaultLimit, 1, message.MaxLimit); fe != nil {
+	if q.Limit, q.Cursor, fe = keysetPage(c, message.DefaultLimit, message.MaxLimit, message.DecodeCursor); fe != nil {
 		return q, fe
-	}
-	if v, ok := c.GetQuery("cursor"); ok {
-		cur, err := message.DecodeCursor(v)
-		if err != nil {
-			return q, invalid("cursor", "must be a next_cursor returned by this endpoint")
-		}
-		q.Cursor = &cur
 	}
 	return q, nil
 }
@@ -452,31 +448,17 @@ func (s *Server) listMessages(kind listKind) gin.HandlerFunc {
 			s.abortMessageError(c, "list messages", err)
 			return
 		}
-		out := MessagePage{Items: page.Items}
-		if page.Next != nil {
-			next := page.Next.Encode()
-			out.NextCursor = &next
-		}
-		c.JSON(http.StatusOK, out)
+		c.JSON(http.StatusOK, MessagePage{Items: page.Items, NextCursor: nextCursor(page.Next)})
 	}
 }
 
 // activeCallbacks answers, for each patient id of the body, the newest
 // active callback that patient sent (patients without one are absent).
 func (s *Server) activeCallbacks(c *gin.Context) {
-	body, ok := readJSONBody(c, maxMessageBodyBytes)
+	ids, ok := readMessageBody(c, decodeCallbackPatients)
 	if !ok {
 		return
 	}
-	ids, re := decodeCallbackPatients(body)
-	if re != nil {
-		re.abort(c)
-		return
-	}
 	out, err := s.messageStore().ActiveCallbacks(c.Request.Context(), principal(c), ids)
-	if err != nil {
-		s.abortMessageError(c, "list active callbacks", err)
-		return
-	}
-	c.JSON(http.StatusOK, out)
+	s.answerMessageStore(c, "list active callbacks", out, err)
 }

@@ -196,12 +196,7 @@ func (s *Server) putNodeSettings(c *gin.Context) {
 		s.abortNodeStore(c, "store node settings", err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-		c.Header("Location", "/v1/nodes/"+id+"/settings")
-	}
-	c.JSON(status, out)
+	answerStored(c, created, "/v1/nodes/"+id+"/settings", out)
 }
 
 func (s *Server) patchNodeSettings(c *gin.Context) {
@@ -341,8 +336,7 @@ func (s *Server) createNodeContact(c *gin.Context) {
 		s.abortNodeStore(c, "create node contact", err)
 		return
 	}
-	c.Header("Location", "/v1/nodes/"+id+"/contacts/"+strconv.FormatInt(out.ID, 10))
-	c.JSON(http.StatusCreated, out)
+	answerCreated(c, "/v1/nodes/"+id+"/contacts/"+strconv.FormatInt(out.ID, 10), out)
 }
 
 // contactParams validates the path's node and contact ids; what names the

@@ -129,10 +129,7 @@ func (s *Server) nodePageRoutes(r *gin.Engine) {
 	ui.POST("/login", s.nodeLogin)
 	ui.POST("/logout", s.nodeLogout)
 	page := ui.Group("", s.requireStaffPage())
-	ui.GET("/static/refresh.js", func(c *gin.Context) {
-		c.Header("Cache-Control", "no-cache")
-		c.Data(http.StatusOK, "text/javascript; charset=utf-8", refreshJS)
-	})
+	ui.GET("/static/refresh.js", serveScript(refreshJS))
 	page.GET("/nodes", s.nodesPage)
 	page.POST("/nodes/scan", s.nodeScanAction)
 	page.GET("/nodes/heatmap.png", s.nodeHeatmap(heatmap.PNG))
@@ -268,6 +265,28 @@ func (s *Server) renderPage(c *gin.Context, status int, page string, data pageDa
 func (s *Server) pageError(c *gin.Context, status int, title, message string) {
 	s.renderPage(c, status, "nodes_error.html", pageData{Title: title, Message: message, SignedIn: principal(c) != nil})
 	c.Abort()
+}
+
+// pageLoadFailed answers a console page whose record could not be loaded
+// (what failed): the 404 page saying missing when err is notFound, a 500
+// for any other error. It returns false, answering nothing, when err is nil.
+func (s *Server) pageLoadFailed(c *gin.Context, what string, err, notFound error, missing string) bool {
+	return s.lookupFailed(c, what, err, notFound, func() { s.pageError(c, http.StatusNotFound, "Not found", missing) })
+}
+
+// lookupFailed answers a failed lookup of a record (what): with answerMissing
+// when err is notFound, a 500 for any other error. It returns false,
+// answering nothing, when err is nil.
+func (s *Server) lookupFailed(c *gin.Context, what string, err, notFound error, answerMissing func()) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, notFound):
+		answerMissing()
+	default:
+		s.abortInternal(c, what, err)
+	}
+	return true
 }
 
 // nodeRow is one node of the list with the link to its monitor's run.
@@ -467,12 +486,7 @@ func (s *Server) nodePage(c *gin.Context) {
 	}
 	now := time.Now().UTC()
 	d, err := s.nodeStore().Detail(c.Request.Context(), id, now)
-	if errors.Is(err, node.ErrNotFound) {
-		s.pageError(c, http.StatusNotFound, "Not found", "There is no node "+id+".")
-		return
-	}
-	if err != nil {
-		s.abortInternal(c, "node detail", err)
+	if s.pageLoadFailed(c, "node detail", err, node.ErrNotFound, "There is no node "+id+".") {
 		return
 	}
 	s.renderPage(c, http.StatusOK, "nodes_detail.html", pageData{

@@ -22,14 +22,10 @@ type Notification = incident.Notification
 // listNotifications lists the caller's notifications, newest first;
 // ?unread=true keeps the unread ones; ?before=<id> pages.
 func (s *Server) listNotifications(c *gin.Context) {
-	unread := false
-	if v, ok := c.GetQuery("unread"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			abortInvalid(c, invalid("unread", "must be true or false"))
-			return
-		}
-		unread = b
+	unread, fe := boolParam(c, "unread", false)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
 	}
 	limit, before, fe := idPage(c)
 	if fe != nil {
@@ -43,11 +39,7 @@ func (s *Server) listNotifications(c *gin.Context) {
 		s.abortStore(c, "list notifications", err)
 		return
 	}
-	resp := gin.H{"items": items}
-	if len(items) == limit {
-		resp["next_before"] = items[len(items)-1].ID
-	}
-	c.JSON(http.StatusOK, resp)
+	c.JSON(http.StatusOK, idPageBody(items, limit, func(n Notification) int64 { return n.ID }))
 }
 
 func (s *Server) markNotificationRead(c *gin.Context) {

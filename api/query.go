@@ -12,7 +12,8 @@ import (
 )
 
 // Query-parameter parsing shared by the list endpoints. Each helper answers a
-// bad value with the field error naming the parameter.
+// bad value with the field error naming the parameter (pathIDParam, for the
+// :id path parameter, answers the request itself).
 
 // intParam reads an optional integer query parameter within [lo, hi]; a
 // parameter given empty is refused.
@@ -56,6 +57,48 @@ func parseInt64(field, v string, lo, hi int64) (int64, *fieldError) {
 		return 0, invalid(field, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
 	}
 	return n, nil
+}
+
+// pathIDParam reads the :id path parameter, answering 400 with message
+// unless valid accepts it.
+func pathIDParam(c *gin.Context, valid func(string) bool, message string) (string, bool) {
+	id := c.Param("id")
+	if !valid(id) {
+		abortInvalid(c, invalid("id", message))
+		return "", false
+	}
+	return id, true
+}
+
+// boolParam reads an optional true/false query parameter; def when absent.
+func boolParam(c *gin.Context, name string, def bool) (bool, *fieldError) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def, invalid(name, "must be true or false")
+	}
+	return b, nil
+}
+
+// keysetPage reads the limit (1 to maxLimit, default defaultLimit) and
+// the optional cursor (nil when absent; refused unless decode, the list's
+// DecodeCursor, takes it) of a list paged by keyset.
+func keysetPage[C any](c *gin.Context, defaultLimit, maxLimit int, decode func(string) (C, error)) (limit int, cursor *C, fe *fieldError) {
+	if limit, fe = intParam(c, "limit", defaultLimit, 1, maxLimit); fe != nil {
+		return 0, nil, fe
+	}
+	v, ok := c.GetQuery("cursor")
+	if !ok {
+		return limit, nil, nil
+	}
+	cur, err := decode(v)
+	if err != nil {
+		return 0, nil, invalid("cursor", "must be a next_cursor returned by this endpoint")
+	}
+	return limit, &cur, nil
 }
 
 // offsetPage reads the limit (1 to 200, default 50) and offset (default 0)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -114,4 +115,77 @@ func (s *Server) referenceNumericID(c *gin.Context) (int64, bool) {
 		return 0, false
 	}
 	return id, true
+}
+
+// listReference answers a GET of a reference listing: it reads the page
+// (400 when bad) and answers list's page (200) or the store's refusal.
+func listReference[T any](s *Server, c *gin.Context, what string, list func(context.Context, reference.Page) (reference.List[T], error)) {
+	page, ok := s.referencePage(c)
+	if !ok {
+		return
+	}
+	out, err := list(c.Request.Context(), page)
+	if err != nil {
+		s.abortReference(c, what, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// withFilter binds the filter of a filtered listing, for listReference.
+func withFilter[F, T any](f F, list func(context.Context, F, reference.Page) (reference.List[T], error)) func(context.Context, reference.Page) (reference.List[T], error) {
+	return func(ctx context.Context, page reference.Page) (reference.List[T], error) {
+		return list(ctx, f, page)
+	}
+}
+
+// getReference answers a GET of the reference record at key: 200 with it,
+// or the store's refusal.
+func getReference[K, T any](s *Server, c *gin.Context, what string, key K, get func(context.Context, K) (T, error)) {
+	out, err := get(c.Request.Context(), key)
+	if err != nil {
+		s.abortReference(c, what, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// deleteReference answers a DELETE of the reference record at key: 204, or
+// the store's refusal.
+func deleteReference[K any](s *Server, c *gin.Context, what string, key K, del func(context.Context, K) error) {
+	if err := del(c.Request.Context(), key); err != nil {
+		s.abortReference(c, what, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// writeReference decodes the JSON body into an In and hands it to write,
+// returning what write returns. ok is false when it has answered: a bad
+// body, or the store's refusal.
+func writeReference[In, Out any](s *Server, c *gin.Context, what string, write func(context.Context, In) (Out, error)) (out Out, ok bool) {
+	var in In
+	if !decodeJSON(c, &in, false) {
+		return out, false
+	}
+	out, err := write(c.Request.Context(), in)
+	if err != nil {
+		s.abortReference(c, what, err)
+		return out, false
+	}
+	return out, true
+}
+
+// putReference answers a PUT of the reference record at key from the JSON
+// body: 201 with its location when put created it, 200 when put replaced
+// it, or the refusal of the body or by the store.
+func putReference[K, In, T any](s *Server, c *gin.Context, what string, key K, put func(context.Context, K, In) (T, bool, error), location func(T) string) {
+	var created bool
+	out, ok := writeReference(s, c, what, func(ctx context.Context, in In) (out T, err error) {
+		out, created, err = put(ctx, key, in)
+		return out, err
+	})
+	if ok {
+		answerStored(c, created, location(out), out)
+	}
 }

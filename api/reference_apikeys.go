@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -19,42 +20,25 @@ type CreatedAPIKey struct {
 // createAPIKey creates an API key for an alert source and returns its
 // plaintext once.
 func (s *Server) createAPIKey(c *gin.Context) {
-	var in reference.APIKeyInput
-	if !decodeJSON(c, &in, false) {
-		return
-	}
-	k, secret, err := s.referenceStore().CreateAPIKey(c.Request.Context(), in)
-	if err != nil {
-		s.abortReference(c, "create api key", err)
+	created, ok := writeReference(s, c, "create api key", func(ctx context.Context, in reference.APIKeyInput) (CreatedAPIKey, error) {
+		k, secret, err := s.referenceStore().CreateAPIKey(ctx, in)
+		return CreatedAPIKey{APIKey: k, Key: secret.Reveal()}, err
+	})
+	if !ok {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusCreated, CreatedAPIKey{APIKey: k, Key: secret.Reveal()})
+	c.JSON(http.StatusCreated, created)
 }
 
 // listAPIKeys returns a page of API keys, without their secrets.
 func (s *Server) listAPIKeys(c *gin.Context) {
-	page, ok := s.referencePage(c)
-	if !ok {
-		return
-	}
-	list, err := s.referenceStore().ListAPIKeys(c.Request.Context(), page)
-	if err != nil {
-		s.abortReference(c, "list api keys", err)
-		return
-	}
-	c.JSON(http.StatusOK, list)
+	listReference(s, c, "list api keys", s.referenceStore().ListAPIKeys)
 }
 
 // revokeAPIKey revokes an API key; revoking twice keeps the first time.
 func (s *Server) revokeAPIKey(c *gin.Context) {
-	id, ok := s.referenceNumericID(c)
-	if !ok {
-		return
+	if id, ok := s.referenceNumericID(c); ok {
+		deleteReference(s, c, "revoke api key", id, s.referenceStore().RevokeAPIKey)
 	}
-	if err := s.referenceStore().RevokeAPIKey(c.Request.Context(), id); err != nil {
-		s.abortReference(c, "revoke api key", err)
-		return
-	}
-	c.Status(http.StatusNoContent)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -13,44 +14,22 @@ import (
 // listRotations returns a page of rotations, optionally of one role or
 // staff member.
 func (s *Server) listRotations(c *gin.Context) {
-	page, ok := s.referencePage(c)
-	if !ok {
-		return
-	}
 	f := reference.RotationFilter{Role: c.Query("role"), StaffID: c.Query("staff_id")}
-	list, err := s.referenceStore().ListRotations(c.Request.Context(), f, page)
-	if err != nil {
-		s.abortReference(c, "list rotations", err)
-		return
-	}
-	c.JSON(http.StatusOK, list)
+	listReference(s, c, "list rotations", withFilter(f, s.referenceStore().ListRotations))
 }
 
 // createRotation adds a rotation.
 func (s *Server) createRotation(c *gin.Context) {
-	var in reference.RotationInput
-	if !decodeJSON(c, &in, false) {
-		return
+	if r, ok := writeReference(s, c, "create rotation", s.referenceStore().CreateRotation); ok {
+		c.JSON(http.StatusCreated, r)
 	}
-	r, err := s.referenceStore().CreateRotation(c.Request.Context(), in)
-	if err != nil {
-		s.abortReference(c, "create rotation", err)
-		return
-	}
-	c.JSON(http.StatusCreated, r)
 }
 
 // deleteRotation removes a rotation.
 func (s *Server) deleteRotation(c *gin.Context) {
-	id, ok := s.referenceNumericID(c)
-	if !ok {
-		return
+	if id, ok := s.referenceNumericID(c); ok {
+		deleteReference(s, c, "delete rotation", id, s.referenceStore().DeleteRotation)
 	}
-	if err := s.referenceStore().DeleteRotation(c.Request.Context(), id); err != nil {
-		s.abortReference(c, "delete rotation", err)
-		return
-	}
-	c.Status(http.StatusNoContent)
 }
 
 // referenceTimeQuery reads an optional RFC 3339 query parameter, answering
@@ -99,29 +78,19 @@ func (s *Server) listOnCallOverrides(c *gin.Context) {
 // createOnCallOverride puts someone on call for a role over a time slot,
 // recorded as created by the caller.
 func (s *Server) createOnCallOverride(c *gin.Context) {
-	var in reference.OverrideInput
-	if !decodeJSON(c, &in, false) {
-		return
+	create := func(ctx context.Context, in reference.OverrideInput) (reference.Override, error) {
+		return s.referenceStore().CreateOverride(ctx, in, principal(c).Subject)
 	}
-	o, err := s.referenceStore().CreateOverride(c.Request.Context(), in, principal(c).Subject)
-	if err != nil {
-		s.abortReference(c, "create override", err)
-		return
+	if o, ok := writeReference(s, c, "create override", create); ok {
+		c.JSON(http.StatusCreated, o)
 	}
-	c.JSON(http.StatusCreated, o)
 }
 
 // deleteOnCallOverride removes an override.
 func (s *Server) deleteOnCallOverride(c *gin.Context) {
-	id, ok := s.referenceNumericID(c)
-	if !ok {
-		return
+	if id, ok := s.referenceNumericID(c); ok {
+		deleteReference(s, c, "delete override", id, s.referenceStore().DeleteOverride)
 	}
-	if err := s.referenceStore().DeleteOverride(c.Request.Context(), id); err != nil {
-		s.abortReference(c, "delete override", err)
-		return
-	}
-	c.Status(http.StatusNoContent)
 }
 
 // whoIsOnCall answers who is on call at ?at (default now), for ?role or for

@@ -13,55 +13,29 @@ import (
 // referenceStaffID reads the :id path parameter as a staff id, answering 400
 // when it is malformed.
 func referenceStaffID(c *gin.Context) (string, bool) {
-	id := c.Param("id")
-	if !reference.ValidStaffID(id) {
-		abortInvalid(c, invalid("id", "must be 1 to 32 letters, digits, '_' or '-'"))
-		return "", false
-	}
-	return id, true
+	return pathIDParam(c, reference.ValidStaffID, "must be 1 to 32 letters, digits, '_' or '-'")
 }
 
 // listStaffMembers returns a page of staff, optionally of one role.
 func (s *Server) listStaffMembers(c *gin.Context) {
-	page, ok := s.referencePage(c)
-	if !ok {
-		return
-	}
-	list, err := s.referenceStore().ListStaff(c.Request.Context(), reference.StaffFilter{Role: c.Query("role")}, page)
-	if err != nil {
-		s.abortReference(c, "list staff", err)
-		return
-	}
-	c.JSON(http.StatusOK, list)
+	f := reference.StaffFilter{Role: c.Query("role")}
+	listReference(s, c, "list staff", withFilter(f, s.referenceStore().ListStaff))
 }
 
 // getStaffMember returns one staff member.
 func (s *Server) getStaffMember(c *gin.Context) {
-	id, ok := referenceStaffID(c)
-	if !ok {
-		return
+	if id, ok := referenceStaffID(c); ok {
+		getReference(s, c, "get staff", id, s.referenceStore().GetStaff)
 	}
-	m, err := s.referenceStore().GetStaff(c.Request.Context(), id)
-	if err != nil {
-		s.abortReference(c, "get staff", err)
-		return
-	}
-	c.JSON(http.StatusOK, m)
 }
 
 // createStaffMember creates a staff member with a password.
 func (s *Server) createStaffMember(c *gin.Context) {
-	var in reference.NewStaff
-	if !decodeJSON(c, &in, false) {
+	m, ok := writeReference(s, c, "create staff", s.referenceStore().CreateStaff)
+	if !ok {
 		return
 	}
-	m, err := s.referenceStore().CreateStaff(c.Request.Context(), in)
-	if err != nil {
-		s.abortReference(c, "create staff", err)
-		return
-	}
-	c.Header("Location", "/v1/staff/"+m.ID)
-	c.JSON(http.StatusCreated, m)
+	answerCreated(c, "/v1/staff/"+m.ID, m)
 }
 
 // patchStaffMember changes some of a staff member's fields. An admin may

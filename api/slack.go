@@ -129,12 +129,7 @@ func (s *Server) slackInteractions(c *gin.Context) {
 func (s *Server) slackAcknowledge(c *gin.Context, slackUserID, incidentID string) {
 	ctx := c.Request.Context()
 	staff, err := s.referenceStore().AccountBySlackUser(ctx, slackUserID)
-	if errors.Is(err, reference.ErrNotFound) {
-		s.slackReply(c, slackNotLinked)
-		return
-	}
-	if err != nil {
-		s.abortInternal(c, "look up slack user", err)
+	if s.lookupFailed(c, "look up slack user", err, reference.ErrNotFound, func() { s.slackReply(c, slackNotLinked) }) {
 		return
 	}
 	if _, err := uuid.Parse(incidentID); err != nil {
@@ -142,12 +137,7 @@ func (s *Server) slackAcknowledge(c *gin.Context, slackUserID, incidentID string
 		return
 	}
 	workflowID, _, err := s.incidentStore().Workflow(ctx, incidentID)
-	if errors.Is(err, incident.ErrNotFound) {
-		s.slackReply(c, slackUnknown)
-		return
-	}
-	if err != nil {
-		s.abortInternal(c, "look up incident", err)
+	if s.lookupFailed(c, "look up incident", err, incident.ErrNotFound, func() { s.slackReply(c, slackUnknown) }) {
 		return
 	}
 

@@ -154,14 +154,10 @@ func (s *Server) startSystemCheck(c *gin.Context) {
 		abortInvalid(c, fe)
 		return
 	}
-	wait := false
-	if v, ok := c.GetQuery("wait"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			abortInvalid(c, invalid("wait", "must be true or false"))
-			return
-		}
-		wait = b
+	wait, fe := boolParam(c, "wait", false)
+	if fe != nil {
+		abortInvalid(c, fe)
+		return
 	}
 	if !s.admitSystemCheck(c) {
 		return

@@ -236,8 +236,7 @@ func (s *Server) createWatch(c *gin.Context) {
 		s.abortInternal(c, "load watch", err)
 		return
 	}
-	c.Header("Location", "/v1/watches/"+id)
-	c.JSON(http.StatusCreated, view)
+	answerCreated(c, "/v1/watches/"+id, view)
 }
 
 // watchWorkflowError is a watch change its workflow refused or could not
@@ -356,21 +355,7 @@ func (s *Server) loadWatch(c *gin.Context, id string) (WatchView, error) {
 }
 
 func (s *Server) listWatches(c *gin.Context) {
-	limit, offset, fe := offsetPage(c)
-	if fe != nil {
-		abortInvalid(c, fe)
-		return
-	}
-	watches, err := s.watchStore().List(c.Request.Context(), limit, offset)
-	if err != nil {
-		s.abortInternal(c, "list watches", err)
-		return
-	}
-	items := make([]WatchView, 0, len(watches))
-	for _, w := range watches {
-		items = append(items, s.view(w))
-	}
-	c.JSON(http.StatusOK, gin.H{"items": items, "limit": limit, "offset": offset})
+	listByOffset(s, c, "list watches", s.watchStore().List, s.view)
 }
 
 // watchID validates the path id and loads the watch, answering 400/404.

@@ -98,12 +98,7 @@ func (s *Server) readWatchChanges(c *gin.Context) {
 		s.abortInternal(c, "list status changes", err)
 		return
 	}
-	out := ChangeListPage{Items: page.Items}
-	if page.Next != nil {
-		next := page.Next.Encode()
-		out.NextCursor = &next
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, ChangeListPage{Items: page.Items, NextCursor: nextCursor(page.Next)})
 }
 
 // parseWatchChangeFilter reads the change list's query parameters.
@@ -128,15 +123,8 @@ func parseWatchChangeFilter(c *gin.Context) (watch.ChangeFilter, *fieldError) {
 	if f.From, f.To, fe = timeWindow(c); fe != nil {
 		return f, fe
 	}
-	if f.Limit, fe = intParam(c, "limit", watch.DefaultLimit, 1, watch.MaxLimit); fe != nil {
+	if f.Limit, f.Cursor, fe = keysetPage(c, watch.DefaultLimit, watch.MaxLimit, watch.DecodeCursor); fe != nil {
 		return f, fe
-	}
-	if v, ok := c.GetQuery("cursor"); ok {
-		cur, err := watch.DecodeCursor(v)
-		if err != nil {
-			return f, invalid("cursor", "must be a next_cursor returned by this endpoint")
-		}
-		f.Cursor = &cur
 	}
 	return f, nil
 }
