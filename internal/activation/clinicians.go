@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Clinician is an external clinician who logs in through ward devices.
@@ -100,13 +102,10 @@ func (st *Store) CreateClinician(ctx context.Context, in NewClinician) (Clinicia
 
 // Clinician returns a clinician, or ErrNotFound.
 func (st *Store) Clinician(ctx context.Context, id string) (Clinician, error) {
-	var row clinicianRow
-	err := st.DB.GetContext(ctx, &row, `SELECT `+clinicianColumns+` FROM clinicians WHERE clinician_id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Clinician{}, notFound("clinician %s", id)
-	}
+	row, err := database.Get[clinicianRow](ctx, st.DB, notFound("clinician %s", id), "load clinician",
+		`SELECT `+clinicianColumns+` FROM clinicians WHERE clinician_id = $1`, id)
 	if err != nil {
-		return Clinician{}, fmt.Errorf("load clinician: %w", err)
+		return Clinician{}, err
 	}
 	return row.clinician(), nil
 }
@@ -114,13 +113,10 @@ func (st *Store) Clinician(ctx context.Context, id string) (Clinician, error) {
 // ClinicianBySendEntryIdentifier returns the clinician with that send entry
 // identifier, or ErrNotFound.
 func (st *Store) ClinicianBySendEntryIdentifier(ctx context.Context, identifier string) (Clinician, error) {
-	var row clinicianRow
-	err := st.DB.GetContext(ctx, &row, `SELECT `+clinicianColumns+` FROM clinicians WHERE send_entry_identifier = $1`, identifier)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Clinician{}, notFound("clinician with send entry identifier %s", identifier)
-	}
+	row, err := database.Get[clinicianRow](ctx, st.DB, notFound("clinician with send entry identifier %s", identifier), "load clinician",
+		`SELECT `+clinicianColumns+` FROM clinicians WHERE send_entry_identifier = $1`, identifier)
 	if err != nil {
-		return Clinician{}, fmt.Errorf("load clinician: %w", err)
+		return Clinician{}, err
 	}
 	return row.clinician(), nil
 }

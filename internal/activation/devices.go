@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Device is a ward device (a bedside tablet and the like) that clinicians
@@ -70,19 +71,11 @@ func (st *Store) Device(ctx context.Context, id string) (Device, error) {
 }
 
 func getDevice(ctx context.Context, q sqlx.QueryerContext, id string, forUpdate bool) (Device, error) {
-	var d Device
 	query := `SELECT ` + deviceColumns + ` FROM devices WHERE id = $1`
 	if forUpdate {
 		query += ` FOR UPDATE`
 	}
-	err := sqlx.GetContext(ctx, q, &d, query, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, notFound("device %s", id)
-	}
-	if err != nil {
-		return d, fmt.Errorf("load device: %w", err)
-	}
-	return d, nil
+	return database.Get[Device](ctx, q, notFound("device %s", id), "load device", query, id)
 }
 
 // DevicePatch is a change of a device; nil fields stay as they are.

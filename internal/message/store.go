@@ -15,6 +15,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/keyset"
 )
 
@@ -157,12 +158,9 @@ func (s *Store) Get(ctx context.Context, c *auth.Claims, id string) (*Message, e
 	}
 	var a args
 	q := `SELECT ` + columns + ` FROM messages WHERE id = ` + a.add(id) + ` AND ` + visibilitySQL(c, a.add)
-	var m Message
-	if err := s.DB.GetContext(ctx, &m, q, a...); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("get message: %w", err)
+	m, err := database.Get[Message](ctx, s.DB, ErrNotFound, "get message", q, a...)
+	if err != nil {
+		return nil, err
 	}
 	m.fill()
 	return &m, nil
@@ -186,12 +184,9 @@ func (s *Store) Update(ctx context.Context, c *auth.Claims, id string, p Patch) 
 		return nil, fmt.Errorf("update message: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	var m Message
-	if err := tx.GetContext(ctx, &m, `SELECT `+columns+` FROM messages WHERE id = $1 FOR UPDATE`, id); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("update message: read: %w", err)
+	m, err := database.Get[Message](ctx, tx, ErrNotFound, "update message: read", `SELECT `+columns+` FROM messages WHERE id = $1 FOR UPDATE`, id)
+	if err != nil {
+		return nil, err
 	}
 	if !Visible(c, &m) {
 		return nil, ErrNotFound

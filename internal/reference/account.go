@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Account is what signing in and token checks need of a staff member.
@@ -30,15 +31,8 @@ func errNoAccount(id string) error {
 // Account returns staff member id's account, or ErrNotFound when it no
 // longer exists.
 func (st *Store) Account(ctx context.Context, id string) (Account, error) {
-	var a Account
-	err := st.DB.GetContext(ctx, &a, `SELECT `+accountColumns+` FROM staff WHERE id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, errNoAccount(id)
-	}
-	if err != nil {
-		return Account{}, fmt.Errorf("look up staff %s: %w", id, err)
-	}
-	return a, nil
+	return database.Get[Account](ctx, st.DB, errNoAccount(id), "look up staff "+id,
+		`SELECT `+accountColumns+` FROM staff WHERE id = $1`, id)
 }
 
 // CheckPassword returns the account with login when password is theirs,
@@ -63,15 +57,8 @@ func (st *Store) CheckPassword(ctx context.Context, login, password string) (Acc
 // AccountBySlackUser returns the account linked to a Slack member id, or
 // ErrNotFound.
 func (st *Store) AccountBySlackUser(ctx context.Context, slackUserID string) (Account, error) {
-	var a Account
-	err := st.DB.GetContext(ctx, &a, `SELECT `+accountColumns+` FROM staff WHERE slack_user_id = $1 AND slack_user_id <> ''`, slackUserID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, fmt.Errorf("staff of slack user %s: %w", slackUserID, ErrNotFound)
-	}
-	if err != nil {
-		return Account{}, fmt.Errorf("look up slack user: %w", err)
-	}
-	return a, nil
+	return database.Get[Account](ctx, st.DB, fmt.Errorf("staff of slack user %s: %w", slackUserID, ErrNotFound), "look up slack user",
+		`SELECT `+accountColumns+` FROM staff WHERE slack_user_id = $1 AND slack_user_id <> ''`, slackUserID)
 }
 
 // StaffExists reports whether staff member id exists.

@@ -2,14 +2,14 @@ package reference
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Severities of alert types, highest first.
@@ -126,15 +126,8 @@ func (st *Store) ListAlertTypes(ctx context.Context, f AlertTypeFilter, p Page) 
 
 // GetAlertType returns one alert type, or ErrNotFound.
 func (st *Store) GetAlertType(ctx context.Context, name string) (AlertType, error) {
-	var t AlertType
-	err := st.DB.GetContext(ctx, &t, `SELECT `+alertTypeColumns+` FROM alert_types WHERE alert_type = $1`, name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AlertType{}, fmt.Errorf("alert type %s: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return AlertType{}, fmt.Errorf("get alert type %s: %w", name, err)
-	}
-	return t, nil
+	return database.Get[AlertType](ctx, st.DB, fmt.Errorf("alert type %s: %w", name, ErrNotFound), "get alert type "+name,
+		`SELECT `+alertTypeColumns+` FROM alert_types WHERE alert_type = $1`, name)
 }
 
 // AlertTypeInput is the body of a create-or-replace of an alert type.

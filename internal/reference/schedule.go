@@ -8,6 +8,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/incident/oncall"
 )
 
@@ -141,14 +142,7 @@ func (st *Store) deleteByID(ctx context.Context, table string, id int64) error {
 	if err != nil {
 		return mapDeleteError("delete from "+table, "id", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete from %s: %w", table, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s %d: %w", table, id, ErrNotFound)
-	}
-	return nil
+	return database.ExpectRow(res, fmt.Errorf("%s %d: %w", table, id, ErrNotFound), "delete from "+table)
 }
 
 // Override puts a person on call for a role over a time slot, whatever the

@@ -240,18 +240,10 @@ func (st *Store) Rotate(ctx context.Context, refresh string) (Session, string, e
 
 // Get returns one session.
 func (st *Store) Get(ctx context.Context, id string) (Session, error) {
-	var s Session
 	if _, err := uuid.Parse(id); err != nil {
-		return s, ErrNotFound
+		return Session{}, ErrNotFound
 	}
-	err := st.DB.GetContext(ctx, &s, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return s, ErrNotFound
-	}
-	if err != nil {
-		return s, fmt.Errorf("get session: %w", err)
-	}
-	return s, nil
+	return database.Get[Session](ctx, st.DB, ErrNotFound, "get session", `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id)
 }
 
 // List returns a subject's sessions that are live or ended within the last

@@ -1,0 +1,50 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Get runs query, which returns at most one row, on q (a *sqlx.DB or
+// *sqlx.Tx) and scans the row into a T. When there is no row it returns
+// notFound as it is; any other error is returned as "what: err".
+func Get[T any](ctx context.Context, q sqlx.QueryerContext, notFound error, what, query string, args ...any) (T, error) {
+	var row, zero T
+	err := sqlx.GetContext(ctx, q, &row, query, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return zero, notFound
+	}
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	return row, nil
+}
+
+// Select runs query on q (a *sqlx.DB or *sqlx.Tx) and scans every row into
+// a slice of T, empty but never nil when there is none. An error is
+// returned as "what: err".
+func Select[T any](ctx context.Context, q sqlx.QueryerContext, what, query string, args ...any) ([]T, error) {
+	rows := []T{}
+	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return rows, nil
+}
+
+// ExpectRow returns notFound when res (of an UPDATE or DELETE) changed no
+// row, and nil otherwise. An error reading the count is returned as
+// "what: err".
+func ExpectRow(res sql.Result, notFound error, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return notFound
+	}
+	return nil
+}
