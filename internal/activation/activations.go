@@ -142,13 +142,9 @@ type Summary struct {
 
 // PatientActivations lists a patient's activations, newest first.
 func (st *Store) PatientActivations(ctx context.Context, patientID string, limit int) ([]Summary, error) {
-	items := []Summary{}
-	if err := st.DB.SelectContext(ctx, &items, `
+	return database.Select[Summary](ctx, st.DB, "list activations", `
 		SELECT id, state, attempts, expires_at, activated_at, finished_at, created_by, created_at, updated_at, workflow_id
-		FROM activations WHERE kind = 'patient' AND subject_id = $1 ORDER BY created_at DESC LIMIT $2`, patientID, limit); err != nil {
-		return nil, fmt.Errorf("list activations: %w", err)
-	}
-	return items, nil
+		FROM activations WHERE kind = 'patient' AND subject_id = $1 ORDER BY created_at DESC LIMIT $2`, patientID, limit)
 }
 
 // Material is a re-created activation's new code and PIN material:

@@ -56,13 +56,9 @@ type DeviceFilter struct {
 
 // ListDevices lists devices in creation order.
 func (st *Store) ListDevices(ctx context.Context, f DeviceFilter) ([]Device, error) {
-	items := []Device{}
-	if err := st.DB.SelectContext(ctx, &items, `SELECT `+deviceColumns+` FROM devices
+	return database.Select[Device](ctx, st.DB, "list devices", `SELECT `+deviceColumns+` FROM devices
 		WHERE ($1::boolean IS NULL OR active = $1) AND (cardinality($2::text[]) = 0 OR location_id = ANY($2))
-		ORDER BY created_at, id LIMIT $3 OFFSET $4`, f.Active, pq.Array(nonNil(f.LocationIDs)), f.Limit, f.Offset); err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	return items, nil
+		ORDER BY created_at, id LIMIT $3 OFFSET $4`, f.Active, pq.Array(nonNil(f.LocationIDs)), f.Limit, f.Offset)
 }
 
 // Device returns a device, or ErrNotFound.

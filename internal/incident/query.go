@@ -14,6 +14,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/keyset"
 )
 
@@ -210,9 +211,9 @@ func (s *Store) List(ctx context.Context, f Filter) (*Page, error) {
 	// One row more than the page tells whether another page follows.
 	q += ` ORDER BY i.opened_at DESC, i.id DESC LIMIT ` + arg(limit+1)
 
-	items := []Incident{}
-	if err := s.DB.SelectContext(ctx, &items, q, args...); err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
+	items, err := database.Select[Incident](ctx, s.DB, "list incidents", q, args...)
+	if err != nil {
+		return nil, err
 	}
 	items, last := keyset.Cut(items, limit)
 	page := &Page{Items: items}

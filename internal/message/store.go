@@ -374,9 +374,9 @@ func (s *Store) List(ctx context.Context, c *auth.Claims, q ListQuery) (*Page, e
 		}
 		sqlText = branch(conds)
 	}
-	items := []Message{}
-	if err := s.DB.SelectContext(ctx, &items, sqlText, a...); err != nil {
-		return nil, fmt.Errorf("list messages: %w", err)
+	items, err := database.Select[Message](ctx, s.DB, "list messages", sqlText, a...)
+	if err != nil {
+		return nil, err
 	}
 	items, last := keyset.Cut(items, limit)
 	page := &Page{Items: items}
@@ -442,9 +442,9 @@ func (s *Store) Received(ctx context.Context, c *auth.Claims, receiverID, receiv
 		q += ` AND receiver_type = ` + a.add(receiverType)
 	}
 	q += ` AND ` + visibilitySQL(c, a.add) + ` ORDER BY stream_seq LIMIT ` + a.add(limit)
-	items := []Message{}
-	if err := s.DB.SelectContext(ctx, &items, q, a...); err != nil {
-		return nil, fmt.Errorf("list received messages: %w", err)
+	items, err := database.Select[Message](ctx, s.DB, "list received messages", q, a...)
+	if err != nil {
+		return nil, err
 	}
 	for i := range items {
 		items[i].fill()

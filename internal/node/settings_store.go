@@ -153,10 +153,10 @@ func (s *Store) ImportSettings(ctx context.Context, nodes []Settings) (created, 
 // Contacts returns a node's contacts: ED before IT, then by last and first
 // name.
 func (s *Store) Contacts(ctx context.Context, nodeID string) ([]Contact, error) {
-	out := []Contact{}
-	if err := s.DB.SelectContext(ctx, &out, `SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1
-		ORDER BY role, last_name, first_name, id`, nodeID); err != nil {
-		return nil, fmt.Errorf("list node contacts: %w", err)
+	out, err := database.Select[Contact](ctx, s.DB, "list node contacts", `SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1
+		ORDER BY role, last_name, first_name, id`, nodeID)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		out[i].normalize()

@@ -85,13 +85,9 @@ func (st *Store) ReplaceAPIKey(ctx context.Context, name string) (auth.Secret, e
 // ListAPIKeys returns a page of API keys, revoked ones included, ordered by
 // id.
 func (st *Store) ListAPIKeys(ctx context.Context, p Page) (List[APIKey], error) {
-	var keys []APIKey
-	if err := st.DB.SelectContext(ctx, &keys, `
+	return selectList[APIKey](ctx, st.DB, p, "list api keys", `
 		SELECT `+apiKeyColumns+` FROM api_keys
-		ORDER BY id LIMIT $1 OFFSET $2`, p.Limit+1, p.Offset); err != nil {
-		return List[APIKey]{}, fmt.Errorf("list api keys: %w", err)
-	}
-	return newList(keys, p), nil
+		ORDER BY id LIMIT $1 OFFSET $2`, p.Limit+1, p.Offset)
 }
 
 // RevokeAPIKey marks key id revoked (keeping the first revocation time when

@@ -30,13 +30,9 @@ type Role struct {
 
 // ListRoles returns a page of roles, ordered by name.
 func (st *Store) ListRoles(ctx context.Context, p Page) (List[Role], error) {
-	var roles []Role
-	if err := st.DB.SelectContext(ctx, &roles, `
+	return selectList[Role](ctx, st.DB, p, "list roles", `
 		SELECT role, description, is_failsafe FROM staff_roles
-		ORDER BY role LIMIT $1 OFFSET $2`, p.Limit+1, p.Offset); err != nil {
-		return List[Role]{}, fmt.Errorf("list roles: %w", err)
-	}
-	return newList(roles, p), nil
+		ORDER BY role LIMIT $1 OFFSET $2`, p.Limit+1, p.Offset)
 }
 
 // RoleExists reports whether role is in staff_roles.
@@ -114,14 +110,10 @@ func (st *Store) ListAlertTypes(ctx context.Context, f AlertTypeFilter, p Page) 
 	if err := f.Validate(); err != nil {
 		return List[AlertType]{}, err
 	}
-	var types []AlertType
-	if err := st.DB.SelectContext(ctx, &types, `
+	return selectList[AlertType](ctx, st.DB, p, "list alert types", `
 		SELECT `+alertTypeColumns+` FROM alert_types
 		WHERE ($1 = '' OR severity = $1) AND ($2 = '' OR category = $2)
-		ORDER BY alert_type LIMIT $3 OFFSET $4`, f.Severity, f.Category, p.Limit+1, p.Offset); err != nil {
-		return List[AlertType]{}, fmt.Errorf("list alert types: %w", err)
-	}
-	return newList(types, p), nil
+		ORDER BY alert_type LIMIT $3 OFFSET $4`, f.Severity, f.Category, p.Limit+1, p.Offset)
 }
 
 // GetAlertType returns one alert type, or ErrNotFound.

@@ -122,14 +122,10 @@ func (st *Store) ListStaff(ctx context.Context, f StaffFilter, p Page) (List[Sta
 	if f.Role != "" && !ValidRoleName(f.Role) {
 		return List[Staff]{}, invalid("role", "%q is not a role name", f.Role)
 	}
-	var staff []Staff
-	if err := st.DB.SelectContext(ctx, &staff, `
+	return selectList[Staff](ctx, st.DB, p, "list staff", `
 		SELECT `+staffColumns+` FROM staff
 		WHERE ($1 = '' OR role = $1)
-		ORDER BY id LIMIT $2 OFFSET $3`, f.Role, p.Limit+1, p.Offset); err != nil {
-		return List[Staff]{}, fmt.Errorf("list staff: %w", err)
-	}
-	return newList(staff, p), nil
+		ORDER BY id LIMIT $2 OFFSET $3`, f.Role, p.Limit+1, p.Offset)
 }
 
 // GetStaff returns one staff member, or ErrNotFound.

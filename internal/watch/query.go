@@ -11,6 +11,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/keyset"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/internal/watch/osgb"
@@ -183,9 +184,9 @@ func (s *Store) Statuses(ctx context.Context, capacities []string) ([]Status, er
 		args = append(args, pq.StringArray(capacities))
 	}
 	q += ` ORDER BY ` + capacityOrder + `, name, service_id`
-	out := []Status{}
-	if err := s.DB.SelectContext(ctx, &out, q, args...); err != nil {
-		return nil, fmt.Errorf("list service statuses: %w", err)
+	out, err := database.Select[Status](ctx, s.DB, "list service statuses", q, args...)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		out[i].normalize()
@@ -239,9 +240,9 @@ func (s *Store) Changes(ctx context.Context, f ChangeFilter) (*ChangePage, error
 	// One row more than the page tells whether another page follows.
 	q += ` ORDER BY detected_at DESC, id DESC LIMIT ` + arg(limit+1)
 
-	items := []RecordedChange{}
-	if err := s.DB.SelectContext(ctx, &items, q, args...); err != nil {
-		return nil, fmt.Errorf("list status changes: %w", err)
+	items, err := database.Select[RecordedChange](ctx, s.DB, "list status changes", q, args...)
+	if err != nil {
+		return nil, err
 	}
 	items, last := keyset.Cut(items, limit)
 	page := &ChangePage{Items: items}
@@ -261,12 +262,12 @@ func (s *Store) Changes(ctx context.Context, f ChangeFilter) (*ChangePage, error
 // National Grid, nil otherwise. Services are ordered by region, name and
 // service id.
 func (s *Store) Coverage(ctx context.Context) ([]CoverageService, error) {
-	out := []CoverageService{}
-	if err := s.DB.SelectContext(ctx, &out, `
+	out, err := database.Select[CoverageService](ctx, s.DB, "list service coverage", `
 		SELECT service_id, name, type, region, postcode, capacity, rag, easting, northing, last_seen_at
 		FROM service_statuses
-		ORDER BY region, name, service_id`); err != nil {
-		return nil, fmt.Errorf("list service coverage: %w", err)
+		ORDER BY region, name, service_id`)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		c := &out[i]
