@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -47,4 +48,13 @@ func ExpectRow(res sql.Result, notFound error, what string) error {
 		return notFound
 	}
 	return nil
+}
+
+// Args collects the arguments of a statement built piece by piece.
+type Args []any
+
+// Add appends v to the arguments and returns its placeholder: $1, $2, ….
+func (a *Args) Add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
 }
