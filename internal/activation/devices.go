@@ -2,8 +2,6 @@ package activation
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -159,11 +157,8 @@ type DeviceState struct {
 // DeviceState reads a device's state for token checks; a missing device is
 // a DeviceState with Found false, not an error.
 func (st *Store) DeviceState(ctx context.Context, id string) (DeviceState, error) {
-	var row DeviceState
-	err := st.DB.GetContext(ctx, &row, `SELECT active, tokens_revoked_at, location_id FROM devices WHERE id = $1`, id)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return row, fmt.Errorf("device state: %w", err)
-	}
-	row.Found = err == nil
-	return row, nil
+	row, found, err := database.Find[DeviceState](ctx, st.DB, "device state",
+		`SELECT active, tokens_revoked_at, location_id FROM devices WHERE id = $1`, id)
+	row.Found = found
+	return row, err
 }

@@ -25,6 +25,16 @@ func Get[T any](ctx context.Context, q sqlx.QueryerContext, notFound error, what
 	return row, nil
 }
 
+// Find is Get for a row that may be missing: found is false, and err nil,
+// when query returns no row.
+func Find[T any](ctx context.Context, q sqlx.QueryerContext, what, query string, args ...any) (row T, found bool, err error) {
+	row, err = Get[T](ctx, q, sql.ErrNoRows, what, query, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return row, false, nil
+	}
+	return row, err == nil, err
+}
+
 // Select runs query on q (a *sqlx.DB or *sqlx.Tx) and scans every row into
 // a slice of T, empty but never nil when there is none. An error is
 // returned as "what: err".

@@ -3,7 +3,6 @@ package reference
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/vigil-health/vigil/internal/auth"
@@ -40,15 +39,16 @@ func (st *Store) Account(ctx context.Context, id string) (Account, error) {
 // (auth.CheckPassword("") runs a full check), so timing does not reveal
 // which logins exist.
 func (st *Store) CheckPassword(ctx context.Context, login, password string) (Account, bool, error) {
-	var cred struct {
+	type credentials struct {
 		Account
 		PasswordHash string `db:"password_hash"`
 	}
-	err := st.DB.GetContext(ctx, &cred, `SELECT `+accountColumns+`, password_hash FROM staff WHERE login = $1`, login)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return Account{}, false, fmt.Errorf("look up staff login: %w", err)
+	cred, found, err := database.Find[credentials](ctx, st.DB, "look up staff login",
+		`SELECT `+accountColumns+`, password_hash FROM staff WHERE login = $1`, login)
+	if err != nil {
+		return Account{}, false, err
 	}
-	if !auth.CheckPassword(cred.PasswordHash, password) || cred.ID == "" {
+	if !auth.CheckPassword(cred.PasswordHash, password) || !found {
 		return Account{}, false, nil
 	}
 	return cred.Account, true, nil
