@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Activation is an activations row as the API checks codes against it: its
@@ -37,16 +39,9 @@ type LiveActivation struct {
 // LiveActivation returns the subject's pending or activated activation
 // (there is at most one), or ErrNotFound.
 func (st *Store) LiveActivation(ctx context.Context, kind, subjectID string) (LiveActivation, error) {
-	var live LiveActivation
-	err := st.DB.GetContext(ctx, &live, `SELECT id, state, workflow_id FROM activations
+	return database.Get[LiveActivation](ctx, st.DB, notFound("live %s activation", kind), "look up live activation",
+		`SELECT id, state, workflow_id FROM activations
 		WHERE kind = $1 AND subject_id = $2 AND state IN ('pending', 'activated')`, kind, subjectID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return live, notFound("live %s activation", kind)
-	}
-	if err != nil {
-		return live, fmt.Errorf("look up live activation: %w", err)
-	}
-	return live, nil
 }
 
 // PatientRedeemed reports whether one of the patient's activations has
@@ -63,44 +58,23 @@ func (st *Store) PatientRedeemed(ctx context.Context, patientID string) (bool, e
 // ActivationByCode returns the newest activation of kind whose code has the
 // lookup digest, or ErrNotFound.
 func (st *Store) ActivationByCode(ctx context.Context, kind, codeDigest string) (Activation, error) {
-	var row Activation
-	err := st.DB.GetContext(ctx, &row, `SELECT `+activationColumns+` FROM activations
+	return database.Get[Activation](ctx, st.DB, notFound("%s activation code", kind), "look up activation code",
+		`SELECT `+activationColumns+` FROM activations
 		WHERE code_digest = $1 AND kind = $2 ORDER BY created_at DESC LIMIT 1`, codeDigest, kind)
-	if errors.Is(err, sql.ErrNoRows) {
-		return row, notFound("%s activation code", kind)
-	}
-	if err != nil {
-		return row, fmt.Errorf("look up activation code: %w", err)
-	}
-	return row, nil
 }
 
 // LatestAuthorised returns the subject's newest activation that was given
 // an authorisation code, or ErrNotFound.
 func (st *Store) LatestAuthorised(ctx context.Context, kind, subjectID string) (Activation, error) {
-	var row Activation
-	err := st.DB.GetContext(ctx, &row, `SELECT `+activationColumns+` FROM activations
+	return database.Get[Activation](ctx, st.DB, notFound("authorised %s activation", kind), "look up authorisation code",
+		`SELECT `+activationColumns+` FROM activations
 		WHERE kind = $1 AND subject_id = $2 AND auth_code_salt <> '' ORDER BY created_at DESC LIMIT 1`, kind, subjectID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return row, notFound("authorised %s activation", kind)
-	}
-	if err != nil {
-		return row, fmt.Errorf("look up authorisation code: %w", err)
-	}
-	return row, nil
 }
 
 // ActivationState returns an activation's state, or ErrNotFound.
 func (st *Store) ActivationState(ctx context.Context, id string) (string, error) {
-	var state string
-	err := st.DB.GetContext(ctx, &state, `SELECT state FROM activations WHERE id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", notFound("activation %s", id)
-	}
-	if err != nil {
-		return "", fmt.Errorf("read activation state: %w", err)
-	}
-	return state, nil
+	return database.Get[string](ctx, st.DB, notFound("activation %s", id), "read activation state",
+		`SELECT state FROM activations WHERE id = $1`, id)
 }
 
 // NewActivation is a new activation's row, before its workflow starts.
@@ -168,13 +142,9 @@ type Summary struct {
 
 // PatientActivations lists a patient's activations, newest first.
 func (st *Store) PatientActivations(ctx context.Context, patientID string, limit int) ([]Summary, error) {
-	items := []Summary{}
-	if err := st.DB.SelectContext(ctx, &items, `
+	return database.Select[Summary](ctx, st.DB, "list activations", `
 		SELECT id, state, attempts, expires_at, activated_at, finished_at, created_by, created_at, updated_at, workflow_id
-		FROM activations WHERE kind = 'patient' AND subject_id = $1 ORDER BY created_at DESC LIMIT $2`, patientID, limit); err != nil {
-		return nil, fmt.Errorf("list activations: %w", err)
-	}
-	return items, nil
+		FROM activations WHERE kind = 'patient' AND subject_id = $1 ORDER BY created_at DESC LIMIT $2`, patientID, limit)
 }
 
 // Material is a re-created activation's new code and PIN material:

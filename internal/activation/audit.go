@@ -7,6 +7,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // AuthAuditEvent is one auth_audit row to write. The activation workflow
@@ -75,15 +77,11 @@ type AuditFilter struct {
 
 // ListAuthAudit pages through the auth audit, newest first.
 func (st *Store) ListAuthAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
-	items := []AuditEntry{}
 	// before is an auth_audit id (bigint); the query casts it so that
 	// Postgres does not infer integer from "= 0".
-	if err := st.DB.SelectContext(ctx, &items, `
+	return database.Select[AuditEntry](ctx, st.DB, "list auth audit", `
 		SELECT id, at, event, subject_type, subject_id, actor, reason, request_id, client_ip FROM auth_audit
 		WHERE ($1::bigint = 0 OR id < $1::bigint) AND (cardinality($2::text[]) = 0 OR event = ANY($2))
 			AND ($3 = '' OR subject_type = $3) AND ($4 = '' OR subject_id = $4)
-		ORDER BY id DESC LIMIT $5`, f.Before, pq.Array(nonNil(f.Events)), f.SubjectType, f.SubjectID, f.Limit); err != nil {
-		return nil, fmt.Errorf("list auth audit: %w", err)
-	}
-	return items, nil
+		ORDER BY id DESC LIMIT $5`, f.Before, pq.Array(nonNil(f.Events)), f.SubjectType, f.SubjectID, f.Limit)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Clinician is an external clinician who logs in through ward devices.
@@ -100,27 +102,22 @@ func (st *Store) CreateClinician(ctx context.Context, in NewClinician) (Clinicia
 
 // Clinician returns a clinician, or ErrNotFound.
 func (st *Store) Clinician(ctx context.Context, id string) (Clinician, error) {
-	var row clinicianRow
-	err := st.DB.GetContext(ctx, &row, `SELECT `+clinicianColumns+` FROM clinicians WHERE clinician_id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Clinician{}, notFound("clinician %s", id)
-	}
-	if err != nil {
-		return Clinician{}, fmt.Errorf("load clinician: %w", err)
-	}
-	return row.clinician(), nil
+	return st.clinicianWhere(ctx, "clinician_id", id, notFound("clinician %s", id))
 }
 
 // ClinicianBySendEntryIdentifier returns the clinician with that send entry
 // identifier, or ErrNotFound.
 func (st *Store) ClinicianBySendEntryIdentifier(ctx context.Context, identifier string) (Clinician, error) {
-	var row clinicianRow
-	err := st.DB.GetContext(ctx, &row, `SELECT `+clinicianColumns+` FROM clinicians WHERE send_entry_identifier = $1`, identifier)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Clinician{}, notFound("clinician with send entry identifier %s", identifier)
-	}
+	return st.clinicianWhere(ctx, "send_entry_identifier", identifier, notFound("clinician with send entry identifier %s", identifier))
+}
+
+// clinicianWhere returns the clinician whose column (a unique one) is value,
+// or notFound.
+func (st *Store) clinicianWhere(ctx context.Context, column, value string, notFound error) (Clinician, error) {
+	row, err := database.Get[clinicianRow](ctx, st.DB, notFound, "load clinician",
+		`SELECT `+clinicianColumns+` FROM clinicians WHERE `+column+` = $1`, value)
 	if err != nil {
-		return Clinician{}, fmt.Errorf("load clinician: %w", err)
+		return Clinician{}, err
 	}
 	return row.clinician(), nil
 }

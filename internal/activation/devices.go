@@ -2,8 +2,6 @@ package activation
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Device is a ward device (a bedside tablet and the like) that clinicians
@@ -55,13 +54,9 @@ type DeviceFilter struct {
 
 // ListDevices lists devices in creation order.
 func (st *Store) ListDevices(ctx context.Context, f DeviceFilter) ([]Device, error) {
-	items := []Device{}
-	if err := st.DB.SelectContext(ctx, &items, `SELECT `+deviceColumns+` FROM devices
+	return database.Select[Device](ctx, st.DB, "list devices", `SELECT `+deviceColumns+` FROM devices
 		WHERE ($1::boolean IS NULL OR active = $1) AND (cardinality($2::text[]) = 0 OR location_id = ANY($2))
-		ORDER BY created_at, id LIMIT $3 OFFSET $4`, f.Active, pq.Array(nonNil(f.LocationIDs)), f.Limit, f.Offset); err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	return items, nil
+		ORDER BY created_at, id LIMIT $3 OFFSET $4`, f.Active, pq.Array(nonNil(f.LocationIDs)), f.Limit, f.Offset)
 }
 
 // Device returns a device, or ErrNotFound.
@@ -70,19 +65,11 @@ func (st *Store) Device(ctx context.Context, id string) (Device, error) {
 }
 
 func getDevice(ctx context.Context, q sqlx.QueryerContext, id string, forUpdate bool) (Device, error) {
-	var d Device
 	query := `SELECT ` + deviceColumns + ` FROM devices WHERE id = $1`
 	if forUpdate {
 		query += ` FOR UPDATE`
 	}
-	err := sqlx.GetContext(ctx, q, &d, query, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, notFound("device %s", id)
-	}
-	if err != nil {
-		return d, fmt.Errorf("load device: %w", err)
-	}
-	return d, nil
+	return database.Get[Device](ctx, q, notFound("device %s", id), "load device", query, id)
 }
 
 // DevicePatch is a change of a device; nil fields stay as they are.
@@ -170,11 +157,8 @@ type DeviceState struct {
 // DeviceState reads a device's state for token checks; a missing device is
 // a DeviceState with Found false, not an error.
 func (st *Store) DeviceState(ctx context.Context, id string) (DeviceState, error) {
-	var row DeviceState
-	err := st.DB.GetContext(ctx, &row, `SELECT active, tokens_revoked_at, location_id FROM devices WHERE id = $1`, id)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return row, fmt.Errorf("device state: %w", err)
-	}
-	row.Found = err == nil
-	return row, nil
+	row, found, err := database.Find[DeviceState](ctx, st.DB, "device state",
+		`SELECT active, tokens_revoked_at, location_id FROM devices WHERE id = $1`, id)
+	row.Found = found
+	return row, err
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Workflow returns the id of the workflow that runs an incident and the
@@ -25,7 +27,7 @@ func (s *Store) Workflow(ctx context.Context, incidentID string) (workflowID, st
 // raw dedup key hashes to unscopedKeyHash, whatever its integration; found
 // is false when there is none.
 func (s *Store) OldestOpenByKeyHash(ctx context.Context, unscopedKeyHash string) (id string, found bool, err error) {
-	return s.oldestOpen(ctx, `
+	return database.Find[string](ctx, s.DB, "look up open incident by key", `
 		SELECT id FROM incidents WHERE unscoped_key_hash = $1 AND status <> 'RESOLVED'
 		ORDER BY opened_at LIMIT 1`, unscopedKeyHash)
 }
@@ -33,18 +35,7 @@ func (s *Store) OldestOpenByKeyHash(ctx context.Context, unscopedKeyHash string)
 // OldestOpenOfOtherIntegration is OldestOpenByKeyHash among the incidents
 // of integrations other than integration.
 func (s *Store) OldestOpenOfOtherIntegration(ctx context.Context, unscopedKeyHash, integration string) (id string, found bool, err error) {
-	return s.oldestOpen(ctx, `
+	return database.Find[string](ctx, s.DB, "look up open incident by key", `
 		SELECT id FROM incidents WHERE unscoped_key_hash = $1 AND status <> 'RESOLVED' AND integration <> $2
 		ORDER BY opened_at LIMIT 1`, unscopedKeyHash, integration)
-}
-
-func (s *Store) oldestOpen(ctx context.Context, query string, args ...any) (id string, found bool, err error) {
-	err = s.DB.GetContext(ctx, &id, query, args...)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return "", false, nil
-	case err != nil:
-		return "", false, fmt.Errorf("look up open incident by key: %w", err)
-	}
-	return id, true, nil
 }

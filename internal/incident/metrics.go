@@ -86,33 +86,28 @@ type metricsRow struct {
 	StaffName         sql.NullString `db:"staff_name"`
 	Incidents         int            `db:"incidents"`
 
-	TTACount  int             `db:"tta_count"`
-	TTAMean   sql.NullFloat64 `db:"tta_mean"`
-	TTAMedian sql.NullFloat64 `db:"tta_median"`
-	TTAP90    sql.NullFloat64 `db:"tta_p90"`
-
-	TTRCount  int             `db:"ttr_count"`
-	TTRMean   sql.NullFloat64 `db:"ttr_mean"`
-	TTRMedian sql.NullFloat64 `db:"ttr_median"`
-	TTRP90    sql.NullFloat64 `db:"ttr_p90"`
-
-	AssignCount  int             `db:"assign_count"`
-	AssignMean   sql.NullFloat64 `db:"assign_mean"`
-	AssignMedian sql.NullFloat64 `db:"assign_median"`
-	AssignP90    sql.NullFloat64 `db:"assign_p90"`
-
-	PageCount  int             `db:"page_count"`
-	PageMean   sql.NullFloat64 `db:"page_mean"`
-	PageMedian sql.NullFloat64 `db:"page_median"`
-	PageP90    sql.NullFloat64 `db:"page_p90"`
+	TTA    statsRow `db:"tta"`
+	TTR    statsRow `db:"ttr"`
+	Assign statsRow `db:"assign"`
+	Page   statsRow `db:"page"`
 }
 
-// stats returns the four aggregates of one duration column.
+// statsRow is the four aggregates stats computes of one duration column,
+// scanned from the columns "<name>.count", "<name>.mean" and so on.
+type statsRow struct {
+	Count  int             `db:"count"`
+	Mean   sql.NullFloat64 `db:"mean"`
+	Median sql.NullFloat64 `db:"median"`
+	P90    sql.NullFloat64 `db:"p90"`
+}
+
+// stats returns the four aggregates of one duration column, named as
+// statsRow reads them under name.
 func stats(col, name string) string {
-	return `count(` + col + `) AS ` + name + `_count,
-		avg(` + col + `) AS ` + name + `_mean,
-		percentile_cont(0.5) WITHIN GROUP (ORDER BY ` + col + `) AS ` + name + `_median,
-		percentile_cont(0.9) WITHIN GROUP (ORDER BY ` + col + `) AS ` + name + `_p90`
+	return `count(` + col + `) AS "` + name + `.count",
+		avg(` + col + `) AS "` + name + `.mean",
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY ` + col + `) AS "` + name + `.median",
+		percentile_cont(0.9) WITHIN GROUP (ORDER BY ` + col + `) AS "` + name + `.p90"`
 }
 
 // metricsQuery computes every group in one pass with grouping sets: by
@@ -211,15 +206,15 @@ func (s *Store) Metrics(ctx context.Context, from, to time.Time) (*Metrics, erro
 func (r *metricsRow) group() MetricsGroup {
 	return MetricsGroup{
 		Incidents:       r.Incidents,
-		MTTA:            durationStats(r.TTACount, r.TTAMean, r.TTAMedian, r.TTAP90),
-		MTTR:            durationStats(r.TTRCount, r.TTRMean, r.TTRMedian, r.TTRP90),
-		TimeToAssign:    durationStats(r.AssignCount, r.AssignMean, r.AssignMedian, r.AssignP90),
-		TimeToFirstPage: durationStats(r.PageCount, r.PageMean, r.PageMedian, r.PageP90),
+		MTTA:            r.TTA.durationStats(),
+		MTTR:            r.TTR.durationStats(),
+		TimeToAssign:    r.Assign.durationStats(),
+		TimeToFirstPage: r.Page.durationStats(),
 	}
 }
 
-func durationStats(n int, mean, median, p90 sql.NullFloat64) DurationStats {
-	return DurationStats{Count: n, MeanSeconds: ptr(mean), MedianSeconds: ptr(median), P90Seconds: ptr(p90)}
+func (s statsRow) durationStats() DurationStats {
+	return DurationStats{Count: s.Count, MeanSeconds: ptr(s.Mean), MedianSeconds: ptr(s.Median), P90Seconds: ptr(s.P90)}
 }
 
 func ptr(f sql.NullFloat64) *float64 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Notification is one in-app notification of a staff member
@@ -30,14 +32,10 @@ type NotificationFilter struct {
 
 // ListNotifications returns a staff member's notifications, newest first.
 func (s *Store) ListNotifications(ctx context.Context, f NotificationFilter) ([]Notification, error) {
-	items := []Notification{}
-	if err := s.DB.SelectContext(ctx, &items, `
+	return database.Select[Notification](ctx, s.DB, "list notifications", `
 		SELECT id, incident_id, kind, title, body, created_at, read_at FROM staff_notifications
 		WHERE staff_id = $1 AND ($2 = false OR read_at IS NULL) AND ($3::bigint = 0 OR id < $3::bigint)
-		ORDER BY id DESC LIMIT $4`, f.StaffID, f.UnreadOnly, f.Before, f.Limit); err != nil {
-		return nil, fmt.Errorf("list notifications: %w", err)
-	}
-	return items, nil
+		ORDER BY id DESC LIMIT $4`, f.StaffID, f.UnreadOnly, f.Before, f.Limit)
 }
 
 // NotificationsAfter returns up to limit of a staff member's notifications

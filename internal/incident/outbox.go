@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/metrics"
 )
 
@@ -57,15 +58,15 @@ const maxPageError = 200
 
 // PageOutcomes lists an incident's pages, in the order they were queued.
 func (s *Store) PageOutcomes(ctx context.Context, incidentID string) ([]PageOutcome, error) {
-	out := []PageOutcome{}
-	if err := s.DB.SelectContext(ctx, &out, `
+	out, err := database.Select[PageOutcome](ctx, s.DB, "load pages of incident "+incidentID, `
 		SELECT o.step, o.recipient, st.name AS recipient_name, o.channel, o.status,
 			o.attempts, o.last_error, o.created_at, o.sent_at
 		FROM notification_outbox o
 		LEFT JOIN staff st ON st.id = o.recipient
 		WHERE o.incident_id = $1
-		ORDER BY o.id`, incidentID); err != nil {
-		return nil, fmt.Errorf("load pages of incident %s: %w", incidentID, err)
+		ORDER BY o.id`, incidentID)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		out[i].CreatedAt = out[i].CreatedAt.UTC()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/keyset"
 )
 
@@ -150,11 +150,7 @@ type Filter struct {
 }
 
 // Page is one page of List.
-type Page struct {
-	Items []Incident
-	// Next continues the listing; nil on the last page.
-	Next *Cursor
-}
+type Page = keyset.Page[Incident, Cursor]
 
 // incidentColumns are the columns of Incident, from incidents i and the
 // assignee a.
@@ -166,41 +162,34 @@ const incidentColumns = `
 // List returns the incidents matching f, newest first (by opened_at, then
 // id), one page at a time.
 func (s *Store) List(ctx context.Context, f Filter) (*Page, error) {
-	limit := f.Limit
-	if limit == 0 {
-		limit = DefaultLimit
-	}
-	if limit < 1 || limit > MaxLimit {
-		return nil, fmt.Errorf("%w: limit %d is not between 1 and %d", ErrInvalidFilter, limit, MaxLimit)
+	limit, err := keyset.PageSize(f.Limit, DefaultLimit, MaxLimit, ErrInvalidFilter)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		where []string
-		args  []any
+		args  database.Args
 	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
 	if len(f.Statuses) > 0 {
-		where = append(where, "i.status = ANY("+arg(pq.StringArray(f.Statuses))+")")
+		where = append(where, "i.status = ANY("+args.Add(pq.StringArray(f.Statuses))+")")
 	}
 	if len(f.Severities) > 0 {
-		where = append(where, "i.severity = ANY("+arg(pq.StringArray(f.Severities))+")")
+		where = append(where, "i.severity = ANY("+args.Add(pq.StringArray(f.Severities))+")")
 	}
 	if f.AssignedTo != "" {
-		where = append(where, "i.assigned_to = "+arg(f.AssignedTo))
+		where = append(where, "i.assigned_to = "+args.Add(f.AssignedTo))
 	}
 	if f.AlertType != "" {
-		where = append(where, "i.alert_type = "+arg(f.AlertType))
+		where = append(where, "i.alert_type = "+args.Add(f.AlertType))
 	}
 	if !f.From.IsZero() {
-		where = append(where, "i.opened_at >= "+arg(f.From))
+		where = append(where, "i.opened_at >= "+args.Add(f.From))
 	}
 	if !f.To.IsZero() {
-		where = append(where, "i.opened_at < "+arg(f.To))
+		where = append(where, "i.opened_at < "+args.Add(f.To))
 	}
 	if f.After != nil {
-		where = append(where, "(i.opened_at, i.id) < ("+arg(f.After.OpenedAt)+", "+arg(f.After.ID)+"::uuid)")
+		where = append(where, "(i.opened_at, i.id) < ("+args.Add(f.After.OpenedAt)+", "+args.Add(f.After.ID)+"::uuid)")
 	}
 	q := `SELECT ` + incidentColumns + `
 		FROM incidents i LEFT JOIN staff a ON a.id = i.assigned_to`
@@ -208,17 +197,13 @@ func (s *Store) List(ctx context.Context, f Filter) (*Page, error) {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	// One row more than the page tells whether another page follows.
-	q += ` ORDER BY i.opened_at DESC, i.id DESC LIMIT ` + arg(limit+1)
+	q += ` ORDER BY i.opened_at DESC, i.id DESC LIMIT ` + args.Add(limit+1)
 
-	items := []Incident{}
-	if err := s.DB.SelectContext(ctx, &items, q, args...); err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
+	items, err := database.Select[Incident](ctx, s.DB, "list incidents", q, args...)
+	if err != nil {
+		return nil, err
 	}
-	items, last := keyset.Cut(items, limit)
-	page := &Page{Items: items}
-	if last != nil {
-		page.Next = &Cursor{OpenedAt: last.OpenedAt, ID: last.ID}
-	}
+	page := keyset.NewPage(items, limit, func(last *Incident) Cursor { return Cursor{OpenedAt: last.OpenedAt, ID: last.ID} })
 	for i := range page.Items {
 		page.Items[i].normalize()
 	}

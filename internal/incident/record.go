@@ -2,11 +2,11 @@ package incident
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Row is an incident's projection as the incident workflow writes it on
@@ -116,15 +116,8 @@ func (s *Store) Record(ctx context.Context, row Row, events []AuditEvent, arm *A
 // paged in-app (the first such outbox row); found is false when the step
 // paged nobody yet.
 func (s *Store) StepRecipient(ctx context.Context, incidentID, step string) (recipient string, found bool, err error) {
-	err = s.DB.GetContext(ctx, &recipient, `
+	return database.Find[string](ctx, s.DB, "look up earlier page of step "+step, `
 		SELECT recipient FROM notification_outbox
 		WHERE incident_id = $1 AND step = $2 AND channel = 'inapp'
 		ORDER BY id LIMIT 1`, incidentID, step)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return "", false, nil
-	case err != nil:
-		return "", false, fmt.Errorf("look up earlier page of step %s: %w", step, err)
-	}
-	return recipient, true, nil
 }

@@ -78,3 +78,36 @@ func Cut[T any](rows []T, limit int) (page []T, last *T) {
 	}
 	return rows[:limit], &rows[limit-1]
 }
+
+// PageSize returns the page size a list asked for: limit, or defaultLimit
+// when limit is zero. A limit outside 1 to maxLimit is an error wrapping
+// invalid.
+func PageSize(limit, defaultLimit, maxLimit int, invalid error) (int, error) {
+	if limit == 0 {
+		limit = defaultLimit
+	}
+	if limit < 1 || limit > maxLimit {
+		return 0, fmt.Errorf("%w: limit %d is not between 1 and %d", invalid, limit, maxLimit)
+	}
+	return limit, nil
+}
+
+// Page is one page of a newest-first list: items T, continued by a cursor C.
+type Page[T, C any] struct {
+	Items []T
+	// Next continues the listing; nil on the last page.
+	Next *C
+}
+
+// NewPage cuts rows, read with a LIMIT of one more than the page size, to
+// the page; when another page follows, Next is the cursor of the page's last
+// row, as cursorOf makes it.
+func NewPage[T, C any](rows []T, limit int, cursorOf func(last *T) C) *Page[T, C] {
+	items, last := Cut(rows, limit)
+	page := &Page[T, C]{Items: items}
+	if last != nil {
+		next := cursorOf(last)
+		page.Next = &next
+	}
+	return page
+}

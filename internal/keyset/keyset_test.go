@@ -2,6 +2,8 @@ package keyset_test
 
 import (
 	"encoding/base64"
+	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -77,4 +79,30 @@ func TestCut(t *testing.T) {
 			require.Equal(t, tt.last, *last)
 		})
 	}
+}
+
+func TestPageSize(t *testing.T) {
+	errBad := errors.New("bad filter")
+	n, err := keyset.PageSize(0, 50, 200, errBad)
+	require.NoError(t, err)
+	require.Equal(t, 50, n, "zero takes the default")
+	n, err = keyset.PageSize(200, 50, 200, errBad)
+	require.NoError(t, err)
+	require.Equal(t, 200, n)
+	for _, limit := range []int{-1, 201} {
+		_, err = keyset.PageSize(limit, 50, 200, errBad)
+		require.ErrorIs(t, err, errBad, "limit %d", limit)
+	}
+}
+
+func TestNewPage(t *testing.T) {
+	cursorOf := func(last *int) string { return "after " + strconv.Itoa(*last) }
+	page := keyset.NewPage([]int{1, 2, 3}, 2, cursorOf)
+	require.Equal(t, []int{1, 2}, page.Items)
+	require.NotNil(t, page.Next)
+	require.Equal(t, "after 2", *page.Next)
+
+	page = keyset.NewPage([]int{1, 2}, 2, cursorOf)
+	require.Equal(t, []int{1, 2}, page.Items)
+	require.Nil(t, page.Next, "no row beyond the page: the last page")
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/keyset"
 )
 
@@ -31,14 +31,6 @@ type Store struct {
 // columns are the columns of Message.
 const columns = `id, created_at, created_by, created_by_type, sender_id, sender_type, receiver_id, receiver_type,
 	type, content, related_message, internal, retrieved, confirmed, confirmed_by, cancelled, cancelled_by, modified_at, stream_seq`
-
-// args builds a query's positional arguments.
-type args []any
-
-func (a *args) add(v any) string {
-	*a = append(*a, v)
-	return "$" + strconv.Itoa(len(*a))
-}
 
 // Validate checks m's fields (not who may send it) and returns an
 // *InvalidError naming the first bad field, or nil.
@@ -92,17 +84,17 @@ func (s *Store) Create(ctx context.Context, c *auth.Claims, m NewMessage) (*Mess
 			Type: int64(m.Type), Content: m.Content, Internal: m.Internal,
 		})
 	}
-	var a args
+	var a database.Args
 	q := `INSERT INTO messages (id, created_by, created_by_type, sender_id, sender_type, receiver_id, receiver_type,
 			type, content, related_message, internal)
-		SELECT ` + a.add(id.String()) + `, ` + a.add(c.Subject) + `, ` + a.add(c.SubjectType) + `, ` +
-		a.add(m.SenderID) + `, ` + a.add(m.SenderType) + `, ` + a.add(m.ReceiverID) + `, ` + a.add(m.ReceiverType) + `, ` +
-		a.add(int(m.Type)) + `, ` + a.add(m.Content) + `, ` + a.add(m.Related) + `::uuid, ` + a.add(m.Internal)
+		SELECT ` + a.Add(id.String()) + `, ` + a.Add(c.Subject) + `, ` + a.Add(c.SubjectType) + `, ` +
+		a.Add(m.SenderID) + `, ` + a.Add(m.SenderType) + `, ` + a.Add(m.ReceiverID) + `, ` + a.Add(m.ReceiverType) + `, ` +
+		a.Add(int(m.Type)) + `, ` + a.Add(m.Content) + `, ` + a.Add(m.Related) + `::uuid, ` + a.Add(m.Internal)
 	if m.Related != nil {
 		// The related message must exist and be visible to the caller; the
 		// check and the insert are one statement (messages are never
 		// deleted, so it cannot vanish in between).
-		q += ` WHERE EXISTS (SELECT 1 FROM messages WHERE id = ` + a.add(*m.Related) + `::uuid AND ` + visibilitySQL(c, a.add) + `)`
+		q += ` WHERE EXISTS (SELECT 1 FROM messages WHERE id = ` + a.Add(*m.Related) + `::uuid AND ` + visibilitySQL(c, a.Add) + `)`
 	}
 	q += ` RETURNING ` + columns
 	tx, err := s.DB.BeginTxx(ctx, nil)
@@ -155,14 +147,11 @@ func (s *Store) Get(ctx context.Context, c *auth.Claims, id string) (*Message, e
 	if !uuidPattern.MatchString(id) {
 		return nil, ErrNotFound
 	}
-	var a args
-	q := `SELECT ` + columns + ` FROM messages WHERE id = ` + a.add(id) + ` AND ` + visibilitySQL(c, a.add)
-	var m Message
-	if err := s.DB.GetContext(ctx, &m, q, a...); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("get message: %w", err)
+	var a database.Args
+	q := `SELECT ` + columns + ` FROM messages WHERE id = ` + a.Add(id) + ` AND ` + visibilitySQL(c, a.Add)
+	m, err := database.Get[Message](ctx, s.DB, ErrNotFound, "get message", q, a...)
+	if err != nil {
+		return nil, err
 	}
 	m.fill()
 	return &m, nil
@@ -186,12 +175,9 @@ func (s *Store) Update(ctx context.Context, c *auth.Claims, id string, p Patch) 
 		return nil, fmt.Errorf("update message: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	var m Message
-	if err := tx.GetContext(ctx, &m, `SELECT `+columns+` FROM messages WHERE id = $1 FOR UPDATE`, id); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("update message: read: %w", err)
+	m, err := database.Get[Message](ctx, tx, ErrNotFound, "update message: read", `SELECT `+columns+` FROM messages WHERE id = $1 FOR UPDATE`, id)
+	if err != nil {
+		return nil, err
 	}
 	if !Visible(c, &m) {
 		return nil, ErrNotFound
@@ -252,9 +238,9 @@ func (s *Store) visibleID(ctx context.Context, q sqlx.QueryerContext, c *auth.Cl
 	if !uuidPattern.MatchString(id) {
 		return "", &InvalidError{Field: "related_message", Reason: "must be a message id (a lower-case UUID)"}
 	}
-	var a args
+	var a database.Args
 	var got string
-	err := sqlx.GetContext(ctx, q, &got, `SELECT id FROM messages WHERE id = `+a.add(id)+` AND `+visibilitySQL(c, a.add), a...)
+	err := sqlx.GetContext(ctx, q, &got, `SELECT id FROM messages WHERE id = `+a.Add(id)+` AND `+visibilitySQL(c, a.Add), a...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", &InvalidError{Field: "related_message", Reason: "no such message"}
 	}
@@ -287,16 +273,9 @@ type ListQuery struct {
 }
 
 // Page is one page of a list.
-type Page struct {
-	Items []Message
-	// Next continues the listing; nil on the last page.
-	Next *Cursor
-}
+type Page = keyset.Page[Message, Cursor]
 
 func (q ListQuery) check() error {
-	if q.Limit < 0 || q.Limit > MaxLimit {
-		return fmt.Errorf("%w: limit %d is not between 1 and %d", ErrInvalidQuery, q.Limit, MaxLimit)
-	}
 	party := q.PartyID != ""
 	if party == (q.SenderID != "" || q.ReceiverID != "") {
 		return fmt.Errorf("%w: set a party, or a sender and/or a receiver", ErrInvalidQuery)
@@ -319,20 +298,20 @@ func (q ListQuery) check() error {
 // paging sort before the first page, so pages neither repeat nor skip.
 // A patient listing by an id other than its own gets a *ForbiddenError.
 func (s *Store) List(ctx context.Context, c *auth.Claims, q ListQuery) (*Page, error) {
+	limit, err := keyset.PageSize(q.Limit, DefaultLimit, MaxLimit, ErrInvalidQuery)
+	if err != nil {
+		return nil, err
+	}
 	if err := q.check(); err != nil {
 		return nil, err
 	}
 	if err := CanList(c, slices.DeleteFunc([]string{q.SenderID, q.ReceiverID, q.PartyID}, func(s string) bool { return s == "" })...); err != nil {
 		return nil, err
 	}
-	limit := q.Limit
-	if limit == 0 {
-		limit = DefaultLimit
-	}
-	var a args
+	var a database.Args
 	// common are the conditions of every branch; the arguments are shared
 	// by both branches of a party list.
-	common := []string{visibilitySQL(c, a.add)}
+	common := []string{visibilitySQL(c, a.Add)}
 	if q.Active {
 		common = append(common, "(confirmed IS NULL OR type = 5)")
 	}
@@ -340,20 +319,20 @@ func (s *Store) List(ctx context.Context, c *auth.Claims, q ListQuery) (*Page, e
 		common = append(common, "type = 5 AND confirmed IS NULL AND cancelled IS NULL")
 	}
 	if q.Cursor != nil {
-		common = append(common, "(created_at, id) < ("+a.add(q.Cursor.CreatedAt)+", "+a.add(q.Cursor.ID)+"::uuid)")
+		common = append(common, "(created_at, id) < ("+a.Add(q.Cursor.CreatedAt)+", "+a.Add(q.Cursor.ID)+"::uuid)")
 	}
-	lim := a.add(limit + 1) // one row more tells whether another page follows
+	lim := a.Add(limit + 1) // one row more tells whether another page follows
 	branch := func(conds []string) string {
 		return `SELECT ` + columns + ` FROM messages WHERE ` + strings.Join(append(slices.Clone(common), conds...), " AND ") +
 			` ORDER BY created_at DESC, id DESC LIMIT ` + lim
 	}
 	var sqlText string
 	if q.PartyID != "" {
-		p := a.add(q.PartyID)
+		p := a.Add(q.PartyID)
 		asSender := []string{"sender_id = " + p}
 		asReceiver := []string{"receiver_id = " + p}
 		if q.PartyType != "" {
-			t := a.add(q.PartyType)
+			t := a.Add(q.PartyType)
 			asSender = append(asSender, "sender_type = "+t)
 			asReceiver = append(asReceiver, "receiver_type = "+t, "NOT (sender_id = "+p+" AND sender_type = "+t+")")
 		} else {
@@ -366,28 +345,24 @@ func (s *Store) List(ctx context.Context, c *auth.Claims, q ListQuery) (*Page, e
 	} else {
 		var conds []string
 		if q.SenderID != "" {
-			conds = append(conds, "sender_id = "+a.add(q.SenderID))
+			conds = append(conds, "sender_id = "+a.Add(q.SenderID))
 		}
 		if q.SenderType != "" {
-			conds = append(conds, "sender_type = "+a.add(q.SenderType))
+			conds = append(conds, "sender_type = "+a.Add(q.SenderType))
 		}
 		if q.ReceiverID != "" {
-			conds = append(conds, "receiver_id = "+a.add(q.ReceiverID))
+			conds = append(conds, "receiver_id = "+a.Add(q.ReceiverID))
 		}
 		if q.ReceiverType != "" {
-			conds = append(conds, "receiver_type = "+a.add(q.ReceiverType))
+			conds = append(conds, "receiver_type = "+a.Add(q.ReceiverType))
 		}
 		sqlText = branch(conds)
 	}
-	items := []Message{}
-	if err := s.DB.SelectContext(ctx, &items, sqlText, a...); err != nil {
-		return nil, fmt.Errorf("list messages: %w", err)
+	items, err := database.Select[Message](ctx, s.DB, "list messages", sqlText, a...)
+	if err != nil {
+		return nil, err
 	}
-	items, last := keyset.Cut(items, limit)
-	page := &Page{Items: items}
-	if last != nil {
-		page.Next = &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
-	}
+	page := keyset.NewPage(items, limit, func(last *Message) Cursor { return Cursor{CreatedAt: last.CreatedAt, ID: last.ID} })
 	for i := range page.Items {
 		page.Items[i].fill()
 	}
@@ -413,10 +388,10 @@ func (s *Store) ActiveCallbacks(ctx context.Context, c *auth.Claims, patientIDs 
 	if len(patientIDs) == 0 {
 		return out, nil
 	}
-	var a args
+	var a database.Args
 	q := `SELECT DISTINCT ON (sender_id) ` + columns + ` FROM messages
-		WHERE sender_type = 'patient' AND sender_id = ANY(` + a.add(pq.StringArray(patientIDs)) + `)
-			AND type = 5 AND confirmed IS NULL AND cancelled IS NULL AND ` + visibilitySQL(c, a.add) + `
+		WHERE sender_type = 'patient' AND sender_id = ANY(` + a.Add(pq.StringArray(patientIDs)) + `)
+			AND type = 5 AND confirmed IS NULL AND cancelled IS NULL AND ` + visibilitySQL(c, a.Add) + `
 		ORDER BY sender_id, created_at DESC, id DESC`
 	var rows []Message
 	if err := s.DB.SelectContext(ctx, &rows, q, a...); err != nil {
@@ -441,15 +416,15 @@ func (s *Store) Received(ctx context.Context, c *auth.Claims, receiverID, receiv
 	if err := CanList(c, receiverID); err != nil {
 		return nil, err
 	}
-	var a args
-	q := `SELECT ` + columns + ` FROM messages WHERE receiver_id = ` + a.add(receiverID) + ` AND stream_seq > ` + a.add(after)
+	var a database.Args
+	q := `SELECT ` + columns + ` FROM messages WHERE receiver_id = ` + a.Add(receiverID) + ` AND stream_seq > ` + a.Add(after)
 	if receiverType != "" {
-		q += ` AND receiver_type = ` + a.add(receiverType)
+		q += ` AND receiver_type = ` + a.Add(receiverType)
 	}
-	q += ` AND ` + visibilitySQL(c, a.add) + ` ORDER BY stream_seq LIMIT ` + a.add(limit)
-	items := []Message{}
-	if err := s.DB.SelectContext(ctx, &items, q, a...); err != nil {
-		return nil, fmt.Errorf("list received messages: %w", err)
+	q += ` AND ` + visibilitySQL(c, a.Add) + ` ORDER BY stream_seq LIMIT ` + a.Add(limit)
+	items, err := database.Select[Message](ctx, s.DB, "list received messages", q, a...)
+	if err != nil {
+		return nil, err
 	}
 	for i := range items {
 		items[i].fill()

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/testenv"
 )
 
@@ -61,10 +62,10 @@ func TestVisibilitySQLMatchesVisible(t *testing.T) {
 	}
 	for i, c := range callers {
 		t.Run(strconv.Itoa(i)+"-"+c.SubjectType, func(t *testing.T) {
-			var a args
-			prefixArg := a.add(p + "%")
+			var a database.Args
+			prefixArg := a.Add(p + "%")
 			var got []string
-			require.NoError(t, db.SelectContext(ctx, &got, `SELECT id FROM messages WHERE sender_id LIKE `+prefixArg+` AND `+visibilitySQL(c, a.add)+` ORDER BY id`, a...))
+			require.NoError(t, db.SelectContext(ctx, &got, `SELECT id FROM messages WHERE sender_id LIKE `+prefixArg+` AND `+visibilitySQL(c, a.Add)+` ORDER BY id`, a...))
 			var want []string
 			for _, m := range all {
 				if Visible(c, m) {

@@ -2,12 +2,13 @@ package node
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 const settingsColumns = `node_id, common_name, long_name, hospital_information_system, import_interface,
@@ -50,13 +51,9 @@ func upsert(ctx context.Context, q sqlx.QueryerContext, s Settings, replaceLangu
 
 // GetSettings returns a node's stored settings; ErrNotFound when it has none.
 func (s *Store) GetSettings(ctx context.Context, nodeID string) (Settings, error) {
-	var out Settings
-	err := s.DB.GetContext(ctx, &out, `SELECT `+settingsColumns+` FROM node_settings WHERE node_id = $1`, nodeID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return out, ErrNotFound
-	}
+	out, err := database.Get[Settings](ctx, s.DB, ErrNotFound, "get node settings", `SELECT `+settingsColumns+` FROM node_settings WHERE node_id = $1`, nodeID)
 	if err != nil {
-		return out, fmt.Errorf("get node settings: %w", err)
+		return out, err
 	}
 	out.normalize()
 	return out, nil
@@ -86,13 +83,10 @@ func (s *Store) UpdateSettings(ctx context.Context, nodeID string, change func(*
 		return Settings{}, fmt.Errorf("update node settings: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	var st Settings
-	err = tx.GetContext(ctx, &st, `SELECT `+settingsColumns+` FROM node_settings WHERE node_id = $1 FOR UPDATE`, nodeID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return st, ErrNotFound
-	}
+	st, err := database.Get[Settings](ctx, tx, ErrNotFound, "lock node settings",
+		`SELECT `+settingsColumns+` FROM node_settings WHERE node_id = $1 FOR UPDATE`, nodeID)
 	if err != nil {
-		return st, fmt.Errorf("lock node settings: %w", err)
+		return st, err
 	}
 	if err := change(&st); err != nil {
 		return st, err
@@ -159,10 +153,10 @@ func (s *Store) ImportSettings(ctx context.Context, nodes []Settings) (created, 
 // Contacts returns a node's contacts: ED before IT, then by last and first
 // name.
 func (s *Store) Contacts(ctx context.Context, nodeID string) ([]Contact, error) {
-	out := []Contact{}
-	if err := s.DB.SelectContext(ctx, &out, `SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1
-		ORDER BY role, last_name, first_name, id`, nodeID); err != nil {
-		return nil, fmt.Errorf("list node contacts: %w", err)
+	out, err := database.Select[Contact](ctx, s.DB, "list node contacts", `SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1
+		ORDER BY role, last_name, first_name, id`, nodeID)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		out[i].normalize()
@@ -172,13 +166,10 @@ func (s *Store) Contacts(ctx context.Context, nodeID string) ([]Contact, error) 
 
 // GetContact returns one contact of a node; ErrNotFound when there is none.
 func (s *Store) GetContact(ctx context.Context, nodeID string, id int64) (Contact, error) {
-	var c Contact
-	err := s.DB.GetContext(ctx, &c, `SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1 AND id = $2`, nodeID, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, ErrNotFound
-	}
+	c, err := database.Get[Contact](ctx, s.DB, ErrNotFound, "get node contact",
+		`SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1 AND id = $2`, nodeID, id)
 	if err != nil {
-		return c, fmt.Errorf("get node contact: %w", err)
+		return c, err
 	}
 	c.normalize()
 	return c, nil
@@ -211,13 +202,10 @@ func (s *Store) UpdateContact(ctx context.Context, nodeID string, id int64, chan
 		return Contact{}, fmt.Errorf("update node contact: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	var c Contact
-	err = tx.GetContext(ctx, &c, `SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1 AND id = $2 FOR UPDATE`, nodeID, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, ErrNotFound
-	}
+	c, err := database.Get[Contact](ctx, tx, ErrNotFound, "lock node contact",
+		`SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1 AND id = $2 FOR UPDATE`, nodeID, id)
 	if err != nil {
-		return c, fmt.Errorf("lock node contact: %w", err)
+		return c, err
 	}
 	if err := change(&c); err != nil {
 		return c, err

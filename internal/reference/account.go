@@ -3,10 +3,10 @@ package reference
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Account is what signing in and token checks need of a staff member.
@@ -30,15 +30,8 @@ func errNoAccount(id string) error {
 // Account returns staff member id's account, or ErrNotFound when it no
 // longer exists.
 func (st *Store) Account(ctx context.Context, id string) (Account, error) {
-	var a Account
-	err := st.DB.GetContext(ctx, &a, `SELECT `+accountColumns+` FROM staff WHERE id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, errNoAccount(id)
-	}
-	if err != nil {
-		return Account{}, fmt.Errorf("look up staff %s: %w", id, err)
-	}
-	return a, nil
+	return database.Get[Account](ctx, st.DB, errNoAccount(id), "look up staff "+id,
+		`SELECT `+accountColumns+` FROM staff WHERE id = $1`, id)
 }
 
 // CheckPassword returns the account with login when password is theirs,
@@ -46,15 +39,16 @@ func (st *Store) Account(ctx context.Context, id string) (Account, error) {
 // (auth.CheckPassword("") runs a full check), so timing does not reveal
 // which logins exist.
 func (st *Store) CheckPassword(ctx context.Context, login, password string) (Account, bool, error) {
-	var cred struct {
+	type credentials struct {
 		Account
 		PasswordHash string `db:"password_hash"`
 	}
-	err := st.DB.GetContext(ctx, &cred, `SELECT `+accountColumns+`, password_hash FROM staff WHERE login = $1`, login)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return Account{}, false, fmt.Errorf("look up staff login: %w", err)
+	cred, found, err := database.Find[credentials](ctx, st.DB, "look up staff login",
+		`SELECT `+accountColumns+`, password_hash FROM staff WHERE login = $1`, login)
+	if err != nil {
+		return Account{}, false, err
 	}
-	if !auth.CheckPassword(cred.PasswordHash, password) || cred.ID == "" {
+	if !auth.CheckPassword(cred.PasswordHash, password) || !found {
 		return Account{}, false, nil
 	}
 	return cred.Account, true, nil
@@ -63,15 +57,8 @@ func (st *Store) CheckPassword(ctx context.Context, login, password string) (Acc
 // AccountBySlackUser returns the account linked to a Slack member id, or
 // ErrNotFound.
 func (st *Store) AccountBySlackUser(ctx context.Context, slackUserID string) (Account, error) {
-	var a Account
-	err := st.DB.GetContext(ctx, &a, `SELECT `+accountColumns+` FROM staff WHERE slack_user_id = $1 AND slack_user_id <> ''`, slackUserID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, fmt.Errorf("staff of slack user %s: %w", slackUserID, ErrNotFound)
-	}
-	if err != nil {
-		return Account{}, fmt.Errorf("look up slack user: %w", err)
-	}
-	return a, nil
+	return database.Get[Account](ctx, st.DB, fmt.Errorf("staff of slack user %s: %w", slackUserID, ErrNotFound), "look up slack user",
+		`SELECT `+accountColumns+` FROM staff WHERE slack_user_id = $1 AND slack_user_id <> ''`, slackUserID)
 }
 
 // StaffExists reports whether staff member id exists.

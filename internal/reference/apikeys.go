@@ -2,12 +2,11 @@ package reference
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // APIKey is the public view of an alert source's API key: never its hash,
@@ -86,13 +85,9 @@ func (st *Store) ReplaceAPIKey(ctx context.Context, name string) (auth.Secret, e
 // ListAPIKeys returns a page of API keys, revoked ones included, ordered by
 // id.
 func (st *Store) ListAPIKeys(ctx context.Context, p Page) (List[APIKey], error) {
-	var keys []APIKey
-	if err := st.DB.SelectContext(ctx, &keys, `
+	return selectList[APIKey](ctx, st.DB, p, "list api keys", `
 		SELECT `+apiKeyColumns+` FROM api_keys
-		ORDER BY id LIMIT $1 OFFSET $2`, p.Limit+1, p.Offset); err != nil {
-		return List[APIKey]{}, fmt.Errorf("list api keys: %w", err)
-	}
-	return newList(keys, p), nil
+		ORDER BY id LIMIT $1 OFFSET $2`, p.Limit+1, p.Offset)
 }
 
 // RevokeAPIKey marks key id revoked (keeping the first revocation time when
@@ -102,27 +97,12 @@ func (st *Store) RevokeAPIKey(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("revoke api key %d: %w", id, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("revoke api key %d: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("api key %d: %w", id, ErrNotFound)
-	}
-	return nil
+	return database.ExpectRow(res, fmt.Errorf("api key %d: %w", id, ErrNotFound), fmt.Sprintf("revoke api key %d", id))
 }
 
 // APIKeyByToken returns the valid (not revoked) key whose plaintext is
 // token, or ErrNotFound. Only the token's hash reaches the database.
 func (st *Store) APIKeyByToken(ctx context.Context, token string) (APIKey, error) {
-	var k APIKey
-	err := st.DB.GetContext(ctx, &k, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
-		auth.HashAPIKey(token))
-	if errors.Is(err, sql.ErrNoRows) {
-		return APIKey{}, fmt.Errorf("api key: %w", ErrNotFound)
-	}
-	if err != nil {
-		return APIKey{}, fmt.Errorf("look up api key: %w", err)
-	}
-	return k, nil
+	return database.Get[APIKey](ctx, st.DB, fmt.Errorf("api key: %w", ErrNotFound), "look up api key",
+		`SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, auth.HashAPIKey(token))
 }

@@ -2,14 +2,14 @@ package reference
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Severities of alert types, highest first.
@@ -30,13 +30,9 @@ type Role struct {
 
 // ListRoles returns a page of roles, ordered by name.
 func (st *Store) ListRoles(ctx context.Context, p Page) (List[Role], error) {
-	var roles []Role
-	if err := st.DB.SelectContext(ctx, &roles, `
+	return selectList[Role](ctx, st.DB, p, "list roles", `
 		SELECT role, description, is_failsafe FROM staff_roles
-		ORDER BY role LIMIT $1 OFFSET $2`, p.Limit+1, p.Offset); err != nil {
-		return List[Role]{}, fmt.Errorf("list roles: %w", err)
-	}
-	return newList(roles, p), nil
+		ORDER BY role LIMIT $1 OFFSET $2`, p.Limit+1, p.Offset)
 }
 
 // RoleExists reports whether role is in staff_roles.
@@ -114,27 +110,16 @@ func (st *Store) ListAlertTypes(ctx context.Context, f AlertTypeFilter, p Page) 
 	if err := f.Validate(); err != nil {
 		return List[AlertType]{}, err
 	}
-	var types []AlertType
-	if err := st.DB.SelectContext(ctx, &types, `
+	return selectList[AlertType](ctx, st.DB, p, "list alert types", `
 		SELECT `+alertTypeColumns+` FROM alert_types
 		WHERE ($1 = '' OR severity = $1) AND ($2 = '' OR category = $2)
-		ORDER BY alert_type LIMIT $3 OFFSET $4`, f.Severity, f.Category, p.Limit+1, p.Offset); err != nil {
-		return List[AlertType]{}, fmt.Errorf("list alert types: %w", err)
-	}
-	return newList(types, p), nil
+		ORDER BY alert_type LIMIT $3 OFFSET $4`, f.Severity, f.Category, p.Limit+1, p.Offset)
 }
 
 // GetAlertType returns one alert type, or ErrNotFound.
 func (st *Store) GetAlertType(ctx context.Context, name string) (AlertType, error) {
-	var t AlertType
-	err := st.DB.GetContext(ctx, &t, `SELECT `+alertTypeColumns+` FROM alert_types WHERE alert_type = $1`, name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AlertType{}, fmt.Errorf("alert type %s: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return AlertType{}, fmt.Errorf("get alert type %s: %w", name, err)
-	}
-	return t, nil
+	return database.Get[AlertType](ctx, st.DB, fmt.Errorf("alert type %s: %w", name, ErrNotFound), "get alert type "+name,
+		`SELECT `+alertTypeColumns+` FROM alert_types WHERE alert_type = $1`, name)
 }
 
 // AlertTypeInput is the body of a create-or-replace of an alert type.

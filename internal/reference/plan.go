@@ -2,11 +2,12 @@ package reference
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // ErrUnknownAlertType and ErrNoPolicy say why an alert type has no plan.
@@ -28,32 +29,27 @@ type AlertPlan struct {
 // own policy when one exists, else its severity's. It returns
 // ErrUnknownAlertType or ErrNoPolicy when there is none.
 func (st *Store) AlertPlan(ctx context.Context, alertType string) (AlertPlan, error) {
-	var t struct {
+	type alertTypeRow struct {
 		Roles    pq.StringArray `db:"roles"`
 		Severity string         `db:"severity"`
 	}
-	err := st.DB.GetContext(ctx, &t, `SELECT roles, severity FROM alert_types WHERE alert_type = $1`, alertType)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AlertPlan{}, fmt.Errorf("%w %s", ErrUnknownAlertType, alertType)
-	}
+	t, err := database.Get[alertTypeRow](ctx, st.DB, fmt.Errorf("%w %s", ErrUnknownAlertType, alertType), "load alert type "+alertType,
+		`SELECT roles, severity FROM alert_types WHERE alert_type = $1`, alertType)
 	if err != nil {
-		return AlertPlan{}, fmt.Errorf("load alert type %s: %w", alertType, err)
+		return AlertPlan{}, err
 	}
-	var p struct {
+	type planPolicyRow struct {
 		ID       string `db:"id"`
 		Steps    []byte `db:"steps"`
 		Reminder int    `db:"start_reminder_seconds"`
 	}
 	// The alert type's own policy wins over its severity's.
-	err = st.DB.GetContext(ctx, &p, `
+	p, err := database.Get[planPolicyRow](ctx, st.DB, fmt.Errorf("%w for %s", ErrNoPolicy, alertType), "load escalation policy for "+alertType, `
 		SELECT id, steps, start_reminder_seconds FROM escalation_policies
 		WHERE alert_type = $1 OR severity = $2
 		ORDER BY alert_type IS NULL LIMIT 1`, alertType, t.Severity)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AlertPlan{}, fmt.Errorf("%w for %s", ErrNoPolicy, alertType)
-	}
 	if err != nil {
-		return AlertPlan{}, fmt.Errorf("load escalation policy for %s: %w", alertType, err)
+		return AlertPlan{}, err
 	}
 	return AlertPlan{Roles: t.Roles, PolicyID: p.ID, Steps: p.Steps, StartReminderSeconds: p.Reminder}, nil
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Escalation targets, as stored in a policy's steps.
@@ -193,13 +194,10 @@ func (st *Store) ListPolicies(ctx context.Context, p Page) (List[Policy], error)
 
 // GetPolicy returns one policy, or ErrNotFound.
 func (st *Store) GetPolicy(ctx context.Context, id PolicyID) (Policy, error) {
-	var r policyRow
-	err := st.DB.GetContext(ctx, &r, `SELECT `+policyColumns+`, false AS created FROM escalation_policies WHERE id = $1`, id.String())
-	if errors.Is(err, sql.ErrNoRows) {
-		return Policy{}, fmt.Errorf("escalation policy %s: %w", id, ErrNotFound)
-	}
+	r, err := database.Get[policyRow](ctx, st.DB, fmt.Errorf("escalation policy %s: %w", id, ErrNotFound), "get escalation policy "+id.String(),
+		`SELECT `+policyColumns+`, false AS created FROM escalation_policies WHERE id = $1`, id.String())
 	if err != nil {
-		return Policy{}, fmt.Errorf("get escalation policy %s: %w", id, err)
+		return Policy{}, err
 	}
 	return r.policy()
 }
@@ -268,12 +266,5 @@ func (st *Store) DeletePolicy(ctx context.Context, id PolicyID) error {
 	if err != nil {
 		return mapDeleteError("delete escalation policy "+id.String(), "id", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete escalation policy %s: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("escalation policy %s: %w", id, ErrNotFound)
-	}
-	return nil
+	return database.ExpectRow(res, fmt.Errorf("escalation policy %s: %w", id, ErrNotFound), "delete escalation policy "+id.String())
 }

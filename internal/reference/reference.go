@@ -283,3 +283,14 @@ func unknownRole(ctx context.Context, q sqlx.QueryerContext, roles []string) (st
 	}
 	return missing[0].Role, missing[0].Idx, nil
 }
+
+// selectList runs query, which reads one page with LIMIT p.Limit+1 OFFSET
+// p.Offset (both among args), and returns the page; an error is returned as
+// "what: err".
+func selectList[T any](ctx context.Context, q sqlx.QueryerContext, p Page, what, query string, args ...any) (List[T], error) {
+	items, err := database.Select[T](ctx, q, what, query, args...)
+	if err != nil {
+		return List[T]{}, err
+	}
+	return newList(items, p), nil
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/incident/oncall"
 )
 
@@ -55,14 +56,10 @@ func (st *Store) ListRotations(ctx context.Context, f RotationFilter, p Page) (L
 	if err := f.Validate(); err != nil {
 		return List[Rotation]{}, err
 	}
-	var rots []Rotation
-	if err := st.DB.SelectContext(ctx, &rots, `
+	return selectList[Rotation](ctx, st.DB, p, "list rotations", `
 		SELECT `+rotationColumns+` FROM rotations
 		WHERE ($1 = '' OR role = $1) AND ($2 = '' OR staff_id = $2)
-		ORDER BY id LIMIT $3 OFFSET $4`, f.Role, f.StaffID, p.Limit+1, p.Offset); err != nil {
-		return List[Rotation]{}, fmt.Errorf("list rotations: %w", err)
-	}
-	return newList(rots, p), nil
+		ORDER BY id LIMIT $3 OFFSET $4`, f.Role, f.StaffID, p.Limit+1, p.Offset)
 }
 
 // RotationInput is the body of a rotation creation.
@@ -141,14 +138,7 @@ func (st *Store) deleteByID(ctx context.Context, table string, id int64) error {
 	if err != nil {
 		return mapDeleteError("delete from "+table, "id", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete from %s: %w", table, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s %d: %w", table, id, ErrNotFound)
-	}
-	return nil
+	return database.ExpectRow(res, fmt.Errorf("%s %d: %w", table, id, ErrNotFound), "delete from "+table)
 }
 
 // Override puts a person on call for a role over a time slot, whatever the
@@ -218,16 +208,12 @@ func (st *Store) ListOverrides(ctx context.Context, f OverrideFilter, p Page) (L
 	if !f.To.IsZero() {
 		to = &f.To
 	}
-	var ovs []Override
-	if err := st.DB.SelectContext(ctx, &ovs, `
+	return selectList[Override](ctx, st.DB, p, "list overrides", `
 		SELECT `+overrideColumns+` FROM oncall_overrides
 		WHERE ($1 = '' OR role = $1)
 		  AND ($2::timestamptz IS NULL OR ends_at > $2::timestamptz)
 		  AND ($3::timestamptz IS NULL OR starts_at < $3::timestamptz)
-		ORDER BY starts_at, id LIMIT $4 OFFSET $5`, f.Role, from, to, p.Limit+1, p.Offset); err != nil {
-		return List[Override]{}, fmt.Errorf("list overrides: %w", err)
-	}
-	return newList(ovs, p), nil
+		ORDER BY starts_at, id LIMIT $4 OFFSET $5`, f.Role, from, to, p.Limit+1, p.Offset)
 }
 
 // OverrideInput is the body of an override creation.

@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/session"
 )
 
@@ -121,27 +122,16 @@ func (st *Store) ListStaff(ctx context.Context, f StaffFilter, p Page) (List[Sta
 	if f.Role != "" && !ValidRoleName(f.Role) {
 		return List[Staff]{}, invalid("role", "%q is not a role name", f.Role)
 	}
-	var staff []Staff
-	if err := st.DB.SelectContext(ctx, &staff, `
+	return selectList[Staff](ctx, st.DB, p, "list staff", `
 		SELECT `+staffColumns+` FROM staff
 		WHERE ($1 = '' OR role = $1)
-		ORDER BY id LIMIT $2 OFFSET $3`, f.Role, p.Limit+1, p.Offset); err != nil {
-		return List[Staff]{}, fmt.Errorf("list staff: %w", err)
-	}
-	return newList(staff, p), nil
+		ORDER BY id LIMIT $2 OFFSET $3`, f.Role, p.Limit+1, p.Offset)
 }
 
 // GetStaff returns one staff member, or ErrNotFound.
 func (st *Store) GetStaff(ctx context.Context, id string) (Staff, error) {
-	var s Staff
-	err := st.DB.GetContext(ctx, &s, `SELECT `+staffColumns+` FROM staff WHERE id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Staff{}, fmt.Errorf("staff %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Staff{}, fmt.Errorf("get staff %s: %w", id, err)
-	}
-	return s, nil
+	return database.Get[Staff](ctx, st.DB, fmt.Errorf("staff %s: %w", id, ErrNotFound), "get staff "+id,
+		`SELECT `+staffColumns+` FROM staff WHERE id = $1`, id)
 }
 
 // NewStaff is the body of a staff creation.
@@ -413,13 +403,10 @@ func requireAnActiveAdmin(ctx context.Context, tx *sqlx.Tx, field string) error 
 // checkCurrentPassword locks staff member id's row and checks password is
 // theirs: a *ForbiddenError naming current_password when it is not.
 func checkCurrentPassword(ctx context.Context, tx *sqlx.Tx, id, password string) error {
-	var hash string
-	err := tx.GetContext(ctx, &hash, `SELECT password_hash FROM staff WHERE id = $1 FOR UPDATE`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("staff %s: %w", id, ErrNotFound)
-	}
+	hash, err := database.Get[string](ctx, tx, fmt.Errorf("staff %s: %w", id, ErrNotFound), "read password hash",
+		`SELECT password_hash FROM staff WHERE id = $1 FOR UPDATE`, id)
 	if err != nil {
-		return fmt.Errorf("read password hash: %w", err)
+		return err
 	}
 	if !auth.CheckPassword(hash, password) {
 		return &ForbiddenError{Field: "current_password", Message: "is not your current password"}

@@ -240,32 +240,19 @@ func (st *Store) Rotate(ctx context.Context, refresh string) (Session, string, e
 
 // Get returns one session.
 func (st *Store) Get(ctx context.Context, id string) (Session, error) {
-	var s Session
 	if _, err := uuid.Parse(id); err != nil {
-		return s, ErrNotFound
+		return Session{}, ErrNotFound
 	}
-	err := st.DB.GetContext(ctx, &s, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return s, ErrNotFound
-	}
-	if err != nil {
-		return s, fmt.Errorf("get session: %w", err)
-	}
-	return s, nil
+	return database.Get[Session](ctx, st.DB, ErrNotFound, "get session", `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id)
 }
 
 // List returns a subject's sessions that are live or ended within the last
 // day, newest first.
 func (st *Store) List(ctx context.Context, subjectType, subjectID string) ([]Session, error) {
-	out := []Session{}
-	err := st.DB.SelectContext(ctx, &out, `SELECT `+sessionColumns+` FROM sessions
+	return database.Select[Session](ctx, st.DB, "list sessions", `SELECT `+sessionColumns+` FROM sessions
 		WHERE subject_type = $1 AND subject_id = $2
 		  AND COALESCE(revoked_at, expires_at) > now() - interval '1 day'
 		ORDER BY created_at DESC LIMIT 200`, subjectType, subjectID)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	return out, nil
 }
 
 // Revoke ends one session; revoking an ended session keeps its first reason.

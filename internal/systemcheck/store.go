@@ -5,12 +5,13 @@ package systemcheck
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // Store reads and writes system checks.
@@ -73,15 +74,7 @@ type Check struct {
 
 // Check returns check id's row, or ErrNotFound when it has none (yet).
 func (st *Store) Check(ctx context.Context, id string) (Check, error) {
-	var row Check
-	err := st.DB.GetContext(ctx, &row, `
+	return database.Get[Check](ctx, st.DB, fmt.Errorf("system check %s: %w", id, ErrNotFound), "load system check "+id, `
 		SELECT run_id, note, requested_at, recorded_at, worker_identity
 		FROM system_checks WHERE id = $1`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return row, fmt.Errorf("system check %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return row, fmt.Errorf("load system check %s: %w", id, err)
-	}
-	return row, nil
 }

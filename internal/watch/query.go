@@ -11,6 +11,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/keyset"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 	"github.com/vigil-health/vigil/internal/watch/osgb"
@@ -157,11 +158,7 @@ type ChangeFilter struct {
 }
 
 // ChangePage is one page of Changes.
-type ChangePage struct {
-	Items []RecordedChange
-	// Next continues the listing; nil on the last page.
-	Next *Cursor
-}
+type ChangePage = keyset.Page[RecordedChange, Cursor]
 
 // capacityOrder is a SQL expression ranking capacities as Capacities does;
 // unknown values rank last.
@@ -183,9 +180,9 @@ func (s *Store) Statuses(ctx context.Context, capacities []string) ([]Status, er
 		args = append(args, pq.StringArray(capacities))
 	}
 	q += ` ORDER BY ` + capacityOrder + `, name, service_id`
-	out := []Status{}
-	if err := s.DB.SelectContext(ctx, &out, q, args...); err != nil {
-		return nil, fmt.Errorf("list service statuses: %w", err)
+	out, err := database.Select[Status](ctx, s.DB, "list service statuses", q, args...)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		out[i].normalize()
@@ -197,38 +194,31 @@ func (s *Store) Statuses(ctx context.Context, capacities []string) ([]Status, er
 // detected_at, then id), one page at a time. Pages neither repeat nor skip
 // changes while new ones are recorded: those sort before the first page.
 func (s *Store) Changes(ctx context.Context, f ChangeFilter) (*ChangePage, error) {
-	limit := f.Limit
-	if limit == 0 {
-		limit = DefaultLimit
-	}
-	if limit < 1 || limit > MaxLimit {
-		return nil, fmt.Errorf("%w: limit %d is not between 1 and %d", ErrInvalidFilter, limit, MaxLimit)
+	limit, err := keyset.PageSize(f.Limit, DefaultLimit, MaxLimit, ErrInvalidFilter)
+	if err != nil {
+		return nil, err
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
 		return nil, fmt.Errorf("%w: from %s is after to %s", ErrInvalidFilter, f.From, f.To)
 	}
 	var (
 		where []string
-		args  []any
+		args  database.Args
 	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
 	if f.ServiceID != "" {
-		where = append(where, "service_id = "+arg(f.ServiceID))
+		where = append(where, "service_id = "+args.Add(f.ServiceID))
 	}
 	if f.WatchID != "" {
-		where = append(where, "watch_id = "+arg(f.WatchID)+"::uuid")
+		where = append(where, "watch_id = "+args.Add(f.WatchID)+"::uuid")
 	}
 	if !f.From.IsZero() {
-		where = append(where, "detected_at >= "+arg(f.From))
+		where = append(where, "detected_at >= "+args.Add(f.From))
 	}
 	if !f.To.IsZero() {
-		where = append(where, "detected_at < "+arg(f.To))
+		where = append(where, "detected_at < "+args.Add(f.To))
 	}
 	if f.Cursor != nil {
-		where = append(where, "(detected_at, id) < ("+arg(f.Cursor.DetectedAt)+", "+arg(f.Cursor.ID)+")")
+		where = append(where, "(detected_at, id) < ("+args.Add(f.Cursor.DetectedAt)+", "+args.Add(f.Cursor.ID)+")")
 	}
 	q := `SELECT id, watch_id, service_id, name, type, region, previous_capacity, previous_rag,
 			capacity, rag, kind, changed_by, changed_at, detected_at, poll_id, notified
@@ -237,17 +227,15 @@ func (s *Store) Changes(ctx context.Context, f ChangeFilter) (*ChangePage, error
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	// One row more than the page tells whether another page follows.
-	q += ` ORDER BY detected_at DESC, id DESC LIMIT ` + arg(limit+1)
+	q += ` ORDER BY detected_at DESC, id DESC LIMIT ` + args.Add(limit+1)
 
-	items := []RecordedChange{}
-	if err := s.DB.SelectContext(ctx, &items, q, args...); err != nil {
-		return nil, fmt.Errorf("list status changes: %w", err)
+	items, err := database.Select[RecordedChange](ctx, s.DB, "list status changes", q, args...)
+	if err != nil {
+		return nil, err
 	}
-	items, last := keyset.Cut(items, limit)
-	page := &ChangePage{Items: items}
-	if last != nil {
-		page.Next = &Cursor{DetectedAt: last.DetectedAt.UTC(), ID: last.ID}
-	}
+	page := keyset.NewPage(items, limit, func(last *RecordedChange) Cursor {
+		return Cursor{DetectedAt: last.DetectedAt.UTC(), ID: last.ID}
+	})
 	for i := range page.Items {
 		c := &page.Items[i]
 		c.DetectedAt = c.DetectedAt.UTC()
@@ -261,12 +249,12 @@ func (s *Store) Changes(ctx context.Context, f ChangeFilter) (*ChangePage, error
 // National Grid, nil otherwise. Services are ordered by region, name and
 // service id.
 func (s *Store) Coverage(ctx context.Context) ([]CoverageService, error) {
-	out := []CoverageService{}
-	if err := s.DB.SelectContext(ctx, &out, `
+	out, err := database.Select[CoverageService](ctx, s.DB, "list service coverage", `
 		SELECT service_id, name, type, region, postcode, capacity, rag, easting, northing, last_seen_at
 		FROM service_statuses
-		ORDER BY region, name, service_id`); err != nil {
-		return nil, fmt.Errorf("list service coverage: %w", err)
+		ORDER BY region, name, service_id`)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		c := &out[i]

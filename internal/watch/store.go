@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
@@ -199,14 +200,10 @@ type ChangeKey struct {
 // sms:<number>) the change has reached; ErrChangeNotRecorded when the
 // change is not in the history.
 func (s *Store) NotifiedTargets(ctx context.Context, k ChangeKey) ([]string, error) {
-	var done pq.StringArray
-	err := s.DB.GetContext(ctx, &done, `SELECT notified_targets FROM status_changes WHERE poll_id = $1 AND service_id = $2 AND kind = $3`,
-		k.PollID, k.ServiceID, k.Kind)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %w", ErrChangeNotRecorded, err)
-	}
+	done, err := database.Get[pq.StringArray](ctx, s.DB, fmt.Errorf("%w: %w", ErrChangeNotRecorded, sql.ErrNoRows), "read change targets",
+		`SELECT notified_targets FROM status_changes WHERE poll_id = $1 AND service_id = $2 AND kind = $3`, k.PollID, k.ServiceID, k.Kind)
 	if err != nil {
-		return nil, fmt.Errorf("read change targets: %w", err)
+		return nil, err
 	}
 	return done, nil
 }

@@ -2,13 +2,13 @@ package watch
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/lib/pq"
 
+	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
@@ -129,13 +129,10 @@ func (s *Store) Create(ctx context.Context, w Watch, start func() error) error {
 
 // Get returns a watch; ErrNotFound when there is none or it was deleted.
 func (s *Store) Get(ctx context.Context, id string) (Watch, error) {
-	var r watchRow
-	err := s.DB.GetContext(ctx, &r, `SELECT `+watchColumns+` FROM watches WHERE id = $1 AND state <> 'deleted'`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Watch{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+	r, err := database.Get[watchRow](ctx, s.DB, fmt.Errorf("%w: %s", ErrNotFound, id), "load watch "+id,
+		`SELECT `+watchColumns+` FROM watches WHERE id = $1 AND state <> 'deleted'`, id)
 	if err != nil {
-		return Watch{}, fmt.Errorf("load watch %s: %w", id, err)
+		return Watch{}, err
 	}
 	return r.watch(), nil
 }

@@ -11,12 +11,13 @@ package oncall
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // ErrInvalidSchedule is returned by every Schedule method when the Schedule
@@ -149,13 +150,5 @@ func (s *Schedule) FailsafeRole(ctx context.Context) (string, error) {
 	if err := s.Validate(); err != nil {
 		return "", err
 	}
-	var role string
-	err := s.DB.GetContext(ctx, &role, `SELECT role FROM staff_roles WHERE is_failsafe`)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNoFailsafeRole
-	}
-	if err != nil {
-		return "", fmt.Errorf("look up failsafe role: %w", err)
-	}
-	return role, nil
+	return database.Get[string](ctx, s.DB, ErrNoFailsafeRole, "look up failsafe role", `SELECT role FROM staff_roles WHERE is_failsafe`)
 }
