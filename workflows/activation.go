@@ -100,17 +100,17 @@ func (a *activationRun) setup(ctx workflow.Context) error {
 		workflow.QueryHandlerOptions{Description: "The activation's stage, attempts and expiry (no secrets)."}); err != nil {
 		return fmt.Errorf("register query: %w", err)
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateRecreate, a.recreate,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateRecreate, serialised(a, a.validateRecreate, a.recreate),
 		workflow.UpdateHandlerOptions{Validator: a.validateRecreate,
 			Description: "Re-issue a pending activation: a new PIN (patient) or code (device), attempts reset, a later expiry."}); err != nil {
 		return fmt.Errorf("register update: %w", err)
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateAttempt, a.attempt,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateAttempt, serialised(a, a.validateAttempt, a.attempt),
 		workflow.UpdateHandlerOptions{Validator: a.validateAttempt,
 			Description: "Present the code (and a patient's PIN) as hashes; success stores a single-use authorisation code's hash, wrong PINs count towards the lock."}); err != nil {
 		return fmt.Errorf("register update: %w", err)
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateRedeem, a.redeem,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ActivationUpdateRedeem, serialised(a, a.validateRedeem, a.redeem),
 		workflow.UpdateHandlerOptions{Validator: a.validateRedeem,
 			Description: "Exchange the authorisation code (as its hash) for a token, once."}); err != nil {
 		return fmt.Errorf("register update: %w", err)
@@ -205,10 +205,6 @@ func (a *activationRun) validateRecreate(ctx workflow.Context, r *RecreateReques
 }
 
 func (a *activationRun) recreate(ctx workflow.Context, r *RecreateRequest) (ActivationState, error) {
-	if err := a.lock(ctx, func() error { return a.validateRecreate(ctx, r) }); err != nil {
-		return a.st, err
-	}
-	defer a.mu.Unlock()
 	next := r.Hashes
 	if a.st.Kind == ActivationKindPatient {
 		// The patient's code never changes: it is derived from the id.
@@ -249,10 +245,6 @@ func (a *activationRun) validateAttempt(ctx workflow.Context, r *AttemptRequest)
 }
 
 func (a *activationRun) attempt(ctx workflow.Context, r *AttemptRequest) (AttemptResult, error) {
-	if err := a.lock(ctx, func() error { return a.validateAttempt(ctx, r) }); err != nil {
-		return AttemptResult{}, err
-	}
-	defer a.mu.Unlock()
 	meta := activation.AuthAuditEvent{Actor: r.Meta.Actor, RequestID: r.Meta.RequestID, ClientIP: r.Meta.ClientIP}
 	if a.st.Kind == ActivationKindDevice || hashEqual(r.PinHash, a.hashes.PinHash) {
 		now := workflow.Now(ctx)
@@ -301,10 +293,6 @@ func (a *activationRun) validateRedeem(ctx workflow.Context, r *RedeemRequest) e
 }
 
 func (a *activationRun) redeem(ctx workflow.Context, r *RedeemRequest) (RedeemResult, error) {
-	if err := a.lock(ctx, func() error { return a.validateRedeem(ctx, r) }); err != nil {
-		return RedeemResult{}, err
-	}
-	defer a.mu.Unlock()
 	if !hashEqual(r.AuthCodeHash, a.authHash) {
 		// Runs from before the device lockout return at once, as they did.
 		if a.st.Kind != ActivationKindDevice ||
@@ -349,18 +337,22 @@ func (a *activationRun) wrongDeviceCode(ctx workflow.Context, r *RedeemRequest) 
 	return RedeemResult{Locked: state == ActivationLocked, AttemptsLeft: a.st.MaxAttempts - attempts}, nil
 }
 
-// lock takes the handlers' mutex and checks the update again, since another
-// handler may have changed the activation after its validator ran; on error
-// the mutex is released.
-func (a *activationRun) lock(ctx workflow.Context, check func() error) error {
-	if err := a.mu.Lock(ctx); err != nil {
-		return err
+// serialised runs handle alone: it takes the handlers' mutex, checks the
+// update again with validate (another handler may have changed the
+// activation after the validator ran) and releases the mutex when handle
+// returns, or at once when the check fails.
+func serialised[R, T any](a *activationRun, validate func(workflow.Context, R) error, handle func(workflow.Context, R) (T, error)) func(workflow.Context, R) (T, error) {
+	return func(ctx workflow.Context, r R) (T, error) {
+		var zero T
+		if err := a.mu.Lock(ctx); err != nil {
+			return zero, err
+		}
+		defer a.mu.Unlock()
+		if err := validate(ctx, r); err != nil {
+			return zero, err
+		}
+		return handle(ctx, r)
 	}
-	if err := check(); err != nil {
-		a.mu.Unlock()
-		return err
-	}
-	return nil
 }
 
 // record writes the current state with an audit event.
