@@ -53,6 +53,22 @@ func decodeJSON(c *gin.Context, dst any, allowEmpty bool) bool {
 	return true
 }
 
+// decodeChecked reads the request body like decodeJSON, then checks it
+// with check (usually a method expression such as (*deviceRequest).check),
+// answering 400 naming the field when it refuses. It returns the body and
+// whether it was decoded and accepted.
+func decodeChecked[T any](c *gin.Context, allowEmpty bool, check func(*T) *fieldError) (T, bool) {
+	var req T
+	if !decodeJSON(c, &req, allowEmpty) {
+		return req, false
+	}
+	if fe := check(&req); fe != nil {
+		abortInvalid(c, fe)
+		return req, false
+	}
+	return req, true
+}
+
 // jsonContentType answers 415 and returns false unless the request's
 // Content-Type is absent or JSON.
 func jsonContentType(c *gin.Context) bool {

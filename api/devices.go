@@ -54,15 +54,7 @@ func (r *deviceRequest) check(create bool) *fieldError {
 // decodeDevice reads and checks a device body, answering 4xx naming the
 // field when it is bad.
 func decodeDevice(c *gin.Context, create bool) (deviceRequest, bool) {
-	var req deviceRequest
-	if !decodeJSON(c, &req, false) {
-		return req, false
-	}
-	if fe := req.check(create); fe != nil {
-		abortInvalid(c, fe)
-		return req, false
-	}
-	return req, true
+	return decodeChecked(c, false, func(r *deviceRequest) *fieldError { return r.check(create) })
 }
 
 // createDevice registers a ward device (admin).

@@ -321,12 +321,8 @@ func (s *Server) createNodeContact(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var req nodeContactRequest
-	if !decodeJSON(c, &req, false) {
-		return
-	}
-	if fe := req.required(); fe != nil {
-		abortInvalid(c, fe)
+	req, ok := decodeChecked(c, false, (*nodeContactRequest).required)
+	if !ok {
 		return
 	}
 	ct := node.Contact{NodeID: id}
@@ -360,15 +356,14 @@ func (s *Server) changeNodeContact(replace bool) gin.HandlerFunc {
 		if !ok {
 			return
 		}
-		var req nodeContactRequest
-		if !decodeJSON(c, &req, false) {
-			return
-		}
-		if replace {
-			if fe := req.required(); fe != nil {
-				abortInvalid(c, fe)
-				return
+		req, ok := decodeChecked(c, false, func(r *nodeContactRequest) *fieldError {
+			if replace {
+				return r.required()
 			}
+			return nil
+		})
+		if !ok {
+			return
 		}
 		out, err := s.nodeStore().UpdateContact(c.Request.Context(), id, cid, func(ct *node.Contact) error {
 			if replace {

@@ -146,12 +146,8 @@ const systemCheckWait = 15 * time.Second
 // startSystemCheck starts a SystemCheck workflow: 202 with its id, or, with
 // ?wait=true, 200 with the completed check.
 func (s *Server) startSystemCheck(c *gin.Context) {
-	var req systemCheckRequest
-	if !decodeJSON(c, &req, true) {
-		return
-	}
-	if fe := req.validate(); fe != nil {
-		abortInvalid(c, fe)
+	req, ok := decodeChecked(c, true, (*systemCheckRequest).validate)
+	if !ok {
 		return
 	}
 	wait, fe := boolParam(c, "wait", false)
