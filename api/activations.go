@@ -998,9 +998,5 @@ func (s *Server) listPatientActivations(c *gin.Context) {
 		return
 	}
 	items, err := s.activationStore().PatientActivations(c.Request.Context(), pid, limit)
-	if err != nil {
-		s.abortInternal(c, "list activations", err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"items": items})
+	s.answerOK(c, "list activations", gin.H{"items": items}, err)
 }

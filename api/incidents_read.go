@@ -156,9 +156,5 @@ func (s *Server) readIncidentMetrics(c *gin.Context) {
 		return
 	}
 	m, err := s.incidentStore().Metrics(c.Request.Context(), from, to)
-	if err != nil {
-		s.abortInternal(c, "compute incident metrics", err)
-		return
-	}
-	c.JSON(http.StatusOK, m)
+	s.answerOK(c, "compute incident metrics", m, err)
 }

@@ -309,11 +309,7 @@ func (s *Server) listNodeContacts(c *gin.Context) {
 		return
 	}
 	items, err := s.nodeStore().Contacts(c.Request.Context(), id)
-	if err != nil {
-		s.abortInternal(c, "list node contacts", err)
-		return
-	}
-	c.JSON(http.StatusOK, NodeContactList{Items: items})
+	s.answerOK(c, "list node contacts", NodeContactList{Items: items}, err)
 }
 
 func (s *Server) createNodeContact(c *gin.Context) {

@@ -72,11 +72,7 @@ func (s *Server) listNodes(c *gin.Context) {
 	}
 	now := time.Now().UTC()
 	items, err := s.nodeStore().Summary(c.Request.Context(), now, f)
-	if err != nil {
-		s.abortInternal(c, "node summary", err)
-		return
-	}
-	c.JSON(http.StatusOK, NodeSummaryList{Items: items, GeneratedAt: now})
+	s.answerOK(c, "node summary", NodeSummaryList{Items: items, GeneratedAt: now}, err)
 }
 
 // nodeSummaryFilter reads ?status= and ?label= of a query.

@@ -63,11 +63,7 @@ func (s *Server) markNotificationRead(c *gin.Context) {
 
 func (s *Server) markAllNotificationsRead(c *gin.Context) {
 	n, err := s.incidentStore().MarkAllNotificationsRead(c.Request.Context(), principal(c).Subject)
-	if err != nil {
-		s.abortInternal(c, "mark notifications read", err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"updated": n})
+	s.answerOK(c, "mark notifications read", gin.H{"updated": n}, err)
 }
 
 // notificationBatch is how many notifications one stream query reads.

@@ -33,6 +33,16 @@ func answerStored(c *gin.Context, created bool, location string, body any) {
 	c.JSON(http.StatusOK, body)
 }
 
+// answerOK answers 200 with body or, when err (from reading it) is set,
+// the internal error, logged as what.
+func (s *Server) answerOK(c *gin.Context, what string, body any, err error) {
+	if err != nil {
+		s.abortInternal(c, what, err)
+		return
+	}
+	c.JSON(http.StatusOK, body)
+}
+
 // nextCursor is the next_cursor of a keyset page whose next page starts at
 // next: nil on the last page.
 func nextCursor[C interface{ Encode() string }](next *C) *string {

@@ -78,11 +78,7 @@ func (s *Server) readWatchStatuses(c *gin.Context) {
 		}
 	}
 	statuses, err := s.watchStore().Statuses(c.Request.Context(), capacities)
-	if err != nil {
-		s.abortInternal(c, "list service statuses", err)
-		return
-	}
-	c.JSON(http.StatusOK, StatusList{Services: statuses})
+	s.answerOK(c, "list service statuses", StatusList{Services: statuses}, err)
 }
 
 // readWatchChanges lists status changes, newest first, with filters and
@@ -133,9 +129,5 @@ func parseWatchChangeFilter(c *gin.Context) (watch.ChangeFilter, *fieldError) {
 // (when it has one), ready for a map.
 func (s *Server) readWatchCoverage(c *gin.Context) {
 	services, err := s.watchStore().Coverage(c.Request.Context())
-	if err != nil {
-		s.abortInternal(c, "list service coverage", err)
-		return
-	}
-	c.JSON(http.StatusOK, CoverageMap{Services: services})
+	s.answerOK(c, "list service coverage", CoverageMap{Services: services}, err)
 }
