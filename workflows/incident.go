@@ -1451,12 +1451,28 @@ func (w *incident) details() string {
 // (50,000 events) even if the server has not suggested it yet.
 const maxHistoryLength = 10_000
 
-func (w *incident) shouldContinueAsNew(ctx workflow.Context) bool {
+// historyLong reports whether Temporal suggests continuing the run as new
+// or its history has reached maxHistoryLength.
+func historyLong(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
+}
+
+// continueAsNewDue reports whether a run that has handled done items
+// (polls, observations) should continue as new: after testAfter items when
+// a test sets it, else after maxPerRun items or once its history is long.
+func continueAsNewDue(ctx workflow.Context, done, testAfter, maxPerRun int) bool {
+	if testAfter > 0 {
+		return done >= testAfter
+	}
+	return done >= maxPerRun || historyLong(ctx)
+}
+
+func (w *incident) shouldContinueAsNew(ctx workflow.Context) bool {
 	if w.in.ContinueAsNewAfterEvents > 0 && w.st.Seq-w.runStartSeq >= w.in.ContinueAsNewAfterEvents {
 		return true
 	}
-	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
+	return historyLong(ctx)
 }
 
 func (w *incident) continueAsNew(ctx workflow.Context) error {

@@ -467,11 +467,7 @@ func (m *nodeMonitor) fresh(now time.Time) bool {
 }
 
 func (m *nodeMonitor) shouldContinueAsNew(ctx workflow.Context) bool {
-	if m.in.ContinueAsNewAfter > 0 {
-		return m.observations >= m.in.ContinueAsNewAfter
-	}
-	info := workflow.GetInfo(ctx)
-	return m.observations >= maxObservationsPerRun || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
+	return continueAsNewDue(ctx, m.observations, m.in.ContinueAsNewAfter, maxObservationsPerRun)
 }
 
 // continueAsNew processes the observations and rescans already delivered,

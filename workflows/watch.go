@@ -596,11 +596,7 @@ func (w *watchRun) details(ctx workflow.Context) {
 }
 
 func (w *watchRun) shouldContinueAsNew(ctx workflow.Context) bool {
-	if w.in.ContinueAsNewAfterPolls > 0 {
-		return w.polls >= w.in.ContinueAsNewAfterPolls
-	}
-	info := workflow.GetInfo(ctx)
-	return w.polls >= maxPollsPerRun || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
+	return continueAsNewDue(ctx, w.polls, w.in.ContinueAsNewAfterPolls, maxPollsPerRun)
 }
 
 // pollCtx runs directory polls on the directory task queue, whose workers
