@@ -12,15 +12,17 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/actionproof"
+	incidentstore "github.com/vigil-health/vigil/internal/incident"
 )
 
-// Incident lifecycle states.
+// Incident lifecycle states: the incident store's, which the projection
+// writes to incidents.status.
 const (
-	StatusOpen         = "OPEN"
-	StatusAssigned     = "ASSIGNED"
-	StatusAcknowledged = "ACKNOWLEDGED"
-	StatusInProgress   = "IN_PROGRESS"
-	StatusResolved     = "RESOLVED"
+	StatusOpen         = incidentstore.StatusOpen
+	StatusAssigned     = incidentstore.StatusAssigned
+	StatusAcknowledged = incidentstore.StatusAcknowledged
+	StatusInProgress   = incidentstore.StatusInProgress
+	StatusResolved     = incidentstore.StatusResolved
 )
 
 // Names of the incident workflow's updates, signal and query.
