@@ -18,6 +18,8 @@ import (
 	// The directory's timestamps are Europe/London wall-clock times; embed
 	// the zone database so parsing does not depend on the host's tzdata.
 	_ "time/tzdata"
+
+	"github.com/vigil-health/vigil/internal/redact"
 )
 
 // DoS REST API paths, relative to DoSConfig.BaseURL.
@@ -50,7 +52,7 @@ type Account struct {
 
 // String returns the username with the password redacted.
 func (a Account) String() string {
-	return fmt.Sprintf("Account{Username:%q, Password:%s}", a.Username, redact(a.Password))
+	return fmt.Sprintf("Account{Username:%q, Password:%s}", a.Username, redact.Secret(a.Password))
 }
 
 // GoString is String, so %#v redacts too.
@@ -60,7 +62,7 @@ func (a Account) GoString() string { return a.String() }
 func (a Account) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("username", a.Username),
-		slog.String("password", redact(a.Password)),
+		slog.String("password", redact.Secret(a.Password)),
 	)
 }
 
@@ -70,14 +72,7 @@ func (a Account) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
-	}{a.Username, redact(a.Password)})
-}
-
-func redact(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[REDACTED]"
+	}{a.Username, redact.Secret(a.Password)})
 }
 
 // DoSConfig configures a DoSClient.
