@@ -422,14 +422,7 @@ func (s *Store) Received(ctx context.Context, c *auth.Claims, receiverID, receiv
 		q += ` AND receiver_type = ` + a.Add(receiverType)
 	}
 	q += ` AND ` + visibilitySQL(c, a.Add) + ` ORDER BY stream_seq LIMIT ` + a.Add(limit)
-	items, err := database.Select[Message](ctx, s.DB, "list received messages", q, a...)
-	if err != nil {
-		return nil, err
-	}
-	for i := range items {
-		items[i].fill()
-	}
-	return items, nil
+	return database.SelectEach(ctx, s.DB, (*Message).fill, "list received messages", q, a...)
 }
 
 // StreamStart is where a new stream of receiverID's messages starts when it
