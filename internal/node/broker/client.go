@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -147,10 +148,7 @@ func NewClient(o Options) (*Client, error) {
 	if o.Timeout < 0 {
 		return nil, fmt.Errorf("broker: negative timeout %s", o.Timeout)
 	}
-	timeout := o.Timeout
-	if timeout == 0 {
-		timeout = DefaultTimeout
-	}
+	timeout := cmp.Or(o.Timeout, DefaultTimeout)
 	hc := o.HTTPClient
 	if hc == nil {
 		// A scan fetches many nodes at once from one host: keep enough

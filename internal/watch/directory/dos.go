@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,10 +136,7 @@ func NewDoSClient(cfg DoSConfig) (*DoSClient, error) {
 	if cfg.RatePerSecond < 0 || math.IsNaN(cfg.RatePerSecond) || math.IsInf(cfg.RatePerSecond, 0) {
 		return nil, fmt.Errorf("directory: invalid RatePerSecond %v", cfg.RatePerSecond)
 	}
-	rate := cfg.RatePerSecond
-	if rate == 0 {
-		rate = DefaultDoSRatePerSecond
-	}
+	rate := cmp.Or(cfg.RatePerSecond, DefaultDoSRatePerSecond)
 	hc := cfg.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultDoSTimeout}
