@@ -358,15 +358,11 @@ func (s *Store) List(ctx context.Context, c *auth.Claims, q ListQuery) (*Page, e
 		}
 		sqlText = branch(conds)
 	}
-	items, err := database.Select[Message](ctx, s.DB, "list messages", sqlText, a...)
+	items, err := database.SelectEach(ctx, s.DB, (*Message).fill, "list messages", sqlText, a...)
 	if err != nil {
 		return nil, err
 	}
-	page := keyset.NewPage(items, limit, func(last *Message) Cursor { return Cursor{CreatedAt: last.CreatedAt, ID: last.ID} })
-	for i := range page.Items {
-		page.Items[i].fill()
-	}
-	return page, nil
+	return keyset.NewPage(items, limit, func(last *Message) Cursor { return Cursor{CreatedAt: last.CreatedAt, ID: last.ID} }), nil
 }
 
 // ActiveCallbacks returns, for each patient id, the newest callback that
