@@ -46,6 +46,19 @@ func Select[T any](ctx context.Context, q sqlx.QueryerContext, what, query strin
 	return rows, nil
 }
 
+// SelectEach is Select, then each(&row) on every row, such as a method that
+// fills fields the columns leave unset or puts times in UTC.
+func SelectEach[T any](ctx context.Context, q sqlx.QueryerContext, each func(*T), what, query string, args ...any) ([]T, error) {
+	rows, err := Select[T](ctx, q, what, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		each(&rows[i])
+	}
+	return rows, nil
+}
+
 // ExpectRow returns notFound when res (of an UPDATE or DELETE) changed no
 // row, and nil otherwise. An error reading the count is returned as
 // "what: err".

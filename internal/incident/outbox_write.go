@@ -11,6 +11,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/database"
 )
 
 // NotificationLockClass is the first key of the advisory lock (the second is
@@ -99,17 +101,13 @@ type PageSent struct {
 // so pages to one person cost one commit together rather than one each.
 // The result is in the order of pages.
 func (s *Store) PageInApps(ctx context.Context, pages []InAppPage) ([]PageSent, error) {
-	tx, err := s.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	sent, err := pageInApps(ctx, tx, pages)
+	var sent []PageSent
+	err := database.InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		sent, err = pageInApps(ctx, tx, pages)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit page: %w", err)
 	}
 	return sent, nil
 }

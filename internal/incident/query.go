@@ -199,15 +199,11 @@ func (s *Store) List(ctx context.Context, f Filter) (*Page, error) {
 	// One row more than the page tells whether another page follows.
 	q += ` ORDER BY i.opened_at DESC, i.id DESC LIMIT ` + args.Add(limit+1)
 
-	items, err := database.Select[Incident](ctx, s.DB, "list incidents", q, args...)
+	items, err := database.SelectEach(ctx, s.DB, (*Incident).normalize, "list incidents", q, args...)
 	if err != nil {
 		return nil, err
 	}
-	page := keyset.NewPage(items, limit, func(last *Incident) Cursor { return Cursor{OpenedAt: last.OpenedAt, ID: last.ID} })
-	for i := range page.Items {
-		page.Items[i].normalize()
-	}
-	return page, nil
+	return keyset.NewPage(items, limit, func(last *Incident) Cursor { return Cursor{OpenedAt: last.OpenedAt, ID: last.ID} }), nil
 }
 
 // Get returns one incident with its timeline, read in one snapshot; an

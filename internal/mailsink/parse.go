@@ -12,6 +12,8 @@ import (
 	"net/mail"
 	"net/textproto"
 	"strings"
+
+	"github.com/vigil-health/vigil/internal/latin1"
 )
 
 // maxDepth bounds multipart nesting.
@@ -125,15 +127,7 @@ func charsetReader(charset string, r io.Reader) (io.Reader, error) {
 	case "", "utf-8", "utf8", "us-ascii", "ascii":
 		return r, nil
 	case "iso-8859-1", "latin1", "iso8859-1":
-		b, err := io.ReadAll(r)
-		if err != nil {
-			return nil, err
-		}
-		runes := make([]rune, len(b))
-		for i, c := range b {
-			runes[i] = rune(c)
-		}
-		return strings.NewReader(string(runes)), nil
+		return latin1.NewReader(r)
 	default:
 		return nil, fmt.Errorf("unsupported charset %q", charset)
 	}

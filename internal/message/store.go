@@ -358,15 +358,11 @@ func (s *Store) List(ctx context.Context, c *auth.Claims, q ListQuery) (*Page, e
 		}
 		sqlText = branch(conds)
 	}
-	items, err := database.Select[Message](ctx, s.DB, "list messages", sqlText, a...)
+	items, err := database.SelectEach(ctx, s.DB, (*Message).fill, "list messages", sqlText, a...)
 	if err != nil {
 		return nil, err
 	}
-	page := keyset.NewPage(items, limit, func(last *Message) Cursor { return Cursor{CreatedAt: last.CreatedAt, ID: last.ID} })
-	for i := range page.Items {
-		page.Items[i].fill()
-	}
-	return page, nil
+	return keyset.NewPage(items, limit, func(last *Message) Cursor { return Cursor{CreatedAt: last.CreatedAt, ID: last.ID} }), nil
 }
 
 // ActiveCallbacks returns, for each patient id, the newest callback that
@@ -422,14 +418,7 @@ func (s *Store) Received(ctx context.Context, c *auth.Claims, receiverID, receiv
 		q += ` AND receiver_type = ` + a.Add(receiverType)
 	}
 	q += ` AND ` + visibilitySQL(c, a.Add) + ` ORDER BY stream_seq LIMIT ` + a.Add(limit)
-	items, err := database.Select[Message](ctx, s.DB, "list received messages", q, a...)
-	if err != nil {
-		return nil, err
-	}
-	for i := range items {
-		items[i].fill()
-	}
-	return items, nil
+	return database.SelectEach(ctx, s.DB, (*Message).fill, "list received messages", q, a...)
 }
 
 // StreamStart is where a new stream of receiverID's messages starts when it

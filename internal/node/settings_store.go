@@ -153,15 +153,8 @@ func (s *Store) ImportSettings(ctx context.Context, nodes []Settings) (created, 
 // Contacts returns a node's contacts: ED before IT, then by last and first
 // name.
 func (s *Store) Contacts(ctx context.Context, nodeID string) ([]Contact, error) {
-	out, err := database.Select[Contact](ctx, s.DB, "list node contacts", `SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1
+	return database.SelectEach(ctx, s.DB, (*Contact).normalize, "list node contacts", `SELECT `+contactColumns+` FROM node_contacts WHERE node_id = $1
 		ORDER BY role, last_name, first_name, id`, nodeID)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		out[i].normalize()
-	}
-	return out, nil
 }
 
 // GetContact returns one contact of a node; ErrNotFound when there is none.

@@ -180,14 +180,7 @@ func (s *Store) Statuses(ctx context.Context, capacities []string) ([]Status, er
 		args = append(args, pq.StringArray(capacities))
 	}
 	q += ` ORDER BY ` + capacityOrder + `, name, service_id`
-	out, err := database.Select[Status](ctx, s.DB, "list service statuses", q, args...)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		out[i].normalize()
-	}
-	return out, nil
+	return database.SelectEach(ctx, s.DB, (*Status).normalize, "list service statuses", q, args...)
 }
 
 // Changes returns the status changes matching f, newest first (by

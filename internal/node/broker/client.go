@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigil-health/vigil/internal/redact"
 )
 
 // Defaults and limits of the client.
@@ -87,7 +90,7 @@ type Options struct {
 
 // String describes the options with the API key redacted.
 func (o Options) String() string {
-	return fmt.Sprintf("broker.Options{BaseURL:%q, APIKey:%s, Timeout:%s}", o.BaseURL, redact(o.APIKey), o.Timeout)
+	return fmt.Sprintf("broker.Options{BaseURL:%q, APIKey:%s, Timeout:%s}", o.BaseURL, redact.Secret(o.APIKey), o.Timeout)
 }
 
 // GoString is String, so %#v redacts too.
@@ -97,7 +100,7 @@ func (o Options) GoString() string { return o.String() }
 func (o Options) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("base_url", o.BaseURL),
-		slog.String("api_key", redact(o.APIKey)),
+		slog.String("api_key", redact.Secret(o.APIKey)),
 		slog.Duration("timeout", o.Timeout),
 	)
 }
@@ -108,14 +111,7 @@ func (o Options) MarshalJSON() ([]byte, error) {
 		BaseURL string `json:"base_url"`
 		APIKey  string `json:"api_key"`
 		Timeout string `json:"timeout"`
-	}{o.BaseURL, redact(o.APIKey), o.Timeout.String()})
-}
-
-func redact(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[REDACTED]"
+	}{o.BaseURL, redact.Secret(o.APIKey), o.Timeout.String()})
 }
 
 // Client talks to a broker's admin API. It remembers each URL's ETag and
@@ -152,10 +148,7 @@ func NewClient(o Options) (*Client, error) {
 	if o.Timeout < 0 {
 		return nil, fmt.Errorf("broker: negative timeout %s", o.Timeout)
 	}
-	timeout := o.Timeout
-	if timeout == 0 {
-		timeout = DefaultTimeout
-	}
+	timeout := cmp.Or(o.Timeout, DefaultTimeout)
 	hc := o.HTTPClient
 	if hc == nil {
 		// A scan fetches many nodes at once from one host: keep enough

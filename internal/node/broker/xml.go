@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vigil-health/vigil/internal/latin1"
 )
 
 // XML shapes of the broker's documents. Element names carry no namespace,
@@ -77,15 +79,7 @@ func charsetReader(charset string, r io.Reader) (io.Reader, error) {
 	case "us-ascii", "ascii", "utf8":
 		return r, nil
 	case "iso-8859-1", "iso8859-1", "latin1", "latin-1":
-		b, err := io.ReadAll(r)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]rune, len(b))
-		for i, c := range b {
-			out[i] = rune(c)
-		}
-		return strings.NewReader(string(out)), nil
+		return latin1.NewReader(r)
 	}
 	return nil, fmt.Errorf("unsupported charset %q", charset)
 }

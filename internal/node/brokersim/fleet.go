@@ -17,6 +17,21 @@ const (
 	OutdatedDWHVersion = "1.5.1rc1"
 )
 
+// ubuntuPackages lists, for each package resource, its packages with the
+// version on Ubuntu 22.04 (jammy) and the one on Ubuntu 20.04 (focal).
+var ubuntuPackages = map[string][]struct{ name, jammy, focal string }{
+	broker.ResourceRScript: {
+		{"r-base-core", "4.1.2-1ubuntu2", "3.6.3-2"},
+		{"r-cran-lattice", "0.20-45-1", "0.20-40-1"},
+		{"r-cran-tidyverse", "1.3.1-1", "1.3.0-1"},
+	},
+	broker.ResourcePython: {
+		{"python3", "3.10.6-1~22.04", "3.8.2-0ubuntu2"},
+		{"python3-numpy", "1:1.21.5-1ubuntu22.04.1", "1:1.17.4-5ubuntu3"},
+		{"python3-pandas", "1.3.5+dfsg-3", "0.25.3+dfsg-7"},
+	},
+}
+
 // resourceProps returns resource name of n (a broker.Resources name) with
 // the DWH outdated or not, and whether the node publishes it.
 func resourceProps(n *node, outdated bool, name string) ([]broker.Property, bool) {
@@ -51,25 +66,13 @@ func resourceProps(n *node, outdated bool, name string) ([]broker.Property, bool
 			add("postgres", "12.17-0ubuntu0.20.04.1")
 			add("kernel", "5.4.0-169-generic")
 		}
-	case broker.ResourceRScript:
-		if jammy {
-			add("r-base-core", "4.1.2-1ubuntu2")
-			add("r-cran-lattice", "0.20-45-1")
-			add("r-cran-tidyverse", "1.3.1-1")
-		} else {
-			add("r-base-core", "3.6.3-2")
-			add("r-cran-lattice", "0.20-40-1")
-			add("r-cran-tidyverse", "1.3.0-1")
-		}
-	case broker.ResourcePython:
-		if jammy {
-			add("python3", "3.10.6-1~22.04")
-			add("python3-numpy", "1:1.21.5-1ubuntu22.04.1")
-			add("python3-pandas", "1.3.5+dfsg-3")
-		} else {
-			add("python3", "3.8.2-0ubuntu2")
-			add("python3-numpy", "1:1.17.4-5ubuntu3")
-			add("python3-pandas", "0.25.3+dfsg-7")
+	case broker.ResourceRScript, broker.ResourcePython:
+		for _, pkg := range ubuntuPackages[name] {
+			if jammy {
+				add(pkg.name, pkg.jammy)
+			} else {
+				add(pkg.name, pkg.focal)
+			}
 		}
 	case broker.ResourceImportScripts:
 		if outdated {

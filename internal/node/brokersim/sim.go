@@ -41,6 +41,7 @@ import (
 
 	"github.com/vigil-health/vigil/internal/httpserve"
 	"github.com/vigil-health/vigil/internal/node/broker"
+	"github.com/vigil-health/vigil/internal/redact"
 	"github.com/vigil-health/vigil/internal/sim"
 )
 
@@ -82,11 +83,7 @@ type Options struct {
 
 // String describes the options with the admin key redacted.
 func (o Options) String() string {
-	key := `""`
-	if o.AdminKey != "" {
-		key = "[REDACTED]"
-	}
-	return fmt.Sprintf("brokersim.Options{AdminKey:%s, Latency:%s, FailureRate:%g}", key, o.Latency, o.FailureRate)
+	return fmt.Sprintf("brokersim.Options{AdminKey:%s, Latency:%s, FailureRate:%g}", redact.Secret(o.AdminKey), o.Latency, o.FailureRate)
 }
 
 // GoString is String, so %#v redacts too.

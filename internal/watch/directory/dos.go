@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,8 @@ import (
 	// The directory's timestamps are Europe/London wall-clock times; embed
 	// the zone database so parsing does not depend on the host's tzdata.
 	_ "time/tzdata"
+
+	"github.com/vigil-health/vigil/internal/redact"
 )
 
 // DoS REST API paths, relative to DoSConfig.BaseURL.
@@ -50,7 +53,7 @@ type Account struct {
 
 // String returns the username with the password redacted.
 func (a Account) String() string {
-	return fmt.Sprintf("Account{Username:%q, Password:%s}", a.Username, redact(a.Password))
+	return fmt.Sprintf("Account{Username:%q, Password:%s}", a.Username, redact.Secret(a.Password))
 }
 
 // GoString is String, so %#v redacts too.
@@ -60,7 +63,7 @@ func (a Account) GoString() string { return a.String() }
 func (a Account) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("username", a.Username),
-		slog.String("password", redact(a.Password)),
+		slog.String("password", redact.Secret(a.Password)),
 	)
 }
 
@@ -70,14 +73,7 @@ func (a Account) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
-	}{a.Username, redact(a.Password)})
-}
-
-func redact(secret string) string {
-	if secret == "" {
-		return `""`
-	}
-	return "[REDACTED]"
+	}{a.Username, redact.Secret(a.Password)})
 }
 
 // DoSConfig configures a DoSClient.
@@ -140,10 +136,7 @@ func NewDoSClient(cfg DoSConfig) (*DoSClient, error) {
 	if cfg.RatePerSecond < 0 || math.IsNaN(cfg.RatePerSecond) || math.IsInf(cfg.RatePerSecond, 0) {
 		return nil, fmt.Errorf("directory: invalid RatePerSecond %v", cfg.RatePerSecond)
 	}
-	rate := cfg.RatePerSecond
-	if rate == 0 {
-		rate = DefaultDoSRatePerSecond
-	}
+	rate := cmp.Or(cfg.RatePerSecond, DefaultDoSRatePerSecond)
 	hc := cfg.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultDoSTimeout}
