@@ -1,5 +1,5 @@
 // Package demo seeds the demo hospital used by `vigil dev`: staff and
-// rotations.
+// rotations (written by the reference store, which owns those tables).
 //
 // The staff are modelled on the 24 employees of the reference seed (six
 // nurses, four emergency doctors, twelve specialists, two biomedical
@@ -17,6 +17,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/vigil-health/vigil/internal/reference"
 )
 
 // ErrEmptyPassword is returned by SeedStaff when asked to give the demo
@@ -91,43 +93,18 @@ func SeedStaff(ctx context.Context, db *sqlx.DB, password string) (int, error) {
 		return 0, fmt.Errorf("hash demo password: %w", err)
 	}
 
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("seed demo staff: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	inserted := 0
+	members := make([]reference.SeedMember, len(staff))
 	for i, m := range staff {
 		login := strings.ToLower(m.id)
-		res, err := tx.ExecContext(ctx, `
-			INSERT INTO staff (id, login, name, role, access, email, phone, password_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT DO NOTHING`,
-			m.id, login, m.name, m.role, m.access,
-			login+"@demo-hospital.invalid", fmt.Sprintf("+447700900%03d", i+1), string(hash))
-		if err != nil {
-			return 0, fmt.Errorf("seed demo staff %s: %w", m.id, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, fmt.Errorf("seed demo staff %s: %w", m.id, err)
-		}
-		if n == 0 {
-			continue
-		}
-		inserted++
-		for _, shift := range m.shifts {
-			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO rotations (role, staff_id, shift)
-				VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, m.role, m.id, shift); err != nil {
-				return 0, fmt.Errorf("seed demo rotation %s %s: %w", m.id, shift, err)
-			}
+		members[i] = reference.SeedMember{
+			ID: m.id, Login: login, Name: m.name, Role: m.role, Access: m.access,
+			Email: login + "@demo-hospital.invalid", Phone: fmt.Sprintf("+447700900%03d", i+1),
+			Shifts: m.shifts,
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("seed demo staff: commit: %w", err)
+	n, err := (&reference.Store{DB: db}).SeedStaff(ctx, members, string(hash))
+	if err != nil {
+		return 0, fmt.Errorf("seed demo staff: %w", err)
 	}
-	return inserted, nil
+	return n, nil
 }

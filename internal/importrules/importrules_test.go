@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -138,10 +136,7 @@ func modulePaths(relative ...string) []string {
 // running `go list` from the module root.
 func moduleImports(t *testing.T) map[string][]string {
 	t.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	require.NoError(t, err)
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	require.FileExists(t, filepath.Join(root, "go.mod"))
+	root := moduleRoot(t)
 
 	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
 	cmd.Dir = root
