@@ -105,7 +105,9 @@ func (a *Watches) Poll(ctx context.Context, in *PollInput) (*PollResult, error) 
 	out := &PollResult{PolledAt: now, Observations: make([]watch.Observation, 0, len(services))}
 	for _, s := range services {
 		out.Observations = append(out.Observations, watch.Observation{
-			ServiceID: s.ID, Name: s.Name, Region: s.Region, Type: s.Type, Capacity: s.Capacity, RAG: s.RAG,
+			ServiceStatus: watch.ServiceStatus{
+				ServiceID: s.ID, Name: s.Name, Region: s.Region, Type: s.Type, Capacity: s.Capacity, RAG: s.RAG,
+			},
 			UpdatedBy: s.UpdatedBy, UpdatedAt: s.UpdatedAt,
 		})
 	}

@@ -71,14 +71,9 @@ type WatchInput struct {
 
 // ServiceState is the last known status of one watched service.
 type ServiceState struct {
-	ServiceID string
-	Name      string
-	Region    string
-	Type      string
-	// Capacity and RAG are the last announced (or silently first seen)
-	// status.
-	Capacity string
-	RAG      string
+	// ServiceStatus is the service and its last announced (or silently
+	// first seen) status: Capacity and RAG.
+	watch.ServiceStatus
 	// Pending is a better status seen but not yet announced, and Streak how
 	// many consecutive polls have shown it.
 	Pending string
@@ -160,7 +155,7 @@ func DecideChanges(prev []ServiceState, obs []watch.Observation, recoveryPolls i
 		case i >= len(prev) || seen[j].ServiceID < prev[i].ServiceID:
 			o := seen[j]
 			changes = append(changes, change(watch.ChangeFirstSighting, ServiceState{}, o, false))
-			next = append(next, ServiceState{ServiceID: o.ServiceID, Name: o.Name, Region: o.Region, Type: o.Type, Capacity: o.Capacity, RAG: o.RAG})
+			next = append(next, ServiceState{ServiceStatus: o.ServiceStatus})
 			j++
 		default:
 			p, o := prev[i], seen[j]

@@ -25,12 +25,12 @@ import (
 )
 
 func obs(id, capacity string) watch.Observation {
-	return watch.Observation{ServiceID: id, Name: "Svc " + id, Capacity: capacity, UpdatedBy: "nurse.a"}
+	return watch.Observation{ServiceStatus: watch.ServiceStatus{ServiceID: id, Name: "Svc " + id, Capacity: capacity}, UpdatedBy: "nurse.a"}
 }
 
 func TestDecideChanges(t *testing.T) {
 	state := func(id, capacity string) workflows.ServiceState {
-		return workflows.ServiceState{ServiceID: id, Name: "Svc " + id, Capacity: capacity}
+		return workflows.ServiceState{ServiceStatus: watch.ServiceStatus{ServiceID: id, Name: "Svc " + id, Capacity: capacity}}
 	}
 	tests := []struct {
 		name     string
@@ -179,7 +179,7 @@ func see(pairs ...string) func() ([]watch.Observation, error) {
 	return func() ([]watch.Observation, error) {
 		var out []watch.Observation
 		for i := 0; i+1 < len(pairs); i += 2 {
-			out = append(out, watch.Observation{ServiceID: pairs[i], Name: "Svc " + pairs[i], Region: "North", Capacity: pairs[i+1]})
+			out = append(out, watch.Observation{ServiceStatus: watch.ServiceStatus{ServiceID: pairs[i], Name: "Svc " + pairs[i], Region: "North", Capacity: pairs[i+1]}})
 		}
 		return out, nil
 	}

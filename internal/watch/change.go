@@ -7,14 +7,21 @@ import "time"
 // It travels in workflow and activity payloads: its JSON (Go field names)
 // is recorded in workflow histories and must not change.
 type Observation struct {
+	ServiceStatus
+	UpdatedBy string
+	UpdatedAt time.Time
+}
+
+// ServiceStatus is a service and its status: what a poll saw (in an
+// Observation), or what a watch last accepted (in its workflow state). It
+// is embedded in payload types, whose JSON flattens its fields.
+type ServiceStatus struct {
 	ServiceID string
 	Name      string
 	Region    string
 	Type      string
 	Capacity  string
 	RAG       string
-	UpdatedBy string
-	UpdatedAt time.Time
 }
 
 // Kinds of status changes (status_changes.kind).

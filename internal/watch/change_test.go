@@ -21,8 +21,8 @@ func TestPayloadShapes(t *testing.T) {
 	}{
 		{
 			name: "observation",
-			v: watch.Observation{ServiceID: "2000001", Name: "Leeds ED", Region: "Yorkshire", Type: "Emergency Department",
-				Capacity: "HIGH", RAG: "GREEN", UpdatedBy: "nurse.a", UpdatedAt: at},
+			v: watch.Observation{ServiceStatus: watch.ServiceStatus{ServiceID: "2000001", Name: "Leeds ED", Region: "Yorkshire",
+				Type: "Emergency Department", Capacity: "HIGH", RAG: "GREEN"}, UpdatedBy: "nurse.a", UpdatedAt: at},
 			want: `{"ServiceID":"2000001","Name":"Leeds ED","Region":"Yorkshire","Type":"Emergency Department",` +
 				`"Capacity":"HIGH","RAG":"GREEN","UpdatedBy":"nurse.a","UpdatedAt":"2026-11-22T05:11:00Z"}`,
 		},

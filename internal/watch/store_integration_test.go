@@ -120,7 +120,7 @@ func TestRecordChangesOnceAndNotifiedTargets(t *testing.T) {
 
 	c := watch.Change{Kind: watch.ChangeStatus, ServiceID: "7000001", Name: "Leeds ED", Previous: "HIGH", Capacity: "LOW", RAG: "AMBER"}
 	outcome := watch.PollOutcome{WatchID: w.ID, PollID: pollID, At: polled, Changes: []watch.Change{c},
-		Current: []watch.Observation{{ServiceID: "7000001", Name: "Leeds ED", Capacity: "LOW", RAG: "AMBER"}}, State: "degraded"}
+		Current: []watch.Observation{{ServiceStatus: watch.ServiceStatus{ServiceID: "7000001", Name: "Leeds ED", Capacity: "LOW", RAG: "AMBER"}}}, State: "degraded"}
 	recorded, err := store().RecordChanges(ctx, outcome)
 	require.NoError(t, err)
 	require.Equal(t, []string{watch.ChangeStatus}, recorded)
