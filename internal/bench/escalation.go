@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,14 +15,18 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/vigil-health/vigil/internal/reference"
 )
+
+// escalationRoles are the phase's alert type's roles: FALL_DETECTED's,
+// which the other phases rely on.
+var escalationRoles = []string{"NURSE", "EMERGENCY_DOCTOR"}
 
 // The escalation phase's own alert type and policy, created in Postgres.
 const (
 	escalationAlertType = "BENCH_ESCALATION"
 	escalationPolicyID  = "alert_type:" + escalationAlertType
-	// escalationRoles are FALL_DETECTED's, which the other phases rely on.
-	escalationRoles = "{NURSE,EMERGENCY_DOCTOR}"
 	// escalationOpenRate is the rate (incidents/s) the burst is planned
 	// for, well below the stack's ceiling on the 2-core machine (23-25/s):
 	// incidents opened after the planned end can only get the shortest wait,
@@ -191,11 +196,11 @@ func escalation(ctx context.Context, db *sqlx.DB, c *client, staff, run string, 
 // setupEscalationPolicy creates (or resets) the phase's alert type and its
 // own escalation policy.
 func setupEscalationPolicy(ctx context.Context, db *sqlx.DB, wait int) error {
-	if _, err := db.ExecContext(ctx, `
-		INSERT INTO alert_types (alert_type, severity, category, description, requires_immediate_response, roles)
-		VALUES ($1, 'HIGH', 'BENCHMARK', 'vigil bench incidents: escalation lateness', true, $2)
-		ON CONFLICT (alert_type) DO UPDATE SET roles = EXCLUDED.roles, severity = EXCLUDED.severity`,
-		escalationAlertType, escalationRoles); err != nil {
+	immediate := true
+	if _, _, err := (&reference.Store{DB: db}).PutAlertType(ctx, escalationAlertType, reference.AlertTypeInput{
+		Severity: "HIGH", Category: "BENCHMARK", Description: "vigil bench incidents: escalation lateness",
+		RequiresImmediateResponse: &immediate, Roles: escalationRoles,
+	}); err != nil {
 		return fmt.Errorf("create the bench alert type: %w", err)
 	}
 	if _, err := db.ExecContext(ctx, `
@@ -250,11 +255,11 @@ func requireOnCall(ctx context.Context, c *client, staff string) error {
 		return fmt.Errorf("decode who is on call: %w", err)
 	}
 	for _, r := range ans.Roles {
-		if strings.Contains(escalationRoles, r.Role) && len(r.People) > 0 {
+		if slices.Contains(escalationRoles, r.Role) && len(r.People) > 0 {
 			return nil
 		}
 	}
-	return fmt.Errorf("nobody is on call for %s: the escalation phase needs a rota (vigil dev seeds one with VIGIL_DEMO=true)", escalationRoles)
+	return fmt.Errorf("nobody is on call for %s: the escalation phase needs a rota (vigil dev seeds one with VIGIL_DEMO=true)", strings.Join(escalationRoles, ", "))
 }
 
 // awaitAlertType waits until the API knows a new alert type (it caches the

@@ -18,8 +18,8 @@ import (
 	"github.com/lib/pq"
 	temporalsdk "go.temporal.io/sdk/client"
 
-	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/database"
+	"github.com/vigil-health/vigil/internal/reference"
 )
 
 // IncidentsOptions configures `vigil bench incidents`.
@@ -246,7 +246,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	if escErr != nil {
 		return nil, escErr
 	}
-	if _, err := db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now() WHERE name = 'bench'`); err != nil {
+	if err := (&reference.Store{DB: db}).RevokeAPIKeysNamed(ctx, benchKeyName); err != nil {
 		return nil, fmt.Errorf("revoke bench key: %w", err)
 	}
 	return rep, nil
@@ -331,16 +331,17 @@ func (c *client) clear(ctx context.Context, raised []benchAlert) error {
 	return nil
 }
 
-// benchKey makes an API key named "bench" for the run.
+// benchKeyName names the run's alert-source key.
+const benchKeyName = "bench"
+
+// benchKey makes an API key named "bench" for the run (revoking any an
+// interrupted run left valid).
 func benchKey(ctx context.Context, db *sqlx.DB) (string, error) {
-	k, err := auth.NewAPIKey()
+	k, err := (&reference.Store{DB: db}).ReplaceAPIKey(ctx, benchKeyName)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("bench key: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO api_keys (name, prefix, key_hash) VALUES ('bench', $1, $2)`, k.Prefix, k.Hash); err != nil {
-		return "", fmt.Errorf("store bench key: %w", err)
-	}
-	return k.Plaintext.Reveal(), nil
+	return k.Reveal(), nil
 }
 
 type assignedSummary struct {

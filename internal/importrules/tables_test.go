@@ -78,12 +78,10 @@ var owners = map[string]string{
 var fixtureWriters = map[string][]string{
 	"messages":         {"internal/bench"}, // `vigil bench messages`: 100,000 messages to list, cleared after the run
 	"node_daily_stats": {"internal/bench"}, // `vigil bench nodes`: years of daily statistics for the reports
-	// `vigil bench incidents`' escalation phase: its own alert type and a
-	// policy whose first wait it retunes every second, down to 1 s (the API
-	// refuses waits under 30 s).
-	"alert_types":         {"internal/bench"},
+	// `vigil bench incidents`' escalation phase: a policy whose first wait
+	// it retunes every second, down to 1 s (the API refuses waits under
+	// 30 s).
 	"escalation_policies": {"internal/bench"},
-	"api_keys":            {"internal/bench"}, // the run's own alert-source key, revoked at its end
 }
 
 // TestEveryTableHasOneOwner checks that every table the migrations create

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/database"
 )
@@ -70,8 +72,8 @@ func (st *Store) ReplaceAPIKey(ctx context.Context, name string) (auth.Secret, e
 		return "", fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL`, name); err != nil {
-		return "", fmt.Errorf("revoke old %s key: %w", name, err)
+	if err := revokeNamed(ctx, tx, name); err != nil {
+		return "", err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys (name, prefix, key_hash) VALUES ($1, $2, $3)`, name, key.Prefix, key.Hash); err != nil {
 		return "", fmt.Errorf("store %s key: %w", name, err)
@@ -80,6 +82,18 @@ func (st *Store) ReplaceAPIKey(ctx context.Context, name string) (auth.Secret, e
 		return "", fmt.Errorf("commit %s key: %w", name, err)
 	}
 	return key.Plaintext, nil
+}
+
+// RevokeAPIKeysNamed revokes every valid key named name; there may be none.
+func (st *Store) RevokeAPIKeysNamed(ctx context.Context, name string) error {
+	return revokeNamed(ctx, st.DB, name)
+}
+
+func revokeNamed(ctx context.Context, ex sqlx.ExecerContext, name string) error {
+	if _, err := ex.ExecContext(ctx, `UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL`, name); err != nil {
+		return fmt.Errorf("revoke the %s keys: %w", name, err)
+	}
+	return nil
 }
 
 // ListAPIKeys returns a page of API keys, revoked ones included, ordered by
