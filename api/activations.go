@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-health/vigil/internal/activation"
 	"github.com/vigil-health/vigil/internal/activation/credential"
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/workflows"
 )
 
@@ -72,18 +73,12 @@ var (
 	deviceTokenScopes    = []string{ScopeClinicianLogin}
 )
 
-// activationSettings are the activation and subject-token settings.
+// activationSettings are what activations and subject tokens need beside
+// their settings (Deps.Activation): keys, a rate limit and caches.
 type activationSettings struct {
 	// keys is nil when no activation secret is configured: the activation
 	// endpoints then answer 503.
-	keys            *credential.Keys
-	pinLength       int
-	expiryDays      int
-	maxAttempts     int
-	patientTTL      time.Duration
-	deviceTTL       time.Duration
-	clinicianTTL    time.Duration
-	clinicianGroups []string
+	keys *credential.Keys
 	// allWardsGroups are the clinician groups whose members may log in
 	// through a device of any ward (see clinicianToken).
 	allWardsGroups []string
@@ -103,10 +98,43 @@ const liveCheckTTL = 3 * time.Second
 // defaultAllWardsGroups may log in through any ward's device.
 var defaultAllWardsGroups = []string{"send superclinician"}
 
+// activationDefaults fills a's zero (or, for the PIN length, out of range)
+// fields with the defaults and lower-cases ClinicianLoginGroups into a
+// slice of its own.
+func activationDefaults(a config.Activation) config.Activation {
+	if a.ActivationPINLength < credential.MinPINLength || a.ActivationPINLength > credential.MaxPINLength {
+		a.ActivationPINLength = credential.DefaultPINLength
+	}
+	if a.ActivationExpiryDays <= 0 {
+		a.ActivationExpiryDays = workflows.DefaultActivationExpiryDays
+	}
+	if a.ActivationMaxAttempts <= 0 {
+		a.ActivationMaxAttempts = workflows.DefaultActivationMaxAttempts
+	}
+	if a.PatientTokenTTL <= 0 {
+		a.PatientTokenTTL = config.DefaultPatientTokenTTL
+	}
+	if a.DeviceTokenTTL <= 0 {
+		a.DeviceTokenTTL = config.DefaultDeviceTokenTTL
+	}
+	if a.ClinicianTokenTTL <= 0 {
+		a.ClinicianTokenTTL = config.DefaultClinicianTokenTTL
+	}
+	groups := a.ClinicianLoginGroups
+	a.ClinicianLoginGroups = nil
+	for _, g := range groups {
+		if g = strings.ToLower(strings.TrimSpace(g)); g != "" {
+			a.ClinicianLoginGroups = append(a.ClinicianLoginGroups, g)
+		}
+	}
+	if len(a.ClinicianLoginGroups) == 0 {
+		a.ClinicianLoginGroups = []string{"send clinician", "send superclinician"}
+	}
+	return a
+}
+
 func newActivationSettings(d Deps) *activationSettings {
 	a := &activationSettings{
-		pinLength: d.ActivationPINLength, expiryDays: d.ActivationExpiryDays, maxAttempts: d.ActivationMaxAttempts,
-		patientTTL: d.PatientTokenTTL, deviceTTL: d.DeviceTokenTTL, clinicianTTL: d.ClinicianTokenTTL,
 		allWardsGroups: defaultAllWardsGroups,
 		devices:        newTTLCache[activation.DeviceState](liveCheckTTL), clinicians: newTTLCache[*activation.Clinician](liveCheckTTL),
 	}
@@ -114,32 +142,6 @@ func newActivationSettings(d Deps) *activationSettings {
 		// A short secret leaves activations off (503) rather than weak;
 		// config.Load refuses it before it gets here.
 		a.keys, _ = credential.NewKeys(d.ActivationSecret)
-	}
-	if a.pinLength < credential.MinPINLength || a.pinLength > credential.MaxPINLength {
-		a.pinLength = credential.DefaultPINLength
-	}
-	if a.expiryDays <= 0 {
-		a.expiryDays = workflows.DefaultActivationExpiryDays
-	}
-	if a.maxAttempts <= 0 {
-		a.maxAttempts = workflows.DefaultActivationMaxAttempts
-	}
-	if a.patientTTL <= 0 {
-		a.patientTTL = 15 * time.Minute
-	}
-	if a.deviceTTL <= 0 {
-		a.deviceTTL = 24 * time.Hour
-	}
-	if a.clinicianTTL <= 0 {
-		a.clinicianTTL = 15 * time.Minute
-	}
-	for _, g := range d.ClinicianLoginGroups {
-		if g = strings.ToLower(strings.TrimSpace(g)); g != "" {
-			a.clinicianGroups = append(a.clinicianGroups, g)
-		}
-	}
-	if len(a.clinicianGroups) == 0 {
-		a.clinicianGroups = []string{"send clinician", "send superclinician"}
 	}
 	perMinute := d.ActivationRatePerMinute
 	if perMinute <= 0 {
@@ -284,7 +286,7 @@ func (s *Server) requireActivationKeys() gin.HandlerFunc {
 // activationStore is the store of activations, devices, clinicians and
 // the auth audit.
 func (s *Server) activationStore() *activation.Store {
-	return s.stores.Activations
+	return s.Stores.Activations
 }
 
 // audit writes one auth_audit row with the request's id and client IP. It
@@ -303,7 +305,7 @@ func requester(c *gin.Context) activation.Requester {
 // logged, and the refusal stands.
 func (s *Server) auditRefusal(c *gin.Context, subjectType, subjectID, actor, reason string) {
 	if err := s.audit(context.WithoutCancel(c.Request.Context()), c, auditLoginRefused, subjectType, subjectID, actor, reason); err != nil {
-		s.logger.ErrorContext(c.Request.Context(), "audit login refusal", "err", err, "request_id", requestID(c))
+		s.Logger.ErrorContext(c.Request.Context(), "audit login refusal", "err", err, "request_id", requestID(c))
 	}
 }
 
@@ -368,7 +370,7 @@ func (s *Server) createPatientActivation(c *gin.Context) {
 	if !ok {
 		return
 	}
-	pin, pinHash, pinSalt, ok := s.newHashedSecret(c, "pin", func() (string, error) { return credential.NewPIN(s.act.pinLength) })
+	pin, pinHash, pinSalt, ok := s.newHashedSecret(c, "pin", func() (string, error) { return credential.NewPIN(s.ActivationPINLength) })
 	if !ok {
 		return
 	}
@@ -517,7 +519,7 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		s.abortInternal(c, "activation code", err)
 		return openedActivation{}, err
 	}
-	expires := workflows.ActivationExpiry(time.Now(), s.hospitalTZ, s.act.expiryDays)
+	expires := workflows.ActivationExpiry(time.Now(), s.HospitalTZ, s.ActivationExpiryDays)
 	wfID := s.activationWorkflowID(kind, subjectID)
 	err = s.activationStore().InsertActivation(ctx, activation.NewActivation{ID: id, Kind: kind, SubjectID: subjectID, WorkflowID: wfID,
 		CodeDigest: digest, CodeHash: codeHash, CodeSalt: codeSalt, PinSalt: pinSalt, ExpiresAt: expires, CreatedBy: actor(c)})
@@ -528,23 +530,23 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		s.abortInternal(c, "store activation", err)
 		return openedActivation{}, err
 	}
-	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       wfID,
-		TaskQueue:                                s.taskQueue,
+		TaskQueue:                                s.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.VigilKindKey.ValueSet(workflows.KindActivation)),
 		// Kind and device id only: a patient is never named in a run.
 		StaticSummary: workflows.ActivationSummary(kind, workflowSubject(kind, subjectID)),
-		StaticDetails: workflows.ActivationDetails(kind, expires, s.act.maxAttempts),
+		StaticDetails: workflows.ActivationDetails(kind, expires, s.ActivationMaxAttempts),
 	}, workflows.Activation, &workflows.ActivationInput{
-		ActivationID: id, Kind: kind, SubjectID: workflowSubject(kind, subjectID), ExpiresAt: expires, MaxAttempts: s.act.maxAttempts,
+		ActivationID: id, Kind: kind, SubjectID: workflowSubject(kind, subjectID), ExpiresAt: expires, MaxAttempts: s.ActivationMaxAttempts,
 		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},
 	})
 	if err != nil {
 		if derr := s.activationStore().DeleteActivation(context.WithoutCancel(ctx), id); derr != nil {
-			s.logger.ErrorContext(ctx, "remove unstarted activation", "err", derr, "request_id", requestID(c))
+			s.Logger.ErrorContext(ctx, "remove unstarted activation", "err", derr, "request_id", requestID(c))
 		}
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
@@ -554,7 +556,7 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		return openedActivation{}, err
 	}
 	if err := s.audit(ctx, c, auditActivationCreated, kind, subjectID, actor(c), "created"); err != nil {
-		s.logger.ErrorContext(ctx, "audit activation", "err", err, "request_id", requestID(c))
+		s.Logger.ErrorContext(ctx, "audit activation", "err", err, "request_id", requestID(c))
 	}
 	return openedActivation{code: code, expiresAt: expires}, nil
 }
@@ -578,7 +580,7 @@ func (s *Server) recreateActivation(c *gin.Context, kind, wfID, activationID, pi
 		s.abortInternal(c, "activation code", err)
 		return openedActivation{}, err
 	}
-	expires := workflows.ActivationExpiry(time.Now(), s.hospitalTZ, s.act.expiryDays)
+	expires := workflows.ActivationExpiry(time.Now(), s.HospitalTZ, s.ActivationExpiryDays)
 	err = s.updateActivation(ctx, wfID, workflows.ActivationUpdateRecreate, &workflows.RecreateRequest{
 		ActivationID: activationID, CodeDigest: digest, ExpiresAt: expires, Meta: requestMeta(c),
 		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},
@@ -612,7 +614,7 @@ func (s *Server) recreateActivation(c *gin.Context, kind, wfID, activationID, pi
 
 // updateActivation sends an Update and waits for its result.
 func (s *Server) updateActivation(ctx context.Context, workflowID, name string, arg, out any) error {
-	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflowID, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
@@ -734,7 +736,7 @@ type ActivationCompleted struct {
 // known one that can no longer be used says why (410 expired, 403 locked,
 // 409 used); a wrong PIN is 403 with the attempts left.
 func (s *Server) completeActivation(c *gin.Context) {
-	kind, code, pin, ok := decodeActivationAttempt(c, s.act.pinLength)
+	kind, code, pin, ok := decodeActivationAttempt(c, s.ActivationPINLength)
 	if !ok {
 		return
 	}
@@ -923,7 +925,7 @@ func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code s
 
 // activationStep counts one activation step's outcome (metrics.AccessMetrics).
 func (s *Server) activationStep(kind, step, outcome string) {
-	s.metrics.Access().ActivationStep(kind, step, outcome)
+	s.Metrics.Access().ActivationStep(kind, step, outcome)
 }
 
 // stateOutcome is the metrics outcome of a refusal for an activation's
@@ -941,7 +943,7 @@ func stateOutcome(state string) string {
 // issueSubjectToken signs a token, audits it first (no audit, no token) and
 // answers it.
 func (s *Server) issueSubjectToken(c *gin.Context, claims auth.Claims, ttl time.Duration, auditActor, reason string) {
-	if s.signer == nil {
+	if s.Signer == nil {
 		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "authentication is not configured", "")
 		return
 	}
@@ -954,12 +956,12 @@ func (s *Server) issueSubjectToken(c *gin.Context, claims auth.Claims, ttl time.
 		s.abortInternal(c, "audit token", err)
 		return
 	}
-	token, exp, err := s.signer.Issue(claims, ttl)
+	token, exp, err := s.Signer.Issue(claims, ttl)
 	if err != nil {
 		s.abortInternal(c, "issue token", err)
 		return
 	}
-	s.metrics.Access().TokenIssued(claims.SubjectType)
+	s.Metrics.Access().TokenIssued(claims.SubjectType)
 	noStore(c)
 	c.JSON(http.StatusOK, SubjectToken{Token: token, TokenType: "Bearer", ExpiresAt: exp, ExpiresIn: int(time.Until(exp) / time.Second),
 		Subject: claims.Subject, SubjectType: claims.SubjectType})
@@ -980,7 +982,7 @@ func (s *Server) patientToken(c *gin.Context) {
 		return
 	}
 	s.issueSubjectToken(c, auth.Claims{Subject: pid, SubjectType: auth.SubjectPatient, Scopes: patientTokenScopes},
-		s.act.patientTTL, "", "activation")
+		s.PatientTokenTTL, "", "activation")
 }
 
 // ActivationView is an activation without its secrets.

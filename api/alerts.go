@@ -117,7 +117,7 @@ func (s *Server) sourceFor(ctx context.Context, token string) (*alertSource, err
 		}
 		return &alertSource{Integration: workflows.IntegrationAPIKey(key.ID), Name: "apikey:" + key.Name}, nil
 	}
-	if s.signer == nil {
+	if s.Signer == nil {
 		return nil, nil
 	}
 	claims, err := s.authenticate(ctx, token)
@@ -363,7 +363,7 @@ func maybeApplied(c *gin.Context, message, workflowID string) MaybeAppliedDetail
 // was not confirmed in time and may have been applied; a retry with the
 // same idempotency key is counted once. A timeout is never a 500.
 func (s *Server) abortMaybeApplied(c *gin.Context, workflowID string, err error) {
-	s.logger.WarnContext(c.Request.Context(), "alert outcome unknown", "err", err, "workflow_id", workflowID, "request_id", requestID(c))
+	s.Logger.WarnContext(c.Request.Context(), "alert outcome unknown", "err", err, "workflow_id", workflowID, "request_id", requestID(c))
 	c.Header("Retry-After", strconv.Itoa(retryAfterMaybeApplied))
 	c.AbortWithStatusJSON(http.StatusGatewayTimeout, MaybeAppliedBody{Error: maybeApplied(c,
 		"the incident workflow did not confirm the alert in time; it may have been applied; retry with the same Idempotency-Key (or alert_id)",
@@ -428,7 +428,7 @@ func (s *Server) postAlert(c *gin.Context) {
 	if !decodeJSON(c, &req, false) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.alertWait)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.AlertWait)
 	defer cancel()
 	idem, fe := alertIdempotencyKey(c, req.AlertID)
 	if fe != nil {
@@ -493,7 +493,7 @@ func (s *Server) ingest(ctx context.Context, a *alert) (*AlertResponse, error) {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.alertWait)
+		ctx, cancel = context.WithTimeout(ctx, s.AlertWait)
 		defer cancel()
 	}
 	s.incidentMetrics().AlertReceived(a.Severity)
@@ -561,11 +561,11 @@ func (s *Server) sendAlerts(ctx context.Context, key string, batch []*alert) (wo
 // errMaybeApplied; accepted without a result in time is errAlertAccepted.
 func (s *Server) updateWithStart(ctx context.Context, key string, first *alert, u *workflows.AlertUpdate) (workflows.AlertResult, error) {
 	var res workflows.AlertResult
-	h, err := s.temporal.UpdateWithStartWorkflow(ctx, workflows.AlertWithStart(s.temporal, s.taskQueue, &workflows.IncidentInput{
+	h, err := s.Temporal.UpdateWithStartWorkflow(ctx, workflows.AlertWithStart(s.Temporal, s.TaskQueue, &workflows.IncidentInput{
 		IncidentID: uuid.NewString(), DedupKeyHash: key, AlertType: first.AlertType, Severity: first.Severity,
 		PatientID: first.PatientID, Room: first.Room, Source: first.Source, OpenedAt: first.ReceivedAt,
 		Integration: first.Integration, UnscopedKeyHash: workflows.DedupKeyHash(first.DedupKey),
-		StableOKWait: s.autoResolveWait,
+		StableOKWait: s.AutoResolveWait,
 	}, u))
 	if err != nil {
 		if waitRanOut(ctx, err) {
@@ -595,7 +595,7 @@ func waitRanOut(ctx context.Context, err error) bool {
 // incident is not an error. Staff callers never get here (see
 // refuseStaffSourceAction).
 func (s *Server) sourceResolved(ctx context.Context, src *alertSource, dedupKey string) (bool, error) {
-	err := s.temporal.SignalWorkflow(ctx, workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(src.Integration, dedupKey)), "",
+	err := s.Temporal.SignalWorkflow(ctx, workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(src.Integration, dedupKey)), "",
 		workflows.IncidentSignalSourceResolved, &workflows.SourceResolvedSignal{Integration: src.Integration, Source: src.Name})
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {

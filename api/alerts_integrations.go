@@ -142,7 +142,7 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 		abortInvalid(c, invalid("alerts", "must hold at least one alert"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.alertWait)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.AlertWait)
 	defer cancel()
 	now := time.Now().UTC()
 	type item struct {
@@ -228,7 +228,7 @@ func (s *Server) postAlertmanager(c *gin.Context) {
 
 	src := alertSourceOf(c)
 	unconfirmed := func(it item, result string, err error) {
-		s.logger.WarnContext(c.Request.Context(), "alertmanager alert outcome unknown", "index", it.index, "result", result, "err", err, "request_id", requestID(c))
+		s.Logger.WarnContext(c.Request.Context(), "alertmanager alert outcome unknown", "index", it.index, "result", result, "err", err, "request_id", requestID(c))
 		res.Unconfirmed = append(res.Unconfirmed, UnconfirmedAlert{Index: it.index, Result: result})
 		if it.refused != nil {
 			res.Unparseable++
@@ -318,8 +318,8 @@ func alertmanagerIdempotencyKey(am *alertmanagerAlert) string {
 // field without the alert's index, a bounded set.
 func (s *Server) alertRefused(source, prefix string, fe *fieldError) {
 	reason := strings.TrimPrefix(fe.Field, prefix)
-	metrics.AlertsRefused(s.metrics).WithLabelValues(source, reason).Inc()
-	s.logger.Warn("unparseable alert: paging the failsafe role", "source", source, "field", fe.Field, "reason", fe.Message)
+	metrics.AlertsRefused(s.Metrics).WithLabelValues(source, reason).Inc()
+	s.Logger.Warn("unparseable alert: paging the failsafe role", "source", source, "field", fe.Field, "reason", fe.Message)
 }
 
 // maxUnparseableValue bounds the value of an UNPARSEABLE_ALERT incident
@@ -670,7 +670,7 @@ func (s *Server) pagerDutyTrigger(c *gin.Context, ev *pagerDutyEvent) {
 		abortInvalid(c, fe)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.alertWait)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.AlertWait)
 	defer cancel()
 	p := ev.Payload
 	cd, _ := p.CustomDetails.(map[string]any)
@@ -746,10 +746,10 @@ const (
 // behalf of src. No open incident, or one already acknowledged, is not an
 // error (PagerDuty semantics); a refusal by the incident returns its reason.
 func (s *Server) sourceAcknowledged(ctx context.Context, src *alertSource, dedupKey string) (sourceOutcome, string, error) {
-	if s.transitionKeys == nil {
+	if s.TransitionKeys == nil {
 		return sourceNoIncident, "", errNoTransitionKeys
 	}
-	h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys,
+	h, err := s.Temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.TransitionKeys,
 		workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(src.Integration, dedupKey)),
 		workflows.IncidentUpdateAcknowledge, "", &workflows.TransitionRequest{
 			Actor: workflows.Actor{Access: workflows.AccessSource, Source: src.Name, Integration: src.Integration},
@@ -784,7 +784,7 @@ func (s *Server) refuseStaffSourceAction(c *gin.Context, src *alertSource, actio
 	id, found, err := s.incidentStore().OldestOpenByKeyHash(c.Request.Context(), subjectID)
 	switch {
 	case err != nil:
-		s.logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
+		s.Logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
 	case found:
 		subjectType, subjectID = "incident", id
 	}
@@ -801,7 +801,7 @@ func (s *Server) auditForeignSourceAction(c *gin.Context, src *alertSource, acti
 	id, found, err := s.incidentStore().OldestOpenOfOtherIntegration(c.Request.Context(), workflows.DedupKeyHash(dedupKey), src.Integration)
 	switch {
 	case err != nil:
-		s.logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
+		s.Logger.ErrorContext(c.Request.Context(), "look up incident of a refused source action", "err", err, "request_id", requestID(c))
 		return
 	case !found:
 		if reason == "" {

@@ -100,7 +100,7 @@ func (s *Server) verifyAccess(c *gin.Context) (*auth.Claims, bool) {
 		s.abortUnauthorized(c, "a bearer token is required")
 		return nil, false
 	}
-	if s.signer == nil {
+	if s.Signer == nil {
 		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "authentication is not configured", "")
 		return nil, false
 	}
@@ -183,7 +183,7 @@ func (s *Server) login(c *gin.Context) {
 	}
 	s.loginResult(c, login, ok)
 	if !ok {
-		s.logger.WarnContext(c.Request.Context(), "login refused", "request_id", requestID(c))
+		s.Logger.WarnContext(c.Request.Context(), "login refused", "request_id", requestID(c))
 		s.auditEvent(c, auditLoginRefused, auth.SubjectStaff, "", "unknown login or wrong password")
 		abortWithError(c, http.StatusUnauthorized, CodeUnauthorized, "unknown login or wrong password", "")
 		return
@@ -228,8 +228,8 @@ func (s *Server) refresh(c *gin.Context) {
 func (s *Server) writeTokens(c *gin.Context, info StaffInfo, access, refresh string) {
 	noStore(c)
 	c.JSON(http.StatusOK, TokenResponse{
-		AccessToken: access, TokenType: "Bearer", ExpiresIn: int(s.accessTTL / time.Second),
-		RefreshToken: refresh, RefreshExpiresIn: int(s.refreshTTL / time.Second), Staff: info,
+		AccessToken: access, TokenType: "Bearer", ExpiresIn: int(s.AccessTTL / time.Second),
+		RefreshToken: refresh, RefreshExpiresIn: int(s.RefreshTTL / time.Second), Staff: info,
 	})
 }
 

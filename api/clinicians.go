@@ -281,7 +281,7 @@ func (s *Server) clinicianToken(c *gin.Context) {
 		s.auditRefusal(c, auth.SubjectClinician, row.ClinicianID, deviceID, reason)
 		abortWithError(c, http.StatusForbidden, code, "login refused: "+reason, "")
 	}
-	if row.ContractExpiry != nil && time.Now().After(endOfDay(*row.ContractExpiry, s.hospitalTZ)) {
+	if row.ContractExpiry != nil && time.Now().After(endOfDay(*row.ContractExpiry, s.HospitalTZ)) {
 		if row.LoginActive {
 			if err := s.activationStore().EndClinicianLogin(ctx, row.ClinicianID); err != nil {
 				s.abortInternal(c, "deactivate clinician", err)
@@ -295,8 +295,8 @@ func (s *Server) clinicianToken(c *gin.Context) {
 		refuse(CodeLoginInactive, "login inactive")
 		return
 	}
-	if !inGroup(row.Groups, s.act.clinicianGroups) {
-		refuse(CodeNotInGroup, "not in an allowed group ("+strings.Join(s.act.clinicianGroups, ", ")+")")
+	if !inGroup(row.Groups, s.ClinicianLoginGroups) {
+		refuse(CodeNotInGroup, "not in an allowed group ("+strings.Join(s.ClinicianLoginGroups, ", ")+")")
 		return
 	}
 	ward := ""
@@ -315,7 +315,7 @@ func (s *Server) clinicianToken(c *gin.Context) {
 		locations = []string{ward}
 	}
 	s.issueSubjectToken(c, auth.Claims{Subject: row.ClinicianID, SubjectType: auth.SubjectClinician, Scopes: clinicianTokenScopes,
-		LocationIDs: locations, DeviceID: deviceID}, s.act.clinicianTTL, deviceID, "via device "+deviceID+" at "+ward)
+		LocationIDs: locations, DeviceID: deviceID}, s.ClinicianTokenTTL, deviceID, "via device "+deviceID+" at "+ward)
 }
 
 // endOfDay is the last instant of a calendar date in loc.

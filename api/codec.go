@@ -112,8 +112,8 @@ func (s *Server) requireCodecOperator(c *gin.Context) {
 		abortWithError(c, http.StatusForbidden, CodeForbidden, "only an admin may encode or decode Temporal payloads", "")
 		return
 	}
-	if ns := c.GetHeader("X-Namespace"); ns != "" && ns != s.namespace {
-		abortWithError(c, http.StatusForbidden, CodeForbidden, "this codec server serves namespace "+s.namespace+" only", "X-Namespace")
+	if ns := c.GetHeader("X-Namespace"); ns != "" && ns != s.Namespace {
+		abortWithError(c, http.StatusForbidden, CodeForbidden, "this codec server serves namespace "+s.Namespace+" only", "X-Namespace")
 		return
 	}
 	c.Set(principalKey, claims)
@@ -127,7 +127,7 @@ func (s *Server) codec(decode bool) gin.HandlerFunc {
 		action, logMsg = "decode", "temporal payloads decoded"
 	}
 	return func(c *gin.Context) {
-		if s.payloadCodec == nil {
+		if s.PayloadCodec == nil {
 			abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "the payload codec is not configured", "")
 			return
 		}
@@ -149,14 +149,14 @@ func (s *Server) codec(decode bool) gin.HandlerFunc {
 		var out []*commonpb.Payload
 		var err error
 		if decode {
-			out, err = s.payloadCodec.Decode(in.GetPayloads())
+			out, err = s.PayloadCodec.Decode(in.GetPayloads())
 		} else {
-			out, err = s.payloadCodec.Encode(in.GetPayloads())
+			out, err = s.PayloadCodec.Encode(in.GetPayloads())
 		}
 		p := principal(c)
 		if err != nil {
 			if errors.Is(err, payloadcodec.ErrUnknownKey) || errors.Is(err, payloadcodec.ErrTampered) {
-				s.logger.WarnContext(c.Request.Context(), "temporal payloads not decoded", "staff_id", p.Subject,
+				s.Logger.WarnContext(c.Request.Context(), "temporal payloads not decoded", "staff_id", p.Subject,
 					"payloads", len(in.GetPayloads()), "err", err, "request_id", requestID(c))
 				abortWithError(c, http.StatusUnprocessableEntity, CodeInvalidField, err.Error(), "payloads")
 				return
@@ -169,7 +169,7 @@ func (s *Server) codec(decode bool) gin.HandlerFunc {
 			s.abortInternal(c, "marshal payloads", err)
 			return
 		}
-		s.logger.InfoContext(c.Request.Context(), logMsg, "staff_id", p.Subject, "session_id", p.SessionID,
+		s.Logger.InfoContext(c.Request.Context(), logMsg, "staff_id", p.Subject, "session_id", p.SessionID,
 			"payloads", len(in.GetPayloads()), "encrypted", encrypted, "request_id", requestID(c))
 		noStore(c)
 		c.Data(http.StatusOK, "application/json", resp)

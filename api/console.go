@@ -110,10 +110,10 @@ func isCharge(p *auth.Claims) bool {
 // session id (empty without a session).
 func (s *Server) csrfToken(c *gin.Context) string {
 	p := principal(c)
-	if p == nil || p.SessionID == "" || s.transitionKeys == nil {
+	if p == nil || p.SessionID == "" || s.TransitionKeys == nil {
 		return ""
 	}
-	return s.transitionKeys.Sign(actionproof.Message(csrfPurpose, p.SessionID))
+	return s.TransitionKeys.Sign(actionproof.Message(csrfPurpose, p.SessionID))
 }
 
 // checkCSRF checks a console form's token against the caller's session. A
@@ -145,10 +145,10 @@ func (s *Server) checkConsoleForm(c *gin.Context) bool {
 
 // validCSRF reports whether token is the CSRF token of session sid.
 func (s *Server) validCSRF(sid, token string) bool {
-	if sid == "" || s.transitionKeys == nil {
+	if sid == "" || s.TransitionKeys == nil {
 		return false
 	}
-	return s.transitionKeys.Verify(actionproof.Message(csrfPurpose, sid), token) == nil
+	return s.TransitionKeys.Verify(actionproof.Message(csrfPurpose, sid), token) == nil
 }
 
 // consoleIncident is an incident as the console lists it.
@@ -248,14 +248,14 @@ func (s *Server) nextEscalations(ctx context.Context, rows []boardRow) {
 				return
 			}
 			defer func() { <-sem }()
-			res, err := s.temporal.QueryWorkflow(ctx, r.WorkflowID, "", workflows.IncidentQueryState)
+			res, err := s.Temporal.QueryWorkflow(ctx, r.WorkflowID, "", workflows.IncidentQueryState)
 			var st workflows.IncidentState
 			if err == nil {
 				err = res.Get(&st)
 			}
 			if err != nil {
 				if ctx.Err() == nil {
-					s.logger.WarnContext(ctx, "board: query incident state", "incident_id", r.ID, "err", err)
+					s.Logger.WarnContext(ctx, "board: query incident state", "incident_id", r.ID, "err", err)
 				}
 				return
 			}
@@ -483,7 +483,7 @@ func (s *Server) consoleAction(c *gin.Context) {
 	case err != nil:
 		status, reason, refused := transitionRejection(err)
 		if !refused {
-			s.logger.ErrorContext(c.Request.Context(), "console action", "action", update, "err", err, "request_id", requestID(c))
+			s.Logger.ErrorContext(c.Request.Context(), "console action", "action", update, "err", err, "request_id", requestID(c))
 			s.rerender(c, back, http.StatusServiceUnavailable, "Vigil could not reach the incident's workflow just now; try again in a few seconds.")
 			return
 		}

@@ -212,7 +212,7 @@ func (s *Server) mapServices(ctx context.Context) ([]mapService, error) {
 // server's origin.
 func (s *Server) capacityCSP() string {
 	img := "img-src 'self' data:"
-	if origin := tileOrigin(s.mapTileURL); origin != "" {
+	if origin := tileOrigin(s.MapTileURL); origin != "" {
 		img += " " + origin
 	}
 	return "default-src 'none'; " + img + "; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -272,7 +272,7 @@ func (s *Server) renderCapacity(c *gin.Context, status int, form url.Values, fe 
 	}
 	v := &capacityView{
 		Services: services, NotHigh: notHigh, Changes: changes.Items,
-		CanManage: hasAccess(principal(c), watchManageAccess), TileURL: s.mapTileURL,
+		CanManage: hasAccess(principal(c), watchManageAccess), TileURL: s.MapTileURL,
 		Form: form, Error: fe, LeafletVersion: leafletVersion,
 	}
 	for _, w := range watches {
@@ -428,7 +428,7 @@ func (s *Server) watchChangeRefusal(c *gin.Context, what string, err error) (int
 			return status, reason + "."
 		}
 	}
-	s.logger.ErrorContext(c.Request.Context(), "console: "+what, "err", err, "request_id", requestID(c))
+	s.Logger.ErrorContext(c.Request.Context(), "console: "+what, "err", err, "request_id", requestID(c))
 	return http.StatusServiceUnavailable, "Vigil could not make the change just now; try again in a few seconds."
 }
 

@@ -22,7 +22,7 @@ func TestTileOrigin(t *testing.T) {
 }
 
 func TestCapacityCSP(t *testing.T) {
-	s := &Server{mapTileURL: "https://tile.openstreetmap.org/{z}/{x}/{y}.png"}
+	s := &Server{Deps: Deps{MapTileURL: "https://tile.openstreetmap.org/{z}/{x}/{y}.png"}}
 	require.Equal(t, "default-src 'none'; img-src 'self' data: https://tile.openstreetmap.org; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'", s.capacityCSP())
 	require.Contains(t, (&Server{}).capacityCSP(), "img-src 'self' data:;")
 }

@@ -92,7 +92,7 @@ func (s *Server) consoleClinician(ctx context.Context, staff *auth.Claims) (*aut
 	}
 	expires := staff.ExpiresAt
 	if expires.IsZero() {
-		expires = time.Now().Add(s.accessTTL)
+		expires = time.Now().Add(s.AccessTTL)
 	}
 	claims := &auth.Claims{Subject: row.ClinicianID, SubjectType: auth.SubjectClinician, TokenType: auth.TokenAccess,
 		Scopes: []string{ScopeReadMessage, ScopeWriteMessage}, LocationIDs: locations, ExpiresAt: expires}
@@ -111,7 +111,7 @@ func (s *Server) consoleClinician(ctx context.Context, staff *auth.Claims) (*aut
 func (s *Server) consoleMayMessage(c *gin.Context) bool {
 	claims, _, err := s.consoleClinician(c.Request.Context(), principal(c))
 	if err != nil {
-		s.logger.WarnContext(c.Request.Context(), "check messages link", "err", err, "request_id", requestID(c))
+		s.Logger.WarnContext(c.Request.Context(), "check messages link", "err", err, "request_id", requestID(c))
 	}
 	return claims != nil
 }

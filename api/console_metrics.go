@@ -51,7 +51,7 @@ type metricsPoint struct {
 // metricsPage renders the metrics of the window ?days= (7 by default); a
 // bad window is a 400 naming days, on the page.
 func (s *Server) metricsPage(c *gin.Context) {
-	data := pageData{Title: "Metrics", SignedIn: true, Nav: "metrics", TZ: s.hospitalTZ}
+	data := pageData{Title: "Metrics", SignedIn: true, Nav: "metrics", TZ: s.HospitalTZ}
 	days := metricsDefaultDays
 	if v, ok := c.GetQuery("days"); ok {
 		n, err := strconv.Atoi(v)
@@ -75,7 +75,7 @@ func (s *Server) metricsPage(c *gin.Context) {
 // buildMetrics reads the report and the series of the days ending now and
 // draws the charts.
 func (s *Server) buildMetrics(c *gin.Context, days int, now time.Time) (*metricsView, error) {
-	loc := s.hospitalTZ
+	loc := s.HospitalTZ
 	if loc == nil {
 		loc = time.UTC
 	}

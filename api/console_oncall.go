@@ -124,7 +124,7 @@ func (s *Server) oncallPage(c *gin.Context) {
 // values and errors, filling the rest of v.
 func (s *Server) renderOnCall(c *gin.Context, status int, message string, v *oncallView) {
 	ctx := c.Request.Context()
-	loc := s.hospitalTZ
+	loc := s.HospitalTZ
 	now := time.Now()
 	shiftEnds := shiftEnd(now, loc)
 	v.TimeZone, v.Zone = loc.String(), now.In(loc).Format("MST")
@@ -291,12 +291,12 @@ func (s *Server) oncallFormTime(field, v string) (string, error) {
 	if v == "" {
 		return "", nil
 	}
-	t, err := time.ParseInLocation(oncallInputLayout, v, s.hospitalTZ)
+	t, err := time.ParseInLocation(oncallInputLayout, v, s.HospitalTZ)
 	if err != nil {
-		t, err = time.ParseInLocation(oncallInputLayout+":05", v, s.hospitalTZ)
+		t, err = time.ParseInLocation(oncallInputLayout+":05", v, s.HospitalTZ)
 	}
 	if err != nil {
-		return "", &reference.FieldError{Field: field, Message: "must be a date and time such as " + time.Now().In(s.hospitalTZ).Format(oncallInputLayout)}
+		return "", &reference.FieldError{Field: field, Message: "must be a date and time such as " + time.Now().In(s.HospitalTZ).Format(oncallInputLayout)}
 	}
 	return t.Format(time.RFC3339), nil
 }

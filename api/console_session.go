@@ -47,7 +47,7 @@ func (s *Server) requireStaffPage() gin.HandlerFunc {
 			bearer(c)
 			return
 		}
-		if s.signer == nil {
+		if s.Signer == nil {
 			s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Authentication is not configured.")
 			return
 		}
@@ -86,7 +86,7 @@ func (s *Server) requireStaffPage() gin.HandlerFunc {
 
 // pageStoreError answers a page whose session could not be checked.
 func (s *Server) pageStoreError(c *gin.Context, err error) {
-	s.logger.ErrorContext(c.Request.Context(), "check page session", "err", err, "request_id", requestID(c))
+	s.Logger.ErrorContext(c.Request.Context(), "check page session", "err", err, "request_id", requestID(c))
 	c.Header("Retry-After", "5")
 	s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Vigil cannot check your session just now; retry in a few seconds.")
 }
@@ -112,7 +112,7 @@ func (s *Server) renewPageSession(c *gin.Context, cookie string) (*auth.Claims, 
 	if err != nil {
 		return nil, err
 	}
-	s.setPageCookie(c, pageAccessCookie, access, s.accessTTL)
+	s.setPageCookie(c, pageAccessCookie, access, s.AccessTTL)
 	return &auth.Claims{Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access, Role: info.Role,
 		SessionID: sid, TokenType: auth.TokenAccess}, nil
 }
@@ -196,7 +196,7 @@ func (s *Server) nodeLogin(c *gin.Context) {
 		retry(http.StatusBadRequest, "The "+fe.Field+" "+fe.Message+".")
 		return
 	}
-	if s.signer == nil {
+	if s.Signer == nil {
 		s.pageError(c, http.StatusServiceUnavailable, "Unavailable", "Authentication is not configured.")
 		return
 	}
@@ -212,7 +212,7 @@ func (s *Server) nodeLogin(c *gin.Context) {
 	}
 	s.loginResult(c, login, ok)
 	if !ok {
-		s.logger.WarnContext(c.Request.Context(), "page login refused", "request_id", requestID(c))
+		s.Logger.WarnContext(c.Request.Context(), "page login refused", "request_id", requestID(c))
 		s.auditEvent(c, auditLoginRefused, auth.SubjectStaff, "", "console: unknown login or wrong password")
 		retry(http.StatusUnauthorized, "Unknown login or wrong password.")
 		return
@@ -223,7 +223,7 @@ func (s *Server) nodeLogin(c *gin.Context) {
 		return
 	}
 	opened, err := s.sessionStore().Open(c.Request.Context(), session.Open{
-		SubjectType: auth.SubjectStaff, SubjectID: info.ID, Origin: session.OriginConsole, Lifetime: s.refreshTTL,
+		SubjectType: auth.SubjectStaff, SubjectID: info.ID, Origin: session.OriginConsole, Lifetime: s.RefreshTTL,
 		WithSecret: true, ClientIP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
 	})
 	if err != nil {
@@ -236,8 +236,8 @@ func (s *Server) nodeLogin(c *gin.Context) {
 		return
 	}
 	s.auditEvent(c, auditLogin, auth.SubjectStaff, info.ID, "signed in to the console")
-	s.setPageCookie(c, pageAccessCookie, access, s.accessTTL)
-	s.setPageCookie(c, pageRefreshCookie, opened.Cookie, s.refreshTTL)
+	s.setPageCookie(c, pageAccessCookie, access, s.AccessTTL)
+	s.setPageCookie(c, pageRefreshCookie, opened.Cookie, s.RefreshTTL)
 	c.Redirect(http.StatusSeeOther, next)
 }
 
@@ -252,7 +252,7 @@ func (s *Server) nodeLogout(c *gin.Context) {
 	ctx := c.Request.Context()
 	sid := ""
 	if tok, err := c.Cookie(pageAccessCookie); err == nil {
-		if claims, err := s.signer.Verify(tok, auth.TokenAccess); err == nil {
+		if claims, err := s.Signer.Verify(tok, auth.TokenAccess); err == nil {
 			sid = claims.SessionID
 		}
 	}

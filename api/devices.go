@@ -241,7 +241,7 @@ func (s *Server) deviceToken(c *gin.Context) {
 		return
 	}
 	s.issueSubjectToken(c, auth.Claims{Subject: v.ID, SubjectType: auth.SubjectDevice, Scopes: deviceTokenScopes,
-		LocationIDs: []string{v.LocationID}}, s.act.deviceTTL, "", "activation")
+		LocationIDs: []string{v.LocationID}}, s.DeviceTokenTTL, "", "activation")
 }
 
 const deviceLiveKey = "vigil.device"
@@ -349,11 +349,11 @@ func (s *Server) clinicianRefusal(ctx context.Context, p *auth.Claims) (*subject
 		return nil, nil
 	case row == nil:
 		reason = "clinician removed"
-	case row.ContractExpiry != nil && time.Now().After(endOfDay(*row.ContractExpiry, s.hospitalTZ)):
+	case row.ContractExpiry != nil && time.Now().After(endOfDay(*row.ContractExpiry, s.HospitalTZ)):
 		code, reason = CodeContractExpired, "contract expired on "+row.ContractExpiry.Format(time.DateOnly)
 	case !row.LoginActive:
 		code, reason = CodeLoginInactive, "login inactive"
-	case !inGroup(row.Groups, s.act.clinicianGroups):
+	case !inGroup(row.Groups, s.ClinicianLoginGroups):
 		code, reason = CodeNotInGroup, "no longer in an allowed group"
 	case slices.ContainsFunc(p.LocationIDs, func(l string) bool { return !slices.Contains(row.LocationIDs, l) }):
 		reason = "no longer at every ward of the token"

@@ -79,12 +79,12 @@ func abortInvalid(c *gin.Context, fe *fieldError) {
 // with Retry-After: the request may be retried as it is.
 func (s *Server) abortInternal(c *gin.Context, what string, err error) {
 	if database.IsUnavailable(err) {
-		s.logger.WarnContext(c.Request.Context(), what, "err", err, "request_id", requestID(c))
+		s.Logger.WarnContext(c.Request.Context(), what, "err", err, "request_id", requestID(c))
 		c.Header("Retry-After", retryAfterUnavailable)
 		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "a dependency is unavailable; retry shortly", "")
 		return
 	}
-	s.logger.ErrorContext(c.Request.Context(), what, "err", err, "request_id", requestID(c))
+	s.Logger.ErrorContext(c.Request.Context(), what, "err", err, "request_id", requestID(c))
 	abortWithError(c, http.StatusInternalServerError, CodeInternal, "internal error; quote the request id when reporting it", "")
 }
 

@@ -28,9 +28,9 @@ type readinessCheck struct {
 func (s *Server) readyz(c *gin.Context) {
 	ctx := c.Request.Context()
 	checks := map[string]readinessCheck{
-		"postgres": check(ctx, func(ctx context.Context) error { return s.stores.Ping(ctx) }),
+		"postgres": check(ctx, func(ctx context.Context) error { return s.Stores.Ping(ctx) }),
 		"temporal": check(ctx, func(ctx context.Context) error {
-			_, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+			_, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		}),
 	}

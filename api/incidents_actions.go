@@ -153,12 +153,12 @@ func (s *Server) applyTransition(ctx context.Context, update, id string, p *auth
 	if status == workflows.StatusResolved {
 		return nil, nil, &transitionRefusal{status: http.StatusConflict, code: CodeConflict, message: "the incident is resolved"}
 	}
-	if s.transitionKeys == nil {
+	if s.TransitionKeys == nil {
 		return nil, nil, &transitionFailure{what: "incident update", err: errNoTransitionKeys}
 	}
 	var res workflows.TransitionResult
 	for attempt := 0; ; attempt++ {
-		h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys, wfID, update, "", req))
+		h, err := s.Temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.TransitionKeys, wfID, update, "", req))
 		if err == nil {
 			err = h.Get(ctx, &res)
 		}

@@ -57,7 +57,7 @@ var (
 
 // incidentStore is the incident capability's store.
 func (s *Server) incidentStore() *incident.Store {
-	return s.stores.Incidents
+	return s.Stores.Incidents
 }
 
 // readIncidentList lists incidents, newest first, with filters and keyset

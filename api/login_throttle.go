@@ -34,7 +34,7 @@ func (s *Server) admitLogin(c *gin.Context, login string) (bool, time.Duration) 
 		return true, 0
 	}
 	c.Set(loginLimitKey, d.Limit)
-	s.logger.WarnContext(c.Request.Context(), "sign-in throttled", "limit", string(d.Limit),
+	s.Logger.WarnContext(c.Request.Context(), "sign-in throttled", "limit", string(d.Limit),
 		"retry_after", retryAfterSeconds(d.Wait), "client_ip", c.ClientIP(), "request_id", requestID(c))
 	if d.FirstRefusal {
 		subjectType, subjectID := throttleSubject(c, d.Limit, login)

@@ -54,7 +54,7 @@ func (s *Server) messageRoutes(v1 *gin.RouterGroup) {
 }
 
 func (s *Server) messageStore() *message.Store {
-	return s.stores.Messages
+	return s.Stores.Messages
 }
 
 // MessagePage answers the message lists.
@@ -317,7 +317,7 @@ func (s *Server) sendMessage(ctx context.Context, claims *auth.Claims, m message
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.Access().MessageCreated(m.Type.Name())
+	s.Metrics.Access().MessageCreated(m.Type.Name())
 	// Wake the receiver's streams (after the insert committed).
 	s.bus().announce(message.NotifyChannel, msg.ReceiverID)
 	return msg, nil

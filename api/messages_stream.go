@@ -99,7 +99,7 @@ func (s *Server) streamMessages(c *gin.Context) {
 			items, err := store.Received(ctx, claims, receiver, receiverType, pos, streamBatch)
 			if err != nil {
 				if ctx.Err() == nil {
-					s.logger.WarnContext(ctx, "message stream query failed", "err", err)
+					s.Logger.WarnContext(ctx, "message stream query failed", "err", err)
 				}
 				return false
 			}

@@ -112,7 +112,7 @@ func (s *Server) accessLogMiddleware() gin.HandlerFunc {
 		elapsed := time.Since(start)
 		status := c.Writer.Status()
 		route := routeLabel(c)
-		s.metrics.HTTPDuration.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Observe(elapsed.Seconds())
+		s.Metrics.HTTPDuration.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Observe(elapsed.Seconds())
 
 		level := slog.LevelInfo
 		switch {
@@ -121,7 +121,7 @@ func (s *Server) accessLogMiddleware() gin.HandlerFunc {
 		case status >= 400:
 			level = slog.LevelWarn
 		}
-		s.logger.LogAttrs(c.Request.Context(), level, "http request",
+		s.Logger.LogAttrs(c.Request.Context(), level, "http request",
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Request.Method),
 			slog.String("route", route),
@@ -145,7 +145,7 @@ func (s *Server) recoveryMiddleware() gin.HandlerFunc {
 			if err, ok := rec.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(rec)
 			}
-			s.logger.ErrorContext(c.Request.Context(), "panic in handler",
+			s.Logger.ErrorContext(c.Request.Context(), "panic in handler",
 				"request_id", requestID(c), "panic", rec, "stack", string(debug.Stack()))
 			if c.Writer.Written() {
 				c.Abort()

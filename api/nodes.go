@@ -46,7 +46,7 @@ func (s *Server) nodeRoutes(r *gin.Engine) {
 }
 
 // nodeStore is the node monitoring store.
-func (s *Server) nodeStore() *node.Store { return s.stores.Nodes }
+func (s *Server) nodeStore() *node.Store { return s.Stores.Nodes }
 
 // nodeIDParam validates the path's node id, answering 400 when it is not
 // one.
@@ -406,7 +406,7 @@ func (s *Server) triggerNodeScan(c *gin.Context) {
 // triggerFleetScan triggers the fleet scan schedule (the JSON API's and
 // the node page's rescan).
 func (s *Server) triggerFleetScan(ctx context.Context) error {
-	return s.temporal.ScheduleClient().GetHandle(ctx, workflows.FleetScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{})
+	return s.Temporal.ScheduleClient().GetHandle(ctx, workflows.FleetScanScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{})
 }
 
 // fleetScanRefusal is the answer to a failed trigger that is not the

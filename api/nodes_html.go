@@ -420,7 +420,7 @@ func (s *Server) renderNodes(c *gin.Context, status int, message, notice string,
 	now := time.Now().UTC()
 	q, f, fe := parseNodeListQuery(query)
 	data := pageData{
-		Title: "Broker nodes", SignedIn: true, Nav: "nodes", GeneratedAt: now, TZ: s.hospitalTZ,
+		Title: "Broker nodes", SignedIn: true, Nav: "nodes", GeneratedAt: now, TZ: s.HospitalTZ,
 		Message: message, Notice: notice, Nodes: q, Conditions: nodeConditions(), Sorts: nodeSorts,
 		Admin: hasAccess(principal(c), auth.AccessAdmin), Refresh: nodeRefreshSeconds,
 	}
@@ -470,7 +470,7 @@ func (s *Server) nodeScanAction(c *gin.Context) {
 	}
 	status, _, reason, ok := fleetScanRefusal(err)
 	if !ok {
-		s.logger.ErrorContext(c.Request.Context(), "console: trigger fleet scan", "err", err, "request_id", requestID(c))
+		s.Logger.ErrorContext(c.Request.Context(), "console: trigger fleet scan", "err", err, "request_id", requestID(c))
 		status, reason = http.StatusServiceUnavailable, "Vigil could not reach the workflow service just now; try again in a few seconds"
 	}
 	// Show the list the form came from.
@@ -490,7 +490,7 @@ func (s *Server) nodePage(c *gin.Context) {
 		return
 	}
 	s.renderPage(c, http.StatusOK, "nodes_detail.html", pageData{
-		Title: d.Name, SignedIn: true, Nav: "nodes", Detail: d, Year: now.Year(), TZ: s.hospitalTZ,
+		Title: d.Name, SignedIn: true, Nav: "nodes", Detail: d, Year: now.Year(), TZ: s.HospitalTZ,
 		WebUIURL: s.workflowURL(node.WorkflowID(d.NodeID)),
 	})
 }

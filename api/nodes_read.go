@@ -201,7 +201,7 @@ func (s *Server) exportNode(c *gin.Context) {
 		}
 		// The status is sent: log, and break the connection so the client
 		// sees a failed download rather than a complete-looking file.
-		s.logger.ErrorContext(c.Request.Context(), "node export failed mid-stream", "err", err, "node_id", id,
+		s.Logger.ErrorContext(c.Request.Context(), "node export failed mid-stream", "err", err, "node_id", id,
 			"kind", kind, "year", year, "rows", n, "request_id", requestID(c))
 		panic(http.ErrAbortHandler)
 	}

@@ -95,7 +95,7 @@ func (s *Server) streamNotifications(c *gin.Context) {
 			items, err := s.incidentStore().NotificationsAfter(ctx, staffID, lastID, backlog, notificationBatch)
 			if err != nil {
 				if ctx.Err() == nil {
-					s.logger.WarnContext(ctx, "notification stream query failed", "err", err)
+					s.Logger.WarnContext(ctx, "notification stream query failed", "err", err)
 				}
 				return false
 			}

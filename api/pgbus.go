@@ -11,7 +11,7 @@ import (
 // new messages.
 func (s *Server) bus() *notificationBus {
 	s.busOnce.Do(func() {
-		s.notifyBus = &notificationBus{s.stores.NotificationBus(s.databaseURL, s.logger, incident.NotificationChannel, message.NotifyChannel)}
+		s.notifyBus = &notificationBus{s.Stores.NotificationBus(s.DatabaseURL, s.Logger, incident.NotificationChannel, message.NotifyChannel)}
 	})
 	return s.notifyBus
 }

@@ -54,7 +54,7 @@ func (s *Server) referenceRoutes(v1 *gin.RouterGroup) {
 
 // referenceStore is the store behind the reference handlers.
 func (s *Server) referenceStore() *reference.Store {
-	return s.stores.Reference
+	return s.Stores.Reference
 }
 
 // abortReference answers a reference store error as referenceRefusal

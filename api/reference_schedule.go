@@ -103,7 +103,7 @@ func (s *Server) whoIsOnCall(c *gin.Context) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	ans, err := s.referenceStore().OnCall(c.Request.Context(), s.hospitalTZ, c.Query("role"), at)
+	ans, err := s.referenceStore().OnCall(c.Request.Context(), s.HospitalTZ, c.Query("role"), at)
 	if err != nil {
 		s.abortReference(c, "who is on call", err)
 		return

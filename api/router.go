@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-health/vigil/internal/actionproof"
 	"github.com/vigil-health/vigil/internal/auth"
+	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/loginguard"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/stores"
@@ -66,20 +67,12 @@ type Deps struct {
 	// UI, whose origin (TemporalUIURL) may call it. Nil makes those routes
 	// answer 503.
 	PayloadCodec converter.PayloadCodec
-	// ActivationPINLength (default 4), ActivationExpiryDays (5: to the end
-	// of the 5th day in HospitalTZ) and ActivationMaxAttempts (10 wrong PINs
-	// lock) shape activations.
-	ActivationPINLength   int
-	ActivationExpiryDays  int
-	ActivationMaxAttempts int
-	// PatientTokenTTL (default 15m), DeviceTokenTTL (24h) and
-	// ClinicianTokenTTL (15m) bound the tokens minted for those subjects.
-	PatientTokenTTL   time.Duration
-	DeviceTokenTTL    time.Duration
-	ClinicianTokenTTL time.Duration
-	// ClinicianLoginGroups may log in through a device (case-insensitive);
-	// empty means "send clinician" and "send superclinician".
-	ClinicianLoginGroups []string
+	// Activation shapes activations and the tokens minted for patients,
+	// devices and clinicians. Zero fields take config's defaults: PINs of
+	// 4, expiry at the end of the 5th day in HospitalTZ, 10 wrong PINs
+	// lock, tokens of 15m (patients, clinicians) and 24h (devices), and the
+	// groups "send clinician" and "send superclinician".
+	config.Activation
 	// ActivationRatePerMinute bounds activation-code and token requests per
 	// client IP (burst the same); zero means 10.
 	ActivationRatePerMinute int
@@ -95,17 +88,13 @@ type Deps struct {
 	// NewOperationsRouter: the process serves NewMetricsRouter on its own
 	// address instead.
 	SeparateMetrics bool
-	// Sign-in throttling (per process): an account may fail
-	// LoginAccountFreeFailures times (default 5) and a client address
-	// LoginClientFreeFailures times (default 20) within LoginFailureWindow
-	// (default 15m); each further failure locks the key for
-	// LoginBaseBackoff (default 1s), doubling up to LoginMaxBackoff
-	// (default 15m).
-	LoginAccountFreeFailures int
-	LoginClientFreeFailures  int
-	LoginFailureWindow       time.Duration
-	LoginBaseBackoff         time.Duration
-	LoginMaxBackoff          time.Duration
+	// LoginThrottle throttles sign-ins (per process); zero fields take
+	// loginguard's defaults (5 account and 20 client failures within 15m,
+	// back-off up to 15m).
+	config.LoginThrottle
+	// LoginBaseBackoff is the first lock of the sign-in back-off (default
+	// 1s), doubling up to LoginMaxBackoff.
+	LoginBaseBackoff time.Duration
 	// MapTileURL is the capacity map's tile URL template; empty shows the
 	// map without tiles.
 	MapTileURL string
@@ -113,53 +102,28 @@ type Deps struct {
 
 // Server holds the dependencies; its methods are the handlers.
 type Server struct {
-	stores    *stores.Set
-	temporal  client.Client
-	logger    *slog.Logger
-	metrics   *metrics.Registry
-	namespace string
-	taskQueue string
-	uiURL     string
-	signer    *auth.Signer
-	// transitionKeys sign staff transitions (workflows.TransitionUpdate).
-	transitionKeys *actionproof.Keyring
-	accessTTL      time.Duration
-	// refreshTTL bounds refresh tokens.
-	refreshTTL time.Duration
-	hospitalTZ *time.Location
-	// slackSigningSecret verifies Slack's interaction callbacks.
-	slackSigningSecret string
+	// Deps are the dependencies it was built with, the defaults applied
+	// (buildServer).
+	Deps
 	// alerts coalesces alert storms per dedup key.
 	alerts *coalescer[*alert, workflows.AlertResult]
 	// catalogue caches alert type severities.
 	catalogue *alertCatalogue
-	// databaseURL, busOnce and notifyBus serve the notification streams.
-	databaseURL string
-	busOnce     sync.Once
-	notifyBus   *notificationBus
-	// autoResolveWait is passed to new incidents.
-	autoResolveWait time.Duration
-	// alertWait bounds an alert request's wait for its incident workflow.
-	alertWait time.Duration
-	// act holds the activation and subject-token settings.
+	// busOnce and notifyBus serve the notification streams (DatabaseURL).
+	busOnce   sync.Once
+	notifyBus *notificationBus
+	// act holds the activation keys, rate limit and caches (the settings
+	// are Deps.Activation).
 	act *activationSettings
 	// anonChecks limits anonymous system checks per client IP (system.go).
 	anonChecks anonCheckLimiter
-	// trustedProxies may name the client in X-Forwarded-For / X-Real-IP.
-	trustedProxies []string
-	// separateMetrics keeps /metrics off the API's own routers.
-	separateMetrics bool
 	// loginGuard throttles password guessing per account and client.
 	loginGuard *loginguard.Guard
-	// payloadCodec and codecOrigins serve the codec server (codec.go).
-	payloadCodec converter.PayloadCodec
+	// codecOrigins are the browser origins the codec server (codec.go)
+	// answers: those of the Temporal Web UI.
 	codecOrigins map[string]bool
-	// rights checks each request's session and current rights (see
-	// rightsChecker); rightsOnce creates it.
+	// rightsOnce creates Rights when none was given (see rightsChecker).
 	rightsOnce sync.Once
-	rights     RightsChecker
-	// mapTileURL is the capacity map's tile URL template.
-	mapTileURL string
 }
 
 func newServer(d Deps) *Server {
@@ -177,39 +141,20 @@ func buildServer(d Deps) *Server {
 		d.Metrics = metrics.New()
 	}
 	if d.AccessTTL <= 0 {
-		d.AccessTTL = 15 * time.Minute
+		d.AccessTTL = config.DefaultAccessTokenTTL
 	}
 	if d.RefreshTTL <= 0 {
-		d.RefreshTTL = 12 * time.Hour
+		d.RefreshTTL = config.DefaultRefreshTokenTTL
 	}
 	if d.HospitalTZ == nil {
 		d.HospitalTZ = time.UTC
 	}
+	d.AlertWait = cmp.Or(d.AlertWait, DefaultAlertWait)
+	d.Activation = activationDefaults(d.Activation)
 	return &Server{
-		stores:         d.Stores,
-		temporal:       d.Temporal,
-		logger:         d.Logger,
-		metrics:        d.Metrics,
-		namespace:      d.Namespace,
-		taskQueue:      d.TaskQueue,
-		uiURL:          d.TemporalUIURL,
-		signer:         d.Signer,
-		transitionKeys: d.TransitionKeys,
-		accessTTL:      d.AccessTTL,
-		refreshTTL:     d.RefreshTTL,
-		hospitalTZ:     d.HospitalTZ,
-
-		slackSigningSecret: d.SlackSigningSecret,
-		databaseURL:        d.DatabaseURL,
-		autoResolveWait:    d.AutoResolveWait,
-		alertWait:          cmp.Or(d.AlertWait, DefaultAlertWait),
-		act:                newActivationSettings(d),
-		rights:             d.Rights,
-		payloadCodec:       d.PayloadCodec,
-		codecOrigins:       uiOrigins(d.TemporalUIURL),
-		trustedProxies:     d.TrustedProxies,
-		separateMetrics:    d.SeparateMetrics,
-		mapTileURL:         d.MapTileURL,
+		Deps:         d,
+		act:          newActivationSettings(d),
+		codecOrigins: uiOrigins(d.TemporalUIURL),
 		loginGuard: loginguard.New(loginguard.Config{
 			AccountFreeFailures: d.LoginAccountFreeFailures,
 			ClientFreeFailures:  d.LoginClientFreeFailures,
@@ -268,7 +213,7 @@ func NewOperationsRouter(d Deps) *gin.Engine {
 func NewMetricsRouter(d Deps) *gin.Engine {
 	s := buildServer(d)
 	r := s.engine()
-	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+	r.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	return r
 }
 
@@ -281,8 +226,8 @@ func (s *Server) engine() *gin.Engine {
 	// trusting none (the default) keeps client_ip the socket's peer.
 	r.ForwardedByClientIP = true
 	r.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
-	if err := r.SetTrustedProxies(s.trustedProxies); err != nil {
-		s.logger.Error("invalid trusted proxies: trusting none", "trusted_proxies", s.trustedProxies, "err", err)
+	if err := r.SetTrustedProxies(s.TrustedProxies); err != nil {
+		s.Logger.Error("invalid trusted proxies: trusting none", "trusted_proxies", s.TrustedProxies, "err", err)
 		_ = r.SetTrustedProxies(nil)
 	}
 	r.Use(requestIDMiddleware(), s.accessLogMiddleware(), s.recoveryMiddleware(), textGuard())
@@ -298,15 +243,15 @@ func (s *Server) engine() *gin.Engine {
 func (s *Server) operationsRoutes(r *gin.Engine) {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
-	if !s.separateMetrics {
-		r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+	if !s.SeparateMetrics {
+		r.GET("/metrics", gin.WrapH(s.Metrics.Handler()))
 	}
 }
 
 // workflowURL links to a workflow's page in the Temporal Web UI.
 func (s *Server) workflowURL(workflowID string) string {
-	if s.uiURL == "" {
+	if s.TemporalUIURL == "" {
 		return ""
 	}
-	return s.uiURL + "/namespaces/" + url.PathEscape(s.namespace) + "/workflows/" + url.PathEscape(workflowID)
+	return s.TemporalUIURL + "/namespaces/" + url.PathEscape(s.Namespace) + "/workflows/" + url.PathEscape(workflowID)
 }

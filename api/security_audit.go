@@ -27,6 +27,6 @@ const (
 // decision stands. It must never be given a secret.
 func (s *Server) auditEvent(c *gin.Context, event, subjectType, subjectID, reason string) {
 	if err := s.audit(context.WithoutCancel(c.Request.Context()), c, event, subjectType, subjectID, actor(c), reason); err != nil {
-		s.logger.ErrorContext(c.Request.Context(), "write security audit", "event", event, "err", err, "request_id", requestID(c))
+		s.Logger.ErrorContext(c.Request.Context(), "write security audit", "event", event, "err", err, "request_id", requestID(c))
 	}
 }

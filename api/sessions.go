@@ -18,7 +18,7 @@ import (
 // carry the session id (sid) and every request checks, through a cache of a
 // few seconds, that the session is live and what its holder may do now.
 
-func (s *Server) sessionStore() *session.Store { return s.stores.Sessions }
+func (s *Server) sessionStore() *session.Store { return s.Stores.Sessions }
 
 // RightsChecker answers, per request, whether a session is live and what
 // its holder may do now; *session.Checker is the implementation.
@@ -34,11 +34,11 @@ type RightsChecker interface {
 // every few seconds).
 func (s *Server) rightsChecker() RightsChecker {
 	s.rightsOnce.Do(func() {
-		if s.rights == nil {
-			s.rights = s.stores.RightsChecker()
+		if s.Rights == nil {
+			s.Rights = s.Stores.RightsChecker()
 		}
 	})
-	return s.rights
+	return s.Rights
 }
 
 // errSessionRefused marks a token that verifies but whose session or rights
@@ -53,7 +53,7 @@ func (e *errSessionRefused) Error() string { return e.reason }
 // ones; any other token that names a session must name a live one. It
 // returns an *errSessionRefused (401) or a database error (503/500).
 func (s *Server) authenticate(ctx context.Context, token string) (*auth.Claims, error) {
-	claims, err := s.signer.Verify(token, auth.TokenAccess)
+	claims, err := s.Signer.Verify(token, auth.TokenAccess)
 	if err != nil {
 		msg := "the token is invalid"
 		if errors.Is(err, auth.ErrTokenExpired) {
@@ -101,7 +101,7 @@ func (s *Server) abortStore(c *gin.Context, what string, err error) {
 // its access token and first refresh token.
 func (s *Server) openStaffSession(c *gin.Context, info StaffInfo, origin string) (access, refresh string, err error) {
 	opened, err := s.sessionStore().Open(c.Request.Context(), session.Open{
-		SubjectType: auth.SubjectStaff, SubjectID: info.ID, Origin: origin, Lifetime: s.refreshTTL,
+		SubjectType: auth.SubjectStaff, SubjectID: info.ID, Origin: origin, Lifetime: s.RefreshTTL,
 		WithRefresh: true, ClientIP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
 	})
 	if err != nil {
@@ -116,10 +116,10 @@ func (s *Server) openStaffSession(c *gin.Context, info StaffInfo, origin string)
 
 // staffAccessToken issues a staff access token in session sid.
 func (s *Server) staffAccessToken(info StaffInfo, sid string) (string, error) {
-	token, _, err := s.signer.Issue(auth.Claims{
+	token, _, err := s.Signer.Issue(auth.Claims{
 		Subject: info.ID, SubjectType: auth.SubjectStaff, Access: info.Access, Role: info.Role,
 		SessionID: sid, TokenType: auth.TokenAccess,
-	}, s.accessTTL)
+	}, s.AccessTTL)
 	if err != nil {
 		return "", fmt.Errorf("issue access token: %w", err)
 	}

@@ -65,7 +65,7 @@ func (s *Server) slackRoutes(v1 *gin.RouterGroup) {
 // user to a staff member through staff.slack_user_id and sends the incident
 // workflow the acknowledge update as that person.
 func (s *Server) slackInteractions(c *gin.Context) {
-	if s.slackSigningSecret == "" {
+	if s.SlackSigningSecret == "" {
 		abortWithError(c, http.StatusServiceUnavailable, CodeUnavailable, "the Slack integration is not configured", "")
 		return
 	}
@@ -79,8 +79,8 @@ func (s *Server) slackInteractions(c *gin.Context) {
 		abortWithError(c, http.StatusBadRequest, CodeInvalidField, "the body could not be read", "")
 		return
 	}
-	if err := slacknotify.VerifyRequest(s.slackSigningSecret, c.Request.Header, body, time.Now()); err != nil {
-		s.logger.WarnContext(c.Request.Context(), "slack interaction refused", "reason", err.Error(), "request_id", requestID(c))
+	if err := slacknotify.VerifyRequest(s.SlackSigningSecret, c.Request.Header, body, time.Now()); err != nil {
+		s.Logger.WarnContext(c.Request.Context(), "slack interaction refused", "reason", err.Error(), "request_id", requestID(c))
 		msg := "the Slack signature is invalid"
 		switch {
 		case errors.Is(err, slacknotify.ErrMissingSignature):
@@ -144,13 +144,13 @@ func (s *Server) slackAcknowledge(c *gin.Context, slackUserID, incidentID string
 	ctx, cancel := context.WithTimeout(ctx, slackAckTimeout)
 	defer cancel()
 	var res workflows.TransitionResult
-	if s.transitionKeys == nil {
+	if s.TransitionKeys == nil {
 		s.abortInternal(c, "acknowledge incident from slack", errNoTransitionKeys)
 		return
 	}
 	// One acknowledgement per person and incident: Slack's retries of a
 	// slow answer and repeated clicks become the same update.
-	h, err := s.temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.transitionKeys, workflowID,
+	h, err := s.Temporal.UpdateWorkflow(ctx, workflows.TransitionUpdate(s.TransitionKeys, workflowID,
 		workflows.IncidentUpdateAcknowledge, "slack-ack:"+incidentID+":"+staff.ID, &workflows.TransitionRequest{
 			IncidentID: incidentID,
 			Actor:      workflows.Actor{StaffID: staff.ID, Access: staff.Access},
@@ -163,7 +163,7 @@ func (s *Server) slackAcknowledge(c *gin.Context, slackUserID, incidentID string
 	var deadline *serviceerror.DeadlineExceeded
 	switch {
 	case err == nil:
-		s.logger.InfoContext(ctx, "incident acknowledged from slack", "incident_id", incidentID, "staff_id", staff.ID, "request_id", requestID(c))
+		s.Logger.InfoContext(ctx, "incident acknowledged from slack", "incident_id", incidentID, "staff_id", staff.ID, "request_id", requestID(c))
 		s.slackReply(c, "Acknowledged. The incident is now "+res.Status+" and assigned to you.")
 	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectClosed, errors.As(err, &notFound):
 		s.slackReply(c, slackClosed)

@@ -98,7 +98,7 @@ func (a *anonCheckLimiter) shouldAudit(ip string, now time.Time) bool {
 // token (live session included); anything else is an anonymous caller.
 func (s *Server) staffCaller(c *gin.Context) bool {
 	token, ok := auth.ParseBearer(c.GetHeader("Authorization"))
-	if !ok || s.signer == nil {
+	if !ok || s.Signer == nil {
 		return false
 	}
 	claims, err := s.authenticate(c.Request.Context(), token)
@@ -162,9 +162,9 @@ func (s *Server) startSystemCheck(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := uuid.NewString()
 	requestedAt := time.Now().UTC()
-	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       workflows.SystemCheckWorkflowID(id),
-		TaskQueue:                                s.taskQueue,
+		TaskQueue:                                s.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// A check that cannot finish in five minutes has failed.
@@ -185,7 +185,7 @@ func (s *Server) startSystemCheck(c *gin.Context) {
 		defer cancel()
 		var res workflows.SystemCheckResult
 		if err := run.Get(waitCtx, &res); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			s.logger.WarnContext(ctx, "system check failed", "check_id", id, "err", err)
+			s.Logger.WarnContext(ctx, "system check failed", "check_id", id, "err", err)
 		}
 		check, err := s.loadSystemCheck(ctx, id)
 		if err != nil {
@@ -236,7 +236,7 @@ func (s *Server) loadSystemCheck(ctx context.Context, id string) (*SystemCheck, 
 	wfID := workflows.SystemCheckWorkflowID(id)
 	check := &SystemCheck{CheckID: id, WorkflowID: wfID, WebUIURL: s.workflowURL(wfID)}
 
-	row, err := s.stores.SystemChecks.Check(ctx, id)
+	row, err := s.Stores.SystemChecks.Check(ctx, id)
 	rowFound := err == nil
 	if err != nil && !errors.Is(err, systemcheck.ErrNotFound) {
 		return nil, err
@@ -246,7 +246,7 @@ func (s *Server) loadSystemCheck(ctx context.Context, id string) (*SystemCheck, 
 		check.RequestedAt, check.RecordedAt = &row.RequestedAt, &row.RecordedAt
 	}
 
-	desc, err := s.temporal.DescribeWorkflowExecution(ctx, wfID, "")
+	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound) && rowFound:

@@ -259,9 +259,9 @@ func (s *Server) startWatch(ctx context.Context, createdBy string, cfg workflows
 	var startErr error
 	started := false
 	err := s.watchStore().Create(ctx, watchSettings(id, createdBy, cfg), func() error {
-		_, startErr = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		_, startErr = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                                       workflows.WatchWorkflowID(id),
-			TaskQueue:                                s.taskQueue,
+			TaskQueue:                                s.TaskQueue,
 			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 			WorkflowExecutionErrorWhenAlreadyStarted: true,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
@@ -281,7 +281,7 @@ func (s *Server) startWatch(ctx context.Context, createdBy string, cfg workflows
 	case err != nil && started:
 		// The workflow started but its row did not land: stop the workflow
 		// so no watch polls and notifies with nothing behind it.
-		_ = s.temporal.TerminateWorkflow(context.WithoutCancel(ctx), workflows.WatchWorkflowID(id), "", "watch row not stored")
+		_ = s.Temporal.TerminateWorkflow(context.WithoutCancel(ctx), workflows.WatchWorkflowID(id), "", "watch row not stored")
 		return "", fmt.Errorf("commit watch: %w", err)
 	case err != nil:
 		return "", fmt.Errorf("store watch: %w", err)
@@ -308,7 +308,7 @@ func (s *Server) abortWatchChange(c *gin.Context, what string, err error) {
 
 // watchStore is the capacity watch store.
 func (s *Server) watchStore() *watch.Store {
-	return s.stores.Watches
+	return s.Stores.Watches
 }
 
 // watchSettings is the row of a watch with the configuration cfg.
@@ -439,7 +439,7 @@ func (s *Server) reconfigureWatch(ctx context.Context, v WatchView, req watchReq
 // sendWatchUpdate sends an Update to the watch's workflow and waits for it;
 // a failure is a *watchWorkflowError.
 func (s *Server) sendWatchUpdate(ctx context.Context, id, name string, args ...any) error {
-	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.WatchWorkflowID(id), UpdateName: name, Args: args,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
@@ -495,7 +495,7 @@ func (s *Server) deleteWatch(c *gin.Context) {
 // removeWatch stops the watch's workflow (one already stopped is fine) and
 // marks it deleted; a failure to stop is a *watchWorkflowError.
 func (s *Server) removeWatch(ctx context.Context, id string) error {
-	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.WatchWorkflowID(id), UpdateName: workflows.WatchUpdateStop,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
@@ -515,7 +515,7 @@ func (s *Server) watchStatuses(c *gin.Context) {
 	if !ok {
 		return
 	}
-	res, err := s.temporal.QueryWorkflow(c.Request.Context(), workflows.WatchWorkflowID(v.ID), "", workflows.WatchQueryStatuses)
+	res, err := s.Temporal.QueryWorkflow(c.Request.Context(), workflows.WatchWorkflowID(v.ID), "", workflows.WatchQueryStatuses)
 	if err != nil {
 		s.abortTemporal(c, "query watch", err)
 		return

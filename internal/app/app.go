@@ -404,21 +404,12 @@ func apiDeps(cfg config.Config, db *sqlx.DB, tc client.Client, reg *metrics.Regi
 		AutoResolveWait:    cfg.AutoResolveWait,
 		SlackSigningSecret: cfg.SlackSigningSecret.Reveal(),
 
-		ActivationPINLength:   cfg.ActivationPINLength,
-		ActivationExpiryDays:  cfg.ActivationExpiryDays,
-		ActivationMaxAttempts: cfg.ActivationMaxAttempts,
-		PatientTokenTTL:       cfg.PatientTokenTTL,
-		DeviceTokenTTL:        cfg.DeviceTokenTTL,
-		ClinicianTokenTTL:     cfg.ClinicianTokenTTL,
-		ClinicianLoginGroups:  cfg.ClinicianLoginGroups,
+		Activation: cfg.Activation,
 
-		TrustedProxies:           cfg.TrustedProxies,
-		SeparateMetrics:          cfg.MetricsAddr != "",
-		LoginAccountFreeFailures: cfg.LoginAccountFreeFailures,
-		LoginClientFreeFailures:  cfg.LoginClientFreeFailures,
-		LoginFailureWindow:       cfg.LoginFailureWindow,
-		LoginMaxBackoff:          cfg.LoginMaxBackoff,
-		MapTileURL:               cfg.MapTileURL,
+		TrustedProxies:  cfg.TrustedProxies,
+		SeparateMetrics: cfg.MetricsAddr != "",
+		LoginThrottle:   cfg.LoginThrottle,
+		MapTileURL:      cfg.MapTileURL,
 	}
 }
 

@@ -37,15 +37,8 @@ type Config struct {
 	// X-Forwarded-For and X-Real-IP headers name the client. Empty trusts
 	// none: the client is the socket's peer.
 	TrustedProxies []string
-	// LoginAccountFreeFailures and LoginClientFreeFailures are the failed
-	// sign-ins an account (from anywhere) and a client address (for any
-	// account) may have within LoginFailureWindow before each further
-	// failure locks them for twice as long as the last, from 1 s up to
-	// LoginMaxBackoff.
-	LoginAccountFreeFailures int
-	LoginClientFreeFailures  int
-	LoginFailureWindow       time.Duration
-	LoginMaxBackoff          time.Duration
+	// LoginThrottle throttles password guessing.
+	LoginThrottle
 	// DatabaseURL is the Postgres connection URL (the query model).
 	DatabaseURL DSN
 	// TemporalAddress is the host:port of the Temporal frontend.
@@ -88,21 +81,9 @@ type Config struct {
 	// `vigil api` and `vigil worker` require it; `vigil dev` keeps a random
 	// one in its data directory (payload-keys), so it decodes after a restart.
 	PayloadKeys Secret
-	// ActivationPINLength is the length of patient PINs (4 to 16).
-	ActivationPINLength int
-	// ActivationExpiryDays: an activation lasts to the end (in HospitalTZ) of
-	// the Nth day after it was (re-)created.
-	ActivationExpiryDays int
-	// ActivationMaxAttempts wrong PINs lock an activation.
-	ActivationMaxAttempts int
-	// PatientTokenTTL, DeviceTokenTTL and ClinicianTokenTTL bound the tokens
-	// minted for patients, ward devices and clinicians (via a device).
-	PatientTokenTTL   time.Duration
-	DeviceTokenTTL    time.Duration
-	ClinicianTokenTTL time.Duration
-	// ClinicianLoginGroups are the groups (case-insensitive) whose members
-	// may log in through a ward device.
-	ClinicianLoginGroups []string
+	// Activation shapes patient and device activations and the tokens
+	// minted for patients, ward devices and clinicians.
+	Activation
 	// AutoResolveWait is how long an alert source must report OK before its
 	// incident auto-resolves (a new firing cancels it).
 	AutoResolveWait time.Duration
@@ -181,6 +162,41 @@ type Config struct {
 	Dev DevConfig
 }
 
+// LoginThrottle is the sign-in throttling of the API (see package
+// loginguard), per process.
+type LoginThrottle struct {
+	// LoginAccountFreeFailures and LoginClientFreeFailures are the failed
+	// sign-ins an account (from anywhere) and a client address (for any
+	// account) may have within LoginFailureWindow before each further
+	// failure locks them for twice as long as the last, from 1 s up to
+	// LoginMaxBackoff.
+	LoginAccountFreeFailures int
+	LoginClientFreeFailures  int
+	LoginFailureWindow       time.Duration
+	LoginMaxBackoff          time.Duration
+}
+
+// Activation holds the settings of activations (patients' and ward
+// devices') and of the tokens minted for patients, ward devices and
+// clinicians.
+type Activation struct {
+	// ActivationPINLength is the length of patient PINs (4 to 16).
+	ActivationPINLength int
+	// ActivationExpiryDays: an activation lasts to the end (in HospitalTZ) of
+	// the Nth day after it was (re-)created.
+	ActivationExpiryDays int
+	// ActivationMaxAttempts wrong PINs lock an activation.
+	ActivationMaxAttempts int
+	// PatientTokenTTL, DeviceTokenTTL and ClinicianTokenTTL bound the tokens
+	// minted for patients, ward devices and clinicians (via a device).
+	PatientTokenTTL   time.Duration
+	DeviceTokenTTL    time.Duration
+	ClinicianTokenTTL time.Duration
+	// ClinicianLoginGroups are the groups (case-insensitive) whose members
+	// may log in through a ward device.
+	ClinicianLoginGroups []string
+}
+
 // DevConfig configures the embedded development stack started by `vigil dev`.
 type DevConfig struct {
 	// DataDir holds the embedded Temporal server's SQLite file.
@@ -240,14 +256,16 @@ const (
 func Load(lookup func(string) (string, bool)) (Config, error) {
 	r := reader{lookup: lookup}
 	cfg := Config{
-		HTTPAddr:                 r.listenAddr("VIGIL_HTTP_ADDR", DefaultHTTPAddr),
-		MetricsAddr:              r.optionalListenAddr("VIGIL_METRICS_ADDR"),
-		PprofAddr:                r.loopbackListenAddr("VIGIL_PPROF_ADDR"),
-		TrustedProxies:           r.proxyList("VIGIL_TRUSTED_PROXIES"),
-		LoginAccountFreeFailures: r.intRange("VIGIL_LOGIN_ACCOUNT_FREE_FAILURES", DefaultLoginAccountFailures, 1, 1000),
-		LoginClientFreeFailures:  r.intRange("VIGIL_LOGIN_CLIENT_FREE_FAILURES", DefaultLoginClientFailures, 1, 100000),
-		LoginFailureWindow:       r.duration("VIGIL_LOGIN_FAILURE_WINDOW", DefaultLoginFailureWindow, time.Second),
-		LoginMaxBackoff:          r.duration("VIGIL_LOGIN_MAX_BACKOFF", DefaultLoginMaxBackoff, time.Second),
+		HTTPAddr:       r.listenAddr("VIGIL_HTTP_ADDR", DefaultHTTPAddr),
+		MetricsAddr:    r.optionalListenAddr("VIGIL_METRICS_ADDR"),
+		PprofAddr:      r.loopbackListenAddr("VIGIL_PPROF_ADDR"),
+		TrustedProxies: r.proxyList("VIGIL_TRUSTED_PROXIES"),
+		LoginThrottle: LoginThrottle{
+			LoginAccountFreeFailures: r.intRange("VIGIL_LOGIN_ACCOUNT_FREE_FAILURES", DefaultLoginAccountFailures, 1, 1000),
+			LoginClientFreeFailures:  r.intRange("VIGIL_LOGIN_CLIENT_FREE_FAILURES", DefaultLoginClientFailures, 1, 100000),
+			LoginFailureWindow:       r.duration("VIGIL_LOGIN_FAILURE_WINDOW", DefaultLoginFailureWindow, time.Second),
+			LoginMaxBackoff:          r.duration("VIGIL_LOGIN_MAX_BACKOFF", DefaultLoginMaxBackoff, time.Second),
+		},
 		DatabaseURL:              r.postgresURL("DATABASE_URL", DefaultDatabaseURL),
 		TemporalAddress:          r.hostPort("TEMPORAL_ADDRESS", DefaultTemporalAddress),
 		TemporalNamespace:        r.name("TEMPORAL_NAMESPACE", DefaultTemporalNamespace),
@@ -262,48 +280,50 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		RefreshTokenTTL:          r.duration("VIGIL_REFRESH_TOKEN_TTL", DefaultRefreshTokenTTL, time.Minute),
 		ActivationSecret:         r.secret("VIGIL_ACTIVATION_SECRET", 32),
 		PayloadKeys:              r.payloadKeys("VIGIL_PAYLOAD_KEYS"),
-		ActivationPINLength:      r.intRange("VIGIL_ACTIVATION_PIN_LENGTH", DefaultActivationPINLength, 4, 16),
-		ActivationExpiryDays:     r.intRange("VIGIL_ACTIVATION_EXPIRY_DAYS", DefaultActivationExpiryDays, 1, 30),
-		ActivationMaxAttempts:    r.intRange("VIGIL_ACTIVATION_MAX_ATTEMPTS", DefaultActivationAttempts, 1, 100),
-		PatientTokenTTL:          r.duration("VIGIL_PATIENT_TOKEN_TTL", DefaultPatientTokenTTL, time.Minute),
-		DeviceTokenTTL:           r.duration("VIGIL_DEVICE_TOKEN_TTL", DefaultDeviceTokenTTL, time.Minute),
-		ClinicianTokenTTL:        r.duration("VIGIL_CLINICIAN_TOKEN_TTL", DefaultClinicianTokenTTL, time.Minute),
-		ClinicianLoginGroups:     groupList(r.raw("VIGIL_CLINICIAN_LOGIN_GROUPS", DefaultClinicianGroups)),
-		AutoResolveWait:          r.duration("VIGIL_AUTO_RESOLVE_WAIT", DefaultAutoResolveWait, time.Second),
-		SlackBotToken:            r.secret("VIGIL_SLACK_BOT_TOKEN", 1),
-		SlackChannel:             r.raw("VIGIL_SLACK_CHANNEL", ""),
-		SlackAPIURL:              r.raw("VIGIL_SLACK_API_URL", ""),
-		SlackSigningSecret:       r.secret("VIGIL_SLACK_SIGNING_SECRET", 1),
-		SMSURL:                   r.raw("VIGIL_SMS_URL", "https://api.twilio.com"),
-		SMSAccountSID:            r.raw("VIGIL_SMS_ACCOUNT_SID", ""),
-		SMSAuthToken:             r.secret("VIGIL_SMS_AUTH_TOKEN", 1),
-		SMSFrom:                  r.raw("VIGIL_SMS_FROM", ""),
-		DirectoryURL:             strings.TrimRight(r.raw("VIGIL_DIRECTORY_URL", ""), "/"),
-		DirectoryAccounts:        r.secret("VIGIL_DIRECTORY_ACCOUNTS", 1),
-		DirectoryDefaultRole:     r.name("VIGIL_DIRECTORY_DEFAULT_ROLE", "PATHWAYS_REFERRAL"),
-		DirectoryFallbackRole:    r.name("VIGIL_DIRECTORY_FALLBACK_ROLE", "DIGITAL_REFERRAL"),
-		DirectorySearchRole:      r.name("VIGIL_DIRECTORY_SEARCH_ROLE", "CAPMON"),
-		DirectoryRate:            r.rate("VIGIL_DIRECTORY_RATE", 2),
-		SnapshotRetention:        r.duration("VIGIL_SNAPSHOT_RETENTION", DefaultSnapshotRetention, time.Hour),
-		CapacitySummaryChannel:   r.raw("VIGIL_CAPACITY_SUMMARY_CHANNEL", ""),
-		CapacitySummaryEvery:     r.duration("VIGIL_CAPACITY_SUMMARY_EVERY", DefaultCapacitySummaryEvery, time.Minute),
-		MapTileURL:               r.tileURL("VIGIL_MAP_TILE_URL", DefaultMapTileURL),
-		BrokerURL:                strings.TrimRight(r.raw("VIGIL_BROKER_URL", ""), "/"),
-		BrokerAPIKey:             r.secret("VIGIL_BROKER_API_KEY", 1),
-		BrokerScanEvery:          r.duration("VIGIL_BROKER_SCAN_EVERY", DefaultBrokerScanEvery, time.Minute),
-		BrokerConcurrency:        r.intRange("VIGIL_BROKER_CONCURRENCY", DefaultBrokerConcurrency, 1, 256),
-		CurrentDWHVersion:        r.raw("VIGIL_DWH_CURRENT_VERSION", ""),
-		CurrentI2B2Version:       r.raw("VIGIL_I2B2_CURRENT_VERSION", ""),
-		SMTPHost:                 r.raw("VIGIL_SMTP_HOST", ""),
-		SMTPPort:                 r.port("VIGIL_SMTP_PORT", DefaultSMTPPort),
-		SMTPUsername:             r.raw("VIGIL_SMTP_USERNAME", ""),
-		SMTPPassword:             r.secret("VIGIL_SMTP_PASSWORD", 1),
-		SMTPTLS:                  r.oneOf("VIGIL_SMTP_TLS", "starttls", "starttls", "tls", "none"),
-		MailFrom:                 r.raw("VIGIL_MAIL_FROM", ""),
-		MailCC:                   r.addressList("VIGIL_MAIL_CC"),
-		LogLevel:                 r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
-		LogFormat:                r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
-		ShutdownTimeout:          r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
+		Activation: Activation{
+			ActivationPINLength:   r.intRange("VIGIL_ACTIVATION_PIN_LENGTH", DefaultActivationPINLength, 4, 16),
+			ActivationExpiryDays:  r.intRange("VIGIL_ACTIVATION_EXPIRY_DAYS", DefaultActivationExpiryDays, 1, 30),
+			ActivationMaxAttempts: r.intRange("VIGIL_ACTIVATION_MAX_ATTEMPTS", DefaultActivationAttempts, 1, 100),
+			PatientTokenTTL:       r.duration("VIGIL_PATIENT_TOKEN_TTL", DefaultPatientTokenTTL, time.Minute),
+			DeviceTokenTTL:        r.duration("VIGIL_DEVICE_TOKEN_TTL", DefaultDeviceTokenTTL, time.Minute),
+			ClinicianTokenTTL:     r.duration("VIGIL_CLINICIAN_TOKEN_TTL", DefaultClinicianTokenTTL, time.Minute),
+			ClinicianLoginGroups:  groupList(r.raw("VIGIL_CLINICIAN_LOGIN_GROUPS", DefaultClinicianGroups)),
+		},
+		AutoResolveWait:        r.duration("VIGIL_AUTO_RESOLVE_WAIT", DefaultAutoResolveWait, time.Second),
+		SlackBotToken:          r.secret("VIGIL_SLACK_BOT_TOKEN", 1),
+		SlackChannel:           r.raw("VIGIL_SLACK_CHANNEL", ""),
+		SlackAPIURL:            r.raw("VIGIL_SLACK_API_URL", ""),
+		SlackSigningSecret:     r.secret("VIGIL_SLACK_SIGNING_SECRET", 1),
+		SMSURL:                 r.raw("VIGIL_SMS_URL", "https://api.twilio.com"),
+		SMSAccountSID:          r.raw("VIGIL_SMS_ACCOUNT_SID", ""),
+		SMSAuthToken:           r.secret("VIGIL_SMS_AUTH_TOKEN", 1),
+		SMSFrom:                r.raw("VIGIL_SMS_FROM", ""),
+		DirectoryURL:           strings.TrimRight(r.raw("VIGIL_DIRECTORY_URL", ""), "/"),
+		DirectoryAccounts:      r.secret("VIGIL_DIRECTORY_ACCOUNTS", 1),
+		DirectoryDefaultRole:   r.name("VIGIL_DIRECTORY_DEFAULT_ROLE", "PATHWAYS_REFERRAL"),
+		DirectoryFallbackRole:  r.name("VIGIL_DIRECTORY_FALLBACK_ROLE", "DIGITAL_REFERRAL"),
+		DirectorySearchRole:    r.name("VIGIL_DIRECTORY_SEARCH_ROLE", "CAPMON"),
+		DirectoryRate:          r.rate("VIGIL_DIRECTORY_RATE", 2),
+		SnapshotRetention:      r.duration("VIGIL_SNAPSHOT_RETENTION", DefaultSnapshotRetention, time.Hour),
+		CapacitySummaryChannel: r.raw("VIGIL_CAPACITY_SUMMARY_CHANNEL", ""),
+		CapacitySummaryEvery:   r.duration("VIGIL_CAPACITY_SUMMARY_EVERY", DefaultCapacitySummaryEvery, time.Minute),
+		MapTileURL:             r.tileURL("VIGIL_MAP_TILE_URL", DefaultMapTileURL),
+		BrokerURL:              strings.TrimRight(r.raw("VIGIL_BROKER_URL", ""), "/"),
+		BrokerAPIKey:           r.secret("VIGIL_BROKER_API_KEY", 1),
+		BrokerScanEvery:        r.duration("VIGIL_BROKER_SCAN_EVERY", DefaultBrokerScanEvery, time.Minute),
+		BrokerConcurrency:      r.intRange("VIGIL_BROKER_CONCURRENCY", DefaultBrokerConcurrency, 1, 256),
+		CurrentDWHVersion:      r.raw("VIGIL_DWH_CURRENT_VERSION", ""),
+		CurrentI2B2Version:     r.raw("VIGIL_I2B2_CURRENT_VERSION", ""),
+		SMTPHost:               r.raw("VIGIL_SMTP_HOST", ""),
+		SMTPPort:               r.port("VIGIL_SMTP_PORT", DefaultSMTPPort),
+		SMTPUsername:           r.raw("VIGIL_SMTP_USERNAME", ""),
+		SMTPPassword:           r.secret("VIGIL_SMTP_PASSWORD", 1),
+		SMTPTLS:                r.oneOf("VIGIL_SMTP_TLS", "starttls", "starttls", "tls", "none"),
+		MailFrom:               r.raw("VIGIL_MAIL_FROM", ""),
+		MailCC:                 r.addressList("VIGIL_MAIL_CC"),
+		LogLevel:               r.logLevel("VIGIL_LOG_LEVEL", slog.LevelInfo),
+		LogFormat:              r.oneOf("VIGIL_LOG_FORMAT", "json", "json", "text"),
+		ShutdownTimeout:        r.duration("VIGIL_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second),
 		Dev: DevConfig{
 			DataDir: r.nonEmpty("VIGIL_DEV_DATA_DIR", DefaultDevDataDir),
 			BindIP:  r.ip("VIGIL_DEV_BIND_IP", DefaultDevBindIP),
