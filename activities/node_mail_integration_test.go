@@ -17,7 +17,7 @@ import (
 
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/mail"
-	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/mail/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
 	nodestore "github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/workflows"

@@ -26,7 +26,7 @@ import (
 
 	"github.com/vigil-health/vigil/activities"
 	"github.com/vigil-health/vigil/internal/mail"
-	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/mail/mailsink"
 	nodestore "github.com/vigil-health/vigil/internal/node"
 	"github.com/vigil-health/vigil/internal/node/broker"
 	"github.com/vigil-health/vigil/internal/node/brokersim"

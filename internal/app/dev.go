@@ -17,7 +17,7 @@ import (
 	"github.com/vigil-health/vigil/internal/config"
 	"github.com/vigil-health/vigil/internal/demo"
 	"github.com/vigil-health/vigil/internal/mail"
-	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/mail/mailsink"
 	"github.com/vigil-health/vigil/internal/metrics"
 	"github.com/vigil-health/vigil/internal/node/brokersim"
 	"github.com/vigil-health/vigil/internal/reference"

@@ -18,7 +18,7 @@ import (
 
 	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/demo"
-	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/mail/mailsink"
 	"github.com/vigil-health/vigil/internal/node/brokersim"
 )
 

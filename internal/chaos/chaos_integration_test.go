@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/mail/mailsink"
 	"github.com/vigil-health/vigil/internal/slacknotify/slackfake"
 	"github.com/vigil-health/vigil/internal/sms/smsfake"
 	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"

@@ -14,7 +14,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/mail/mailsink"
 	"github.com/vigil-health/vigil/workflows"
 )
 

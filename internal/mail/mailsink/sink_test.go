@@ -13,7 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-health/vigil/internal/mailsink"
+	"github.com/vigil-health/vigil/internal/mail/mailsink"
 )
 
 func start(t *testing.T, o mailsink.Options) *mailsink.Sink {
