@@ -243,12 +243,7 @@ func (d *EscalationDispatcher) pick(ctx context.Context, st incident.DueStep) (i
 	if err != nil {
 		return incident.ArmedPage{}, fmt.Errorf("pick for step %s of %s: %w", st.Step, st.IncidentID, err)
 	}
-	ap := incident.ArmedPage{Step: st}
-	if picked.page != nil {
-		p := inAppPage(picked.page)
-		ap.Page = &p
-	}
-	return ap, nil
+	return incident.ArmedPage{Step: st, Page: picked.page}, nil
 }
 
 // page is the second half of PageStep for steps now due: their pages in

@@ -213,26 +213,9 @@ func (a *Incidents) Pick(ctx context.Context, in *PickInput) (*PickResult, error
 	}, nil
 }
 
-// PageInput is one page to one person.
-type PageInput struct {
-	IncidentID string
-	// Step names the page within the incident ("assign", "escalation-1",
-	// "reminder-2", ...); with the recipient and channel it is the outbox's
-	// unique key, so a retried page is never sent twice.
-	Step      string
-	Recipient string
-	Kind      string
-	Title     string
-	Body      string
-	// Due is when a timer-scheduled page (an escalation step or a start
-	// reminder) was due; zero for pages sent at once. It is stored with the
-	// outbox row (due_at), so sent_at - due_at is how late the page went out.
-	Due time.Time
-	// SMSSkipped, when set, records in the same transaction that the page
-	// went by no SMS, for this reason (SMS is not configured, so the
-	// workflow schedules no SMS delivery).
-	SMSSkipped string
-}
+// PageInput is one page to one person, as the incident store's outbox
+// takes it.
+type PageInput = incident.InAppPage
 
 // PageResult says whether the page reached at least one channel.
 type PageResult struct {
@@ -243,25 +226,12 @@ type PageResult struct {
 // Page delivers a page through the outbox. The in-app channel stores the
 // notification, which the SSE stream pushes to the person at once.
 func (a *Incidents) Page(ctx context.Context, in *PageInput) (*PageResult, error) {
-	p := inAppPage(in)
-	at, sentBefore, err := a.store().PageInApp(ctx, p)
+	at, sentBefore, err := a.store().PageInApp(ctx, *in)
 	if err != nil {
 		return nil, err
 	}
-	a.observePage(p, incident.PageSent{At: at, Before: sentBefore})
+	a.observePage(*in, incident.PageSent{At: at, Before: sentBefore})
 	return &PageResult{Delivered: true, DeliveredAt: at}, nil
-}
-
-// inAppPage is a page as the outbox stores it.
-func inAppPage(p *PageInput) incident.InAppPage {
-	var due *time.Time
-	if !p.Due.IsZero() {
-		due = &p.Due
-	}
-	return incident.InAppPage{
-		IncidentID: p.IncidentID, Step: p.Step, Recipient: p.Recipient,
-		Kind: p.Kind, Title: p.Title, Body: p.Body, Due: due, SMSSkipped: p.SMSSkipped,
-	}
 }
 
 // observePage counts a page sent (not one an earlier attempt sent) and how
@@ -271,8 +241,8 @@ func (a *Incidents) observePage(p incident.InAppPage, s incident.PageSent) {
 		return
 	}
 	a.Metrics.Notified("inapp", "sent")
-	if p.Due != nil {
-		a.Metrics.ObserveLateness(s.At.Sub(*p.Due))
+	if !p.Due.IsZero() {
+		a.Metrics.ObserveLateness(s.At.Sub(p.Due))
 	}
 }
 

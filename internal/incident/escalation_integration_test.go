@@ -179,7 +179,7 @@ func TestPageInApps_OneTransactionForSeveral(t *testing.T) {
 	due := time.Now().Add(-time.Second)
 	page := func(i int, staff string) incident.InAppPage {
 		return incident.InAppPage{IncidentID: ids[i], Step: "escalation-1", Recipient: staff, Kind: "INCIDENT_ESCALATED",
-			Title: "t", Body: "b", Due: &due, SMSSkipped: "SMS is not configured"}
+			Title: "t", Body: "b", Due: due, SMSSkipped: "SMS is not configured"}
 	}
 	first, _, err := store().PageInApp(ctx, page(0, "N02"))
 	require.NoError(t, err)

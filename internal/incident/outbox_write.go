@@ -60,18 +60,25 @@ func claimOutbox(ctx context.Context, tx *sqlx.Tx, key OutboxKey, due *time.Time
 	return row, nil
 }
 
-// InAppPage is one in-app page to one person.
+// InAppPage is one page to one person: what the incident workflow asks the
+// Page activities to send, and what the outbox stores.
 type InAppPage struct {
 	IncidentID string
-	Step       string
-	Recipient  string
-	Kind       string
-	Title      string
-	Body       string
-	// Due is when a timer-scheduled page was due; nil for pages sent at once.
-	Due *time.Time
+	// Step names the page within the incident ("assign", "escalation-1",
+	// "reminder-2", ...); with the recipient and channel it is the outbox's
+	// unique key, so a retried page is never sent twice.
+	Step      string
+	Recipient string
+	Kind      string
+	Title     string
+	Body      string
+	// Due is when a timer-scheduled page (an escalation step or a start
+	// reminder) was due; zero for pages sent at once. It is stored with the
+	// outbox row (due_at), so sent_at - due_at is how late the page went out.
+	Due time.Time
 	// SMSSkipped, when set, records in the same transaction that the page
-	// went by no SMS, for this reason.
+	// went by no SMS, for this reason (SMS is not configured, so the
+	// workflow schedules no SMS delivery).
 	SMSSkipped string
 }
 
@@ -130,9 +137,7 @@ func pageInApps(ctx context.Context, tx *sqlx.Tx, pages []InAppPage) ([]PageSent
 		}
 		seen[key] = true
 		incidents[i], steps[i], recipients[i] = p.IncidentID, p.Step, p.Recipient
-		if p.Due != nil {
-			dues[i] = sql.NullTime{Time: *p.Due, Valid: true}
-		}
+		dues[i] = sql.NullTime{Time: p.Due, Valid: !p.Due.IsZero()}
 	}
 	// Claim (insert, or find and lock) every page's outbox row; due_at is
 	// written on insert only, so a retry keeps the first attempt's.
