@@ -11,12 +11,19 @@ import (
 
 // Account is what signing in and token checks need of a staff member.
 type Account struct {
-	ID     string `json:"id" db:"id"`
-	Login  string `json:"login" db:"login"`
-	Name   string `json:"name" db:"name"`
-	Role   string `json:"role" db:"role"`
+	// ID is the staff id, e.g. "N01".
+	ID string `json:"id" db:"id"`
+	// Login is what the person logs in with.
+	Login string `json:"login" db:"login"`
+	// Name is the display name.
+	Name string `json:"name" db:"name"`
+	// Role is the person's clinical role.
+	Role string `json:"role" db:"role"`
+	// Access is staff, charge or admin.
 	Access string `json:"access" db:"access"`
-	Active bool   `json:"active" db:"active"`
+	// Active is false for a deactivated account: it cannot sign in and its
+	// sessions have ended.
+	Active bool `json:"active" db:"active"`
 }
 
 const accountColumns = `id, login, name, role, access, active`

@@ -17,19 +17,10 @@ import (
 	"github.com/vigil-health/vigil/internal/session"
 )
 
-// Staff is the public view of a staff member. It never carries the
-// password hash.
+// Staff is the public view of a staff member: the Account that signing in
+// needs, and how to reach the person. It never carries the password hash.
 type Staff struct {
-	// ID is the staff id, e.g. "N01".
-	ID string `json:"id" db:"id"`
-	// Login is what the person logs in with.
-	Login string `json:"login" db:"login"`
-	// Name is the display name.
-	Name string `json:"name" db:"name"`
-	// Role is the person's clinical role.
-	Role string `json:"role" db:"role"`
-	// Access is staff, charge or admin.
-	Access string `json:"access" db:"access"`
+	Account
 	// Email is the person's e-mail address, possibly empty.
 	Email string `json:"email" db:"email"`
 	// Phone is the E.164 number pages are sent to, possibly empty.
@@ -38,9 +29,6 @@ type Staff struct {
 	SlackUserID string `json:"slack_user_id" db:"slack_user_id"`
 	// Available is false when the person must not be paged even on shift.
 	Available bool `json:"available" db:"available"`
-	// Active is false for a deactivated account: it cannot sign in and its
-	// sessions have ended.
-	Active bool `json:"active" db:"active"`
 	// CreatedAt is when the record was created.
 	CreatedAt time.Time `json:"created_at" db:"created_at"`
 }
