@@ -292,24 +292,9 @@ func (st *Store) DeleteOverride(ctx context.Context, id int64) error {
 	return st.deleteByID(ctx, "oncall_overrides", id)
 }
 
-// OnCallPerson is someone on call, with how to reach them.
-type OnCallPerson struct {
-	// ID is the staff id.
-	ID string `json:"id"`
-	// Name is the display name.
-	Name string `json:"name"`
-	// Role is the person's own role, which may differ from the role they
-	// cover through an override.
-	Role string `json:"role"`
-	// Access is staff, charge or admin.
-	Access string `json:"access"`
-	// Phone is the number pages go to.
-	Phone string `json:"phone"`
-	// SlackUserID is the Slack member id, possibly empty.
-	SlackUserID string `json:"slack_user_id"`
-	// Email is the e-mail address, possibly empty.
-	Email string `json:"email"`
-}
+// OnCallPerson is someone on call, with how to reach them, as the on-call
+// schedule finds them.
+type OnCallPerson = oncall.Person
 
 // OnCallRole is who is on call for one role.
 type OnCallRole struct {
@@ -376,14 +361,10 @@ func (st *Store) OnCall(ctx context.Context, loc *time.Location, role string, at
 		if err != nil {
 			return OnCallAnswer{}, fmt.Errorf("on call: %w", err)
 		}
-		group := OnCallRole{Role: r, People: make([]OnCallPerson, 0, len(people))}
-		for _, p := range people {
-			group.People = append(group.People, OnCallPerson{
-				ID: p.ID, Name: p.Name, Role: p.Role, Access: p.Access,
-				Phone: p.Phone, SlackUserID: p.SlackUserID, Email: p.Email,
-			})
+		if people == nil {
+			people = []OnCallPerson{}
 		}
-		ans.Roles = append(ans.Roles, group)
+		ans.Roles = append(ans.Roles, OnCallRole{Role: r, People: people})
 	}
 	return ans, nil
 }

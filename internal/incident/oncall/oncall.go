@@ -42,23 +42,23 @@ type Schedule struct {
 	Location *time.Location
 }
 
-// Person is a member of staff who is on call.
+// Person is a member of staff who is on call, with how to reach them.
 type Person struct {
 	// ID is the staff id, e.g. "N01".
-	ID string `db:"id"`
+	ID string `json:"id" db:"id"`
 	// Name is the person's display name.
-	Name string `db:"name"`
+	Name string `json:"name" db:"name"`
 	// Role is the person's own clinical role (staff.role), which need not be
 	// the role they are on call for when covering through an override.
-	Role string `db:"role"`
+	Role string `json:"role" db:"role"`
 	// Access is what the person may do in Vigil: staff, charge or admin.
-	Access string `db:"access"`
+	Access string `json:"access" db:"access"`
 	// Phone is the number pages are sent to by SMS.
-	Phone string `db:"phone"`
-	// SlackUserID is the person's Slack member id, if any.
-	SlackUserID string `db:"slack_user_id"`
-	// Email is the person's e-mail address.
-	Email string `db:"email"`
+	Phone string `json:"phone" db:"phone"`
+	// SlackUserID is the person's Slack member id, possibly empty.
+	SlackUserID string `json:"slack_user_id" db:"slack_user_id"`
+	// Email is the person's e-mail address, possibly empty.
+	Email string `json:"email" db:"email"`
 }
 
 // Validate reports whether s can answer queries: it needs a database and a
