@@ -61,19 +61,13 @@ type Notifier struct {
 
 // SlackSyncInput is the incident as its Slack message should show it.
 type SlackSyncInput struct {
-	IncidentID string
+	// IncidentMessage is the message's content. An empty AssigneeName is
+	// looked up from AssigneeID; Link is set from the notifier's WebURL.
+	slacknotify.IncidentMessage
 	// Seq is the audit sequence number of this state; a call older than
 	// the last one applied is ignored. Zero always applies.
 	Seq        int
-	Status     string
-	Severity   string
-	AlertType  string
-	Room       string
 	AssigneeID string
-	// AssigneeName, when empty, is looked up from AssigneeID.
-	AssigneeName string
-	AlertCount   int
-	OpenedAt     time.Time
 }
 
 // SlackSyncResult says what SyncSlack did.
@@ -209,10 +203,8 @@ func (n *Notifier) store() *incident.Store { return n.Store }
 
 // slackMessage builds the message, looking up the assignee's name.
 func (n *Notifier) slackMessage(ctx context.Context, in *SlackSyncInput) (slacknotify.IncidentMessage, error) {
-	m := slacknotify.IncidentMessage{
-		IncidentID: in.IncidentID, Status: in.Status, Severity: in.Severity, AlertType: in.AlertType,
-		Room: in.Room, AssigneeName: in.AssigneeName, AlertCount: in.AlertCount, OpenedAt: in.OpenedAt,
-	}
+	m := in.IncidentMessage
+	m.Link = ""
 	if m.AssigneeName == "" && in.AssigneeID != "" {
 		who, err := n.Reference.Account(ctx, in.AssigneeID)
 		switch {

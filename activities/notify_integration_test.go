@@ -69,10 +69,10 @@ func slackNotifier(t *testing.T) (*activities.Notifier, *slackfake.Server) {
 }
 
 func syncInput(id, status string, seq int) *activities.SlackSyncInput {
-	return &activities.SlackSyncInput{
-		IncidentID: id, Seq: seq, Status: status, Severity: "CRITICAL", AlertType: "CARDIAC_ARREST",
+	return &activities.SlackSyncInput{Seq: seq, IncidentMessage: slacknotify.IncidentMessage{
+		IncidentID: id, Status: status, Severity: "CRITICAL", AlertType: "CARDIAC_ARREST",
 		Room: "ICU-3", AlertCount: 1, OpenedAt: time.Now().UTC(),
-	}
+	}}
 }
 
 func storedTS(t *testing.T, id string) string {

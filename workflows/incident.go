@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-health/vigil/activities"
+	"github.com/vigil-health/vigil/internal/slacknotify"
 )
 
 // Timing rules of the incident workflow.
@@ -1364,8 +1365,11 @@ func (w *incident) recordWith(ctx workflow.Context, local bool) error {
 	// The incident's one Slack message follows every recorded change; a
 	// late, older sync is ignored by its sequence number.
 	w.side = append(w.side, workflow.ExecuteActivity(summarized(sideCtx(ctx), "sync the Slack message (seq "+strconv.Itoa(row.LastSeq)+")"), notifyActivities.SyncSlack, &activities.SlackSyncInput{
-		IncidentID: row.ID, Seq: row.LastSeq, Status: row.Status, Severity: row.Severity, AlertType: row.AlertType,
-		Room: row.Room, AssigneeID: w.st.AssignedTo, AlertCount: row.AlertCount, OpenedAt: row.OpenedAt,
+		IncidentMessage: slacknotify.IncidentMessage{
+			IncidentID: row.ID, Status: row.Status, Severity: row.Severity, AlertType: row.AlertType,
+			Room: row.Room, AlertCount: row.AlertCount, OpenedAt: row.OpenedAt,
+		},
+		Seq: row.LastSeq, AssigneeID: w.st.AssignedTo,
 	}))
 	return nil
 }
