@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	temporalsdk "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
@@ -47,7 +48,9 @@ func Command(ctx context.Context, cfg config.Config, args []string, stdout, stde
 		fmt.Fprintln(stderr, "usage: vigil bench incidents|watches|messages|nodes [flags]")
 		return 2
 	}
-	return run(ctx, cfg, newCommand(name, stdout, stderr), args[1:])
+	b := newCommand(name, stdout, stderr)
+	defer b.closeDB()
+	return run(ctx, cfg, b, args[1:])
 }
 
 // command is what the bench subcommands share: their flags (with -json),
@@ -58,6 +61,28 @@ type command struct {
 	// prefix starts error lines.
 	prefix         string
 	stdout, stderr io.Writer
+	// db is the database of the Vigil under test, once opened.
+	db *sqlx.DB
+}
+
+// openDB sets *db to the database of the Vigil under test (dsn), opened
+// on first use; Command closes it when the benchmark ends.
+func (b *command) openDB(ctx context.Context, dsn string, db **sqlx.DB) error {
+	if b.db == nil {
+		opened, err := database.Open(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		b.db = opened
+	}
+	*db = b.db
+	return nil
+}
+
+func (b *command) closeDB() {
+	if b.db != nil {
+		_ = b.db.Close()
+	}
 }
 
 func newCommand(name string, stdout, stderr io.Writer) *command {
@@ -117,7 +142,7 @@ func latencyRow(l Latency) []any { return []any{l.N, l.P50, l.P99, l.Max} }
 
 // runIncidents runs `vigil bench incidents`.
 func runIncidents(ctx context.Context, cfg config.Config, b *command, args []string) int {
-	o := IncidentsOptions{DatabaseURL: cfg.DatabaseURL.Reveal()}
+	var o IncidentsOptions
 	b.StringVar(&o.BaseURL, "url", "http://localhost:8080", "the API under test")
 	b.Float64Var(&o.Rate, "rate", 10, "alerts per second in the latency phase")
 	b.Float64Var(&o.SustainRate, "sustain-rate", 25, "alerts per second in the throughput phase")
@@ -160,6 +185,9 @@ func runIncidents(ctx context.Context, cfg config.Config, b *command, args []str
 	if o.EscalationIncidents < 0 || o.EscalationWait < time.Second || o.EscalationWait > time.Hour {
 		return b.usageError("-escalation-incidents must be 0 or more and -escalation-wait from 1s to 1h")
 	}
+	if err := b.openDB(ctx, cfg.DatabaseURL.Reveal(), &o.DB); err != nil {
+		return b.fail(err)
+	}
 	rep, err := Incidents(ctx, o, b.stderr)
 	return report(b, rep, err, func(w io.Writer, rep *IncidentsReport) {
 		args := []any{rep.Rate}
@@ -201,7 +229,7 @@ ceiling (%d in flight, %.0f s each): bare SystemCheck %.1f/s (errors %d); incide
 
 // runWatches runs `vigil bench watches`.
 func runWatches(ctx context.Context, cfg config.Config, b *command, args []string) int {
-	o := WatchesOptions{DatabaseURL: cfg.DatabaseURL.Reveal()}
+	var o WatchesOptions
 	b.StringVar(&o.BaseURL, "url", "http://localhost:8080", "the API under test")
 	b.StringVar(&o.Login, "login", "c01", "a charge nurse's login")
 	b.StringVar(&o.Password, "password", config.DefaultDemoPassword, "their password")
@@ -223,6 +251,9 @@ func runWatches(ctx context.Context, cfg config.Config, b *command, args []strin
 	}
 	defer tc.Close()
 	o.Temporal = tc
+	if err := b.openDB(ctx, cfg.DatabaseURL.Reveal(), &o.DB); err != nil {
+		return b.fail(err)
+	}
 	rep, err := Watches(ctx, o, b.stderr)
 	return report(b, rep, err, func(w io.Writer, rep *WatchesReport) {
 		fmt.Fprintf(w, `
@@ -242,7 +273,7 @@ history: %.1f events per poll -> about %d events when a watch continues as new (
 // VIGIL_JWT_RSA_KEY_FILE, the same as the running Vigil's), else from an
 // administrator's login and POST /v1/auth/system-token.
 func runMessages(ctx context.Context, cfg config.Config, b *command, args []string) int {
-	o := MessagesOptions{DatabaseURL: cfg.DatabaseURL.Reveal()}
+	var o MessagesOptions
 	b.StringVar(&o.BaseURL, "url", "http://localhost:8080", "the API under test")
 	b.StringVar(&o.Token, "token", "", "a system token (default: minted with VIGIL_JWT_SECRET, else from -login)")
 	login := b.String("login", "a01", "an administrator's login, when there is neither -token nor a signing secret")
@@ -275,6 +306,9 @@ func runMessages(ctx context.Context, cfg config.Config, b *command, args []stri
 		} else if o.Token, err = SystemToken(ctx, o.BaseURL, *login, *password); err != nil {
 			return b.fail(err)
 		}
+	}
+	if err := b.openDB(ctx, cfg.DatabaseURL.Reveal(), &o.DB); err != nil {
+		return b.fail(err)
 	}
 	rep, err := Messages(ctx, o, b.stderr)
 	return report(b, rep, err, func(w io.Writer, rep *MessagesReport) {
@@ -364,11 +398,10 @@ func runNodes(ctx context.Context, cfg config.Config, b *command, args []string)
 		return b.fail(err)
 	}
 	defer stack.Stop()
-	db, err := database.Open(ctx, *dsn)
-	if err != nil {
+	var db *sqlx.DB
+	if err := b.openDB(ctx, *dsn, &db); err != nil {
 		return b.fail(err)
 	}
-	defer func() { _ = db.Close() }()
 	tc, err := dialTemporal(ctx, stack.TemporalAddress, stack.Namespace, stack.DataConverter)
 	if err != nil {
 		return b.fail(err)

@@ -18,7 +18,6 @@ import (
 	"github.com/lib/pq"
 	temporalsdk "go.temporal.io/sdk/client"
 
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/reference"
 )
 
@@ -26,8 +25,8 @@ import (
 type IncidentsOptions struct {
 	// BaseURL is the API under test.
 	BaseURL string
-	// DatabaseURL is its Postgres (for an API key and the timestamps).
-	DatabaseURL string
+	// DB is its Postgres (for an API key and the timestamps).
+	DB *sqlx.DB
 	// Rate is the alert arrival rate (per second) of the latency phase.
 	Rate float64
 	// SustainRate is the arrival rate of the throughput phase.
@@ -104,12 +103,7 @@ type IncidentsReport struct {
 // duplicate phase (merges into a few open incidents) and an escalation phase
 // (many escalation steps due at once while alerts arrive at Rate).
 func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*IncidentsReport, error) {
-	db, err := database.Open(ctx, o.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = db.Close() }()
-	key, err := benchKey(ctx, db)
+	key, err := benchKey(ctx, o.DB)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +143,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	lat, latIDs := newIncidents("L", o.Rate)
 	rep.Accepted, rep.Errors = summarize(lat.durations), lat.errors
 	time.Sleep(o.Settle)
-	if rep.AlertToAssigned, rep.AlertToFirstNotify, _, err = incidentTimes(ctx, db, latIDs); err != nil {
+	if rep.AlertToAssigned, rep.AlertToFirstNotify, _, err = incidentTimes(ctx, o.DB, latIDs); err != nil {
 		return nil, err
 	}
 
@@ -159,7 +153,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	rep.Errors += sus.errors
 	rep.SustainCreated = len(susIDs)
 	time.Sleep(o.Settle)
-	_, _, lastAssigned, err := incidentTimes(ctx, db, susIDs)
+	_, _, lastAssigned, err := incidentTimes(ctx, o.DB, susIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -217,14 +211,14 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	var escErr error
 	if o.EscalationIncidents > 0 {
 		var raised []benchAlert
-		rep.Escalation, raised, escErr = escalation(ctx, db, c, staff, run, o, progress)
+		rep.Escalation, raised, escErr = escalation(ctx, o.DB, c, staff, run, o, progress)
 		alerts = append(alerts, raised...)
 	}
 
 	if escErr == nil && o.CeilingDuration > 0 {
 		var raised []benchAlert
 		rep.Ceiling, raised, escErr = ceiling(ctx, c, staff, run, o, progress, func(ids []string) (assignedSummary, error) {
-			return pagedTimes(ctx, db, ids)
+			return pagedTimes(ctx, o.DB, ids)
 		})
 		alerts = append(alerts, raised...)
 	}
@@ -246,7 +240,7 @@ func Incidents(ctx context.Context, o IncidentsOptions, progress io.Writer) (*In
 	if escErr != nil {
 		return nil, escErr
 	}
-	if err := (&reference.Store{DB: db}).RevokeAPIKeysNamed(ctx, benchKeyName); err != nil {
+	if err := (&reference.Store{DB: o.DB}).RevokeAPIKeysNamed(ctx, benchKeyName); err != nil {
 		return nil, fmt.Errorf("revoke bench key: %w", err)
 	}
 	return rep, nil

@@ -9,17 +9,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/vigil-health/vigil/internal/database"
+	"github.com/jmoiron/sqlx"
 )
 
 // MessagesOptions configures `vigil bench messages`.
 type MessagesOptions struct {
 	// BaseURL is the API under test.
 	BaseURL string
-	// DatabaseURL is its Postgres: the list phase seeds its 10,000 messages
-	// there directly, and the run's messages are deleted from it at the end.
-	DatabaseURL string
+	// DB is its Postgres: the list phase seeds its 10,000 messages there
+	// directly, and the run's messages are deleted from it at the end.
+	DB *sqlx.DB
 	// Token is a system token (scope "*") for the API.
 	Token string
 	// PatientToken, when set, is a patient token for the subject
@@ -62,11 +61,6 @@ type MessagesReport struct {
 // messages, half sent and half received, read through the sender-or-receiver
 // list: the first page Reads times, then every page).
 func Messages(ctx context.Context, o MessagesOptions, progress io.Writer) (*MessagesReport, error) {
-	db, err := database.Open(ctx, o.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = db.Close() }()
 	c := newClient(o.BaseURL, "", 512)
 	run := "BENCH-" + uuid.NewString()[:8]
 	rep := &MessagesReport{CreateOffered: o.Rate, Messages: o.Messages}
@@ -93,7 +87,7 @@ func Messages(ctx context.Context, o MessagesOptions, progress io.Writer) (*Mess
 	}
 	rep.PartyID = party
 	fmt.Fprintf(progress, "list: seeding %d messages for %s\n", o.Messages, party)
-	if _, err := db.ExecContext(ctx, `
+	if _, err := o.DB.ExecContext(ctx, `
 		INSERT INTO messages (id, created_at, created_by, created_by_type, sender_id, sender_type, receiver_id, receiver_type,
 			type, content, confirmed)
 		SELECT gen_random_uuid(), now() - i * interval '10 seconds', 'vigil-bench', 'system',
@@ -103,7 +97,7 @@ func Messages(ctx context.Context, o MessagesOptions, progress io.Writer) (*Mess
 		FROM generate_series(1, $3) AS i`, party, run+"-LOC", o.Messages); err != nil {
 		return nil, fmt.Errorf("seed party messages: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, `ANALYZE messages`); err != nil {
+	if _, err := o.DB.ExecContext(ctx, `ANALYZE messages`); err != nil {
 		return nil, fmt.Errorf("analyze messages: %w", err)
 	}
 	path := "/v1/parties/" + url.PathEscape(party) + "/messages"
@@ -148,7 +142,7 @@ func Messages(ctx context.Context, o MessagesOptions, progress io.Writer) (*Mess
 
 	if !o.Keep {
 		fmt.Fprintf(progress, "cleanup: deleting the run's messages\n")
-		if _, err := db.ExecContext(ctx, `DELETE FROM messages WHERE sender_id LIKE $1 OR receiver_id LIKE $1 OR sender_id = $2 OR receiver_id = $2`,
+		if _, err := o.DB.ExecContext(ctx, `DELETE FROM messages WHERE sender_id LIKE $1 OR receiver_id LIKE $1 OR sender_id = $2 OR receiver_id = $2`,
 			run+"-%", party); err != nil {
 			return nil, fmt.Errorf("delete benchmark messages: %w", err)
 		}

@@ -14,17 +14,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	temporalclient "go.temporal.io/sdk/client"
 
-	"github.com/vigil-health/vigil/internal/database"
 	"github.com/vigil-health/vigil/internal/watch/directory/directorysim"
 	"github.com/vigil-health/vigil/workflows"
 )
 
 // WatchesOptions configures `vigil bench watches`.
 type WatchesOptions struct {
-	BaseURL     string
-	DatabaseURL string
+	BaseURL string
+	// DB is its Postgres (for poll lags and snapshot counts).
+	DB *sqlx.DB
 	// Temporal is a client of the same server, to read history lengths.
 	Temporal temporalclient.Client
 	// Login and Password are a charge nurse's (watches need charge access).
@@ -59,11 +60,6 @@ type WatchesReport struct {
 // Watches runs the watch benchmark: it creates the watches through the API,
 // lets them run one interval, then measures for Measure, and deletes them.
 func Watches(ctx context.Context, o WatchesOptions, progress io.Writer) (*WatchesReport, error) {
-	db, err := database.Open(ctx, o.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = db.Close() }()
 	c := newClient(o.BaseURL, "", 256)
 	token, err := c.login(ctx, o.Login, o.Password)
 	if err != nil {
@@ -122,7 +118,7 @@ func Watches(ctx context.Context, o WatchesOptions, progress io.Writer) (*Watche
 	var rows []struct {
 		Lag float64 `db:"lag"`
 	}
-	if err := db.SelectContext(ctx, &rows, `SELECT extract(epoch FROM polled_at - scheduled_at) AS lag FROM watch_polls
+	if err := o.DB.SelectContext(ctx, &rows, `SELECT extract(epoch FROM polled_at - scheduled_at) AS lag FROM watch_polls
 		WHERE polled_at >= $1 AND polled_at < $2 AND watch_id = ANY($3::uuid[])`, t0, t1, "{"+strings.Join(ids, ",")+"}"); err != nil {
 		return nil, fmt.Errorf("read poll lag: %w", err)
 	}
@@ -133,7 +129,7 @@ func Watches(ctx context.Context, o WatchesOptions, progress io.Writer) (*Watche
 	rep.PollLag = summarize(lags)
 	rep.PollsPerSecond = float64(len(lags)) / t1.Sub(t0).Seconds()
 	var snaps int
-	if err := db.GetContext(ctx, &snaps, `SELECT count(*) FROM snapshots WHERE polled_at >= $1 AND polled_at < $2`, t0, t1); err != nil {
+	if err := o.DB.GetContext(ctx, &snaps, `SELECT count(*) FROM snapshots WHERE polled_at >= $1 AND polled_at < $2`, t0, t1); err != nil {
 		return nil, fmt.Errorf("count snapshots: %w", err)
 	}
 	rep.SnapshotRowsPerS = float64(snaps) / t1.Sub(t0).Seconds()
@@ -142,7 +138,7 @@ func Watches(ctx context.Context, o WatchesOptions, progress io.Writer) (*Watche
 		d, err := o.Temporal.DescribeWorkflowExecution(ctx, workflows.WatchWorkflowID(ids[0]), "")
 		if err == nil {
 			var polls int
-			_ = db.GetContext(ctx, &polls, `SELECT count(*) FROM watch_polls WHERE watch_id = $1`, ids[0])
+			_ = o.DB.GetContext(ctx, &polls, `SELECT count(*) FROM watch_polls WHERE watch_id = $1`, ids[0])
 			if polls > 0 {
 				rep.EventsPerPoll = float64(d.GetWorkflowExecutionInfo().GetHistoryLength()) / float64(polls)
 				rep.HistoryAtCAN = int(rep.EventsPerPoll * 500)
