@@ -41,8 +41,10 @@ var ErrInvalidCursor = errors.New("invalid cursor")
 // first, so this is a programming error.
 var ErrInvalidFilter = errors.New("invalid change filter")
 
-// Status is the current status of one monitored service.
-type Status struct {
+// Service is a monitored service as service_statuses holds it: where it
+// is, and its capacity when a poll last saw it. Status and CoverageService
+// show it, each with what its view adds.
+type Service struct {
 	ServiceID string `json:"service_id" db:"service_id"`
 	Name      string `json:"name" db:"name"`
 	Type      string `json:"type" db:"type"`
@@ -56,12 +58,20 @@ type Status struct {
 	Capacity string `json:"capacity" db:"capacity"`
 	// RAG is the directory's colour for the capacity.
 	RAG string `json:"rag" db:"rag"`
+	// LastSeenAt is the last poll that saw the service.
+	LastSeenAt time.Time `json:"last_seen_at" db:"last_seen_at"`
+}
+
+// serviceColumns are the columns of Service.
+const serviceColumns = `service_id, name, type, postcode, region, easting, northing, capacity, rag, last_seen_at`
+
+// Status is the current status of one monitored service.
+type Status struct {
+	Service
 	// UpdatedBy and UpdatedAt say who last changed the capacity in the
 	// directory, and when; UpdatedAt is nil when the directory gave none.
 	UpdatedBy string     `json:"updated_by" db:"updated_by"`
 	UpdatedAt *time.Time `json:"updated_at" db:"updated_at"`
-	// LastSeenAt is the last poll that saw the service.
-	LastSeenAt time.Time `json:"last_seen_at" db:"last_seen_at"`
 	// WatchID is the watch that last saw the service.
 	WatchID *string `json:"watch_id" db:"watch_id"`
 }
@@ -94,21 +104,12 @@ type RecordedChange struct {
 
 // CoverageService is one monitored service placed on a map.
 type CoverageService struct {
-	ServiceID string `json:"service_id" db:"service_id"`
-	Name      string `json:"name" db:"name"`
-	Type      string `json:"type" db:"type"`
-	Region    string `json:"region" db:"region"`
-	Postcode  string `json:"postcode" db:"postcode"`
-	Capacity  string `json:"capacity" db:"capacity"`
-	RAG       string `json:"rag" db:"rag"`
-	Easting   *int   `json:"easting" db:"easting"`
-	Northing  *int   `json:"northing" db:"northing"`
+	Service
 	// Lat and Lon are WGS84 decimal degrees (6 places, about 0.1 m),
 	// converted from Easting and Northing; nil when those are missing or
 	// outside the National Grid.
-	Lat        *float64  `json:"lat" db:"-"`
-	Lon        *float64  `json:"lon" db:"-"`
-	LastSeenAt time.Time `json:"last_seen_at" db:"last_seen_at"`
+	Lat *float64 `json:"lat" db:"-"`
+	Lon *float64 `json:"lon" db:"-"`
 }
 
 // Cursor is a position in the newest-first order of Changes: the last change
@@ -165,8 +166,7 @@ type ChangePage = keyset.Page[RecordedChange, Cursor]
 const capacityOrder = `CASE capacity WHEN 'NONE' THEN 0 WHEN 'LOW' THEN 1 WHEN '' THEN 2 WHEN 'HIGH' THEN 3 ELSE 4 END`
 
 // statusColumns are the columns of Status.
-const statusColumns = `service_id, name, type, postcode, region, easting, northing, capacity, rag,
-	updated_by, updated_at, last_seen_at, watch_id`
+const statusColumns = serviceColumns + `, updated_by, updated_at, watch_id`
 
 // Statuses returns the current status of the monitored services whose
 // capacity is one of capacities ("" being CapacityReset), or of every
@@ -243,9 +243,7 @@ func (s *Store) Changes(ctx context.Context, f ChangeFilter) (*ChangePage, error
 // service id.
 func (s *Store) Coverage(ctx context.Context) ([]CoverageService, error) {
 	out, err := database.Select[CoverageService](ctx, s.DB, "list service coverage", `
-		SELECT service_id, name, type, region, postcode, capacity, rag, easting, northing, last_seen_at
-		FROM service_statuses
-		ORDER BY region, name, service_id`)
+		SELECT `+serviceColumns+` FROM service_statuses ORDER BY region, name, service_id`)
 	if err != nil {
 		return nil, err
 	}
