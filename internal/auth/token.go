@@ -98,7 +98,7 @@ var (
 // encoded as JWT NumericDate (seconds since the Unix epoch).
 type Claims struct {
 	// Subject is the ID of the authenticated principal.
-	Subject string `json:"sub"`
+	Subject string `json:"sub,omitempty"`
 	// SubjectType is one of SubjectStaff, SubjectPatient, SubjectDevice,
 	// SubjectClinician or SubjectSystem.
 	SubjectType string `json:"sub_type"`
@@ -132,19 +132,28 @@ type Claims struct {
 	Issuer string `json:"iss,omitempty"`
 }
 
-// wireClaims is the JWT payload. The custom claims mirror Claims; the
-// registered claims come from jwt.RegisteredClaims so that the jwt library
-// validates them.
-type wireClaims struct {
-	SubjectType string   `json:"sub_type"`
-	Access      string   `json:"access,omitempty"`
-	Role        string   `json:"role,omitempty"`
-	Scopes      []string `json:"scopes,omitempty"`
-	LocationIDs []string `json:"location_ids,omitempty"`
-	SessionID   string   `json:"sid,omitempty"`
-	DeviceID    string   `json:"dev,omitempty"`
-	TokenType   string   `json:"typ"`
-	jwt.RegisteredClaims
+// claimsJSON is the JWT payload of Claims: its fields, with the
+// timestamps as NumericDate (fields of the outer struct take the place of
+// the embedded ones of the same name). It is the jwt.Claims that Issue
+// signs and Verify parses, so that the jwt library validates exp, iat and
+// iss; Vigil sets neither nbf nor aud.
+type claimsJSON struct {
+	*claimFields
+	IssuedAt  *jwt.NumericDate `json:"iat,omitempty"`
+	ExpiresAt *jwt.NumericDate `json:"exp,omitempty"`
+}
+
+// claimFields is Claims without its methods.
+type claimFields Claims
+
+// wire returns c's JWT payload.
+func (c *Claims) wire() claimsJSON {
+	return claimsJSON{(*claimFields)(c), numericDate(c.IssuedAt), numericDate(c.ExpiresAt)}
+}
+
+// setTimes copies the decoded timestamps into the claims.
+func (w *claimsJSON) setTimes() {
+	w.claimFields.IssuedAt, w.claimFields.ExpiresAt = fromNumericDate(w.IssuedAt), fromNumericDate(w.ExpiresAt)
 }
 
 func numericDate(t time.Time) *jwt.NumericDate {
@@ -161,47 +170,9 @@ func fromNumericDate(d *jwt.NumericDate) time.Time {
 	return d.Time
 }
 
-func (c Claims) toWire() *wireClaims {
-	return &wireClaims{
-		SubjectType: c.SubjectType,
-		Access:      c.Access,
-		Role:        c.Role,
-		Scopes:      slices.Clone(c.Scopes),
-		LocationIDs: slices.Clone(c.LocationIDs),
-		SessionID:   c.SessionID,
-		DeviceID:    c.DeviceID,
-		TokenType:   c.TokenType,
-		RegisteredClaims: jwt.RegisteredClaims{
-			ID:        c.ID,
-			Subject:   c.Subject,
-			Issuer:    c.Issuer,
-			IssuedAt:  numericDate(c.IssuedAt),
-			ExpiresAt: numericDate(c.ExpiresAt),
-		},
-	}
-}
-
-func (w *wireClaims) toClaims() Claims {
-	return Claims{
-		Subject:     w.Subject,
-		SubjectType: w.SubjectType,
-		Access:      w.Access,
-		Role:        w.Role,
-		Scopes:      w.Scopes,
-		LocationIDs: w.LocationIDs,
-		SessionID:   w.SessionID,
-		DeviceID:    w.DeviceID,
-		TokenType:   w.TokenType,
-		ID:          w.ID,
-		IssuedAt:    fromNumericDate(w.IssuedAt),
-		ExpiresAt:   fromNumericDate(w.ExpiresAt),
-		Issuer:      w.Issuer,
-	}
-}
-
 // MarshalJSON encodes c as a JWT payload, with NumericDate timestamps.
 func (c Claims) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(c.toWire())
+	b, err := json.Marshal(c.wire())
 	if err != nil {
 		return nil, fmt.Errorf("auth: marshal claims: %w", err)
 	}
@@ -210,13 +181,34 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON decodes a JWT payload into c.
 func (c *Claims) UnmarshalJSON(data []byte) error {
-	var w wireClaims
+	*c = Claims{}
+	w := claimsJSON{claimFields: (*claimFields)(c)}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return fmt.Errorf("auth: unmarshal claims: %w", err)
 	}
-	*c = w.toClaims()
+	w.setTimes()
 	return nil
 }
+
+var _ jwt.Claims = claimsJSON{}
+
+// GetExpirationTime returns exp.
+func (w claimsJSON) GetExpirationTime() (*jwt.NumericDate, error) { return w.ExpiresAt, nil }
+
+// GetIssuedAt returns iat.
+func (w claimsJSON) GetIssuedAt() (*jwt.NumericDate, error) { return w.IssuedAt, nil }
+
+// GetNotBefore returns nil: Vigil's tokens carry no nbf.
+func (w claimsJSON) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+
+// GetIssuer returns iss.
+func (w claimsJSON) GetIssuer() (string, error) { return w.Issuer, nil }
+
+// GetSubject returns sub.
+func (w claimsJSON) GetSubject() (string, error) { return w.Subject, nil }
+
+// GetAudience returns nil: Vigil's tokens carry no aud.
+func (w claimsJSON) GetAudience() (jwt.ClaimStrings, error) { return nil, nil }
 
 // validate checks the Vigil-specific claims shared by Issue and Verify.
 func (c *Claims) validate() error {
@@ -384,7 +376,7 @@ func (s *Signer) Issue(c Claims, ttl time.Duration) (token string, expiresAt tim
 	if !c.ExpiresAt.After(now) {
 		return "", time.Time{}, fmt.Errorf("auth: issue token: ttl %s is shorter than one second: %w", ttl, ErrInvalidClaims)
 	}
-	signed, err := jwt.NewWithClaims(s.method, c.toWire()).SignedString(s.signKey)
+	signed, err := jwt.NewWithClaims(s.method, c.wire()).SignedString(s.signKey)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("auth: issue token: sign: %w", err)
 	}
@@ -403,14 +395,15 @@ func (s *Signer) Verify(token string, wantType string) (*Claims, error) {
 	if wantType != TokenAccess && wantType != TokenRefresh {
 		return nil, fmt.Errorf("auth: verify token: unsupported wanted type %q: %w", wantType, ErrWrongTokenType)
 	}
-	var w wireClaims
+	var c Claims
+	w := claimsJSON{claimFields: (*claimFields)(&c)}
 	if _, err := s.parser.ParseWithClaims(token, &w, s.keyFunc); err != nil {
 		if onlyExpired(err) {
 			return nil, fmt.Errorf("auth: verify token: %w", ErrTokenExpired)
 		}
 		return nil, fmt.Errorf("auth: verify token: %w: %w", ErrTokenInvalid, err)
 	}
-	c := w.toClaims()
+	w.setTimes()
 	if c.ID == "" || c.IssuedAt.IsZero() {
 		return nil, fmt.Errorf("auth: verify token: missing jti or iat: %w", ErrTokenInvalid)
 	}
