@@ -348,12 +348,12 @@ func (m *nodeMonitor) observe(ctx workflow.Context, obs NodeObservationRef) {
 		case active && !s.Active:
 			s.Active, s.Episodes, s.Seq = true, s.Episodes+1, 0
 			s.Since, s.LastSent, s.Told = now, time.Time{}, false
-			s.Pending = NodeMailAlert
+			s.Pending = node.MailAlert
 		case !active && s.Active:
 			s.Active = false
 			s.Pending = ""
 			if s.Told {
-				s.Pending = NodeMailRecovered
+				s.Pending = node.MailRecovered
 			}
 		}
 	}
@@ -366,7 +366,7 @@ func (m *nodeMonitor) remind(ctx workflow.Context, now time.Time) {
 	for i := range m.st.Mails {
 		s := &m.st.Mails[i]
 		if s.Active && s.Pending == "" && !s.LastSent.IsZero() && !now.Before(s.LastSent.Add(every)) {
-			s.Pending = NodeMailReminder
+			s.Pending = node.MailReminder
 		}
 	}
 	m.sendPending(ctx)
@@ -409,7 +409,7 @@ func (m *nodeMonitor) send(ctx workflow.Context, s *NodeMailState) {
 		// next attempt.
 		s.LastResult = "failed"
 		logger.Error("node mail failed permanently", "key", req.Key, "err", err)
-	case res.Status == NodeMailNoRecipients:
+	case res.Status == node.MailNoRecipients:
 		s.LastResult = res.Status
 		// The activity warns once per mail; this repeats with every scan.
 		logger.Debug("node mail has no recipients; retried with the next observation", "key", req.Key)
@@ -420,7 +420,7 @@ func (m *nodeMonitor) send(ctx workflow.Context, s *NodeMailState) {
 	}
 	s.Seq++
 	s.Pending = ""
-	if kind == NodeMailRecovered {
+	if kind == node.MailRecovered {
 		s.LastSent, s.Told = time.Time{}, false
 		return
 	}

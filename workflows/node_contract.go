@@ -29,16 +29,6 @@ const (
 	DefaultFleetScanEvery = 15 * time.Minute
 )
 
-// Kinds and outcomes of node e-mails.
-const (
-	NodeMailAlert     = node.MailAlert
-	NodeMailReminder  = node.MailReminder
-	NodeMailRecovered = node.MailRecovered
-
-	NodeMailSent         = node.MailSent
-	NodeMailNoRecipients = node.MailNoRecipients
-)
-
 // NodeObservationRef is the reference to what one fleet scan saw of one
 // node, which is stored in Postgres (node_observations): the scan id, the
 // node id and the time. The observation itself (import errors included)

@@ -115,7 +115,7 @@ func newNodeHarness(t *testing.T, conditions func(time.Duration) []string) *node
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.mails = append(h.mails, nodeMail{At: h.env.Now().Sub(nodeStart).Truncate(time.Second), Key: req.Key, Kind: req.Kind})
-			status := workflows.NodeMailSent
+			status := node.MailSent
 			if h.mailOutcome != nil {
 				var err error
 				if status, err = h.mailOutcome(len(h.mails), req); err != nil {
@@ -282,9 +282,9 @@ func TestNodeMonitor_NoRecipientsRetriedWithTheSameKey(t *testing.T) {
 	h := newNodeHarness(t, always("OFFLINE"))
 	h.mailOutcome = func(call int, _ *node.MailRequest) (string, error) {
 		if call <= 2 {
-			return workflows.NodeMailNoRecipients, nil
+			return node.MailNoRecipients, nil
 		}
-		return workflows.NodeMailSent, nil
+		return node.MailSent, nil
 	}
 	h.observeEvery(nodeEvery, 12*time.Hour+nodeWeek+time.Hour)
 	h.runCancelled()
@@ -302,7 +302,7 @@ func TestNodeMonitor_PermanentMailFailureWaitsForTheReminder(t *testing.T) {
 		if call == 1 {
 			return "", temporal.NewNonRetryableApplicationError("550 no such user", activities.ErrTypeMailPermanent, nil)
 		}
-		return workflows.NodeMailSent, nil
+		return node.MailSent, nil
 	}
 	h.observeEvery(nodeEvery, nodeWeek+nodeDay)
 	h.runCancelled()
