@@ -7,16 +7,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	"golang.org/x/time/rate"
 
 	"github.com/vigil-health/vigil/internal/activation"
 	"github.com/vigil-health/vigil/internal/activation/credential"
@@ -147,7 +144,7 @@ func newActivationSettings(d Deps) *activationSettings {
 	if perMinute <= 0 {
 		perMinute = 10
 	}
-	a.limiter = newIPLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+	a.limiter = newIPLimiter(perMinute, perMinute)
 	return a
 }
 
@@ -210,52 +207,6 @@ func (s *Server) requireActivationWriter() gin.HandlerFunc {
 
 func hasScope(claims *auth.Claims, scope string) bool {
 	return slices.Contains(claims.Scopes, ScopeAll) || slices.Contains(claims.Scopes, scope)
-}
-
-// ipLimiter is a token bucket per client IP; idle buckets are dropped.
-type ipLimiter struct {
-	mu      sync.Mutex
-	limit   rate.Limit
-	burst   int
-	buckets map[string]*ipBucket
-}
-
-type ipBucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-// maxIPBuckets bounds the limiter's memory; beyond it idle buckets are swept.
-const maxIPBuckets = 10000
-
-func newIPLimiter(limit rate.Limit, burst int) *ipLimiter {
-	return &ipLimiter{limit: limit, burst: burst, buckets: map[string]*ipBucket{}}
-}
-
-// allow reports whether ip may make a request now, and otherwise how long
-// it should wait.
-func (l *ipLimiter) allow(ip string, now time.Time) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.buckets) >= maxIPBuckets {
-		for k, b := range l.buckets {
-			if now.Sub(b.seen) > 10*time.Minute {
-				delete(l.buckets, k)
-			}
-		}
-	}
-	b, ok := l.buckets[ip]
-	if !ok {
-		b = &ipBucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[ip] = b
-	}
-	b.seen = now
-	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
 }
 
 // rateLimitByIP answers 429 with Retry-After when the client IP has used up
@@ -548,8 +499,7 @@ func (s *Server) startActivation(c *gin.Context, kind, subjectID, pinHash, pinSa
 		if derr := s.activationStore().DeleteActivation(context.WithoutCancel(ctx), id); derr != nil {
 			s.Logger.ErrorContext(ctx, "remove unstarted activation", "err", derr, "request_id", requestID(c))
 		}
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &started) {
+		if workflowAlreadyStarted(err) {
 			return openedActivation{}, errActivationRace // the previous run is still finishing
 		}
 		s.abortTemporal(c, "start activation", err)
@@ -585,12 +535,11 @@ func (s *Server) recreateActivation(c *gin.Context, kind, wfID, activationID, pi
 		ActivationID: activationID, CodeDigest: digest, ExpiresAt: expires, Meta: requestMeta(c),
 		Hashes: workflows.ActivationHashes{CodeHash: codeHash, CodeSalt: codeSalt, PinHash: pinHash, PinSalt: pinSalt},
 	}, nil)
-	var notFound *serviceerror.NotFound
 	var appErr *temporal.ApplicationError
 	switch {
 	case err == nil:
 		return openedActivation{code: code, expiresAt: expires}, nil
-	case errors.As(err, &notFound):
+	case workflowGone(err):
 		// No workflow behind the row (a crash between insert and start):
 		// retire the row and start afresh.
 		if err := s.activationStore().RetireOrphanActivation(ctx, activationID); err != nil {
@@ -598,7 +547,7 @@ func (s *Server) recreateActivation(c *gin.Context, kind, wfID, activationID, pi
 			return openedActivation{}, err
 		}
 		return openedActivation{}, errActivationRace
-	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationUsed:
+	case rejectedAs(err, workflows.RejectActivationUsed):
 		s.abortActivation(c, err)
 		return openedActivation{}, err
 	case errors.As(err, &appErr) && slices.Contains([]string{workflows.RejectActivationExpired, workflows.RejectActivationLocked,
@@ -776,8 +725,7 @@ func (s *Server) completeActivation(c *gin.Context) {
 	}
 	var res workflows.AttemptResult
 	err = s.updateActivation(ctx, row.WorkflowID, workflows.ActivationUpdateAttempt, att, &res)
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
+	if workflowGone(err) {
 		// The workflow ended since the row was read: say how.
 		state, err := s.activationStore().ActivationState(ctx, row.ID)
 		if err != nil {
@@ -888,21 +836,19 @@ func (s *Server) redeemAuthorisationCode(c *gin.Context, kind, subjectID, code s
 	var res workflows.RedeemResult
 	err = s.updateActivation(ctx, row.WorkflowID, workflows.ActivationUpdateRedeem,
 		&workflows.RedeemRequest{AuthCodeHash: hash, Meta: requestMeta(c)}, &res)
-	var notFound *serviceerror.NotFound
-	var appErr *temporal.ApplicationError
 	switch {
-	case errors.As(err, &notFound):
+	case workflowGone(err):
 		state, err := s.activationStore().ActivationState(ctx, row.ID)
 		if err != nil {
 			s.abortInternal(c, "re-read activation", err)
 			return false
 		}
 		return refuse(state)
-	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationUsed:
+	case rejectedAs(err, workflows.RejectActivationUsed):
 		return refuse(workflows.ActivationRedeemed)
-	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationExpired:
+	case rejectedAs(err, workflows.RejectActivationExpired):
 		return refuse(workflows.ActivationExpired)
-	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectActivationLocked:
+	case rejectedAs(err, workflows.RejectActivationLocked):
 		return refuse(workflows.ActivationLocked)
 	case err != nil:
 		s.abortActivation(c, err)

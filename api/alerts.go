@@ -20,7 +20,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -597,8 +596,7 @@ func waitRanOut(ctx context.Context, err error) bool {
 func (s *Server) sourceResolved(ctx context.Context, src *alertSource, dedupKey string) (bool, error) {
 	err := s.Temporal.SignalWorkflow(ctx, workflows.IncidentWorkflowID(workflows.ScopedDedupKeyHash(src.Integration, dedupKey)), "",
 		workflows.IncidentSignalSourceResolved, &workflows.SourceResolvedSignal{Integration: src.Integration, Source: src.Name})
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
+	if workflowGone(err) {
 		return false, nil
 	}
 	return err == nil, err

@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/metrics"
@@ -757,16 +756,15 @@ func (s *Server) sourceAcknowledged(ctx context.Context, src *alertSource, dedup
 	if err == nil {
 		err = h.Get(ctx, nil)
 	}
-	var notFound *serviceerror.NotFound
 	var appErr *temporal.ApplicationError
 	switch {
 	case err == nil:
 		return sourceApplied, "", nil
-	case errors.As(err, &notFound):
+	case workflowGone(err):
 		return sourceNoIncident, "", nil
-	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectIllegal:
+	case rejectedAs(err, workflows.RejectIllegal):
 		return sourceApplied, "", nil
-	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectClosed:
+	case rejectedAs(err, workflows.RejectClosed):
 		return sourceNoIncident, "", nil
 	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectForbidden:
 		return sourceRefused, appErr.Message(), nil

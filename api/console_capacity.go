@@ -19,7 +19,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"go.temporal.io/api/serviceerror"
 
 	"github.com/vigil-health/vigil/internal/watch"
 	"github.com/vigil-health/vigil/internal/watch/directory"
@@ -419,9 +418,8 @@ func describeFieldError(fe *fieldError) string {
 // failed (a refusal by the workflow, or Vigil could not make it).
 func (s *Server) watchChangeRefusal(c *gin.Context, what string, err error) (int, string) {
 	var wf *watchWorkflowError
-	var notFound *serviceerror.NotFound
 	if errors.As(err, &wf) && wf.update {
-		if errors.As(err, &notFound) {
+		if workflowGone(err) {
 			return http.StatusConflict, "the watch is not running."
 		}
 		if status, reason, ok := transitionRejection(wf.err); ok {

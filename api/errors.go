@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/database"
 )
@@ -92,15 +93,35 @@ func (s *Server) abortInternal(c *gin.Context, what string, err error) {
 // unreachable dependency.
 const retryAfterUnavailable = "5"
 
+// workflowGone reports whether err is Temporal's answer for a workflow
+// that does not exist, or whose run has already ended: a signal, query or
+// update found nobody to take it.
+func workflowGone(err error) bool {
+	var notFound *serviceerror.NotFound
+	return errors.As(err, &notFound)
+}
+
+// workflowAlreadyStarted reports whether err is Temporal's refusal to start
+// a workflow whose id is still running (or may not be reused).
+func workflowAlreadyStarted(err error) bool {
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	return errors.As(err, &started)
+}
+
+// rejectedAs reports whether err is a workflow's refusal of the given type
+// (one of workflows.Reject*), such as an update validator's.
+func rejectedAs(err error, rejection string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == rejection
+}
+
 // abortTemporal maps a Temporal client error to an HTTP answer.
 func (s *Server) abortTemporal(c *gin.Context, what string, err error) {
-	var notFound *serviceerror.NotFound
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	var unavailable *serviceerror.Unavailable
 	switch {
-	case errors.As(err, &notFound):
+	case workflowGone(err):
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "not found", "")
-	case errors.As(err, &started):
+	case workflowAlreadyStarted(err):
 		abortWithError(c, http.StatusConflict, CodeConflict, "already exists", "")
 	case errors.As(err, &unavailable):
 		c.Header("Retry-After", retryAfterUnavailable)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-health/vigil/internal/auth"
@@ -219,7 +218,6 @@ func (s *Server) abortTransitionFailure(c *gin.Context, err error) {
 func transitionRejection(err error) (status int, message string, ok bool) {
 	var refusal *transitionRefusal
 	var appErr *temporal.ApplicationError
-	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &refusal):
 		return refusal.status, refusal.message, true
@@ -232,7 +230,7 @@ func transitionRejection(err error) (status int, message string, ok bool) {
 		case workflows.RejectIllegal, workflows.RejectClosed:
 			return http.StatusConflict, appErr.Message(), true
 		}
-	case errors.As(err, &notFound):
+	case workflowGone(err):
 		return http.StatusConflict, "the incident is resolved", true
 	}
 	return 0, "", false
@@ -241,7 +239,6 @@ func transitionRejection(err error) (status int, message string, ok bool) {
 // abortTransition maps a rejected or failed update to its answer.
 func (s *Server) abortTransition(c *gin.Context, err error) {
 	var appErr *temporal.ApplicationError
-	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &appErr):
 		switch appErr.Type() {
@@ -254,7 +251,7 @@ func (s *Server) abortTransition(c *gin.Context, err error) {
 		default:
 			s.abortInternal(c, "incident update", err)
 		}
-	case errors.As(err, &notFound):
+	case workflowGone(err):
 		// The run finished (resolved) between our read and the update.
 		abortWithError(c, http.StatusConflict, CodeConflict, "the incident is resolved", "")
 	default:

@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-health/vigil/internal/auth"
@@ -413,9 +412,8 @@ func (s *Server) triggerFleetScan(ctx context.Context) error {
 // workflow service's fault: no schedule (no broker configured) or no
 // answer in time.
 func fleetScanRefusal(err error) (status int, code, reason string, ok bool) {
-	var notFound *serviceerror.NotFound
 	switch {
-	case errors.As(err, &notFound):
+	case workflowGone(err):
 		return http.StatusNotFound, CodeNotFound,
 			"the fleet scan schedule " + workflows.FleetScanScheduleID + " does not exist: no broker is configured", true
 	case errors.Is(err, context.DeadlineExceeded):

@@ -159,13 +159,12 @@ func (s *Server) slackAcknowledge(c *gin.Context, slackUserID, incidentID string
 		err = h.Get(ctx, &res)
 	}
 	var appErr *temporal.ApplicationError
-	var notFound *serviceerror.NotFound
 	var deadline *serviceerror.DeadlineExceeded
 	switch {
 	case err == nil:
 		s.Logger.InfoContext(ctx, "incident acknowledged from slack", "incident_id", incidentID, "staff_id", staff.ID, "request_id", requestID(c))
 		s.slackReply(c, "Acknowledged. The incident is now "+res.Status+" and assigned to you.")
-	case errors.As(err, &appErr) && appErr.Type() == workflows.RejectClosed, errors.As(err, &notFound):
+	case rejectedAs(err, workflows.RejectClosed), workflowGone(err):
 		s.slackReply(c, slackClosed)
 	case errors.As(err, &appErr):
 		s.slackReply(c, "Could not acknowledge: "+appErr.Message())

@@ -14,10 +14,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	"golang.org/x/time/rate"
 
 	"github.com/vigil-health/vigil/internal/auth"
 	"github.com/vigil-health/vigil/internal/systemcheck"
@@ -63,7 +61,7 @@ type anonCheckLimiter struct {
 
 func (a *anonCheckLimiter) init() {
 	a.once.Do(func() {
-		a.limiter = newIPLimiter(rate.Limit(float64(anonSystemChecksPerMinute)/60), anonSystemCheckBurst)
+		a.limiter = newIPLimiter(anonSystemChecksPerMinute, anonSystemCheckBurst)
 		a.audited = map[string]time.Time{}
 	})
 }
@@ -219,9 +217,8 @@ func (s *Server) getSystemCheck(c *gin.Context) {
 		return
 	}
 	check, err := s.loadSystemCheck(c.Request.Context(), id)
-	var notFound *serviceerror.NotFound
 	switch {
-	case errors.As(err, &notFound):
+	case workflowGone(err):
 		abortWithError(c, http.StatusNotFound, CodeNotFound, "no system check "+id, "")
 	case err != nil:
 		s.abortTemporal(c, "load system check", err)
@@ -247,9 +244,8 @@ func (s *Server) loadSystemCheck(ctx context.Context, id string) (*SystemCheck, 
 	}
 
 	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
-	var notFound *serviceerror.NotFound
 	switch {
-	case errors.As(err, &notFound) && rowFound:
+	case workflowGone(err) && rowFound:
 		// The run aged out of Temporal's retention; the row remains.
 		check.Status = "COMPLETED"
 	case err != nil:

@@ -13,7 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -293,9 +292,8 @@ func (s *Server) startWatch(ctx context.Context, createdBy string, cfg workflows
 // or failure as the API maps them, a store failure as internal.
 func (s *Server) abortWatchChange(c *gin.Context, what string, err error) {
 	var wf *watchWorkflowError
-	var notFound *serviceerror.NotFound
 	switch {
-	case errors.As(err, &wf) && wf.update && errors.As(err, &notFound):
+	case errors.As(err, &wf) && wf.update && workflowGone(err):
 		abortWithError(c, http.StatusConflict, CodeConflict, "the watch is not running", "")
 	case errors.As(err, &wf) && wf.update:
 		s.abortTransition(c, wf.err)
@@ -502,8 +500,7 @@ func (s *Server) removeWatch(ctx context.Context, id string) error {
 	if err == nil {
 		err = h.Get(ctx, nil)
 	}
-	var notFound *serviceerror.NotFound
-	if err != nil && !errors.As(err, &notFound) { // already stopped: deleting still succeeds
+	if err != nil && !workflowGone(err) { // already stopped: deleting still succeeds
 		return &watchWorkflowError{err: fmt.Errorf("stop watch: %w", err)}
 	}
 	return s.watchStore().MarkDeleted(ctx, id)
