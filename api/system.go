@@ -181,9 +181,12 @@ func (s *Server) startSystemCheck(c *gin.Context) {
 	if wait {
 		waitCtx, cancel := context.WithTimeout(ctx, systemCheckWait)
 		defer cancel()
-		var res workflows.SystemCheckResult
-		if err := run.Get(waitCtx, &res); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			s.Logger.WarnContext(ctx, "system check failed", "check_id", id, "err", err)
+		closed, err := awaitClose(waitCtx, s.Temporal, s.Namespace, run.GetID(), run.GetRunID())
+		switch {
+		case err != nil && !errors.Is(err, context.DeadlineExceeded):
+			s.Logger.WarnContext(ctx, "system check: wait for the result", "check_id", id, "err", err)
+		case closed != nil && closed.GetEventType() != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+			s.Logger.WarnContext(ctx, "system check failed", "check_id", id, "close_event", closed.GetEventType().String())
 		}
 		check, err := s.loadSystemCheck(ctx, id)
 		if err != nil {
