@@ -35,7 +35,8 @@ const (
 	// call with less time left than this is not held at all.
 	serverPollBuffer = time.Second
 	// closeRecheckEvery paces the checks of the last second before ctx
-	// ends, which is too short to long-poll.
+	// ends, which is too short to long-poll, and is the shortest time
+	// between two calls.
 	closeRecheckEvery = 100 * time.Millisecond
 )
 
@@ -49,6 +50,7 @@ func awaitClose(ctx context.Context, tc client.Client, namespace, workflowID, ru
 			left = min(time.Until(deadline), closeWaitSlice)
 		}
 		poll := left > serverPollBuffer+closeRecheckEvery
+		called := time.Now()
 		callCtx, cancel := context.WithTimeout(ctx, left)
 		resp, err := tc.WorkflowService().GetWorkflowExecutionHistory(callCtx, &workflowservice.GetWorkflowExecutionHistoryRequest{
 			Namespace:              namespace,
@@ -70,11 +72,14 @@ func awaitClose(ctx context.Context, tc client.Client, namespace, workflowID, ru
 		if events := resp.GetHistory().GetEvents(); len(events) > 0 {
 			return events[len(events)-1], nil
 		}
-		if !poll {
+		// A call answered at once (the last second, or a server that does
+		// not hold history polls) waits out the rest of closeRecheckEvery,
+		// so the calls never come faster than that.
+		if pause := closeRecheckEvery - time.Since(called); pause > 0 {
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-time.After(closeRecheckEvery):
+			case <-time.After(pause):
 			}
 		}
 	}
