@@ -62,6 +62,9 @@ func TestAwaitClose(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
+			// Timed from before the start: the run's timer cannot fire
+			// earlier than its duration after this.
+			started := time.Now()
 			run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 				ID: "await-close-" + uuid.NewString(), TaskQueue: taskQueue, WorkflowExecutionTimeout: time.Minute,
 			}, tt.workflow, tt.args...)
@@ -70,7 +73,6 @@ func TestAwaitClose(t *testing.T) {
 
 			waitCtx, cancel := context.WithTimeout(ctx, tt.wait)
 			defer cancel()
-			started := time.Now()
 			event, err := api.AwaitClose(waitCtx, env.Client, env.Temporal.Namespace(), run.GetID(), run.GetRunID())
 			took := time.Since(started)
 			require.GreaterOrEqual(t, took, tt.atLeast)
