@@ -11,7 +11,6 @@ import (
 
 	"github.com/vigil-health/vigil/internal/slacknotify"
 	"github.com/vigil-health/vigil/internal/watch"
-	"github.com/vigil-health/vigil/internal/watch/directory"
 )
 
 // CapacityMaintenance holds the scheduled capacity housekeeping activities:
@@ -146,24 +145,10 @@ func SlackSummaryMessage(services []watch.LowCapacityService, at time.Time, loc 
 			title = s.ServiceID
 		}
 		value := s.Capacity
-		if e := capacityEmoji(s.Capacity); e != "" {
+		if e := slackLooks[s.Capacity].emoji; e != "" {
 			value = e + " " + s.Capacity
 		}
 		att.Fields = append(att.Fields, slack.AttachmentField{Title: title, Value: value, Short: true})
 	}
 	return text, att
-}
-
-// capacityEmoji is the seed's emoji for a capacity ("" for unknown ones).
-func capacityEmoji(capacity string) string {
-	switch capacity {
-	case directory.CapacityHigh:
-		return ":green_heart:"
-	case directory.CapacityLow:
-		return ":large_orange_diamond:"
-	case directory.CapacityNone:
-		return ":red_circle:"
-	default:
-		return ""
-	}
 }

@@ -247,19 +247,13 @@ func SlackChangeMessage(c watch.Change, loc *time.Location) (string, slack.Attac
 	case c.Kind == watch.ChangeRobotReset || c.ChangedBy == directory.RobotUser:
 		text = fmt.Sprintf("%s status was reset by the :robot_face:", c.Name)
 	case c.Kind == watch.ChangeDisappeared:
-		text = fmt.Sprintf("%s is no longer returned by the directory search: reported as :red_circle: NONE", c.Name)
-		color = "danger"
+		none := slackLooks[directory.CapacityNone]
+		text = fmt.Sprintf("%s is no longer returned by the directory search: reported as %s NONE", c.Name, none.emoji)
+		color = none.color
 	default:
-		emoji := ""
-		switch c.Capacity {
-		case directory.CapacityHigh:
-			emoji, color = ":green_heart:", "good"
-		case directory.CapacityLow:
-			emoji, color = ":large_orange_diamond:", "warning"
-		case directory.CapacityNone:
-			emoji, color = ":red_circle:", "danger"
-		}
-		text = fmt.Sprintf("%s was changed by a user to %s %s", c.Name, emoji, orReset(c.Capacity))
+		look := slackLooks[c.Capacity]
+		color = look.color
+		text = fmt.Sprintf("%s was changed by a user to %s %s", c.Name, look.emoji, orReset(c.Capacity))
 	}
 	att := slack.Attachment{
 		Color: color, Fallback: text, Pretext: text,
@@ -271,6 +265,18 @@ func SlackChangeMessage(c watch.Change, loc *time.Location) (string, slack.Attac
 		},
 	}
 	return text, att
+}
+
+// slackLook is how Slack shows a capacity: the seed's status emoji, and the
+// attachment colour of a change to it.
+type slackLook struct{ emoji, color string }
+
+// slackLooks are the looks of the known capacities; any other (reset or
+// unknown) has neither emoji nor colour.
+var slackLooks = map[string]slackLook{
+	directory.CapacityHigh: {":green_heart:", "good"},
+	directory.CapacityLow:  {":large_orange_diamond:", "warning"},
+	directory.CapacityNone: {":red_circle:", "danger"},
 }
 
 // SMSChangeText is the seed's SMS format:
