@@ -2,12 +2,14 @@ package incident_test
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-health/vigil/internal/incident"
+	"github.com/vigil-health/vigil/internal/keyset"
 )
 
 func TestCursorRoundTrip(t *testing.T) {
@@ -52,6 +54,8 @@ func TestDecodeCursorRejectsForeignStrings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := incident.DecodeCursor(tt.cursor)
 			require.ErrorIs(t, err, incident.ErrInvalidCursor)
+			require.ErrorIs(t, err, keyset.ErrInvalid, "one sentinel for every list's cursors")
+			require.Equal(t, 1, strings.Count(err.Error(), "invalid cursor"), "said once: %v", err)
 		})
 	}
 }

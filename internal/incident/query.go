@@ -43,8 +43,9 @@ const (
 // ErrNotFound is returned by Get when no incident has the id.
 var ErrNotFound = errors.New("incident not found")
 
-// ErrInvalidCursor is returned by DecodeCursor for a cursor it did not make.
-var ErrInvalidCursor = errors.New("invalid cursor")
+// ErrInvalidCursor is returned by DecodeCursor for a cursor it did not
+// make. It is keyset.ErrInvalid, which every list's cursors share.
+var ErrInvalidCursor = keyset.ErrInvalid
 
 // ErrInvalidFilter is returned by List and Metrics for a filter they cannot
 // run (a limit out of range, an inverted time window); the API validates
@@ -123,11 +124,11 @@ func (c Cursor) Encode() string { return keyset.Encode(cursorTag, c.OpenedAt, c.
 func DecodeCursor(s string) (Cursor, error) {
 	at, raw, err := keyset.Decode(cursorTag, s)
 	if err != nil {
-		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
+		return Cursor{}, err
 	}
 	id, err := uuid.Parse(raw)
 	if err != nil {
-		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
+		return Cursor{}, fmt.Errorf("%w: id: %w", ErrInvalidCursor, err)
 	}
 	return Cursor{OpenedAt: at, ID: id.String()}, nil
 }

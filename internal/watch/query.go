@@ -33,8 +33,9 @@ const (
 	MaxLimit = 200
 )
 
-// ErrInvalidCursor is returned by DecodeCursor for a cursor it did not make.
-var ErrInvalidCursor = errors.New("invalid cursor")
+// ErrInvalidCursor is returned by DecodeCursor for a cursor it did not
+// make. It is keyset.ErrInvalid, which every list's cursors share.
+var ErrInvalidCursor = keyset.ErrInvalid
 
 // ErrInvalidFilter is returned by Changes for a filter it cannot run (a
 // limit out of range, an inverted time window); the API validates its input
@@ -132,11 +133,11 @@ func (c Cursor) Encode() string {
 func DecodeCursor(s string) (Cursor, error) {
 	at, raw, err := keyset.Decode(cursorTag, s)
 	if err != nil {
-		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
+		return Cursor{}, err
 	}
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil {
-		return Cursor{}, fmt.Errorf("%w: %w", ErrInvalidCursor, err)
+		return Cursor{}, fmt.Errorf("%w: id: %w", ErrInvalidCursor, err)
 	}
 	if id < 1 {
 		return Cursor{}, fmt.Errorf("%w: id %d", ErrInvalidCursor, id)

@@ -2,11 +2,13 @@ package watch_test
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-health/vigil/internal/keyset"
 	"github.com/vigil-health/vigil/internal/watch"
 )
 
@@ -56,6 +58,8 @@ func TestDecodeCursorRejectsForeignStrings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := watch.DecodeCursor(tt.cursor)
 			require.ErrorIs(t, err, watch.ErrInvalidCursor)
+			require.ErrorIs(t, err, keyset.ErrInvalid, "one sentinel for every list's cursors")
+			require.Equal(t, 1, strings.Count(err.Error(), "invalid cursor"), "said once: %v", err)
 		})
 	}
 }
